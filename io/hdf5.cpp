@@ -1,0 +1,313 @@
+#include "io/hdf5.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace pref::h5 {
+
+void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+namespace {
+herr_t walk_innermost(unsigned n, const H5E_error2_t* err, void* data) {
+  auto* out = static_cast<std::string*>(data);
+  if (n == 0 && err->desc) *out = err->desc;  // the innermost error, where it went wrong
+  return 0;
+}
+
+Handle plist(hid_t cls) {
+  return Handle(PREF_H5_CHECK(H5Pcreate(cls), "property list"), H5Pclose);
+}
+
+Handle file_access(const mpi::Comm& comm) {
+  Handle fapl = plist(H5P_FILE_ACCESS);
+  PREF_H5_CHECK(H5Pset_fapl_mpio(fapl.get(), comm.get(), MPI_INFO_NULL), "MPI-IO driver");
+  PREF_H5_CHECK(H5Pset_all_coll_metadata_ops(fapl.get(), true), "collective metadata");
+  PREF_H5_CHECK(H5Pset_coll_metadata_write(fapl.get(), true), "collective metadata");
+  return fapl;
+}
+
+Handle collective_transfer() {
+  Handle dxpl = plist(H5P_DATASET_XFER);
+  PREF_H5_CHECK(H5Pset_dxpl_mpio(dxpl.get(), H5FD_MPIO_COLLECTIVE), "collective transfer");
+  return dxpl;
+}
+}  // namespace
+
+std::string take_error_message() {
+  std::string msg;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_innermost, &msg);
+  H5Eclear2(H5E_DEFAULT);
+  return msg;
+}
+
+Handle open_file(const std::string& path, const mpi::Comm& comm, bool writable) {
+  Handle fapl = file_access(comm);
+  hid_t f = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl.get());
+  if (f < 0) {
+    std::string msg = take_error_message();
+    throw InputError(path + ": cannot open as HDF5" + (msg.empty() ? "" : " (" + msg + ")"));
+  }
+  return Handle(f, H5Fclose);
+}
+
+Handle create_file(const std::string& path, const mpi::Comm& comm) {
+  Handle fapl = file_access(comm);
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+  if (f < 0) {
+    std::string msg = take_error_message();
+    throw InputError(path + ": cannot create file" + (msg.empty() ? "" : " (" + msg + ")"));
+  }
+  return Handle(f, H5Fclose);
+}
+
+bool exists(hid_t loc, const std::string& path) {
+  // H5Lexists needs each intermediate component to exist, so walk them in turn.
+  std::size_t pos = 0;
+  while (true) {
+    std::size_t next = path.find('/', pos + 1);
+    std::string prefix = path.substr(0, next);
+    if (!prefix.empty() && prefix != "/") {
+      htri_t e = H5Lexists(loc, prefix.c_str(), H5P_DEFAULT);
+      if (e <= 0) {
+        take_error_message();
+        return false;
+      }
+    }
+    if (next == std::string::npos) return true;
+    pos = next;
+  }
+}
+
+Handle open_group(hid_t loc, const std::string& path, const std::string& what) {
+  return Handle(PREF_H5_CHECK(H5Gopen2(loc, path.c_str(), H5P_DEFAULT), what), H5Gclose);
+}
+
+Handle create_group(hid_t loc, const std::string& path, const std::string& what) {
+  return Handle(
+      PREF_H5_CHECK(H5Gcreate2(loc, path.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), what),
+      H5Gclose);
+}
+
+Handle open_dataset(hid_t loc, const std::string& path, const std::string& what) {
+  return Handle(PREF_H5_CHECK(H5Dopen2(loc, path.c_str(), H5P_DEFAULT), what), H5Dclose);
+}
+
+std::string DatasetShape::type_name() const {
+  switch (type_class) {
+    case H5T_INTEGER:
+      return std::string(is_signed ? "int" : "uint") + std::to_string(8 * type_size);
+    case H5T_FLOAT: return "float" + std::to_string(8 * type_size);
+    case H5T_STRING: return "string";
+    case H5T_COMPOUND: return "compound";
+    case H5T_ENUM: return "enum";
+    default: return "unsupported type";
+  }
+}
+
+DatasetShape shape_of(hid_t dataset, const std::string& what) {
+  DatasetShape s;
+  Handle space(PREF_H5_CHECK(H5Dget_space(dataset), what), H5Sclose);
+  int nd = PREF_H5_CHECK(H5Sget_simple_extent_ndims(space.get()), what);
+  s.dims.resize(nd);
+  if (nd > 0) PREF_H5_CHECK(H5Sget_simple_extent_dims(space.get(), s.dims.data(), nullptr), what);
+  Handle type(PREF_H5_CHECK(H5Dget_type(dataset), what), H5Tclose);
+  s.type_class = H5Tget_class(type.get());
+  s.type_size = H5Tget_size(type.get());
+  if (s.type_class == H5T_INTEGER) s.is_signed = H5Tget_sign(type.get()) == H5T_SGN_2;
+  return s;
+}
+
+bool has_attribute(hid_t obj, const std::string& name) {
+  htri_t e = H5Aexists(obj, name.c_str());
+  if (e < 0) take_error_message();
+  return e > 0;
+}
+
+template <class T>
+T read_attribute(hid_t obj, const std::string& name, const std::string& what) {
+  if (!has_attribute(obj, name)) throw InputError(what + ": missing attribute '" + name + "'");
+  Handle a(PREF_H5_CHECK(H5Aopen(obj, name.c_str(), H5P_DEFAULT), what), H5Aclose);
+  Handle type(PREF_H5_CHECK(H5Aget_type(a.get()), what), H5Tclose);
+  H5T_class_t cls = H5Tget_class(type.get());
+  if (cls != H5T_INTEGER && cls != H5T_FLOAT)
+    throw InputError(what + ": attribute '" + name + "' is not a number");
+  T v{};
+  if (H5Aread(a.get(), native_type<T>(), &v) < 0) {
+    take_error_message();
+    throw InputError(what + ": cannot read attribute '" + name + "' as a number");
+  }
+  return v;
+}
+
+std::string read_string_attribute(hid_t obj, const std::string& name, const std::string& what) {
+  if (!has_attribute(obj, name)) throw InputError(what + ": missing attribute '" + name + "'");
+  Handle a(PREF_H5_CHECK(H5Aopen(obj, name.c_str(), H5P_DEFAULT), what), H5Aclose);
+  Handle type(PREF_H5_CHECK(H5Aget_type(a.get()), what), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_STRING)
+    throw InputError(what + ": attribute '" + name + "' is not a string");
+  if (H5Tis_variable_str(type.get()) > 0) {
+    Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.get(), H5T_VARIABLE);
+    char* s = nullptr;
+    PREF_H5_CHECK(H5Aread(a.get(), mem.get(), &s), what);
+    std::string out = s ? s : "";
+    H5free_memory(s);
+    return out;
+  }
+  std::size_t n = H5Tget_size(type.get());
+  std::string out(n + 1, '\0');
+  Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(mem.get(), n + 1);  // room for the terminating NUL of C strings
+  PREF_H5_CHECK(H5Aread(a.get(), mem.get(), out.data()), what);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
+
+template <class T>
+void write_attribute(hid_t obj, const std::string& name, T value, const std::string& what) {
+  Handle space(PREF_H5_CHECK(H5Screate(H5S_SCALAR), what), H5Sclose);
+  Handle a(PREF_H5_CHECK(H5Acreate2(obj, name.c_str(), native_type<T>(), space.get(),
+                                    H5P_DEFAULT, H5P_DEFAULT),
+                         what),
+           H5Aclose);
+  PREF_H5_CHECK(H5Awrite(a.get(), native_type<T>(), &value), what);
+}
+
+void write_string_attribute(hid_t obj, const std::string& name, const std::string& value,
+                            const std::string& what) {
+  Handle space(PREF_H5_CHECK(H5Screate(H5S_SCALAR), what), H5Sclose);
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), std::max<std::size_t>(1, value.size()));
+  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  Handle a(PREF_H5_CHECK(
+               H5Acreate2(obj, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+               what),
+           H5Aclose);
+  std::string buf = value.empty() ? std::string(1, '\0') : value;
+  PREF_H5_CHECK(H5Awrite(a.get(), type.get(), buf.data()), what);
+}
+
+#define PREF_INSTANTIATE_ATTR(T)                                                        \
+  template T read_attribute<T>(hid_t, const std::string&, const std::string&);          \
+  template void write_attribute<T>(hid_t, const std::string&, T, const std::string&);
+PREF_INSTANTIATE_ATTR(double)
+PREF_INSTANTIATE_ATTR(float)
+PREF_INSTANTIATE_ATTR(std::int32_t)
+PREF_INSTANTIATE_ATTR(std::uint32_t)
+PREF_INSTANTIATE_ATTR(std::int64_t)
+PREF_INSTANTIATE_ATTR(std::uint64_t)
+#undef PREF_INSTANTIATE_ATTR
+
+Handle create_dataset(hid_t loc, const std::string& name, hid_t file_type,
+                      std::span<const hsize_t> dims, const std::string& what) {
+  Handle space(PREF_H5_CHECK(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                             what),
+               H5Sclose);
+  Handle dcpl = plist(H5P_DATASET_CREATE);
+  // Space is allocated at creation so that every rank's collective write lands in place.
+  PREF_H5_CHECK(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), what);
+  PREF_H5_CHECK(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), what);
+  return Handle(PREF_H5_CHECK(H5Dcreate2(loc, name.c_str(), file_type, space.get(), H5P_DEFAULT,
+                                         dcpl.get(), H5P_DEFAULT),
+                              what),
+                H5Dclose);
+}
+
+Handle create_string_dataset(hid_t loc, const std::string& name, std::uint64_t n,
+                             std::size_t width, const std::string& what) {
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), std::max<std::size_t>(1, width));
+  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  hsize_t dims[1] = {n};
+  return create_dataset(loc, name, type.get(), dims, what);
+}
+
+namespace {
+// One collective transfer of rows [row0, row0+rows) (all columns), in rounds of at most
+// `round_rows` rows; ranks with fewer rounds take part with empty selections.
+template <class Op>
+void transfer_rows(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint64_t rows,
+                   char* data, const mpi::Comm& comm, const std::string& what, Op op) {
+  Handle fspace(PREF_H5_CHECK(H5Dget_space(dataset), what), H5Sclose);
+  const int nd = H5Sget_simple_extent_ndims(fspace.get());
+  std::vector<hsize_t> dims(nd);
+  H5Sget_simple_extent_dims(fspace.get(), dims.data(), nullptr);
+  hsize_t cols = 1;
+  for (int d = 1; d < nd; ++d) cols *= dims[d];
+  const std::size_t elem = H5Tget_size(mem_type);
+  const std::uint64_t round_rows =
+      std::max<std::uint64_t>(1, (std::uint64_t{1} << 30) / (std::max<hsize_t>(cols, 1) * elem));
+  const std::uint64_t my_rounds = (rows + round_rows - 1) / round_rows;
+  const std::uint64_t rounds = mpi::allreduce_max(comm, my_rounds);
+  Handle dxpl = collective_transfer();
+  for (std::uint64_t r = 0; r < rounds; ++r) {
+    const std::uint64_t lo = std::min(rows, r * round_rows);
+    const std::uint64_t n = std::min(rows, lo + round_rows) - lo;
+    std::vector<hsize_t> start(nd, 0), count(dims);
+    if (nd > 0) {
+      start[0] = row0 + lo;
+      count[0] = n;
+    }
+    hsize_t mcount = n * cols;
+    Handle mspace(PREF_H5_CHECK(H5Screate_simple(1, &mcount, nullptr), what), H5Sclose);
+    if (n == 0 || cols == 0) {
+      H5Sselect_none(fspace.get());
+      H5Sselect_none(mspace.get());
+    } else {
+      PREF_H5_CHECK(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr,
+                                        count.data(), nullptr),
+                    what);
+    }
+    PREF_H5_CHECK(op(dataset, mem_type, mspace.get(), fspace.get(), dxpl.get(),
+                     data + lo * cols * elem),
+                  what);
+  }
+}
+}  // namespace
+
+void write_rows_raw(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint64_t rows,
+                    const void* data, const mpi::Comm& comm, const std::string& what) {
+  transfer_rows(dataset, mem_type, row0, rows, static_cast<char*>(const_cast<void*>(data)), comm,
+                what, [](hid_t d, hid_t t, hid_t m, hid_t f, hid_t x, char* p) {
+                  return H5Dwrite(d, t, m, f, x, p);
+                });
+}
+
+void read_rows_raw(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint64_t rows,
+                   void* data, const mpi::Comm& comm, const std::string& what) {
+  transfer_rows(dataset, mem_type, row0, rows, static_cast<char*>(data), comm, what,
+                [](hid_t d, hid_t t, hid_t m, hid_t f, hid_t x, char* p) {
+                  return H5Dread(d, t, m, f, x, p);
+                });
+}
+
+template <class T>
+void write_rows(hid_t dataset, std::uint64_t row0, std::uint64_t rows, std::span<const T> data,
+                const mpi::Comm& comm, const std::string& what) {
+  write_rows_raw(dataset, native_type<T>(), row0, rows, data.data(), comm, what);
+}
+
+template <class T>
+void read_rows(hid_t dataset, std::uint64_t row0, std::uint64_t rows, std::span<T> data,
+               const mpi::Comm& comm, const std::string& what) {
+  read_rows_raw(dataset, native_type<T>(), row0, rows, data.data(), comm, what);
+}
+
+#define PREF_INSTANTIATE_ROWS(T)                                                          \
+  template void write_rows<T>(hid_t, std::uint64_t, std::uint64_t, std::span<const T>,    \
+                              const mpi::Comm&, const std::string&);                      \
+  template void read_rows<T>(hid_t, std::uint64_t, std::uint64_t, std::span<T>,           \
+                             const mpi::Comm&, const std::string&);
+PREF_INSTANTIATE_ROWS(double)
+PREF_INSTANTIATE_ROWS(float)
+PREF_INSTANTIATE_ROWS(std::int8_t)
+PREF_INSTANTIATE_ROWS(std::uint8_t)
+PREF_INSTANTIATE_ROWS(std::int16_t)
+PREF_INSTANTIATE_ROWS(std::uint16_t)
+PREF_INSTANTIATE_ROWS(std::int32_t)
+PREF_INSTANTIATE_ROWS(std::uint32_t)
+PREF_INSTANTIATE_ROWS(std::int64_t)
+PREF_INSTANTIATE_ROWS(std::uint64_t)
+#undef PREF_INSTANTIATE_ROWS
+
+}  // namespace pref::h5

@@ -1,0 +1,107 @@
+#pragma once
+// The label-data file format (docs/format.md): reading with validation, and writing.
+//
+//   /            attrs format="pref-labels", format_version=1, users, comparisons
+//   /labels      training labels: user, comparison, value (1-D, same length)
+//   /validation  optional, same columns
+//   /test        optional, same columns
+//   /new_users   optional, attr users; same columns, user ids count new users from 0
+//   /truth       optional ground truth of synthetic populations
+//   /ids         optional id maps of imported data
+//   /generator   optional attributes recording how a synthetic population was made
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "io/hdf5.hpp"
+#include "solver/base/labels.hpp"
+#include "solver/base/mpi.hpp"
+
+namespace pref::io {
+
+inline constexpr const char* kLabelFormat = "pref-labels";
+inline constexpr std::uint32_t kLabelFormatVersion = 1;
+// Values stored as uint8 q mean q / kValueDenominator (0 second preferred, 100 tie, 200 first).
+inline constexpr std::uint32_t kValueDenominator = 200;
+// Ids are held as uint32 in memory.
+inline constexpr std::uint64_t kMaxIds = 0xFFFFFFFFull;
+
+enum class Split { kTrain, kValidation, kTest, kNewUsers };
+inline constexpr std::array<Split, 4> kAllSplits = {Split::kTrain, Split::kValidation,
+                                                    Split::kTest, Split::kNewUsers};
+const char* split_name(Split s);   // "train", "validation", "test", "new_users"
+const char* split_group(Split s);  // "/labels", "/validation", "/test", "/new_users"
+// Parses "train" | "validation" | "test" | "new_users"; throws InputError naming `option`.
+Split parse_split(const std::string& name, const std::string& option);
+
+class LabelFile {
+ public:
+  // Collective. Opens the file and validates its metadata (format, counts, the columns of every
+  // split present: element types, lengths). Errors are collective InputErrors naming the file
+  // and the dataset.
+  static LabelFile open(const std::string& path, const mpi::Comm& comm);
+
+  const std::string& path() const { return path_; }
+  hid_t handle() const { return file_.get(); }
+  std::uint64_t users() const { return users_; }
+  std::uint64_t comparisons() const { return comparisons_; }
+  std::uint64_t new_users() const { return new_users_; }
+  bool has(Split s) const { return labels_[static_cast<int>(s)].has_value(); }
+  std::uint64_t labels(Split s) const { return labels_[static_cast<int>(s)].value_or(0); }
+  // Users whose ids the split's user column refers to.
+  std::uint64_t users_of(Split s) const { return s == Split::kNewUsers ? new_users_ : users_; }
+
+  // Collective. Reads this rank's even share of rows of a split and validates every row: ids in
+  // range, value finite and in [0, 1]. A bad row is a collective InputError naming the file, the
+  // dataset, the smallest bad row and its value.
+  LabelColumns read(Split s, const mpi::Comm& comm) const;
+
+ private:
+  std::string path_;
+  h5::Handle file_;
+  std::uint64_t users_ = 0, comparisons_ = 0, new_users_ = 0;
+  std::array<std::optional<std::uint64_t>, 4> labels_;
+  std::array<std::uint32_t, 4> value_denominator_{};  // 0: values stored as floats
+};
+
+// Writes a label file collectively. Each split is created with its total number of rows, then
+// written by every rank at its own row offset.
+class LabelFileWriter {
+ public:
+  // Creates the file at `path` (normally AtomicOutput::temp_path()). Collective.
+  LabelFileWriter(const std::string& path, const mpi::Comm& comm, std::uint64_t users,
+                  std::uint64_t comparisons);
+  hid_t handle() const { return file_.get(); }
+  const std::string& path() const { return path_; }
+
+  // Collective. quantized: values are multiples of 1/kValueDenominator and are stored in one
+  // byte; otherwise as float32. new_users is required for Split::kNewUsers.
+  void create(Split s, std::uint64_t rows, bool quantized, std::uint64_t new_users = 0);
+  // Collective: every rank calls, each with its rows [row0, row0 + cols.size()).
+  void write(Split s, std::uint64_t row0, const LabelColumns& cols);
+  // Collective. Flushes and closes; errors (e.g. a full disk) are reported here.
+  void close();
+
+ private:
+  std::string path_;
+  mpi::Comm comm_;
+  h5::Handle file_;
+  std::uint64_t users_, comparisons_;
+  struct Columns {
+    h5::Handle user, comparison, value;
+    bool quantized = false;
+  };
+  std::array<Columns, 4> columns_;
+};
+
+// True when v is a multiple of 1/kValueDenominator (so the one-byte encoding is exact).
+bool is_quantizable(float v);
+
+// Reads rows [row0, row0+rows) of a 2-D float dataset (e.g. /truth/user_weights) into a
+// row-major buffer. Collective.
+std::vector<float> read_matrix_rows(hid_t file, const std::string& dataset, std::uint64_t row0,
+                                    std::uint64_t rows, std::uint64_t* cols_out,
+                                    const mpi::Comm& comm, const std::string& what);
+
+}  // namespace pref::io

@@ -1,0 +1,52 @@
+#include "io/output_file.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <system_error>
+
+namespace pref::io {
+
+namespace fs = std::filesystem;
+
+AtomicOutput::AtomicOutput(std::string path, bool overwrite, const mpi::Comm& comm,
+                           const std::string& option)
+    : path_(std::move(path)), comm_(comm.view()) {
+  mpi::agree(comm_, [&] {
+    if (comm_.rank() != 0) return;
+    if (path_.empty()) throw InputError(option + ": empty path");
+    std::error_code ec;
+    const fs::path p(path_);
+    if (fs::is_directory(p, ec)) throw InputError(path_ + ": " + option + " names a directory");
+    if (fs::exists(p, ec) && !overwrite)
+      throw InputError(path_ + ": already exists; pass --overwrite to replace it (" + option +
+                       ")");
+    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    if (!fs::is_directory(dir, ec))
+      throw InputError(path_ + ": directory " + dir.string() + " does not exist (" + option +
+                       ")");
+  });
+  // One temporary name for all ranks, unique per job: the pid of rank 0.
+  const long pid = mpi::broadcast(comm_, static_cast<long>(::getpid()));
+  temp_ = path_ + ".partial." + std::to_string(pid);
+}
+
+AtomicOutput::~AtomicOutput() {
+  if (!committed_ && comm_.rank() == 0) {
+    std::error_code ec;
+    fs::remove(temp_, ec);
+  }
+}
+
+void AtomicOutput::commit() {
+  comm_.barrier();  // every rank has closed its handle on the file
+  mpi::agree(comm_, [&] {
+    if (comm_.rank() != 0) return;
+    std::error_code ec;
+    fs::rename(temp_, path_, ec);
+    if (ec) throw InputError(path_ + ": cannot rename " + temp_ + " into place: " + ec.message());
+  });
+  committed_ = true;
+}
+
+}  // namespace pref::io

@@ -1,0 +1,141 @@
+#pragma once
+// Thin RAII layer over MPI: the environment, communicators, typed collectives, errors that
+// carry their source location, and the agreement step that turns an error on some ranks into
+// the same error on every rank.
+#include <mpi.h>
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "solver/base/error.hpp"
+
+#define PREF_MPI_CHECK(call)                                                          \
+  do {                                                                                \
+    int pref_mpi_rc_ = (call);                                                        \
+    if (pref_mpi_rc_ != MPI_SUCCESS) ::pref::mpi::throw_error(pref_mpi_rc_, #call, __FILE__, __LINE__); \
+  } while (0)
+
+namespace pref::mpi {
+
+[[noreturn]] void throw_error(int code, const char* call, const char* file, int line);
+
+// Initializes MPI (funneled threads: only the main thread calls MPI) and finalizes it.
+// Every object holding MPI resources must be destroyed before this one.
+class Environment {
+ public:
+  Environment(int& argc, char**& argv);
+  ~Environment();
+  Environment(const Environment&) = delete;
+  Environment& operator=(const Environment&) = delete;
+};
+
+// A communicator. Built from a raw MPI_Comm it does not own it; dup() returns an owning one.
+class Comm {
+ public:
+  Comm() = default;
+  explicit Comm(MPI_Comm comm) : comm_(comm) {}
+  ~Comm();
+  Comm(Comm&& other) noexcept;
+  Comm& operator=(Comm&& other) noexcept;
+  Comm(const Comm&) = delete;
+  Comm& operator=(const Comm&) = delete;
+
+  static Comm world() { return Comm(MPI_COMM_WORLD); }
+  static Comm self() { return Comm(MPI_COMM_SELF); }
+  Comm dup() const;
+  // Borrows the same MPI_Comm without owning it.
+  Comm view() const { return Comm(comm_); }
+
+  MPI_Comm get() const { return comm_; }
+  int rank() const;
+  int size() const;
+  void barrier() const;
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  bool owned_ = false;
+};
+
+template <class T>
+MPI_Datatype datatype() {
+  if constexpr (std::is_same_v<T, double>) return MPI_DOUBLE;
+  else if constexpr (std::is_same_v<T, float>) return MPI_FLOAT;
+  else if constexpr (std::is_same_v<T, std::int8_t>) return MPI_INT8_T;
+  else if constexpr (std::is_same_v<T, std::uint8_t>) return MPI_UINT8_T;
+  else if constexpr (std::is_same_v<T, std::int16_t>) return MPI_INT16_T;
+  else if constexpr (std::is_same_v<T, std::uint16_t>) return MPI_UINT16_T;
+  else if constexpr (std::is_same_v<T, std::int32_t>) return MPI_INT32_T;
+  else if constexpr (std::is_same_v<T, std::uint32_t>) return MPI_UINT32_T;
+  else if constexpr (std::is_same_v<T, std::int64_t>) return MPI_INT64_T;
+  else if constexpr (std::is_same_v<T, std::uint64_t>) return MPI_UINT64_T;
+  else if constexpr (std::is_same_v<T, char>) return MPI_CHAR;
+  else static_assert(sizeof(T) == 0, "no MPI datatype for this type");
+}
+
+template <class T>
+void allreduce(const Comm& comm, std::span<T> data, MPI_Op op) {
+  if (data.empty()) return;
+  PREF_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()),
+                               datatype<T>(), op, comm.get()));
+}
+template <class T>
+T allreduce(const Comm& comm, T value, MPI_Op op) {
+  allreduce(comm, std::span<T>(&value, 1), op);
+  return value;
+}
+template <class T>
+T allreduce_sum(const Comm& comm, T v) { return allreduce(comm, v, MPI_SUM); }
+template <class T>
+T allreduce_max(const Comm& comm, T v) { return allreduce(comm, v, MPI_MAX); }
+template <class T>
+T allreduce_min(const Comm& comm, T v) { return allreduce(comm, v, MPI_MIN); }
+
+// Sum of v over ranks below this one (0 on rank 0).
+template <class T>
+T exscan_sum(const Comm& comm, T v) {
+  T out{};
+  PREF_MPI_CHECK(MPI_Exscan(&v, &out, 1, datatype<T>(), MPI_SUM, comm.get()));
+  return comm.rank() == 0 ? T{} : out;
+}
+
+template <class T>
+void broadcast(const Comm& comm, std::span<T> data, int root = 0) {
+  if (data.empty()) return;
+  PREF_MPI_CHECK(MPI_Bcast(data.data(), static_cast<int>(data.size()), datatype<T>(), root,
+                           comm.get()));
+}
+template <class T>
+T broadcast(const Comm& comm, T v, int root = 0) {
+  broadcast(comm, std::span<T>(&v, 1), root);
+  return v;
+}
+std::string broadcast(const Comm& comm, const std::string& s, int root = 0);
+
+template <class T>
+std::vector<T> allgather(const Comm& comm, T v) {
+  std::vector<T> out(comm.size());
+  PREF_MPI_CHECK(
+      MPI_Allgather(&v, 1, datatype<T>(), out.data(), 1, datatype<T>(), comm.get()));
+  return out;
+}
+
+// Personalized all-to-all with 64-bit counts: send[counts[0] items for rank 0, then rank 1...].
+// Runs in rounds so that no single MPI call sees a count above INT_MAX.
+// Returns the received items ordered by source rank; recv_counts gets the per-source counts.
+template <class T>
+std::vector<T> alltoallv(const Comm& comm, std::span<const T> send,
+                         std::span<const std::uint64_t> send_counts,
+                         std::vector<std::uint64_t>* recv_counts_out = nullptr);
+
+// Runs fn on every rank and makes its outcome collective: if fn threw on any rank, every rank
+// throws the same error (the InputError with the smallest order, then the lowest rank),
+// marked collective. Must be called by every rank of comm.
+void agree(const Comm& comm, const std::function<void()>& fn);
+
+}  // namespace pref::mpi
+
+#include "solver/base/mpi_impl.hpp"

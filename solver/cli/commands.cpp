@@ -1,0 +1,64 @@
+#include "solver/cli/commands.hpp"
+
+#include <fmt/core.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <regex>
+
+#include "solver/base/error.hpp"
+
+namespace pref::cli {
+
+std::uint64_t parse_count(const std::string& text, const std::string& option) {
+  static const std::regex kCount(R"(^\s*([0-9]+)(\.[0-9]+)?([eE]\+?[0-9]+)?\s*$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, kCount))
+    throw InputError(option + ": '" + text + "' is not a count (use e.g. 1000 or 1e6)");
+  if (!m[2].matched && !m[3].matched) {
+    errno = 0;
+    const unsigned long long v = std::strtoull(text.c_str(), nullptr, 10);
+    if (errno == ERANGE) throw InputError(option + ": '" + text + "' is too large");
+    return v;
+  }
+  const long double v = std::strtold(text.c_str(), nullptr);
+  if (!(v < 1.8e19L) || v != std::floor(v))
+    throw InputError(option + ": '" + text + "' is not a whole number in range");
+  return static_cast<std::uint64_t>(v);
+}
+
+int run(int argc, char** argv, const mpi::Comm& comm) {
+  CLI::App app{
+      "pref: personalized reward factorization (PReF) at scale.\n"
+      "Runs the same as one process, under mpirun -np N, or under srun --mpi=pmix.",
+      "pref"};
+  app.require_subcommand(1);
+  app.option_defaults()->always_capture_default();
+  app.set_version_flag("--version", "pref 0.1.0");
+  CLI::App* gen = app.add_subcommand("generate", "Generate a synthetic population into a label file");
+  CLI::App* insp = app.add_subcommand("inspect", "Validate a label file and summarize it");
+  CLI::App* imp = app.add_subcommand("import", "Convert a CSV or JSON-lines file of labels into a label file");
+  Runner run_gen = add_generate(*gen);
+  Runner run_insp = add_inspect(*insp);
+  Runner run_imp = add_import(*imp);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Parsing is the same on every rank: each returns the same code, rank 0 prints.
+    if (comm.rank() == 0) {
+      if (e.get_exit_code() == 0) {
+        app.exit(e);  // --help, --version: printed on standard output
+      } else {
+        std::fprintf(stderr, "pref: error: %s\n", e.what());
+        std::fprintf(stderr, "Run with --help for more information.\n");
+      }
+    }
+    return e.get_exit_code() == 0 ? 0 : 2;
+  }
+  if (gen->parsed()) return run_gen(comm);
+  if (insp->parsed()) return run_insp(comm);
+  if (imp->parsed()) return run_imp(comm);
+  return 2;
+}
+
+}  // namespace pref::cli

@@ -1,0 +1,26 @@
+#pragma once
+// The `pref` command line: one executable, one subcommand per task (../shared/CLI.md).
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "solver/base/mpi.hpp"
+
+namespace pref::cli {
+
+// A subcommand: registers its options on `sub` and returns what runs it after parsing.
+using Runner = std::function<int(const mpi::Comm&)>;
+Runner add_generate(CLI::App& app);
+Runner add_inspect(CLI::App& app);
+Runner add_import(CLI::App& app);
+
+// Parses a count such as "1000", "1e6" or "2.5e3" (it must be a whole number); throws
+// InputError naming the option.
+std::uint64_t parse_count(const std::string& text, const std::string& option);
+
+// Runs the command line; returns the exit code.
+int run(int argc, char** argv, const mpi::Comm& comm);
+
+}  // namespace pref::cli

@@ -1,0 +1,111 @@
+// pref inspect: validate a label file and summarize it.
+#include <fmt/core.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "io/label_file.hpp"
+#include "solver/base/log.hpp"
+#include "solver/cli/commands.hpp"
+#include "solver/distribute.hpp"
+#include "solver/label_stats.hpp"
+
+namespace pref::cli {
+
+namespace {
+struct InspectOptions {
+  std::string file;
+  bool json = false;
+  std::string duplicates = "error";
+};
+
+nlohmann::json to_json(const CountSummary& s) {
+  return {{"min", s.min}, {"median", s.median}, {"max", s.max}, {"mean", s.mean}};
+}
+}  // namespace
+
+Runner add_inspect(CLI::App& app) {
+  auto o = std::make_shared<InspectOptions>();
+  app.add_option("file", o->file, "Label file (HDF5)")->required();
+  app.add_flag("--json", o->json, "Print one JSON object on standard output");
+  app.add_option("--duplicates", o->duplicates,
+                 "Two labels of one (user, comparison): an error, or averaged")
+      ->check(CLI::IsMember({"error", "mean"}));
+  return [o](const mpi::Comm& comm) {
+    if (o->json) log::set_quiet(true);
+    const io::LabelFile f = io::LabelFile::open(o->file, comm);
+    const Duplicates dups = o->duplicates == "mean" ? Duplicates::kMean : Duplicates::kError;
+    nlohmann::json j;
+    j["file"] = o->file;
+    j["format"] = io::kLabelFormat;
+    j["users"] = f.users();
+    j["comparisons"] = f.comparisons();
+    j["labels"] = f.labels(io::Split::kTrain);
+    Partitions parts;
+    for (io::Split s : io::kAllSplits) {
+      if (!f.has(s)) continue;
+      LabelColumns cols = f.read(s, comm);
+      const std::uint64_t users = f.users_of(s);
+      if (s == io::Split::kTrain) parts = balanced_partitions(comm, cols, users, f.comparisons());
+      Partitions p = s == io::Split::kNewUsers
+                         ? balanced_partitions(comm, cols, users, f.comparisons())
+                         : parts;
+      LabelMatrix m = distribute(comm, cols, p, users, f.comparisons(), dups,
+                                 o->file + ": " + io::split_group(s));
+      cols = {};
+      SplitStats st = split_stats(comm, m);
+      nlohmann::json js = {{"labels", st.labels},
+                           {"ties", st.ties},
+                           {"tie_share", st.labels ? double(st.ties) / st.labels : 0.0},
+                           {"answers_per_user", to_json(st.per_user)},
+                           {"answers_per_comparison", to_json(st.per_comparison)}};
+      if (s == io::Split::kNewUsers) js["users"] = users;
+      j["splits"][io::split_name(s)] = js;
+      if (s == io::Split::kTrain) {
+        j["labels"] = st.labels;
+        j["ties"] = st.ties;
+        j["tie_share"] = js["tie_share"];
+        j["answers_per_user"] = js["answers_per_user"];
+        j["answers_per_comparison"] = js["answers_per_comparison"];
+        j["partition"] = {{"ranks", comm.size()},
+                          {"user_bounds", parts.users.bounds()},
+                          {"comparison_bounds", parts.comparisons.bounds()}};
+      }
+    }
+    j["truth"] = h5::exists(f.handle(), "/truth/user_weights");
+    if (h5::exists(f.handle(), "/generator")) {
+      h5::Handle g = h5::open_group(f.handle(), "/generator", o->file);
+      j["generator"] = {{"model", h5::read_string_attribute(g.get(), "model", o->file)},
+                        {"seed", h5::read_attribute<std::uint64_t>(g.get(), "seed", o->file)}};
+    }
+    j["ids"] = h5::exists(f.handle(), "/ids");
+    if (comm.rank() != 0) return 0;
+    if (o->json) {
+      fmt::print("{}\n", j.dump());
+      return 0;
+    }
+    auto summary = [](const nlohmann::json& s) {
+      return fmt::format("min {} / median {} / max {}", s["min"].get<std::uint64_t>(),
+                         s["median"].get<double>(), s["max"].get<std::uint64_t>());
+    };
+    fmt::print("{}: {} v{}\n", o->file, io::kLabelFormat, io::kLabelFormatVersion);
+    fmt::print("  users        {}\n  comparisons  {}\n", f.users(), f.comparisons());
+    for (io::Split sp : io::kAllSplits) {
+      if (!j["splits"].contains(io::split_name(sp))) continue;
+      const std::string name = io::split_name(sp);
+      const nlohmann::json& s = j["splits"][name];
+      fmt::print("  {:<11}  {} labels, ties {:.2f}%", name, s["labels"].get<std::uint64_t>(),
+                 100.0 * s["tie_share"].get<double>());
+      if (s.contains("users")) fmt::print(", {} users", s["users"].get<std::uint64_t>());
+      fmt::print("\n               answers per user:       {}\n", summary(s["answers_per_user"]));
+      fmt::print("               answers per comparison: {}\n", summary(s["answers_per_comparison"]));
+    }
+    fmt::print("  ground truth {}\n", j["truth"].get<bool>() ? "yes" : "no");
+    if (j.contains("generator"))
+      fmt::print("  generator    {} (seed {})\n", j["generator"]["model"].get<std::string>(),
+                 j["generator"]["seed"].get<std::uint64_t>());
+    return 0;
+  };
+}
+
+}  // namespace pref::cli
