@@ -1,0 +1,105 @@
+// The base layer: counter-based randomness, partitions, the all-to-all and error agreement.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "solver/base/mpi.hpp"
+#include "solver/base/partition.hpp"
+#include "solver/base/rng.hpp"
+
+using namespace pref;
+
+TEST(Rng, PhiloxKnownAnswers) {
+  // Random123's published known-answer vectors for Philox4x32-10.
+  EXPECT_EQ(philox4x32_10({0, 0, 0, 0}, {0, 0}),
+            (Philox4x32{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}));
+  EXPECT_EQ(philox4x32_10({0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff},
+                          {0xffffffff, 0xffffffff}),
+            (Philox4x32{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}));
+  EXPECT_EQ(philox4x32_10({0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344},
+                          {0xa4093822, 0x299f31d0}),
+            (Philox4x32{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}));
+}
+
+TEST(Rng, UniformAndNormalMoments) {
+  Rng rng(42, Stream::kLabel, 7);
+  const int n = 200000;
+  double s = 0, s2 = 0, below = 0;
+  for (int i = 0; i < n; ++i) {
+    const double x = rng.normal();
+    s += x;
+    s2 += x * x;
+    below += rng.below(10) < 3;
+  }
+  EXPECT_NEAR(s / n, 0.0, 0.01);
+  EXPECT_NEAR(s2 / n, 1.0, 0.02);
+  EXPECT_NEAR(below / n, 0.3, 0.01);
+}
+
+TEST(Partition, UniformAndOwner) {
+  const Partition p = Partition::uniform(10, 4);
+  EXPECT_EQ(p.bounds(), (std::vector<GlobalId>{0, 3, 6, 8, 10}));
+  for (GlobalId g = 0; g < 10; ++g) EXPECT_TRUE(p.begin(p.owner(g)) <= g && g < p.end(p.owner(g)));
+  const Partition e({0, 0, 5, 5, 9});  // empty ranges are skipped by owner()
+  EXPECT_EQ(e.owner(0), 1);
+  EXPECT_EQ(e.owner(5), 3);
+}
+
+TEST(Partition, BalancedMatchesSerialReference) {
+  auto world = mpi::Comm::world();
+  const int p = world.size();
+  for (GlobalId n : {1ull, 7ull, 100ull, 1001ull}) {
+    // Skewed weights, a pure function of the id.
+    std::vector<std::uint64_t> all(n);
+    for (GlobalId i = 0; i < n; ++i) all[i] = (i * 7919) % 13 == 0 ? 50 : (i % 3);
+    const Partition blocks = Partition::uniform(n, p);
+    std::vector<std::uint64_t> mine(all.begin() + blocks.begin(world.rank()),
+                                    all.begin() + blocks.end(world.rank()));
+    const Partition got = Partition::balanced(world, blocks, mine);
+    // Serial reference: boundary k is the smallest j with prefix(j) >= ceil(k*total/p).
+    std::vector<std::uint64_t> prefix(n + 1, 0);
+    std::partial_sum(all.begin(), all.end(), prefix.begin() + 1);
+    const std::uint64_t total = prefix[n];
+    std::vector<GlobalId> want(p + 1, n);
+    want[0] = 0;
+    for (int k = 1; k < p; ++k) {
+      const std::uint64_t t = (total * k + p - 1) / p;
+      want[k] = std::lower_bound(prefix.begin(), prefix.end(), t) - prefix.begin();
+    }
+    EXPECT_EQ(got.bounds(), want) << "n=" << n;
+  }
+}
+
+TEST(Mpi, AlltoallvDeliversEverythingInRankOrder) {
+  auto world = mpi::Comm::world();
+  const int p = world.size(), me = world.rank();
+  std::vector<std::uint64_t> counts(p);
+  std::vector<std::uint32_t> send;
+  for (int r = 0; r < p; ++r) {
+    counts[r] = static_cast<std::uint64_t>(me + r + 1);
+    for (std::uint64_t k = 0; k < counts[r]; ++k) send.push_back(1000 * me + r);
+  }
+  std::vector<std::uint64_t> rc;
+  auto got = mpi::alltoallv<std::uint32_t>(world, send, counts, &rc);
+  std::vector<std::uint32_t> want;
+  for (int s = 0; s < p; ++s)
+    for (int k = 0; k < s + me + 1; ++k) want.push_back(1000 * s + me);
+  EXPECT_EQ(got, want);
+}
+
+TEST(Mpi, AgreeReportsTheSmallestOrderOnEveryRank) {
+  auto world = mpi::Comm::world();
+  const int me = world.rank();
+  try {
+    mpi::agree(world, [&] {
+      if (me == world.size() - 1) throw InputError("row " + std::to_string(10 + me), 10 + me);
+      if (me == 0 && world.size() > 1) throw InputError("row 99", 99);
+    });
+    FAIL() << "agree did not throw";
+  } catch (const InputError& e) {
+    EXPECT_TRUE(e.collective());
+    EXPECT_EQ(std::string(e.what()), "row " + std::to_string(10 + world.size() - 1));
+  }
+  EXPECT_NO_THROW(mpi::agree(world, [] {}));
+}
