@@ -83,8 +83,10 @@ Handle open_group(hid_t loc, const std::string& path, const std::string& what) {
 }
 
 Handle create_group(hid_t loc, const std::string& path, const std::string& what) {
+  Handle gcpl = plist(H5P_GROUP_CREATE);
+  PREF_H5_CHECK(H5Pset_obj_track_times(gcpl.get(), false), what);
   return Handle(
-      PREF_H5_CHECK(H5Gcreate2(loc, path.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), what),
+      PREF_H5_CHECK(H5Gcreate2(loc, path.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), what),
       H5Gclose);
 }
 
@@ -207,6 +209,8 @@ Handle create_dataset(hid_t loc, const std::string& name, hid_t file_type,
   // Space is allocated at creation so that every rank's collective write lands in place.
   PREF_H5_CHECK(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), what);
   PREF_H5_CHECK(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), what);
+  // No modification times in object headers: the same data gives a bitwise identical file.
+  PREF_H5_CHECK(H5Pset_obj_track_times(dcpl.get(), false), what);
   return Handle(PREF_H5_CHECK(H5Dcreate2(loc, name.c_str(), file_type, space.get(), H5P_DEFAULT,
                                          dcpl.get(), H5P_DEFAULT),
                               what),

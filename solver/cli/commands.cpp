@@ -38,7 +38,11 @@ int run(int argc, char** argv, const mpi::Comm& comm) {
   CLI::App* gen = app.add_subcommand("generate", "Generate a synthetic population into a label file");
   CLI::App* insp = app.add_subcommand("inspect", "Validate a label file and summarize it");
   CLI::App* imp = app.add_subcommand("import", "Convert a CSV or JSON-lines file of labels into a label file");
+  CLI::App* fitc = app.add_subcommand("fit", "Fit user weights and comparison factors by alternating Newton");
+  CLI::App* eval = app.add_subcommand("evaluate", "Score a model on a split of a label file");
   Runner run_gen = add_generate(*gen);
+  Runner run_fit = add_fit(*fitc);
+  Runner run_eval = add_evaluate(*eval);
   Runner run_insp = add_inspect(*insp);
   Runner run_imp = add_import(*imp);
   try {
@@ -58,6 +62,8 @@ int run(int argc, char** argv, const mpi::Comm& comm) {
   if (gen->parsed()) return run_gen(comm);
   if (insp->parsed()) return run_insp(comm);
   if (imp->parsed()) return run_imp(comm);
+  if (fitc->parsed()) return run_fit(comm);
+  if (eval->parsed()) return run_eval(comm);
   return 2;
 }
 

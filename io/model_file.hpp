@@ -1,0 +1,47 @@
+#pragma once
+// The model file written by `pref fit` (docs/format.md):
+//   /                    attrs format="pref-model", format_version, users, comparisons, rank,
+//                        kind ("factor" | "shared"), and the run's configuration
+//   /user_factors        users x rank, float64
+//   /comparison_factors  comparisons x rank, float64
+//   /history             attr "json": one JSON object per sweep (no timings, so that the same
+//                        run gives a bitwise identical file)
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "solver/base/mpi.hpp"
+#include "solver/base/partition.hpp"
+
+namespace pref::io {
+
+inline constexpr const char* kModelFormat = "pref-model";
+inline constexpr std::uint32_t kModelFormatVersion = 1;
+
+struct ModelHeader {
+  std::uint64_t users = 0, comparisons = 0;
+  std::uint32_t rank = 0;
+  std::string kind = "factor";
+  // Configuration and results stored as root attributes (numbers or strings).
+  std::map<std::string, std::variant<double, std::int64_t, std::string>> attributes;
+  std::string history_json;
+};
+
+// Writes the model collectively; U and Z hold this rank's rows of the given partitions.
+void write_model(const std::string& path, const mpi::Comm& comm, const ModelHeader& header,
+                 const Partition& users, const std::vector<double>& U,
+                 const Partition& comparisons, const std::vector<double>& Z);
+
+struct ModelFile {
+  ModelHeader header;
+  std::vector<double> U, Z;  // this rank's rows of the partitions passed to read_model
+};
+
+// Opens and validates the model (collective errors naming the file); reads this rank's rows.
+ModelHeader read_model_header(const std::string& path, const mpi::Comm& comm);
+ModelFile read_model(const std::string& path, const mpi::Comm& comm, const Partition& users,
+                     const Partition& comparisons);
+
+}  // namespace pref::io

@@ -1,0 +1,23 @@
+#pragma once
+// Loading a split of a label file onto the ranks (shared by the subcommands).
+#include <optional>
+#include <string>
+
+#include "io/label_file.hpp"
+#include "solver/distribute.hpp"
+
+namespace pref::cli {
+
+struct LoadOptions {
+  Duplicates duplicates = Duplicates::kError;
+  bool drop_ties = false;
+};
+
+// Reads, validates and distributes one split. With parts == nullopt, the partitions are balanced
+// on this split's labels and returned through the matrix. Collective.
+LabelMatrix load_split(const io::LabelFile& file, io::Split split, const mpi::Comm& comm,
+                       const std::optional<Partitions>& parts, const LoadOptions& opt);
+
+Duplicates parse_duplicates(const std::string& s);
+
+}  // namespace pref::cli

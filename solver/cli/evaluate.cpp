@@ -1,0 +1,82 @@
+// pref evaluate: quality of a model on a split of a label file.
+#include <fmt/core.h>
+
+#include <cmath>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "io/model_file.hpp"
+#include "solver/base/log.hpp"
+#include "solver/cli/commands.hpp"
+#include "solver/cli/data.hpp"
+#include "solver/fit.hpp"
+
+namespace pref::cli {
+
+namespace {
+struct EvaluateOptions {
+  std::string model, data, split = "test", duplicates = "error";
+  bool json = false;
+};
+}  // namespace
+
+Runner add_evaluate(CLI::App& app) {
+  auto o = std::make_shared<EvaluateOptions>();
+  app.add_option("--model", o->model, "Model file written by pref fit")->required();
+  app.add_option("--data", o->data, "Label file (HDF5)")->required();
+  app.add_option("--split", o->split, "Which labels to score")
+      ->check(CLI::IsMember({"train", "validation", "test"}));
+  app.add_option("--duplicates", o->duplicates, "Two labels of one (user, comparison)")
+      ->check(CLI::IsMember({"error", "mean"}));
+  app.add_flag("--json", o->json, "Print one JSON object on standard output");
+  return [o](const mpi::Comm& comm) {
+    if (o->json) log::set_quiet(true);
+    const io::ModelHeader hd = io::read_model_header(o->model, comm);
+    const io::LabelFile data = io::LabelFile::open(o->data, comm);
+    const io::Split split = io::parse_split(o->split, "--split");
+    mpi::agree(comm, [&] {
+      if (hd.users != data.users() || hd.comparisons != data.comparisons())
+        throw InputError(fmt::format(
+            "{}: the model has {} users and {} comparisons but {} has {} and {} (--model, --data)",
+            o->model, hd.users, hd.comparisons, o->data, data.users(), data.comparisons()));
+      if (!data.has(split))
+        throw InputError(fmt::format("{}: no {} split (group {}) (--split)", o->data, o->split,
+                                     io::split_group(split)));
+    });
+    LabelMatrix m =
+        load_split(data, split, comm, std::nullopt, {parse_duplicates(o->duplicates), false});
+    io::ModelFile mf = io::read_model(o->model, comm, m.parts.users, m.parts.comparisons);
+    Factors f{static_cast<int>(hd.rank), std::move(mf.U), std::move(mf.Z)};
+    std::vector<double> user_aucs;
+    const SplitMetrics s = evaluate_split(comm, m, f, &user_aucs);
+    const double qs[5] = {0.1, 0.25, 0.5, 0.75, 0.9};
+    const std::vector<double> q = global_quantiles(comm, std::move(user_aucs), qs);
+    if (comm.rank() != 0) return 0;
+    auto num = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
+    nlohmann::json j = {{"model", o->model},
+                        {"data", o->data},
+                        {"split", o->split},
+                        {"labels", s.labels},
+                        {"logloss", num(s.logloss)},
+                        {"accuracy", num(s.accuracy)},
+                        {"auc", num(s.auc)},
+                        {"user_auc_mean", num(s.user_auc_mean)},
+                        {"users_with_auc", s.users_with_auc},
+                        {"user_auc_quantiles",
+                         {{"0.1", num(q[0])}, {"0.25", num(q[1])}, {"0.5", num(q[2])},
+                          {"0.75", num(q[3])}, {"0.9", num(q[4])}}}};
+    if (o->json) {
+      fmt::print("{}\n", j.dump());
+      return 0;
+    }
+    fmt::print("{} on {} ({} split, {} labels)\n", o->model, o->data, o->split, s.labels);
+    fmt::print("  logloss   {:.4f}\n  accuracy  {:.4f}\n  ROC-AUC   {:.4f}\n", s.logloss,
+               s.accuracy, s.auc);
+    fmt::print("  per-user ROC-AUC: mean {:.4f} over {} users; quantiles 10% {:.3f} 25% {:.3f} "
+               "50% {:.3f} 75% {:.3f} 90% {:.3f}\n",
+               s.user_auc_mean, s.users_with_auc, q[0], q[1], q[2], q[3], q[4]);
+    return 0;
+  };
+}
+
+}  // namespace pref::cli

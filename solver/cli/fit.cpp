@@ -1,0 +1,170 @@
+// pref fit: the alternating Newton fit of a label file, written as a model file.
+#include <fmt/core.h>
+
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "io/model_file.hpp"
+#include "io/output_file.hpp"
+#include "solver/base/log.hpp"
+#include "solver/cli/commands.hpp"
+#include "solver/cli/data.hpp"
+#include "solver/fit.hpp"
+
+namespace pref::cli {
+
+namespace {
+struct FitOptions {
+  std::string data, out, metrics, init = "random", model = "factor", exchange = "auto";
+  std::string duplicates = "error";
+  FitConfig cfg;
+  bool overwrite = false, drop_ties = false;
+};
+
+nlohmann::json record_json(const SweepRecord& r, bool with_timings) {
+  nlohmann::json j = {{"sweep", r.sweep},
+                      {"objective", r.objective},
+                      {"rel_change", r.rel_change},
+                      {"train_logloss", r.train_logloss},
+                      {"grad_norm", r.grad_norm},
+                      {"bytes_exchanged", r.bytes_exchanged}};
+  if (r.validation) {
+    const SplitMetrics& v = *r.validation;
+    auto num = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
+    j["validation"] = {{"labels", v.labels},        {"logloss", num(v.logloss)},
+                       {"accuracy", num(v.accuracy)}, {"auc", num(v.auc)},
+                       {"user_auc_mean", num(v.user_auc_mean)}};
+  }
+  if (with_timings) {
+    j["seconds_user"] = r.seconds_user;
+    j["seconds_comparison"] = r.seconds_comparison;
+    j["seconds_eval"] = r.seconds_eval;
+  }
+  return j;
+}
+}  // namespace
+
+Runner add_fit(CLI::App& app) {
+  auto o = std::make_shared<FitOptions>();
+  FitConfig& c = o->cfg;
+  app.add_option("--data", o->data, "Label file (HDF5) to fit")->required();
+  app.add_option("--rank", c.J, "Number of factors J")->required();
+  app.add_option("--init", o->init, "Initialization")
+      ->check(CLI::IsMember({"svd", "svd-exact", "svd-impute", "random"}));
+  app.add_option("--max-sweeps", c.max_sweeps, "Most alternating sweeps");
+  app.add_option("--tol", c.tol, "Stop when the relative objective change is below this");
+  app.add_option("--seed", c.seed, "Random seed (initialization)");
+  app.add_option("--mu-u", c.mu_u, "L2 regularization of user weights");
+  app.add_option("--mu-z", c.mu_z, "L2 regularization of comparison factors");
+  app.add_option("--newton-steps", c.newton_steps, "Newton steps per row per half-step");
+  app.add_option("--exchange", o->exchange,
+                 "Comparison half-step exchange: ship factor rows, reduce partial sums, or let "
+                 "the cost model choose")
+      ->check(CLI::IsMember({"auto", "ship", "reduce"}));
+  app.add_option("--model", o->model,
+                 "factor: personalized U and Z; shared: one Bradley-Terry score per comparison "
+                 "for all users (the paper's standard RLHF baseline)")
+      ->check(CLI::IsMember({"factor", "shared"}));
+  app.add_flag("--drop-ties", o->drop_ties, "Drop training labels of 0.5 (as the paper does)");
+  app.add_option("--threads", c.threads, "OpenMP threads per MPI rank");
+  app.add_option("--init-scale", c.init_scale, "Random init: standard deviation of entries");
+  app.add_option("--duplicates", o->duplicates, "Two labels of one (user, comparison)")
+      ->check(CLI::IsMember({"error", "mean"}));
+  app.add_option("--metrics", o->metrics, "Append one JSON line per sweep to this file");
+  app.add_flag("--overwrite", o->overwrite, "Replace an existing output file");
+  app.add_option("--out", o->out, "Output model file (HDF5)")->required();
+  return [o](const mpi::Comm& comm) {
+    FitConfig& cfg = o->cfg;
+    mpi::agree(comm, [&] {
+      cfg.shared = o->model == "shared";
+      if (cfg.shared) cfg.J = 1;
+      if (cfg.J < 1 || cfg.J > 4096) throw InputError(fmt::format("--rank: {} outside [1, 4096]", cfg.J));
+      if (cfg.max_sweeps < 0) throw InputError("--max-sweeps: must be >= 0");
+      if (!(cfg.tol >= 0)) throw InputError("--tol: must be >= 0");
+      if (!(cfg.mu_u >= 0) || !(cfg.mu_z >= 0)) throw InputError("--mu-u, --mu-z: must be >= 0");
+      if (cfg.newton_steps < 1) throw InputError("--newton-steps: must be >= 1");
+      if (cfg.threads < 1) throw InputError("--threads: must be >= 1");
+      if (o->init != "random")
+        throw InputError("--init " + o->init +
+                         ": the SVD initializations are not available in this build yet; use "
+                         "--init random");
+      cfg.exchange = o->exchange == "ship"     ? Exchange::kShip
+                     : o->exchange == "reduce" ? Exchange::kReduce
+                                               : Exchange::kAuto;
+    });
+    io::AtomicOutput out(o->out, o->overwrite, comm);
+    const io::LabelFile data = io::LabelFile::open(o->data, comm);
+    LoadOptions lo{parse_duplicates(o->duplicates), o->drop_ties};
+    LabelMatrix train = load_split(data, io::Split::kTrain, comm, std::nullopt, lo);
+    std::optional<LabelMatrix> val;
+    if (data.has(io::Split::kValidation))
+      val = load_split(data, io::Split::kValidation, comm, train.parts,
+                       {lo.duplicates, false});
+    const Partitions parts = train.parts;
+    log::info(comm, "fit {}: {} users, {} comparisons, {} training labels{}, J={}, {} ranks x {} threads",
+              o->data, train.users, train.comparisons, train.labels,
+              val ? fmt::format(", {} validation labels", val->labels) : "", cfg.J, comm.size(),
+              cfg.threads);
+    std::ofstream metrics;
+    if (!o->metrics.empty())
+      mpi::agree(comm, [&] {
+        if (comm.rank() != 0) return;
+        metrics.open(o->metrics, std::ios::trunc);
+        if (!metrics) throw InputError(o->metrics + ": cannot open for writing (--metrics)");
+      });
+    Factors init = random_factors(comm, parts, cfg);
+    nlohmann::json history = nlohmann::json::array();
+    auto on_sweep = [&](const SweepRecord& r) {
+      history.push_back(record_json(r, false));
+      if (metrics.is_open()) {
+        metrics << record_json(r, true).dump() << "\n";
+        metrics.flush();
+      }
+      std::string v;
+      if (r.validation)
+        v = fmt::format(" | val logloss {:.4f} acc {:.4f} auc {:.4f} user-auc {:.4f}",
+                        r.validation->logloss, r.validation->accuracy, r.validation->auc,
+                        r.validation->user_auc_mean);
+      log::info(comm, "sweep {:3d}: objective {:.8e} (rel {:.2e}) train logloss {:.4f} |grad| {:.2e}{} | "
+                      "user {:.3f}s comparison {:.3f}s eval {:.3f}s | {:.3g} MB exchanged",
+                r.sweep, r.objective, r.rel_change, r.train_logloss, r.grad_norm, v, r.seconds_user,
+                r.seconds_comparison, r.seconds_eval, r.bytes_exchanged / 1e6);
+    };
+    FitResult res = fit(comm, std::move(train), std::move(val), std::move(init), cfg, on_sweep);
+    const SweepRecord& last = res.history.back();
+    io::ModelHeader hd;
+    hd.users = data.users();
+    hd.comparisons = data.comparisons();
+    hd.rank = static_cast<std::uint32_t>(cfg.J);
+    hd.kind = cfg.shared ? "shared" : "factor";
+    hd.attributes = {{"data", o->data},
+                     {"init", o->init},
+                     {"mu_u", cfg.mu_u},
+                     {"mu_z", cfg.mu_z},
+                     {"tol", cfg.tol},
+                     {"seed", static_cast<std::int64_t>(cfg.seed)},
+                     {"newton_steps", static_cast<std::int64_t>(cfg.newton_steps)},
+                     {"max_sweeps", static_cast<std::int64_t>(cfg.max_sweeps)},
+                     {"sweeps", static_cast<std::int64_t>(last.sweep)},
+                     {"converged", static_cast<std::int64_t>(res.converged)},
+                     {"objective", last.objective},
+                     {"grad_norm", last.grad_norm},
+                     {"drop_ties", static_cast<std::int64_t>(o->drop_ties)},
+                     {"exchange", std::string(exchange_name(res.exchange))},
+                     {"mpi_ranks", static_cast<std::int64_t>(comm.size())}};
+    std::string hist;
+    for (auto& h : history) hist += h.dump() + "\n";
+    hd.history_json = hist;
+    io::write_model(out.temp_path(), comm, hd, parts.users, res.factors.U, parts.comparisons,
+                    res.factors.Z);
+    out.commit();
+    log::info(comm, "{} after {} sweeps: objective {:.8e}, |grad| {:.3e}; wrote {}",
+              res.converged ? "converged" : "stopped at the sweep limit", last.sweep,
+              last.objective, last.grad_norm, out.path());
+    return 0;
+  };
+}
+
+}  // namespace pref::cli

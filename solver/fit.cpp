@@ -1,0 +1,451 @@
+#include "solver/fit.hpp"
+
+#include <fmt/core.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "solver/base/log.hpp"
+#include "solver/base/rng.hpp"
+#include "solver/exchange.hpp"
+#include "solver/newton.hpp"
+
+namespace pref {
+
+const char* exchange_name(Exchange e) {
+  switch (e) {
+    case Exchange::kAuto: return "auto";
+    case Exchange::kShip: return "ship";
+    case Exchange::kReduce: return "reduce";
+  }
+  return "?";
+}
+
+Factors random_factors(const mpi::Comm& comm, const Partitions& parts, const FitConfig& cfg) {
+  Factors f;
+  f.J = cfg.J;
+  const int me = comm.rank();
+  const std::uint64_t u0 = parts.users.begin(me), nu = parts.users.count(me);
+  const std::uint64_t c0 = parts.comparisons.begin(me), nc = parts.comparisons.count(me);
+  f.U.resize(nu * cfg.J);
+  f.Z.resize(nc * cfg.J);
+  for (std::uint64_t i = 0; i < nu; ++i) {
+    Rng rng(cfg.seed, Stream::kInit, u0 + i);
+    for (int j = 0; j < cfg.J; ++j)
+      f.U[i * cfg.J + j] = cfg.shared ? 1.0 : cfg.init_scale * rng.normal();
+  }
+  for (std::uint64_t p = 0; p < nc; ++p) {
+    Rng rng(cfg.seed, Stream::kInit, parts.users.size() + c0 + p);
+    for (int j = 0; j < cfg.J; ++j) f.Z[p * cfg.J + j] = cfg.init_scale * rng.normal();
+  }
+  return f;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// One orientation of a rank's labels with partners as indices into a ghost table.
+struct LocalRows {
+  std::vector<std::uint64_t> ptr{0};
+  std::vector<std::uint32_t> idx;
+  std::vector<float> y;
+  std::size_t rows() const { return ptr.size() - 1; }
+  std::span<const std::uint32_t> idx_of(std::size_t r) const {
+    return {idx.data() + ptr[r], ptr[r + 1] - ptr[r]};
+  }
+  std::span<const float> y_of(std::size_t r) const {
+    return {y.data() + ptr[r], ptr[r + 1] - ptr[r]};
+  }
+};
+
+std::vector<std::uint32_t> unique_ids(std::initializer_list<const Csr*> csrs) {
+  std::vector<std::uint32_t> ids;
+  for (const Csr* c : csrs)
+    if (c) ids.insert(ids.end(), c->col.begin(), c->col.end());
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+// Takes over a CSR, mapping global partner ids to ghost indices in place.
+LocalRows localize(Csr&& csr, const GhostPlan& plan) {
+  LocalRows out;
+  out.ptr = std::move(csr.ptr);
+  out.idx = std::move(csr.col);
+  out.y = std::move(csr.val);
+  for (auto& c : out.idx) c = plan.index_of(c);
+  csr = Csr{};
+  return out;
+}
+
+// Rows = ghosts, entries = (local row of `rows`, label): the transpose of a rank's local rows.
+LocalRows transpose(const LocalRows& rows, std::size_t ghosts) {
+  LocalRows t;
+  t.ptr.assign(ghosts + 1, 0);
+  for (auto g : rows.idx) ++t.ptr[g + 1];
+  std::partial_sum(t.ptr.begin(), t.ptr.end(), t.ptr.begin());
+  std::vector<std::uint64_t> fill(t.ptr.begin(), t.ptr.end() - 1);
+  t.idx.resize(rows.idx.size());
+  t.y.resize(rows.idx.size());
+  for (std::size_t r = 0; r < rows.rows(); ++r)
+    for (std::uint64_t k = rows.ptr[r]; k < rows.ptr[r + 1]; ++k) {
+      const std::uint64_t at = fill[rows.idx[k]]++;
+      t.idx[at] = static_cast<std::uint32_t>(r);
+      t.y[at] = rows.y[k];
+    }
+  return t;
+}
+
+class Fitter {
+ public:
+  Fitter(const mpi::Comm& comm, LabelMatrix&& train, LabelMatrix* validation, Factors&& init,
+         const FitConfig& cfg)
+      : comm_(comm), cfg_(cfg), J_(cfg.J), f_(std::move(init)), parts_(train.parts),
+        labels_(train.labels), has_validation_(validation && validation->labels > 0) {
+    threads_ = std::max(1, cfg.threads);
+    ws_.resize(threads_);
+    // Users read the Z rows of their training and validation labels.
+    zplan_ = GhostPlan(comm, unique_ids({&train.by_user, validation ? &validation->by_user : nullptr}),
+                       parts_.comparisons);
+    users_ = localize(std::move(train.by_user), zplan_);
+    if (validation) users_val_ = localize(std::move(validation->by_user), zplan_);
+    uplan_ = GhostPlan(comm, unique_ids({&train.by_comparison}), parts_.users);
+    // Bytes per sweep summed over ranks, for each pattern.
+    const double remote_z = static_cast<double>(mpi::allreduce_sum(comm, zplan_.remote_rows()));
+    const double remote_u = static_cast<double>(mpi::allreduce_sum(comm, uplan_.remote_rows()));
+    const int hw = J_ * (J_ + 1) / 2;
+    cost_ship_ = 8.0 * J_ * (remote_z + remote_u);
+    cost_reduce_ = 8.0 * (J_ * remote_z +
+                          cfg.newton_steps * remote_z * ((J_ + hw + 1) + J_ + kLadder + 1));
+    exchange_ = cfg.exchange;
+    if (exchange_ == Exchange::kAuto)
+      exchange_ = (comm.size() == 1 || cost_ship_ <= cost_reduce_) ? Exchange::kShip
+                                                                   : Exchange::kReduce;
+    if (exchange_ == Exchange::kShip) {
+      comps_ = localize(std::move(train.by_comparison), uplan_);
+    } else {
+      train.by_comparison = Csr{};
+      uplan_ = GhostPlan();
+      ghost_comps_ = transpose(users_, zplan_.ghosts());
+    }
+  }
+
+  Exchange exchange() const { return exchange_; }
+  double cost_ship() const { return cost_ship_; }
+  double cost_reduce() const { return cost_reduce_; }
+  Factors take_factors() { return std::move(f_); }
+
+  // Runs fn(row, workspace) for rows [0, n) on the rank's threads. Rows are independent, so
+  // results do not depend on the thread count.
+  template <class F>
+  void parallel_rows(std::size_t n, F&& fn) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 16) num_threads(threads_)
+    for (std::size_t r = 0; r < n; ++r) fn(r, ws_[omp_get_thread_num()]);
+#else
+    for (std::size_t r = 0; r < n; ++r) fn(r, ws_[0]);
+#endif
+  }
+
+  void fetch(const GhostPlan& plan, std::span<const double> local, int width,
+             std::vector<double>& ghost) {
+    plan.fetch(comm_, local, width, ghost);
+    bytes_ += plan.remote_rows() * width * 8;
+  }
+  void reduce(const GhostPlan& plan, std::span<const double> ghost, int width,
+              std::vector<double>& local) {
+    plan.reduce(comm_, ghost, width, local);
+    bytes_ += plan.remote_rows() * width * 8;
+  }
+
+  void user_half_step() {
+    if (cfg_.shared) return;
+    parallel_rows(users_.rows(), [&](std::size_t r, RowWorkspace& ws) {
+      solve_row(f_.U.data() + r * J_, J_, zghost_.data(), users_.idx_of(r), users_.y_of(r),
+                cfg_.mu_u, cfg_.newton_steps, ws);
+    });
+    ughost_fresh_ = false;
+  }
+
+  void comparison_half_step() {
+    if (exchange_ == Exchange::kShip) {
+      refresh_ughost();
+      parallel_rows(comps_.rows(), [&](std::size_t r, RowWorkspace& ws) {
+        solve_row(f_.Z.data() + r * J_, J_, ughost_.data(), comps_.idx_of(r), comps_.y_of(r),
+                  cfg_.mu_z, cfg_.newton_steps, ws);
+      });
+      return;
+    }
+    for (int step = 0; step < cfg_.newton_steps; ++step) reduce_newton_step();
+  }
+
+  // One Newton step of every comparison by reduction of partial sums to the owners.
+  void reduce_newton_step() {
+    const int hw = J_ * (J_ + 1) / 2;
+    const int width = J_ + hw + 1;
+    const std::size_t T = zplan_.ghosts();
+    const std::size_t nc = f_.Z.size() / J_;
+    std::vector<double> part(T * width), sums(nc * width);
+    parallel_rows(T, [&](std::size_t g, RowWorkspace& ws) {
+      ws.g.setZero(J_);
+      ws.h.setZero(J_, J_);
+      const double loss = accumulate_row(zghost_.data() + g * J_, J_, f_.U.data(),
+                                         ghost_comps_.idx_of(g), ghost_comps_.y_of(g), ws.g,
+                                         &ws.h, ws, nullptr);
+      double* out = part.data() + g * width;
+      for (int a = 0; a < J_; ++a) out[a] = ws.g[a];
+      int k = J_;
+      for (int a = 0; a < J_; ++a)
+        for (int b = 0; b <= a; ++b) out[k++] = ws.h(a, b);
+      out[k] = loss;
+    });
+    reduce(zplan_, part, width, sums);
+    // Owners: direction, f(0) and g.d.
+    std::vector<double> d(nc * J_, 0.0), f0(nc), gd(nc, 0.0);
+    parallel_rows(nc, [&](std::size_t c, RowWorkspace& ws) {
+      const double* s = sums.data() + c * width;
+      Eigen::Map<Eigen::VectorXd> z(f_.Z.data() + c * J_, J_);
+      ws.g = Eigen::Map<const Eigen::VectorXd>(s, J_) + cfg_.mu_z * z;
+      ws.h.resize(J_, J_);
+      int k = J_;
+      for (int a = 0; a < J_; ++a)
+        for (int b = 0; b <= a; ++b) ws.h(a, b) = ws.h(b, a) = s[k++];
+      ws.h.diagonal().array() += cfg_.mu_z;
+      f0[c] = s[k] + 0.5 * cfg_.mu_z * z.squaredNorm();
+      if (ws.g.squaredNorm() == 0 || !newton_direction(ws.h, ws.g, ws.d)) return;
+      const double gdc = ws.g.dot(ws.d);
+      if (!(gdc < 0)) return;
+      gd[c] = gdc;
+      Eigen::Map<Eigen::VectorXd>(d.data() + c * J_, J_) = ws.d;
+    });
+    std::vector<double> dghost;
+    fetch(zplan_, d, J_, dghost);
+    // Holders: partial objective along the ladder.
+    std::vector<double> fl(T * kLadder), fsum(nc * kLadder);
+    parallel_rows(T, [&](std::size_t g, RowWorkspace&) {
+      const double* z = zghost_.data() + g * J_;
+      const double* dd = dghost.data() + g * J_;
+      double* out = fl.data() + g * kLadder;
+      std::fill(out, out + kLadder, 0.0);
+      auto idx = ghost_comps_.idx_of(g);
+      auto y = ghost_comps_.y_of(g);
+      for (std::size_t k = 0; k < idx.size(); ++k) {
+        const double* u = f_.U.data() + std::size_t(idx[k]) * J_;
+        double m = 0, q = 0;
+        for (int a = 0; a < J_; ++a) {
+          m += u[a] * z[a];
+          q += u[a] * dd[a];
+        }
+        for (int l = 0; l < kLadder; ++l) out[l] += bce(m + ladder_step(l) * q, y[k]);
+      }
+    });
+    reduce(zplan_, fl, kLadder, fsum);
+    std::vector<double> t(nc, 0.0);
+    parallel_rows(nc, [&](std::size_t c, RowWorkspace&) {
+      if (gd[c] == 0) return;
+      Eigen::Map<Eigen::VectorXd> z(f_.Z.data() + c * J_, J_);
+      Eigen::Map<const Eigen::VectorXd> dc(d.data() + c * J_, J_);
+      double f[kLadder];
+      for (int l = 0; l < kLadder; ++l)
+        f[l] = fsum[c * kLadder + l] + 0.5 * cfg_.mu_z * (z + ladder_step(l) * dc).squaredNorm();
+      const int k = choose_step(f0[c], gd[c], f);
+      if (k < 0) return;
+      t[c] = ladder_step(k);
+      z += t[c] * dc;
+    });
+    // Holders apply the same update to their ghost copies (bitwise the owner's arithmetic).
+    std::vector<double> tghost;
+    fetch(zplan_, t, 1, tghost);
+    for (std::size_t g = 0; g < T; ++g)
+      for (int a = 0; a < J_; ++a) zghost_[g * J_ + a] += tghost[g] * dghost[g * J_ + a];
+  }
+
+  void refresh_ughost() {
+    if (ughost_fresh_) return;
+    fetch(uplan_, f_.U, J_, ughost_);
+    ughost_fresh_ = true;
+  }
+
+  // Fetches Z rows and measures the state: objective, gradient norm, validation metrics.
+  SweepRecord evaluate() {
+    SweepRecord rec;
+    fetch(zplan_, f_.Z, J_, zghost_);
+    const std::size_t nu = users_.rows();
+    std::vector<double> loss(nu), gu(nu, 0.0);
+    parallel_rows(nu, [&](std::size_t r, RowWorkspace& ws) {
+      ws.g.setZero(J_);
+      const double* u = f_.U.data() + r * J_;
+      loss[r] = accumulate_row(u, J_, zghost_.data(), users_.idx_of(r), users_.y_of(r), ws.g,
+                               nullptr, ws, nullptr);
+      if (!cfg_.shared) {
+        ws.g += cfg_.mu_u * Eigen::Map<const Eigen::VectorXd>(u, J_);
+        gu[r] = ws.g.squaredNorm();
+      }
+    });
+    // Comparison gradients: at the owners.
+    const std::size_t nc = f_.Z.size() / J_;
+    std::vector<double> gz(nc, 0.0);
+    if (exchange_ == Exchange::kShip) {
+      refresh_ughost();
+      parallel_rows(nc, [&](std::size_t c, RowWorkspace& ws) {
+        ws.g.setZero(J_);
+        accumulate_row(f_.Z.data() + c * J_, J_, ughost_.data(), comps_.idx_of(c), comps_.y_of(c),
+                       ws.g, nullptr, ws, nullptr);
+        gz[c] = (ws.g + cfg_.mu_z * Eigen::Map<const Eigen::VectorXd>(f_.Z.data() + c * J_, J_))
+                    .squaredNorm();
+      });
+    } else {
+      const std::size_t T = zplan_.ghosts();
+      std::vector<double> part(T * J_), sums(nc * J_);
+      parallel_rows(T, [&](std::size_t g, RowWorkspace& ws) {
+        ws.g.setZero(J_);
+        accumulate_row(zghost_.data() + g * J_, J_, f_.U.data(), ghost_comps_.idx_of(g),
+                       ghost_comps_.y_of(g), ws.g, nullptr, ws, nullptr);
+        Eigen::Map<Eigen::VectorXd>(part.data() + g * J_, J_) = ws.g;
+      });
+      reduce(zplan_, part, J_, sums);
+      for (std::size_t c = 0; c < nc; ++c)
+        gz[c] = (Eigen::Map<const Eigen::VectorXd>(sums.data() + c * J_, J_) +
+                 cfg_.mu_z * Eigen::Map<const Eigen::VectorXd>(f_.Z.data() + c * J_, J_))
+                    .squaredNorm();
+    }
+    double sums[4] = {0, 0, 0, 0};  // loss, |U|^2, |Z|^2, |grad|^2
+    for (std::size_t r = 0; r < nu; ++r) {
+      sums[0] += loss[r];
+      sums[3] += gu[r];
+    }
+    for (double v : f_.U) sums[1] += v * v;
+    for (double v : f_.Z) sums[2] += v * v;
+    for (double v : gz) sums[3] += v;
+    mpi::allreduce(comm_, std::span<double>(sums, 4), MPI_SUM);
+    rec.train_logloss = sums[0] / static_cast<double>(std::max<std::uint64_t>(1, labels_));
+    rec.objective = sums[0] + (cfg_.shared ? 0.0 : 0.5 * cfg_.mu_u * sums[1]) + 0.5 * cfg_.mu_z * sums[2];
+    rec.grad_norm = std::sqrt(sums[3]);
+    if (has_validation_) {
+      MetricsAccumulator acc;
+      std::vector<Scored> items;
+      for (std::size_t r = 0; r < users_val_.rows(); ++r) {
+        auto idx = users_val_.idx_of(r);
+        auto y = users_val_.y_of(r);
+        items.resize(idx.size());
+        const double* u = f_.U.data() + r * J_;
+        for (std::size_t k = 0; k < idx.size(); ++k) {
+          const double* z = zghost_.data() + std::size_t(idx[k]) * J_;
+          double m = 0;
+          for (int a = 0; a < J_; ++a) m += u[a] * z[a];
+          items[k] = {m, y[k]};
+        }
+        acc.add_user(items);
+      }
+      rec.validation = acc.finish(comm_);
+    }
+    return rec;
+  }
+
+  std::uint64_t take_bytes() {
+    const std::uint64_t b = mpi::allreduce_sum(comm_, bytes_);
+    bytes_ = 0;
+    return b;
+  }
+
+ private:
+  const mpi::Comm& comm_;
+  FitConfig cfg_;
+  int J_;
+  Factors f_;
+  Partitions parts_;
+  std::uint64_t labels_;
+  bool has_validation_;
+  int threads_ = 1;
+  std::vector<RowWorkspace> ws_;
+  GhostPlan zplan_, uplan_;
+  LocalRows users_, users_val_, comps_, ghost_comps_;
+  std::vector<double> zghost_, ughost_;
+  bool ughost_fresh_ = false;
+  std::uint64_t bytes_ = 0;
+  double cost_ship_ = 0, cost_reduce_ = 0;
+  Exchange exchange_ = Exchange::kShip;
+};
+
+}  // namespace
+
+FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatrix> validation,
+              Factors init, const FitConfig& cfg,
+              const std::function<void(const SweepRecord&)>& on_sweep) {
+  Fitter fitter(comm, std::move(train), validation ? &*validation : nullptr, std::move(init), cfg);
+  validation.reset();
+  FitResult res;
+  res.exchange = fitter.exchange();
+  log::info(comm, "exchange pattern: {} (cost model per sweep, all ranks: ship {:.3g} MB, "
+                  "reduce {:.3g} MB{})",
+            exchange_name(res.exchange), fitter.cost_ship() / 1e6, fitter.cost_reduce() / 1e6,
+            cfg.exchange == Exchange::kAuto ? "" : ", forced");
+  auto t = Clock::now();
+  SweepRecord rec = fitter.evaluate();
+  rec.seconds_eval = since(t);
+  rec.bytes_exchanged = fitter.take_bytes();
+  res.history.push_back(rec);
+  if (on_sweep) on_sweep(rec);
+  double prev = rec.objective;
+  for (int s = 1; s <= cfg.max_sweeps; ++s) {
+    SweepRecord r;
+    r.sweep = s;
+    t = Clock::now();
+    fitter.user_half_step();
+    r.seconds_user = since(t);
+    t = Clock::now();
+    fitter.comparison_half_step();
+    r.seconds_comparison = since(t);
+    t = Clock::now();
+    SweepRecord m = fitter.evaluate();
+    r.seconds_eval = since(t);
+    r.objective = m.objective;
+    r.train_logloss = m.train_logloss;
+    r.grad_norm = m.grad_norm;
+    r.validation = m.validation;
+    r.rel_change = std::abs(prev - r.objective) / std::max(std::abs(r.objective), 1e-300);
+    r.bytes_exchanged = fitter.take_bytes();
+    prev = r.objective;
+    res.history.push_back(r);
+    if (on_sweep) on_sweep(r);
+    if (r.rel_change < cfg.tol) {
+      res.converged = true;
+      break;
+    }
+  }
+  res.factors = fitter.take_factors();
+  return res;
+}
+
+SplitMetrics evaluate_split(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f,
+                            std::vector<double>* user_aucs) {
+  const int J = f.J;
+  GhostPlan plan(comm, unique_ids({&m.by_user}), m.parts.comparisons);
+  std::vector<double> zghost;
+  plan.fetch(comm, f.Z, J, zghost);
+  MetricsAccumulator acc;
+  std::vector<Scored> items;
+  const Csr& c = m.by_user;
+  for (std::size_t r = 0; r < c.rows(); ++r) {
+    items.resize(c.row_size(r));
+    const double* u = f.U.data() + r * J;
+    for (std::uint64_t k = c.ptr[r]; k < c.ptr[r + 1]; ++k) {
+      const double* z = zghost.data() + std::size_t(plan.index_of(c.col[k])) * J;
+      double mm = 0;
+      for (int a = 0; a < J; ++a) mm += u[a] * z[a];
+      items[k - c.ptr[r]] = {mm, c.val[k]};
+    }
+    acc.add_user(items);
+  }
+  return acc.finish(comm, user_aucs);
+}
+
+}  // namespace pref

@@ -1,0 +1,150 @@
+#include "solver/metrics.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "solver/newton.hpp"
+
+namespace pref {
+
+namespace {
+bool by_score(const Scored& a, const Scored& b) { return a.score < b.score; }
+
+// Mann-Whitney count over items sorted by score, with `neg_before` negatives on lower ranks:
+// returns twice the number of (positive, negative) pairs ordered correctly, ties counting half.
+std::uint64_t twice_u(std::span<const Scored> sorted, std::uint64_t& neg_before) {
+  std::uint64_t u2 = 0;
+  for (std::size_t i = 0; i < sorted.size();) {
+    std::size_t j = i;
+    std::uint64_t pos = 0, neg = 0;
+    while (j < sorted.size() && sorted[j].score == sorted[i].score) {
+      pos += sorted[j].label > 0.5f;
+      neg += sorted[j].label < 0.5f;
+      ++j;
+    }
+    u2 += pos * (2 * neg_before + neg);
+    neg_before += neg;
+    i = j;
+  }
+  return u2;
+}
+
+// Distributed sample sort by score: on return `items` holds this rank's slice of the global
+// order (all scores on rank r <= all on rank r+1).
+template <class T, class Key>
+void sample_sort(const mpi::Comm& comm, std::vector<T>& items, Key key) {
+  const int p = comm.size();
+  std::sort(items.begin(), items.end(), [&](const T& a, const T& b) { return key(a) < key(b); });
+  if (p == 1) return;
+  std::vector<double> samples(p - 1, std::numeric_limits<double>::infinity());
+  for (int k = 1; k < p && !items.empty(); ++k)
+    samples[k - 1] = key(items[items.size() * k / p]);
+  std::vector<double> all(std::size_t(p) * (p - 1));
+  PREF_MPI_CHECK(MPI_Allgather(samples.data(), p - 1, MPI_DOUBLE, all.data(), p - 1, MPI_DOUBLE,
+                               comm.get()));
+  std::sort(all.begin(), all.end());
+  std::vector<double> splitters(p - 1);
+  for (int k = 1; k < p; ++k) splitters[k - 1] = all[all.size() * k / p];
+  // Equal keys go to the same rank: bucket = number of splitters below the key.
+  std::vector<std::uint64_t> counts(p, 0);
+  std::vector<int> bucket(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    bucket[i] = static_cast<int>(std::lower_bound(splitters.begin(), splitters.end(), key(items[i])) -
+                                 splitters.begin());
+    ++counts[bucket[i]];
+  }
+  // items are sorted, so buckets are already contiguous and in order.
+  std::vector<char> bytes(items.size() * sizeof(T));
+  std::copy_n(reinterpret_cast<const char*>(items.data()), bytes.size(), bytes.data());
+  std::vector<std::uint64_t> bcounts(p);
+  for (int r = 0; r < p; ++r) bcounts[r] = counts[r] * sizeof(T);
+  std::vector<char> recv = mpi::alltoallv<char>(comm, bytes, bcounts);
+  items.resize(recv.size() / sizeof(T));
+  std::copy_n(recv.data(), recv.size(), reinterpret_cast<char*>(items.data()));
+  std::sort(items.begin(), items.end(), [&](const T& a, const T& b) { return key(a) < key(b); });
+}
+}  // namespace
+
+double group_auc(std::span<Scored> items) {
+  std::sort(items.begin(), items.end(), by_score);
+  std::uint64_t pos = 0, neg = 0;
+  for (auto& s : items) {
+    pos += s.label > 0.5f;
+    neg += s.label < 0.5f;
+  }
+  if (pos == 0 || neg == 0) return std::numeric_limits<double>::quiet_NaN();
+  std::uint64_t neg_before = 0;
+  return 0.5 * static_cast<double>(twice_u(items, neg_before)) / (double(pos) * double(neg));
+}
+
+double global_auc(const mpi::Comm& comm, std::vector<Scored>& items) {
+  std::erase_if(items, [](const Scored& s) { return s.label == 0.5f; });
+  sample_sort(comm, items, [](const Scored& s) { return s.score; });
+  std::uint64_t pos = 0, neg = 0;
+  for (auto& s : items) {
+    pos += s.label > 0.5f;
+    neg += s.label < 0.5f;
+  }
+  std::uint64_t neg_before = mpi::exscan_sum(comm, neg);
+  const std::uint64_t u2 = mpi::allreduce_sum(comm, twice_u(items, neg_before));
+  const double P = static_cast<double>(mpi::allreduce_sum(comm, pos));
+  const double N = static_cast<double>(mpi::allreduce_sum(comm, neg));
+  if (P == 0 || N == 0) return std::numeric_limits<double>::quiet_NaN();
+  return 0.5 * static_cast<double>(u2) / (P * N);
+}
+
+std::vector<double> global_quantiles(const mpi::Comm& comm, std::vector<double> values,
+                                     std::span<const double> qs) {
+  sample_sort(comm, values, [](double v) { return v; });
+  const std::uint64_t n_local = values.size();
+  const std::uint64_t before = mpi::exscan_sum(comm, n_local);
+  const std::uint64_t n = mpi::allreduce_sum(comm, n_local);
+  std::vector<double> out(qs.size(), std::numeric_limits<double>::quiet_NaN());
+  if (n == 0) return out;
+  for (std::size_t k = 0; k < qs.size(); ++k) {
+    const std::uint64_t idx = std::min<std::uint64_t>(
+        n - 1, static_cast<std::uint64_t>(std::ceil(qs[k] * double(n))) - (qs[k] > 0 ? 1 : 0));
+    double v = -std::numeric_limits<double>::infinity();
+    if (idx >= before && idx < before + n_local) v = values[idx - before];
+    out[k] = mpi::allreduce_max(comm, v);
+  }
+  return out;
+}
+
+void MetricsAccumulator::add_user(std::span<Scored> items) {
+  for (const Scored& s : items) {
+    loss_ += bce(s.score, s.label);
+    if (s.label != 0.5f) {
+      ++decided_;
+      const bool pos = s.label > 0.5f;
+      correct_ += s.score == 0 ? 0.5 : ((s.score > 0) == pos ? 1.0 : 0.0);
+    }
+    all_.push_back(s);
+  }
+  const double a = group_auc(items);
+  if (!std::isnan(a)) user_aucs_.push_back(a);
+}
+
+SplitMetrics MetricsAccumulator::finish(const mpi::Comm& comm, std::vector<double>* user_aucs) {
+  SplitMetrics m;
+  m.labels = mpi::allreduce_sum(comm, static_cast<std::uint64_t>(all_.size()));
+  double sums[3] = {loss_, correct_, 0};
+  for (double a : user_aucs_) sums[2] += a;
+  mpi::allreduce(comm, std::span<double>(sums, 3), MPI_SUM);
+  const std::uint64_t decided = mpi::allreduce_sum(comm, decided_);
+  m.users_with_auc = mpi::allreduce_sum(comm, static_cast<std::uint64_t>(user_aucs_.size()));
+  m.logloss = m.labels ? sums[0] / double(m.labels) : std::numeric_limits<double>::quiet_NaN();
+  m.accuracy = decided ? sums[1] / double(decided) : std::numeric_limits<double>::quiet_NaN();
+  m.user_auc_mean = m.users_with_auc ? sums[2] / double(m.users_with_auc)
+                                     : std::numeric_limits<double>::quiet_NaN();
+  m.auc = global_auc(comm, all_);
+  if (user_aucs) *user_aucs = std::move(user_aucs_);
+  all_.clear();
+  user_aucs_.clear();
+  loss_ = correct_ = 0;
+  decided_ = 0;
+  return m;
+}
+
+}  // namespace pref

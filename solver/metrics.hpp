@@ -1,0 +1,53 @@
+#pragma once
+// Quality metrics of predictions spread over ranks: log-loss, accuracy and ROC-AUC (global and
+// mean per user), ties (label 0.5) excluded from accuracy and AUC. The global AUC is exact: a
+// distributed sample sort orders all scores, then the Mann-Whitney count runs across ranks.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "solver/base/mpi.hpp"
+
+namespace pref {
+
+struct Scored {
+  double score;  // margin u.z
+  float label;   // in [0, 1]
+};
+
+// Exact ROC-AUC of all ranks' items (labels > 0.5 positive, < 0.5 negative, 0.5 skipped);
+// NaN if a class is empty. Collective. Reorders `items`.
+double global_auc(const mpi::Comm& comm, std::vector<Scored>& items);
+
+// Exact AUC of one small group (e.g. one user's labels); NaN if a class is empty.
+double group_auc(std::span<Scored> items);
+
+// Value at quantile q in [0, 1] (nearest rank) of all ranks' values. Collective.
+std::vector<double> global_quantiles(const mpi::Comm& comm, std::vector<double> values,
+                                     std::span<const double> qs);
+
+struct SplitMetrics {
+  std::uint64_t labels = 0;
+  double logloss = 0;         // mean BCE over all labels (soft labels included)
+  double accuracy = 0;        // share of non-tie labels on the right side of 0
+  double auc = 0;             // global ROC-AUC
+  double user_auc_mean = 0;   // mean over users having both classes
+  std::uint64_t users_with_auc = 0;
+};
+
+// Accumulates metrics of per-user groups of scored labels; finish() is collective.
+class MetricsAccumulator {
+ public:
+  // One user's labels (reordered).
+  void add_user(std::span<Scored> items);
+  SplitMetrics finish(const mpi::Comm& comm, std::vector<double>* user_aucs = nullptr);
+
+ private:
+  std::vector<Scored> all_;
+  std::vector<double> user_aucs_;
+  double loss_ = 0;
+  double correct_ = 0;
+  std::uint64_t decided_ = 0;
+};
+
+}  // namespace pref

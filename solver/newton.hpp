@@ -1,0 +1,67 @@
+#pragma once
+// The row problem of both half-steps: a J-dimensional L2-regularized logistic regression
+//   f(w) = sum_k BCE(sigmoid(x_k . w), y_k) + (mu/2) |w|^2,
+// solved by Newton steps with the exact Hessian (Cholesky) and a backtracking line search over a
+// fixed ladder of step lengths, so that f never increases. The same rule is applied by the
+// distributed comparison half-step (solver/fit.cpp), which evaluates the ladder remotely.
+#include <Eigen/Core>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace pref {
+
+// Numerically safe pieces for any margin.
+inline double softplus(double m) { return std::max(m, 0.0) + std::log1p(std::exp(-std::abs(m))); }
+inline double sigmoid(double m) {
+  if (m >= 0) return 1.0 / (1.0 + std::exp(-m));
+  const double e = std::exp(m);
+  return e / (1.0 + e);
+}
+// BCE(sigmoid(m), y) = softplus(m) - y m.
+inline double bce(double m, double y) { return softplus(m) - y * m; }
+
+// Step lengths tried in order: 1, 1/2, ..., 2^-(kLadder-1); the first that satisfies the Armijo
+// condition f(t) <= f(0) + kArmijo * t * g.d is taken, and none means no step.
+inline constexpr int kLadder = 12;
+inline constexpr double kArmijo = 1e-4;
+inline double ladder_step(int k) { return std::ldexp(1.0, -k); }
+
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Newton direction d = -(H)^-1 g for a symmetric H (lower triangle used). When H is not
+// positive definite (only possible without regularization), a growing multiple of the identity
+// is added. Returns false if no direction could be found.
+bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::VectorXd& d);
+
+// Picks the step from the ladder given f(0), g.d and the objective at each ladder step;
+// returns the index or -1.
+int choose_step(double f0, double gd, std::span<const double> f_ladder);
+
+struct RowStats {
+  double objective = 0;  // f at the returned w
+  double grad_norm2 = 0;  // |gradient|^2 at the starting w of the last step taken
+};
+
+// Scratch space of one thread, reused across rows so rows allocate nothing.
+struct RowWorkspace {
+  RowMatrix x;  // gathered partner rows (chunk x J)
+  Eigen::VectorXd m, q, r, s, g, d;
+  Eigen::MatrixXd h;
+  std::vector<double> margins, steps;
+};
+
+// Solves one row in place: partners are rows idx[k] of `table` (row-major, J columns), labels
+// y[k]. steps Newton steps (each with line search).
+RowStats solve_row(double* w, int J, const double* table, std::span<const std::uint32_t> idx,
+                   std::span<const float> y, double mu, int steps, RowWorkspace& ws);
+
+// Accumulates, for w, the loss sum_k BCE(x_k.w, y_k), the gradient sum_k (s(m_k)-y_k) x_k and the
+// Hessian sum_k s'(m_k) x_k x_k^T (full symmetric) of the given partners. g and H are added to.
+double accumulate_row(const double* w, int J, const double* table,
+                      std::span<const std::uint32_t> idx, std::span<const float> y,
+                      Eigen::VectorXd& g, Eigen::MatrixXd* H, RowWorkspace& ws,
+                      std::vector<double>* margins);
+
+}  // namespace pref
