@@ -39,9 +39,12 @@ Split parse_split(const std::string& name, const std::string& option) {
 }
 
 bool is_quantizable(float v) {
-  const double q = static_cast<double>(v) * kValueDenominator;
-  return std::isfinite(q) && q >= 0 && q <= kValueDenominator && q == std::nearbyint(q) &&
-         static_cast<float>(std::nearbyint(q) / kValueDenominator) == v;
+  // Exact means that decoding the byte gives v back: float(q / 200) == v. (Asking v * 200 to be
+  // a whole number in double would reject almost every multiple, e.g. 0.48f or 0.3f, since
+  // k / 200 is rarely a binary fraction.)
+  const double q = std::nearbyint(static_cast<double>(v) * kValueDenominator);
+  return std::isfinite(q) && q >= 0 && q <= kValueDenominator &&
+         static_cast<float>(q / kValueDenominator) == v;
 }
 
 namespace {

@@ -23,8 +23,10 @@ AtomicOutput::AtomicOutput(std::string path, bool overwrite, const mpi::Comm& co
                        ")");
     const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
     if (!fs::is_directory(dir, ec))
-      throw InputError(path_ + ": directory " + dir.string() + " does not exist (" + option +
-                       ")");
+      throw InputError(path_ + ": " +
+                       (fs::exists(dir, ec) ? dir.string() + " is not a directory"
+                                            : "directory " + dir.string() + " does not exist") +
+                       " (" + option + ")");
   });
   // One temporary name for all ranks, unique per job: the pid of rank 0.
   const long pid = mpi::broadcast(comm_, static_cast<long>(::getpid()));

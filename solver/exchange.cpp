@@ -4,9 +4,39 @@
 
 namespace pref {
 
-GhostPlan::GhostPlan(const mpi::Comm& comm, std::vector<std::uint32_t> ids,
-                     const Partition& owners)
-    : ids_(std::move(ids)) {
+IdSet::IdSet(std::initializer_list<std::span<const std::uint32_t>> lists) {
+  std::uint32_t lo = UINT32_MAX, hi = 0;
+  bool any = false;
+  for (auto l : lists)
+    for (auto g : l) {
+      lo = std::min(lo, g);
+      hi = std::max(hi, g);
+      any = true;
+    }
+  if (!any) return;
+  lo_ = lo;
+  const std::uint64_t span = std::uint64_t(hi) - lo + 1;
+  bits_.assign((span + 63) / 64, 0);
+  for (auto l : lists)
+    for (auto g : l) bits_[(g - lo) >> 6] |= std::uint64_t{1} << ((g - lo) & 63);
+  rank_.resize(bits_.size());
+  std::uint32_t r = 0;
+  for (std::size_t w = 0; w < bits_.size(); ++w) {
+    rank_[w] = r;
+    r += static_cast<std::uint32_t>(__builtin_popcountll(bits_[w]));
+  }
+}
+
+std::vector<std::uint32_t> IdSet::sorted() const {
+  std::vector<std::uint32_t> out;
+  for (std::size_t w = 0; w < bits_.size(); ++w)
+    for (std::uint64_t b = bits_[w]; b; b &= b - 1)
+      out.push_back(lo_ + static_cast<std::uint32_t>(w * 64 + __builtin_ctzll(b)));
+  return out;
+}
+
+GhostPlan::GhostPlan(const mpi::Comm& comm, const IdSet& ids, const Partition& owners)
+    : set_(ids), ids_(ids.sorted()) {
   const int p = comm.size();
   recv_counts_.assign(p, 0);
   // ids are sorted and owner ranges are contiguous, so each owner's ids are one run.
@@ -21,10 +51,6 @@ GhostPlan::GhostPlan(const mpi::Comm& comm, std::vector<std::uint32_t> ids,
   send_rows_.resize(requested.size());
   for (std::size_t k = 0; k < requested.size(); ++k)
     send_rows_[k] = static_cast<std::uint32_t>(requested[k] - lo);
-}
-
-std::uint32_t GhostPlan::index_of(std::uint32_t g) const {
-  return static_cast<std::uint32_t>(std::lower_bound(ids_.begin(), ids_.end(), g) - ids_.begin());
 }
 
 void GhostPlan::fetch(const mpi::Comm& comm, std::span<const double> local, int width,

@@ -14,17 +14,39 @@
 
 namespace pref {
 
+// A set of global ids as a bitmap over the span of its members, with a rank directory so that
+// the position of a member among the sorted members is found in O(1).
+class IdSet {
+ public:
+  IdSet() = default;
+  // Inserts every id of every list.
+  explicit IdSet(std::initializer_list<std::span<const std::uint32_t>> lists);
+  std::vector<std::uint32_t> sorted() const;
+  // Position of member g among the sorted members.
+  std::uint32_t index_of(std::uint32_t g) const {
+    const std::uint64_t off = g - lo_;
+    const std::uint64_t word = bits_[off >> 6];
+    return rank_[off >> 6] +
+           static_cast<std::uint32_t>(__builtin_popcountll(word & ((std::uint64_t{1} << (off & 63)) - 1)));
+  }
+
+ private:
+  std::uint32_t lo_ = 0;
+  std::vector<std::uint64_t> bits_;
+  std::vector<std::uint32_t> rank_;
+};
+
 class GhostPlan {
  public:
   GhostPlan() = default;
   // ids: the global ids this rank needs, sorted and unique; owners: who owns each id.
   // Collective.
-  GhostPlan(const mpi::Comm& comm, std::vector<std::uint32_t> ids, const Partition& owners);
+  GhostPlan(const mpi::Comm& comm, const IdSet& ids, const Partition& owners);
 
   std::size_t ghosts() const { return ids_.size(); }
   const std::vector<std::uint32_t>& ids() const { return ids_; }
   // Index of global id g among the ghosts (g must be one of them).
-  std::uint32_t index_of(std::uint32_t g) const;
+  std::uint32_t index_of(std::uint32_t g) const { return set_.index_of(g); }
 
   // Fills ghost (ghosts() x width, row-major) with the owners' rows of `local`
   // (local rows x width, row-major, rows indexed from the owner's first id). Collective.
@@ -40,6 +62,7 @@ class GhostPlan {
   std::uint64_t remote_rows() const { return remote_rows_; }
 
  private:
+  IdSet set_;
   std::vector<std::uint32_t> ids_;
   std::vector<std::uint64_t> recv_counts_;  // per owner: ids_ are grouped by owner in order
   std::vector<std::uint64_t> send_counts_;  // per requester

@@ -66,13 +66,9 @@ struct LocalRows {
   }
 };
 
-std::vector<std::uint32_t> unique_ids(std::initializer_list<const Csr*> csrs) {
-  std::vector<std::uint32_t> ids;
-  for (const Csr* c : csrs)
-    if (c) ids.insert(ids.end(), c->col.begin(), c->col.end());
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return ids;
+IdSet partner_ids(const Csr& a, const Csr* b = nullptr) {
+  if (b) return IdSet({std::span<const std::uint32_t>(a.col), std::span<const std::uint32_t>(b->col)});
+  return IdSet({std::span<const std::uint32_t>(a.col)});
 }
 
 // Takes over a CSR, mapping global partner ids to ghost indices in place.
@@ -113,11 +109,11 @@ class Fitter {
     threads_ = std::max(1, cfg.threads);
     ws_.resize(threads_);
     // Users read the Z rows of their training and validation labels.
-    zplan_ = GhostPlan(comm, unique_ids({&train.by_user, validation ? &validation->by_user : nullptr}),
+    zplan_ = GhostPlan(comm, partner_ids(train.by_user, validation ? &validation->by_user : nullptr),
                        parts_.comparisons);
     users_ = localize(std::move(train.by_user), zplan_);
     if (validation) users_val_ = localize(std::move(validation->by_user), zplan_);
-    uplan_ = GhostPlan(comm, unique_ids({&train.by_comparison}), parts_.users);
+    uplan_ = GhostPlan(comm, partner_ids(train.by_comparison), parts_.users);
     // Bytes per sweep summed over ranks, for each pattern.
     const double remote_z = static_cast<double>(mpi::allreduce_sum(comm, zplan_.remote_rows()));
     const double remote_u = static_cast<double>(mpi::allreduce_sum(comm, uplan_.remote_rows()));
@@ -228,44 +224,76 @@ class Fitter {
     });
     std::vector<double> dghost;
     fetch(zplan_, d, J_, dghost);
-    // Holders: partial objective along the ladder.
-    std::vector<double> fl(T * kLadder), fsum(nc * kLadder);
-    parallel_rows(T, [&](std::size_t g, RowWorkspace&) {
-      const double* z = zghost_.data() + g * J_;
-      const double* dd = dghost.data() + g * J_;
-      double* out = fl.data() + g * kLadder;
-      std::fill(out, out + kLadder, 0.0);
-      auto idx = ghost_comps_.idx_of(g);
-      auto y = ghost_comps_.y_of(g);
-      for (std::size_t k = 0; k < idx.size(); ++k) {
-        const double* u = f_.U.data() + std::size_t(idx[k]) * J_;
-        double m = 0, q = 0;
-        for (int a = 0; a < J_; ++a) {
-          m += u[a] * z[a];
-          q += u[a] * dd[a];
+    // The line search walks the ladder a few steps per round; most rows accept the full step in
+    // the first round, so rows evaluate few step lengths, and rounds stop when no row is left.
+    // t: the chosen step (0: none), or -1 while the row is still searching.
+    std::vector<double> t(nc, -1.0), tghost(T, -1.0);
+    for (std::size_t c = 0; c < nc; ++c)
+      if (gd[c] == 0) t[c] = 0;
+    std::vector<double> fl, fsum;
+    std::vector<std::uint8_t> pending(T, 1);
+    for (std::size_t g = 0; g < T; ++g) {
+      bool zero = true;
+      for (int a = 0; a < J_; ++a) zero = zero && dghost[g * J_ + a] == 0;
+      if (zero) pending[g] = 0;
+    }
+    constexpr int kPerRound = 2;
+    for (int l0 = 0; l0 < kLadder; l0 += kPerRound) {
+      const int nl = std::min(kPerRound, kLadder - l0);
+      fl.assign(T * nl, 0.0);
+      fsum.assign(nc * nl, 0.0);
+      // Holders: partial objective at the round's step lengths.
+      parallel_rows(T, [&](std::size_t g, RowWorkspace&) {
+        if (!pending[g]) return;
+        const double* z = zghost_.data() + g * J_;
+        const double* dd = dghost.data() + g * J_;
+        double* out = fl.data() + g * nl;
+        auto idx = ghost_comps_.idx_of(g);
+        auto y = ghost_comps_.y_of(g);
+        for (std::size_t k = 0; k < idx.size(); ++k) {
+          const double* u = f_.U.data() + std::size_t(idx[k]) * J_;
+          double m = 0, q = 0;
+          for (int a = 0; a < J_; ++a) {
+            m += u[a] * z[a];
+            q += u[a] * dd[a];
+          }
+          for (int l = 0; l < nl; ++l) out[l] += bce(m + ladder_step(l0 + l) * q, y[k]);
         }
-        for (int l = 0; l < kLadder; ++l) out[l] += bce(m + ladder_step(l) * q, y[k]);
+      });
+      reduce(zplan_, fl, nl, fsum);
+      // Owners: the first step of the round meeting the Armijo condition.
+      parallel_rows(nc, [&](std::size_t c, RowWorkspace&) {
+        if (t[c] >= 0) return;
+        Eigen::Map<Eigen::VectorXd> z(f_.Z.data() + c * J_, J_);
+        Eigen::Map<const Eigen::VectorXd> dc(d.data() + c * J_, J_);
+        for (int l = 0; l < nl; ++l) {
+          const double step = ladder_step(l0 + l);
+          const double f = fsum[c * nl + l] + 0.5 * cfg_.mu_z * (z + step * dc).squaredNorm();
+          if (f <= f0[c] + kArmijo * step * gd[c]) {
+            t[c] = step;
+            z += step * dc;
+            return;
+          }
+        }
+        if (l0 + nl >= kLadder) t[c] = 0;  // no step length decreased the objective
+      });
+      // Holders learn each row's outcome and apply accepted steps to their ghost copies
+      // (bitwise the owner's arithmetic).
+      fetch(zplan_, t, 1, tghost);
+      std::uint64_t left = 0;
+      for (std::size_t g = 0; g < T; ++g) {
+        if (!pending[g]) continue;
+        if (tghost[g] < 0) {
+          ++left;
+          continue;
+        }
+        pending[g] = 0;
+        for (int a = 0; a < J_; ++a) zghost_[g * J_ + a] += tghost[g] * dghost[g * J_ + a];
       }
-    });
-    reduce(zplan_, fl, kLadder, fsum);
-    std::vector<double> t(nc, 0.0);
-    parallel_rows(nc, [&](std::size_t c, RowWorkspace&) {
-      if (gd[c] == 0) return;
-      Eigen::Map<Eigen::VectorXd> z(f_.Z.data() + c * J_, J_);
-      Eigen::Map<const Eigen::VectorXd> dc(d.data() + c * J_, J_);
-      double f[kLadder];
-      for (int l = 0; l < kLadder; ++l)
-        f[l] = fsum[c * kLadder + l] + 0.5 * cfg_.mu_z * (z + ladder_step(l) * dc).squaredNorm();
-      const int k = choose_step(f0[c], gd[c], f);
-      if (k < 0) return;
-      t[c] = ladder_step(k);
-      z += t[c] * dc;
-    });
-    // Holders apply the same update to their ghost copies (bitwise the owner's arithmetic).
-    std::vector<double> tghost;
-    fetch(zplan_, t, 1, tghost);
-    for (std::size_t g = 0; g < T; ++g)
-      for (int a = 0; a < J_; ++a) zghost_[g * J_ + a] += tghost[g] * dghost[g * J_ + a];
+      std::uint64_t owners_left = 0;
+      for (double tc : t) owners_left += tc < 0;
+      if (mpi::allreduce_sum(comm_, left + owners_left) == 0) break;
+    }
   }
 
   void refresh_ughost() {
@@ -428,7 +456,7 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
 SplitMetrics evaluate_split(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f,
                             std::vector<double>* user_aucs) {
   const int J = f.J;
-  GhostPlan plan(comm, unique_ids({&m.by_user}), m.parts.comparisons);
+  GhostPlan plan(comm, partner_ids(m.by_user), m.parts.comparisons);
   std::vector<double> zghost;
   plan.fetch(comm, f.Z, J, zghost);
   MetricsAccumulator acc;

@@ -2,6 +2,7 @@
 
 #include <Eigen/Cholesky>
 #include <algorithm>
+#include <utility>
 
 namespace pref {
 
@@ -31,20 +32,78 @@ bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::Vecto
   return false;
 }
 
-int choose_step(double f0, double gd, std::span<const double> f_ladder) {
-  for (int k = 0; k < static_cast<int>(f_ladder.size()); ++k)
-    if (f_ladder[k] <= f0 + kArmijo * ladder_step(k) * gd) return k;
-  return -1;
+namespace {
+
+// The label loop for a compile-time J (JJ > 0) or a runtime one (JJ == 0): one pass computing the
+// margin, loss, gradient and the lower triangle of the weighted Gram matrix, without gathering.
+template <int JJ>
+double accumulate_small(const double* w, int Jrt, const double* table,
+                        std::span<const std::uint32_t> idx, std::span<const float> y, double* g,
+                        double* H /* J x J column-major, lower triangle, or null */,
+                        std::vector<double>* margins) {
+  const int J = JJ > 0 ? JJ : Jrt;
+  double loss = 0;
+  double gl[JJ > 0 ? JJ : 1] = {};
+  for (std::size_t k = 0; k < idx.size(); ++k) {
+    const double* x = table + std::size_t(idx[k]) * J;
+    double m = 0;
+    for (int a = 0; a < J; ++a) m += x[a] * w[a];
+    const double e = std::exp(-std::abs(m));
+    const double yk = y[k];
+    loss += std::max(m, 0.0) + std::log1p(e) - yk * m;
+    const double p = m >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    const double r = p - yk;
+    if constexpr (JJ > 0) {
+      for (int a = 0; a < J; ++a) gl[a] += r * x[a];
+    } else {
+      for (int a = 0; a < J; ++a) g[a] += r * x[a];
+    }
+    if (H) {
+      const double s = p * (1 - p);
+      for (int b = 0; b < J; ++b) {
+        const double sb = s * x[b];
+        double* col = H + std::size_t(b) * J;
+        for (int a = b; a < J; ++a) col[a] += sb * x[a];
+      }
+    }
+    if (margins) (*margins)[k] = m;
+  }
+  if constexpr (JJ > 0)
+    for (int a = 0; a < J; ++a) g[a] += gl[a];
+  return loss;
 }
+
+template <int... Js>
+double dispatch_small(std::integer_sequence<int, Js...>, int J, const double* w,
+                      const double* table, std::span<const std::uint32_t> idx,
+                      std::span<const float> y, double* g, double* H,
+                      std::vector<double>* margins) {
+  double loss = 0;
+  const bool done = ((J == Js + 1 ? (loss = accumulate_small<Js + 1>(w, J, table, idx, y, g, H,
+                                                                      margins),
+                                     true)
+                                  : false) ||
+                     ...);
+  if (!done) loss = accumulate_small<0>(w, J, table, idx, y, g, H, margins);
+  return loss;
+}
+
+// Above this J the Hessian is formed from gathered blocks by a BLAS-3 rank update.
+constexpr int kSmallJ = 16;
+
+}  // namespace
 
 double accumulate_row(const double* w, int J, const double* table,
                       std::span<const std::uint32_t> idx, std::span<const float> y,
                       Eigen::VectorXd& g, Eigen::MatrixXd* H, RowWorkspace& ws,
                       std::vector<double>* margins) {
   const std::size_t n = idx.size();
+  if (margins) margins->resize(n);
+  if (J <= kSmallJ)
+    return dispatch_small(std::make_integer_sequence<int, kSmallJ>{}, J, w, table, idx, y,
+                          g.data(), H ? H->data() : nullptr, margins);
   Eigen::Map<const Eigen::VectorXd> wv(w, J);
   double loss = 0;
-  if (margins) margins->resize(n);
   for (std::size_t c0 = 0; c0 < n; c0 += kChunk) {
     const std::size_t c = std::min(kChunk, n - c0);
     ws.x.resize(c, J);

@@ -35,10 +35,6 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 // is added. Returns false if no direction could be found.
 bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::VectorXd& d);
 
-// Picks the step from the ladder given f(0), g.d and the objective at each ladder step;
-// returns the index or -1.
-int choose_step(double f0, double gd, std::span<const double> f_ladder);
-
 struct RowStats {
   double objective = 0;  // f at the returned w
   double grad_norm2 = 0;  // |gradient|^2 at the starting w of the last step taken

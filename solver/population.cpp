@@ -277,6 +277,7 @@ std::uint64_t write_users(const Population& pop, bool new_users, io::LabelFileWr
       }
     });
     for (int s = 0; s < n_splits; ++s) {
+      if (per_user[s] == 0) continue;  // the split was not created (no answers held out)
       w.write(splits[s], b0 * per_user[s], cols[s]);
       written += cols[s].size();
     }
