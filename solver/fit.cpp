@@ -120,7 +120,7 @@ class Fitter {
     const int hw = J_ * (J_ + 1) / 2;
     cost_ship_ = 8.0 * J_ * (remote_z + remote_u);
     cost_reduce_ = 8.0 * (J_ * remote_z +
-                          cfg.newton_steps * remote_z * ((J_ + hw + 1) + J_ + kLadder + 1));
+                          cfg.newton_steps * remote_z * ((J_ + hw) + J_ + kLadder + 1));
     exchange_ = cfg.exchange;
     if (exchange_ == Exchange::kAuto)
       exchange_ = (comm.size() == 1 || cost_ship_ <= cost_reduce_) ? Exchange::kShip
@@ -186,26 +186,24 @@ class Fitter {
   // One Newton step of every comparison by reduction of partial sums to the owners.
   void reduce_newton_step() {
     const int hw = J_ * (J_ + 1) / 2;
-    const int width = J_ + hw + 1;
+    const int width = J_ + hw;
     const std::size_t T = zplan_.ghosts();
     const std::size_t nc = f_.Z.size() / J_;
     std::vector<double> part(T * width), sums(nc * width);
     parallel_rows(T, [&](std::size_t g, RowWorkspace& ws) {
       ws.g.setZero(J_);
       ws.h.setZero(J_, J_);
-      const double loss = accumulate_row(zghost_.data() + g * J_, J_, f_.U.data(),
-                                         ghost_comps_.idx_of(g), ghost_comps_.y_of(g), ws.g,
-                                         &ws.h, ws, nullptr);
+      accumulate_row(zghost_.data() + g * J_, J_, f_.U.data(), ghost_comps_.idx_of(g),
+                     ghost_comps_.y_of(g), ws.g, &ws.h, ws, nullptr);
       double* out = part.data() + g * width;
       for (int a = 0; a < J_; ++a) out[a] = ws.g[a];
       int k = J_;
       for (int a = 0; a < J_; ++a)
         for (int b = 0; b <= a; ++b) out[k++] = ws.h(a, b);
-      out[k] = loss;
     });
     reduce(zplan_, part, width, sums);
-    // Owners: direction, f(0) and g.d.
-    std::vector<double> d(nc * J_, 0.0), f0(nc), gd(nc, 0.0);
+    // Owners: direction and g.d.
+    std::vector<double> d(nc * J_, 0.0), gd(nc, 0.0);
     parallel_rows(nc, [&](std::size_t c, RowWorkspace& ws) {
       const double* s = sums.data() + c * width;
       Eigen::Map<Eigen::VectorXd> z(f_.Z.data() + c * J_, J_);
@@ -215,7 +213,6 @@ class Fitter {
       for (int a = 0; a < J_; ++a)
         for (int b = 0; b <= a; ++b) ws.h(a, b) = ws.h(b, a) = s[k++];
       ws.h.diagonal().array() += cfg_.mu_z;
-      f0[c] = s[k] + 0.5 * cfg_.mu_z * z.squaredNorm();
       if (ws.g.squaredNorm() == 0 || !newton_direction(ws.h, ws.g, ws.d)) return;
       const double gdc = ws.g.dot(ws.d);
       if (!(gdc < 0)) return;
@@ -242,7 +239,8 @@ class Fitter {
       const int nl = std::min(kPerRound, kLadder - l0);
       fl.assign(T * nl, 0.0);
       fsum.assign(nc * nl, 0.0);
-      // Holders: partial objective at the round's step lengths.
+      // Holders: partial change of the objective at the round's step lengths (term by term, as
+      // in solve_row: see bce_change).
       parallel_rows(T, [&](std::size_t g, RowWorkspace&) {
         if (!pending[g]) return;
         const double* z = zghost_.data() + g * J_;
@@ -257,7 +255,7 @@ class Fitter {
             m += u[a] * z[a];
             q += u[a] * dd[a];
           }
-          for (int l = 0; l < nl; ++l) out[l] += bce(m + ladder_step(l0 + l) * q, y[k]);
+          for (int l = 0; l < nl; ++l) out[l] += bce_change(m, ladder_step(l0 + l) * q, y[k]);
         }
       });
       reduce(zplan_, fl, nl, fsum);
@@ -268,8 +266,9 @@ class Fitter {
         Eigen::Map<const Eigen::VectorXd> dc(d.data() + c * J_, J_);
         for (int l = 0; l < nl; ++l) {
           const double step = ladder_step(l0 + l);
-          const double f = fsum[c * nl + l] + 0.5 * cfg_.mu_z * (z + step * dc).squaredNorm();
-          if (f <= f0[c] + kArmijo * step * gd[c]) {
+          const double df =
+              fsum[c * nl + l] + cfg_.mu_z * step * (z.dot(dc) + 0.5 * step * dc.squaredNorm());
+          if (df <= kArmijo * step * gd[c]) {
             t[c] = step;
             z += step * dc;
             return;

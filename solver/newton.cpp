@@ -4,17 +4,30 @@
 #include <algorithm>
 #include <utility>
 
+extern "C" void dsyrk_(const char* uplo, const char* trans, const int* n, const int* k,
+                       const double* alpha, const double* a, const int* lda, const double* beta,
+                       double* c, const int* ldc);
+
 namespace pref {
 
 namespace {
 // Labels are processed in chunks so that a comparison with millions of labels needs no large
 // gather buffer.
 constexpr std::size_t kChunk = 512;
+// Relative size of a squared Cholesky pivot below which H counts as singular.
+constexpr double kSingularPivot = 1e-10;
 }  // namespace
 
 bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::VectorXd& d) {
   Eigen::LLT<Eigen::MatrixXd, Eigen::Lower> llt(H);
-  if (llt.info() == Eigen::Success) {
+  // A pivot at the rounding level of H means H is singular to working precision (no
+  // regularization and fewer labels than J, or saturated margins). Whether Cholesky then
+  // succeeds is decided by rounding, i.e. by the summation order (rank count, exchange pattern),
+  // and the direction's null-space part is rounding noise divided by that pivot: such H take the
+  // shifted path below like indefinite ones.
+  if (llt.info() == Eigen::Success &&
+      llt.matrixLLT().diagonal().array().square().minCoeff() >
+          kSingularPivot * H.diagonal().cwiseAbs().maxCoeff()) {
     d = -llt.solve(g);
     return d.allFinite();
   }
@@ -122,9 +135,12 @@ double accumulate_row(const double* w, int J, const double* table,
     }
     g.noalias() += ws.x.transpose() * ws.r;
     if (H) {
-      // Weighted Gram matrix X^T diag(s'(m)) X as a rank-c update of the scaled rows (BLAS-3).
+      // Weighted Gram matrix X^T diag(s'(m)) X as a rank-c update of the scaled rows: OpenBLAS
+      // dsyrk on the row-major block (a J x c column-major matrix), lower triangle.
       ws.x = ws.s.asDiagonal() * ws.x;
-      H->selfadjointView<Eigen::Lower>().rankUpdate(ws.x.transpose());
+      const int nj = J, k = static_cast<int>(c);
+      const double one = 1.0;
+      dsyrk_("L", "N", &nj, &k, &one, ws.x.data(), &nj, &one, H->data(), &nj);
     }
   }
   return loss;
@@ -154,18 +170,21 @@ RowStats solve_row(double* w, int J, const double* table, std::span<const std::u
     for (std::size_t k = 0; k < n; ++k)
       ws.steps[k] = Eigen::Map<const Eigen::RowVectorXd>(table + std::size_t(idx[k]) * J, J)
                         .dot(ws.d);
-    double f_ladder[kLadder];
+    const double wd = wv.dot(ws.d), dd = ws.d.squaredNorm();
+    double change = 0;
     int chosen = -1;
     for (int k = 0; k < kLadder && chosen < 0; ++k) {
       const double t = ladder_step(k);
-      double f = 0.5 * mu * (wv + t * ws.d).squaredNorm();
-      for (std::size_t i = 0; i < n; ++i) f += bce(ws.margins[i] + t * ws.steps[i], y[i]);
-      f_ladder[k] = f;
-      if (f <= f0 + kArmijo * t * gd) chosen = k;
+      double df = mu * t * (wd + 0.5 * t * dd);
+      for (std::size_t i = 0; i < n; ++i) df += bce_change(ws.margins[i], t * ws.steps[i], y[i]);
+      if (df <= kArmijo * t * gd) {
+        chosen = k;
+        change = df;
+      }
     }
     if (chosen < 0) break;
     wv += ladder_step(chosen) * ws.d;
-    st.objective = f_ladder[chosen];
+    st.objective = f0 + change;
   }
   return st;
 }

@@ -22,8 +22,22 @@ inline double sigmoid(double m) {
 // BCE(sigmoid(m), y) = softplus(m) - y m.
 inline double bce(double m, double y) { return softplus(m) - y * m; }
 
+// BCE(sigmoid(m + delta), y) - BCE(sigmoid(m), y), without subtracting two losses:
+// softplus(m + delta) - softplus(m) = log1p(sigmoid(m) expm1(delta)) keeps full relative precision
+// for small delta.
+inline double bce_change(double m, double delta, double y) {
+  const double sp = std::abs(delta) <= 1.0 ? std::log1p(sigmoid(m) * std::expm1(delta))
+                                           : softplus(m + delta) - softplus(m);
+  return sp - y * delta;
+}
+
 // Step lengths tried in order: 1, 1/2, ..., 2^-(kLadder-1); the first that satisfies the Armijo
-// condition f(t) <= f(0) + kArmijo * t * g.d is taken, and none means no step.
+// condition f(t) - f(0) <= kArmijo * t * g.d is taken, and none means no step. The change
+// f(t) - f(0) is summed term by term (bce_change, and mu t (w.d + t |d|^2 / 2) for the
+// regularization) rather than computed as the difference of two objectives: near convergence the
+// decrease of a Newton step falls below the rounding error of f itself, and the test would
+// then decide at random, differently for different summation orders (rank counts, exchange
+// patterns), so that their results would part by about sqrt(machine epsilon).
 inline constexpr int kLadder = 12;
 inline constexpr double kArmijo = 1e-4;
 inline double ladder_step(int k) { return std::ldexp(1.0, -k); }

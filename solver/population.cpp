@@ -53,6 +53,8 @@ void PopulationConfig::validate() const {
     fail(fmt::format("--answers-per-user: {} leaves no training answers after the validation "
                      "and test fractions", answers_per_user));
   if (clusters == 0) fail("--clusters: must be at least 1");
+  // The cluster of each user is stored as int16 in /truth/user_type.
+  if (clusters > 32767) fail(fmt::format("--clusters: {} is more than 32767", clusters));
   if (!(cluster_spread >= 0)) fail("--cluster-spread: must be >= 0");
   if (!(zipf_exponent >= 0) || !std::isfinite(zipf_exponent))
     fail(fmt::format("--zipf-exponent: {} must be >= 0", zipf_exponent));

@@ -12,14 +12,16 @@
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
 #include "solver/fit.hpp"
+#include "solver/svd_init.hpp"
 
 namespace pref::cli {
 
 namespace {
 struct FitOptions {
-  std::string data, out, metrics, init = "random", model = "factor", exchange = "auto";
+  std::string data, out, metrics, init = "svd", model = "factor", exchange = "auto";
   std::string duplicates = "error";
   FitConfig cfg;
+  SvdConfig svd;  // --init svd*: kind, J and seed are filled from the fit options
   bool overwrite = false, drop_ties = false;
 };
 
@@ -51,8 +53,17 @@ Runner add_fit(CLI::App& app) {
   FitConfig& c = o->cfg;
   app.add_option("--data", o->data, "Label file (HDF5) to fit")->required();
   app.add_option("--rank", c.J, "Number of factors J")->required();
-  app.add_option("--init", o->init, "Initialization")
+  app.add_option("--init", o->init,
+                 "Initialization: svd (randomized truncated SVD of the +-1 label matrix, "
+                 "scaled to RMS margin 1), svd-exact (dense ScaLAPACK SVD, small problems), "
+                 "svd-impute (the paper's 0.5-imputation rounds, dense), random")
       ->check(CLI::IsMember({"svd", "svd-exact", "svd-impute", "random"}));
+  app.add_option("--svd-oversampling", o->svd.oversampling,
+                 "--init svd: sketch columns beyond the rank");
+  app.add_option("--svd-power-iterations", o->svd.power_iterations,
+                 "--init svd: power iterations of the range finder");
+  app.add_option("--svd-impute-rounds", o->svd.impute_rounds,
+                 "--init svd-impute: SVD-reconstruct-impute rounds");
   app.add_option("--max-sweeps", c.max_sweeps, "Most alternating sweeps");
   app.add_option("--tol", c.tol, "Stop when the relative objective change is below this");
   app.add_option("--seed", c.seed, "Random seed (initialization)");
@@ -86,10 +97,12 @@ Runner add_fit(CLI::App& app) {
       if (!(cfg.mu_u >= 0) || !(cfg.mu_z >= 0)) throw InputError("--mu-u, --mu-z: must be >= 0");
       if (cfg.newton_steps < 1) throw InputError("--newton-steps: must be >= 1");
       if (cfg.threads < 1) throw InputError("--threads: must be >= 1");
-      if (o->init != "random")
-        throw InputError("--init " + o->init +
-                         ": the SVD initializations are not available in this build yet; use "
-                         "--init random");
+      if (o->svd.oversampling < 0) throw InputError("--svd-oversampling: must be >= 0");
+      if (o->svd.power_iterations < 0) throw InputError("--svd-power-iterations: must be >= 0");
+      if (o->svd.impute_rounds < 0) throw InputError("--svd-impute-rounds: must be >= 0");
+      o->svd.kind = o->init == "svd-exact"    ? SvdKind::kExact
+                    : o->init == "svd-impute" ? SvdKind::kImpute
+                                              : SvdKind::kRandomized;
       cfg.exchange = o->exchange == "ship"     ? Exchange::kShip
                      : o->exchange == "reduce" ? Exchange::kReduce
                                                : Exchange::kAuto;
@@ -114,7 +127,20 @@ Runner add_fit(CLI::App& app) {
         metrics.open(o->metrics, std::ios::trunc);
         if (!metrics) throw InputError(o->metrics + ": cannot open for writing (--metrics)");
       });
-    Factors init = random_factors(comm, parts, cfg);
+    Factors init;
+    if (o->init == "random" || cfg.shared) {
+      // The shared model fixes u_i = 1 and is convex: it starts from random_factors always.
+      init = random_factors(comm, parts, cfg);
+    } else {
+      SvdConfig& sc = o->svd;
+      sc.J = cfg.J;
+      sc.seed = cfg.seed;
+      sc.init_scale = cfg.init_scale;
+      const double t0 = MPI_Wtime();
+      init = svd_init(comm, train, sc);
+      log::info(comm, "init {}: {:.3f}s, RMS training margin {:.3f}", o->init,
+                MPI_Wtime() - t0, rms_margin(comm, train, init));
+    }
     nlohmann::json history = nlohmann::json::array();
     auto on_sweep = [&](const SweepRecord& r) {
       history.push_back(record_json(r, false));

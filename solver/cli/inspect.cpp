@@ -72,13 +72,17 @@ Runner add_inspect(CLI::App& app) {
                           {"comparison_bounds", parts.comparisons.bounds()}};
       }
     }
-    j["truth"] = h5::exists(f.handle(), "/truth/user_weights");
-    if (h5::exists(f.handle(), "/generator")) {
-      h5::Handle g = h5::open_group(f.handle(), "/generator", o->file);
-      j["generator"] = {{"model", h5::read_string_attribute(g.get(), "model", o->file)},
-                        {"seed", h5::read_attribute<std::uint64_t>(g.get(), "seed", o->file)}};
-    }
-    j["ids"] = h5::exists(f.handle(), "/ids");
+    // The same file on every rank, but a bad attribute must still end the run collectively.
+    mpi::agree(comm, [&] {
+      j["truth"] = h5::exists(f.handle(), "/truth/user_weights");
+      if (h5::exists(f.handle(), "/generator")) {
+        const std::string what = o->file + ": /generator";
+        h5::Handle g = h5::open_group(f.handle(), "/generator", what);
+        j["generator"] = {{"model", h5::read_string_attribute(g.get(), "model", what)},
+                          {"seed", h5::read_attribute<std::uint64_t>(g.get(), "seed", what)}};
+      }
+      j["ids"] = h5::exists(f.handle(), "/ids");
+    });
     if (comm.rank() != 0) return 0;
     if (o->json) {
       fmt::print("{}\n", j.dump());

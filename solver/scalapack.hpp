@@ -1,0 +1,175 @@
+#pragma once
+// ScaLAPACK and BLACS from C++.
+//
+// Debian's scalapack-openmpi ships no C headers, so the prototypes used here are declared below
+// (LP64: every integer is a C int; Fortran routines get the hidden lengths of their character
+// arguments, which are harmless for the C ones).
+//
+// On top of them:
+//  - BlacsGrid: RAII over a BLACS system handle and process grid built from any communicator
+//    (not only MPI_COMM_WORLD), with repeatable combine topologies so that runs are bitwise
+//    reproducible at a given rank count;
+//  - DistMatrix: a 2-D block-cyclic matrix (descriptor + local column-major storage);
+//  - check(): ScaLAPACK's info codes as pref::Error naming the routine;
+//  - tall_skinny_qr(): the Householder QR (pdgeqrf + pdorgqr) of a tall-skinny matrix that is
+//    distributed by contiguous row ranges (pref's layout), on a P x 1 grid.
+//
+// BLACS initializes itself on first use from MPI_COMM_WORLD without communicating (ScaLAPACK
+// 2.2), and building a grid is collective over the grid's communicator only, so grids over
+// sub-communicators (e.g. MPI_COMM_SELF) work.
+#include <mpi.h>
+
+#include <cstddef>
+#include <vector>
+
+#include "solver/base/mpi.hpp"
+#include "solver/base/partition.hpp"
+
+extern "C" {
+// BLACS (inside libscalapack-openmpi)
+void Cblacs_pinfo(int* mypnum, int* nprocs);
+void Cblacs_get(int context, int what, int* val);
+void Cblacs_set(int context, int what, const int* val);
+void Cblacs_gridinit(int* context, const char* order, int nprow, int npcol);
+void Cblacs_gridinfo(int context, int* nprow, int* npcol, int* myrow, int* mycol);
+void Cblacs_gridexit(int context);
+int Csys2blacs_handle(MPI_Comm comm);
+void Cfree_blacs_system_handle(int handle);
+
+// ScaLAPACK tools
+void descinit_(int* desc, const int* m, const int* n, const int* mb, const int* nb,
+               const int* irsrc, const int* icsrc, const int* ictxt, const int* lld, int* info);
+int numroc_(const int* n, const int* nb, const int* iproc, const int* isrcproc,
+            const int* nprocs);
+
+// ScaLAPACK / PBLAS
+void pdgeqrf_(const int* m, const int* n, double* a, const int* ia, const int* ja,
+              const int* desca, double* tau, double* work, const int* lwork, int* info);
+void pdorgqr_(const int* m, const int* n, const int* k, double* a, const int* ia, const int* ja,
+              const int* desca, const double* tau, double* work, const int* lwork, int* info);
+void pdgesvd_(const char* jobu, const char* jobvt, const int* m, const int* n, double* a,
+              const int* ia, const int* ja, const int* desca, double* s, double* u,
+              const int* iu, const int* ju, const int* descu, double* vt, const int* ivt,
+              const int* jvt, const int* descvt, double* work, const int* lwork, int* info,
+              std::size_t jobu_len, std::size_t jobvt_len);
+void pdgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+             const double* alpha, const double* a, const int* ia, const int* ja,
+             const int* desca, const double* b, const int* ib, const int* jb, const int* descb,
+             const double* beta, double* c, const int* ic, const int* jc, const int* descc,
+             std::size_t transa_len, std::size_t transb_len);
+
+// LAPACK (OpenBLAS), for the small replicated SVD
+void dgesvd_(const char* jobu, const char* jobvt, const int* m, const int* n, double* a,
+             const int* lda, double* s, double* u, const int* ldu, double* vt, const int* ldvt,
+             double* work, const int* lwork, int* info, std::size_t jobu_len,
+             std::size_t jobvt_len);
+}
+
+namespace pref::scalapack {
+
+// Throws pref::Error("<routine>: ...") when info != 0 (negative: the illegal argument's
+// position, as ScaLAPACK numbers it; positive: the routine's own failure code).
+void check(const char* routine, int info);
+
+// Rows and columns of the most square grid for p processes (rows <= cols, rows * cols == p).
+struct GridShape {
+  int rows = 1, cols = 1;
+};
+GridShape square_shape(int p);
+
+// A BLACS process grid over every rank of a communicator, in row-major order: the rank r of
+// comm is process (r / cols, r % cols). Collective over comm (construction and destruction).
+class BlacsGrid {
+ public:
+  BlacsGrid(const mpi::Comm& comm, int nprow, int npcol);
+  ~BlacsGrid();
+  BlacsGrid(const BlacsGrid&) = delete;
+  BlacsGrid& operator=(const BlacsGrid&) = delete;
+
+  int context() const { return context_; }
+  int rows() const { return nprow_; }
+  int cols() const { return npcol_; }
+  int row() const { return myrow_; }
+  int col() const { return mycol_; }
+  // The rank in the grid's communicator of process (prow, pcol).
+  int rank_of(int prow, int pcol) const { return prow * npcol_ + pcol; }
+
+ private:
+  int handle_ = -1, context_ = -1;
+  int nprow_ = 0, npcol_ = 0, myrow_ = -1, mycol_ = -1;
+};
+
+// Block-cyclic index arithmetic (0-based; the first block on process 0).
+inline int bc_owner(long g, int nb, int nprocs) { return static_cast<int>((g / nb) % nprocs); }
+inline long bc_local(long g, int nb, int nprocs) {
+  return (g / (static_cast<long>(nb) * nprocs)) * nb + g % nb;
+}
+inline long bc_global(long l, int nb, int iproc, int nprocs) {
+  return ((l / nb) * nprocs + iproc) * nb + l % nb;
+}
+
+// An m x n matrix distributed block-cyclically (mb x nb blocks) over a grid; this process's
+// part is stored column-major with leading dimension lld().
+class DistMatrix {
+ public:
+  DistMatrix(const BlacsGrid& grid, int m, int n, int mb, int nb);
+
+  int m() const { return m_; }
+  int n() const { return n_; }
+  int mb() const { return mb_; }
+  int nb() const { return nb_; }
+  int local_rows() const { return lrows_; }
+  int local_cols() const { return lcols_; }
+  int lld() const { return lld_; }
+  const int* desc() const { return desc_; }
+  double* data() { return local_.data(); }
+  const double* data() const { return local_.data(); }
+  std::vector<double>& local() { return local_; }
+  const std::vector<double>& local() const { return local_; }
+  double& local_at(long li, long lj) { return local_[li + lj * lld_]; }
+  double local_at(long li, long lj) const { return local_[li + lj * lld_]; }
+
+  long global_row(long li) const { return bc_global(li, mb_, myrow_, nprow_); }
+  long global_col(long lj) const { return bc_global(lj, nb_, mycol_, npcol_); }
+  int owner_row(long i) const { return bc_owner(i, mb_, nprow_); }
+  int owner_col(long j) const { return bc_owner(j, nb_, npcol_); }
+  long local_row(long i) const { return bc_local(i, mb_, nprow_); }
+  long local_col(long j) const { return bc_local(j, nb_, npcol_); }
+
+ private:
+  int m_, n_, mb_, nb_;
+  int nprow_, npcol_, myrow_, mycol_;
+  int lrows_ = 0, lcols_ = 0, lld_ = 1;
+  int desc_[9] = {};
+  std::vector<double> local_;
+};
+
+// Moves rows of `width` doubles (row-major) from one contiguous row layout to another (both
+// one range per rank of comm, same total). Collective.
+std::vector<double> move_rows(const mpi::Comm& comm, const Partition& from, const Partition& to,
+                              const std::vector<double>& local, int width);
+
+// Orthonormalizes the k columns of a tall-skinny m x k matrix (m >= k >= 1) distributed by
+// the contiguous row ranges `rows` (one per rank of comm; local: this rank's rows, row-major):
+// local is replaced by the rows of Q of the Householder QR (pdgeqrf + pdorgqr). The rows are
+// copied to a 1-D block layout on `column`, which must be a comm.size() x 1 grid of comm
+// (MB = ceil(m / P), NB = k), and back. If r is not null it receives R (k x k, row-major, upper
+// triangular), the same on every rank. Collective.
+void tall_skinny_qr(const mpi::Comm& comm, const BlacsGrid& column, const Partition& rows, int k,
+                    std::vector<double>& local, std::vector<double>* r = nullptr);
+
+// The SVD of a small n x n matrix (row-major), the same on every rank when the input is:
+// a = u diag(s) vt, u and vt row-major n x n, s descending.
+void small_svd(int n, const std::vector<double>& a, std::vector<double>& u,
+               std::vector<double>& s, std::vector<double>& vt);
+
+// The full SVD of a distributed m x n matrix (mb == nb): a is destroyed; s gets the
+// min(m, n) singular values (on every process), u the m x min(m, n) left vectors and vt the
+// min(m, n) x n right vectors, distributed like a. Collective over the grid.
+struct DenseSvd {
+  std::vector<double> s;
+  DistMatrix u, vt;
+};
+DenseSvd dense_svd(const BlacsGrid& grid, DistMatrix& a);
+
+}  // namespace pref::scalapack

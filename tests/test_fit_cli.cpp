@@ -1,0 +1,143 @@
+// `pref fit` and `pref evaluate` end to end: the same run twice gives a byte-identical model file;
+// runs at 1 and 3 ranks (and with either exchange pattern) give the same factors and objective;
+// `pref evaluate --json` prints one JSON object, the same at any rank count.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "tests/test_util.hpp"
+
+using namespace pref::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kUsers = 300, kComparisons = 80, kRank = 3;
+
+double read_double_attr(hid_t file, const std::string& name) {
+  H5Id a(h5check(H5Aopen_by_name(file, "/", name.c_str(), H5P_DEFAULT, H5P_DEFAULT),
+                 ("open attribute " + name).c_str()),
+         H5Aclose);
+  double v = NAN;
+  h5check(H5Aread(a, H5T_NATIVE_DOUBLE, &v), ("read attribute " + name).c_str());
+  return v;
+}
+
+struct Model {
+  std::vector<double> U, Z;
+  std::vector<hsize_t> udims, zdims;
+  double objective = NAN;
+};
+
+Model read_model(const std::string& path) {
+  H5Id f = h5_open(path);
+  Model m;
+  m.U = h5_read<double>(f, "/user_factors");
+  m.Z = h5_read<double>(f, "/comparison_factors");
+  m.udims = h5_dims(f, "/user_factors");
+  m.zdims = h5_dims(f, "/comparison_factors");
+  m.objective = read_double_attr(f, "objective");
+  return m;
+}
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double d = 0;
+  for (std::size_t k = 0; k < a.size(); ++k) d = std::max(d, std::abs(a[k] - b[k]));
+  return d;
+}
+
+class FitCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    dir_ = fresh_dir("test_fit_cli");
+    const RunResult r = run_pref(
+        2, {"generate", "--model", "lowrank", "--users", std::to_string(kUsers), "--comparisons",
+            std::to_string(kComparisons), "--answers-per-user", "30", "--rank",
+            std::to_string(kRank), "--temperature", "0.5", "--seed", "11", "--out", data()});
+    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  }
+  static void TearDownTestSuite() {
+    if (!::testing::UnitTest::GetInstance()->Failed()) fs::remove_all(dir_);
+  }
+  static std::string path(const std::string& name) { return dir_ + "/" + name; }
+  static std::string data() { return path("data.h5"); }
+
+  // Fits data.h5 at `ranks` ranks into `name` (seed 5 unless `extra` sets it); returns its path.
+  static std::string fit(int ranks, const std::string& name,
+                         const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"fit", "--data", data(), "--rank", std::to_string(kRank),
+                                     "--init", "random", "--max-sweeps", "25", "--tol", "0",
+                                     "--mu-u", "0.5", "--mu-z", "0.5", "--out", path(name)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    if (std::find(extra.begin(), extra.end(), "--seed") == extra.end())
+      args.insert(args.end(), {"--seed", "5"});
+    const RunResult r = run_pref(ranks, args);
+    EXPECT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    return path(name);
+  }
+
+  static inline std::string dir_;
+};
+
+TEST_F(FitCli, SameRunGivesAByteIdenticalModel) {
+  const std::string a = fit(2, "a.h5"), b = fit(2, "b.h5");
+  const std::string ba = read_bytes(a), bb = read_bytes(b);
+  EXPECT_GT(ba.size(), 8u * kUsers * kRank);
+  EXPECT_TRUE(ba == bb) << a << " and " << b << " differ";
+  // A different seed changes the file (the comparison above can fail).
+  const std::string c = fit(2, "c.h5", {"--overwrite"});
+  const std::string d = fit(2, "d.h5", {"--seed", "6"});
+  EXPECT_TRUE(read_bytes(c) == ba) << "--overwrite of a new file changed nothing else";
+  EXPECT_FALSE(read_bytes(d) == ba);
+}
+
+TEST_F(FitCli, RankCountAndExchangePatternDoNotChangeTheModel) {
+  const Model m1 = read_model(fit(1, "r1.h5"));
+  ASSERT_EQ(m1.udims, (std::vector<hsize_t>{kUsers, kRank}));
+  ASSERT_EQ(m1.zdims, (std::vector<hsize_t>{kComparisons, kRank}));
+  ASSERT_TRUE(std::isfinite(m1.objective));
+  for (const char* ex : {"ship", "reduce", "auto"}) {
+    const Model m3 = read_model(fit(3, std::string("r3-") + ex + ".h5", {"--exchange", ex}));
+    EXPECT_LT(max_abs_diff(m1.U, m3.U), 1e-8) << "user factors, 1 vs 3 ranks, " << ex;
+    EXPECT_LT(max_abs_diff(m1.Z, m3.Z), 1e-8) << "comparison factors, 1 vs 3 ranks, " << ex;
+    EXPECT_NEAR(m1.objective, m3.objective, 1e-10 * std::abs(m1.objective)) << ex;
+  }
+}
+
+TEST_F(FitCli, EvaluatePrintsOneJsonObject) {
+  const std::string model = fit(2, "eval.h5");
+  nlohmann::json first;
+  for (int ranks : {1, 2, 3}) {
+    const RunResult r =
+        run_pref(ranks, {"evaluate", "--model", model, "--data", data(), "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    std::vector<std::string> lines;
+    for (auto& l : split_lines(r.out))
+      if (!l.empty()) lines.push_back(l);
+    ASSERT_EQ(lines.size(), 1u) << "standard output:\n" << r.out;
+    const nlohmann::json j = nlohmann::json::parse(lines[0]);
+    ASSERT_TRUE(j.is_object());
+    for (const char* key : {"auc", "logloss", "accuracy", "labels"})
+      ASSERT_TRUE(j.contains(key)) << key << " missing in " << lines[0];
+    EXPECT_EQ(j["labels"].get<std::uint64_t>(), std::uint64_t{kUsers} * 3);  // 10% of 30 each
+    EXPECT_GT(j["auc"].get<double>(), 0.6);
+    EXPECT_LE(j["auc"].get<double>(), 1.0);
+    EXPECT_GT(j["logloss"].get<double>(), 0.0);
+    EXPECT_GE(j["accuracy"].get<double>(), 0.5);
+    EXPECT_LE(j["accuracy"].get<double>(), 1.0);
+    if (ranks == 1) {
+      first = j;
+    } else {
+      // The AUC and accuracy are exact counts; the log-loss a sum in another order.
+      EXPECT_EQ(j["auc"].get<double>(), first["auc"].get<double>()) << ranks << " ranks";
+      EXPECT_EQ(j["accuracy"].get<double>(), first["accuracy"].get<double>()) << ranks;
+      EXPECT_NEAR(j["logloss"].get<double>(), first["logloss"].get<double>(), 1e-12) << ranks;
+    }
+  }
+}
+
+}  // namespace

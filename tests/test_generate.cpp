@@ -1,0 +1,384 @@
+// Synthetic populations: the file written by all ranks is bitwise the one written by one rank,
+// and the labels have the properties the configuration plants (per-user split sizes, distinct
+// answers, attribute users, ties, temperature), checked against the stored truth.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "io/label_file.hpp"
+#include "solver/base/mpi.hpp"
+#include "solver/population.hpp"
+#include "tests/test_util.hpp"
+
+using namespace pref;
+using test::H5Id;
+
+namespace {
+
+std::string shared_path(const mpi::Comm& comm, const std::string& name) {
+  const long pid = mpi::broadcast(comm, static_cast<long>(::getpid()));
+  return test::tmp_dir() + "/test_generate." + std::to_string(pid) + "." +
+         std::to_string(comm.size()) + "." + name;
+}
+
+PopulationConfig attributes_config() {
+  PopulationConfig c;
+  c.model = PopulationConfig::Model::kAttributes;
+  c.rank = 7;
+  c.users = 200;
+  c.comparisons = 40;
+  c.answers_per_user = 10;
+  c.new_users = 9;
+  c.new_user_answers = 15;
+  c.temperature = 0.5;
+  c.tie_band = 0.4;
+  c.seed = 7;
+  return c;
+}
+
+PopulationConfig lowrank_config() {
+  PopulationConfig c;
+  c.model = PopulationConfig::Model::kLowRank;
+  c.rank = 5;
+  c.users = 150;
+  c.comparisons = 60;
+  c.answers_per_user = 12;
+  c.validation_fraction = 0.2;  // 2.4 -> 2 per user
+  c.test_fraction = 0.1;        // 1.2 -> 1
+  c.new_users = 7;
+  c.new_user_answers = 20;
+  c.user_dist = PopulationConfig::UserDist::kMixture;
+  c.clusters = 3;
+  c.cluster_spread = 0.3;
+  c.popularity = PopulationConfig::Popularity::kZipf;
+  c.zipf_exponent = 0.8;
+  c.temperature = 0.3;
+  c.tie_band = 0.2;
+  c.seed = 12345;
+  return c;
+}
+
+struct Split {
+  std::vector<std::uint32_t> user, comparison;
+  std::vector<float> value;
+};
+
+Split read_split(hid_t f, const std::string& group) {
+  Split s;
+  s.user = test::h5_read<std::uint32_t>(f, group + "/user");
+  s.comparison = test::h5_read<std::uint32_t>(f, group + "/comparison");
+  // Quantized values (uint8 with a 'denominator' attribute) are decoded here.
+  H5Id d(H5Dopen2(f, (group + "/value").c_str(), H5P_DEFAULT), H5Dclose);
+  H5Id t(H5Dget_type(d), H5Tclose);
+  if (H5Tget_class(t) == H5T_INTEGER) {
+    std::uint32_t den = 0;
+    H5Id a(H5Aopen(d, "denominator", H5P_DEFAULT), H5Aclose);
+    H5Aread(a, H5T_NATIVE_UINT32, &den);
+    EXPECT_EQ(den, 200u);
+    for (auto q : test::h5_read<std::uint32_t>(f, group + "/value"))
+      s.value.push_back(static_cast<float>(static_cast<double>(q) / den));
+  } else {
+    s.value = test::h5_read<float>(f, group + "/value");
+  }
+  return s;
+}
+
+double dot(const float* u, const float* z, int r) {
+  double m = 0;
+  for (int k = 0; k < r; ++k) m += static_cast<double>(u[k]) * z[k];
+  return m;
+}
+
+// Labels against the planted truth: values in {0, 0.5, 1}; a tie exactly when |u.z| < tie band
+// (away from the band's edge by float rounding); and the share of labels agreeing with
+// sign(u.z) is what sigmoid(|u.z| / T) implies.
+struct LabelTally {
+  double agree = 0, expected = 0, variance = 0;
+  std::uint64_t decided = 0, ties = 0;
+};
+
+void check_labels(const Split& s, const std::vector<float>& weights,
+                  const std::vector<float>& factors, const PopulationConfig& c, LabelTally* t,
+                  const std::string& what) {
+  const int r = static_cast<int>(c.rank);
+  for (std::size_t i = 0; i < s.value.size(); ++i) {
+    const float y = s.value[i];
+    ASSERT_TRUE(y == 0.0f || y == 0.5f || y == 1.0f) << what << " row " << i << ": " << y;
+    const double m = dot(&weights[s.user[i] * r], &factors[s.comparison[i] * r], r);
+    if (std::abs(std::abs(m) - c.tie_band) < 1e-4) continue;
+    if (std::abs(m) < c.tie_band) {
+      EXPECT_EQ(y, 0.5f) << what << " row " << i << ": margin " << m;
+      ++t->ties;
+      continue;
+    }
+    EXPECT_NE(y, 0.5f) << what << " row " << i << ": margin " << m;
+    const double p = 1.0 / (1.0 + std::exp(-std::abs(m) / c.temperature));
+    t->agree += (y == 1.0f) == (m > 0);
+    t->expected += p;
+    t->variance += p * (1 - p);
+    ++t->decided;
+  }
+}
+
+// Per-user counts and distinct answers over the given splits; `per_user[k]` labels of each of
+// `users` users in split k.
+void check_answers(const std::vector<const Split*>& splits, const std::vector<std::uint64_t>& per_user,
+                   std::uint64_t users, std::uint64_t comparisons, const std::string& what) {
+  std::vector<std::set<std::uint32_t>> answers(users);
+  for (std::size_t k = 0; k < splits.size(); ++k) {
+    const Split& s = *splits[k];
+    ASSERT_EQ(s.user.size(), users * per_user[k]) << what << " split " << k;
+    std::vector<std::uint64_t> count(users, 0);
+    for (std::size_t i = 0; i < s.user.size(); ++i) {
+      ASSERT_LT(s.user[i], users) << what;
+      ASSERT_LT(s.comparison[i], comparisons) << what;
+      ++count[s.user[i]];
+      EXPECT_TRUE(answers[s.user[i]].insert(s.comparison[i]).second)
+          << what << ": user " << s.user[i] << " answers comparison " << s.comparison[i]
+          << " twice";
+    }
+    for (std::uint64_t u = 0; u < users; ++u)
+      EXPECT_EQ(count[u], per_user[k]) << what << " split " << k << " user " << u;
+  }
+}
+
+// Every property of one generated file (serial reads on one rank).
+void check_population(const std::string& path, const PopulationConfig& c) {
+  H5Id f = test::h5_open(path);
+  const int r = static_cast<int>(c.rank);
+  // Split sizes computed here from the fractions.
+  const std::uint64_t n_test = static_cast<std::uint64_t>(std::lround(c.test_fraction * c.answers_per_user));
+  const std::uint64_t n_val = static_cast<std::uint64_t>(std::lround(c.validation_fraction * c.answers_per_user));
+  const std::uint64_t n_train = c.answers_per_user - n_test - n_val;
+  EXPECT_EQ(test::h5_exists(f, "/validation"), n_val > 0);
+  EXPECT_EQ(test::h5_exists(f, "/test"), n_test > 0);
+  const Split train = read_split(f, "/labels");
+  const Split val = n_val ? read_split(f, "/validation") : Split{};
+  const Split tst = n_test ? read_split(f, "/test") : Split{};
+  check_answers({&train, &val, &tst}, {n_train, n_val, n_test}, c.users, c.comparisons, "users");
+
+  const auto weights = test::h5_read<float>(f, "/truth/user_weights");
+  const auto factors = test::h5_read<float>(f, "/truth/comparison_factors");
+  ASSERT_EQ(test::h5_dims(f, "/truth/user_weights"), (std::vector<hsize_t>{c.users, c.rank}));
+  ASSERT_EQ(test::h5_dims(f, "/truth/comparison_factors"),
+            (std::vector<hsize_t>{c.comparisons, c.rank}));
+  LabelTally tally;
+  check_labels(train, weights, factors, c, &tally, "train");
+  check_labels(val, weights, factors, c, &tally, "validation");
+  check_labels(tst, weights, factors, c, &tally, "test");
+
+  if (c.new_users > 0) {
+    std::uint64_t nu = 0;
+    H5Id g(H5Gopen2(f, "/new_users", H5P_DEFAULT), H5Gclose);
+    H5Id a(H5Aopen(g, "users", H5P_DEFAULT), H5Aclose);
+    H5Aread(a, H5T_NATIVE_UINT64, &nu);
+    EXPECT_EQ(nu, c.new_users);
+    const Split pool = read_split(f, "/new_users");
+    check_answers({&pool}, {c.new_user_answers}, c.new_users, c.comparisons, "new users");
+    const auto nw = test::h5_read<float>(f, "/new_users/truth/user_weights");
+    ASSERT_EQ(nw.size(), c.new_users * c.rank);
+    check_labels(pool, nw, factors, c, &tally, "new users");
+  } else {
+    EXPECT_FALSE(test::h5_exists(f, "/new_users"));
+  }
+
+  // The temperature: the agreeing share is within 4 standard deviations (plus 1%) of what
+  // sigmoid(|u.z|/T) predicts.
+  ASSERT_GT(tally.decided, 500u);
+  const double n = static_cast<double>(tally.decided);
+  EXPECT_NEAR(tally.agree / n, tally.expected / n, 4 * std::sqrt(tally.variance) / n + 0.01)
+      << "T=" << c.temperature;
+  if (c.tie_band > 0) {
+    EXPECT_GT(tally.ties, 0u);
+  }
+
+  if (c.model == PopulationConfig::Model::kAttributes) {
+    const auto types = test::h5_read<std::int16_t>(f, "/truth/user_type");
+    ASSERT_EQ(types.size(), c.users);
+    std::set<int> seen;
+    for (std::uint64_t u = 0; u < c.users; ++u) {
+      ASSERT_GE(types[u], 0);
+      ASSERT_LT(types[u], kAttributeTypes);
+      seen.insert(types[u]);
+      const AttributeType at = attribute_type(types[u]);
+      int nonzero = 0;
+      for (int k = 0; k < r; ++k) {
+        const float w = weights[u * r + k];
+        if (w == 0.0f) continue;
+        ++nonzero;
+        EXPECT_TRUE(w == 1.0f || w == -1.0f) << "user " << u << " weight " << k << ": " << w;
+      }
+      EXPECT_EQ(nonzero, 2) << "user " << u;
+      EXPECT_EQ(weights[u * r + at.attr_a], static_cast<float>(at.sign_a)) << "user " << u;
+      EXPECT_EQ(weights[u * r + at.attr_b], static_cast<float>(at.sign_b)) << "user " << u;
+    }
+    EXPECT_GT(seen.size(), 50u);  // 200 users over 84 types
+  } else if (c.user_dist == PopulationConfig::UserDist::kMixture) {
+    // Users of a cluster sit near their cluster's mean, far from the other clusters' means.
+    const auto types = test::h5_read<std::int16_t>(f, "/truth/user_type");
+    ASSERT_EQ(types.size(), c.users);
+    std::vector<std::vector<double>> mean(c.clusters, std::vector<double>(r, 0.0));
+    std::vector<int> size(c.clusters, 0);
+    for (std::uint64_t u = 0; u < c.users; ++u) {
+      ASSERT_GE(types[u], 0);
+      ASSERT_LT(types[u], static_cast<int>(c.clusters));
+      ++size[types[u]];
+      for (int k = 0; k < r; ++k) mean[types[u]][k] += weights[u * r + k];
+    }
+    for (std::uint32_t k = 0; k < c.clusters; ++k) {
+      ASSERT_GT(size[k], 0) << "cluster " << k;
+      for (auto& x : mean[k]) x /= size[k];
+    }
+    double within = 0, between = 0;
+    int nb = 0;
+    for (std::uint64_t u = 0; u < c.users; ++u)
+      for (std::uint32_t k = 0; k < c.clusters; ++k) {
+        double d = 0;
+        for (int j = 0; j < r; ++j) d += std::pow(weights[u * r + j] - mean[k][j], 2);
+        if (static_cast<int>(k) == types[u]) within += std::sqrt(d);
+        else between += std::sqrt(d), ++nb;
+      }
+    EXPECT_LT(within / c.users, 0.5 * between / nb);
+  }
+  if (c.popularity == PopulationConfig::Popularity::kZipf) {
+    // Popular (low-id) comparisons are answered far more often than the tail.
+    std::vector<std::uint64_t> count(c.comparisons, 0);
+    for (const Split* s : {&train, &val, &tst})
+      for (auto p : s->comparison) ++count[p];
+    std::uint64_t head = 0, tail = 0;
+    for (std::uint64_t p = 0; p < c.comparisons / 10; ++p) {
+      head += count[p];
+      tail += count[c.comparisons - 1 - p];
+    }
+    EXPECT_GT(head, 2 * tail);
+  }
+}
+
+// Writes cfg on the whole communicator and on rank 0 alone; the files must be identical and
+// have the planted properties.
+void generate_and_compare(const PopulationConfig& cfg, const std::string& name) {
+  auto world = mpi::Comm::world();
+  const std::string all = shared_path(world, name + ".all.h5");
+  const std::string one = shared_path(world, name + ".one.h5");
+  const GenerateStats st = write_population(Population(cfg), all, world);
+  const std::uint64_t want = cfg.users * cfg.answers_per_user + cfg.new_users * cfg.new_user_answers;
+  EXPECT_EQ(st.labels, want);
+  if (world.rank() == 0) {
+    auto self = mpi::Comm::self();
+    write_population(Population(cfg), one, self);
+    const auto diffs = test::h5_differences(all, one);
+    EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs.front();
+    check_population(all, cfg);
+  }
+  world.barrier();
+  // The reader accepts it, with the counts of the configuration.
+  {
+    const io::LabelFile f = io::LabelFile::open(all, world);
+    EXPECT_EQ(f.users(), cfg.users);
+    EXPECT_EQ(f.comparisons(), cfg.comparisons);
+    EXPECT_EQ(f.new_users(), cfg.new_users);
+    std::uint64_t total = 0;
+    for (io::Split s : io::kAllSplits) total += f.labels(s);
+    EXPECT_EQ(total, want);
+  }
+  world.barrier();
+  if (world.rank() == 0 && !::testing::Test::HasFailure()) {
+    std::filesystem::remove(all);
+    std::filesystem::remove(one);
+  }
+}
+
+}  // namespace
+
+TEST(Generate, AttributeTypesAreTheTwoPolePairs) {
+  // 84 types: every pair of the 7 attributes with every combination of signs, each once.
+  std::set<std::tuple<int, int, int, int>> seen;
+  for (int t = 0; t < kAttributeTypes; ++t) {
+    const AttributeType a = attribute_type(t);
+    EXPECT_GE(a.attr_a, 0);
+    EXPECT_LT(a.attr_a, a.attr_b);
+    EXPECT_LT(a.attr_b, kAttributes);
+    EXPECT_TRUE(a.sign_a == 1 || a.sign_a == -1);
+    EXPECT_TRUE(a.sign_b == 1 || a.sign_b == -1);
+    seen.insert({a.attr_a, a.sign_a, a.attr_b, a.sign_b});
+  }
+  EXPECT_EQ(seen.size(), 84u);
+}
+
+TEST(Generate, ImpossibleConfigurationsAreInputErrors) {
+  auto expect_rejected = [](PopulationConfig c, const std::string& option) {
+    try {
+      c.validate();
+      ADD_FAILURE() << option << " accepted";
+    } catch (const InputError& e) {
+      EXPECT_TRUE(test::contains(e.what(), option)) << e.what();
+    }
+  };
+  PopulationConfig c = lowrank_config();
+  EXPECT_NO_THROW(c.validate());
+  c.answers_per_user = c.comparisons + 1;
+  expect_rejected(c, "--answers-per-user");
+  c = lowrank_config();
+  c.clusters = 40000;  // user_type is int16
+  expect_rejected(c, "--clusters");
+  c = attributes_config();
+  c.rank = 8;
+  expect_rejected(c, "--rank");
+  c = attributes_config();
+  c.new_user_answers = c.comparisons + 1;
+  expect_rejected(c, "--new-user-answers");
+}
+
+TEST(Generate, AttributesPopulation) { generate_and_compare(attributes_config(), "attributes"); }
+
+TEST(Generate, LowRankMixtureZipfPopulation) { generate_and_compare(lowrank_config(), "lowrank"); }
+
+TEST(Generate, NoHeldOutAnswers) {
+  // 4 answers per user: 10% rounds to no validation and no test answers, so those splits are
+  // absent and every answer is a training label.
+  PopulationConfig c = attributes_config();
+  c.answers_per_user = 4;
+  c.users = 30;
+  c.new_users = 0;
+  auto world = mpi::Comm::world();
+  const std::string all = shared_path(world, "noheldout.all.h5");
+  const std::string one = shared_path(world, "noheldout.one.h5");
+  write_population(Population(c), all, world);
+  if (world.rank() == 0) {
+    auto self = mpi::Comm::self();
+    write_population(Population(c), one, self);
+    EXPECT_TRUE(test::h5_differences(all, one).empty());
+    H5Id f = test::h5_open(all);
+    EXPECT_FALSE(test::h5_exists(f, "/validation"));
+    EXPECT_FALSE(test::h5_exists(f, "/test"));
+    const Split train = read_split(f, "/labels");
+    check_answers({&train}, {4}, c.users, c.comparisons, "users");
+  }
+  world.barrier();
+  if (world.rank() == 0) {
+    std::filesystem::remove(all);
+    std::filesystem::remove(one);
+  }
+}
+
+TEST(Generate, SeedChangesThePopulation) {
+  // The bitwise comparison above is meaningful only if different inputs give different files.
+  PopulationConfig a = attributes_config(), b = attributes_config();
+  a.users = b.users = 20;
+  b.seed = a.seed + 1;
+  auto world = mpi::Comm::world();
+  const std::string pa = shared_path(world, "seed_a.h5"), pb = shared_path(world, "seed_b.h5");
+  write_population(Population(a), pa, world);
+  write_population(Population(b), pb, world);
+  if (world.rank() == 0) {
+    EXPECT_FALSE(test::h5_differences(pa, pb).empty());
+    std::filesystem::remove(pa);
+    std::filesystem::remove(pb);
+  }
+  world.barrier();
+}
