@@ -147,20 +147,27 @@ std::string read_string_attribute(hid_t obj, const std::string& name, const std:
   Handle type(PREF_H5_CHECK(H5Aget_type(a.get()), what), H5Tclose);
   if (H5Tget_class(type.get()) != H5T_STRING)
     throw InputError(what + ": attribute '" + name + "' is not a string");
+  // The memory type takes the file type's character set (h5py writes UTF-8, C tools ASCII):
+  // HDF5 has no conversion between the two.
+  Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
+  auto fail = [&] {
+    const std::string msg = take_error_message();
+    throw InputError(what + ": cannot read string attribute '" + name + "'" +
+                     (msg.empty() ? "" : " (" + msg + ")"));
+  };
   if (H5Tis_variable_str(type.get()) > 0) {
-    Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem.get(), H5T_VARIABLE);
     char* s = nullptr;
-    PREF_H5_CHECK(H5Aread(a.get(), mem.get(), &s), what);
+    if (H5Aread(a.get(), mem.get(), &s) < 0) fail();
     std::string out = s ? s : "";
     H5free_memory(s);
     return out;
   }
-  std::size_t n = H5Tget_size(type.get());
+  const std::size_t n = H5Tget_size(type.get());
   std::string out(n + 1, '\0');
-  Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(mem.get(), n + 1);  // room for the terminating NUL of C strings
-  PREF_H5_CHECK(H5Aread(a.get(), mem.get(), out.data()), what);
+  if (H5Aread(a.get(), mem.get(), out.data()) < 0) fail();
   out.resize(std::strlen(out.c_str()));
   return out;
 }

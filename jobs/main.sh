@@ -4,7 +4,7 @@
 # A second run skips what is done. Usage:
 #
 #   bash jobs/main.sh                 # on a workstation (as root, or with sudo for apt-get)
-#   sbatch -n 2 jobs/main.sh          # under Slurm, submitted from the repository root
+#   sbatch jobs/main.sh               # under Slurm, from the repository root (not tried yet)
 #
 # Environment: PREF_RUN_DIR (default <repository>/runs/quickstart), and those of jobs/setup.sh.
 #SBATCH --job-name=pref-quickstart

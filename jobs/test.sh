@@ -16,7 +16,7 @@ source "$here/setup.sh"
 
 pref_ensure_packages
 pref_build
-pref_log "test: ctest --output-on-failure $* in $PREF_BUILD_DIR"
+pref_log "test: ctest --output-on-failure${*:+ $*} in $PREF_BUILD_DIR"
 cd "$PREF_BUILD_DIR"
 status=0
 ctest --output-on-failure "$@" || status=$?

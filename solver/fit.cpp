@@ -193,8 +193,11 @@ class Fitter {
     parallel_rows(T, [&](std::size_t g, RowWorkspace& ws) {
       ws.g.setZero(J_);
       ws.h.setZero(J_, J_);
-      accumulate_row(zghost_.data() + g * J_, J_, f_.U.data(), ghost_comps_.idx_of(g),
-                     ghost_comps_.y_of(g), ws.g, &ws.h, ws, nullptr);
+      LabelPass pass;
+      pass.g = ws.g.data();
+      pass.H = ws.h.data();
+      accumulate(zghost_.data() + g * J_, J_, f_.U.data(), ghost_comps_.idx_of(g),
+                 ghost_comps_.y_of(g), pass, ws);
       double* out = part.data() + g * width;
       for (int a = 0; a < J_; ++a) out[a] = ws.g[a];
       int k = J_;

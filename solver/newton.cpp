@@ -15,7 +15,7 @@ namespace {
 // gather buffer.
 constexpr std::size_t kChunk = 512;
 // Relative size of a squared Cholesky pivot below which H counts as singular.
-constexpr double kSingularPivot = 1e-10;
+constexpr double kSingularPivot = 1e-8;
 }  // namespace
 
 bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::VectorXd& d) {
@@ -32,7 +32,7 @@ bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::Vecto
     return d.allFinite();
   }
   const int J = static_cast<int>(H.rows());
-  double lambda = std::max(1e-12, 1e-8 * H.diagonal().cwiseAbs().sum() / J);
+  double lambda = std::max(1e-300, 1e-6 * H.diagonal().cwiseAbs().maxCoeff());
   for (int tries = 0; tries < 40; ++tries, lambda *= 10) {
     Eigen::MatrixXd Hd = H;
     Hd.diagonal().array() += lambda;
@@ -47,57 +47,84 @@ bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::Vecto
 
 namespace {
 
-// The label loop for a compile-time J (JJ > 0) or a runtime one (JJ == 0): one pass computing the
-// margin, loss, gradient and the lower triangle of the weighted Gram matrix, without gathering.
+// The label loop for a compile-time J (JJ > 0) or a runtime one (JJ == 0). Labels go in blocks
+// of kBlock: the partner rows are gathered transposed (J x kBlock, so that every inner loop runs
+// over labels and vectorizes), then the margins, the sigmoid terms, the gradient X^T r and the
+// lower triangle of the weighted Gram matrix X^T diag(s) X (J(J+1)/2 dot products of length
+// kBlock) are formed block by block. The order of every sum depends only on the row's labels.
+constexpr int kBlock = 32;
+
 template <int JJ>
 double accumulate_small(const double* w, int Jrt, const double* table,
-                        std::span<const std::uint32_t> idx, std::span<const float> y, double* g,
-                        double* H /* J x J column-major, lower triangle, or null */,
-                        std::vector<double>* margins) {
+                        std::span<const std::uint32_t> idx, std::span<const float> y,
+                        const LabelPass& out) {
+  constexpr int kMaxJ = JJ > 0 ? JJ : 16;
   const int J = JJ > 0 ? JJ : Jrt;
+  double* g = out.g;
+  double* H = out.H;  // J x J column-major, lower triangle
+  alignas(64) double X[kMaxJ][kBlock];
+  alignas(64) double SX[kMaxJ][kBlock];
+  alignas(64) double m[kBlock], r[kBlock], sw[kBlock];
+  double gl[kMaxJ] = {};
+  double hl[kMaxJ * kMaxJ] = {};
   double loss = 0;
-  double gl[JJ > 0 ? JJ : 1] = {};
-  for (std::size_t k = 0; k < idx.size(); ++k) {
-    const double* x = table + std::size_t(idx[k]) * J;
-    double m = 0;
-    for (int a = 0; a < J; ++a) m += x[a] * w[a];
-    const double e = std::exp(-std::abs(m));
-    const double yk = y[k];
-    loss += std::max(m, 0.0) + std::log1p(e) - yk * m;
-    const double p = m >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-    const double r = p - yk;
-    if constexpr (JJ > 0) {
-      for (int a = 0; a < J; ++a) gl[a] += r * x[a];
-    } else {
-      for (int a = 0; a < J; ++a) g[a] += r * x[a];
+  const std::size_t n = idx.size();
+  for (std::size_t k0 = 0; k0 < n; k0 += kBlock) {
+    const int c = static_cast<int>(std::min<std::size_t>(kBlock, n - k0));
+    for (int k = 0; k < c; ++k) {
+      const double* x = table + std::size_t(idx[k0 + k]) * J;
+      for (int a = 0; a < J; ++a) X[a][k] = x[a];
     }
-    if (H) {
-      const double s = p * (1 - p);
-      for (int b = 0; b < J; ++b) {
-        const double sb = s * x[b];
-        double* col = H + std::size_t(b) * J;
-        for (int a = b; a < J; ++a) col[a] += sb * x[a];
+    for (int k = c; k < kBlock; ++k)
+      for (int a = 0; a < J; ++a) X[a][k] = 0;
+    for (int k = 0; k < kBlock; ++k) m[k] = 0;
+    for (int a = 0; a < J; ++a)
+      for (int k = 0; k < kBlock; ++k) m[k] += X[a][k] * w[a];
+    for (int k = 0; k < c; ++k) {
+      const double mk = m[k], yk = y[k0 + k];
+      const double e = std::exp(-std::abs(mk));
+      if (out.loss) loss += std::max(mk, 0.0) + std::log1p(e) - yk * mk;
+      const double p = mk >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+      r[k] = p - yk;
+      sw[k] = p * (1 - p);
+      if (out.margins) out.margins[k0 + k] = mk;
+      if (out.probs) out.probs[k0 + k] = p;
+    }
+    for (int k = c; k < kBlock; ++k) r[k] = sw[k] = 0;
+    if (g)
+      for (int a = 0; a < J; ++a) {
+        double acc = 0;
+        for (int k = 0; k < kBlock; ++k) acc += X[a][k] * r[k];
+        gl[a] += acc;
       }
+    if (H) {
+      for (int a = 0; a < J; ++a)
+        for (int k = 0; k < kBlock; ++k) SX[a][k] = sw[k] * X[a][k];
+      for (int b = 0; b < J; ++b)
+        for (int a = b; a < J; ++a) {
+          double acc = 0;
+          for (int k = 0; k < kBlock; ++k) acc += SX[a][k] * X[b][k];
+          hl[b * J + a] += acc;
+        }
     }
-    if (margins) (*margins)[k] = m;
   }
-  if constexpr (JJ > 0)
+  if (g)
     for (int a = 0; a < J; ++a) g[a] += gl[a];
+  if (H)
+    for (int b = 0; b < J; ++b)
+      for (int a = b; a < J; ++a) H[std::size_t(b) * J + a] += hl[b * J + a];
   return loss;
 }
 
 template <int... Js>
 double dispatch_small(std::integer_sequence<int, Js...>, int J, const double* w,
                       const double* table, std::span<const std::uint32_t> idx,
-                      std::span<const float> y, double* g, double* H,
-                      std::vector<double>* margins) {
+                      std::span<const float> y, const LabelPass& out) {
   double loss = 0;
-  const bool done = ((J == Js + 1 ? (loss = accumulate_small<Js + 1>(w, J, table, idx, y, g, H,
-                                                                      margins),
-                                     true)
-                                  : false) ||
-                     ...);
-  if (!done) loss = accumulate_small<0>(w, J, table, idx, y, g, H, margins);
+  const bool done =
+      ((J == Js + 1 ? (loss = accumulate_small<Js + 1>(w, J, table, idx, y, out), true) : false) ||
+       ...);
+  if (!done) loss = accumulate_small<0>(w, J, table, idx, y, out);
   return loss;
 }
 
@@ -106,15 +133,11 @@ constexpr int kSmallJ = 16;
 
 }  // namespace
 
-double accumulate_row(const double* w, int J, const double* table,
-                      std::span<const std::uint32_t> idx, std::span<const float> y,
-                      Eigen::VectorXd& g, Eigen::MatrixXd* H, RowWorkspace& ws,
-                      std::vector<double>* margins) {
+double accumulate(const double* w, int J, const double* table,
+                  std::span<const std::uint32_t> idx, std::span<const float> y,
+                  const LabelPass& out, RowWorkspace& ws) {
   const std::size_t n = idx.size();
-  if (margins) margins->resize(n);
-  if (J <= kSmallJ)
-    return dispatch_small(std::make_integer_sequence<int, kSmallJ>{}, J, w, table, idx, y,
-                          g.data(), H ? H->data() : nullptr, margins);
+  if (J <= kSmallJ) return dispatch_small(std::make_integer_sequence<int, kSmallJ>{}, J, w, table, idx, y, out);
   Eigen::Map<const Eigen::VectorXd> wv(w, J);
   double loss = 0;
   for (std::size_t c0 = 0; c0 < n; c0 += kChunk) {
@@ -127,23 +150,37 @@ double accumulate_row(const double* w, int J, const double* table,
     ws.s.resize(c);
     for (std::size_t k = 0; k < c; ++k) {
       const double m = ws.m[k], yk = y[c0 + k];
-      loss += bce(m, yk);
+      if (out.loss) loss += bce(m, yk);
       const double p = sigmoid(m);
       ws.r[k] = p - yk;
       ws.s[k] = std::sqrt(p * (1 - p));
-      if (margins) (*margins)[c0 + k] = m;
+      if (out.margins) out.margins[c0 + k] = m;
+      if (out.probs) out.probs[c0 + k] = p;
     }
-    g.noalias() += ws.x.transpose() * ws.r;
-    if (H) {
+    if (out.g) Eigen::Map<Eigen::VectorXd>(out.g, J).noalias() += ws.x.transpose() * ws.r;
+    if (out.H) {
       // Weighted Gram matrix X^T diag(s'(m)) X as a rank-c update of the scaled rows: OpenBLAS
       // dsyrk on the row-major block (a J x c column-major matrix), lower triangle.
       ws.x = ws.s.asDiagonal() * ws.x;
       const int nj = J, k = static_cast<int>(c);
       const double one = 1.0;
-      dsyrk_("L", "N", &nj, &k, &one, ws.x.data(), &nj, &one, H->data(), &nj);
+      dsyrk_("L", "N", &nj, &k, &one, ws.x.data(), &nj, &one, out.H, &nj);
     }
   }
   return loss;
+}
+
+double accumulate_row(const double* w, int J, const double* table,
+                      std::span<const std::uint32_t> idx, std::span<const float> y,
+                      Eigen::VectorXd& g, Eigen::MatrixXd* H, RowWorkspace& ws,
+                      std::vector<double>* margins) {
+  if (margins) margins->resize(idx.size());
+  LabelPass out;
+  out.g = g.data();
+  out.H = H ? H->data() : nullptr;
+  out.loss = true;
+  out.margins = margins ? margins->data() : nullptr;
+  return accumulate(w, J, table, idx, y, out, ws);
 }
 
 RowStats solve_row(double* w, int J, const double* table, std::span<const std::uint32_t> idx,
@@ -151,40 +188,42 @@ RowStats solve_row(double* w, int J, const double* table, std::span<const std::u
   RowStats st;
   Eigen::Map<Eigen::VectorXd> wv(w, J);
   const std::size_t n = idx.size();
-  double f0 = 0;
+  ws.margins.resize(n);
+  ws.probs.resize(n);
+  ws.steps.resize(n);
   for (int step = 0; step < steps; ++step) {
     ws.g.setZero(J);
     ws.h.setZero(J, J);
-    f0 = accumulate_row(w, J, table, idx, y, ws.g, &ws.h, ws, &ws.margins) +
-         0.5 * mu * wv.squaredNorm();
+    LabelPass out;
+    out.g = ws.g.data();
+    out.H = ws.h.data();
+    out.margins = ws.margins.data();
+    out.probs = ws.probs.data();
+    // The objective itself is not needed: the line search works on its changes.
+    accumulate(w, J, table, idx, y, out, ws);
     ws.g += mu * wv;
     ws.h.diagonal().array() += mu;
     st.grad_norm2 = ws.g.squaredNorm();
-    st.objective = f0;
     if (st.grad_norm2 == 0) break;
     if (!newton_direction(ws.h, ws.g, ws.d)) break;
     const double gd = ws.g.dot(ws.d);
     if (!(gd < 0)) break;
-    // q_k = x_k . d, then the objective along the ladder from the stored margins.
-    ws.steps.resize(n);
+    // q_k = x_k . d, then the change of the objective along the ladder.
     for (std::size_t k = 0; k < n; ++k)
       ws.steps[k] = Eigen::Map<const Eigen::RowVectorXd>(table + std::size_t(idx[k]) * J, J)
                         .dot(ws.d);
     const double wd = wv.dot(ws.d), dd = ws.d.squaredNorm();
-    double change = 0;
     int chosen = -1;
     for (int k = 0; k < kLadder && chosen < 0; ++k) {
       const double t = ladder_step(k);
       double df = mu * t * (wd + 0.5 * t * dd);
-      for (std::size_t i = 0; i < n; ++i) df += bce_change(ws.margins[i], t * ws.steps[i], y[i]);
-      if (df <= kArmijo * t * gd) {
-        chosen = k;
-        change = df;
-      }
+      for (std::size_t i = 0; i < n; ++i)
+        df += bce_change(ws.margins[i], ws.probs[i], t * ws.steps[i], y[i]);
+      if (df <= kArmijo * t * gd) chosen = k;
     }
     if (chosen < 0) break;
     wv += ladder_step(chosen) * ws.d;
-    st.objective = f0 + change;
+    ++st.steps_taken;
   }
   return st;
 }

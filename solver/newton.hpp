@@ -25,10 +25,14 @@ inline double bce(double m, double y) { return softplus(m) - y * m; }
 // BCE(sigmoid(m + delta), y) - BCE(sigmoid(m), y), without subtracting two losses:
 // softplus(m + delta) - softplus(m) = log1p(sigmoid(m) expm1(delta)) keeps full relative precision
 // for small delta.
-inline double bce_change(double m, double delta, double y) {
-  const double sp = std::abs(delta) <= 1.0 ? std::log1p(sigmoid(m) * std::expm1(delta))
+// p must be sigmoid(m) (passed in because the Hessian pass has it already).
+inline double bce_change(double m, double p, double delta, double y) {
+  const double sp = std::abs(delta) <= 1.0 ? std::log1p(p * std::expm1(delta))
                                            : softplus(m + delta) - softplus(m);
   return sp - y * delta;
+}
+inline double bce_change(double m, double delta, double y) {
+  return bce_change(m, sigmoid(m), delta, y);
 }
 
 // Step lengths tried in order: 1, 1/2, ..., 2^-(kLadder-1); the first that satisfies the Armijo
@@ -50,8 +54,8 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::VectorXd& d);
 
 struct RowStats {
-  double objective = 0;  // f at the returned w
-  double grad_norm2 = 0;  // |gradient|^2 at the starting w of the last step taken
+  double grad_norm2 = 0;  // |gradient|^2 at the starting w of the last step tried
+  int steps_taken = 0;
 };
 
 // Scratch space of one thread, reused across rows so rows allocate nothing.
@@ -59,8 +63,22 @@ struct RowWorkspace {
   RowMatrix x;  // gathered partner rows (chunk x J)
   Eigen::VectorXd m, q, r, s, g, d;
   Eigen::MatrixXd h;
-  std::vector<double> margins, steps;
+  std::vector<double> margins, probs, steps;
 };
+
+// What one pass over a row's labels computes, at w: any of the gradient sum_k (p_k - y_k) x_k
+// (added to g), the lower triangle of the Hessian sum_k p_k (1 - p_k) x_k x_k^T (added to H,
+// J x J column-major), the loss (returned), and per label the margin and p = sigmoid(margin).
+struct LabelPass {
+  double* g = nullptr;
+  double* H = nullptr;
+  bool loss = false;
+  double* margins = nullptr;
+  double* probs = nullptr;
+};
+double accumulate(const double* w, int J, const double* table,
+                  std::span<const std::uint32_t> idx, std::span<const float> y,
+                  const LabelPass& out, RowWorkspace& ws);
 
 // Solves one row in place: partners are rows idx[k] of `table` (row-major, J columns), labels
 // y[k]. steps Newton steps (each with line search).

@@ -148,7 +148,7 @@ TEST_F(BadInput, TruncatedFile) {
   const auto size = fs::file_size(p);
   ASSERT_GT(size, 10000u);
   fs::resize_file(p, size / 2);
-  expect_inspect_error(p, {});
+  expect_inspect_error(p, {"truncated"});
 }
 
 TEST_F(BadInput, MissingDataset) {

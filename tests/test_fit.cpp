@@ -767,10 +767,16 @@ TEST_F(Fit, NoRegularizationDoesNotDependOnRanks) {
     if (comm.rank() == 0 && std::getenv("PREF_TEST_VERBOSE"))
       std::printf("mu=0 J=5 %s, %d ranks vs one process: max |dU| %.3g, max |dZ| %.3g\n",
                   exchange_name(ex), comm.size(), du, dz);
-    // Measured: ship 0 (same sums), reduce up to 9e-7 at 2-4 ranks (factors up to about 30);
-    // before newton_direction treated numerically singular Hessians as singular, 64 and 345.
-    EXPECT_LT(du, 1e-5) << exchange_name(ex);
-    EXPECT_LT(dz, 1e-5) << exchange_name(ex);
+    // Ship sums every row in the same order at any rank count: the factors agree exactly.
+    // Reduce sums the comparison rows' partial sums in rank order, and without regularization
+    // the objective is flat along whole directions, so an Armijo test that sits on the boundary
+    // can take a different step length at another rank count: the factors then part along a
+    // direction the objective does not see (measured up to 0.08 in Z, 2e-8 in U). What must not
+    // depend on the rank count is the objective, checked below.
+    if (ex == Exchange::kShip) {
+      EXPECT_EQ(du, 0.0);
+      EXPECT_EQ(dz, 0.0);
+    }
     EXPECT_NEAR(d.res.history.back().objective, one.res.history.back().objective,
                 1e-9 * std::abs(one.res.history.back().objective));
   }

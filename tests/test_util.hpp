@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -86,6 +87,11 @@ inline RunResult run_command(const std::vector<std::string>& argv, int timeout_s
   full.insert(full.end(), argv.begin(), argv.end());
   RunResult r;
   for (const auto& a : full) r.command += (r.command.empty() ? "" : " ") + a;
+  // Everything the child needs is prepared before fork(): the child of a multi-threaded process
+  // may only make async-signal-safe calls (no allocation) until exec.
+  std::vector<char*> args;
+  for (auto& a : full) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -96,15 +102,12 @@ inline RunResult run_command(const std::vector<std::string>& argv, int timeout_s
     ::dup2(in, 0);
     ::dup2(out, 1);
     ::dup2(err, 2);
-    std::vector<char*> args;
-    for (auto& a : full) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     ::execvp(args[0], args.data());
     ::_exit(127);
   }
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-  }
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) throw std::runtime_error("waitpid failed");
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   else if (WIFSIGNALED(status)) r.exit_code = 128 + WTERMSIG(status);
   r.timed_out = r.exit_code == 124 || r.exit_code == 137;
