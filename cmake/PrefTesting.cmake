@@ -21,7 +21,7 @@ function(add_mpi_test)
 endfunction()
 
 # add_cli_test(NAME name SOURCES a.cpp ...): a plain (single-process) gtest that runs the `pref`
-# binary under mpirun itself (tests/cli_util.hpp), e.g. to check exit codes and messages.
+# binary under mpirun itself (tests/test_util.hpp), e.g. to check exit codes and messages.
 function(add_cli_test)
   cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES" ${ARGN})
   if(NOT T_TIMEOUT)

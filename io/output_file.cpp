@@ -1,6 +1,10 @@
 #include "io/output_file.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <system_error>
@@ -31,6 +35,18 @@ AtomicOutput::AtomicOutput(std::string path, bool overwrite, const mpi::Comm& co
   // One temporary name for all ranks, unique per job: the pid of rank 0.
   const long pid = mpi::broadcast(comm_, static_cast<long>(::getpid()));
   temp_ = path_ + ".partial." + std::to_string(pid);
+  // Find out now, and name the output, if the directory does not take new files (read-only file
+  // system, /proc, permissions for non-root users): otherwise the failure would come from the
+  // HDF5 library later and name the temporary file.
+  mpi::agree(comm_, [&] {
+    if (comm_.rank() != 0) return;
+    const int fd = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+      throw InputError(path_ + ": cannot create a file there: " + std::strerror(errno) + " (" +
+                       option + ")");
+    ::close(fd);
+    ::unlink(temp_.c_str());
+  });
 }
 
 AtomicOutput::~AtomicOutput() {

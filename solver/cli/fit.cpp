@@ -137,9 +137,15 @@ Runner add_fit(CLI::App& app) {
       sc.seed = cfg.seed;
       sc.init_scale = cfg.init_scale;
       const double t0 = MPI_Wtime();
-      init = svd_init(comm, train, sc);
-      log::info(comm, "init {}: {:.3f}s, RMS training margin {:.3f}", o->init,
-                MPI_Wtime() - t0, rms_margin(comm, train, init));
+      const TruncatedSvd svd = truncated_svd(comm, train, sc);
+      init = factors_from_svd(comm, train, svd, sc);
+      std::string sv;
+      for (std::size_t j = 0; j < svd.spectrum.size() && j < static_cast<std::size_t>(cfg.J) + 1; ++j)
+        sv += fmt::format("{}{:.4g}", j ? " " : "", svd.spectrum[j]);
+      log::info(comm, "init {}: {:.3f}s, singular values {}{}, RMS training margin {:.3f}",
+                o->init, MPI_Wtime() - t0, sv,
+                svd.spectrum.size() > static_cast<std::size_t>(cfg.J) ? " (the last: J+1)" : "",
+                rms_margin(comm, train, init));
     }
     nlohmann::json history = nlohmann::json::array();
     auto on_sweep = [&](const SweepRecord& r) {
