@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -14,6 +15,7 @@
 #include "solver/base/log.hpp"
 #include "solver/base/rng.hpp"
 #include "solver/exchange.hpp"
+#include "solver/kernels.hpp"
 #include "solver/newton.hpp"
 
 namespace pref {
@@ -48,6 +50,10 @@ Factors random_factors(const mpi::Comm& comm, const Partitions& parts, const Fit
 }
 
 namespace {
+
+// Cost model constant: seconds per label of the reduce pattern's extra pass (measured on the
+// development machine, AVX-512: docs/performance.md).
+constexpr double kReducePassSeconds = 100e-9;
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -114,13 +120,21 @@ class Fitter {
     users_ = localize(std::move(train.by_user), zplan_);
     if (validation) users_val_ = localize(std::move(validation->by_user), zplan_);
     uplan_ = GhostPlan(comm, partner_ids(train.by_comparison), parts_.users);
-    // Bytes per sweep summed over ranks, for each pattern.
-    const double remote_z = static_cast<double>(mpi::allreduce_sum(comm, zplan_.remote_rows()));
-    const double remote_u = static_cast<double>(mpi::allreduce_sum(comm, uplan_.remote_rows()));
+    // Cost model: seconds per sweep of the slowest rank. Both patterns fetch Z rows for the
+    // users. Ship also fetches U rows for the comparison owners; reduce instead sends, per ghost
+    // comparison and Newton step, the partial gradient and Hessian, then the direction, one or
+    // two ladder values and the step back, and makes one more pass over its labels (the ladder)
+    // whose gathers from U run in comparison order, i.e. out of cache.
     const int hw = J_ * (J_ + 1) / 2;
-    cost_ship_ = 8.0 * J_ * (remote_z + remote_u);
-    cost_reduce_ = 8.0 * (J_ * remote_z +
-                          cfg.newton_steps * remote_z * ((J_ + hw) + J_ + kLadder + 1));
+    const double rz = static_cast<double>(zplan_.remote_rows());
+    const double ru = static_cast<double>(uplan_.remote_rows());
+    const double labels_here = static_cast<double>(users_.idx.size());
+    bytes_ship_ = mpi::allreduce_max(comm, 8.0 * J_ * (rz + ru));
+    bytes_reduce_ = mpi::allreduce_max(
+        comm, 8.0 * (J_ * rz + cfg.newton_steps * rz * ((J_ + hw) + J_ + 2 + 1)));
+    const double extra_pass = mpi::allreduce_max(comm, labels_here) * cfg.newton_steps;
+    cost_ship_ = bytes_ship_ / cfg.net_bytes_per_second;
+    cost_reduce_ = bytes_reduce_ / cfg.net_bytes_per_second + extra_pass * kReducePassSeconds;
     exchange_ = cfg.exchange;
     if (exchange_ == Exchange::kAuto)
       exchange_ = (comm.size() == 1 || cost_ship_ <= cost_reduce_) ? Exchange::kShip
@@ -137,7 +151,17 @@ class Fitter {
   Exchange exchange() const { return exchange_; }
   double cost_ship() const { return cost_ship_; }
   double cost_reduce() const { return cost_reduce_; }
+  double bytes_ship() const { return bytes_ship_; }
+  double bytes_reduce() const { return bytes_reduce_; }
   Factors take_factors() { return std::move(f_); }
+  const Factors& factors() const { return f_; }
+
+  // For a resumed fit: the Z rows the users read, as the evaluation of the last completed sweep
+  // left them (its bytes were counted in that sweep's record, so they are not counted again).
+  void prepare_resume() {
+    zplan_.fetch(comm_, f_.Z, J_, zghost_);
+    ughost_fresh_ = false;
+  }
 
   // Runs fn(row, workspace) for rows [0, n) on the rank's threads. Rows are independent, so
   // results do not depend on the thread count.
@@ -401,36 +425,80 @@ class Fitter {
   std::vector<double> zghost_, ughost_;
   bool ughost_fresh_ = false;
   std::uint64_t bytes_ = 0;
-  double cost_ship_ = 0, cost_reduce_ = 0;
+  double cost_ship_ = 0, cost_reduce_ = 0, bytes_ship_ = 0, bytes_reduce_ = 0;
   Exchange exchange_ = Exchange::kShip;
 };
 
 }  // namespace
 
 FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatrix> validation,
-              Factors init, const FitConfig& cfg,
-              const std::function<void(const SweepRecord&)>& on_sweep) {
+              Factors init, const FitConfig& cfg, const FitStart& start, const FitHooks& hooks) {
   Fitter fitter(comm, std::move(train), validation ? &*validation : nullptr, std::move(init), cfg);
   validation.reset();
   FitResult res;
   res.exchange = fitter.exchange();
-  log::info(comm, "exchange pattern: {} (cost model per sweep, all ranks: ship {:.3g} MB, "
-                  "reduce {:.3g} MB{})",
-            exchange_name(res.exchange), fitter.cost_ship() / 1e6, fitter.cost_reduce() / 1e6,
-            cfg.exchange == Exchange::kAuto ? "" : ", forced");
+  log::info(comm, "exchange pattern: {} (cost model per sweep, slowest rank: ship {:.3g} MB "
+                  "{:.3g} s, reduce {:.3g} MB {:.3g} s{}); label kernels: {}",
+            exchange_name(res.exchange), fitter.bytes_ship() / 1e6, fitter.cost_ship(),
+            fitter.bytes_reduce() / 1e6, fitter.cost_reduce(),
+            cfg.exchange == Exchange::kAuto ? "" : ", forced",
+            cfg.J <= kernels::kMaxSmallJ ? kernels::best().isa : "BLAS-3 (dsyrk)");
+  auto stop_requested = [&] { return hooks.stop_requested && hooks.stop_requested(); };
+  auto offer = [&](int sweep, bool half, bool stopping, const SweepRecord* pending) {
+    if (hooks.on_state) hooks.on_state(FitState{sweep, half, stopping, fitter.factors(), pending, res.exchange});
+  };
+  auto finish = [&] {
+    res.factors = fitter.take_factors();
+    return std::move(res);
+  };
   auto t = Clock::now();
-  SweepRecord rec = fitter.evaluate();
-  rec.seconds_eval = since(t);
-  rec.bytes_exchanged = fitter.take_bytes();
-  res.history.push_back(rec);
-  if (on_sweep) on_sweep(rec);
-  double prev = rec.objective;
-  for (int s = 1; s <= cfg.max_sweeps; ++s) {
+  double prev = 0;
+  int first = 1;
+  bool half_done = false;
+  SweepRecord pending;
+  if (start.history.empty()) {
+    SweepRecord rec = fitter.evaluate();
+    rec.seconds_eval = since(t);
+    rec.bytes_exchanged = fitter.take_bytes();
+    res.history.push_back(rec);
+    if (hooks.on_sweep) hooks.on_sweep(rec);
+    prev = rec.objective;
+    const bool stop = stop_requested() && cfg.max_sweeps > 0;
+    offer(0, false, stop, nullptr);
+    if (stop) {
+      res.stopped = true;
+      return finish();
+    }
+  } else {
+    res.history = start.history;
+    prev = res.history.back().objective;
+    first = start.sweep + 1;
+    half_done = start.user_half_done;
+    pending = start.pending;
+    fitter.prepare_resume();
+    if (!half_done && start.sweep >= 1 && res.history.back().rel_change < cfg.tol) {
+      res.converged = true;  // the checkpoint was written after the converging sweep
+      return finish();
+    }
+  }
+  // A fit resumed between half-steps completes that sweep whatever the sweep limit.
+  const int last = std::max(cfg.max_sweeps, half_done ? first : 0);
+  for (int s = first; s <= last; ++s) {
     SweepRecord r;
-    r.sweep = s;
-    t = Clock::now();
-    fitter.user_half_step();
-    r.seconds_user = since(t);
+    if (half_done) {
+      r = pending;
+      half_done = false;
+    } else {
+      r.sweep = s;
+      t = Clock::now();
+      fitter.user_half_step();
+      r.seconds_user = since(t);
+      if (stop_requested()) {
+        offer(s - 1, true, true, &r);
+        res.stopped = true;
+        return finish();
+      }
+    }
     t = Clock::now();
     fitter.comparison_half_step();
     r.seconds_comparison = since(t);
@@ -445,14 +513,29 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     r.bytes_exchanged = fitter.take_bytes();
     prev = r.objective;
     res.history.push_back(r);
-    if (on_sweep) on_sweep(r);
-    if (r.rel_change < cfg.tol) {
+    if (hooks.on_sweep) hooks.on_sweep(r);
+    const bool converged = r.rel_change < cfg.tol;
+    const bool stop = stop_requested() && !converged && s < last;
+    offer(s, false, stop, nullptr);
+    if (stop) {
+      res.stopped = true;
+      return finish();
+    }
+    if (converged) {
       res.converged = true;
       break;
     }
   }
-  res.factors = fitter.take_factors();
-  return res;
+  return finish();
+}
+
+FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatrix> validation,
+              Factors init, const FitConfig& cfg,
+              const std::function<void(const SweepRecord&)>& on_sweep) {
+  FitHooks hooks;
+  hooks.on_sweep = on_sweep;
+  return fit(comm, std::move(train), std::move(validation), std::move(init), cfg, FitStart{},
+             hooks);
 }
 
 SplitMetrics evaluate_split(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f,

@@ -35,6 +35,8 @@ struct FitConfig {
   Exchange exchange = Exchange::kAuto;
   bool shared = false;  // the non-personalized baseline: u_i = 1 for all users, J = 1
   int threads = 1;
+  // Cost model: network bandwidth per rank, bytes per second.
+  double net_bytes_per_second = 5e9;
 };
 
 struct SweepRecord {
@@ -59,11 +61,48 @@ struct FitResult {
   Factors factors;
   std::vector<SweepRecord> history;
   bool converged = false;
+  bool stopped = false;  // ended early by FitHooks::stop_requested (a checkpoint was offered)
   Exchange exchange = Exchange::kShip;
 };
 
-// on_sweep is called on every rank after each record (for progress and metrics files).
+// Where a fit starts: fresh (empty history: `init` is evaluated as sweep 0) or from a checkpoint
+// (docs/checkpoints.md): `init` is the state after `sweep` completed sweeps, or, with
+// user_half_done, after the user half-step of sweep + 1 as well. A resumed fit continues exactly
+// as the uninterrupted one (bitwise at the same rank count): no evaluation of the starting
+// state, and the tolerance test compares with the objective of history.back().
+struct FitStart {
+  int sweep = 0;
+  bool user_half_done = false;
+  std::vector<SweepRecord> history;  // records 0..sweep (empty: a fresh start)
+  SweepRecord pending;               // with user_half_done: sweep + 1's record so far
+};
+
+// A state the fit offers for a checkpoint: after every completed sweep (0 included), and after
+// a user half-step when the fit stops there.
+struct FitState {
+  int sweep = 0;                // completed sweeps
+  bool user_half_done = false;  // plus the user half-step of sweep + 1
+  bool stopping = false;        // the fit ends here because of stop_requested
+  const Factors& factors;
+  const SweepRecord* pending = nullptr;  // with user_half_done: sweep + 1's record so far
+  Exchange exchange = Exchange::kShip;   // the pattern in use
+};
+
+struct FitHooks {
+  // On every rank after each record (for progress and metrics files).
+  std::function<void(const SweepRecord&)> on_sweep;
+  // On every rank after each half-step; collective, and must return the same on every rank
+  // (e.g. an allreduce of a signal flag). True: offer the state (stopping) and end the fit,
+  // unless the fit ends at that point anyway.
+  std::function<bool()> stop_requested;
+  // On every rank (collectively) for each state offered; the CLI writes checkpoints here.
+  std::function<void(const FitState&)> on_state;
+};
+
 // train and validation are consumed (their label arrays become the solver's own).
+FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatrix> validation,
+              Factors init, const FitConfig& cfg, const FitStart& start, const FitHooks& hooks);
+// A fresh fit; on_sweep is called on every rank after each record.
 FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatrix> validation,
               Factors init, const FitConfig& cfg,
               const std::function<void(const SweepRecord&)>& on_sweep = {});

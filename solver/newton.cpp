@@ -1,5 +1,7 @@
 #include "solver/newton.hpp"
 
+#include "solver/kernels.hpp"
+
 #include <Eigen/Cholesky>
 #include <algorithm>
 #include <utility>
@@ -31,7 +33,6 @@ bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::Vecto
     d = -llt.solve(g);
     return d.allFinite();
   }
-  const int J = static_cast<int>(H.rows());
   double lambda = std::max(1e-300, 1e-6 * H.diagonal().cwiseAbs().maxCoeff());
   for (int tries = 0; tries < 40; ++tries, lambda *= 10) {
     Eigen::MatrixXd Hd = H;
@@ -47,87 +48,6 @@ bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::Vecto
 
 namespace {
 
-// The label loop for a compile-time J (JJ > 0) or a runtime one (JJ == 0). Labels go in blocks
-// of kBlock: the partner rows are gathered transposed (J x kBlock, so that every inner loop runs
-// over labels and vectorizes), then the margins, the sigmoid terms, the gradient X^T r and the
-// lower triangle of the weighted Gram matrix X^T diag(s) X (J(J+1)/2 dot products of length
-// kBlock) are formed block by block. The order of every sum depends only on the row's labels.
-constexpr int kBlock = 32;
-
-template <int JJ>
-double accumulate_small(const double* w, int Jrt, const double* table,
-                        std::span<const std::uint32_t> idx, std::span<const float> y,
-                        const LabelPass& out) {
-  constexpr int kMaxJ = JJ > 0 ? JJ : 16;
-  const int J = JJ > 0 ? JJ : Jrt;
-  double* g = out.g;
-  double* H = out.H;  // J x J column-major, lower triangle
-  alignas(64) double X[kMaxJ][kBlock];
-  alignas(64) double SX[kMaxJ][kBlock];
-  alignas(64) double m[kBlock], r[kBlock], sw[kBlock];
-  double gl[kMaxJ] = {};
-  double hl[kMaxJ * kMaxJ] = {};
-  double loss = 0;
-  const std::size_t n = idx.size();
-  for (std::size_t k0 = 0; k0 < n; k0 += kBlock) {
-    const int c = static_cast<int>(std::min<std::size_t>(kBlock, n - k0));
-    for (int k = 0; k < c; ++k) {
-      const double* x = table + std::size_t(idx[k0 + k]) * J;
-      for (int a = 0; a < J; ++a) X[a][k] = x[a];
-    }
-    for (int k = c; k < kBlock; ++k)
-      for (int a = 0; a < J; ++a) X[a][k] = 0;
-    for (int k = 0; k < kBlock; ++k) m[k] = 0;
-    for (int a = 0; a < J; ++a)
-      for (int k = 0; k < kBlock; ++k) m[k] += X[a][k] * w[a];
-    for (int k = 0; k < c; ++k) {
-      const double mk = m[k], yk = y[k0 + k];
-      const double e = std::exp(-std::abs(mk));
-      if (out.loss) loss += std::max(mk, 0.0) + std::log1p(e) - yk * mk;
-      const double p = mk >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-      r[k] = p - yk;
-      sw[k] = p * (1 - p);
-      if (out.margins) out.margins[k0 + k] = mk;
-      if (out.probs) out.probs[k0 + k] = p;
-    }
-    for (int k = c; k < kBlock; ++k) r[k] = sw[k] = 0;
-    if (g)
-      for (int a = 0; a < J; ++a) {
-        double acc = 0;
-        for (int k = 0; k < kBlock; ++k) acc += X[a][k] * r[k];
-        gl[a] += acc;
-      }
-    if (H) {
-      for (int a = 0; a < J; ++a)
-        for (int k = 0; k < kBlock; ++k) SX[a][k] = sw[k] * X[a][k];
-      for (int b = 0; b < J; ++b)
-        for (int a = b; a < J; ++a) {
-          double acc = 0;
-          for (int k = 0; k < kBlock; ++k) acc += SX[a][k] * X[b][k];
-          hl[b * J + a] += acc;
-        }
-    }
-  }
-  if (g)
-    for (int a = 0; a < J; ++a) g[a] += gl[a];
-  if (H)
-    for (int b = 0; b < J; ++b)
-      for (int a = b; a < J; ++a) H[std::size_t(b) * J + a] += hl[b * J + a];
-  return loss;
-}
-
-template <int... Js>
-double dispatch_small(std::integer_sequence<int, Js...>, int J, const double* w,
-                      const double* table, std::span<const std::uint32_t> idx,
-                      std::span<const float> y, const LabelPass& out) {
-  double loss = 0;
-  const bool done =
-      ((J == Js + 1 ? (loss = accumulate_small<Js + 1>(w, J, table, idx, y, out), true) : false) ||
-       ...);
-  if (!done) loss = accumulate_small<0>(w, J, table, idx, y, out);
-  return loss;
-}
-
 // Above this J the Hessian is formed from gathered blocks by a BLAS-3 rank update.
 constexpr int kSmallJ = 16;
 
@@ -137,7 +57,7 @@ double accumulate(const double* w, int J, const double* table,
                   std::span<const std::uint32_t> idx, std::span<const float> y,
                   const LabelPass& out, RowWorkspace& ws) {
   const std::size_t n = idx.size();
-  if (J <= kSmallJ) return dispatch_small(std::make_integer_sequence<int, kSmallJ>{}, J, w, table, idx, y, out);
+  if (J <= kSmallJ) return kernels::best().accumulate(J, w, table, idx, y, out);
   Eigen::Map<const Eigen::VectorXd> wv(w, J);
   double loss = 0;
   for (std::size_t c0 = 0; c0 < n; c0 += kChunk) {
@@ -183,6 +103,11 @@ double accumulate_row(const double* w, int J, const double* table,
   return accumulate(w, J, table, idx, y, out, ws);
 }
 
+double loss_change(const double* m, const double* p, const double* q, const float* y,
+                   std::size_t n, double t, std::vector<double>& scratch) {
+  return kernels::best().loss_change(m, p, q, y, n, t, scratch);
+}
+
 RowStats solve_row(double* w, int J, const double* table, std::span<const std::uint32_t> idx,
                    std::span<const float> y, double mu, int steps, RowWorkspace& ws) {
   RowStats st;
@@ -217,8 +142,8 @@ RowStats solve_row(double* w, int J, const double* table, std::span<const std::u
     for (int k = 0; k < kLadder && chosen < 0; ++k) {
       const double t = ladder_step(k);
       double df = mu * t * (wd + 0.5 * t * dd);
-      for (std::size_t i = 0; i < n; ++i)
-        df += bce_change(ws.margins[i], ws.probs[i], t * ws.steps[i], y[i]);
+      df += loss_change(ws.margins.data(), ws.probs.data(), ws.steps.data(), y.data(), n, t,
+                        ws.change);
       if (df <= kArmijo * t * gd) chosen = k;
     }
     if (chosen < 0) break;

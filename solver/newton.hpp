@@ -63,7 +63,7 @@ struct RowWorkspace {
   RowMatrix x;  // gathered partner rows (chunk x J)
   Eigen::VectorXd m, q, r, s, g, d;
   Eigen::MatrixXd h;
-  std::vector<double> margins, probs, steps;
+  std::vector<double> margins, probs, steps, change;
 };
 
 // What one pass over a row's labels computes, at w: any of the gradient sum_k (p_k - y_k) x_k
@@ -79,6 +79,11 @@ struct LabelPass {
 double accumulate(const double* w, int J, const double* table,
                   std::span<const std::uint32_t> idx, std::span<const float> y,
                   const LabelPass& out, RowWorkspace& ws);
+
+// The change of sum_k BCE along a step: sum_k BCE(m_k + t q_k, y_k) - BCE(m_k, y_k), summed
+// term by term (see bce_change); p_k = sigmoid(m_k).
+double loss_change(const double* m, const double* p, const double* q, const float* y,
+                   std::size_t n, double t, std::vector<double>& scratch);
 
 // Solves one row in place: partners are rows idx[k] of `table` (row-major, J columns), labels
 // y[k]. steps Newton steps (each with line search).

@@ -92,6 +92,51 @@ std::vector<double> move_rows(const mpi::Comm& comm, const Partition& from, cons
   return mpi::alltoallv<double>(comm, local, counts);
 }
 
+void gemm(const char* transa, const char* transb, int m, int n, int k, const DistMatrix& a,
+          const DistMatrix& b, DistMatrix& c) {
+  const int one = 1;
+  const double alpha = 1.0, beta = 0.0;
+  pdgemm_(transa, transb, &m, &n, &k, &alpha, a.data(), &one, &one, a.desc(), b.data(), &one,
+          &one, b.desc(), &beta, c.data(), &one, &one, c.desc(), 1, 1);
+}
+
+void qr_in_place(const mpi::Comm& comm, DistMatrix& a, std::vector<double>* r) {
+  const int m = a.m(), k = a.n();
+  if (m < k || k < 1) throw Error(fmt::format("qr_in_place: {} x {} is not tall", m, k));
+  const int one = 1;
+  std::vector<double> tau(std::max(1, a.local_cols()));
+  int info = 0, lwork = -1;
+  double query = 0;
+  pdgeqrf_(&m, &k, a.data(), &one, &one, a.desc(), tau.data(), &query, &lwork, &info);
+  check("pdgeqrf", info);
+  lwork = static_cast<int>(query) + 1;
+  std::vector<double> work(lwork);
+  pdgeqrf_(&m, &k, a.data(), &one, &one, a.desc(), tau.data(), work.data(), &lwork, &info);
+  check("pdgeqrf", info);
+
+  if (r) {
+    // R is the upper triangle of the leading k x k block: each entry is on one process.
+    r->assign(static_cast<std::size_t>(k) * k, 0.0);
+    for (long lj = 0; lj < a.local_cols(); ++lj) {
+      const long j = a.global_col(lj);
+      for (long li = 0; li < a.local_rows(); ++li) {
+        const long i = a.global_row(li);
+        if (i > j) break;  // global rows grow with li
+        (*r)[i * k + j] = a.local_at(li, lj);
+      }
+    }
+    mpi::allreduce(comm, std::span<double>(*r), MPI_SUM);  // adds zeros: exact
+  }
+
+  lwork = -1;
+  pdorgqr_(&m, &k, &k, a.data(), &one, &one, a.desc(), tau.data(), &query, &lwork, &info);
+  check("pdorgqr", info);
+  lwork = static_cast<int>(query) + 1;
+  work.assign(lwork, 0.0);
+  pdorgqr_(&m, &k, &k, a.data(), &one, &one, a.desc(), tau.data(), work.data(), &lwork, &info);
+  check("pdorgqr", info);
+}
+
 void tall_skinny_qr(const mpi::Comm& comm, const BlacsGrid& column, const Partition& rows, int k,
                     std::vector<double>& local, std::vector<double>* r) {
   const int p = comm.size(), me = comm.rank();
@@ -114,35 +159,7 @@ void tall_skinny_qr(const mpi::Comm& comm, const BlacsGrid& column, const Partit
     for (long i = 0; i < n; ++i)
       for (int j = 0; j < k; ++j) a.local_at(i, j) = mine[i * k + j];
   }
-  const int one = 1;
-  std::vector<double> tau(std::max(1, a.local_cols()));
-  int info = 0, lwork = -1;
-  double query = 0;
-  pdgeqrf_(&m, &k, a.data(), &one, &one, a.desc(), tau.data(), &query, &lwork, &info);
-  check("pdgeqrf", info);
-  lwork = static_cast<int>(query) + 1;
-  std::vector<double> work(lwork);
-  pdgeqrf_(&m, &k, a.data(), &one, &one, a.desc(), tau.data(), work.data(), &lwork, &info);
-  check("pdgeqrf", info);
-
-  if (r) {
-    // R's rows are the first k global rows: each process contributes the ones it holds.
-    r->assign(static_cast<std::size_t>(k) * k, 0.0);
-    for (long i = 0; i < a.local_rows(); ++i) {
-      const long g = a.global_row(i);
-      if (g >= k) break;
-      for (int j = static_cast<int>(g); j < k; ++j) (*r)[g * k + j] = a.local_at(i, j);
-    }
-    mpi::allreduce(comm, std::span<double>(*r), MPI_SUM);  // adds zeros: exact
-  }
-
-  lwork = -1;
-  pdorgqr_(&m, &k, &k, a.data(), &one, &one, a.desc(), tau.data(), &query, &lwork, &info);
-  check("pdorgqr", info);
-  lwork = static_cast<int>(query) + 1;
-  work.assign(lwork, 0.0);
-  pdorgqr_(&m, &k, &k, a.data(), &one, &one, a.desc(), tau.data(), work.data(), &lwork, &info);
-  check("pdorgqr", info);
+  qr_in_place(comm, a, r);
 
   std::vector<double> q(static_cast<std::size_t>(a.local_rows()) * k);
   for (long i = 0; i < a.local_rows(); ++i)

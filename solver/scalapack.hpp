@@ -144,6 +144,16 @@ class DistMatrix {
   std::vector<double> local_;
 };
 
+// C = op(A) op(B) (m x n, inner dimension k) on the leading submatrices. Collective over the
+// grid.
+void gemm(const char* transa, const char* transb, int m, int n, int k, const DistMatrix& a,
+          const DistMatrix& b, DistMatrix& c);
+
+// Replaces a (m x k, m >= k) by Q of its Householder QR (pdgeqrf + pdorgqr); if r is not null
+// it receives R (k x k, row-major, upper triangular), the same on every rank of comm, which
+// must be the grid's communicator. Collective.
+void qr_in_place(const mpi::Comm& comm, DistMatrix& a, std::vector<double>* r = nullptr);
+
 // Moves rows of `width` doubles (row-major) from one contiguous row layout to another (both
 // one range per rank of comm, same total). Collective.
 std::vector<double> move_rows(const mpi::Comm& comm, const Partition& from, const Partition& to,

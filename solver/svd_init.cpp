@@ -105,6 +105,9 @@ TruncatedSvd randomized_svd(const mpi::Comm& comm, const LabelMatrix& train,
 
   SparseM op(comm, train);
   const BlacsGrid column(comm, comm.size(), 1);
+  double t = 0;
+  auto tick = [&] { t = MPI_Wtime(); };
+  auto tock = [&](double& acc) { acc += MPI_Wtime() - t; };
 
   // Omega (comparisons x k): row p is k standard normals of Rng(seed, kSketch, p), made here
   // for exactly the comparisons this rank's users need (no communication).
@@ -114,27 +117,42 @@ TruncatedSvd randomized_svd(const mpi::Comm& comm, const LabelMatrix& train,
     for (int j = 0; j < k; ++j) ghost[g * k + j] = rng.normal();
   }
   std::vector<double> Y, W;  // users x k, comparisons x k (this rank's rows)
-  op.times(ghost, k, Y);     // Y = M Omega
-  scalapack::tall_skinny_qr(comm, column, train.parts.users, k, Y);
+  auto qr = [&](const Partition& rows, std::vector<double>& a, std::vector<double>* r) {
+    tick();
+    scalapack::tall_skinny_qr(comm, column, rows, k, a, r);
+    tock(out.seconds_factorizations);
+  };
+  tick();
+  op.times(ghost, k, Y);  // Y = M Omega
+  tock(out.seconds_products);
+  qr(train.parts.users, Y, nullptr);
   for (int it = 0; it < cfg.power_iterations; ++it) {
+    tick();
     op.uplan.fetch(comm, Y, k, ghost);
     op.times_t(ghost, k, W);  // W = M^T Q
-    scalapack::tall_skinny_qr(comm, column, train.parts.comparisons, k, W);
+    tock(out.seconds_products);
+    qr(train.parts.comparisons, W, nullptr);
+    tick();
     op.zplan.fetch(comm, W, k, ghost);
     op.times(ghost, k, Y);  // Y = M W
-    scalapack::tall_skinny_qr(comm, column, train.parts.users, k, Y);
+    tock(out.seconds_products);
+    qr(train.parts.users, Y, nullptr);
   }
   // M ~ Q Q^T M = Q W^T with W = M^T Q = Qw R, so M ~ Q R^T Qw^T; with R^T = Ur S Vr^T,
   // M ~ (Q Ur) S (Qw Vr)^T.
+  tick();
   op.uplan.fetch(comm, Y, k, ghost);
   op.times_t(ghost, k, W);
+  tock(out.seconds_products);
   std::vector<double> R;
-  scalapack::tall_skinny_qr(comm, column, train.parts.comparisons, k, W, &R);
+  qr(train.parts.comparisons, W, &R);
   std::vector<double> Rt(R.size());
   for (int i = 0; i < k; ++i)
     for (int j = 0; j < k; ++j) Rt[i * k + j] = R[j * k + i];
   std::vector<double> Ur, S, Vrt;
+  tick();
   scalapack::small_svd(k, Rt, Ur, S, Vrt);
+  tock(out.seconds_factorizations);
 
   const int r = out.r;
   out.S.assign(S.begin(), S.begin() + r);
@@ -268,14 +286,80 @@ std::vector<double> to_rows(const mpi::Comm& comm, const DistMatrix& a, bool tra
   return out;
 }
 
-TruncatedSvd from_dense(const mpi::Comm& comm, const LabelMatrix& train,
-                        const scalapack::DenseSvd& d, int J) {
+// A truncated SVD of a dense distributed matrix: x ~ a diag(s) b^T, with b stored as vt
+// (c x n) when `vt`, else as n x c.
+struct DenseTruncated {
+  std::vector<double> s;  // every singular value computed, descending
+  DistMatrix a;           // m x c
+  DistMatrix b;
+  bool vt = false;
+};
+
+DenseTruncated dense_exact(const BlacsGrid& grid, const DistMatrix& x) {
+  DistMatrix work = x;
+  scalapack::DenseSvd d = scalapack::dense_svd(grid, work);
+  return {std::move(d.s), std::move(d.u), std::move(d.vt), true};
+}
+
+// Fills a distributed k x k matrix from a replicated row-major one (transposed if asked).
+void fill_small(DistMatrix& d, const std::vector<double>& full, bool transpose) {
+  const long k = d.n();
+  for (long lj = 0; lj < d.local_cols(); ++lj)
+    for (long li = 0; li < d.local_rows(); ++li) {
+      const long i = d.global_row(li), j = d.global_col(lj);
+      d.local_at(li, lj) = transpose ? full[j * k + i] : full[i * k + j];
+    }
+}
+
+// The randomized range finder of randomized_svd on a dense block-cyclic x: the same sketch
+// (rows of Rng(seed, kSketch, p)), width and power iterations; products by pdgemm and QRs by
+// pdgeqrf + pdorgqr on the 2-D grid.
+DenseTruncated dense_randomized(const mpi::Comm& comm, const BlacsGrid& grid, const DistMatrix& x,
+                                const SvdConfig& cfg) {
+  const int m = x.m(), n = x.n(), nb = x.nb();
+  const int k = std::min(cfg.J + cfg.oversampling, std::min(m, n));
+  DistMatrix omega(grid, n, k, nb, nb);
+  std::vector<double> row(k);
+  for (long li = 0; li < omega.local_rows(); ++li) {
+    Rng rng(cfg.seed, Stream::kSketch, static_cast<std::uint64_t>(omega.global_row(li)));
+    for (int j = 0; j < k; ++j) row[j] = rng.normal();
+    for (long lj = 0; lj < omega.local_cols(); ++lj) omega.local_at(li, lj) = row[omega.global_col(lj)];
+  }
+  DistMatrix y(grid, m, k, nb, nb), w(grid, n, k, nb, nb);
+  scalapack::gemm("N", "N", m, k, n, x, omega, y);  // Y = X Omega
+  scalapack::qr_in_place(comm, y);
+  for (int it = 0; it < cfg.power_iterations; ++it) {
+    scalapack::gemm("T", "N", n, k, m, x, y, w);  // W = X^T Q
+    scalapack::qr_in_place(comm, w);
+    scalapack::gemm("N", "N", m, k, n, x, w, y);
+    scalapack::qr_in_place(comm, y);
+  }
+  scalapack::gemm("T", "N", n, k, m, x, y, w);
+  std::vector<double> R;
+  scalapack::qr_in_place(comm, w, &R);
+  std::vector<double> Rt(R.size());
+  for (int i = 0; i < k; ++i)
+    for (int j = 0; j < k; ++j) Rt[i * k + j] = R[j * k + i];
+  std::vector<double> Ur, S, Vrt;
+  scalapack::small_svd(k, Rt, Ur, S, Vrt);
+  DistMatrix ur(grid, k, k, nb, nb), vr(grid, k, k, nb, nb);
+  fill_small(ur, Ur, false);
+  fill_small(vr, Vrt, true);
+  DenseTruncated out{std::move(S), DistMatrix(grid, m, k, nb, nb), DistMatrix(grid, n, k, nb, nb),
+                     false};
+  scalapack::gemm("N", "N", m, k, k, y, ur, out.a);  // A = Q Ur
+  scalapack::gemm("N", "N", n, k, k, w, vr, out.b);  // B = Qw Vr
+  return out;
+}
+
+TruncatedSvd from_dense(const mpi::Comm& comm, const LabelMatrix& train, const DenseTruncated& d,
+                        int J) {
   TruncatedSvd out;
   out.r = std::min<int>(J, static_cast<int>(d.s.size()));
   out.S.assign(d.s.begin(), d.s.begin() + out.r);
   out.spectrum = d.s;
-  out.A = to_rows(comm, d.u, false, out.r, train.parts.users);
-  out.B = to_rows(comm, d.vt, true, out.r, train.parts.comparisons);
+  out.A = to_rows(comm, d.a, false, out.r, train.parts.users);
+  out.B = to_rows(comm, d.b, d.vt, out.r, train.parts.comparisons);
   return out;
 }
 
@@ -284,38 +368,52 @@ TruncatedSvd exact_svd(const mpi::Comm& comm, const LabelMatrix& train, const Sv
   const BlacsGrid grid(comm, s.shape.rows, s.shape.cols);
   DistMatrix m(grid, s.m, s.n, s.nb, s.nb);
   scatter_labels(comm, grid, train, m, 0.0, true, nullptr);
-  const scalapack::DenseSvd d = scalapack::dense_svd(grid, m);
-  return from_dense(comm, train, d, cfg.J);
+  const double t = MPI_Wtime();
+  const DenseTruncated d = dense_exact(grid, m);
+  const double seconds = MPI_Wtime() - t;
+  TruncatedSvd out = from_dense(comm, train, d, cfg.J);
+  out.seconds_factorizations = seconds;
+  return out;
 }
 
 // The paper's imputation rounds, on the dense X (users x comparisons).
 TruncatedSvd impute_svd(const mpi::Comm& comm, const LabelMatrix& train, const SvdConfig& cfg) {
   const DenseSetup s = dense_setup(comm, train, cfg);
+  if (std::min(s.m, s.n) == 0) return TruncatedSvd{};
   const BlacsGrid grid(comm, s.shape.rows, s.shape.cols);
   DistMatrix x(grid, s.m, s.n, s.nb, s.nb);
   std::vector<std::uint8_t> observed;
   scatter_labels(comm, grid, train, x, 0.5, false, &observed);
-  const int size = std::min(s.m, s.n), r = std::min(cfg.J, size);
-  for (int round = 0; round < cfg.impute_rounds && r > 0; ++round) {
-    DistMatrix a = x;
-    scalapack::DenseSvd d = scalapack::dense_svd(grid, a);
-    // L = U_r diag(S_r) VT_r into a (same layout as x).
-    for (long lj = 0; lj < d.u.local_cols(); ++lj) {
-      const long j = d.u.global_col(lj);
+  double seconds_svd = 0, seconds_rec = 0;
+  auto svd_of = [&](const DistMatrix& a) {
+    const double t = MPI_Wtime();
+    DenseTruncated d = cfg.impute_exact ? dense_exact(grid, a) : dense_randomized(comm, grid, a, cfg);
+    seconds_svd += MPI_Wtime() - t;
+    return d;
+  };
+  const int r = std::min(cfg.J, std::min(s.m, s.n));
+  DistMatrix rec(grid, s.m, s.n, s.nb, s.nb);
+  for (int round = 0; round < cfg.impute_rounds; ++round) {
+    DenseTruncated d = svd_of(x);
+    // rec = A_r diag(S_r) B_r^T
+    for (long lj = 0; lj < d.a.local_cols(); ++lj) {
+      const long j = d.a.global_col(lj);
       if (j >= r) continue;
-      for (long li = 0; li < d.u.local_rows(); ++li) d.u.local_at(li, lj) *= d.s[j];
+      for (long li = 0; li < d.a.local_rows(); ++li) d.a.local_at(li, lj) *= d.s[j];
     }
-    const int one = 1;
-    const double alpha = 1.0, beta = 0.0;
-    pdgemm_("N", "N", &s.m, &s.n, &r, &alpha, d.u.data(), &one, &one, d.u.desc(), d.vt.data(),
-            &one, &one, d.vt.desc(), &beta, a.data(), &one, &one, a.desc(), 1, 1);
+    const double t = MPI_Wtime();
+    scalapack::gemm("N", d.vt ? "N" : "T", s.m, s.n, r, d.a, d.b, rec);
+    seconds_rec += MPI_Wtime() - t;
     for (long lj = 0; lj < x.local_cols(); ++lj)
       for (long li = 0; li < x.local_rows(); ++li)
         if (!observed[li + lj * x.lld()])
-          x.local_at(li, lj) = std::clamp(a.local_at(li, lj), 0.0, 1.0);
+          x.local_at(li, lj) = std::clamp(rec.local_at(li, lj), 0.0, 1.0);
   }
-  const scalapack::DenseSvd d = scalapack::dense_svd(grid, x);
-  return from_dense(comm, train, d, cfg.J);
+  const DenseTruncated d = svd_of(x);
+  TruncatedSvd out = from_dense(comm, train, d, cfg.J);
+  out.seconds_factorizations = seconds_svd;  // the SVDs, with their own products
+  out.seconds_products = seconds_rec;        // the reconstructions
+  return out;
 }
 
 // Flips each singular pair so that the largest-magnitude entry of B's column is positive.
@@ -357,6 +455,7 @@ TruncatedSvd truncated_svd(const mpi::Comm& comm, const LabelMatrix& train, cons
     throw InputError("SVD initialization: oversampling, power iterations and impute rounds must "
                      "be >= 0",
                      InputError::kNoOrder, true);
+  const double t0 = MPI_Wtime();
   TruncatedSvd svd;
   switch (cfg.kind) {
     case SvdKind::kRandomized: svd = randomized_svd(comm, train, cfg); break;
@@ -364,6 +463,7 @@ TruncatedSvd truncated_svd(const mpi::Comm& comm, const LabelMatrix& train, cons
     case SvdKind::kImpute: svd = impute_svd(comm, train, cfg); break;
   }
   fix_signs(comm, train, svd);
+  svd.seconds_total = MPI_Wtime() - t0;
   return svd;
 }
 

@@ -13,8 +13,12 @@
 //  - kImpute (--init svd-impute): the paper's variant on the dense X (users x comparisons, the
 //    transpose of the paper's pairs x users): X = y where observed, 0.5 elsewhere; `rounds`
 //    times: SVD, rank-J reconstruction, overwrite only the missing entries, clip to [0, 1];
-//    then the factors from the SVD of the final X. Each SVD is the exact pdgesvd, so this
-//    variant has the same size limit as kExact.
+//    then the factors from the SVD of the final X. X is dense (block-cyclic on a 2-D grid), so
+//    this variant has the same size limit as kExact. Each SVD is the randomized range finder
+//    on the dense X (pdgemm products, pdgeqrf + pdorgqr on the 2-D grid, same sketch, width and
+//    power iterations as kRandomized), or the exact pdgesvd with impute_exact (slow: 7 s per
+//    round for 5000 x 1000 on 2 ranks). The clipping makes X neither sparse nor low-rank, which
+//    is why this variant is not run on the sparse distribution.
 //
 // From the SVD M ~ A diag(S) B^T: U = c A_J sqrt(S_J), Z = c B_J sqrt(S_J), where c (one number)
 // makes the root-mean-square margin u_i . z_p over the training labels equal to rms_margin
@@ -53,6 +57,7 @@ struct SvdConfig {
   std::uint64_t seed = 1;     // sketch (Stream::kSketch) and fallback columns (Stream::kInit)
   double rms_margin = 1.0;    // the scaling target; <= 0: no scaling
   bool scale_impute = false;  // also scale the kImpute factors
+  bool impute_exact = false;  // kImpute: every SVD by pdgesvd instead of the range finder
   double init_scale = 0.1;    // fallback columns: N(0, init_scale^2) as random_factors
   // Dense paths (kExact, kImpute): process grid rows (0: the most square grid) and block size
   // (0: automatic).
@@ -70,6 +75,9 @@ struct TruncatedSvd {
   std::vector<double> A;         // this rank's user rows x r (row-major): left vectors
   std::vector<double> B;         // this rank's comparison rows x r (row-major): right vectors
   std::vector<double> spectrum;  // every singular value (estimate) computed, descending
+  // Wall time of the parts (rank 0's view): sparse or dense products with their exchanges, QRs
+  // and SVDs (ScaLAPACK/LAPACK), everything else (plans, sketch, layout changes).
+  double seconds_products = 0, seconds_factorizations = 0, seconds_total = 0;
 };
 
 // The truncated SVD of M (kRandomized, kExact) or of the final imputed X (kImpute), with the

@@ -103,3 +103,47 @@ TEST(Mpi, AgreeReportsTheSmallestOrderOnEveryRank) {
   }
   EXPECT_NO_THROW(mpi::agree(world, [] {}));
 }
+
+#include <cmath>
+
+#include "solver/vmath.hpp"
+
+namespace {
+// Distance in units in the last place between two doubles of the same sign.
+double ulps(double a, double b) {
+  if (a == b) return 0;
+  return std::abs(a - b) / std::abs(std::nextafter(b, a) - b);
+}
+}  // namespace
+
+TEST(Vmath, ExpNonPositiveAgainstLibm) {
+  Rng rng(5, Stream::kLabel, 1);
+  double worst = 0;
+  for (int i = 0; i < 200000; ++i) {
+    const double x = i % 2 ? -708.0 * rng.uniform() : -rng.uniform() * std::pow(10.0, -12 * rng.uniform());
+    worst = std::max(worst, ulps(vmath::exp_nonpos(x), std::exp(x)));
+  }
+  EXPECT_LE(worst, 4.0);
+  RecordProperty("worst_ulps", std::to_string(worst));
+  EXPECT_EQ(vmath::exp_nonpos(0.0), 1.0);
+  EXPECT_EQ(vmath::exp_nonpos(-800.0), 0.0);
+  EXPECT_EQ(vmath::exp_nonpos(-INFINITY), 0.0);
+}
+
+TEST(Vmath, Expm1AndLog1pAgainstLibm) {
+  Rng rng(6, Stream::kLabel, 2);
+  double worst_e = 0, worst_l = 0;
+  for (int i = 0; i < 200000; ++i) {
+    const double mag = std::pow(10.0, -15 * rng.uniform());
+    const double d = (rng.uniform() < 0.5 ? -1 : 1) * mag;
+    worst_e = std::max(worst_e, ulps(vmath::expm1_small(d), std::expm1(d)));
+    // log1p on (-0.64, 1.72], where the kernels use it, plus values near 0.
+    const double x = i % 3 == 0 ? d * 0.5 : -0.64 + 2.36 * rng.uniform();
+    worst_l = std::max(worst_l, ulps(vmath::log1p_pos(x), std::log1p(x)));
+  }
+  EXPECT_LE(worst_e, 4.0);
+  RecordProperty("worst_ulps", std::to_string(worst_e) + " " + std::to_string(worst_l));
+  EXPECT_LE(worst_l, 4.0);
+  EXPECT_EQ(vmath::log1p_pos(0.0), 0.0);
+  EXPECT_EQ(vmath::expm1_small(0.0), 0.0);
+}

@@ -4,11 +4,14 @@
 #include <cmath>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "io/model_file.hpp"
 #include "io/output_file.hpp"
 #include "solver/base/log.hpp"
+#include "solver/base/signals.hpp"
+#include "solver/cli/checkpoint.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
 #include "solver/fit.hpp"
@@ -23,6 +26,7 @@ struct FitOptions {
   FitConfig cfg;
   SvdConfig svd;  // --init svd*: kind, J and seed are filled from the fit options
   bool overwrite = false, drop_ties = false;
+  CheckpointOptions ckpt;  // --checkpoint-dir, --checkpoint-every, --keep-checkpoints, --resume
 };
 
 nlohmann::json record_json(const SweepRecord& r, bool with_timings) {
@@ -44,6 +48,37 @@ nlohmann::json record_json(const SweepRecord& r, bool with_timings) {
     j["seconds_comparison"] = r.seconds_comparison;
     j["seconds_eval"] = r.seconds_eval;
   }
+  return j;
+}
+
+// The inverse of record_json (for the history of a checkpoint); null metrics are NaN.
+SweepRecord record_from_json(const nlohmann::json& j) {
+  auto num = [](const nlohmann::json& x) { return x.is_number() ? x.get<double>() : NAN; };
+  SweepRecord r;
+  r.sweep = j.at("sweep").get<int>();
+  r.objective = num(j.at("objective"));
+  r.rel_change = num(j.at("rel_change"));
+  r.train_logloss = num(j.at("train_logloss"));
+  r.grad_norm = num(j.at("grad_norm"));
+  r.bytes_exchanged = j.at("bytes_exchanged").get<std::uint64_t>();
+  if (j.contains("validation")) {
+    const auto& v = j["validation"];
+    SplitMetrics m;
+    m.labels = v.at("labels").get<std::uint64_t>();
+    m.logloss = num(v.at("logloss"));
+    m.accuracy = num(v.at("accuracy"));
+    m.auc = num(v.at("auc"));
+    m.user_auc_mean = num(v.at("user_auc_mean"));
+    r.validation = m;
+  }
+  r.seconds_user = j.value("seconds_user", 0.0);
+  r.seconds_comparison = j.value("seconds_comparison", 0.0);
+  r.seconds_eval = j.value("seconds_eval", 0.0);
+  return r;
+}
+
+nlohmann::json without_timings(nlohmann::json j) {
+  for (const char* k : {"seconds_user", "seconds_comparison", "seconds_eval"}) j.erase(k);
   return j;
 }
 }  // namespace
@@ -80,11 +115,23 @@ Runner add_fit(CLI::App& app) {
       ->check(CLI::IsMember({"factor", "shared"}));
   app.add_flag("--drop-ties", o->drop_ties, "Drop training labels of 0.5 (as the paper does)");
   app.add_option("--threads", c.threads, "OpenMP threads per MPI rank");
+  app.add_option("--net-bandwidth", c.net_bytes_per_second,
+                 "Cost model: network bytes per second per rank (chooses the exchange pattern)");
   app.add_option("--init-scale", c.init_scale, "Random init: standard deviation of entries");
   app.add_option("--duplicates", o->duplicates, "Two labels of one (user, comparison)")
       ->check(CLI::IsMember({"error", "mean"}));
   app.add_option("--metrics", o->metrics, "Append one JSON line per sweep to this file");
-  app.add_flag("--overwrite", o->overwrite, "Replace an existing output file");
+  app.add_option("--checkpoint-dir", o->ckpt.dir,
+                 "Write checkpoints into this directory (created if needed); SIGTERM and SIGUSR1 "
+                 "then make the fit checkpoint and exit with code 3 (docs/checkpoints.md)");
+  app.add_option("--checkpoint-every", o->ckpt.every, "Sweeps between checkpoints");
+  app.add_option("--keep-checkpoints", o->ckpt.keep, "Checkpoints kept (the newest)");
+  app.add_flag("--resume", o->ckpt.resume,
+               "Continue from the newest valid checkpoint of --checkpoint-dir; start fresh when "
+               "there is none");
+  app.add_flag("--overwrite", o->overwrite,
+               "Replace an existing output file (and, without --resume, discard the checkpoints "
+               "of an earlier run in --checkpoint-dir)");
   app.add_option("--out", o->out, "Output model file (HDF5)")->required();
   return [o](const mpi::Comm& comm) {
     FitConfig& cfg = o->cfg;
@@ -106,7 +153,17 @@ Runner add_fit(CLI::App& app) {
       cfg.exchange = o->exchange == "ship"     ? Exchange::kShip
                      : o->exchange == "reduce" ? Exchange::kReduce
                                                : Exchange::kAuto;
+      if (o->ckpt.dir.empty() && o->ckpt.resume)
+        throw InputError("--resume: needs --checkpoint-dir");
+      if (o->ckpt.every < 1) throw InputError("--checkpoint-every: must be >= 1");
+      if (o->ckpt.keep < 1) throw InputError("--keep-checkpoints: must be >= 1");
     });
+    // Checkpoints: stop signals set a flag from now on (docs/checkpoints.md).
+    std::optional<Checkpointer> ckpt;
+    if (!o->ckpt.dir.empty()) {
+      signals::install_stop_handlers();
+      ckpt.emplace(o->ckpt, comm);
+    }
     io::AtomicOutput out(o->out, o->overwrite, comm);
     const io::LabelFile data = io::LabelFile::open(o->data, comm);
     LoadOptions lo{parse_duplicates(o->duplicates), o->drop_ties};
@@ -120,15 +177,64 @@ Runner add_fit(CLI::App& app) {
               o->data, train.users, train.comparisons, train.labels,
               val ? fmt::format(", {} validation labels", val->labels) : "", cfg.J, comm.size(),
               cfg.threads);
+    // The run's identity, and the checkpoint to resume from.
+    RunIdentity id;
+    std::optional<io::Checkpoint> resumed;
+    if (ckpt) {
+      id.J = cfg.J;
+      id.model = o->model;
+      id.init = cfg.shared ? "random" : o->init;
+      id.exchange = o->exchange;
+      id.duplicates = o->duplicates;
+      id.mu_u = cfg.mu_u;
+      id.mu_z = cfg.mu_z;
+      id.tol = cfg.tol;
+      id.init_scale = cfg.init_scale;
+      id.seed = cfg.seed;
+      id.newton_steps = cfg.newton_steps;
+      id.max_sweeps = cfg.max_sweeps;
+      id.drop_ties = o->drop_ties;
+      id.data = o->data;
+      id.users = train.users;
+      id.comparisons = train.comparisons;
+      id.train_labels = train.labels;
+      id.train_checksum = training_checksum(comm, train);
+      if (o->ckpt.resume) resumed = ckpt->find_resumable(parts, id);
+      else ckpt->start_fresh(o->overwrite);
+    }
+    // Every completed sweep's record as JSON with timings (metrics, checkpoints); the model file
+    // stores them without.
+    std::vector<nlohmann::json> history;
+    FitStart start;
+    if (resumed) {
+      std::istringstream in(resumed->header.history_json);
+      for (std::string line; std::getline(in, line);)
+        if (!line.empty()) history.push_back(nlohmann::json::parse(line));
+      for (const auto& j : history) start.history.push_back(record_from_json(j));
+      // The tolerance test's reference, bitwise.
+      start.history.back().objective = std::get<double>(resumed->header.attributes.at("objective"));
+      start.sweep = static_cast<int>(resumed->header.sweep);
+      start.user_half_done = resumed->header.user_half_done;
+      if (start.user_half_done)
+        start.pending = record_from_json(nlohmann::json::parse(resumed->header.pending_json));
+    }
     std::ofstream metrics;
     if (!o->metrics.empty())
       mpi::agree(comm, [&] {
         if (comm.rank() != 0) return;
         metrics.open(o->metrics, std::ios::trunc);
         if (!metrics) throw InputError(o->metrics + ": cannot open for writing (--metrics)");
+        // A resumed run rewrites the sweeps it continues from (a killed run may have written
+        // later ones).
+        for (const auto& j : history) metrics << j.dump() << "\n";
+        metrics.flush();
       });
     Factors init;
-    if (o->init == "random" || cfg.shared) {
+    if (resumed) {
+      init.J = cfg.J;
+      init.U = std::move(resumed->U);
+      init.Z = std::move(resumed->Z);
+    } else if (o->init == "random" || cfg.shared) {
       // The shared model fixes u_i = 1 and is convex: it starts from random_factors always.
       init = random_factors(comm, parts, cfg);
     } else {
@@ -142,16 +248,17 @@ Runner add_fit(CLI::App& app) {
       std::string sv;
       for (std::size_t j = 0; j < svd.spectrum.size() && j < static_cast<std::size_t>(cfg.J) + 1; ++j)
         sv += fmt::format("{}{:.4g}", j ? " " : "", svd.spectrum[j]);
-      log::info(comm, "init {}: {:.3f}s, singular values {}{}, RMS training margin {:.3f}",
-                o->init, MPI_Wtime() - t0, sv,
+      log::info(comm,
+                "init {}: {:.3f}s ({:.3f}s products, {:.3f}s factorizations), singular values "
+                "{}{}, RMS training margin {:.3f}",
+                o->init, MPI_Wtime() - t0, svd.seconds_products, svd.seconds_factorizations, sv,
                 svd.spectrum.size() > static_cast<std::size_t>(cfg.J) ? " (the last: J+1)" : "",
                 rms_margin(comm, train, init));
     }
-    nlohmann::json history = nlohmann::json::array();
     auto on_sweep = [&](const SweepRecord& r) {
-      history.push_back(record_json(r, false));
+      history.push_back(record_json(r, true));
       if (metrics.is_open()) {
-        metrics << record_json(r, true).dump() << "\n";
+        metrics << history.back().dump() << "\n";
         metrics.flush();
       }
       std::string v;
@@ -164,7 +271,33 @@ Runner add_fit(CLI::App& app) {
                 r.sweep, r.objective, r.rel_change, r.train_logloss, r.grad_norm, v, r.seconds_user,
                 r.seconds_comparison, r.seconds_eval, r.bytes_exchanged / 1e6);
     };
-    FitResult res = fit(comm, std::move(train), std::move(val), std::move(init), cfg, on_sweep);
+    FitHooks hooks;
+    hooks.on_sweep = on_sweep;
+    int stop_signal = 0;
+    if (ckpt) {
+      hooks.stop_requested = [&] {
+        const int sig = signals::stop_requested(comm);
+        if (sig && !stop_signal)
+          log::info(comm, "received {}: finishing the half-step, writing a checkpoint",
+                    signals::name(sig));
+        stop_signal = sig;
+        return sig != 0;
+      };
+      hooks.on_state = [&](const FitState& st) {
+        if (!st.stopping && (st.user_half_done || !ckpt->due(st.sweep))) return;
+        std::string hist;
+        for (const auto& h : history) hist += h.dump() + "\n";
+        ckpt->write(st, id, st.exchange, history.back().at("objective").get<double>(), hist,
+                    st.pending ? record_json(*st.pending, true).dump() : "", parts);
+      };
+    }
+    FitResult res = fit(comm, std::move(train), std::move(val), std::move(init), cfg, start, hooks);
+    if (res.stopped) {
+      log::info(comm, "stopped by {} after a checkpoint: exit code {} (safe to requeue; resume "
+                      "with --resume)",
+                signals::name(stop_signal), kExitStoppedBySignal);
+      return kExitStoppedBySignal;
+    }
     const SweepRecord& last = res.history.back();
     io::ModelHeader hd;
     hd.users = data.users();
@@ -187,7 +320,7 @@ Runner add_fit(CLI::App& app) {
                      {"exchange", std::string(exchange_name(res.exchange))},
                      {"mpi_ranks", static_cast<std::int64_t>(comm.size())}};
     std::string hist;
-    for (auto& h : history) hist += h.dump() + "\n";
+    for (auto& h : history) hist += without_timings(h).dump() + "\n";
     hd.history_json = hist;
     io::write_model(out.temp_path(), comm, hd, parts.users, res.factors.U, parts.comparisons,
                     res.factors.Z);

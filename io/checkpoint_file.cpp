@@ -1,0 +1,207 @@
+#include "io/checkpoint_file.hpp"
+
+#include <fmt/core.h>
+
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "io/hdf5.hpp"
+#include "solver/base/hash.hpp"
+
+namespace pref::io {
+
+namespace {
+
+// Root attributes with a fixed meaning; every other root attribute goes to `attributes`.
+const std::set<std::string> kFixed = {"format",      "format_version", "users",
+                                      "comparisons", "rank",           "sweep",
+                                      "user_half_done", "pending",     "header_checksum"};
+
+// Everything the header checksum covers, in a canonical form.
+std::string canonical(const CheckpointHeader& hd) {
+  std::string s = fmt::format("pref-checkpoint {} {} {} {} {} {}\n", kCheckpointFormatVersion,
+                              hd.users, hd.comparisons, hd.rank, hd.sweep,
+                              hd.user_half_done ? 1 : 0);
+  for (const auto& [name, v] : hd.attributes) {
+    s += name;
+    if (auto* d = std::get_if<double>(&v)) {
+      std::uint64_t bits;
+      std::memcpy(&bits, d, 8);
+      s += fmt::format(" d {:016x}\n", bits);
+    } else if (auto* i = std::get_if<std::int64_t>(&v)) {
+      s += fmt::format(" i {}\n", *i);
+    } else {
+      const auto& str = std::get<std::string>(v);
+      s += fmt::format(" s {} ", str.size()) + str + "\n";
+    }
+  }
+  s += fmt::format("pending {}\n", hd.pending_json.size()) + hd.pending_json;
+  s += fmt::format("history {}\n", hd.history_json.size()) + hd.history_json;
+  return s;
+}
+
+herr_t collect_name(hid_t, const char* name, const H5A_info_t*, void* data) {
+  static_cast<std::vector<std::string>*>(data)->push_back(name);
+  return 0;
+}
+
+std::uint64_t factor_checksum(const mpi::Comm& comm, const Partition& part,
+                              const std::vector<double>& rows, std::uint32_t J) {
+  return mpi::allreduce_sum(comm, hash::rows(part.begin(comm.rank()), rows, J));
+}
+
+}  // namespace
+
+void write_checkpoint(const std::string& path, const mpi::Comm& comm, const CheckpointHeader& hd,
+                      const Partition& users, const std::vector<double>& U,
+                      const Partition& comparisons, const std::vector<double>& Z) {
+  const std::uint64_t cu = factor_checksum(comm, users, U, hd.rank);
+  const std::uint64_t cz = factor_checksum(comm, comparisons, Z, hd.rank);
+  h5::Handle f;
+  mpi::agree(comm, [&] { f = h5::create_file(path, comm); });
+  const std::string what = path;
+  const hid_t h = f.get();
+  h5::write_string_attribute(h, "format", kCheckpointFormat, what);
+  h5::write_attribute<std::uint32_t>(h, "format_version", kCheckpointFormatVersion, what);
+  h5::write_attribute<std::uint64_t>(h, "users", hd.users, what);
+  h5::write_attribute<std::uint64_t>(h, "comparisons", hd.comparisons, what);
+  h5::write_attribute<std::uint32_t>(h, "rank", hd.rank, what);
+  h5::write_attribute<std::int64_t>(h, "sweep", hd.sweep, what);
+  h5::write_attribute<std::int64_t>(h, "user_half_done", hd.user_half_done ? 1 : 0, what);
+  h5::write_string_attribute(h, "pending", hd.pending_json, what);
+  for (const auto& [name, v] : hd.attributes) {
+    if (kFixed.count(name)) throw Error(path + ": checkpoint attribute name clash: " + name);
+    if (auto* d = std::get_if<double>(&v)) h5::write_attribute<double>(h, name, *d, what);
+    else if (auto* i = std::get_if<std::int64_t>(&v)) h5::write_attribute<std::int64_t>(h, name, *i, what);
+    else h5::write_string_attribute(h, name, std::get<std::string>(v), what);
+  }
+  h5::write_string_attribute(h, "header_checksum", hash::hex(hash::bytes(canonical(hd))), what);
+  const int me = comm.rank();
+  {
+    const hsize_t n[1] = {hd.history_json.size()};
+    h5::Handle dh = h5::create_dataset(h, "history", H5T_STD_U8LE, n, what);
+    const std::uint64_t mine = me == 0 ? hd.history_json.size() : 0;
+    h5::write_rows_raw(dh.get(), H5T_NATIVE_UINT8, 0, mine, hd.history_json.data(), comm,
+                       what + ": /history");
+  }
+  const hsize_t ud[2] = {hd.users, hd.rank};
+  h5::Handle du = h5::create_dataset(h, "user_factors", H5T_IEEE_F64LE, ud, what);
+  h5::write_string_attribute(du.get(), "checksum", hash::hex(cu), what);
+  h5::write_rows<double>(du.get(), users.begin(me), users.count(me), U, comm,
+                         what + ": /user_factors");
+  const hsize_t zd[2] = {hd.comparisons, hd.rank};
+  h5::Handle dz = h5::create_dataset(h, "comparison_factors", H5T_IEEE_F64LE, zd, what);
+  h5::write_string_attribute(dz.get(), "checksum", hash::hex(cz), what);
+  h5::write_rows<double>(dz.get(), comparisons.begin(me), comparisons.count(me), Z, comm,
+                         what + ": /comparison_factors");
+  du.reset();
+  dz.reset();
+  // To storage before the caller renames the file into place (H5Fflush syncs the MPI file).
+  mpi::agree(comm, [&] { PREF_H5_CHECK(H5Fflush(f.get(), H5F_SCOPE_GLOBAL), what + ": flush"); });
+  mpi::agree(comm, [&] { f.close(path); });
+}
+
+Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const Partition& users,
+                           const Partition& comparisons) {
+  Checkpoint ck;
+  ck.path = path;
+  CheckpointHeader& hd = ck.header;
+  mpi::agree(comm, [&] {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) throw InputError(path + ": no such file");
+    if (H5Fis_hdf5(path.c_str()) <= 0) {
+      h5::take_error_message();
+      throw InputError(path + ": not an HDF5 file (empty, truncated or overwritten)");
+    }
+  });
+  h5::Handle f;
+  mpi::agree(comm, [&] { f = h5::open_file(path, comm); });
+  std::string cu, cz;
+  mpi::agree(comm, [&] {
+    const hid_t h = f.get();
+    const std::string what = path + ": /";
+    if (!h5::has_attribute(h, "format") ||
+        h5::read_string_attribute(h, "format", what) != kCheckpointFormat)
+      throw InputError(path + ": not a pref checkpoint (attribute 'format' is not '" +
+                       std::string(kCheckpointFormat) + "')");
+    const auto v = h5::read_attribute<std::int64_t>(h, "format_version", what);
+    if (v < 1 || v > static_cast<std::int64_t>(kCheckpointFormatVersion))
+      throw InputError(fmt::format("{}: checkpoint format_version {} is not supported", path, v));
+    hd.users = h5::read_attribute<std::uint64_t>(h, "users", what);
+    hd.comparisons = h5::read_attribute<std::uint64_t>(h, "comparisons", what);
+    hd.rank = h5::read_attribute<std::uint32_t>(h, "rank", what);
+    hd.sweep = h5::read_attribute<std::int64_t>(h, "sweep", what);
+    hd.user_half_done = h5::read_attribute<std::int64_t>(h, "user_half_done", what) != 0;
+    hd.pending_json = h5::read_string_attribute(h, "pending", what);
+    const std::string stored = h5::read_string_attribute(h, "header_checksum", what);
+    std::vector<std::string> names;
+    hsize_t idx = 0;
+    PREF_H5_CHECK(H5Aiterate2(h, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &names), what);
+    for (const auto& name : names) {
+      if (kFixed.count(name)) continue;
+      h5::Handle a(PREF_H5_CHECK(H5Aopen(h, name.c_str(), H5P_DEFAULT), what), H5Aclose);
+      h5::Handle type(PREF_H5_CHECK(H5Aget_type(a.get()), what), H5Tclose);
+      switch (H5Tget_class(type.get())) {
+        case H5T_INTEGER: hd.attributes[name] = h5::read_attribute<std::int64_t>(h, name, what); break;
+        case H5T_FLOAT: hd.attributes[name] = h5::read_attribute<double>(h, name, what); break;
+        case H5T_STRING: hd.attributes[name] = h5::read_string_attribute(h, name, what); break;
+        default: throw InputError(path + ": attribute '" + name + "' has an unexpected type");
+      }
+    }
+    if (hd.rank < 1 || hd.sweep < 0)
+      throw InputError(fmt::format("{}: bad rank {} or sweep {}", path, hd.rank, hd.sweep));
+    if (!h5::exists(h, "/history")) throw InputError(path + ": missing dataset /history");
+    {
+      h5::Handle dh = h5::open_dataset(h, "history", path);
+      const auto s = h5::shape_of(dh.get(), path);
+      if (s.dims.size() != 1 || s.type_class != H5T_INTEGER || s.type_size != 1)
+        throw InputError(path + ": /history: expected a 1-D uint8 dataset");
+      hd.history_json.assign(s.dims[0], '\0');
+      h5::read_rows_raw(dh.get(), H5T_NATIVE_UINT8, 0, s.dims[0], hd.history_json.data(), comm,
+                        path + ": /history");
+    }
+    if (hash::hex(hash::bytes(canonical(hd))) != stored)
+      throw InputError(path + ": header checksum mismatch (attributes or history corrupt)");
+    for (const char* ds : {"user_factors", "comparison_factors"}) {
+      if (!h5::exists(h, std::string("/") + ds))
+        throw InputError(fmt::format("{}: missing dataset /{}", path, ds));
+      h5::Handle d = h5::open_dataset(h, ds, path);
+      auto s = h5::shape_of(d.get(), path);
+      const bool is_u = std::string(ds) == "user_factors";
+      const std::uint64_t rows = is_u ? hd.users : hd.comparisons;
+      if (s.dims.size() != 2 || s.dims[0] != rows || s.dims[1] != hd.rank ||
+          s.type_class != H5T_FLOAT || s.type_size != 8)
+        throw InputError(fmt::format("{}: /{}: expected {} x {} float64", path, ds, rows, hd.rank));
+      (is_u ? cu : cz) = h5::read_string_attribute(d.get(), "checksum", path + ": /" + ds);
+    }
+    if (users.size() != hd.users || comparisons.size() != hd.comparisons)
+      throw InputError(fmt::format("{}: holds {} users and {} comparisons, the data {} and {}",
+                                   path, hd.users, hd.comparisons, users.size(),
+                                   comparisons.size()));
+  });
+  const int me = comm.rank();
+  const std::uint32_t J = hd.rank;
+  ck.U.resize(users.count(me) * J);
+  ck.Z.resize(comparisons.count(me) * J);
+  mpi::agree(comm, [&] {
+    h5::Handle du = h5::open_dataset(f.get(), "user_factors", path);
+    h5::read_rows<double>(du.get(), users.begin(me), users.count(me), ck.U, comm, path);
+    h5::Handle dz = h5::open_dataset(f.get(), "comparison_factors", path);
+    h5::read_rows<double>(dz.get(), comparisons.begin(me), comparisons.count(me), ck.Z, comm,
+                          path);
+  });
+  const std::string su = hash::hex(factor_checksum(comm, users, ck.U, J));
+  const std::string sz = hash::hex(factor_checksum(comm, comparisons, ck.Z, J));
+  mpi::agree(comm, [&] {
+    if (su != cu)
+      throw InputError(fmt::format("{}: /user_factors checksum mismatch (stored {}, data {})", path,
+                                   cu, su));
+    if (sz != cz)
+      throw InputError(fmt::format("{}: /comparison_factors checksum mismatch (stored {}, data {})",
+                                   path, cz, sz));
+  });
+  return ck;
+}
+
+}  // namespace pref::io

@@ -1,0 +1,59 @@
+#pragma once
+// The checkpoint file written by `pref fit --checkpoint-dir` (docs/checkpoints.md):
+//   /                    attrs format="pref-checkpoint", format_version, users, comparisons,
+//                        rank, sweep (completed sweeps), user_half_done (1: the user half-step
+//                        of sweep + 1 is done too), the run's configuration and the identity of
+//                        its data file (see solver/cli/checkpoint.hpp), pending (JSON of the
+//                        sweep in progress, or ""), header_checksum
+//   /user_factors        users x rank, float64, attr checksum
+//   /comparison_factors  comparisons x rank, float64, attr checksum
+//   /history             uint8: JSON lines, one object per completed sweep (with timings)
+// Checksums are 16 hex digits. A factor dataset's is the sum modulo 2^64 of a hash of each row
+// with its global row id (solver/base/hash.hpp), so any number of ranks can check it; the
+// header's covers every root attribute and the history.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "solver/base/mpi.hpp"
+#include "solver/base/partition.hpp"
+
+namespace pref::io {
+
+inline constexpr const char* kCheckpointFormat = "pref-checkpoint";
+inline constexpr std::uint32_t kCheckpointFormatVersion = 1;
+
+using AttributeValue = std::variant<double, std::int64_t, std::string>;
+using Attributes = std::map<std::string, AttributeValue>;
+
+struct CheckpointHeader {
+  std::uint64_t users = 0, comparisons = 0;
+  std::uint32_t rank = 0;
+  std::int64_t sweep = 0;
+  bool user_half_done = false;
+  Attributes attributes;     // configuration and data identity (names must not clash with the above)
+  std::string history_json;  // JSON lines
+  std::string pending_json;  // "" unless user_half_done
+};
+
+// Writes the checkpoint collectively (U and Z: this rank's rows of the partitions), computes
+// and stores the checksums, and flushes the file to storage (MPI_File_sync) before closing it.
+void write_checkpoint(const std::string& path, const mpi::Comm& comm, const CheckpointHeader& hd,
+                      const Partition& users, const std::vector<double>& U,
+                      const Partition& comparisons, const std::vector<double>& Z);
+
+struct Checkpoint {
+  std::string path;
+  CheckpointHeader header;
+  std::vector<double> U, Z;  // this rank's rows of the partitions passed to read_checkpoint
+};
+
+// Opens and validates a checkpoint (format, attributes, shapes, header and factor checksums)
+// and reads this rank's rows of the given partitions, which must cover the checkpoint's users
+// and comparisons. Any problem is a collective InputError naming the file and the problem.
+Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const Partition& users,
+                           const Partition& comparisons);
+
+}  // namespace pref::io
