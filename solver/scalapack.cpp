@@ -63,8 +63,14 @@ BlacsGrid::~BlacsGrid() {
 // DistMatrix
 
 DistMatrix::DistMatrix(const BlacsGrid& grid, int m, int n, int mb, int nb)
-    : m_(m), n_(n), mb_(std::max(1, mb)), nb_(std::max(1, nb)), nprow_(grid.rows()),
-      npcol_(grid.cols()), myrow_(grid.row()), mycol_(grid.col()) {
+    : m_(m),
+      n_(n),
+      mb_(std::max(1, mb)),
+      nb_(std::max(1, nb)),
+      nprow_(grid.rows()),
+      npcol_(grid.cols()),
+      myrow_(grid.row()),
+      mycol_(grid.col()) {
   const int zero = 0;
   lrows_ = numroc_(&m_, &mb_, &myrow_, &zero, &nprow_);
   lcols_ = numroc_(&n_, &nb_, &mycol_, &zero, &npcol_);
@@ -96,8 +102,8 @@ void gemm(const char* transa, const char* transb, int m, int n, int k, const Dis
           const DistMatrix& b, DistMatrix& c) {
   const int one = 1;
   const double alpha = 1.0, beta = 0.0;
-  pdgemm_(transa, transb, &m, &n, &k, &alpha, a.data(), &one, &one, a.desc(), b.data(), &one,
-          &one, b.desc(), &beta, c.data(), &one, &one, c.desc(), 1, 1);
+  pdgemm_(transa, transb, &m, &n, &k, &alpha, a.data(), &one, &one, a.desc(), b.data(), &one, &one,
+          b.desc(), &beta, c.data(), &one, &one, c.desc(), 1, 1);
 }
 
 void qr_in_place(const mpi::Comm& comm, DistMatrix& a, std::vector<double>* r) {
@@ -170,8 +176,8 @@ void tall_skinny_qr(const mpi::Comm& comm, const BlacsGrid& column, const Partit
 // ---------------------------------------------------------------------------------------------
 // SVDs
 
-void small_svd(int n, const std::vector<double>& a, std::vector<double>& u,
-               std::vector<double>& s, std::vector<double>& vt) {
+void small_svd(int n, const std::vector<double>& a, std::vector<double>& u, std::vector<double>& s,
+               std::vector<double>& vt) {
   u.assign(static_cast<std::size_t>(n) * n, 0.0);
   vt.assign(static_cast<std::size_t>(n) * n, 0.0);
   s.assign(n, 0.0);
@@ -186,8 +192,8 @@ void small_svd(int n, const std::vector<double>& a, std::vector<double>& u,
   check("dgesvd", info);
   lwork = static_cast<int>(query) + 1;
   std::vector<double> work(lwork);
-  dgesvd_("A", "A", &n, &n, cm.data(), &n, s.data(), ucm.data(), &n, vtcm.data(), &n,
-          work.data(), &lwork, &info, 1, 1);
+  dgesvd_("A", "A", &n, &n, cm.data(), &n, s.data(), ucm.data(), &n, vtcm.data(), &n, work.data(),
+          &lwork, &info, 1, 1);
   check("dgesvd", info);
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < n; ++j) {
@@ -208,17 +214,16 @@ DenseSvd dense_svd(const BlacsGrid& grid, DistMatrix& a) {
   const int one = 1;
   int info = 0, lwork = -1;
   double query = 0;
-  pdgesvd_("V", "V", &m, &n, a.data(), &one, &one, a.desc(), out.s.data(), out.u.data(), &one,
-           &one, out.u.desc(), out.vt.data(), &one, &one, out.vt.desc(), &query, &lwork, &info,
-           1, 1);
+  pdgesvd_("V", "V", &m, &n, a.data(), &one, &one, a.desc(), out.s.data(), out.u.data(), &one, &one,
+           out.u.desc(), out.vt.data(), &one, &one, out.vt.desc(), &query, &lwork, &info, 1, 1);
   check("pdgesvd", info);
   const double want = std::ceil(query) + 64;
   if (want > INT_MAX) throw Error(fmt::format("pdgesvd: workspace of {} doubles too large", want));
   lwork = static_cast<int>(want);
   std::vector<double> work(lwork);
-  pdgesvd_("V", "V", &m, &n, a.data(), &one, &one, a.desc(), out.s.data(), out.u.data(), &one,
-           &one, out.u.desc(), out.vt.data(), &one, &one, out.vt.desc(), work.data(), &lwork,
-           &info, 1, 1);
+  pdgesvd_("V", "V", &m, &n, a.data(), &one, &one, a.desc(), out.s.data(), out.u.data(), &one, &one,
+           out.u.desc(), out.vt.data(), &one, &one, out.vt.desc(), work.data(), &lwork, &info, 1,
+           1);
   if (info == size + 1)
     throw Error("pdgesvd: the processes computed different singular values (info = " +
                 std::to_string(info) + ")");

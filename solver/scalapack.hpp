@@ -39,24 +39,23 @@ void Cfree_blacs_system_handle(int handle);
 // ScaLAPACK tools
 void descinit_(int* desc, const int* m, const int* n, const int* mb, const int* nb,
                const int* irsrc, const int* icsrc, const int* ictxt, const int* lld, int* info);
-int numroc_(const int* n, const int* nb, const int* iproc, const int* isrcproc,
-            const int* nprocs);
+int numroc_(const int* n, const int* nb, const int* iproc, const int* isrcproc, const int* nprocs);
 
 // ScaLAPACK / PBLAS
-void pdgeqrf_(const int* m, const int* n, double* a, const int* ia, const int* ja,
-              const int* desca, double* tau, double* work, const int* lwork, int* info);
+void pdgeqrf_(const int* m, const int* n, double* a, const int* ia, const int* ja, const int* desca,
+              double* tau, double* work, const int* lwork, int* info);
 void pdorgqr_(const int* m, const int* n, const int* k, double* a, const int* ia, const int* ja,
               const int* desca, const double* tau, double* work, const int* lwork, int* info);
 void pdgesvd_(const char* jobu, const char* jobvt, const int* m, const int* n, double* a,
-              const int* ia, const int* ja, const int* desca, double* s, double* u,
-              const int* iu, const int* ju, const int* descu, double* vt, const int* ivt,
-              const int* jvt, const int* descvt, double* work, const int* lwork, int* info,
-              std::size_t jobu_len, std::size_t jobvt_len);
+              const int* ia, const int* ja, const int* desca, double* s, double* u, const int* iu,
+              const int* ju, const int* descu, double* vt, const int* ivt, const int* jvt,
+              const int* descvt, double* work, const int* lwork, int* info, std::size_t jobu_len,
+              std::size_t jobvt_len);
 void pdgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-             const double* alpha, const double* a, const int* ia, const int* ja,
-             const int* desca, const double* b, const int* ib, const int* jb, const int* descb,
-             const double* beta, double* c, const int* ic, const int* jc, const int* descc,
-             std::size_t transa_len, std::size_t transb_len);
+             const double* alpha, const double* a, const int* ia, const int* ja, const int* desca,
+             const double* b, const int* ib, const int* jb, const int* descb, const double* beta,
+             double* c, const int* ic, const int* jc, const int* descc, std::size_t transa_len,
+             std::size_t transb_len);
 
 // LAPACK (OpenBLAS), for the small replicated SVD
 void dgesvd_(const char* jobu, const char* jobvt, const int* m, const int* n, double* a,
@@ -100,7 +99,9 @@ class BlacsGrid {
 };
 
 // Block-cyclic index arithmetic (0-based; the first block on process 0).
-inline int bc_owner(long g, int nb, int nprocs) { return static_cast<int>((g / nb) % nprocs); }
+inline int bc_owner(long g, int nb, int nprocs) {
+  return static_cast<int>((g / nb) % nprocs);
+}
 inline long bc_local(long g, int nb, int nprocs) {
   return (g / (static_cast<long>(nb) * nprocs)) * nb + g % nb;
 }
@@ -170,8 +171,8 @@ void tall_skinny_qr(const mpi::Comm& comm, const BlacsGrid& column, const Partit
 
 // The SVD of a small n x n matrix (row-major), the same on every rank when the input is:
 // a = u diag(s) vt, u and vt row-major n x n, s descending.
-void small_svd(int n, const std::vector<double>& a, std::vector<double>& u,
-               std::vector<double>& s, std::vector<double>& vt);
+void small_svd(int n, const std::vector<double>& a, std::vector<double>& u, std::vector<double>& s,
+               std::vector<double>& vt);
 
 // The full SVD of a distributed m x n matrix (mb == nb): a is destroyed; s gets the
 // min(m, n) singular values (on every process), u the m x min(m, n) left vectors and vt the

@@ -16,9 +16,12 @@ namespace pref {
 
 const char* svd_kind_name(SvdKind k) {
   switch (k) {
-    case SvdKind::kRandomized: return "svd";
-    case SvdKind::kExact: return "svd-exact";
-    case SvdKind::kImpute: return "svd-impute";
+    case SvdKind::kRandomized:
+      return "svd";
+    case SvdKind::kExact:
+      return "svd-exact";
+    case SvdKind::kImpute:
+      return "svd-impute";
   }
   return "?";
 }
@@ -87,8 +90,7 @@ class SparseM {
 // ---------------------------------------------------------------------------------------------
 // The randomized range finder (Halko, Martinsson, Tropp 2011, algorithms 4.4 and 5.1).
 
-TruncatedSvd randomized_svd(const mpi::Comm& comm, const LabelMatrix& train,
-                            const SvdConfig& cfg) {
+TruncatedSvd randomized_svd(const mpi::Comm& comm, const LabelMatrix& train, const SvdConfig& cfg) {
   TruncatedSvd out;
   const int me = comm.rank();
   const std::uint64_t nu = train.parts.users.count(me), nc = train.parts.comparisons.count(me);
@@ -183,11 +185,11 @@ struct DenseSetup {
 DenseSetup dense_setup(const mpi::Comm& comm, const LabelMatrix& train, const SvdConfig& cfg) {
   const double entries = static_cast<double>(train.users) * static_cast<double>(train.comparisons);
   if (entries > kMaxDenseEntries)
-    throw InputError(fmt::format("--init {}: M is {} x {}, too large for a dense SVD (more than "
-                                 "{:.0e} entries); use --init svd",
-                                 svd_kind_name(cfg.kind), train.users, train.comparisons,
-                                 kMaxDenseEntries),
-                     InputError::kNoOrder, true);
+    throw InputError(
+        fmt::format("--init {}: M is {} x {}, too large for a dense SVD (more than "
+                    "{:.0e} entries); use --init svd",
+                    svd_kind_name(cfg.kind), train.users, train.comparisons, kMaxDenseEntries),
+        InputError::kNoOrder, true);
   DenseSetup s;
   s.m = static_cast<int>(train.users);
   s.n = static_cast<int>(train.comparisons);
@@ -203,8 +205,8 @@ DenseSetup dense_setup(const mpi::Comm& comm, const LabelMatrix& train, const Sv
   if (cfg.block > 0) {
     s.nb = cfg.block;
   } else {
-    const int per = std::min((s.m + s.shape.rows - 1) / s.shape.rows,
-                             (s.n + s.shape.cols - 1) / s.shape.cols);
+    const int per =
+        std::min((s.m + s.shape.rows - 1) / s.shape.rows, (s.n + s.shape.cols - 1) / s.shape.cols);
     s.nb = std::clamp(per, 1, 64);
   }
   return s;
@@ -323,7 +325,8 @@ DenseTruncated dense_randomized(const mpi::Comm& comm, const BlacsGrid& grid, co
   for (long li = 0; li < omega.local_rows(); ++li) {
     Rng rng(cfg.seed, Stream::kSketch, static_cast<std::uint64_t>(omega.global_row(li)));
     for (int j = 0; j < k; ++j) row[j] = rng.normal();
-    for (long lj = 0; lj < omega.local_cols(); ++lj) omega.local_at(li, lj) = row[omega.global_col(lj)];
+    for (long lj = 0; lj < omega.local_cols(); ++lj)
+      omega.local_at(li, lj) = row[omega.global_col(lj)];
   }
   DistMatrix y(grid, m, k, nb, nb), w(grid, n, k, nb, nb);
   scalapack::gemm("N", "N", m, k, n, x, omega, y);  // Y = X Omega
@@ -364,6 +367,7 @@ TruncatedSvd from_dense(const mpi::Comm& comm, const LabelMatrix& train, const D
 }
 
 TruncatedSvd exact_svd(const mpi::Comm& comm, const LabelMatrix& train, const SvdConfig& cfg) {
+  if (train.users == 0 || train.comparisons == 0) return TruncatedSvd{};
   const DenseSetup s = dense_setup(comm, train, cfg);
   const BlacsGrid grid(comm, s.shape.rows, s.shape.cols);
   DistMatrix m(grid, s.m, s.n, s.nb, s.nb);
@@ -378,8 +382,8 @@ TruncatedSvd exact_svd(const mpi::Comm& comm, const LabelMatrix& train, const Sv
 
 // The paper's imputation rounds, on the dense X (users x comparisons).
 TruncatedSvd impute_svd(const mpi::Comm& comm, const LabelMatrix& train, const SvdConfig& cfg) {
+  if (train.users == 0 || train.comparisons == 0) return TruncatedSvd{};
   const DenseSetup s = dense_setup(comm, train, cfg);
-  if (std::min(s.m, s.n) == 0) return TruncatedSvd{};
   const BlacsGrid grid(comm, s.shape.rows, s.shape.cols);
   DistMatrix x(grid, s.m, s.n, s.nb, s.nb);
   std::vector<std::uint8_t> observed;
@@ -387,7 +391,8 @@ TruncatedSvd impute_svd(const mpi::Comm& comm, const LabelMatrix& train, const S
   double seconds_svd = 0, seconds_rec = 0;
   auto svd_of = [&](const DistMatrix& a) {
     const double t = MPI_Wtime();
-    DenseTruncated d = cfg.impute_exact ? dense_exact(grid, a) : dense_randomized(comm, grid, a, cfg);
+    DenseTruncated d =
+        cfg.impute_exact ? dense_exact(grid, a) : dense_randomized(comm, grid, a, cfg);
     seconds_svd += MPI_Wtime() - t;
     return d;
   };
@@ -452,15 +457,22 @@ void fix_signs(const mpi::Comm& comm, const LabelMatrix& train, TruncatedSvd& sv
 TruncatedSvd truncated_svd(const mpi::Comm& comm, const LabelMatrix& train, const SvdConfig& cfg) {
   if (cfg.J < 1) throw InputError("SVD initialization: J must be >= 1", InputError::kNoOrder, true);
   if (cfg.oversampling < 0 || cfg.power_iterations < 0 || cfg.impute_rounds < 0)
-    throw InputError("SVD initialization: oversampling, power iterations and impute rounds must "
-                     "be >= 0",
-                     InputError::kNoOrder, true);
+    throw InputError(
+        "SVD initialization: oversampling, power iterations and impute rounds must "
+        "be >= 0",
+        InputError::kNoOrder, true);
   const double t0 = MPI_Wtime();
   TruncatedSvd svd;
   switch (cfg.kind) {
-    case SvdKind::kRandomized: svd = randomized_svd(comm, train, cfg); break;
-    case SvdKind::kExact: svd = exact_svd(comm, train, cfg); break;
-    case SvdKind::kImpute: svd = impute_svd(comm, train, cfg); break;
+    case SvdKind::kRandomized:
+      svd = randomized_svd(comm, train, cfg);
+      break;
+    case SvdKind::kExact:
+      svd = exact_svd(comm, train, cfg);
+      break;
+    case SvdKind::kImpute:
+      svd = impute_svd(comm, train, cfg);
+      break;
   }
   fix_signs(comm, train, svd);
   svd.seconds_total = MPI_Wtime() - t0;

@@ -127,8 +127,8 @@ std::vector<double> allgather_rows(const mpi::Comm& comm, const std::vector<doub
   std::vector<int> displs(counts.size(), 0);
   for (std::size_t r = 1; r < counts.size(); ++r) displs[r] = displs[r - 1] + counts[r - 1];
   std::vector<double> all(displs.back() + counts.back());
-  PREF_MPI_CHECK(MPI_Allgatherv(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE,
-                                all.data(), counts.data(), displs.data(), MPI_DOUBLE, comm.get()));
+  PREF_MPI_CHECK(MPI_Allgatherv(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE, all.data(),
+                                counts.data(), displs.data(), MPI_DOUBLE, comm.get()));
   return all;
 }
 
@@ -278,8 +278,8 @@ TEST(SvdExact, MatchesEigenOnEveryGridShape) {
       cfg.grid_rows = rows;
       cfg.block = block;
       const TruncatedSvd svd = truncated_svd(world, m, cfg);
-      const std::string what = "grid rows " + std::to_string(rows) + ", block " +
-                               std::to_string(block);
+      const std::string what =
+          "grid rows " + std::to_string(rows) + ", block " + std::to_string(block);
       ASSERT_EQ(svd.spectrum.size(), 45u) << what;
       double err = 0;
       for (int j = 0; j < 45; ++j) err = std::max(err, std::abs(svd.spectrum[j] - s(j)));
@@ -354,9 +354,10 @@ TEST(SvdRandomized, MatchesExactOnAClearGap) {
       const TruncatedSvd ex = truncated_svd(world, m, ec);
       std::string what = c.what + ", exact on grid rows " + std::to_string(rows);
       if (ex.spectrum.size() > static_cast<std::size_t>(c.J + rc.oversampling))
-        what += " (sigma_J+1 / sigma_J = " + std::to_string(ex.spectrum[c.J] / ex.spectrum[c.J - 1]) +
-                ", sigma_k+1 / sigma_J = " +
-                std::to_string(ex.spectrum[c.J + rc.oversampling] / ex.spectrum[c.J - 1]) + ")";
+        what +=
+            " (sigma_J+1 / sigma_J = " + std::to_string(ex.spectrum[c.J] / ex.spectrum[c.J - 1]) +
+            ", sigma_k+1 / sigma_J = " +
+            std::to_string(ex.spectrum[c.J + rc.oversampling] / ex.spectrum[c.J - 1]) + ")";
       ASSERT_EQ(rnd.r, c.J) << what;
       ASSERT_EQ(ex.r, c.J) << what;
       // the gap: sigma_{J+1} / sigma_J
@@ -413,8 +414,9 @@ TEST(SvdImpute, MatchesDenseReference) {
     // The factors are the paper's: u = A sqrt(S), z = B sqrt(S), not rescaled.
     const Factors f = factors_from_svd(world, m, svd, cfg);
     const Matrix U = as_matrix(allgather_rows(world, f.U), J);
-    EXPECT_LT((U - RA * ref.singularValues().head(J).cwiseSqrt().asDiagonal()).cwiseAbs().maxCoeff(),
-              1e-8);
+    EXPECT_LT(
+        (U - RA * ref.singularValues().head(J).cwiseSqrt().asDiagonal()).cwiseAbs().maxCoeff(),
+        1e-8);
   }
 }
 
@@ -511,21 +513,21 @@ TEST(SvdInit, SignConventionAndScaling) {
     if (cfg.kind == SvdKind::kImpute) {
       // unscaled: the factors are A sqrt(S), B sqrt(S)
       const Matrix U = as_matrix(allgather_rows(world, f.U), 5);
-      EXPECT_LT((U - g.A * Eigen::Map<const Eigen::VectorXd>(svd.S.data(), 5)
-                              .cwiseSqrt()
-                              .asDiagonal())
-                    .cwiseAbs()
-                    .maxCoeff(),
-                1e-14);
+      EXPECT_LT(
+          (U - g.A * Eigen::Map<const Eigen::VectorXd>(svd.S.data(), 5).cwiseSqrt().asDiagonal())
+              .cwiseAbs()
+              .maxCoeff(),
+          1e-14);
     } else {
       EXPECT_NEAR(rms, 1.0, 1e-12) << what;
       // the same up to one factor c on both sides: u_i . z_p is c^2 times M's rank-J part
       const Matrix U = as_matrix(allgather_rows(world, f.U), 5);
       const Matrix Z = as_matrix(allgather_rows(world, f.Z), 5);
-      const Matrix L = g.A * Eigen::Map<const Eigen::VectorXd>(svd.S.data(), 5).asDiagonal() *
-                       g.B.transpose();
+      const Matrix L =
+          g.A * Eigen::Map<const Eigen::VectorXd>(svd.S.data(), 5).asDiagonal() * g.B.transpose();
       const double c2 = (U * Z.transpose())(0, 0) / L(0, 0);
-      EXPECT_LT((U * Z.transpose() - c2 * L).cwiseAbs().maxCoeff(), 1e-10 * c2 * L.cwiseAbs().maxCoeff())
+      EXPECT_LT((U * Z.transpose() - c2 * L).cwiseAbs().maxCoeff(),
+                1e-10 * c2 * L.cwiseAbs().maxCoeff())
           << what;
     }
   }

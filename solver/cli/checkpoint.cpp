@@ -278,8 +278,9 @@ void Checkpointer::write(const FitState& state, const RunIdentity& id, Exchange 
   hd.sweep = state.sweep;
   hd.user_half_done = state.user_half_done;
   hd.attributes = to_attributes(id, comm_.size(), used, objective);
-  hd.history_json = history_json;
-  hd.pending_json = pending_json;
+  // Rank 0's: the records hold each rank's own timings, and every rank must write the same.
+  hd.history_json = mpi::broadcast(comm_, history_json);
+  hd.pending_json = mpi::broadcast(comm_, pending_json);
   const std::string name = checkpoint_name(state.sweep, state.user_half_done);
   const std::string path = (fs::path(opt_.dir) / name).string();
   {

@@ -1,6 +1,7 @@
 // pref fit: the alternating Newton fit of a label file, written as a model file.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <memory>
@@ -245,8 +246,9 @@ Runner add_fit(CLI::App& app) {
       const double t0 = MPI_Wtime();
       const TruncatedSvd svd = truncated_svd(comm, train, sc);
       init = factors_from_svd(comm, train, svd, sc);
-      std::string sv;
-      for (std::size_t j = 0; j < svd.spectrum.size() && j < static_cast<std::size_t>(cfg.J) + 1; ++j)
+      std::string sv;  // the top J + 1 singular values (estimates), to judge the gap
+      const std::size_t shown = std::min(svd.spectrum.size(), static_cast<std::size_t>(cfg.J) + 1);
+      for (std::size_t j = 0; j < shown; ++j)
         sv += fmt::format("{}{:.4g}", j ? " " : "", svd.spectrum[j]);
       log::info(comm,
                 "init {}: {:.3f}s ({:.3f}s products, {:.3f}s factorizations), singular values "
