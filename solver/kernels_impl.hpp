@@ -48,6 +48,14 @@ double accumulate_small(const double* w, int Jrt, const double* table,
   const std::size_t n = idx.size();
   for (std::size_t k0 = 0; k0 < n; k0 += kBlock) {
     const int c = static_cast<int>(std::min<std::size_t>(kBlock, n - k0));
+    // Partner rows are scattered over a table that may be far larger than the caches (the U
+    // rows of a comparison's users): ask for the next block's rows while gathering this one.
+    const std::size_t next_end = std::min<std::size_t>(n, k0 + 2 * kBlock);
+    for (std::size_t k = k0 + kBlock; k < next_end; ++k) {
+      const double* x = table + std::size_t(idx[k]) * J;
+      __builtin_prefetch(x);
+      __builtin_prefetch(x + J - 1);  // a row may straddle two cache lines
+    }
     for (int k = 0; k < c; ++k) {
       const double* x = table + std::size_t(idx[k0 + k]) * J;
       for (int a = 0; a < J; ++a) XT[a][k] = x[a];

@@ -21,25 +21,34 @@ constexpr double kSingularPivot = 1e-8;
 }  // namespace
 
 bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::VectorXd& d) {
-  Eigen::LLT<Eigen::MatrixXd, Eigen::Lower> llt(H);
-  // A pivot at the rounding level of H means H is singular to working precision (no
-  // regularization and fewer labels than J, or saturated margins). Whether Cholesky then
-  // succeeds is decided by rounding, i.e. by the summation order (rank count, exchange pattern),
-  // and the direction's null-space part is rounding noise divided by that pivot: such H take the
-  // shifted path below like indefinite ones.
-  if (llt.info() == Eigen::Success &&
-      llt.matrixLLT().diagonal().array().square().minCoeff() >
-          kSingularPivot * H.diagonal().cwiseAbs().maxCoeff()) {
-    d = -llt.solve(g);
-    return d.allFinite();
+  // Factor a copy in place (thread-local scratch: no allocation per row once warm).
+  thread_local Eigen::MatrixXd L;
+  const double max_diag = H.diagonal().cwiseAbs().maxCoeff();
+  L = H;
+  {
+    Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>, Eigen::Lower> llt(L);
+    // A pivot at the rounding level of H means H is singular to working precision (no
+    // regularization and fewer labels than J, or saturated margins). Whether Cholesky then
+    // succeeds is decided by rounding, i.e. by the summation order (rank count, exchange
+    // pattern), and the direction's null-space part is rounding noise divided by that pivot:
+    // such H take the shifted path below like indefinite ones.
+    if (llt.info() == Eigen::Success &&
+        L.diagonal().array().square().minCoeff() > kSingularPivot * max_diag) {
+      d = g;
+      llt.solveInPlace(d);
+      d = -d;
+      return d.allFinite();
+    }
   }
-  double lambda = std::max(1e-300, 1e-6 * H.diagonal().cwiseAbs().maxCoeff());
+  double lambda = std::max(1e-300, 1e-6 * max_diag);
   for (int tries = 0; tries < 40; ++tries, lambda *= 10) {
-    Eigen::MatrixXd Hd = H;
-    Hd.diagonal().array() += lambda;
-    Eigen::LLT<Eigen::MatrixXd, Eigen::Lower> l2(Hd);
+    L = H;
+    L.diagonal().array() += lambda;
+    Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>, Eigen::Lower> l2(L);
     if (l2.info() == Eigen::Success) {
-      d = -l2.solve(g);
+      d = g;
+      l2.solveInPlace(d);
+      d = -d;
       return d.allFinite();
     }
   }

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -277,7 +279,12 @@ Runner add_fit(CLI::App& app) {
     hooks.on_sweep = on_sweep;
     int stop_signal = 0;
     if (ckpt) {
-      hooks.stop_requested = [&] {
+      // For tests (docs/checkpoints.md): PREF_TEST_RAISE_SIGNAL_AT=N makes rank 0 raise
+      // SIGUSR1 itself just before the N-th poll (1: after sweep 0; 2k: after the user half-step
+      // of sweep k; 2k + 1: after sweep k), so that both stopping points are tested exactly.
+      const char* raise_at = std::getenv("PREF_TEST_RAISE_SIGNAL_AT");
+      hooks.stop_requested = [&, polls = 0L, at = raise_at ? std::atol(raise_at) : 0L]() mutable {
+        if (++polls == at && comm.rank() == 0) std::raise(SIGUSR1);
         const int sig = signals::stop_requested(comm);
         if (sig && !stop_signal)
           log::info(comm, "received {}: finishing the half-step, writing a checkpoint",
