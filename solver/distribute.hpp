@@ -43,7 +43,8 @@ Partitions balanced_partitions(const mpi::Comm& comm, const LabelColumns& cols,
 // owner of its comparison. Duplicate (user, comparison) labels are an InputError naming `what`
 // (e.g. "data.h5: /labels") and the first two rows, or are averaged with Duplicates::kMean.
 // Collective.
-LabelMatrix distribute(const mpi::Comm& comm, const LabelColumns& cols, const Partitions& parts,
+// cols is taken by value: pass it with std::move to free the file slice early.
+LabelMatrix distribute(const mpi::Comm& comm, LabelColumns cols, const Partitions& parts,
                        std::uint64_t users, std::uint64_t comparisons, Duplicates dups,
                        const std::string& what);
 

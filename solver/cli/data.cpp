@@ -22,7 +22,7 @@ LabelMatrix load_split(const io::LabelFile& file, io::Split split, const mpi::Co
   }
   const std::uint64_t users = file.users_of(split);
   const Partitions p = parts ? *parts : balanced_partitions(comm, cols, users, file.comparisons());
-  return distribute(comm, cols, p, users, file.comparisons(), opt.duplicates,
+  return distribute(comm, std::move(cols), p, users, file.comparisons(), opt.duplicates,
                     file.path() + ": " + io::split_group(split));
 }
 

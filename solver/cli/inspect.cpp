@@ -50,9 +50,8 @@ Runner add_inspect(CLI::App& app) {
       Partitions p = s == io::Split::kNewUsers
                          ? balanced_partitions(comm, cols, users, f.comparisons())
                          : parts;
-      LabelMatrix m = distribute(comm, cols, p, users, f.comparisons(), dups,
+      LabelMatrix m = distribute(comm, std::move(cols), p, users, f.comparisons(), dups,
                                  o->file + ": " + io::split_group(s));
-      cols = {};
       SplitStats st = split_stats(comm, m);
       nlohmann::json js = {{"labels", st.labels},
                            {"ties", st.ties},
