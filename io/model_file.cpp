@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "io/hdf5.hpp"
@@ -27,8 +28,27 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
     else h5::write_string_attribute(h, name, std::get<std::string>(v), what);
   }
   {
-    h5::Handle g = h5::create_group(h, "/history", what);
-    h5::write_string_attribute(g.get(), "json", header.history_json, what);
+    // One fixed-length string per sweep (a JSON object): a dataset, since attributes are
+    // limited to 64 KiB and long fits have thousands of sweeps.
+    std::vector<std::string> lines;
+    std::size_t width = 1;
+    for (std::size_t a = 0; a < header.history_json.size();) {
+      std::size_t b = header.history_json.find('\n', a);
+      if (b == std::string::npos) b = header.history_json.size();
+      if (b > a) {
+        lines.push_back(header.history_json.substr(a, b - a));
+        width = std::max(width, b - a);
+      }
+      a = b + 1;
+    }
+    h5::Handle d = h5::create_string_dataset(h, "history", lines.size(), width, what);
+    std::string buf(lines.size() * width, '\0');
+    for (std::size_t i = 0; i < lines.size(); ++i) buf.replace(i * width, lines[i].size(), lines[i]);
+    h5::Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(type.get(), width);
+    H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+    const std::uint64_t mine = comm.rank() == 0 ? lines.size() : 0;
+    h5::write_rows_raw(d.get(), type.get(), 0, mine, buf.data(), comm, what + ": /history");
   }
   const int me = comm.rank();
   const hsize_t ud[2] = {header.users, header.rank};

@@ -4,7 +4,7 @@
 //                        kind ("factor" | "shared"), and the run's configuration
 //   /user_factors        users x rank, float64
 //   /comparison_factors  comparisons x rank, float64
-//   /history             attr "json": one JSON object per sweep (no timings, so that the same
+//   /history             fixed-length strings, one JSON object per sweep (no timings, so the same
 //                        run gives a bitwise identical file)
 #include <cstdint>
 #include <map>

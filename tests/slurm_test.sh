@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The sbatch scripts of jobs/slurm on a real single-node Slurm (jobs/slurm/local_slurm.sh):
+#  1. generate, fit and evaluate jobs complete (sbatch --wait) and log their environment;
+#  2. a fit job signalled with `scancel --signal=USR1 <job>` (the step) and one signalled with
+#     `scancel --batch --signal=USR1 <job>` (the batch script, which forwards it) checkpoint,
+#     exit with 3, requeue themselves and resume to a model byte-identical to the uninterrupted
+#     fit of step 1.
+# Usage: slurm_test.sh PREF_BINARY. Starts the daemons (and stops them at exit) unless a local
+# Slurm is running already. Exit code 77 (ctest: skipped) when Slurm cannot be installed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$(realpath "$1")"
+export PREF_ROOT="$ROOT"
+PREF_BUILD_DIR="$(cd "$(dirname "$BIN")/.." && pwd)"
+export PREF_BUILD_DIR
+export PREF_SLURM_DIR="${PREF_SLURM_DIR:-/tmp/pref-slurm}"
+WORK="${PREF_TEST_TMP:-/tmp}/slurm_test.$$"
+LOCAL_SLURM="$ROOT/jobs/slurm/local_slurm.sh"
+
+say() { printf '[slurm_test %s] %s\n' "$(date +%T)" "$*"; }
+fail() {
+  say "FAIL: $*"
+  exit 1
+}
+
+started=0
+cleanup() {
+  if [ "$started" = 1 ]; then bash "$LOCAL_SLURM" stop || true; fi
+}
+trap cleanup EXIT
+
+if bash "$LOCAL_SLURM" status >/dev/null 2>&1; then
+  say "a local Slurm is running already ($PREF_SLURM_DIR): using it"
+else
+  started=1
+  rc=0
+  bash "$LOCAL_SLURM" start >/dev/null || rc=$?
+  if [ "$rc" = 4 ]; then
+    say "SKIP: slurm-wlm and munge cannot be installed on this machine"
+    exit 77
+  fi
+  [ "$rc" = 0 ] || fail "jobs/slurm/local_slurm.sh start failed (exit code $rc)"
+fi
+export SLURM_CONF="$PREF_SLURM_DIR/slurm.conf"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+say "run directory $WORK"
+
+FIT=(FIT_RANK=4 MAX_SWEEPS=60 TOL=0 CHECKPOINT_EVERY=5 "FIT_ARGS=--init random --seed 5")
+
+# 1. generate, fit, evaluate
+sbatch --wait --output="$WORK/%x-%j.out" "$ROOT/jobs/slurm/generate.sbatch" RUN_DIR="$WORK" \
+  USERS=20000 COMPARISONS=2000 ANSWERS=40 SEED=11 || fail "generate job failed"
+[ -f "$WORK/data.h5" ] || fail "no data.h5"
+grep -q '^SLURM_JOB_ID=' "$WORK"/generate-*.0.env.txt || fail "generate logged no SLURM_JOB_ID"
+sbatch --wait --output="$WORK/%x-%j.out" "$ROOT/jobs/slurm/fit.sbatch" RUN_DIR="$WORK" \
+  MODEL="$WORK/reference.h5" CKPT_DIR="$WORK/ck-reference" METRICS="$WORK/reference.jsonl" \
+  "${FIT[@]}" || fail "fit job failed"
+[ -f "$WORK/reference.h5" ] || fail "no reference.h5"
+env_file="$(ls "$WORK"/fit-*.0.env.txt)"
+for key in '^SLURM_JOB_ID=' '^pref: pref ' '^mpirun: mpirun' '^commit: ' '^launcher: srun --mpi=pmix'; do
+  grep -q "$key" "$env_file" || fail "$env_file lacks $key"
+done
+sbatch --wait --output="$WORK/%x-%j.out" "$ROOT/jobs/slurm/evaluate.sbatch" RUN_DIR="$WORK" \
+  MODEL="$WORK/reference.h5" || fail "evaluate job failed"
+grep -q '"auc"' "$WORK/evaluate-test.json" || fail "evaluate-test.json has no auc"
+say "generate, fit and evaluate jobs completed"
+
+# 2. signalled fits: checkpoint, exit 3, requeue, resume, same model
+for variant in step batch; do
+  job="$(sbatch --parsable --output="$WORK/%x-$variant-%j.out" "$ROOT/jobs/slurm/fit.sbatch" \
+    RUN_DIR="$WORK" MODEL="$WORK/$variant.h5" CKPT_DIR="$WORK/ck-$variant" \
+    METRICS="$WORK/$variant.jsonl" "${FIT[@]}")"
+  for _ in $(seq 1200); do
+    [ -f "$WORK/ck-$variant/ckpt-000005.h5" ] && break
+    sleep 0.05
+  done
+  [ -f "$WORK/ck-$variant/ckpt-000005.h5" ] || fail "$variant: job $job wrote no checkpoint in 60 s"
+  if [ "$variant" = step ]; then
+    scancel --signal=USR1 "$job"
+  else
+    scancel --batch --signal=USR1 "$job"
+  fi
+  say "$variant: signalled job $job with USR1"
+  state=""
+  for _ in $(seq 300); do
+    state="$(scontrol show job "$job" | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')"
+    case "$state" in
+      COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY) break ;;
+    esac
+    sleep 1
+  done
+  restarts="$(scontrol show job "$job" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')"
+  out="$(ls "$WORK"/pref-fit-"$variant"-"$job".out)"
+  [ "$state" = COMPLETED ] || { cat "$out"; fail "$variant: job $job ended $state"; }
+  [ "${restarts:-0}" -ge 1 ] || { cat "$out"; fail "$variant: job $job was not requeued"; }
+  grep -q "stopped by SIGUSR1 after a checkpoint: exit code 3" "$out" || fail "$variant: no stop in $out"
+  grep -q "requeueing job $job" "$out" || fail "$variant: no requeue in $out"
+  grep -q "resume: $WORK/ck-$variant/ckpt-0000" "$out" || fail "$variant: the requeued run did not resume"
+  [ -f "$WORK/fit-$job.1.env.txt" ] || fail "$variant: no environment log of the requeued run"
+  if [ "$variant" = batch ]; then
+    grep -q "received SIGUSR1, forwarding it" "$out" || fail "batch: the script did not forward"
+  fi
+  cmp "$WORK/reference.h5" "$WORK/$variant.h5" || fail "$variant: the model differs from the uninterrupted fit"
+  say "$variant: checkpointed, requeued (restarts $restarts), resumed; model byte-identical"
+done
+
+rm -rf "$WORK"
+say "PASS"

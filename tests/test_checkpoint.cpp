@@ -1,0 +1,478 @@
+// Checkpoints of `pref fit` (docs/checkpoints.md), end to end with the `pref` binary:
+//  - a fit stopped by a signal (SIGUSR1 to mpirun, SIGTERM to the ranks, or raised at an exact
+//    half-step by PREF_TEST_RAISE_SIGNAL_AT) exits with 3 after a checkpoint, and `--resume`
+//    finishes it into a model file byte-identical to the uninterrupted run's; resumed at 1 or 3
+//    ranks instead of 2, the factors agree to 1e-8;
+//  - fault test: SIGKILL of one rank at random moments (seeded), also during checkpoint writes,
+//    at least 10 times in a row, each time resumed: the final model is byte-identical;
+//  - a truncated, bit-flipped or incomplete checkpoint is skipped with a warning naming it;
+//  - a contradicting command line (--rank, --mu-u, another data file) is refused with exit 2.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "tests/test_util.hpp"
+
+using namespace pref::test;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A problem where one sweep takes about 50 ms at 2 ranks on this machine.
+constexpr int kRank = 4, kSweeps = 20;
+
+std::vector<double> read_doubles(const std::string& path, const std::string& ds) {
+  H5Id f = h5_open(path);
+  return h5_read<double>(f, ds);
+}
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double d = 0;
+  for (std::size_t k = 0; k < a.size(); ++k) d = std::max(d, std::abs(a[k] - b[k]));
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// mpirun started in the background, so that the test can signal or kill it and its ranks.
+
+struct Spawned {
+  pid_t pid = -1;
+  std::string out_path, err_path, session, command;
+};
+
+Spawned spawn_pref(int ranks, const std::vector<std::string>& args, const std::string& tag) {
+  static int counter = 0;
+  Spawned s;
+  const std::string base = tmp_dir() + "/spawn." + std::to_string(::getpid()) + "." +
+                           std::to_string(counter++);
+  s.out_path = base + ".out";
+  s.err_path = base + ".err";
+  s.session = "/tmp/pref-test-ompi." + std::to_string(::getpid()) + ".s" + std::to_string(counter);
+  fs::create_directories(s.session);
+  std::vector<std::string> argv = {mpiexec(), "-q", "--mca", "odls_base_sigkill_timeout", "0",
+                                   "--mca", "orte_tmpdir_base", s.session,
+                                   "-np", std::to_string(ranks), "--oversubscribe",
+                                   pref_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  for (auto& a : argv) s.command += a + " ";
+  s.command += "(" + tag + ")";
+  std::vector<char*> cargs;
+  for (auto& a : argv) cargs.push_back(const_cast<char*>(a.c_str()));
+  cargs.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    const int in = ::open("/dev/null", O_RDONLY);
+    const int out = ::open(s.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = ::open(s.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || out < 0 || err < 0) ::_exit(126);
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    ::execvp(cargs[0], cargs.data());
+    ::_exit(127);
+  }
+  s.pid = pid;
+  return s;
+}
+
+// Whether the child has ended (reaps it and stores its exit code).
+bool try_wait(Spawned& s, int* code) {
+  int status = 0;
+  const pid_t r = ::waitpid(s.pid, &status, WNOHANG);
+  if (r != s.pid) return false;
+  *code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return true;
+}
+
+// Waits for the child (killing it after `timeout`); returns its exit code and output.
+RunResult finish(Spawned& s, std::chrono::seconds timeout = 120s) {
+  RunResult r;
+  r.command = s.command;
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  int code = -1;
+  while (!try_wait(s, &code)) {
+    if (std::chrono::steady_clock::now() > end) {
+      ::kill(s.pid, SIGKILL);
+      r.timed_out = true;
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+  r.exit_code = code;
+  r.out = read_bytes(s.out_path);
+  r.err = read_bytes(s.err_path);
+  fs::remove(s.out_path);
+  fs::remove(s.err_path);
+  std::error_code ec;
+  fs::remove_all(s.session, ec);
+  return r;
+}
+
+// The pids of the processes whose parent is `parent` (the ranks of an mpirun).
+std::vector<pid_t> children_of(pid_t parent) {
+  std::vector<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "stat");
+    std::string stat;
+    std::getline(in, stat);
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    char state = 0;
+    long ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent && state != 'Z') out.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return out;
+}
+
+// Whether the process is gone (or a zombie).
+bool gone(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  if (!in) return true;
+  std::string stat;
+  std::getline(in, stat);
+  const auto close = stat.rfind(')');
+  return close != std::string::npos && stat.size() > close + 2 && stat[close + 2] == 'Z';
+}
+
+// Waits until `ranks` ranks of the mpirun run (or it has ended); returns them.
+std::vector<pid_t> wait_for_ranks(Spawned& s, int ranks) {
+  for (int i = 0; i < 5000; ++i) {
+    auto kids = children_of(s.pid);
+    if (static_cast<int>(kids.size()) >= ranks) return kids;
+    if (::kill(s.pid, 0) != 0) break;
+    std::this_thread::sleep_for(1ms);
+  }
+  return children_of(s.pid);
+}
+
+bool any_file(const std::string& dir, const std::string& needle) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().filename().string().find(needle) != std::string::npos) return true;
+  return false;
+}
+
+class Checkpoint : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    dir_ = fresh_dir("test_checkpoint");
+    for (auto [name, seed] : {std::pair{"data.h5", "11"}, std::pair{"other.h5", "12"}}) {
+      const RunResult r = run_pref(
+          2, {"generate", "--model", "lowrank", "--users", "20000", "--comparisons", "2000",
+              "--answers-per-user", "40", "--rank", std::to_string(kRank), "--seed", seed,
+              "--out", path(name)});
+      ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    }
+    // The uninterrupted reference.
+    const RunResult r = run_pref(2, fit_args(path("reference.h5")));
+    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  }
+  static void TearDownTestSuite() {
+    if (!::testing::UnitTest::GetInstance()->Failed()) fs::remove_all(dir_);
+  }
+  static std::string path(const std::string& name) { return dir_ + "/" + name; }
+
+  static std::vector<std::string> fit_args(const std::string& out, int sweeps = kSweeps,
+                                           const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> a = {"fit", "--data", path("data.h5"), "--rank",
+                                  std::to_string(kRank), "--init", "random", "--max-sweeps",
+                                  std::to_string(sweeps), "--tol", "0", "--seed", "5",
+                                  "--out", out};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  // fit_args with checkpoints in `ckdir` and --resume.
+  static std::vector<std::string> ck_args(const std::string& out, const std::string& ckdir,
+                                          int every = 5, int sweeps = kSweeps,
+                                          std::vector<std::string> extra = {}) {
+    extra.insert(extra.end(), {"--checkpoint-dir", ckdir, "--checkpoint-every",
+                               std::to_string(every), "--resume"});
+    return fit_args(out, sweeps, extra);
+  }
+
+  static void expect_identical(const std::string& a, const std::string& b) {
+    ASSERT_TRUE(fs::exists(a) && fs::exists(b)) << a << " " << b;
+    EXPECT_TRUE(read_bytes(a) == read_bytes(b)) << a << " and " << b << " differ";
+  }
+
+  static inline std::string dir_;
+};
+
+RunResult run_with_env(const char* name, const std::string& value, int ranks,
+                       const std::vector<std::string>& args) {
+  ::setenv(name, value.c_str(), 1);
+  RunResult r = run_pref(ranks, args);
+  ::unsetenv(name);
+  return r;
+}
+
+// Stopped at exact points: after sweep 0, after the user half-step of sweeps 1 and 7, after
+// sweeps 7 and 19; resumed, the model file is byte-identical.
+TEST_F(Checkpoint, StopAtEveryKindOfPointAndResumeBitwise) {
+  struct Case {
+    int poll;
+    const char* file;
+  };
+  for (const Case& c : {Case{1, "ckpt-000000.h5"}, Case{2, "ckpt-000001-half.h5"},
+                        Case{14, "ckpt-000007-half.h5"}, Case{15, "ckpt-000007.h5"},
+                        Case{39, "ckpt-000019.h5"}}) {
+    SCOPED_TRACE(c.file);
+    const std::string ck = path("ck-raise-" + std::to_string(c.poll));
+    const std::string out = path("raise-" + std::to_string(c.poll) + ".h5");
+    const std::string metrics = path("raise-" + std::to_string(c.poll) + ".jsonl");
+    std::vector<std::string> args = ck_args(out, ck, 5, kSweeps, {"--metrics", metrics});
+    RunResult r = run_with_env("PREF_TEST_RAISE_SIGNAL_AT", std::to_string(c.poll), 2, args);
+    ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+    EXPECT_TRUE(contains(r.err, "received SIGUSR1")) << r.err;
+    EXPECT_TRUE(fs::exists(ck + "/" + c.file)) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+    r = run_pref(2, args);
+    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    EXPECT_TRUE(contains(r.err, std::string("resume: ") + ck + "/" + c.file)) << r.err;
+    expect_identical(path("reference.h5"), out);
+    // The metrics file holds every sweep once, in order.
+    const auto lines = split_lines(read_bytes(metrics));
+    ASSERT_EQ(lines.size(), static_cast<std::size_t>(kSweeps + 1));
+    for (int s = 0; s <= kSweeps; ++s)
+      EXPECT_TRUE(contains(lines[s], "\"sweep\":" + std::to_string(s) + ",")) << lines[s];
+  }
+}
+
+// SIGUSR1 sent to mpirun while the fit runs (forwarded to the ranks), and SIGTERM sent to the
+// ranks themselves (as Slurm does at the time limit).
+TEST_F(Checkpoint, SignalledRunResumesBitwise) {
+  for (const int sig : {SIGUSR1, SIGTERM}) {
+    const std::string name = sig == SIGUSR1 ? "usr1" : "term";
+    SCOPED_TRACE(name);
+    const std::string ck = path("ck-" + name), out = path(name + ".h5");
+    const auto args = ck_args(out, ck, 5);
+    Spawned s = spawn_pref(2, args, name);
+    const auto ranks = wait_for_ranks(s, 2);
+    // Mid-way: once the checkpoint after sweep 5 is there.
+    for (int i = 0; i < 20000 && !fs::exists(ck + "/ckpt-000005.h5") && ::kill(s.pid, 0) == 0; ++i)
+      std::this_thread::sleep_for(1ms);
+    if (sig == SIGUSR1) {
+      ::kill(s.pid, SIGUSR1);
+    } else {
+      for (pid_t p : ranks) ::kill(p, SIGTERM);
+    }
+    RunResult r = finish(s);
+    ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+    EXPECT_TRUE(contains(r.err, sig == SIGUSR1 ? "received SIGUSR1" : "received SIGTERM")) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+    r = run_pref(2, args);
+    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    EXPECT_TRUE(contains(r.err, "resume: " + ck + "/ckpt-0000")) << r.err;
+    expect_identical(path("reference.h5"), out);
+  }
+}
+
+// Stopped at 2 ranks, resumed at 1 and at 3: the same model to round-off.
+TEST_F(Checkpoint, ResumeAtAnotherRankCount) {
+  const auto refU = read_doubles(path("reference.h5"), "/user_factors");
+  const auto refZ = read_doubles(path("reference.h5"), "/comparison_factors");
+  for (const int poll : {14, 15}) {
+    for (const int ranks : {1, 3}) {
+      SCOPED_TRACE(std::to_string(poll) + " at " + std::to_string(ranks));
+      const std::string tag = std::to_string(poll) + "-" + std::to_string(ranks);
+      const std::string ck = path("ck-ranks-" + tag), out = path("ranks-" + tag + ".h5");
+      const auto args = ck_args(out, ck, 5);
+      RunResult r = run_with_env("PREF_TEST_RAISE_SIGNAL_AT", std::to_string(poll), 2, args);
+      ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+      r = run_pref(ranks, args);
+      ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+      EXPECT_TRUE(contains(r.err, "written at 2 ranks, resumed at " + std::to_string(ranks)))
+          << r.err;
+      EXPECT_LT(max_abs_diff(refU, read_doubles(out, "/user_factors")), 1e-8);
+      EXPECT_LT(max_abs_diff(refZ, read_doubles(out, "/comparison_factors")), 1e-8);
+    }
+  }
+}
+
+// SIGKILL of one rank (mpirun then ends the other) at random moments: after a random delay,
+// during the k-th checkpoint write, or while the model file is written; resumed each time.
+TEST_F(Checkpoint, FaultTestKillAndResumeUntilDone) {
+  constexpr int kFaultSweeps = 60, kKills = 12;
+  const std::string ref = path("fault-reference.h5");
+  const auto t0 = std::chrono::steady_clock::now();
+  RunResult r = run_pref(2, fit_args(ref, kFaultSweeps));
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  // Random delays up to a fifth of an uninterrupted run, so that 12 kills leave work to do on
+  // faster and slower machines alike.
+  const int max_delay_ms = std::max<int>(
+      100, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - t0)
+                                .count() /
+                            5));
+  const std::string ck = path("ck-fault"), out = path("fault.h5");
+  const auto args = ck_args(out, ck, 1, kFaultSweeps, {"--keep-checkpoints", "2"});
+  std::mt19937 rng(20240611);
+  int kills = 0, during_write = 0;
+  std::string log;
+  for (int attempt = 0; attempt < 40; ++attempt) {
+    Spawned s = spawn_pref(2, args, "attempt " + std::to_string(attempt));
+    if (kills >= kKills) {
+      r = finish(s);
+      ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+      break;
+    }
+    const auto ranks = wait_for_ranks(s, 2);
+    const int mode = static_cast<int>(rng() % 3);
+    std::string how;
+    if (mode == 0) {
+      // A random moment.
+      const int ms = 20 + static_cast<int>(rng() % max_delay_ms);
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      how = "after " + std::to_string(ms) + " ms";
+    } else {
+      // During the k-th checkpoint write (a temporary file is open), plus 0-3 ms.
+      const int k = 1 + static_cast<int>(rng() % 4);
+      const int extra_us = static_cast<int>(rng() % 3000);
+      int seen = 0;
+      bool was = false;
+      for (int i = 0; i < 200000 && ::kill(s.pid, 0) == 0; ++i) {
+        const bool now = any_file(ck, ".partial.");
+        if (now && !was && ++seen == k) break;
+        was = now;
+        std::this_thread::sleep_for(50us);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(extra_us));
+      how = "in checkpoint write " + std::to_string(k) + " + " + std::to_string(extra_us) + " us";
+    }
+    const pid_t victim = ranks.empty() ? -1 : ranks[rng() % ranks.size()];
+    const bool writing = any_file(ck, ".partial.");
+    int code = -1;
+    if (victim > 0 && !try_wait(s, &code) && !gone(victim)) {
+      ::kill(victim, SIGKILL);
+      ++kills;
+      during_write += writing;
+      log += "kill " + std::to_string(kills) + ": " + how + (writing ? " (writing)" : "") + "\n";
+    }
+    r = finish(s, 60s);
+    ASSERT_FALSE(r.timed_out) << r.command << "\n" << r.err;
+    for (pid_t p : ranks)
+      for (int i = 0; i < 5000 && !gone(p); ++i) std::this_thread::sleep_for(1ms);
+    if (r.exit_code == 0) {
+      log += "attempt " + std::to_string(attempt) + " completed before the kill\n";
+      break;
+    }
+  }
+  std::printf("%s", log.c_str());
+  EXPECT_GE(kills, 10) << log;
+  EXPECT_GE(during_write, 1) << log;
+  expect_identical(ref, out);
+}
+
+// A truncated, a bit-flipped and an incomplete checkpoint are skipped with a warning naming
+// each, and renamed aside; the next older valid one is used.
+TEST_F(Checkpoint, CorruptCheckpointsAreSkipped) {
+  const std::string ck = path("ck-corrupt"), out = path("corrupt.h5");
+  auto args = ck_args(out, ck, 5, kSweeps, {"--keep-checkpoints", "4"});
+  RunResult r = run_pref(2, args);
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  fs::remove(out);
+  for (const char* n : {"ckpt-000005.h5", "ckpt-000010.h5", "ckpt-000015.h5", "ckpt-000020.h5"})
+    ASSERT_TRUE(fs::exists(ck + "/" + n)) << n;
+  // 20: truncated to half.
+  fs::resize_file(ck + "/ckpt-000020.h5", fs::file_size(ck + "/ckpt-000020.h5") / 2);
+  // 15: one byte of the user factors flipped.
+  {
+    haddr_t offset;
+    {
+      H5Id f = h5_open(ck + "/ckpt-000015.h5");
+      H5Id d(H5Dopen2(f, "/user_factors", H5P_DEFAULT), H5Dclose);
+      offset = H5Dget_offset(d);
+      ASSERT_NE(offset, HADDR_UNDEF);
+    }
+    std::fstream io(ck + "/ckpt-000015.h5", std::ios::in | std::ios::out | std::ios::binary);
+    io.seekg(static_cast<std::streamoff>(offset + 1000));
+    char b = 0;
+    io.read(&b, 1);
+    b = static_cast<char>(b ^ 0x10);
+    io.seekp(static_cast<std::streamoff>(offset + 1000));
+    io.write(&b, 1);
+  }
+  // 10: an attribute removed.
+  {
+    H5Id f = h5_open(ck + "/ckpt-000010.h5", true);
+    ASSERT_GE(H5Adelete(f, "seed"), 0);
+  }
+  r = run_pref(2, args);
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  for (const char* n : {"ckpt-000020.h5", "ckpt-000015.h5", "ckpt-000010.h5"}) {
+    EXPECT_TRUE(contains(r.err, std::string("pref: warning: skipping checkpoint ") + ck + "/" + n))
+        << r.err;
+    EXPECT_TRUE(fs::exists(ck + "/" + n + ".invalid")) << n;
+  }
+  EXPECT_TRUE(contains(r.err, "checksum mismatch")) << r.err;
+  EXPECT_TRUE(contains(r.err, "resume: " + ck + "/ckpt-000005.h5")) << r.err;
+  expect_identical(path("reference.h5"), out);
+}
+
+// A checkpoint of another configuration or other data is refused, naming the option and both
+// values; a fresh start over old checkpoints needs --overwrite.
+TEST_F(Checkpoint, ContradictingConfigurationIsRefused) {
+  const std::string ck = path("ck-refuse");
+  RunResult r = run_with_env("PREF_TEST_RAISE_SIGNAL_AT", "15", 2, ck_args(path("refuse.h5"), ck));
+  ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+  struct Case {
+    std::vector<std::string> args;
+    std::string expect;
+  };
+  auto with = [&](const std::string& opt, const std::string& value) {
+    auto a = ck_args(path("refuse.h5"), ck);
+    for (std::size_t i = 0; i + 1 < a.size(); ++i)
+      if (a[i] == opt) {
+        a[i + 1] = value;
+        return a;
+      }
+    a.insert(a.end(), {opt, value});
+    return a;
+  };
+  for (const Case& c :
+       {Case{with("--rank", "3"), "--rank: 3 contradicts the checkpoint " + ck +
+                                      "/ckpt-000007.h5, written with --rank 4"},
+        Case{with("--mu-u", "0.5"), "--mu-u: 0.5 contradicts the checkpoint"},
+        Case{with("--seed", "6"), "--seed: 6 contradicts the checkpoint"},
+        Case{with("--data", path("other.h5")), "--data: " + path("other.h5")}}) {
+    for (const int ranks : {1, 2}) {
+      r = run_pref(ranks, c.args);
+      EXPECT_EQ(r.exit_code, 2) << r.command << "\n" << r.err;
+      const auto lines = error_lines(r);
+      ASSERT_EQ(lines.size(), 1u) << r.err;
+      EXPECT_TRUE(contains(lines[0], c.expect)) << lines[0];
+    }
+  }
+  // The refused runs changed nothing: the checkpoint still resumes.
+  EXPECT_TRUE(fs::exists(ck + "/ckpt-000007.h5"));
+  // Without --resume: refused unless --overwrite.
+  auto fresh = fit_args(path("fresh.h5"), 3, {"--checkpoint-dir", ck});
+  r = run_pref(2, fresh);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "pass --resume to continue from them or --overwrite")) << r.err;
+  // Bad usage.
+  r = run_pref(1, fit_args(path("x.h5"), 3, {"--resume"}));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.err, "--resume: needs --checkpoint-dir")) << r.err;
+  r = run_pref(1, fit_args(path("x.h5"), 3, {"--checkpoint-dir", ck, "--checkpoint-every", "0"}));
+  EXPECT_EQ(r.exit_code, 2);
+  fresh.push_back("--overwrite");
+  r = run_pref(2, fresh);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(ck + "/ckpt-000007.h5"));
+}
+
+}  // namespace
