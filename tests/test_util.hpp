@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "io/hdf5.hpp"
+
 namespace pref::test {
 
 // ---------------------------------------------------------------------------------------------
@@ -200,17 +202,7 @@ class H5Id {
 
 template <class T>
 hid_t h5_native() {
-  if constexpr (std::is_same_v<T, double>) return H5T_NATIVE_DOUBLE;
-  else if constexpr (std::is_same_v<T, float>) return H5T_NATIVE_FLOAT;
-  else if constexpr (std::is_same_v<T, std::int8_t>) return H5T_NATIVE_INT8;
-  else if constexpr (std::is_same_v<T, std::uint8_t>) return H5T_NATIVE_UINT8;
-  else if constexpr (std::is_same_v<T, std::int16_t>) return H5T_NATIVE_INT16;
-  else if constexpr (std::is_same_v<T, std::uint16_t>) return H5T_NATIVE_UINT16;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_NATIVE_INT32;
-  else if constexpr (std::is_same_v<T, std::uint32_t>) return H5T_NATIVE_UINT32;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_NATIVE_INT64;
-  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_NATIVE_UINT64;
-  else static_assert(sizeof(T) == 0, "no HDF5 type");
+  return pref::h5::native_type<T>();
 }
 
 inline H5Id h5_create(const std::string& path) {
