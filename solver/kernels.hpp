@@ -14,7 +14,7 @@ struct LabelPass;
 namespace pref::kernels {
 
 // The kernels handle J up to this; larger J takes the BLAS-3 path in newton.cpp.
-inline constexpr int kMaxSmallJ = 16;
+inline constexpr int kMaxSmallJ = 32;
 
 struct Table {
   double (*accumulate)(int J, const double* w, const double* table,

@@ -27,7 +27,7 @@ using vmath::log1p_pos;
 // labels: the partner rows are gathered transposed (J x kBlock) so that the margins, and then the
 // sigmoid terms (vmath's polynomial exp and log1p), are loops over labels that vectorize; the
 // gradient and the Hessian are rank-1 updates whose inner loop runs over a full row of J (also
-// vectorized; the Hessian is formed whole and its lower triangle kept). The order of every sum
+// vectorized; only the lower triangle of the Hessian is formed). The order of every sum
 // depends only on the row's own labels.
 constexpr int kBlock = 32;
 
@@ -35,7 +35,7 @@ template <int JJ>
 double accumulate_small(const double* w, int Jrt, const double* table,
                         std::span<const std::uint32_t> idx, std::span<const float> y,
                         const LabelPass& out) {
-  constexpr int kMaxJ = JJ > 0 ? JJ : 16;
+  constexpr int kMaxJ = JJ > 0 ? JJ : kMaxSmallJ;
   const int J = JJ > 0 ? JJ : Jrt;
   double* g = out.g;
   double* H = out.H;  // J x J column-major, lower triangle
@@ -97,7 +97,7 @@ double accumulate_small(const double* w, int Jrt, const double* table,
         for (int b = 0; b < J; ++b) {
           const double f = sw[k] * x[b];
           double* col = hl + b * J;
-          for (int a = 0; a < J; ++a) col[a] += f * x[a];
+          for (int a = b; a < J; ++a) col[a] += f * x[a];
         }
       }
   }

@@ -55,18 +55,12 @@ bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::Vecto
   return false;
 }
 
-namespace {
-
-// Above this J the Hessian is formed from gathered blocks by a BLAS-3 rank update.
-constexpr int kSmallJ = 16;
-
-}  // namespace
-
 double accumulate(const double* w, int J, const double* table,
                   std::span<const std::uint32_t> idx, std::span<const float> y,
                   const LabelPass& out, RowWorkspace& ws) {
   const std::size_t n = idx.size();
-  if (J <= kSmallJ) return kernels::best().accumulate(J, w, table, idx, y, out);
+  // Above kMaxSmallJ the Hessian is formed from gathered blocks by a BLAS-3 rank update.
+  if (J <= kernels::kMaxSmallJ) return kernels::best().accumulate(J, w, table, idx, y, out);
   Eigen::Map<const Eigen::VectorXd> wv(w, J);
   double loss = 0;
   for (std::size_t c0 = 0; c0 < n; c0 += kChunk) {
