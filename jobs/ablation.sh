@@ -62,16 +62,7 @@ gen_args=(--model attributes --users "$users" --comparisons "$comparisons"
   --answers-per-user "$answers" --labels "$labels" --tie-band "$tie_band"
   --label-noise "$label_noise" --temperature "$temperature")
 
-# data_file SEED: generates (once) and prints the label file of generator seed SEED.
-data_file() {
-  local f="$dir/data-u$users-c$comparisons-k$answers-$labels-t$tie_band-n$label_noise-T$temperature-s$1.h5"
-  if [ ! -f "$f" ]; then
-    pref_log "generate: seed $1 -> $f"
-    "$PREF_BIN" generate "${gen_args[@]}" --seed "$1" --out "$f" >/dev/null 2>&1 ||
-      pref_die "generate failed (pref generate ${gen_args[*]} --seed $1)"
-  fi
-  printf '%s\n' "$f"
-}
+data_file() { pref_data_file "$dir" "$1" "${gen_args[@]}"; }
 
 # The true model's test AUC (ties excluded), from /truth: margins u_i . z_p.
 ceiling() {

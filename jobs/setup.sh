@@ -105,3 +105,20 @@ pref_log_environment() {
     printenv | grep -E '^SLURM_' | sort || true
   } >"$1"
 }
+
+# pref_data_file DIR SEED GENERATE-ARGS...: generates (once) the label file of
+# `pref generate GENERATE-ARGS --seed SEED` in DIR and prints its path; the name encodes the
+# arguments, so a changed setting gets its own file.
+pref_data_file() {
+  local dir="$1" seed="$2"
+  shift 2
+  local name
+  name="$(printf '%s' "$*" | tr -s ' -' '_' | tr -d '/')"
+  local f="$dir/data$name-s$seed.h5"
+  if [ ! -f "$f" ]; then
+    pref_log "generate: seed $seed -> $f"
+    "$PREF_BIN" generate "$@" --seed "$seed" --out "$f" >/dev/null 2>&1 ||
+      pref_die "generate failed (pref generate $* --seed $seed)"
+  fi
+  printf '%s\n' "$f"
+}
