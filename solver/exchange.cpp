@@ -54,15 +54,18 @@ GhostPlan::GhostPlan(const mpi::Comm& comm, const IdSet& ids, const Partition& o
 }
 
 void GhostPlan::fetch(const mpi::Comm& comm, std::span<const double> local, int width,
-                      std::vector<double>& ghost) const {
+                      std::span<double> ghost) const {
   const int p = comm.size();
-  std::vector<double> send(send_rows_.size() * width);
+  send_.resize(send_rows_.size() * width);
   for (std::size_t k = 0; k < send_rows_.size(); ++k)
     std::copy_n(local.data() + std::size_t(send_rows_[k]) * width, width,
-                send.data() + k * width);
-  std::vector<std::uint64_t> sc(p);
-  for (int r = 0; r < p; ++r) sc[r] = send_counts_[r] * width;
-  ghost = mpi::alltoallv<double>(comm, send, sc);
+                send_.data() + k * width);
+  std::vector<std::uint64_t> sc(p), rc(p);
+  for (int r = 0; r < p; ++r) {
+    sc[r] = send_counts_[r] * width;
+    rc[r] = recv_counts_[r] * width;
+  }
+  mpi::alltoallv_into<double>(comm, send_, sc, rc, ghost);
 }
 
 void GhostPlan::reduce(const mpi::Comm& comm, std::span<const double> ghost, int width,

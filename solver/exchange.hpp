@@ -51,7 +51,13 @@ class GhostPlan {
   // Fills ghost (ghosts() x width, row-major) with the owners' rows of `local`
   // (local rows x width, row-major, rows indexed from the owner's first id). Collective.
   void fetch(const mpi::Comm& comm, std::span<const double> local, int width,
-             std::vector<double>& ghost) const;
+             std::span<double> ghost) const;
+  template <class Vector>
+  void fetch(const mpi::Comm& comm, std::span<const double> local, int width,
+             Vector& ghost) const {
+    ghost.resize(ghosts() * std::size_t(width));
+    fetch(comm, local, width, std::span<double>(ghost));
+  }
   // Adds every rank's ghost rows (ghosts() x width) into the owners' `local` rows
   // (set to the sum; local must have the owner's row count x width). Collective.
   void reduce(const mpi::Comm& comm, std::span<const double> ghost, int width,
@@ -68,6 +74,7 @@ class GhostPlan {
   std::vector<std::uint64_t> send_counts_;  // per requester
   std::vector<std::uint32_t> send_rows_;    // local rows to send, grouped by requester
   std::uint64_t remote_rows_ = 0;
+  mutable std::vector<double> send_;  // fetch's send buffer, reused
 };
 
 }  // namespace pref

@@ -12,6 +12,7 @@
 #include <omp.h>
 #endif
 
+#include "solver/base/aligned.hpp"
 #include "solver/base/log.hpp"
 #include "solver/base/rng.hpp"
 #include "solver/exchange.hpp"
@@ -175,8 +176,8 @@ class Fitter {
 #endif
   }
 
-  void fetch(const GhostPlan& plan, std::span<const double> local, int width,
-             std::vector<double>& ghost) {
+  template <class Vector>
+  void fetch(const GhostPlan& plan, std::span<const double> local, int width, Vector& ghost) {
     plan.fetch(comm_, local, width, ghost);
     bytes_ += plan.remote_rows() * width * 8;
   }
@@ -240,7 +241,7 @@ class Fitter {
       for (int a = 0; a < J_; ++a)
         for (int b = 0; b <= a; ++b) ws.h(a, b) = ws.h(b, a) = s[k++];
       ws.h.diagonal().array() += cfg_.mu_z;
-      if (ws.g.squaredNorm() == 0 || !newton_direction(ws.h, ws.g, ws.d)) return;
+      if (ws.g.squaredNorm() == 0 || !direction(ws.h, ws.g, ws.d)) return;
       const double gdc = ws.g.dot(ws.d);
       if (!(gdc < 0)) return;
       gd[c] = gdc;
@@ -422,7 +423,7 @@ class Fitter {
   std::vector<RowWorkspace> ws_;
   GhostPlan zplan_, uplan_;
   LocalRows users_, users_val_, comps_, ghost_comps_;
-  std::vector<double> zghost_, ughost_;
+  AlignedVector<double> zghost_, ughost_;  // gathered from: cache-line aligned rows
   bool ughost_fresh_ = false;
   std::uint64_t bytes_ = 0;
   double cost_ship_ = 0, cost_reduce_ = 0, bytes_ship_ = 0, bytes_reduce_ = 0;

@@ -20,6 +20,12 @@ struct Table {
   double (*accumulate)(int J, const double* w, const double* table,
                        std::span<const std::uint32_t> idx, std::span<const float> y,
                        const LabelPass& out);
+  // q[k] = x_k . d for the partners x_k = table row idx[k].
+  void (*project)(int J, const double* d, const double* table,
+                  std::span<const std::uint32_t> idx, double* q);
+  // d = -H^-1 g by Cholesky of the lower triangle of H (J x J column-major); false when a
+  // squared pivot is not above min_pivot (or d is not finite).
+  bool (*direction)(int J, const double* H, const double* g, double min_pivot, double* d);
   double (*loss_change)(const double* m, const double* p, const double* q, const float* y,
                         std::size_t n, double t, std::vector<double>& scratch);
   const char* isa;

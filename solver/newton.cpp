@@ -55,6 +55,25 @@ bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::Vecto
   return false;
 }
 
+bool direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::VectorXd& d) {
+  const int J = static_cast<int>(g.size());
+  if (J <= kernels::kMaxSmallJ) {
+    const double max_diag = H.diagonal().cwiseAbs().maxCoeff();
+    d.resize(J);
+    if (kernels::best().direction(J, H.data(), g.data(), kSingularPivot * max_diag, d.data()))
+      return true;
+  }
+  return newton_direction(H, g, d);
+}
+
+void project(const double* d, int J, const double* table, std::span<const std::uint32_t> idx,
+             double* q) {
+  if (J <= kernels::kMaxSmallJ) return kernels::best().project(J, d, table, idx, q);
+  Eigen::Map<const Eigen::VectorXd> dv(d, J);
+  for (std::size_t k = 0; k < idx.size(); ++k)
+    q[k] = Eigen::Map<const Eigen::RowVectorXd>(table + std::size_t(idx[k]) * J, J).dot(dv);
+}
+
 double accumulate(const double* w, int J, const double* table,
                   std::span<const std::uint32_t> idx, std::span<const float> y,
                   const LabelPass& out, RowWorkspace& ws) {
@@ -133,13 +152,11 @@ RowStats solve_row(double* w, int J, const double* table, std::span<const std::u
     ws.h.diagonal().array() += mu;
     st.grad_norm2 = ws.g.squaredNorm();
     if (st.grad_norm2 == 0) break;
-    if (!newton_direction(ws.h, ws.g, ws.d)) break;
+    if (!direction(ws.h, ws.g, ws.d)) break;
     const double gd = ws.g.dot(ws.d);
     if (!(gd < 0)) break;
     // q_k = x_k . d, then the change of the objective along the ladder.
-    for (std::size_t k = 0; k < n; ++k)
-      ws.steps[k] = Eigen::Map<const Eigen::RowVectorXd>(table + std::size_t(idx[k]) * J, J)
-                        .dot(ws.d);
+    project(ws.d.data(), J, table, idx, ws.steps.data());
     const double wd = wv.dot(ws.d), dd = ws.d.squaredNorm();
     int chosen = -1;
     for (int k = 0; k < kLadder && chosen < 0; ++k) {

@@ -52,6 +52,13 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 // positive definite (only possible without regularization), a growing multiple of the identity
 // is added. Returns false if no direction could be found.
 bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::VectorXd& d);
+// The same, by the fixed-J Cholesky of solver/kernels.hpp when J <= kMaxSmallJ and H is clearly
+// positive definite, else by newton_direction.
+bool direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::VectorXd& d);
+
+// q[k] = x_k . d for the partners x_k = table row idx[k].
+void project(const double* d, int J, const double* table, std::span<const std::uint32_t> idx,
+             double* q);
 
 struct RowStats {
   double grad_norm2 = 0;  // |gradient|^2 at the starting w of the last step tried

@@ -9,7 +9,7 @@
 namespace pref::vmath {
 
 // exp(x) for x <= 0; 0 below -708 (where exp is subnormal: 1 + exp(x) is then exactly 1).
-inline double exp_nonpos(double x) {
+[[gnu::always_inline]] inline double exp_nonpos(double x) {
   const double xc = x < -708.0 ? -708.0 : x;
   // Round x / ln2 to the nearest integer k with the 1.5 * 2^52 shifter (exact for |k| < 2^51).
   constexpr double kShift = 6755399441055744.0;
@@ -38,7 +38,7 @@ inline double exp_nonpos(double x) {
 }
 
 // expm1(x) for |x| <= 1 by its Taylor series to degree 19 (truncation below 1e-17 relative).
-inline double expm1_small(double x) {
+[[gnu::always_inline]] inline double expm1_small(double x) {
   double p = 1.0 / 121645100408832000.0;  // 1/19!
   p = p * x + 1.0 / 6402373705728000.0;
   p = p * x + 1.0 / 355687428096000.0;
@@ -64,7 +64,7 @@ inline double expm1_small(double x) {
 // log1p(x) for x > -1 and 1 + x normal: log(1 + x) = k ln2 + 2 atanh(s), with
 // 1 + x = m 2^k, m in [sqrt(1/2), sqrt(2)), s = (m - 1) / (m + 1); when k = 0, s = x / (2 + x)
 // exactly in terms of x (no rounding of 1 + x), so small x keep full relative precision.
-inline double log1p_pos(double x) {
+[[gnu::always_inline]] inline double log1p_pos(double x) {
   const double v = 1.0 + x;
   const std::uint64_t bits = std::bit_cast<std::uint64_t>(v);
   // The exponent as a double without an int64 -> double conversion (which AVX2 lacks): the

@@ -130,6 +130,12 @@ template <class T>
 std::vector<T> alltoallv(const Comm& comm, std::span<const T> send,
                          std::span<const std::uint64_t> send_counts,
                          std::vector<std::uint64_t>* recv_counts_out = nullptr);
+// The same with the receive counts known (recv_counts[r] items from rank r) into a caller's
+// buffer of exactly their sum, e.g. one reused across calls.
+template <class T>
+void alltoallv_into(const Comm& comm, std::span<const T> send,
+                    std::span<const std::uint64_t> send_counts,
+                    std::span<const std::uint64_t> recv_counts, std::span<T> recv);
 
 // Runs fn on every rank and makes its outcome collective: if fn threw on any rank, every rank
 // throws the same error (the InputError with the smallest order, then the lowest rank),

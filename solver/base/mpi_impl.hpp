@@ -6,13 +6,10 @@
 namespace pref::mpi {
 
 template <class T>
-std::vector<T> alltoallv(const Comm& comm, std::span<const T> send,
-                         std::span<const std::uint64_t> send_counts,
-                         std::vector<std::uint64_t>* recv_counts_out) {
+void alltoallv_into(const Comm& comm, std::span<const T> send,
+                    std::span<const std::uint64_t> send_counts,
+                    std::span<const std::uint64_t> recv_counts, std::span<T> recv) {
   const int p = comm.size();
-  std::vector<std::uint64_t> recv_counts(p);
-  PREF_MPI_CHECK(MPI_Alltoall(send_counts.data(), 1, MPI_UINT64_T, recv_counts.data(), 1,
-                              MPI_UINT64_T, comm.get()));
   std::vector<std::uint64_t> send_off(p + 1, 0), recv_off(p + 1, 0);
   std::uint64_t max_pair = 0;
   for (int r = 0; r < p; ++r) {
@@ -20,7 +17,8 @@ std::vector<T> alltoallv(const Comm& comm, std::span<const T> send,
     recv_off[r + 1] = recv_off[r] + recv_counts[r];
     max_pair = std::max({max_pair, send_counts[r], recv_counts[r]});
   }
-  std::vector<T> recv(recv_off[p]);
+  if (recv_off[p] != recv.size() || send_off[p] != send.size())
+    throw Error("alltoallv: buffer sizes do not match the counts");
   // Per round each pair moves at most `cap` items, and the displacements of one call must fit
   // in an int as well, so the cap is INT_MAX / p items.
   const std::uint64_t cap = std::max<std::uint64_t>(1, (INT_MAX / 2) / p);
@@ -54,6 +52,20 @@ std::vector<T> alltoallv(const Comm& comm, std::span<const T> send,
       for (int r = 0; r < p; ++r)
         std::copy_n(rbuf.data() + rd[r], rc[r], recv.data() + recv_off[r] + lo);
   }
+}
+
+template <class T>
+std::vector<T> alltoallv(const Comm& comm, std::span<const T> send,
+                         std::span<const std::uint64_t> send_counts,
+                         std::vector<std::uint64_t>* recv_counts_out) {
+  const int p = comm.size();
+  std::vector<std::uint64_t> recv_counts(p);
+  PREF_MPI_CHECK(MPI_Alltoall(send_counts.data(), 1, MPI_UINT64_T, recv_counts.data(), 1,
+                              MPI_UINT64_T, comm.get()));
+  std::uint64_t total = 0;
+  for (auto c : recv_counts) total += c;
+  std::vector<T> recv(total);
+  alltoallv_into<T>(comm, send, send_counts, recv_counts, recv);
   if (recv_counts_out) *recv_counts_out = std::move(recv_counts);
   return recv;
 }

@@ -1,6 +1,6 @@
 // Benchmark (not a test): throughput of the Newton row kernel's label loop (margin, loss,
 // gradient and Hessian) for several J, next to the machine's measured dgemm rate.
-// Usage: bench_kernels [labels_per_row=40] [total_labels=4e6]
+// Usage: bench_kernels [labels_per_row=40] [total_labels=4e6] [Js=4,8,16,32,64]
 #include <fmt/core.h>
 
 #include <Eigen/Core>
@@ -38,12 +38,19 @@ double dgemm_gflops(int n) {
 int main(int argc, char** argv) {
   const std::size_t per_row = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 40;
   const std::size_t total = argc > 2 ? static_cast<std::size_t>(std::strtod(argv[2], nullptr)) : 4000000;
+  std::vector<int> js;
+  for (const char* s = argc > 3 ? argv[3] : "4,8,16,32,64"; *s;) {
+    char* end = nullptr;
+    js.push_back(static_cast<int>(std::strtol(s, &end, 10)));
+    s = *end == ',' ? end + 1 : end;
+    if (end == s && *s) break;
+  }
   const std::size_t partners = 10000;
   fmt::print("dgemm (OpenBLAS, one thread unless OPENBLAS_NUM_THREADS says otherwise): "
              "{:.1f} GFLOP/s at n=1000\n", dgemm_gflops(1000));
   fmt::print("{:>4} {:>10} {:>14} {:>16} {:>16}\n", "J", "labels/row", "Mlabels/s",
              "Hessian GFLOP/s", "row solves/s");
-  for (int J : {4, 8, 16, 32, 64}) {
+  for (int J : js) {
     std::vector<double> table(partners * J);
     pref::Rng rng(1, pref::Stream::kSketch, J);
     for (auto& v : table) v = 0.3 * rng.normal();

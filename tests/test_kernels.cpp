@@ -1,0 +1,132 @@
+// The label kernels (solver/kernels_impl.hpp) of every instruction set this CPU has, against
+// naive references: the label pass (loss, gradient, Hessian, margins, probabilities), the
+// projection of the line search and the Newton direction, for every J they cover and label
+// counts around their block size.
+#include <gtest/gtest.h>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <cmath>
+#include <vector>
+
+#include "solver/base/rng.hpp"
+#include "solver/kernels.hpp"
+#include "solver/newton.hpp"
+
+using namespace pref;
+
+namespace {
+
+std::vector<const kernels::Table*> tables() {
+  static const kernels::Table g = kernels::generic::table(), a2 = kernels::avx2::table(),
+                              a5 = kernels::avx512::table();
+  std::vector<const kernels::Table*> out{&g};
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out.push_back(&a2);
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl"))
+    out.push_back(&a5);
+  return out;
+}
+
+struct Problem {
+  int J;
+  std::size_t rows = 57;
+  std::vector<double> table, w;
+  std::vector<std::uint32_t> idx;
+  std::vector<float> y;
+  Problem(int j, std::size_t n, std::uint64_t seed) : J(j) {
+    Rng rng(seed, Stream::kSketch, static_cast<std::uint64_t>(j) * 1000 + n);
+    table.resize(rows * J);
+    for (auto& v : table) v = 0.7 * rng.normal();
+    w.resize(J);
+    for (auto& v : w) v = 0.7 * rng.normal();
+    for (std::size_t k = 0; k < n; ++k) {
+      idx.push_back(static_cast<std::uint32_t>(rng.below(rows)));
+      y.push_back(k % 5 == 0 ? 0.5f : (rng.uniform() < 0.5 ? 0.0f : 1.0f));
+    }
+  }
+  const double* x(std::size_t k) const { return table.data() + std::size_t(idx[k]) * J; }
+};
+
+double rel(double a, double b) { return std::abs(a - b) / std::max(1.0, std::abs(b)); }
+
+}  // namespace
+
+TEST(Kernels, LabelPassMatchesNaiveReference) {
+  for (const auto* t : tables()) {
+    for (int J = 1; J <= kernels::kMaxSmallJ; ++J) {
+      for (std::size_t n : {0, 1, 7, 31, 32, 33, 100}) {
+        SCOPED_TRACE(std::string(t->isa) + " J=" + std::to_string(J) + " n=" + std::to_string(n));
+        Problem pr(J, n, 11);
+        // Reference in plain double loops with libm.
+        double loss = 0;
+        std::vector<double> g(J, 0.0), H(J * J, 0.0), m(n), p(n);
+        for (std::size_t k = 0; k < n; ++k) {
+          double mk = 0;
+          for (int a = 0; a < J; ++a) mk += pr.x(k)[a] * pr.w[a];
+          m[k] = mk;
+          p[k] = sigmoid(mk);
+          loss += bce(mk, pr.y[k]);
+          for (int a = 0; a < J; ++a) {
+            g[a] += (p[k] - pr.y[k]) * pr.x(k)[a];
+            for (int b = 0; b < J; ++b) H[b * J + a] += p[k] * (1 - p[k]) * pr.x(k)[a] * pr.x(k)[b];
+          }
+        }
+        // Kernel: g and H are added to (start from 1 to check that), lower triangle only.
+        std::vector<double> gk(J, 1.0), Hk(J * J, 1.0), mk(n), pk(n);
+        LabelPass out;
+        out.g = gk.data();
+        out.H = Hk.data();
+        out.loss = true;
+        out.margins = mk.data();
+        out.probs = pk.data();
+        const double lk = t->accumulate(J, pr.w.data(), pr.table.data(), pr.idx, pr.y, out);
+        EXPECT_LT(rel(lk, loss), 1e-13);
+        double worst = 0;
+        for (int a = 0; a < J; ++a) {
+          worst = std::max(worst, rel(gk[a] - 1.0, g[a]));
+          for (int b = 0; b <= a; ++b) worst = std::max(worst, rel(Hk[b * J + a] - 1.0, H[b * J + a]));
+          for (int b = a + 1; b < J; ++b) EXPECT_EQ(Hk[b * J + a], 1.0) << "upper triangle written";
+        }
+        for (std::size_t k = 0; k < n; ++k) {
+          worst = std::max(worst, rel(mk[k], m[k]));
+          worst = std::max(worst, rel(pk[k], p[k]));
+        }
+        EXPECT_LT(worst, 1e-13);
+        // The projection of the line search: q_k = x_k . w.
+        std::vector<double> q(n);
+        t->project(J, pr.w.data(), pr.table.data(), pr.idx, q.data());
+        for (std::size_t k = 0; k < n; ++k) EXPECT_LT(rel(q[k], m[k]), 1e-14);
+      }
+    }
+  }
+}
+
+TEST(Kernels, DirectionMatchesEigenCholesky) {
+  for (const auto* t : tables()) {
+    for (int J = 1; J <= kernels::kMaxSmallJ; ++J) {
+      SCOPED_TRACE(std::string(t->isa) + " J=" + std::to_string(J));
+      Rng rng(3, Stream::kSketch, J);
+      Eigen::MatrixXd A(J + 3, J);
+      for (int i = 0; i < A.size(); ++i) A.data()[i] = rng.normal();
+      Eigen::MatrixXd H = A.transpose() * A + 0.1 * Eigen::MatrixXd::Identity(J, J);
+      Eigen::VectorXd g(J);
+      for (int i = 0; i < J; ++i) g[i] = rng.normal();
+      const Eigen::VectorXd ref = -H.llt().solve(g);
+      Eigen::MatrixXd Hlow = H;  // only the lower triangle may be read
+      for (int b = 0; b < J; ++b)
+        for (int a = 0; a < b; ++a) Hlow(a, b) = std::nan("");
+      Eigen::VectorXd d(J);
+      ASSERT_TRUE(t->direction(J, Hlow.data(), g.data(), 1e-8 * H.diagonal().maxCoeff(), d.data()));
+      EXPECT_LT((d - ref).norm() / ref.norm(), 1e-10);
+      // A singular H (rank J - 1) is refused, so that the caller takes the shifted path.
+      if (J > 1) {
+        Eigen::MatrixXd B = A.leftCols(J - 1);
+        Eigen::MatrixXd S = Eigen::MatrixXd::Zero(J, J);
+        S.topLeftCorner(J - 1, J - 1) = B.transpose() * B;
+        EXPECT_FALSE(t->direction(J, S.data(), g.data(), 1e-8 * S.diagonal().maxCoeff(), d.data()));
+      }
+    }
+  }
+}
