@@ -1,6 +1,8 @@
 #include "solver/metrics.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 
@@ -30,12 +32,55 @@ std::uint64_t twice_u(std::span<const Scored> sorted, std::uint64_t& neg_before)
   return u2;
 }
 
+// Sorts by a double key with an LSD radix sort on its order-preserving 64-bit image (11-bit
+// digits; digits that all keys share are skipped). Stable, so the order is the same on every
+// run; -0.0 sorts with +0.0.
+template <class T, class Key>
+void radix_sort(std::vector<T>& items, Key key) {
+  const std::size_t n = items.size();
+  if (n < 2048) {
+    std::stable_sort(items.begin(), items.end(),
+                     [&](const T& a, const T& b) { return key(a) < key(b); });
+    return;
+  }
+  auto image = [&](const T& t) {
+    double d = key(t);
+    if (d == 0) d = 0.0;
+    const std::uint64_t b = std::bit_cast<std::uint64_t>(d);
+    return (b >> 63) ? ~b : b | (std::uint64_t{1} << 63);
+  };
+  constexpr int kBits = 11, kRadix = 1 << kBits, kPasses = (64 + kBits - 1) / kBits;
+  std::vector<std::uint64_t> keys(n), keys2(n);
+  for (std::size_t i = 0; i < n; ++i) keys[i] = image(items[i]);
+  std::vector<T> tmp(n);
+  std::vector<std::uint64_t> count(kRadix);
+  for (int pass = 0; pass < kPasses; ++pass) {
+    const int shift = pass * kBits;
+    std::fill(count.begin(), count.end(), 0);
+    for (auto k : keys) ++count[(k >> shift) & (kRadix - 1)];
+    if (count[(keys[0] >> shift) & (kRadix - 1)] == n) continue;  // one digit value: no-op
+    std::uint64_t sum = 0;
+    for (auto& c : count) {
+      const std::uint64_t v = c;
+      c = sum;
+      sum += v;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint64_t at = count[(keys[i] >> shift) & (kRadix - 1)]++;
+      keys2[at] = keys[i];
+      tmp[at] = items[i];
+    }
+    keys.swap(keys2);
+    items.swap(tmp);
+  }
+}
+
 // Distributed sample sort by score: on return `items` holds this rank's slice of the global
 // order (all scores on rank r <= all on rank r+1).
 template <class T, class Key>
 void sample_sort(const mpi::Comm& comm, std::vector<T>& items, Key key) {
   const int p = comm.size();
-  std::sort(items.begin(), items.end(), [&](const T& a, const T& b) { return key(a) < key(b); });
+  radix_sort(items, key);
   if (p == 1) return;
   std::vector<double> samples(p - 1, std::numeric_limits<double>::infinity());
   for (int k = 1; k < p && !items.empty(); ++k)
@@ -62,7 +107,7 @@ void sample_sort(const mpi::Comm& comm, std::vector<T>& items, Key key) {
   std::vector<char> recv = mpi::alltoallv<char>(comm, bytes, bcounts);
   items.resize(recv.size() / sizeof(T));
   std::copy_n(recv.data(), recv.size(), reinterpret_cast<char*>(items.data()));
-  std::sort(items.begin(), items.end(), [&](const T& a, const T& b) { return key(a) < key(b); });
+  radix_sort(items, key);
 }
 }  // namespace
 

@@ -795,3 +795,46 @@ TEST_F(Fit, ZeroSweepsReturnsTheInitialFactors) {
 }
 
 }  // namespace
+
+// The distributed ROC-AUC (sample sort, radix-sorted runs) against the pair count of its
+// definition on the gathered items, with many tied scores, -0.0 and +0.0, and ties in the
+// labels excluded; and the quantiles against a serial sort.
+TEST(Metrics, GlobalAucAndQuantilesMatchSerialReference) {
+  const auto& comm = mpi::Comm::world();
+  const int me = comm.rank(), p = comm.size();
+  for (std::size_t total : {500, 20000}) {
+    std::vector<Scored> all(total);
+    Rng rng(17, Stream::kSketch, total);
+    for (std::size_t i = 0; i < total; ++i) {
+      const double u = rng.uniform();
+      const double score = i % 7 == 0 ? (i % 2 ? -0.0 : 0.0) : std::round(40 * (u - 0.5)) / 8;
+      const float label = i % 11 == 0 ? 0.5f : (rng.uniform() < 0.3 + 0.4 * u ? 1.0f : 0.0f);
+      all[i] = {score, label};
+    }
+    // Reference: twice the number of correctly ordered (positive, negative) pairs, ties half.
+    std::uint64_t u2 = 0, P = 0, N = 0;
+    for (const auto& a : all) {
+      P += a.label == 1.0f;
+      N += a.label == 0.0f;
+      if (a.label != 1.0f) continue;
+      for (const auto& b : all)
+        if (b.label == 0.0f) u2 += a.score > b.score ? 2 : (a.score == b.score ? 1 : 0);
+    }
+    const double ref = 0.5 * double(u2) / (double(P) * double(N));
+    std::vector<Scored> mine;
+    for (std::size_t i = me; i < total; i += p) mine.push_back(all[i]);
+    EXPECT_DOUBLE_EQ(global_auc(comm, mine), ref) << total;
+
+    std::vector<double> values, local;
+    for (std::size_t i = 0; i < total; ++i) values.push_back(all[i].score + 1e-3 * double(i % 5));
+    for (std::size_t i = me; i < total; i += p) local.push_back(values[i]);
+    std::sort(values.begin(), values.end());
+    const std::vector<double> qs = {0.0, 0.1, 0.5, 0.9, 1.0};
+    const auto got = global_quantiles(comm, local, qs);
+    for (std::size_t k = 0; k < qs.size(); ++k) {
+      const std::size_t idx = std::min<std::size_t>(
+          total - 1, static_cast<std::size_t>(std::ceil(qs[k] * double(total))) - (qs[k] > 0 ? 1 : 0));
+      EXPECT_EQ(got[k], values[idx]) << "q=" << qs[k];
+    }
+  }
+}
