@@ -3,7 +3,10 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <bit>
+#include <limits>
 #include <numeric>
+#include <span>
 
 namespace pref {
 
@@ -29,55 +32,92 @@ struct Entry {
   float value;
 };
 
-// Sends (row, partner, value) to the owner of row and builds the owner's CSR.
-Csr exchange_and_build(const mpi::Comm& comm, const std::vector<std::uint32_t>& rows,
-                       const std::vector<std::uint32_t>& partners,
-                       const std::vector<float>& values, const Partition& part) {
+// Labels per pair of ranks per round of the label exchange: its buffers stay near 32 MB per
+// rank, whatever the number of labels.
+std::uint64_t round_cap(int ranks) {
+  return std::max<std::uint64_t>(1 << 12, (std::uint64_t{32} << 20) / (12 * std::uint64_t(ranks)));
+}
+
+// A label on its way to the owner of its row.
+struct Triple {
+  std::uint32_t row, partner;
+  float value;
+};
+
+// Sends label i = (rows[i], partner(d, i), values[i]) to the owner d of rows[i] and builds the
+// owner's CSR, rows sorted by (partner, value). Two passes in bounded rounds: the row ids alone
+// (counted, not stored: they give the CSR's row sizes), then the labels, placed at their row's
+// next free slot. Memory beyond the inputs and the CSR: the send order (4 bytes per label) and
+// the round buffers.
+template <class Partner>
+Csr exchange_and_build(const mpi::Comm& comm, std::span<const std::uint32_t> rows,
+                       Partner&& partner, std::span<const float> values, const Partition& part) {
   const int p = comm.size();
   const std::size_t n = rows.size();
-  // The owner is looked up twice (count, then place) rather than stored: 4 bytes per label
-  // less at the peak of loading.
+  if (n > std::numeric_limits<std::uint32_t>::max())
+    throw Error(fmt::format("{} labels on one rank: more than 2^32; use more ranks", n));
+  // The send order: label indices grouped by destination, in input order within each.
   std::vector<std::uint64_t> counts(p, 0);
   for (std::size_t i = 0; i < n; ++i) ++counts[part.owner(rows[i])];
-  std::vector<std::uint64_t> off(p, 0);
-  for (int r = 1; r < p; ++r) off[r] = off[r - 1] + counts[r - 1];
-  std::vector<std::uint32_t> srow(n), spartner(n);
-  std::vector<float> sval(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint64_t k = off[part.owner(rows[i])]++;
-    srow[k] = rows[i];
-    spartner[k] = partners[i];
-    sval[k] = values[i];
+  std::vector<std::uint64_t> soff(p + 1, 0);
+  for (int r = 0; r < p; ++r) soff[r + 1] = soff[r] + counts[r];
+  std::vector<std::uint32_t> order(n);
+  {
+    std::vector<std::uint64_t> at(soff.begin(), soff.end() - 1);
+    for (std::size_t i = 0; i < n; ++i)
+      order[at[part.owner(rows[i])]++] = static_cast<std::uint32_t>(i);
   }
-  auto rrow = mpi::alltoallv<std::uint32_t>(comm, srow, counts);
-  srow = {};
-  auto rpartner = mpi::alltoallv<std::uint32_t>(comm, spartner, counts);
-  spartner = {};
-  auto rval = mpi::alltoallv<float>(comm, sval, counts);
-  sval = {};
-
-  // Counting sort by local row, then each row sorted by (partner, value).
+  std::vector<std::uint64_t> rcounts(p);
+  PREF_MPI_CHECK(MPI_Alltoall(counts.data(), 1, MPI_UINT64_T, rcounts.data(), 1, MPI_UINT64_T,
+                              comm.get()));
+  std::uint64_t m = 0;
+  for (auto c : rcounts) m += c;
+  const std::uint64_t cap = round_cap(p);
   const std::uint64_t lo = part.begin(comm.rank());
+
   Csr csr;
   csr.ptr.assign(part.count(comm.rank()) + 1, 0);
-  for (auto r : rrow) ++csr.ptr[r - lo + 1];
+  mpi::alltoallv_rounds<std::uint32_t>(
+      comm, counts, rcounts, cap,
+      [&](int d, std::uint64_t from, std::uint64_t c, std::uint32_t* out) {
+        const std::uint32_t* o = order.data() + soff[d] + from;
+        for (std::uint64_t k = 0; k < c; ++k) out[k] = rows[o[k]];
+      },
+      [&](int, std::uint64_t, std::span<const std::uint32_t> got) {
+        for (auto r : got) ++csr.ptr[r - lo + 1];
+      });
   std::partial_sum(csr.ptr.begin(), csr.ptr.end(), csr.ptr.begin());
+  csr.col.resize(m);
+  csr.val.resize(m);
   std::vector<std::uint64_t> fill(csr.ptr.begin(), csr.ptr.end() - 1);
-  std::vector<Entry> entries(rrow.size());
-  for (std::size_t i = 0; i < rrow.size(); ++i) entries[fill[rrow[i] - lo]++] = {rpartner[i], rval[i]};
-  rrow = {};
-  rpartner = {};
-  rval = {};
-  for (std::size_t r = 0; r < csr.rows(); ++r)
-    std::sort(entries.begin() + csr.ptr[r], entries.begin() + csr.ptr[r + 1],
-              [](const Entry& a, const Entry& b) {
-                return a.partner != b.partner ? a.partner < b.partner : a.value < b.value;
-              });
-  csr.col.resize(entries.size());
-  csr.val.resize(entries.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    csr.col[i] = entries[i].partner;
-    csr.val[i] = entries[i].value;
+  mpi::alltoallv_rounds<Triple>(
+      comm, counts, rcounts, cap,
+      [&](int d, std::uint64_t from, std::uint64_t c, Triple* out) {
+        const std::uint32_t* o = order.data() + soff[d] + from;
+        for (std::uint64_t k = 0; k < c; ++k) out[k] = {rows[o[k]], partner(d, o[k]), values[o[k]]};
+      },
+      [&](int, std::uint64_t, std::span<const Triple> got) {
+        for (const Triple& t : got) {
+          const std::uint64_t at = fill[t.row - lo]++;
+          csr.col[at] = t.partner;
+          csr.val[at] = t.value;
+        }
+      });
+  order = {};
+  fill = {};
+  // Each row sorted by (partner, value): the layout does not depend on where labels came from.
+  std::vector<Entry> tmp;
+  for (std::size_t r = 0; r < csr.rows(); ++r) {
+    const std::uint64_t b = csr.ptr[r], e = csr.ptr[r + 1];
+    tmp.resize(e - b);
+    for (std::uint64_t k = b; k < e; ++k) tmp[k - b] = {csr.col[k], csr.val[k]};
+    std::sort(tmp.begin(), tmp.end(), [](const Entry& x, const Entry& y) {
+      return x.partner != y.partner ? x.partner < y.partner : x.value < y.value;
+    });
+    for (std::uint64_t k = b; k < e; ++k) {
+      csr.col[k] = tmp[k - b].partner;
+      csr.val[k] = tmp[k - b].value;
+    }
   }
   return csr;
 }
@@ -125,7 +165,9 @@ LabelMatrix distribute(const mpi::Comm& comm, LabelColumns cols, const Partition
   m.users = users;
   m.comparisons = comparisons;
   m.parts = parts;
-  m.by_user = exchange_and_build(comm, cols.user, cols.comparison, cols.value, parts.users);
+  m.by_user = exchange_and_build(
+      comm, cols.user, [&](int, std::uint32_t i) { return cols.comparison[i]; }, cols.value,
+      parts.users);
   const std::uint64_t dup =
       mpi::allreduce_min(comm, first_duplicate(m.by_user, m.first_user(comm)));
   if (dup != UINT64_MAX) {
@@ -157,13 +199,19 @@ LabelMatrix distribute(const mpi::Comm& comm, LabelColumns cols, const Partition
   // one (duplicates already merged), which keeps the peak memory of loading lower.
   cols = LabelColumns{};
   {
-    std::vector<std::uint32_t> user_ids(m.by_user.nnz());
+    // The user of label i, found by a cursor per destination: each destination's labels are
+    // packed in increasing i.
     const std::uint64_t u0 = m.first_user(comm);
-    for (std::size_t r = 0; r < m.by_user.rows(); ++r)
-      std::fill(user_ids.begin() + m.by_user.ptr[r], user_ids.begin() + m.by_user.ptr[r + 1],
-                static_cast<std::uint32_t>(u0 + r));
-    m.by_comparison =
-        exchange_and_build(comm, m.by_user.col, user_ids, m.by_user.val, parts.comparisons);
+    const Csr& bu = m.by_user;
+    std::vector<std::size_t> row(comm.size(), 0);
+    m.by_comparison = exchange_and_build(
+        comm, bu.col,
+        [&](int d, std::uint32_t i) {
+          std::size_t& r = row[d];
+          while (bu.ptr[r + 1] <= i) ++r;
+          return static_cast<std::uint32_t>(u0 + r);
+        },
+        bu.val, parts.comparisons);
   }
   m.labels = mpi::allreduce_sum(comm, static_cast<std::uint64_t>(m.by_user.nnz()));
   return m;

@@ -50,27 +50,22 @@ void radix_sort(std::vector<T>& items, Key key) {
     return (b >> 63) ? ~b : b | (std::uint64_t{1} << 63);
   };
   constexpr int kBits = 11, kRadix = 1 << kBits, kPasses = (64 + kBits - 1) / kBits;
-  std::vector<std::uint64_t> keys(n), keys2(n);
-  for (std::size_t i = 0; i < n; ++i) keys[i] = image(items[i]);
+  // The key image is recomputed per pass rather than stored: the only extra memory is one copy
+  // of the items.
   std::vector<T> tmp(n);
   std::vector<std::uint64_t> count(kRadix);
   for (int pass = 0; pass < kPasses; ++pass) {
     const int shift = pass * kBits;
     std::fill(count.begin(), count.end(), 0);
-    for (auto k : keys) ++count[(k >> shift) & (kRadix - 1)];
-    if (count[(keys[0] >> shift) & (kRadix - 1)] == n) continue;  // one digit value: no-op
+    for (const T& t : items) ++count[(image(t) >> shift) & (kRadix - 1)];
+    if (count[(image(items[0]) >> shift) & (kRadix - 1)] == n) continue;  // one digit: no-op
     std::uint64_t sum = 0;
     for (auto& c : count) {
       const std::uint64_t v = c;
       c = sum;
       sum += v;
     }
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::uint64_t at = count[(keys[i] >> shift) & (kRadix - 1)]++;
-      keys2[at] = keys[i];
-      tmp[at] = items[i];
-    }
-    keys.swap(keys2);
+    for (const T& t : items) tmp[count[(image(t) >> shift) & (kRadix - 1)]++] = t;
     items.swap(tmp);
   }
 }
@@ -93,20 +88,11 @@ void sample_sort(const mpi::Comm& comm, std::vector<T>& items, Key key) {
   for (int k = 1; k < p; ++k) splitters[k - 1] = all[all.size() * k / p];
   // Equal keys go to the same rank: bucket = number of splitters below the key.
   std::vector<std::uint64_t> counts(p, 0);
-  std::vector<int> bucket(items.size());
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    bucket[i] = static_cast<int>(std::lower_bound(splitters.begin(), splitters.end(), key(items[i])) -
-                                 splitters.begin());
-    ++counts[bucket[i]];
-  }
+  for (const T& t : items)
+    ++counts[std::lower_bound(splitters.begin(), splitters.end(), key(t)) - splitters.begin()];
   // items are sorted, so buckets are already contiguous and in order.
-  std::vector<char> bytes(items.size() * sizeof(T));
-  std::copy_n(reinterpret_cast<const char*>(items.data()), bytes.size(), bytes.data());
-  std::vector<std::uint64_t> bcounts(p);
-  for (int r = 0; r < p; ++r) bcounts[r] = counts[r] * sizeof(T);
-  std::vector<char> recv = mpi::alltoallv<char>(comm, bytes, bcounts);
-  items.resize(recv.size() / sizeof(T));
-  std::copy_n(recv.data(), recv.size(), reinterpret_cast<char*>(items.data()));
+  std::vector<T> recv = mpi::alltoallv<T>(comm, items, counts);
+  items = std::move(recv);
   radix_sort(items, key);
 }
 }  // namespace

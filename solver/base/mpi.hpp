@@ -73,7 +73,17 @@ MPI_Datatype datatype() {
   else if constexpr (std::is_same_v<T, std::int64_t>) return MPI_INT64_T;
   else if constexpr (std::is_same_v<T, std::uint64_t>) return MPI_UINT64_T;
   else if constexpr (std::is_same_v<T, char>) return MPI_CHAR;
-  else static_assert(sizeof(T) == 0, "no MPI datatype for this type");
+  else {
+    // Any other trivially copyable type travels as its bytes.
+    static_assert(std::is_trivially_copyable_v<T>, "no MPI datatype for this type");
+    static const MPI_Datatype t = [] {
+      MPI_Datatype d;
+      MPI_Type_contiguous(static_cast<int>(sizeof(T)), MPI_BYTE, &d);
+      MPI_Type_commit(&d);
+      return d;
+    }();
+    return t;
+  }
 }
 
 template <class T>
@@ -136,6 +146,15 @@ template <class T>
 void alltoallv_into(const Comm& comm, std::span<const T> send,
                     std::span<const std::uint64_t> send_counts,
                     std::span<const std::uint64_t> recv_counts, std::span<T> recv);
+
+// The same exchange in rounds of at most `cap` items per pair of ranks, so that no buffer of the
+// whole volume is ever formed: pack(dest, from, count, out) writes items [from, from + count) of
+// those for rank dest (in their order) to out; take(source, from, items) receives items
+// [from, from + size) of those from rank source. recv_counts must match what the peers send.
+template <class T, class Pack, class Take>
+void alltoallv_rounds(const Comm& comm, std::span<const std::uint64_t> send_counts,
+                      std::span<const std::uint64_t> recv_counts, std::uint64_t cap, Pack&& pack,
+                      Take&& take);
 
 // Runs fn on every rank and makes its outcome collective: if fn threw on any rank, every rank
 // throws the same error (the InputError with the smallest order, then the lowest rank),

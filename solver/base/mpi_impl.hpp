@@ -70,4 +70,37 @@ std::vector<T> alltoallv(const Comm& comm, std::span<const T> send,
   return recv;
 }
 
+template <class T, class Pack, class Take>
+void alltoallv_rounds(const Comm& comm, std::span<const std::uint64_t> send_counts,
+                      std::span<const std::uint64_t> recv_counts, std::uint64_t cap, Pack&& pack,
+                      Take&& take) {
+  const int p = comm.size();
+  cap = std::clamp<std::uint64_t>(cap, 1, (INT_MAX / 2) / p);
+  std::uint64_t max_pair = 0;
+  for (int r = 0; r < p; ++r) max_pair = std::max({max_pair, send_counts[r], recv_counts[r]});
+  const std::uint64_t rounds = allreduce_max(comm, (max_pair + cap - 1) / cap);
+  std::vector<int> sc(p), sd(p), rc(p), rd(p);
+  std::vector<T> sbuf, rbuf;
+  for (std::uint64_t round = 0; round < rounds; ++round) {
+    const std::uint64_t lo = round * cap;
+    int stot = 0, rtot = 0;
+    for (int r = 0; r < p; ++r) {
+      sc[r] = static_cast<int>(send_counts[r] > lo ? std::min(cap, send_counts[r] - lo) : 0);
+      rc[r] = static_cast<int>(recv_counts[r] > lo ? std::min(cap, recv_counts[r] - lo) : 0);
+      sd[r] = stot;
+      rd[r] = rtot;
+      stot += sc[r];
+      rtot += rc[r];
+    }
+    sbuf.resize(stot);
+    rbuf.resize(rtot);
+    for (int r = 0; r < p; ++r)
+      if (sc[r]) pack(r, lo, static_cast<std::uint64_t>(sc[r]), sbuf.data() + sd[r]);
+    PREF_MPI_CHECK(MPI_Alltoallv(sbuf.data(), sc.data(), sd.data(), datatype<T>(), rbuf.data(),
+                                 rc.data(), rd.data(), datatype<T>(), comm.get()));
+    for (int r = 0; r < p; ++r)
+      if (rc[r]) take(r, lo, std::span<const T>(rbuf.data() + rd[r], rc[r]));
+  }
+}
+
 }  // namespace pref::mpi
