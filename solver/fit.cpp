@@ -334,7 +334,10 @@ class Fitter {
     SweepRecord rec;
     fetch(zplan_, f_.Z, J_, zghost_);
     const std::size_t nu = users_.rows();
-    std::vector<double> loss(nu), gu(nu, 0.0);
+    std::vector<double>& loss = eval_loss_;
+    std::vector<double>& gu = eval_gu_;
+    loss.assign(nu, 0.0);
+    gu.assign(nu, 0.0);
     parallel_rows(nu, [&](std::size_t r, RowWorkspace& ws) {
       ws.g.setZero(J_);
       const double* u = f_.U.data() + r * J_;
@@ -347,7 +350,8 @@ class Fitter {
     });
     // Comparison gradients: at the owners.
     const std::size_t nc = f_.Z.size() / J_;
-    std::vector<double> gz(nc, 0.0);
+    std::vector<double>& gz = eval_gz_;
+    gz.assign(nc, 0.0);
     if (exchange_ == Exchange::kShip) {
       refresh_ughost();
       parallel_rows(nc, [&](std::size_t c, RowWorkspace& ws) {
@@ -385,22 +389,23 @@ class Fitter {
     rec.objective = sums[0] + (cfg_.shared ? 0.0 : 0.5 * cfg_.mu_u * sums[1]) + 0.5 * cfg_.mu_z * sums[2];
     rec.grad_norm = std::sqrt(sums[3]);
     if (has_validation_) {
-      MetricsAccumulator acc;
+      // Margins and log-loss by the label kernels; the accumulator keeps its buffers.
       std::vector<Scored> items;
+      std::vector<double> margins;
+      RowWorkspace& ws = ws_[0];
       for (std::size_t r = 0; r < users_val_.rows(); ++r) {
         auto idx = users_val_.idx_of(r);
         auto y = users_val_.y_of(r);
+        margins.resize(idx.size());
+        LabelPass pass;
+        pass.loss = true;
+        pass.margins = margins.data();
+        const double l = accumulate(f_.U.data() + r * J_, J_, zghost_.data(), idx, y, pass, ws);
         items.resize(idx.size());
-        const double* u = f_.U.data() + r * J_;
-        for (std::size_t k = 0; k < idx.size(); ++k) {
-          const double* z = zghost_.data() + std::size_t(idx[k]) * J_;
-          double m = 0;
-          for (int a = 0; a < J_; ++a) m += u[a] * z[a];
-          items[k] = {m, y[k]};
-        }
-        acc.add_user(items);
+        for (std::size_t k = 0; k < idx.size(); ++k) items[k] = {margins[k], y[k]};
+        val_acc_.add_user(items, l);
       }
-      rec.validation = acc.finish(comm_);
+      rec.validation = val_acc_.finish(comm_);
     }
     return rec;
   }
@@ -424,6 +429,9 @@ class Fitter {
   GhostPlan zplan_, uplan_;
   LocalRows users_, users_val_, comps_, ghost_comps_;
   AlignedVector<double> zghost_, ughost_;  // gathered from: cache-line aligned rows
+  // Buffers of evaluate(), kept so that every sweep does not fault in fresh pages.
+  std::vector<double> eval_loss_, eval_gu_, eval_gz_;
+  MetricsAccumulator val_acc_;
   bool ughost_fresh_ = false;
   std::uint64_t bytes_ = 0;
   double cost_ship_ = 0, cost_reduce_ = 0, bytes_ship_ = 0, bytes_reduce_ = 0;

@@ -36,7 +36,7 @@ std::uint64_t twice_u(std::span<const Scored> sorted, std::uint64_t& neg_before)
 // digits; digits that all keys share are skipped). Stable, so the order is the same on every
 // run; -0.0 sorts with +0.0.
 template <class T, class Key>
-void radix_sort(std::vector<T>& items, Key key) {
+void radix_sort(std::vector<T>& items, Key key, std::vector<T>& tmp) {
   const std::size_t n = items.size();
   if (n < 2048) {
     std::stable_sort(items.begin(), items.end(),
@@ -51,8 +51,8 @@ void radix_sort(std::vector<T>& items, Key key) {
   };
   constexpr int kBits = 11, kRadix = 1 << kBits, kPasses = (64 + kBits - 1) / kBits;
   // The key image is recomputed per pass rather than stored: the only extra memory is one copy
-  // of the items.
-  std::vector<T> tmp(n);
+  // of the items (tmp, whose memory stays with the caller).
+  tmp.resize(n);
   std::vector<std::uint64_t> count(kRadix);
   for (int pass = 0; pass < kPasses; ++pass) {
     const int shift = pass * kBits;
@@ -71,29 +71,37 @@ void radix_sort(std::vector<T>& items, Key key) {
 }
 
 // Distributed sample sort by score: on return `items` holds this rank's slice of the global
-// order (all scores on rank r <= all on rank r+1).
+// order (all scores on rank r <= all on rank r+1). Splitters come from regularly spaced samples
+// of every rank's (unsorted) items, so the items are sorted once, after the exchange.
 template <class T, class Key>
-void sample_sort(const mpi::Comm& comm, std::vector<T>& items, Key key) {
+void sample_sort(const mpi::Comm& comm, std::vector<T>& items, Key key, std::vector<T>& scratch) {
   const int p = comm.size();
-  radix_sort(items, key);
-  if (p == 1) return;
-  std::vector<double> samples(p - 1, std::numeric_limits<double>::infinity());
-  for (int k = 1; k < p && !items.empty(); ++k)
-    samples[k - 1] = key(items[items.size() * k / p]);
-  std::vector<double> all(std::size_t(p) * (p - 1));
-  PREF_MPI_CHECK(MPI_Allgather(samples.data(), p - 1, MPI_DOUBLE, all.data(), p - 1, MPI_DOUBLE,
-                               comm.get()));
+  if (p == 1) {
+    radix_sort(items, key, scratch);
+    return;
+  }
+  constexpr int kPerSplitter = 32;
+  const std::size_t ns = std::size_t(kPerSplitter) * (p - 1);
+  std::vector<double> samples(ns, std::numeric_limits<double>::infinity());
+  for (std::size_t k = 0; k < ns && !items.empty(); ++k)
+    samples[k] = key(items[items.size() * (2 * k + 1) / (2 * ns)]);
+  std::vector<double> all(ns * p);
+  PREF_MPI_CHECK(MPI_Allgather(samples.data(), static_cast<int>(ns), MPI_DOUBLE, all.data(),
+                               static_cast<int>(ns), MPI_DOUBLE, comm.get()));
   std::sort(all.begin(), all.end());
   std::vector<double> splitters(p - 1);
   for (int k = 1; k < p; ++k) splitters[k - 1] = all[all.size() * k / p];
   // Equal keys go to the same rank: bucket = number of splitters below the key.
-  std::vector<std::uint64_t> counts(p, 0);
-  for (const T& t : items)
-    ++counts[std::lower_bound(splitters.begin(), splitters.end(), key(t)) - splitters.begin()];
-  // items are sorted, so buckets are already contiguous and in order.
-  std::vector<T> recv = mpi::alltoallv<T>(comm, items, counts);
-  items = std::move(recv);
-  radix_sort(items, key);
+  auto bucket = [&](const T& t) {
+    return std::lower_bound(splitters.begin(), splitters.end(), key(t)) - splitters.begin();
+  };
+  std::vector<std::uint64_t> counts(p, 0), at(p, 0);
+  for (const T& t : items) ++counts[bucket(t)];
+  for (int r = 1; r < p; ++r) at[r] = at[r - 1] + counts[r - 1];
+  scratch.resize(items.size());
+  for (const T& t : items) scratch[at[bucket(t)]++] = t;
+  items = mpi::alltoallv<T>(comm, scratch, counts);
+  radix_sort(items, key, scratch);
 }
 }  // namespace
 
@@ -110,8 +118,13 @@ double group_auc(std::span<Scored> items) {
 }
 
 double global_auc(const mpi::Comm& comm, std::vector<Scored>& items) {
+  std::vector<Scored> scratch;
+  return global_auc(comm, items, scratch);
+}
+
+double global_auc(const mpi::Comm& comm, std::vector<Scored>& items, std::vector<Scored>& scratch) {
   std::erase_if(items, [](const Scored& s) { return s.label == 0.5f; });
-  sample_sort(comm, items, [](const Scored& s) { return s.score; });
+  sample_sort(comm, items, [](const Scored& s) { return s.score; }, scratch);
   std::uint64_t pos = 0, neg = 0;
   for (auto& s : items) {
     pos += s.label > 0.5f;
@@ -127,7 +140,8 @@ double global_auc(const mpi::Comm& comm, std::vector<Scored>& items) {
 
 std::vector<double> global_quantiles(const mpi::Comm& comm, std::vector<double> values,
                                      std::span<const double> qs) {
-  sample_sort(comm, values, [](double v) { return v; });
+  std::vector<double> scratch;
+  sample_sort(comm, values, [](double v) { return v; }, scratch);
   const std::uint64_t n_local = values.size();
   const std::uint64_t before = mpi::exscan_sum(comm, n_local);
   const std::uint64_t n = mpi::allreduce_sum(comm, n_local);
@@ -144,8 +158,14 @@ std::vector<double> global_quantiles(const mpi::Comm& comm, std::vector<double> 
 }
 
 void MetricsAccumulator::add_user(std::span<Scored> items) {
+  double loss = 0;
+  for (const Scored& s : items) loss += bce(s.score, s.label);
+  add_user(items, loss);
+}
+
+void MetricsAccumulator::add_user(std::span<Scored> items, double loss) {
+  loss_ += loss;
   for (const Scored& s : items) {
-    loss_ += bce(s.score, s.label);
     if (s.label != 0.5f) {
       ++decided_;
       const bool pos = s.label > 0.5f;
@@ -169,7 +189,7 @@ SplitMetrics MetricsAccumulator::finish(const mpi::Comm& comm, std::vector<doubl
   m.accuracy = decided ? sums[1] / double(decided) : std::numeric_limits<double>::quiet_NaN();
   m.user_auc_mean = m.users_with_auc ? sums[2] / double(m.users_with_auc)
                                      : std::numeric_limits<double>::quiet_NaN();
-  m.auc = global_auc(comm, all_);
+  m.auc = global_auc(comm, all_, scratch_);
   if (user_aucs) *user_aucs = std::move(user_aucs_);
   all_.clear();
   user_aucs_.clear();

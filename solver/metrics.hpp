@@ -18,6 +18,8 @@ struct Scored {
 // Exact ROC-AUC of all ranks' items (labels > 0.5 positive, < 0.5 negative, 0.5 skipped);
 // NaN if a class is empty. Collective. Reorders `items`.
 double global_auc(const mpi::Comm& comm, std::vector<Scored>& items);
+// The same with a scratch buffer that is kept (its memory is reused by the next call).
+double global_auc(const mpi::Comm& comm, std::vector<Scored>& items, std::vector<Scored>& scratch);
 
 // Exact AUC of one small group (e.g. one user's labels); NaN if a class is empty.
 double group_auc(std::span<Scored> items);
@@ -35,15 +37,18 @@ struct SplitMetrics {
   std::uint64_t users_with_auc = 0;
 };
 
-// Accumulates metrics of per-user groups of scored labels; finish() is collective.
+// Accumulates metrics of per-user groups of scored labels; finish() is collective. Kept across
+// calls (e.g. one per sweep), it reuses its buffers.
 class MetricsAccumulator {
  public:
   // One user's labels (reordered).
   void add_user(std::span<Scored> items);
+  // The same when the sum of the items' BCE is already known (computed with the margins).
+  void add_user(std::span<Scored> items, double loss);
   SplitMetrics finish(const mpi::Comm& comm, std::vector<double>* user_aucs = nullptr);
 
  private:
-  std::vector<Scored> all_;
+  std::vector<Scored> all_, scratch_;
   std::vector<double> user_aucs_;
   double loss_ = 0;
   double correct_ = 0;
