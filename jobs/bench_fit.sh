@@ -2,8 +2,9 @@
 # Benchmark (not a test) of `pref fit`: for each J and rank count, fits a low-rank population for
 # a few sweeps (one Newton step per row per half-step, random init) and reports, from the
 # metrics file of the last sweep, the labels processed per second in each half-step, the
-# seconds of a sweep (both half-steps) and of the evaluation, the bytes exchanged per sweep and
-# the peak memory per rank. Then the row-kernel benchmark (tests/bench/bench_kernels.cpp):
+# seconds of a sweep (both half-steps) and of the evaluation, the bytes exchanged per sweep, the
+# bytes per label that the fit keeps for its labels (both orientations, from fit's log) and the
+# peak memory per rank (everything, loading included). Then the row-kernel benchmark (tests/bench/bench_kernels.cpp):
 # labels per second and Hessian GFLOP/s per J next to the measured dgemm rate.
 #
 #   bash jobs/bench_fit.sh [--users 1e6] [--comparisons 1e4] [--answers 50] [--js "4 8 16 32"]
@@ -59,16 +60,17 @@ for J in $js; do
       { cat "$log" >&2; pref_die "fit failed"; }
     peak="$(awk '/^bench-peak-rss-kib/ { if ($2 > m) m = $2 } END { printf "%.0f", m * 1024 }' "$log")"
     pattern="$(sed -n 's/.*exchange pattern: \([a-z]*\).*/\1/p' "$log")"
+    resident="$(sed -n 's/.*training labels in memory: \([0-9.]*\) bytes.*/\1/p' "$log")"
     rows+=("$(tail -n 1 "$metrics" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
-J, n, train, peak, pattern, load = sys.argv[1:7]
+J, n, train, peak, pattern, load, resident = sys.argv[1:8]
 train = float(train); n = int(n); peak = float(peak)
 su, sc, se = r["seconds_user"], r["seconds_comparison"], r["seconds_eval"]
-print("| %s | %d | %s | %.3g | %.3g | %.2f | %.2f | %.2f | %.3g | %.1f | %.1f | %s |" % (
+print("| %s | %d | %s | %.3g | %.3g | %.2f | %.2f | %.2f | %.3g | %.1f | %s | %.1f | %s |" % (
     J, n, pattern, train / su, train / sc, su, sc, su + sc, se,
-    r["bytes_exchanged"] / 1e6, peak / (train / n), load))
-' "$J" "$n" "$train" "$peak" "$pattern" "$load")")
+    r["bytes_exchanged"] / 1e6, resident, peak / (train / n), load))
+' "$J" "$n" "$train" "$peak" "$pattern" "$load" "$resident")")
   done
 done
 
@@ -77,8 +79,8 @@ cat <<EOF
 pref fit on $data: $train training labels, $sweeps sweeps, figures of the last sweep;
 $PREF_CORES cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 
-| J | ranks | exchange | user labels/s | comparison labels/s | user s | comparison s | sweep s | eval s | MB exchanged | peak bytes/label/rank | load before |
-|---|---|---|---|---|---|---|---|---|---|---|---|
+| J | ranks | exchange | user labels/s | comparison labels/s | user s | comparison s | sweep s | eval s | MB exchanged | label bytes/label | peak bytes/label/rank | load before |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
 $(printf '%s\n' "${rows[@]}")
 
 EOF

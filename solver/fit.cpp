@@ -65,6 +65,9 @@ struct LocalRows {
   std::vector<std::uint32_t> idx;
   std::vector<float> y;
   std::size_t rows() const { return ptr.size() - 1; }
+  std::size_t bytes() const {
+    return ptr.size() * sizeof(ptr[0]) + idx.size() * sizeof(idx[0]) + y.size() * sizeof(y[0]);
+  }
   std::span<const std::uint32_t> idx_of(std::size_t r) const {
     return {idx.data() + ptr[r], ptr[r + 1] - ptr[r]};
   }
@@ -150,6 +153,13 @@ class Fitter {
   }
 
   Exchange exchange() const { return exchange_; }
+  // Bytes per training label that this rank keeps for both orientations of its labels.
+  double label_bytes_per_label() const {
+    const std::size_t n = users_.idx.size();
+    const std::size_t b = users_.bytes() + (exchange_ == Exchange::kShip ? comps_.bytes()
+                                                                          : ghost_comps_.bytes());
+    return n ? double(b) / double(n) : 0.0;
+  }
   double cost_ship() const { return cost_ship_; }
   double cost_reduce() const { return cost_reduce_; }
   double bytes_ship() const { return bytes_ship_; }
@@ -446,6 +456,9 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
   validation.reset();
   FitResult res;
   res.exchange = fitter.exchange();
+  log::info(comm, "training labels in memory: {:.1f} bytes per label over both orientations "
+                  "(largest rank)",
+            mpi::allreduce_max(comm, fitter.label_bytes_per_label()));
   log::info(comm, "exchange pattern: {} (cost model per sweep, slowest rank: ship {:.3g} MB "
                   "{:.3g} s, reduce {:.3g} MB {:.3g} s{}); label kernels: {}",
             exchange_name(res.exchange), fitter.bytes_ship() / 1e6, fitter.cost_ship(),
