@@ -1,6 +1,7 @@
 // The label kernels, compiled once per instruction set (kernels_*.cpp define PREF_KERNEL_ISA
-// and include this file); kernels::best() picks the widest the CPU has. Only the rounding of
-// fused multiply-adds differs between them.
+// and include this file); kernels::best() picks the widest the CPU has. Only rounding differs
+// between them (fused multiply-adds, and the lane-sum trees of vectors of different widths);
+// each is deterministic, so a run is bitwise repeatable on the same kind of CPU.
 #include <algorithm>
 #include <cmath>
 #include <utility>
