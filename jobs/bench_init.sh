@@ -8,6 +8,7 @@
 #
 #   bash jobs/bench_init.sh [--users "1e5 1e6"] [--comparisons 1e4] [--answers 40] [--rank 8]
 #                           [--ranks 2] [--power-iterations 2] [--oversampling 10]
+#                           [--svd-qr cholesky|householder] [--threads 1]
 #                           [--dir runs/bench-init] [--keep-data]
 #
 # 80% of each user's answers are training labels. The data files are deleted afterwards
@@ -21,6 +22,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/setup.sh"
 
 users_list="1e5 1e6" comparisons=1e4 answers=40 rank=8 ranks=2 power=2 oversampling=10 keep=0
+qr=cholesky threads=1
 dir="$PREF_ROOT/runs/bench-init"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,6 +33,8 @@ while [ $# -gt 0 ]; do
     --ranks) ranks="$2"; shift 2 ;;
     --power-iterations) power="$2"; shift 2 ;;
     --oversampling) oversampling="$2"; shift 2 ;;
+    --svd-qr) qr="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
     --dir) dir="$2"; shift 2 ;;
     --keep-data) keep=1; shift ;;
     -h | --help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
@@ -52,20 +56,23 @@ for users in $users_list; do
       --comparisons "$comparisons" --answers-per-user "$answers" --seed 1 --out "$data" >&2
   fi
   train="$("$PREF_BIN" inspect "$data" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["labels"])')"
-  log="$dir/fit-u$users.log" metrics="$dir/fit-u$users.jsonl"
+  log="$dir/fit-u$users.log" metrics="$dir/fit-u$users.jsonl" peaks="$dir/peak-u$users.txt"
+  rm -f "$peaks"  # one line per rank, appended (O_APPEND: lines do not interleave as on stderr)
   load="$(cut -d' ' -f1 /proc/loadavg)"
   pref_log "run: mpirun -np $ranks pref fit --rank $rank --init svd on $users users (load average $load)"
-  pref_mpirun "$ranks" /usr/bin/time -f 'bench-peak-rss-kib %M' "$PREF_BIN" fit --data "$data" \
+  pref_mpirun "$ranks" /usr/bin/time -a -o "$peaks" -f 'bench-peak-rss-kib %M' "$PREF_BIN" fit \
+    --data "$data" \
     --rank "$rank" --init svd --svd-power-iterations "$power" --svd-oversampling "$oversampling" \
-    --max-sweeps 2 --tol 0 --metrics "$metrics" --overwrite --out "$dir/model-u$users.h5" \
+    --svd-qr "$qr" --threads "$threads" --max-sweeps 2 --tol 0 --metrics "$metrics" --overwrite \
+    --out "$dir/model-u$users.h5" \
     >"$log" 2>&1 || { cat "$log" >&2; pref_die "fit failed"; }
   rm -f "$dir/model-u$users.h5"
   [ "$keep" = 1 ] || rm -f "$data"
-  rows+=("$(python3 - "$users" "$train" "$log" "$metrics" "$load" <<'EOF'
+  rows+=("$(python3 - "$users" "$train" "$log" "$metrics" "$load" "$peaks" <<'EOF'
 import json, re, sys
-users, train, log, metrics, load = sys.argv[1:6]
+users, train, log, metrics, load, peaks = sys.argv[1:7]
 train = float(train)
-text = open(log).read()
+text = open(log, errors="replace").read()
 m = re.search(r"init svd: ([0-9.]+)s \(([0-9.]+)s products, ([0-9.]+)s factorizations\)", text)
 if not m:
     sys.exit("no 'init svd:' line in " + log)
@@ -73,7 +80,7 @@ init, prod, fact = map(float, m.groups())
 recs = {r["sweep"]: r for r in map(json.loads, open(metrics).read().splitlines())}
 s1 = recs[1]["seconds_user"] + recs[1]["seconds_comparison"]
 s2 = recs[2]["seconds_user"] + recs[2]["seconds_comparison"] if 2 in recs else float("nan")
-peak = max(int(x) for x in re.findall(r"^bench-peak-rss-kib (\d+)", text, re.M)) * 1024
+peak = max(int(x) for x in re.findall(r"^bench-peak-rss-kib (\d+)", open(peaks).read(), re.M)) * 1024
 print("| %.0e | %.3g | %.2f | %.2f | %.3f | %.2f | %.2f | %.2f | %.3g | %.2f | %s |" % (
     float(users), train, init, prod, fact, s1, s2, init / s1, init / train * 1e6, peak / 2**30, load))
 EOF
@@ -82,7 +89,8 @@ done
 
 cat <<EOF
 
-pref fit --init svd (randomized range finder, $power power iterations, oversampling $oversampling)
+pref fit --init svd (randomized range finder, $power power iterations, oversampling $oversampling,
+--svd-qr $qr, --threads $threads)
 vs alternating sweeps: low-rank population (rank $rank), $answers answers per user (80% training),
 $comparisons comparisons, J = $rank, $ranks MPI ranks; $PREF_CORES cores,
 $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)

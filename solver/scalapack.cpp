@@ -2,11 +2,22 @@
 
 #include <fmt/core.h>
 
+#include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <limits>
 
 #include "solver/base/error.hpp"
+
+// BLAS (OpenBLAS) for the local steps of CholeskyQR.
+extern "C" {
+void dsyrk_(const char* uplo, const char* trans, const int* n, const int* k, const double* alpha,
+            const double* a, const int* lda, const double* beta, double* c, const int* ldc);
+void dtrsm_(const char* side, const char* uplo, const char* transa, const char* diag, const int* m,
+            const int* n, const double* alpha, const double* a, const int* lda, double* b,
+            const int* ldb);
+}
 
 namespace pref::scalapack {
 
@@ -176,32 +187,6 @@ void tall_skinny_qr(const mpi::Comm& comm, const BlacsGrid& column, const Partit
 // ---------------------------------------------------------------------------------------------
 // SVDs
 
-void small_svd(int n, const std::vector<double>& a, std::vector<double>& u, std::vector<double>& s,
-               std::vector<double>& vt) {
-  u.assign(static_cast<std::size_t>(n) * n, 0.0);
-  vt.assign(static_cast<std::size_t>(n) * n, 0.0);
-  s.assign(n, 0.0);
-  if (n == 0) return;
-  std::vector<double> cm(static_cast<std::size_t>(n) * n), ucm(cm.size()), vtcm(cm.size());
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) cm[i + j * n] = a[i * n + j];
-  int info = 0, lwork = -1;
-  double query = 0;
-  dgesvd_("A", "A", &n, &n, cm.data(), &n, s.data(), ucm.data(), &n, vtcm.data(), &n, &query,
-          &lwork, &info, 1, 1);
-  check("dgesvd", info);
-  lwork = static_cast<int>(query) + 1;
-  std::vector<double> work(lwork);
-  dgesvd_("A", "A", &n, &n, cm.data(), &n, s.data(), ucm.data(), &n, vtcm.data(), &n, work.data(),
-          &lwork, &info, 1, 1);
-  check("dgesvd", info);
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) {
-      u[i * n + j] = ucm[i + j * n];
-      vt[i * n + j] = vtcm[i + j * n];
-    }
-}
-
 DenseSvd dense_svd(const BlacsGrid& grid, DistMatrix& a) {
   if (a.mb() != a.nb()) throw Error("pdgesvd: needs square blocks (MB == NB)");
   const int m = a.m(), n = a.n(), size = std::min(m, n);
@@ -229,6 +214,228 @@ DenseSvd dense_svd(const BlacsGrid& grid, DistMatrix& a) {
                 std::to_string(info) + ")");
   check("pdgesvd", info);
   return out;
+}
+
+void small_svd(const mpi::Comm& comm, int n, const std::vector<double>& a, std::vector<double>& u,
+               std::vector<double>& s, std::vector<double>& vt) {
+  u.assign(static_cast<std::size_t>(n) * n, 0.0);
+  vt.assign(static_cast<std::size_t>(n) * n, 0.0);
+  s.assign(n, 0.0);
+  if (n == 0) return;
+  // Rows in blocks of nb over the first q ranks, every one of which holds a block (pdgesvd
+  // reports different singular values on different processes when some hold no rows).
+  const int nb = (n + std::min(comm.size(), n) - 1) / std::min(comm.size(), n);
+  const int q = (n + nb - 1) / nb;
+  const bool member = comm.rank() < q;
+  MPI_Comm raw = MPI_COMM_NULL;
+  PREF_MPI_CHECK(MPI_Comm_split(comm.get(), member ? 0 : MPI_UNDEFINED, comm.rank(), &raw));
+  struct Free {
+    MPI_Comm& c;
+    ~Free() {
+      if (c != MPI_COMM_NULL) MPI_Comm_free(&c);
+    }
+  } free_raw{raw};
+  if (member) {
+    const mpi::Comm sub(raw);
+    const BlacsGrid grid(sub, q, 1);
+    DistMatrix d(grid, n, n, nb, nb);
+    for (long lj = 0; lj < d.local_cols(); ++lj)
+      for (long li = 0; li < d.local_rows(); ++li)
+        d.local_at(li, lj) = a[d.global_row(li) * n + d.global_col(lj)];
+    DenseSvd svd = dense_svd(grid, d);
+    if (comm.rank() == 0) s = svd.s;
+    for (long lj = 0; lj < svd.u.local_cols(); ++lj)
+      for (long li = 0; li < svd.u.local_rows(); ++li)
+        u[svd.u.global_row(li) * n + svd.u.global_col(lj)] = svd.u.local_at(li, lj);
+    for (long lj = 0; lj < svd.vt.local_cols(); ++lj)
+      for (long li = 0; li < svd.vt.local_rows(); ++li)
+        vt[svd.vt.global_row(li) * n + svd.vt.global_col(lj)] = svd.vt.local_at(li, lj);
+  }
+  // Each entry of u and vt is on one process: summing with zeros elsewhere is exact.
+  mpi::allreduce(comm, std::span<double>(u), MPI_SUM);
+  mpi::allreduce(comm, std::span<double>(vt), MPI_SUM);
+  mpi::broadcast(comm, std::span<double>(s), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CholeskyQR
+
+const char* tall_skinny_qr_name(TallSkinnyQr m) {
+  return m == TallSkinnyQr::kCholesky ? "cholesky" : "householder";
+}
+
+const char* qr_path_name(QrPath p) {
+  switch (p) {
+    case QrPath::kCholeskyQr2:
+      return "CholeskyQR2";
+    case QrPath::kShiftedCholeskyQr3:
+      return "shifted CholeskyQR3";
+    case QrPath::kHouseholder:
+      return "Householder";
+  }
+  return "?";
+}
+
+std::vector<double> gram(const mpi::Comm& comm, int k, const std::vector<double>& local,
+                         int threads) {
+  const std::size_t kk = static_cast<std::size_t>(k) * k;
+  const std::size_t n = local.size() / k;
+  const std::size_t blocks = (n + kGramBlock - 1) / kGramBlock;
+  std::vector<double> mine(kk, 0.0), block(blocks * kk, 0.0);
+  const double one = 1.0, zero = 0.0;
+  threads = std::max(1, threads);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+  for (std::size_t b = 0; b < blocks; ++b) {
+    const int rows = static_cast<int>(std::min(kGramBlock, n - b * kGramBlock));
+    // Row-major rows x k is column-major k x rows (B): B B^T = A^T A, upper triangle.
+    dsyrk_("U", "N", &k, &rows, &one, local.data() + b * kGramBlock * k, &k, &zero,
+           block.data() + b * kk, &k);
+  }
+  for (std::size_t b = 0; b < blocks; ++b)
+    for (std::size_t e = 0; e < kk; ++e) mine[e] += block[b * kk + e];
+  // Every rank's sum to every rank, then added in rank order.
+  std::vector<double> all(kk * comm.size());
+  PREF_MPI_CHECK(MPI_Allgather(mine.data(), static_cast<int>(kk), MPI_DOUBLE, all.data(),
+                               static_cast<int>(kk), MPI_DOUBLE, comm.get()));
+  std::vector<double> g(kk, 0.0);
+  for (int q = 0; q < comm.size(); ++q)
+    for (std::size_t e = 0; e < kk; ++e) g[e] += all[q * kk + e];
+  // Column-major upper triangle (i <= j at i + j k) to a full row-major matrix.
+  for (int j = 0; j < k; ++j)
+    for (int i = 0; i < j; ++i) g[static_cast<std::size_t>(i) * k + j] = g[i + static_cast<std::size_t>(j) * k];
+  return g;
+}
+
+namespace {
+
+using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// max / min eigenvalue of a symmetric Gram matrix (inf when the smallest is not positive).
+double gram_condition(int k, const std::vector<double>& g) {
+  const Eigen::Map<const RowMat> m(g.data(), k, k);
+  const Eigen::VectorXd ev =
+      Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(m, Eigen::EigenvaluesOnly).eigenvalues();
+  const double lo = ev.minCoeff(), hi = ev.maxCoeff();
+  if (!(lo > 0) || !std::isfinite(hi)) return std::numeric_limits<double>::infinity();
+  return hi / lo;
+}
+
+bool all_finite(const std::vector<double>& v) {
+  return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
+}
+
+// Upper Cholesky factor R (row-major, R^T R = g) of g + shift I; false if not positive
+// definite.
+bool cholesky_upper(int k, const std::vector<double>& g, double shift, std::vector<double>& r) {
+  r.assign(static_cast<std::size_t>(k) * k, 0.0);
+  for (int j = 0; j < k; ++j) {
+    // Column j of R: R(i, j) for i <= j (R^T R = G, G(i, j) = sum_l R(l, i) R(l, j)).
+    for (int i = 0; i <= j; ++i) {
+      double sum = g[static_cast<std::size_t>(i) * k + j] + (i == j ? shift : 0.0);
+      for (int l = 0; l < i; ++l) sum -= r[static_cast<std::size_t>(l) * k + i] * r[static_cast<std::size_t>(l) * k + j];
+      if (i == j) {
+        if (!(sum > 0) || !std::isfinite(sum)) return false;
+        r[static_cast<std::size_t>(j) * k + j] = std::sqrt(sum);
+      } else {
+        r[static_cast<std::size_t>(i) * k + j] = sum / r[static_cast<std::size_t>(i) * k + i];
+      }
+    }
+  }
+  return true;
+}
+
+// local (n x k row-major) := local R^-1, R upper triangular row-major, in blocks of rows.
+void solve_right(int k, const std::vector<double>& r, std::vector<double>& local, int threads) {
+  const std::size_t n = local.size() / k;
+  const std::size_t blocks = (n + kGramBlock - 1) / kGramBlock;
+  const double one = 1.0;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+  for (std::size_t b = 0; b < blocks; ++b) {
+    const int rows = static_cast<int>(std::min(kGramBlock, n - b * kGramBlock));
+    // Column-major: local^T (k x rows); Q^T = R^-T A^T, and R's row-major storage is R^T in
+    // column-major (lower): solve L X = B with L = R^T.
+    dtrsm_("L", "L", "N", "N", &k, &rows, &one, r.data(), &k, local.data() + b * kGramBlock * k,
+           &k);
+  }
+}
+
+// c = a b for upper triangular k x k (row-major).
+std::vector<double> upper_product(int k, const std::vector<double>& a, const std::vector<double>& b) {
+  std::vector<double> c(static_cast<std::size_t>(k) * k, 0.0);
+  for (int i = 0; i < k; ++i)
+    for (int j = i; j < k; ++j) {
+      double sum = 0;
+      for (int l = i; l <= j; ++l) sum += a[static_cast<std::size_t>(i) * k + l] * b[static_cast<std::size_t>(l) * k + j];
+      c[static_cast<std::size_t>(i) * k + j] = sum;
+    }
+  return c;
+}
+
+}  // namespace
+
+QrPath orthonormalize(const mpi::Comm& comm, const BlacsGrid& column, const Partition& rows, int k,
+                      std::vector<double>& local, std::vector<double>* r, TallSkinnyQr method,
+                      int threads) {
+  threads = std::max(1, threads);
+  if (rows.size() < static_cast<GlobalId>(k) || k < 1)
+    throw Error(fmt::format("orthonormalize: {} x {} is not tall-skinny", rows.size(), k));
+  if (local.size() != rows.count(comm.rank()) * static_cast<std::size_t>(k))
+    throw Error("orthonormalize: local rows do not match the layout");
+  // The accumulated R (row-major upper), identity to start with.
+  std::vector<double> acc(static_cast<std::size_t>(k) * k, 0.0);
+  for (int j = 0; j < k; ++j) acc[static_cast<std::size_t>(j) * k + j] = 1.0;
+  auto householder = [&]() {
+    std::vector<double> rh;
+    tall_skinny_qr(comm, column, rows, k, local, r ? &rh : nullptr);
+    if (r) *r = upper_product(k, rh, acc);
+    return QrPath::kHouseholder;
+  };
+  if (method == TallSkinnyQr::kHouseholder) return householder();
+
+  // One CholeskyQR step with the given shift; false (and local untouched) if the Cholesky fails.
+  std::vector<double> rf;
+  auto step = [&](const std::vector<double>& g, double shift) {
+    if (!cholesky_upper(k, g, shift, rf)) return false;
+    solve_right(k, rf, local, threads);
+    acc = upper_product(k, rf, acc);
+    return true;
+  };
+
+  // Plain steps on Gram matrices with cond < kCholeskyQr2MaxCond; two in a row end it
+  // (CholeskyQR2). Otherwise one shifted step first (then two plain ones: shifted CholeskyQR3),
+  // and at most one more plain step on a Gram matrix that is still ill-conditioned after the
+  // shift but below kCholeskyQrMaxCond (its Cholesky then leaves an almost orthonormal block;
+  // beyond, the block is rank-deficient to working precision).
+  // Anything else: Householder.
+  const double m = static_cast<double>(rows.size());
+  const double u = std::numeric_limits<double>::epsilon() / 2;
+  QrPath path = QrPath::kCholeskyQr2;
+  int good = 0, rough = 0;
+  while (good < 2) {
+    const std::vector<double> g = gram(comm, k, local, threads);
+    if (!all_finite(g)) return householder();
+    double trace = 0;
+    for (int j = 0; j < k; ++j) trace += g[static_cast<std::size_t>(j) * k + j];
+    if (!(trace > 0)) return householder();  // A = 0
+    const double cond = gram_condition(k, g);
+    if (cond < kCholeskyQr2MaxCond && step(g, 0.0)) {
+      ++good;
+      continue;
+    }
+    good = 0;
+    if (path == QrPath::kCholeskyQr2) {
+      // Shifted CholeskyQR (Fukaya et al. 2020, with ||A||_2^2 <= ||A||_F^2 = trace(G)).
+      const double shift = 11.0 * (m * k + static_cast<double>(k) * (k + 1)) * u * trace;
+      if (!step(g, shift)) return householder();
+      path = QrPath::kShiftedCholeskyQr3;
+    } else if (rough++ == 0 && cond < kCholeskyQrMaxCond) {
+      if (!step(g, 0.0)) return householder();
+    } else {
+      return householder();  // still ill-conditioned: A is numerically rank-deficient
+    }
+  }
+  if (r) *r = acc;
+  return path;
 }
 
 }  // namespace pref::scalapack

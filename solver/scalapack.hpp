@@ -12,7 +12,12 @@
 //  - DistMatrix: a 2-D block-cyclic matrix (descriptor + local column-major storage);
 //  - check(): ScaLAPACK's info codes as pref::Error naming the routine;
 //  - tall_skinny_qr(): the Householder QR (pdgeqrf + pdorgqr) of a tall-skinny matrix that is
-//    distributed by contiguous row ranges (pref's layout), on a P x 1 grid.
+//    distributed by contiguous row ranges (pref's layout), on a P x 1 grid;
+//  - orthonormalize(): the tall-skinny orthonormalization used by the SVD initialization:
+//    CholeskyQR2 in place on the row ranges (local dsyrk, a Gram matrix summed in a fixed order,
+//    Cholesky, triangular solve, twice), shifted CholeskyQR3 when the block is ill-conditioned,
+//    and the Householder tall_skinny_qr() when neither applies (or when asked for);
+//  - small_svd(): the SVD of a small replicated matrix by pdgesvd over the ranks.
 //
 // BLACS initializes itself on first use from MPI_COMM_WORLD without communicating (ScaLAPACK
 // 2.2), and building a grid is collective over the grid's communicator only, so grids over
@@ -57,11 +62,6 @@ void pdgemm_(const char* transa, const char* transb, const int* m, const int* n,
              double* c, const int* ic, const int* jc, const int* descc, std::size_t transa_len,
              std::size_t transb_len);
 
-// LAPACK (OpenBLAS), for the small replicated SVD
-void dgesvd_(const char* jobu, const char* jobvt, const int* m, const int* n, double* a,
-             const int* lda, double* s, double* u, const int* ldu, double* vt, const int* ldvt,
-             double* work, const int* lwork, int* info, std::size_t jobu_len,
-             std::size_t jobvt_len);
 }
 
 namespace pref::scalapack {
@@ -169,10 +169,58 @@ std::vector<double> move_rows(const mpi::Comm& comm, const Partition& from, cons
 void tall_skinny_qr(const mpi::Comm& comm, const BlacsGrid& column, const Partition& rows, int k,
                     std::vector<double>& local, std::vector<double>* r = nullptr);
 
-// The SVD of a small n x n matrix (row-major), the same on every rank when the input is:
-// a = u diag(s) vt, u and vt row-major n x n, s descending.
-void small_svd(int n, const std::vector<double>& a, std::vector<double>& u, std::vector<double>& s,
-               std::vector<double>& vt);
+// The tall-skinny orthonormalization of the SVD initialization (see orthonormalize()).
+enum class TallSkinnyQr {
+  kCholesky,     // CholeskyQR2, shifted CholeskyQR3 when ill-conditioned, Householder last
+  kHouseholder,  // always tall_skinny_qr() (pdgeqrf + pdorgqr)
+};
+const char* tall_skinny_qr_name(TallSkinnyQr m);
+// Which algorithm produced a Q.
+enum class QrPath { kCholeskyQr2, kShiftedCholeskyQr3, kHouseholder };
+const char* qr_path_name(QrPath p);
+
+// The Gram matrix A^T A (k x k, row-major, both triangles) of a tall-skinny matrix distributed
+// by contiguous row ranges (local: this rank's n x k rows, row-major): each rank sums dsyrk
+// products of consecutive blocks of kGramBlock rows in order (the blocks on `threads` OpenMP
+// threads), and the ranks' sums are added in rank order on every rank (an allgather, not an
+// MPI reduction), so the result is the same bits on every rank, from run to run, and for any
+// number of threads. Collective.
+inline constexpr std::size_t kGramBlock = 16384;
+std::vector<double> gram(const mpi::Comm& comm, int k, const std::vector<double>& local,
+                         int threads = 1);
+
+// Orthonormalizes the k columns of a tall-skinny m x k matrix (m >= k >= 1) distributed by the
+// contiguous row ranges `rows` (local: this rank's rows, row-major), in place: local becomes
+// the rows of Q, and r (if not null) R (k x k, row-major, upper triangular, the same on every
+// rank) with A = Q R. With kCholesky, a sequence of CholeskyQR steps X <- X R_s^-1 with
+// R_s^T R_s = X^T X (+ shift) (gram(), a k x k Cholesky, dtrsm on the local rows; no data
+// moves between ranks), R = R_last ... R_1:
+//  - CholeskyQR2 (Yamamoto et al. 2015): two plain steps, when the Gram matrix's condition
+//    number is below kCholeskyQr2MaxCond (cond(A) < 1e5; Q is then orthonormal to O(u)).
+//  - shifted CholeskyQR3 (Fukaya, Kannan, Nakatsukasa, Zhang, Yamamoto 2020) otherwise, or
+//    when a Cholesky fails: one step with G + s I, s = 11 (m k + k (k + 1)) u ||A||_F^2, then
+//    plain steps as above (with one extra plain step if the Gram matrix after the shift is
+//    still beyond the limit but below kCholeskyQrMaxCond: stable for cond(A) up to about 1/u).
+//  - Householder (tall_skinny_qr) when A is (numerically) rank-deficient or zero: the Gram
+//    matrix is zero or not finite, a Cholesky fails after the shift, or the block stays
+//    ill-conditioned. The QR then runs on the current iterate and R is the product of the
+//    triangular factors.
+// Every decision is taken from replicated k x k matrices, so all ranks take the same path.
+// Returns the path. Collective.
+inline constexpr double kCholeskyQr2MaxCond = 1e10;  // of the Gram matrix, i.e. cond(A)^2
+inline constexpr double kCholeskyQrMaxCond = 1e14;   // the extra plain step after the shift
+// `threads`: OpenMP threads over the blocks of rows of the dsyrk and dtrsm calls (the result
+// does not depend on it).
+QrPath orthonormalize(const mpi::Comm& comm, const BlacsGrid& column, const Partition& rows, int k,
+                      std::vector<double>& local, std::vector<double>* r,
+                      TallSkinnyQr method = TallSkinnyQr::kCholesky, int threads = 1);
+
+// The SVD of a small n x n matrix (row-major, the same on every rank of comm) by pdgesvd, on a
+// q x 1 grid over the first q ranks of comm with the rows in blocks of nb = ceil(n / min(p, n))
+// (q = ceil(n / nb), so that every process of the grid holds rows): a = u diag(s) vt, u and vt
+// row-major n x n, s descending, the same bits on every rank. Collective over comm.
+void small_svd(const mpi::Comm& comm, int n, const std::vector<double>& a, std::vector<double>& u,
+               std::vector<double>& s, std::vector<double>& vt);
 
 // The full SVD of a distributed m x n matrix (mb == nb): a is destroyed; s gets the
 // min(m, n) singular values (on every process), u the m x min(m, n) left vectors and vt the

@@ -6,11 +6,18 @@
 #include <climits>
 #include <cmath>
 #include <span>
+#include <type_traits>
+#include <utility>
 
 #include "solver/base/error.hpp"
 #include "solver/base/rng.hpp"
 #include "solver/exchange.hpp"
 #include "solver/scalapack.hpp"
+
+extern "C" void dgemm_(const char* transa, const char* transb, const int* m, const int* n,
+                       const int* k, const double* alpha, const double* a, const int* lda,
+                       const double* b, const int* ldb, const double* beta, double* c,
+                       const int* ldc);
 
 namespace pref {
 
@@ -32,59 +39,279 @@ using scalapack::BlacsGrid;
 using scalapack::DistMatrix;
 
 // ---------------------------------------------------------------------------------------------
-// The sparse M (M_ip = 2 y_ip - 1) in both orientations, partners as ghost indices.
+// The sparse M (M_ip = 2 y_ip - 1) as an operator on row-major blocks of k columns.
+//
+// Only one orientation of the labels is used: the rows of the side with more ids ("row side",
+// normally users) are iterated in order, and the other side ("partner side", normally the
+// comparisons) is a table of k doubles per partner. A product whose output is on the row side
+// gathers partner rows (M X: y_i = sum_p M_ip x_p, after fetching the x_p from their owners);
+// one whose output is on the partner side scatters (M^T Q: the rank adds M_ip q_i into its
+// copy of row p, and the copies are reduced to the owners in rank order). So every product
+// streams this rank's labels once and touches at random only the smaller side's table, which
+// is small enough to stay in cache in the usual shape (10^4 comparisons x 18 doubles: 1.4 MB),
+// instead of gathering a users' table (10^6 x 18 doubles, 144 MB) for M^T Q.
+//
+// The table holds every partner id (no per-label translation: the partner id is the slot) when
+// it is small (at most kDenseTableBytes and no more ids than labels per rank), else only the
+// partners this rank's labels touch (a GhostPlan; the labels' partners are then translated to
+// slots once, 4 bytes per label). Either gives the same bits: ranks without a label on a
+// partner add exact zeros.
+//
+// Sums: a gathered row sums its labels in their (sorted) order; a scattered partner row sums
+// this rank's labels in row order within fixed chunks of rows (each with its own table, when
+// the tables are small; chosen from the data only), the chunks in order, then the ranks in rank
+// order. So results are bitwise repeatable at a given rank count and independent of the number
+// of threads (gather: threads take whole rows; scatter: threads take whole chunks, or, with one
+// chunk, each thread owns a range of partner slots and walks every row).
 
-class SparseM {
- public:
-  SparseM(const mpi::Comm& comm, const LabelMatrix& train)
-      : zplan(comm, IdSet({std::span<const std::uint32_t>(train.by_user.col)}),
-              train.parts.comparisons),
-        uplan(comm, IdSet({std::span<const std::uint32_t>(train.by_comparison.col)}),
-              train.parts.users) {
-    localize(train.by_user, zplan, by_user_);
-    localize(train.by_comparison, uplan, by_comp_);
-  }
+inline constexpr std::uint64_t kDenseTableBytes = std::uint64_t{512} << 20;
+inline constexpr std::size_t kPrefetchAhead = 16;  // labels
+inline constexpr int kMaxFixedWidth = 64;          // compile-time widths 1..64
+inline constexpr std::size_t kRowBlock = 4096;     // rows per task in the gather
+// The scatter's row chunks: at most kScatterChunks, each of at least kScatterRows rows, their
+// tables together at most kScatterBytes.
+inline constexpr std::uint64_t kScatterChunks = 16;
+inline constexpr std::uint64_t kScatterRows = 32768;
+inline constexpr std::uint64_t kScatterBytes = std::uint64_t{64} << 20;
 
-  // y (this rank's users x k) = M x, x given as the ghost rows of zplan (ghosts x k).
-  void times(const std::vector<double>& xghost, int k, std::vector<double>& y) const {
-    by_user_.apply(xghost, k, y);
-  }
-  // w (this rank's comparisons x k) = M^T q, q given as the ghost rows of uplan.
-  void times_t(const std::vector<double>& qghost, int k, std::vector<double>& w) const {
-    by_comp_.apply(qghost, k, w);
-  }
+// The label value as an entry of M.
+inline double entry(float y) { return 2.0 * static_cast<double>(y) - 1.0; }
 
-  GhostPlan zplan;  // comparisons that this rank's users have labels on
-  GhostPlan uplan;  // users that this rank's comparisons have labels from
+template <int K>
+inline void prefetch_row(const double* row, int rw) {
+  // Every cache line of the row's K doubles (8 K bytes).
+  __builtin_prefetch(row, rw, 3);
+  for (int o = 8; o < K; o += 8) __builtin_prefetch(row + o, rw, 3);
+  __builtin_prefetch(row + K - 1, rw, 3);
+}
 
- private:
-  struct Rows {
-    std::vector<std::uint64_t> ptr{0};
-    std::vector<std::uint32_t> idx;
-    std::vector<double> val;
-    void apply(const std::vector<double>& ghost, int k, std::vector<double>& out) const {
-      const std::size_t n = ptr.size() - 1;
-      out.assign(n * k, 0.0);
-      for (std::size_t r = 0; r < n; ++r) {
-        double* o = out.data() + r * k;
-        for (std::uint64_t e = ptr[r]; e < ptr[r + 1]; ++e) {
-          const double v = val[e];
-          const double* x = ghost.data() + std::size_t(idx[e]) * k;
-          for (int j = 0; j < k; ++j) o[j] += v * x[j];
-        }
+struct LabelView {
+  const std::uint64_t* ptr;
+  const std::uint32_t* idx;  // partner slots
+  const float* val;
+  std::size_t nnz;
+};
+
+// out rows [r0, r1) (k doubles each) = sum over the row's labels of M_e x[slot_e]. K == 0: run-time
+// width k.
+template <int K>
+void gather_rows(const LabelView& m, std::size_t r0, std::size_t r1, const double* x, int k,
+                 double* out) {
+  if constexpr (K > 0) {
+    (void)k;
+    const std::size_t last = m.nnz ? m.nnz - 1 : 0;
+    for (std::size_t r = r0; r < r1; ++r) {
+      double acc[K] = {};
+      for (std::uint64_t e = m.ptr[r]; e < m.ptr[r + 1]; ++e) {
+        prefetch_row<K>(x + std::size_t(m.idx[std::min<std::size_t>(e + kPrefetchAhead, last)]) * K, 0);
+        const double v = entry(m.val[e]);
+        const double* xr = x + std::size_t(m.idx[e]) * K;
+        for (int j = 0; j < K; ++j) acc[j] += v * xr[j];
+      }
+      double* o = out + r * K;
+      for (int j = 0; j < K; ++j) o[j] = acc[j];
+    }
+  } else {
+    for (std::size_t r = r0; r < r1; ++r) {
+      double* o = out + r * k;
+      std::fill(o, o + k, 0.0);
+      for (std::uint64_t e = m.ptr[r]; e < m.ptr[r + 1]; ++e) {
+        const double v = entry(m.val[e]);
+        const double* xr = x + std::size_t(m.idx[e]) * k;
+        for (int j = 0; j < k; ++j) o[j] += v * xr[j];
       }
     }
-  };
-  static void localize(const Csr& csr, const GhostPlan& plan, Rows& out) {
-    out.ptr = csr.ptr;
-    out.idx.resize(csr.nnz());
-    out.val.resize(csr.nnz());
-    for (std::size_t e = 0; e < csr.nnz(); ++e) {
-      out.idx[e] = plan.index_of(csr.col[e]);
-      out.val[e] = 2.0 * static_cast<double>(csr.val[e]) - 1.0;
+  }
+}
+
+// table[slot_e] += M_e x[row] for the labels of rows [r0, r1) whose slot is in [lo, hi) (all
+// when !ranged); slots are ascending within a row.
+template <int K>
+void scatter_rows(const LabelView& m, std::size_t r0, std::size_t r1, const double* x, int k,
+                  double* table, std::uint32_t lo, std::uint32_t hi, bool ranged) {
+  const std::size_t last = m.nnz ? m.nnz - 1 : 0;
+  for (std::size_t r = r0; r < r1; ++r) {
+    std::uint64_t e = m.ptr[r], end = m.ptr[r + 1];
+    if (ranged) {
+      // Counting (branch-free; rows are short) rather than binary search.
+      std::uint64_t b = e, f = e;
+      for (std::uint64_t i = e; i < end; ++i) {
+        b += m.idx[i] < lo;
+        f += m.idx[i] < hi;
+      }
+      e = b;
+      end = f;
+    }
+    if (e == end) continue;
+    if constexpr (K > 0) {
+      (void)k;
+      double xr[K];
+      for (int j = 0; j < K; ++j) xr[j] = x[r * K + j];
+      for (; e < end; ++e) {
+        prefetch_row<K>(table + std::size_t(m.idx[std::min<std::size_t>(e + kPrefetchAhead, last)]) * K, 1);
+        const double v = entry(m.val[e]);
+        double* g = table + std::size_t(m.idx[e]) * K;
+        for (int j = 0; j < K; ++j) g[j] += v * xr[j];
+      }
+    } else {
+      const double* xr = x + r * k;
+      for (; e < end; ++e) {
+        const double v = entry(m.val[e]);
+        double* g = table + std::size_t(m.idx[e]) * k;
+        for (int j = 0; j < k; ++j) g[j] += v * xr[j];
+      }
     }
   }
-  Rows by_user_, by_comp_;
+}
+
+// Calls f(std::integral_constant<int, K>) with K = k if 1 <= k <= kMaxFixedWidth, else K = 0.
+template <class F, int... Ks>
+void with_width_impl(int k, F&& f, std::integer_sequence<int, Ks...>) {
+  const bool hit = ((k == Ks + 1 ? (f(std::integral_constant<int, Ks + 1>{}), true) : false) || ...);
+  if (!hit) f(std::integral_constant<int, 0>{});
+}
+template <class F>
+void with_width(int k, F&& f) {
+  with_width_impl(k, std::forward<F>(f), std::make_integer_sequence<int, kMaxFixedWidth>{});
+}
+
+class SparseOp {
+ public:
+  SparseOp(const mpi::Comm& comm, const LabelMatrix& train, int k, int threads,
+           SvdConfig::Table table)
+      : rows_are_users_(train.comparisons <= train.users),
+        csr_(rows_are_users_ ? train.by_user : train.by_comparison),
+        partners_(rows_are_users_ ? train.parts.comparisons : train.parts.users),
+        k_(k),
+        threads_(std::max(1, threads)) {
+    const std::uint64_t n_partners = partners_.size();
+    const std::uint64_t per_rank = train.labels / static_cast<std::uint64_t>(comm.size());
+    dense_ = table == SvdConfig::Table::kDense ||
+             (table == SvdConfig::Table::kAuto && n_partners <= per_rank &&
+              n_partners * static_cast<std::uint64_t>(k) * sizeof(double) <= kDenseTableBytes);
+    if (dense_) {
+      std::vector<std::uint32_t> all(n_partners);
+      for (std::uint64_t g = 0; g < n_partners; ++g) all[g] = static_cast<std::uint32_t>(g);
+      plan_ = GhostPlan(comm, IdSet({std::span<const std::uint32_t>(all)}), partners_);
+      view_ = {csr_.ptr.data(), csr_.col.data(), csr_.val.data(), csr_.nnz()};
+    } else {
+      plan_ = GhostPlan(comm, IdSet({std::span<const std::uint32_t>(csr_.col)}), partners_);
+      slots_.resize(csr_.nnz());
+      for (std::size_t e = 0; e < csr_.nnz(); ++e) slots_[e] = plan_.index_of(csr_.col[e]);
+      view_ = {csr_.ptr.data(), slots_.data(), csr_.val.data(), csr_.nnz()};
+    }
+    // Scattering: chunks of rows with a table each, added in chunk order, when the tables are
+    // small; else one table, the threads taking ranges of slots. The chunks depend only on the
+    // data (not on the threads), so either way the sums do not depend on the thread count.
+    const std::size_t ghosts = plan_.ghosts();
+    const std::size_t rows = csr_.rows();
+    const std::uint64_t table_bytes =
+        std::max<std::uint64_t>(1, ghosts * static_cast<std::uint64_t>(k) * sizeof(double));
+    const std::uint64_t chunks = std::min<std::uint64_t>(
+        {kScatterChunks, kScatterBytes / table_bytes, (rows + kScatterRows - 1) / kScatterRows});
+    chunk_rows_.assign(1, 0);
+    for (std::uint64_t c = 1; c < chunks; ++c) {  // balanced by labels
+      const std::uint64_t target = view_.nnz * c / chunks;
+      chunk_rows_.push_back(static_cast<std::size_t>(
+          std::lower_bound(csr_.ptr.begin(), csr_.ptr.end(), target) - csr_.ptr.begin()));
+    }
+    chunk_rows_.push_back(rows);
+    bounds_.assign(threads_ + 1, static_cast<std::uint32_t>(ghosts));
+    bounds_[0] = 0;
+    if (threads_ > 1 && chunk_rows_.size() <= 2) {
+      std::vector<std::uint64_t> count(ghosts + 1, 0);
+      for (std::size_t e = 0; e < view_.nnz; ++e) ++count[view_.idx[e]];
+      std::uint64_t seen = 0;
+      int t = 1;
+      for (std::size_t g = 0; g < ghosts && t < threads_; ++g) {
+        seen += count[g];
+        while (t < threads_ && seen * threads_ >= view_.nnz * static_cast<std::uint64_t>(t))
+          bounds_[t++] = static_cast<std::uint32_t>(g + 1);
+      }
+    }
+  }
+
+  bool rows_are_users() const { return rows_are_users_; }
+  bool dense_table() const { return dense_; }
+
+  // y (this rank's users x k) = M x, x: this rank's comparisons x k.
+  void times(const mpi::Comm& comm, const std::vector<double>& x, std::vector<double>& y) {
+    if (rows_are_users_)
+      gather(comm, x, y);
+    else
+      scatter(comm, x, y);
+  }
+  // w (this rank's comparisons x k) = M^T q, q: this rank's users x k.
+  void times_t(const mpi::Comm& comm, const std::vector<double>& q, std::vector<double>& w) {
+    if (rows_are_users_)
+      scatter(comm, q, w);
+    else
+      gather(comm, q, w);
+  }
+
+ private:
+  // out (own rows x k) = M_rows x, x: the partners' owners' rows (fetched into the table).
+  void gather(const mpi::Comm& comm, const std::vector<double>& x, std::vector<double>& out) {
+    plan_.fetch(comm, x, k_, table_);
+    const std::size_t rows = csr_.rows();
+    out.resize(rows * k_);
+    const std::size_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+    with_width(k_, [&](auto width) {
+      constexpr int K = decltype(width)::value;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_) if (threads_ > 1)
+      for (std::size_t b = 0; b < blocks; ++b)
+        gather_rows<K>(view_, b * kRowBlock, std::min(rows, (b + 1) * kRowBlock), table_.data(),
+                       k_, out.data());
+    });
+  }
+  // out (own partners x k) = M_rows^T x, x: this rank's rows x k.
+  void scatter(const mpi::Comm& comm, const std::vector<double>& x, std::vector<double>& out) {
+    const std::size_t size = plan_.ghosts() * k_;
+    const std::size_t chunks = chunk_rows_.size() - 1;
+    table_.assign(size, 0.0);
+    if (chunks > 1) {
+      chunk_tables_.assign(chunks * size, 0.0);
+      with_width(k_, [&](auto width) {
+        constexpr int K = decltype(width)::value;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_) if (threads_ > 1)
+        for (std::size_t c = 0; c < chunks; ++c)
+          scatter_rows<K>(view_, chunk_rows_[c], chunk_rows_[c + 1], x.data(), k_,
+                          chunk_tables_.data() + c * size, 0, 0, false);
+      });
+      const std::size_t blocks = (size + kRowBlock - 1) / kRowBlock;
+#pragma omp parallel for schedule(static) num_threads(threads_) if (threads_ > 1)
+      for (std::size_t b = 0; b < blocks; ++b) {
+        const std::size_t lo = b * kRowBlock, hi = std::min(size, lo + kRowBlock);
+        for (std::size_t c = 0; c < chunks; ++c) {
+          const double* t = chunk_tables_.data() + c * size;
+          for (std::size_t i = lo; i < hi; ++i) table_[i] += t[i];
+        }
+      }
+    } else {
+      with_width(k_, [&](auto width) {
+        constexpr int K = decltype(width)::value;
+#pragma omp parallel for schedule(static, 1) num_threads(threads_) if (threads_ > 1)
+        for (int t = 0; t < threads_; ++t)
+          scatter_rows<K>(view_, 0, csr_.rows(), x.data(), k_, table_.data(), bounds_[t],
+                          bounds_[t + 1], threads_ > 1);
+      });
+    }
+    out.resize(partners_.count(comm.rank()) * k_);
+    plan_.reduce(comm, table_, k_, out);
+  }
+
+  bool rows_are_users_;
+  const Csr& csr_;
+  Partition partners_;
+  int k_, threads_;
+  bool dense_ = false;
+  GhostPlan plan_;
+  std::vector<std::uint32_t> slots_;  // partner slots per label (sparse table only)
+  LabelView view_{};
+  std::vector<std::size_t> chunk_rows_;  // row bounds of the scatter's chunks
+  std::vector<std::uint32_t> bounds_;    // threads_ + 1 slot bounds (one chunk)
+  std::vector<double> table_;            // ghosts x k
+  std::vector<double> chunk_tables_;     // chunks x ghosts x k
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -105,72 +332,70 @@ TruncatedSvd randomized_svd(const mpi::Comm& comm, const LabelMatrix& train, con
                                  train.users, train.comparisons),
                      InputError::kNoOrder, true);
 
-  SparseM op(comm, train);
-  const BlacsGrid column(comm, comm.size(), 1);
-  double t = 0;
+  double t = MPI_Wtime();
   auto tick = [&] { t = MPI_Wtime(); };
   auto tock = [&](double& acc) { acc += MPI_Wtime() - t; };
+  SparseOp op(comm, train, k, cfg.threads, cfg.table);
+  const BlacsGrid column(comm, comm.size(), 1);
+  out.seconds_setup = MPI_Wtime() - t;
 
-  // Omega (comparisons x k): row p is k standard normals of Rng(seed, kSketch, p), made here
-  // for exactly the comparisons this rank's users need (no communication).
-  std::vector<double> ghost(op.zplan.ghosts() * std::size_t(k));
-  for (std::size_t g = 0; g < op.zplan.ghosts(); ++g) {
-    Rng rng(cfg.seed, Stream::kSketch, op.zplan.ids()[g]);
-    for (int j = 0; j < k; ++j) ghost[g * k + j] = rng.normal();
+  // Omega (comparisons x k): row p is k standard normals of Rng(seed, kSketch, p); each rank
+  // makes its own comparisons' rows (no communication).
+  std::vector<double> W(nc * std::size_t(k));  // this rank's comparisons x k
+  const std::uint64_t c0 = train.first_comparison(comm);
+  for (std::uint64_t p = 0; p < nc; ++p) {
+    Rng rng(cfg.seed, Stream::kSketch, c0 + p);
+    for (int j = 0; j < k; ++j) W[p * k + j] = rng.normal();
   }
-  std::vector<double> Y, W;  // users x k, comparisons x k (this rank's rows)
-  auto qr = [&](const Partition& rows, std::vector<double>& a, std::vector<double>* r) {
+  std::vector<double> Y;  // this rank's users x k
+  auto orth = [&](const Partition& rows, std::vector<double>& a, std::vector<double>* r) {
     tick();
-    scalapack::tall_skinny_qr(comm, column, rows, k, a, r);
+    const scalapack::QrPath path = scalapack::orthonormalize(comm, column, rows, k, a, r, cfg.qr, cfg.threads);
+    ++out.qr_paths[static_cast<int>(path)];
     tock(out.seconds_factorizations);
   };
   tick();
-  op.times(ghost, k, Y);  // Y = M Omega
+  op.times(comm, W, Y);  // Y = M Omega
   tock(out.seconds_products);
-  qr(train.parts.users, Y, nullptr);
+  orth(train.parts.users, Y, nullptr);
   for (int it = 0; it < cfg.power_iterations; ++it) {
     tick();
-    op.uplan.fetch(comm, Y, k, ghost);
-    op.times_t(ghost, k, W);  // W = M^T Q
+    op.times_t(comm, Y, W);  // W = M^T Q
     tock(out.seconds_products);
-    qr(train.parts.comparisons, W, nullptr);
+    orth(train.parts.comparisons, W, nullptr);
     tick();
-    op.zplan.fetch(comm, W, k, ghost);
-    op.times(ghost, k, Y);  // Y = M W
+    op.times(comm, W, Y);  // Y = M W
     tock(out.seconds_products);
-    qr(train.parts.users, Y, nullptr);
+    orth(train.parts.users, Y, nullptr);
   }
   // M ~ Q Q^T M = Q W^T with W = M^T Q = Qw R, so M ~ Q R^T Qw^T; with R^T = Ur S Vr^T,
   // M ~ (Q Ur) S (Qw Vr)^T.
   tick();
-  op.uplan.fetch(comm, Y, k, ghost);
-  op.times_t(ghost, k, W);
+  op.times_t(comm, Y, W);
   tock(out.seconds_products);
   std::vector<double> R;
-  qr(train.parts.comparisons, W, &R);
+  orth(train.parts.comparisons, W, &R);
   std::vector<double> Rt(R.size());
   for (int i = 0; i < k; ++i)
     for (int j = 0; j < k; ++j) Rt[i * k + j] = R[j * k + i];
   std::vector<double> Ur, S, Vrt;
   tick();
-  scalapack::small_svd(k, Rt, Ur, S, Vrt);
+  scalapack::small_svd(comm, k, Rt, Ur, S, Vrt);
   tock(out.seconds_factorizations);
 
   const int r = out.r;
   out.S.assign(S.begin(), S.begin() + r);
   out.spectrum = S;
+  // A = Q Ur[:, :r] and B = Qw Vr[:, :r] (row-major; in BLAS's column-major terms
+  // A^T = Ur[:, :r]^T Q^T and B^T = Vrt[:r, :] Qw^T).
   out.A.assign(nu * r, 0.0);
   out.B.assign(nc * r, 0.0);
-  for (std::uint64_t i = 0; i < nu; ++i)
-    for (int l = 0; l < k; ++l) {
-      const double y = Y[i * k + l];
-      for (int j = 0; j < r; ++j) out.A[i * r + j] += y * Ur[l * k + j];
-    }
-  for (std::uint64_t p = 0; p < nc; ++p)
-    for (int l = 0; l < k; ++l) {
-      const double w = W[p * k + l];
-      for (int j = 0; j < r; ++j) out.B[p * r + j] += w * Vrt[j * k + l];  // Vr = Vrt^T
-    }
+  const double one = 1.0, zero = 0.0;
+  const int inu = static_cast<int>(nu), inc = static_cast<int>(nc);
+  if (nu > 0)
+    dgemm_("N", "N", &r, &inu, &k, &one, Ur.data(), &k, Y.data(), &k, &zero, out.A.data(), &r);
+  if (nc > 0)
+    dgemm_("T", "N", &r, &inc, &k, &one, Vrt.data(), &k, W.data(), &k, &zero, out.B.data(), &r);
   return out;
 }
 
@@ -344,7 +569,7 @@ DenseTruncated dense_randomized(const mpi::Comm& comm, const BlacsGrid& grid, co
   for (int i = 0; i < k; ++i)
     for (int j = 0; j < k; ++j) Rt[i * k + j] = R[j * k + i];
   std::vector<double> Ur, S, Vrt;
-  scalapack::small_svd(k, Rt, Ur, S, Vrt);
+  scalapack::small_svd(comm, k, Rt, Ur, S, Vrt);
   DistMatrix ur(grid, k, k, nb, nb), vr(grid, k, k, nb, nb);
   fill_small(ur, Ur, false);
   fill_small(vr, Vrt, true);
@@ -481,15 +706,32 @@ TruncatedSvd truncated_svd(const mpi::Comm& comm, const LabelMatrix& train, cons
 
 double rms_margin(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f) {
   const int J = f.J;
-  const GhostPlan plan(comm, IdSet({std::span<const std::uint32_t>(m.by_user.col)}),
-                       m.parts.comparisons);
-  std::vector<double> zg;
-  plan.fetch(comm, f.Z, J, zg);
-  double sum = 0;
   const Csr& c = m.by_user;
+  // The Z rows of every comparison (allgathered) when they are few, else those of the
+  // comparisons this rank's labels touch (a ghost plan). The sums are the same either way.
+  const std::uint64_t n = m.comparisons;
+  const bool dense = n <= m.labels / static_cast<std::uint64_t>(comm.size()) &&
+                     n * static_cast<std::uint64_t>(J) * sizeof(double) <= kDenseTableBytes;
+  std::vector<double> zg;
+  GhostPlan plan;
+  if (dense) {
+    const int p = comm.size();
+    std::vector<int> counts(p), displs(p);
+    for (int q = 0; q < p; ++q) {
+      counts[q] = static_cast<int>(m.parts.comparisons.count(q) * J);
+      displs[q] = static_cast<int>(m.parts.comparisons.begin(q) * J);
+    }
+    zg.resize(n * J);
+    PREF_MPI_CHECK(MPI_Allgatherv(f.Z.data(), counts[comm.rank()], MPI_DOUBLE, zg.data(),
+                                  counts.data(), displs.data(), MPI_DOUBLE, comm.get()));
+  } else {
+    plan = GhostPlan(comm, IdSet({std::span<const std::uint32_t>(c.col)}), m.parts.comparisons);
+    plan.fetch(comm, f.Z, J, zg);
+  }
+  double sum = 0;
   for (std::size_t r = 0; r < c.rows(); ++r)
     for (std::uint64_t e = c.ptr[r]; e < c.ptr[r + 1]; ++e) {
-      const double* z = zg.data() + std::size_t(plan.index_of(c.col[e])) * J;
+      const double* z = zg.data() + std::size_t(dense ? c.col[e] : plan.index_of(c.col[e])) * J;
       const double* u = f.U.data() + r * J;
       double d = 0;
       for (int j = 0; j < J; ++j) d += u[j] * z[j];

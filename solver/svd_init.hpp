@@ -5,9 +5,13 @@
 // M is the users x comparisons matrix with M_ip = 2 y_ip - 1 on training labels, 0 elsewhere.
 //  - kRandomized (--init svd): the randomized range finder of Halko, Martinsson and Tropp
 //    (2011) with power iterations on the existing sparse distribution: the sketch Omega is a
-//    pure function of (seed, comparison id), the sparse products run on the by-user and
-//    by-comparison rows with ghost rows fetched from their owners, and the tall-skinny
-//    orthonormalizations are ScaLAPACK Householder QRs (pdgeqrf + pdorgqr) on a P x 1 grid.
+//    pure function of (seed, comparison id); the sparse products stream one orientation of the
+//    labels (rows of the larger side, normally users) with fixed-width kernels, gathering the
+//    other side's rows for M X and scattering into them (then reducing to their owners) for
+//    M^T Q; the tall-skinny orthonormalizations are CholeskyQR2 on the row ranges (shifted
+//    CholeskyQR3, then ScaLAPACK's Householder pdgeqrf + pdorgqr on a P x 1 grid as fallbacks;
+//    scalapack::orthonormalize), or always Householder with qr = kHouseholder; the small SVD
+//    is pdgesvd.
 //  - kExact (--init svd-exact): pdgesvd of the dense M, block-cyclic on a 2-D grid (the
 //    reference of the randomized path); up to kMaxDenseEntries entries.
 //  - kImpute (--init svd-impute): the paper's variant on the dense X (users x comparisons, the
@@ -32,7 +36,9 @@
 // Columns with no usable singular value (J above min(users, comparisons), or S_j <= 1e-12 S_1)
 // get the random initialization of random_factors (seed, init_scale) instead.
 //
-// Reproducibility: bitwise the same at the same rank count and seed; at other rank counts the
+// Reproducibility: bitwise the same at the same rank count and seed, whatever the number of
+// threads (--threads; OpenBLAS's own threads split only output dimensions of the dsyrk, dtrsm
+// and dgemm calls here: checked bitwise at 1, 2 and 4); at other rank counts the
 // same up to round-off amplified by 1 / (relative gap between singular values), i.e. to about
 // 1e-12 when the top J + 1 singular values are well separated.
 #include <cstdint>
@@ -42,6 +48,7 @@
 #include "solver/base/mpi.hpp"
 #include "solver/distribute.hpp"
 #include "solver/fit.hpp"
+#include "solver/scalapack.hpp"
 
 namespace pref {
 
@@ -53,6 +60,12 @@ struct SvdConfig {
   int J = 8;
   int oversampling = 10;      // randomized: sketch width k = J + oversampling
   int power_iterations = 2;   // randomized: q passes of M M^T
+  // randomized: tall-skinny orthonormalization (CholeskyQR2 with fallbacks, or Householder)
+  scalapack::TallSkinnyQr qr = scalapack::TallSkinnyQr::kCholesky;
+  int threads = 1;            // randomized: OpenMP threads of the sparse products
+  // randomized: the partner table of the sparse products (see svd_init.cpp): every partner id
+  // or only those this rank's labels touch; kAuto chooses (the result is the same bits).
+  enum class Table { kAuto, kDense, kSparse } table = Table::kAuto;
   int impute_rounds = 10;     // impute: SVD-reconstruct-impute rounds
   std::uint64_t seed = 1;     // sketch (Stream::kSketch) and fallback columns (Stream::kInit)
   double rms_margin = 1.0;    // the scaling target; <= 0: no scaling
@@ -76,8 +89,12 @@ struct TruncatedSvd {
   std::vector<double> B;         // this rank's comparison rows x r (row-major): right vectors
   std::vector<double> spectrum;  // every singular value (estimate) computed, descending
   // Wall time of the parts (rank 0's view): sparse or dense products with their exchanges, QRs
-  // and SVDs (ScaLAPACK/LAPACK), everything else (plans, sketch, layout changes).
-  double seconds_products = 0, seconds_factorizations = 0, seconds_total = 0;
+  // and SVDs, the sparse operator's set-up (randomized: exchange plan, BLACS grid), and the
+  // total (with everything else: sketch, assembling A and B, signs).
+  double seconds_products = 0, seconds_factorizations = 0, seconds_setup = 0, seconds_total = 0;
+  // Randomized: how many tall-skinny orthonormalizations took each path, indexed by
+  // scalapack::QrPath (CholeskyQR2, shifted CholeskyQR3, Householder).
+  int qr_paths[3] = {0, 0, 0};
 };
 
 // The truncated SVD of M (kRandomized, kExact) or of the final imputed X (kImpute), with the

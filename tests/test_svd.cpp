@@ -1,12 +1,15 @@
 // The SVD initialization (solver/svd_init.cpp) and its ScaLAPACK layer (solver/scalapack.cpp):
-//  - the tall-skinny Householder QR on a P x 1 grid from pref's row-range layout;
+//  - the tall-skinny Householder QR on a P x 1 grid from pref's row-range layout, and the
+//    CholeskyQR orthonormalization with its fallbacks (shifted CholeskyQR3, Householder) and its
+//    replicated, repeatable Gram matrix;
 //  - the exact dense SVD (pdgesvd) against an independent Eigen SVD, for every grid shape of
 //    the rank count and two block sizes;
 //  - the randomized range finder against the exact SVD on matrices with a clear spectral gap
 //    (singular values and principal angles between the subspaces);
 //  - the paper's imputation variant against a dense Eigen implementation of the same rounds;
 //  - the factors: the same at any rank count (against a one-rank computation on MPI_COMM_SELF
-//    by rank 0), bitwise the same from run to run, the sign convention, the RMS-margin scaling,
+//    by rank 0), bitwise the same from run to run and for any number of threads or partner
+//    table of the sparse products, the sign convention, the RMS-margin scaling,
 //    the random fallback columns, and the dense size limit.
 #include <gtest/gtest.h>
 
@@ -247,15 +250,135 @@ TEST(ScaLapack, TallSkinnyQrOnRowRanges) {
     std::vector<double> local;
     for (GlobalId i = rows.begin(me); i < rows.end(me); ++i)
       for (int j = 0; j < k; ++j) local.push_back(full(i, j));
-    std::vector<double> R;
-    scalapack::tall_skinny_qr(world, column, rows, k, local, &R);
-    const Matrix Q = as_matrix(allgather_rows(world, local), k);
-    const Matrix Rm = as_matrix(R, k);
-    ASSERT_EQ(Q.rows(), m);
-    EXPECT_LT((Q.transpose() * Q - Matrix::Identity(k, k)).norm(), 1e-13) << m << "x" << k;
-    EXPECT_LT((Q * Rm - full).norm(), 1e-12 * full.norm()) << m << "x" << k;
-    EXPECT_EQ(Matrix(Rm.triangularView<Eigen::StrictlyLower>()).norm(), 0.0);
+    const std::vector<double> input = local;
+    // The Householder QR itself, then orthonormalize() with both methods.
+    for (int variant = 0; variant < 3; ++variant) {
+      local = input;
+      std::vector<double> R;
+      std::string what = std::to_string(m) + "x" + std::to_string(k);
+      if (variant == 0) {
+        scalapack::tall_skinny_qr(world, column, rows, k, local, &R);
+        what += " tall_skinny_qr";
+      } else {
+        const auto method = variant == 1 ? scalapack::TallSkinnyQr::kCholesky
+                                         : scalapack::TallSkinnyQr::kHouseholder;
+        const scalapack::QrPath path =
+            scalapack::orthonormalize(world, column, rows, k, local, &R, method);
+        EXPECT_EQ(path, variant == 1 ? scalapack::QrPath::kCholeskyQr2
+                                     : scalapack::QrPath::kHouseholder);
+        what += std::string(" orthonormalize ") + scalapack::qr_path_name(path);
+      }
+      const Matrix Q = as_matrix(allgather_rows(world, local), k);
+      const Matrix Rm = as_matrix(R, k);
+      ASSERT_EQ(Q.rows(), m);
+      EXPECT_LT((Q.transpose() * Q - Matrix::Identity(k, k)).norm(), 1e-13) << what;
+      EXPECT_LT((Q * Rm - full).norm(), 1e-12 * full.norm()) << what;
+      EXPECT_EQ(Matrix(Rm.triangularView<Eigen::StrictlyLower>()).norm(), 0.0) << what;
+    }
   }
+}
+
+namespace {
+
+// A m x k matrix A = U diag(s) V^T with random orthonormal U, V and singular values from 1 down
+// to 1 / cond (geometric), or exactly zero from column `rank` on.
+Matrix conditioned(int m, int k, double cond, int rank, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<double> normal;
+  Matrix g1(m, k), g2(k, k);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < k; ++j) g1(i, j) = normal(gen);
+  for (int i = 0; i < k; ++i)
+    for (int j = 0; j < k; ++j) g2(i, j) = normal(gen);
+  const Matrix U = Eigen::HouseholderQR<Matrix>(g1).householderQ() * Matrix::Identity(m, k);
+  const Matrix V = Eigen::HouseholderQR<Matrix>(g2).householderQ() * Matrix::Identity(k, k);
+  Eigen::VectorXd s(k);
+  for (int j = 0; j < k; ++j)
+    s(j) = j >= rank ? 0.0 : std::pow(cond, -static_cast<double>(j) / std::max(1, k - 1));
+  return U * s.asDiagonal() * V.transpose();
+}
+
+// orthonormalize() on the rows of `full` split evenly over the ranks.
+struct Orthonormalized {
+  scalapack::QrPath path;
+  Matrix Q, R;
+};
+Orthonormalized orthonormalize_rows(const mpi::Comm& comm, const Matrix& full) {
+  const int p = comm.size(), me = comm.rank();
+  const int m = static_cast<int>(full.rows()), k = static_cast<int>(full.cols());
+  const scalapack::BlacsGrid column(comm, p, 1);
+  const Partition rows = Partition::uniform(m, p);
+  std::vector<double> local;
+  for (GlobalId i = rows.begin(me); i < rows.end(me); ++i)
+    for (int j = 0; j < k; ++j) local.push_back(full(i, j));
+  std::vector<double> R;
+  Orthonormalized out;
+  out.path = scalapack::orthonormalize(comm, column, rows, k, local, &R);
+  out.Q = as_matrix(allgather_rows(comm, local), k);
+  out.R = as_matrix(R, k);
+  return out;
+}
+
+}  // namespace
+
+// The fallbacks of the CholeskyQR orthonormalization: an ill-conditioned block (Gram matrix
+// beyond kCholeskyQr2MaxCond) goes through shifted CholeskyQR3 and still gives an orthonormal
+// basis of the same span as Eigen's Householder QR; rank-deficient and zero blocks go to
+// ScaLAPACK's Householder QR.
+TEST(ScaLapack, CholeskyQrFallbacks) {
+  auto world = mpi::Comm::world();
+  const int m = 600, k = 12;
+  for (double cond : {1e3, 1e7, 1e11}) {
+    const Matrix A = conditioned(m, k, cond, k, 71);
+    const Orthonormalized o = orthonormalize_rows(world, A);
+    const std::string what = "cond " + std::to_string(cond);
+    EXPECT_EQ(o.path, cond < 1e5 ? scalapack::QrPath::kCholeskyQr2
+                                 : scalapack::QrPath::kShiftedCholeskyQr3)
+        << what << ": " << scalapack::qr_path_name(o.path);
+    EXPECT_LT((o.Q.transpose() * o.Q - Matrix::Identity(k, k)).norm(), 1e-12) << what;
+    EXPECT_LT((o.Q * o.R - A).norm(), 1e-13 * A.norm()) << what;
+    EXPECT_EQ(Matrix(o.R.triangularView<Eigen::StrictlyLower>()).norm(), 0.0) << what;
+    // The same span as Eigen's QR: both are bases of A's columns to rounding, so their principal
+    // angles are at most about u cond(A).
+    const Matrix Qe = Eigen::HouseholderQR<Matrix>(A).householderQ() * Matrix::Identity(m, k);
+    EXPECT_LT(max_angle(Qe, o.Q), 1e-14 * cond) << what;
+    if (world.rank() == 0)
+      std::printf("cond %.0e: %s, |Q^T Q - I| %.1e, |A - QR| / |A| %.1e, angle to Eigen's %.1e\n",
+                  cond, scalapack::qr_path_name(o.path),
+                  (o.Q.transpose() * o.Q - Matrix::Identity(k, k)).norm(),
+                  (o.Q * o.R - A).norm() / A.norm(), max_angle(Qe, o.Q));
+    EXPECT_LT(((Matrix::Identity(m, m) - o.Q * o.Q.transpose()) * A).norm(), 1e-13 * A.norm())
+        << what;
+  }
+  // Rank 5 of 12, and zero: Householder.
+  for (int rank : {5, 0}) {
+    const Matrix A = conditioned(m, k, 10.0, rank, 72);
+    const Orthonormalized o = orthonormalize_rows(world, A);
+    EXPECT_EQ(o.path, scalapack::QrPath::kHouseholder) << "rank " << rank;
+    EXPECT_LT((o.Q.transpose() * o.Q - Matrix::Identity(k, k)).norm(), 1e-12) << "rank " << rank;
+    EXPECT_LT((o.Q * o.R - A).norm(), 1e-13 * std::max(1.0, A.norm())) << "rank " << rank;
+  }
+}
+
+// The Gram matrix is the same bits on every rank and from run to run, and equals A^T A to
+// rounding.
+TEST(ScaLapack, GramIsReplicatedAndRepeatable) {
+  auto world = mpi::Comm::world();
+  const int k = 9;
+  // Several dsyrk blocks, split unevenly.
+  const std::size_t n = 3 * scalapack::kGramBlock + 1234 * (world.rank() + 1);
+  std::mt19937 gen(81 + world.rank());
+  std::normal_distribution<double> normal;
+  std::vector<double> local(n * k);
+  for (double& v : local) v = normal(gen);
+  const std::vector<double> g = scalapack::gram(world, k, local);
+  EXPECT_EQ(g, scalapack::gram(world, k, local));
+  EXPECT_EQ(g, scalapack::gram(world, k, local, 3));  // threads
+  std::vector<double> first = g;
+  mpi::broadcast(world, std::span<double>(first), 0);
+  EXPECT_EQ(g, first) << "rank " << world.rank();
+  const Matrix A = as_matrix(allgather_rows(world, local), k);
+  EXPECT_LT((as_matrix(g, k) - A.transpose() * A).norm(), 1e-12 * (A.transpose() * A).norm());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -347,6 +470,17 @@ TEST(SvdRandomized, MatchesExactOnAClearGap) {
     rc.power_iterations = c.q;
     rc.seed = 5;
     const TruncatedSvd rnd = truncated_svd(world, m, rc);
+    // The ScaLAPACK Householder QR instead of CholeskyQR: the same to rounding.
+    SvdConfig hc = rc;
+    hc.qr = scalapack::TallSkinnyQr::kHouseholder;
+    const TruncatedSvd hh = truncated_svd(world, m, hc);
+    EXPECT_EQ(hh.qr_paths[2], 2 * rc.power_iterations + 2) << c.what;
+    {
+      const Gathered gr = gather(world, rnd), gh = gather(world, hh);
+      for (int j = 0; j < c.J; ++j) EXPECT_NEAR(hh.S[j], rnd.S[j], 1e-10 * rnd.S[0]) << c.what;
+      EXPECT_LT((gr.A - gh.A).cwiseAbs().maxCoeff(), 1e-9) << c.what << ": Householder";
+      EXPECT_LT((gr.B - gh.B).cwiseAbs().maxCoeff(), 1e-9) << c.what << ": Householder";
+    }
     for (int rows : divisors(world.size())) {
       SvdConfig ec = rc;
       ec.kind = SvdKind::kExact;
@@ -374,6 +508,36 @@ TEST(SvdRandomized, MatchesExactOnAClearGap) {
       EXPECT_LT((ge.B - gr.B).cwiseAbs().maxCoeff(), 1e-6) << what;
     }
   }
+}
+
+// A sketch as wide as the smaller side spans all of M: the range finder is then exact, for the
+// compile-time widths of the sparse products (k = 50) and the run-time one (k = 66 > 64), in
+// both orientations (more users than comparisons, and fewer).
+TEST(SvdRandomized, FullWidthSketchIsExact) {
+  auto world = mpi::Comm::world();
+  for (int k : {50, 66})
+    for (bool tall : {true, false}) {
+      const Problem pb = tall ? random_problem(200, k, 0.5, 24) : random_problem(k, 150, 0.5, 25);
+      const LabelMatrix m = distribute_problem(world, pb);
+      SvdConfig cfg;
+      cfg.J = k - 10;
+      cfg.oversampling = 10;
+      cfg.power_iterations = 1;
+      const TruncatedSvd svd = truncated_svd(world, m, cfg);
+      const std::string what = "k " + std::to_string(k) + (tall ? ", tall" : ", wide");
+      ASSERT_EQ(svd.spectrum.size(), static_cast<std::size_t>(k)) << what;
+      const Eigen::BDCSVD<Matrix> ref(dense(pb, true), Eigen::ComputeThinU | Eigen::ComputeThinV);
+      const Eigen::VectorXd s = ref.singularValues();
+      for (int j = 0; j < k; ++j) EXPECT_NEAR(svd.spectrum[j], s(j), 1e-10 * s(0)) << what;
+      // The rank-J approximations agree.
+      const Gathered g = gather(world, svd);
+      const int J = cfg.J;
+      const Matrix L = g.A * Eigen::Map<const Eigen::VectorXd>(svd.S.data(), J).asDiagonal() *
+                       g.B.transpose();
+      const Matrix Lref = ref.matrixU().leftCols(J) * s.head(J).asDiagonal() *
+                          ref.matrixV().leftCols(J).transpose();
+      EXPECT_LT((L - Lref).cwiseAbs().maxCoeff(), 1e-8 * s(0)) << what;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -469,13 +633,27 @@ std::vector<SvdConfig> all_kinds(int J) {
 TEST(SvdInit, SameFactorsAtAnyRankCountAndBitwiseRepeatable) {
   auto world = mpi::Comm::world();
   auto self = mpi::Comm::self();
-  const Problem pb = block_problem(130, 70, 4, 0.8, 41);
+  // Tall (the sparse products iterate over users) and wide (over comparisons).
+  for (const Problem& pb : {block_problem(130, 70, 4, 0.8, 41), block_problem(60, 140, 4, 0.8, 42)})
   for (const SvdConfig& cfg : all_kinds(4)) {
-    const std::string what = svd_kind_name(cfg.kind);
+    const std::string what = std::string(svd_kind_name(cfg.kind)) + " on " +
+                             std::to_string(pb.users) + " x " + std::to_string(pb.comparisons);
     const LabelMatrix m = distribute_problem(world, pb);
     const Factors a = svd_init(world, m, cfg);
     const Factors b = svd_init(world, m, cfg);
     EXPECT_TRUE(a.U == b.U && a.Z == b.Z) << what << ": two runs differ";
+    if (cfg.kind == SvdKind::kRandomized) {
+      // Threads and the choice of partner table do not change a bit.
+      for (int threads : {2, 3})
+        for (auto table : {SvdConfig::Table::kDense, SvdConfig::Table::kSparse}) {
+          SvdConfig c = cfg;
+          c.threads = threads;
+          c.table = table;
+          const Factors t = svd_init(world, m, c);
+          EXPECT_TRUE(a.U == t.U && a.Z == t.Z)
+              << what << ": " << threads << " threads, table " << static_cast<int>(table);
+        }
+    }
     const std::vector<double> U = allgather_rows(world, a.U), Z = allgather_rows(world, a.Z);
     ASSERT_EQ(U.size(), pb.users * 4);
     ASSERT_EQ(Z.size(), pb.comparisons * 4);
@@ -492,6 +670,23 @@ TEST(SvdInit, SameFactorsAtAnyRankCountAndBitwiseRepeatable) {
                   max_abs(one.U));
     }
     world.barrier();
+  }
+}
+
+// Enough users per rank (over 32768) for the sparse products to scatter in several chunks of
+// rows, each with its own table: the factors are still the same bits for any thread count.
+TEST(SvdInit, ChunkedScatterIsIndependentOfThreads) {
+  auto world = mpi::Comm::world();
+  const Problem pb = random_problem(70000 * world.size(), 40, 0.08, 43);
+  const LabelMatrix m = distribute_problem(world, pb);
+  SvdConfig cfg;
+  cfg.J = 3;
+  cfg.seed = 7;
+  const Factors one = svd_init(world, m, cfg);
+  for (int threads : {2, 3}) {
+    cfg.threads = threads;
+    const Factors t = svd_init(world, m, cfg);
+    EXPECT_TRUE(one.U == t.U && one.Z == t.Z) << threads << " threads";
   }
 }
 

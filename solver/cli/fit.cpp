@@ -25,6 +25,7 @@ namespace pref::cli {
 namespace {
 struct FitOptions {
   std::string data, out, metrics, init = "svd", model = "factor", exchange = "auto";
+  std::string svd_qr = "cholesky";
   std::string duplicates = "error";
   FitConfig cfg;
   SvdConfig svd;  // --init svd*: kind, J and seed are filled from the fit options
@@ -102,6 +103,11 @@ Runner add_fit(CLI::App& app) {
                  "--init svd: power iterations of the range finder");
   app.add_option("--svd-impute-rounds", o->svd.impute_rounds,
                  "--init svd-impute: SVD-reconstruct-impute rounds");
+  app.add_option("--svd-qr", o->svd_qr,
+                 "--init svd: tall-skinny orthonormalization: cholesky (CholeskyQR2, shifted "
+                 "CholeskyQR3 and ScaLAPACK Householder as fallbacks) or householder (always "
+                 "ScaLAPACK pdgeqrf + pdorgqr)")
+      ->check(CLI::IsMember({"cholesky", "householder"}));
   app.add_option("--max-sweeps", c.max_sweeps, "Most alternating sweeps");
   app.add_option("--tol", c.tol, "Stop when the relative objective change is below this");
   app.add_option("--seed", c.seed, "Random seed (initialization)");
@@ -150,6 +156,8 @@ Runner add_fit(CLI::App& app) {
       if (o->svd.oversampling < 0) throw InputError("--svd-oversampling: must be >= 0");
       if (o->svd.power_iterations < 0) throw InputError("--svd-power-iterations: must be >= 0");
       if (o->svd.impute_rounds < 0) throw InputError("--svd-impute-rounds: must be >= 0");
+      o->svd.qr = o->svd_qr == "householder" ? scalapack::TallSkinnyQr::kHouseholder
+                                             : scalapack::TallSkinnyQr::kCholesky;
       o->svd.kind = o->init == "svd-exact"    ? SvdKind::kExact
                     : o->init == "svd-impute" ? SvdKind::kImpute
                                               : SvdKind::kRandomized;
@@ -245,9 +253,11 @@ Runner add_fit(CLI::App& app) {
       sc.J = cfg.J;
       sc.seed = cfg.seed;
       sc.init_scale = cfg.init_scale;
+      sc.threads = cfg.threads;
       const double t0 = MPI_Wtime();
       const TruncatedSvd svd = truncated_svd(comm, train, sc);
       init = factors_from_svd(comm, train, svd, sc);
+      const double seconds = MPI_Wtime() - t0;
       std::string sv;  // the top J + 1 singular values (estimates), to judge the gap
       const std::size_t shown = std::min(svd.spectrum.size(), static_cast<std::size_t>(cfg.J) + 1);
       for (std::size_t j = 0; j < shown; ++j)
@@ -255,9 +265,14 @@ Runner add_fit(CLI::App& app) {
       log::info(comm,
                 "init {}: {:.3f}s ({:.3f}s products, {:.3f}s factorizations), singular values "
                 "{}{}, RMS training margin {:.3f}",
-                o->init, MPI_Wtime() - t0, svd.seconds_products, svd.seconds_factorizations, sv,
+                o->init, seconds, svd.seconds_products, svd.seconds_factorizations, sv,
                 svd.spectrum.size() > static_cast<std::size_t>(cfg.J) ? " (the last: J+1)" : "",
                 rms_margin(comm, train, init));
+      if (sc.kind == SvdKind::kRandomized)
+        log::info(comm,
+                  "init svd: {:.3f}s set-up; orthonormalizations: {} CholeskyQR2, {} shifted "
+                  "CholeskyQR3, {} Householder",
+                  svd.seconds_setup, svd.qr_paths[0], svd.qr_paths[1], svd.qr_paths[2]);
     }
     auto on_sweep = [&](const SweepRecord& r) {
       history.push_back(record_json(r, true));
