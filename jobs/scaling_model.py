@@ -5,11 +5,11 @@
 
 Parameters (defaults in brackets): USERS [1e8], COMPARISONS [1e6], ANSWERS [40] per user, of
 which TRAIN [0.8] training and VAL [0.1] validation labels; FIT_RANK (J) [16]; NODES
-["16 32 64 128 256"], one MPI rank per node with CORES [64] threads; NS_PER_LABEL [98.6]: one
-core's time per label and half-step at this J (bench_kernels on this machine: 10.1 M labels/s at
-J=16, 32 M at J=8); EVAL [1.0]: the evaluation's cost in half-steps; REDUCE_NS [200]:
-reduce's extra pass per label (the comparison half-step with reduce minus with ship, per label,
-at 1 rank and J=8 here: 265 ns on a loaded machine); NET_GBS [10]: bytes a node receives per
+["16 32 64 128 256"], one MPI rank per node with CORES [64] threads; NS_PER_LABEL [29]: one
+core's time per label and half-step at this J (`pref fit` at 1 rank on this machine,
+2026-11-27: 29 ns at J=16, 15 ns at J=8, from jobs/bench_fit.sh); EVAL [1.0]: the evaluation's
+cost in half-steps; REDUCE_NS [32]: reduce's extra pass per label (the comparison half-step
+with reduce minus with ship, per label, at 1 rank and J=8 here: 32 ns, jobs/scaling.sh strong); NET_GBS [10]: bytes a node receives per
 second in an all-to-all; NODE_WRITE_GBS [2] and FS_GBS [50]: a node's and the file system's
 write bandwidth; NEWTON [1].
 
@@ -31,7 +31,7 @@ import math
 import sys
 
 P = dict(USERS=1e8, COMPARISONS=1e6, ANSWERS=40, TRAIN=0.8, VAL=0.1, FIT_RANK=16,
-         NODES="16 32 64 128 256", CORES=64, NS_PER_LABEL=98.6, EVAL=1.0, REDUCE_NS=200,
+         NODES="16 32 64 128 256", CORES=64, NS_PER_LABEL=29, EVAL=1.0, REDUCE_NS=32,
          NET_GBS=10, NODE_WRITE_GBS=2, FS_GBS=50, NEWTON=1)
 for a in sys.argv[1:]:
     k, _, v = a.partition("=")
