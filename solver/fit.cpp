@@ -52,9 +52,10 @@ Factors random_factors(const mpi::Comm& comm, const Partitions& parts, const Fit
 
 namespace {
 
-// Cost model constant: seconds per label of the reduce pattern's extra pass (measured on the
-// development machine, AVX-512: docs/performance.md).
-constexpr double kReducePassSeconds = 100e-9;
+// Cost model constant: seconds per label of the reduce pattern's extra pass (the comparison
+// half-step with reduce minus with ship, per label, at 1 rank, J = 8, on the development
+// machine with AVX-512 kernels: docs/scaling.md).
+constexpr double kReducePassSeconds = 32e-9;
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
