@@ -45,6 +45,23 @@ int run(int argc, char** argv, const mpi::Comm& comm) {
   Runner run_eval = add_evaluate(*eval);
   Runner run_insp = add_inspect(*insp);
   Runner run_imp = add_import(*imp);
+  // CLI11 would print the top-level help with exit code 0 for `pref frobnicate --help`: an
+  // unknown command is bad usage whatever follows it.
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string cmd = argv[1];
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+      known = known || sub->get_name() == cmd;
+    if (!known) {
+      if (comm.rank() == 0) {
+        std::fprintf(stderr,
+                     "pref: error: unknown command '%s' (commands: generate, inspect, import, "
+                     "fit, evaluate; see pref --help)\n",
+                     cmd.c_str());
+      }
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
