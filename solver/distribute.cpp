@@ -54,8 +54,11 @@ Csr exchange_and_build(const mpi::Comm& comm, std::span<const std::uint32_t> row
                        Partner&& partner, std::span<const float> values, const Partition& part) {
   const int p = comm.size();
   const std::size_t n = rows.size();
-  if (n > std::numeric_limits<std::uint32_t>::max())
-    throw Error(fmt::format("{} labels on one rank: more than 2^32; use more ranks", n));
+  const std::uint64_t most = mpi::allreduce_max(comm, std::uint64_t{n});
+  if (most > std::numeric_limits<std::uint32_t>::max())
+    throw Error(fmt::format("{} labels of a file slice on one rank: more than 2^32; use more ranks",
+                            most),
+                /*collective=*/true);
   // The send order: label indices grouped by destination, in input order within each.
   std::vector<std::uint64_t> counts(p, 0);
   for (std::size_t i = 0; i < n; ++i) ++counts[part.owner(rows[i])];
