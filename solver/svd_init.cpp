@@ -77,12 +77,14 @@ inline constexpr std::uint64_t kScatterBytes = std::uint64_t{64} << 20;
 // The label value as an entry of M.
 inline double entry(float y) { return 2.0 * static_cast<double>(y) - 1.0; }
 
-template <int K>
-inline void prefetch_row(const double* row, int rw) {
+// RW: 0 to read, 1 to write (a template parameter: __builtin_prefetch needs a constant, also in
+// unoptimized builds).
+template <int K, int RW>
+inline void prefetch_row(const double* row) {
   // Every cache line of the row's K doubles (8 K bytes).
-  __builtin_prefetch(row, rw, 3);
-  for (int o = 8; o < K; o += 8) __builtin_prefetch(row + o, rw, 3);
-  __builtin_prefetch(row + K - 1, rw, 3);
+  __builtin_prefetch(row, RW, 3);
+  for (int o = 8; o < K; o += 8) __builtin_prefetch(row + o, RW, 3);
+  __builtin_prefetch(row + K - 1, RW, 3);
 }
 
 struct LabelView {
@@ -103,7 +105,7 @@ void gather_rows(const LabelView& m, std::size_t r0, std::size_t r1, const doubl
     for (std::size_t r = r0; r < r1; ++r) {
       double acc[K] = {};
       for (std::uint64_t e = m.ptr[r]; e < m.ptr[r + 1]; ++e) {
-        prefetch_row<K>(x + std::size_t(m.idx[std::min<std::size_t>(e + kPrefetchAhead, last)]) * K, 0);
+        prefetch_row<K, 0>(x + std::size_t(m.idx[std::min<std::size_t>(e + kPrefetchAhead, last)]) * K);
         const double v = entry(m.val[e]);
         const double* xr = x + std::size_t(m.idx[e]) * K;
         for (int j = 0; j < K; ++j) acc[j] += v * xr[j];
@@ -148,7 +150,7 @@ void scatter_rows(const LabelView& m, std::size_t r0, std::size_t r1, const doub
       double xr[K];
       for (int j = 0; j < K; ++j) xr[j] = x[r * K + j];
       for (; e < end; ++e) {
-        prefetch_row<K>(table + std::size_t(m.idx[std::min<std::size_t>(e + kPrefetchAhead, last)]) * K, 1);
+        prefetch_row<K, 1>(table + std::size_t(m.idx[std::min<std::size_t>(e + kPrefetchAhead, last)]) * K);
         const double v = entry(m.val[e]);
         double* g = table + std::size_t(m.idx[e]) * K;
         for (int j = 0; j < K; ++j) g[j] += v * xr[j];
