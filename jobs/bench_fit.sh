@@ -45,7 +45,6 @@ if [ ! -f "$data" ]; then
   pref_mpirun 2 "$PREF_BIN" generate --model lowrank --rank 8 --users "$users" \
     --comparisons "$comparisons" --answers-per-user "$answers" --seed 1 --out "$data" >&2
 fi
-train="$("$PREF_BIN" inspect "$data" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["labels"])')"
 
 rows=()
 for J in $js; do
@@ -54,11 +53,15 @@ for J in $js; do
     log="$dir/fit-J$J-n$n.log"
     load="$(cut -d' ' -f1 /proc/loadavg)"
     pref_log "run: mpirun -np $n pref fit --rank $J (load average $load)"
-    pref_mpirun "$n" /usr/bin/time -f 'bench-peak-rss-kib %M' "$PREF_BIN" fit --data "$data" \
+    peaks="$dir/peak-J$J-n$n.txt"
+    rm -f "$peaks"  # one line per rank, appended (ranks' stderr lines could interleave)
+    pref_mpirun "$n" /usr/bin/time -a -o "$peaks" -f 'bench-peak-rss-kib %M' "$PREF_BIN" fit --data "$data" \
       --rank "$J" --init random --max-sweeps "$sweeps" --tol 0 --exchange "$exchange" \
       --metrics "$metrics" --overwrite --out "$dir/model-J$J-n$n.h5" >"$log" 2>&1 ||
       { cat "$log" >&2; pref_die "fit failed"; }
-    peak="$(awk '/^bench-peak-rss-kib/ { if ($2 > m) m = $2 } END { printf "%.0f", m * 1024 }' "$log")"
+    peak="$(awk '/^bench-peak-rss-kib/ { if ($2 > m) m = $2 } END { printf "%.0f", m * 1024 }' "$peaks")"
+    # The training label count from fit's own log (pref inspect would load the whole file).
+    train="$(sed -n 's/.*, \([0-9]*\) training labels.*/\1/p' "$log" | head -n 1)"
     pattern="$(sed -n 's/.*exchange pattern: \([a-z]*\).*/\1/p' "$log")"
     resident="$(sed -n 's/.*training labels in memory: \([0-9.]*\) bytes.*/\1/p' "$log")"
     rows+=("$(tail -n 1 "$metrics" | python3 -c '

@@ -50,16 +50,18 @@ metrics="$dir/fit-J$rank-n$ranks.jsonl"
 load="$(cut -d' ' -f1 /proc/loadavg)"
 pref_log "run: mpirun -np $ranks pref fit --data $data --rank $rank (load average $load)"
 start=$EPOCHREALTIME
-pref_mpirun "$ranks" /usr/bin/time -f 'bench-peak-rss-kib %M' "$PREF_BIN" fit --data "$data" \
+peaks="$dir/peak-J$rank-n$ranks.txt"
+rm -f "$peaks"  # one line per rank, appended (ranks' stderr lines could interleave)
+pref_mpirun "$ranks" /usr/bin/time -a -o "$peaks" -f 'bench-peak-rss-kib %M' "$PREF_BIN" fit --data "$data" \
   --rank "$rank" --metrics "$metrics" --overwrite --out "$dir/model-J$rank-n$ranks.h5" \
   >"$log" 2>&1 || { cat "$log" >&2; pref_die "fit failed"; }
 total=$(python3 -c "print($EPOCHREALTIME - $start)")
 [ "$keep" = 1 ] || rm -f "$data"
 
-python3 - "$log" "$metrics" "$total" "$ranks" "$load" <<'PY'
+python3 - "$log" "$metrics" "$total" "$ranks" "$load" "$peaks" <<'PY'
 import json, re, sys
-log, metrics, total, ranks, load = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-text = open(log).read()
+log, metrics, total, ranks, load, peaks = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+text = open(log, errors="replace").read()
 recs = [json.loads(l) for l in open(metrics)]
 def stamp(pattern):
     m = re.search(r"\[pref +([0-9.]+)s\] " + pattern, text)
@@ -69,7 +71,7 @@ init = re.search(r"init svd: ([0-9.]+)s", text)
 init = float(init.group(1)) if init else float("nan")
 first_eval = stamp("sweep +0:")
 end = stamp("(converged|stopped)")
-peak = max(int(x) for x in re.findall(r"bench-peak-rss-kib (\d+)", text)) * 1024
+peak = max(int(x) for x in re.findall(r"bench-peak-rss-kib (\d+)", open(peaks).read())) * 1024
 resident = re.search(r"training labels in memory: ([0-9.]+)", text).group(1)
 labels = int(re.search(r"([0-9]+) training labels", text).group(1))
 sweeps = [r for r in recs if r["sweep"] > 0]

@@ -55,7 +55,6 @@ for users in $users_list; do
     pref_mpirun "$ranks" "$PREF_BIN" generate --model lowrank --rank "$rank" --users "$users" \
       --comparisons "$comparisons" --answers-per-user "$answers" --seed 1 --out "$data" >&2
   fi
-  train="$("$PREF_BIN" inspect "$data" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["labels"])')"
   log="$dir/fit-u$users.log" metrics="$dir/fit-u$users.jsonl" peaks="$dir/peak-u$users.txt"
   rm -f "$peaks"  # one line per rank, appended (O_APPEND: lines do not interleave as on stderr)
   load="$(cut -d' ' -f1 /proc/loadavg)"
@@ -67,6 +66,8 @@ for users in $users_list; do
     --out "$dir/model-u$users.h5" \
     >"$log" 2>&1 || { cat "$log" >&2; pref_die "fit failed"; }
   rm -f "$dir/model-u$users.h5"
+  # The training label count from fit's own log (pref inspect would load the whole file).
+  train="$(sed -n 's/.*, \([0-9]*\) training labels.*/\1/p' "$log" | head -n 1)"
   [ "$keep" = 1 ] || rm -f "$data"
   rows+=("$(python3 - "$users" "$train" "$log" "$metrics" "$load" "$peaks" <<'EOF'
 import json, re, sys
