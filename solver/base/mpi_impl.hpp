@@ -2,33 +2,35 @@
 // Template definitions for mpi.hpp.
 #include <algorithm>
 #include <climits>
+#include <limits>
 
 namespace pref::mpi {
 
-template <class T>
-void alltoallv_into(const Comm& comm, std::span<const T> send,
-                    std::span<const std::uint64_t> send_counts,
-                    std::span<const std::uint64_t> recv_counts, std::span<T> recv) {
-  const int p = comm.size();
-  std::vector<std::uint64_t> send_off(p + 1, 0), recv_off(p + 1, 0);
-  std::uint64_t max_pair = 0;
-  for (int r = 0; r < p; ++r) {
-    send_off[r + 1] = send_off[r] + send_counts[r];
-    recv_off[r + 1] = recv_off[r] + recv_counts[r];
-    max_pair = std::max({max_pair, send_counts[r], recv_counts[r]});
+namespace detail {
+
+// The rounds of a personalized all-to-all in which each pair of ranks moves at most `cap`
+// items per round, so that no count or displacement of one MPI call exceeds INT_MAX (the cap
+// is at most INT_MAX / 2p items). Collective (the round count is agreed on).
+struct Rounds {
+  std::uint64_t cap = 1, count = 0;
+  std::vector<int> sc, sd, rc, rd;  // this round's counts and displacements per rank
+  int stot = 0, rtot = 0;           // this round's items sent and received in all
+
+  Rounds(const Comm& comm, std::span<const std::uint64_t> send_counts,
+         std::span<const std::uint64_t> recv_counts, std::uint64_t max_cap)
+      : sc(comm.size()), sd(comm.size()), rc(comm.size()), rd(comm.size()) {
+    const int p = comm.size();
+    cap = std::clamp<std::uint64_t>(max_cap, 1, std::max(1, (INT_MAX / 2) / p));
+    std::uint64_t max_pair = 0;
+    for (int r = 0; r < p; ++r) max_pair = std::max({max_pair, send_counts[r], recv_counts[r]});
+    count = allreduce_max(comm, (max_pair + cap - 1) / cap);
   }
-  if (recv_off[p] != recv.size() || send_off[p] != send.size())
-    throw Error("alltoallv: buffer sizes do not match the counts");
-  // Per round each pair moves at most `cap` items, and the displacements of one call must fit
-  // in an int as well, so the cap is INT_MAX / p items.
-  const std::uint64_t cap = std::max<std::uint64_t>(1, (INT_MAX / 2) / p);
-  const std::uint64_t rounds = allreduce_max(comm, (max_pair + cap - 1) / cap);
-  std::vector<int> sc(p), sd(p), rc(p), rd(p);
-  std::vector<T> sbuf, rbuf;
-  for (std::uint64_t round = 0; round < rounds; ++round) {
+  // Sets the counts of round `round` (items [lo, lo + cap) of every pair); returns lo.
+  std::uint64_t select(std::uint64_t round, std::span<const std::uint64_t> send_counts,
+                       std::span<const std::uint64_t> recv_counts) {
     const std::uint64_t lo = round * cap;
-    int stot = 0, rtot = 0;
-    for (int r = 0; r < p; ++r) {
+    stot = rtot = 0;
+    for (std::size_t r = 0; r < sc.size(); ++r) {
       sc[r] = static_cast<int>(send_counts[r] > lo ? std::min(cap, send_counts[r] - lo) : 0);
       rc[r] = static_cast<int>(recv_counts[r] > lo ? std::min(cap, recv_counts[r] - lo) : 0);
       sd[r] = stot;
@@ -36,21 +38,43 @@ void alltoallv_into(const Comm& comm, std::span<const T> send,
       stot += sc[r];
       rtot += rc[r];
     }
+    return lo;
+  }
+};
+
+}  // namespace detail
+
+template <class T>
+void alltoallv_into(const Comm& comm, std::span<const T> send,
+                    std::span<const std::uint64_t> send_counts,
+                    std::span<const std::uint64_t> recv_counts, std::span<T> recv) {
+  const int p = comm.size();
+  std::vector<std::uint64_t> send_off(p + 1, 0), recv_off(p + 1, 0);
+  for (int r = 0; r < p; ++r) {
+    send_off[r + 1] = send_off[r] + send_counts[r];
+    recv_off[r + 1] = recv_off[r] + recv_counts[r];
+  }
+  if (recv_off[p] != recv.size() || send_off[p] != send.size())
+    throw Error("alltoallv: buffer sizes do not match the counts");
+  detail::Rounds rounds(comm, send_counts, recv_counts, std::numeric_limits<std::uint64_t>::max());
+  std::vector<T> sbuf, rbuf;
+  for (std::uint64_t round = 0; round < rounds.count; ++round) {
+    const std::uint64_t lo = rounds.select(round, send_counts, recv_counts);
     const T* sptr = send.data();
     T* rptr = recv.data();
-    if (rounds > 1) {  // pack this round's pieces contiguously
-      sbuf.resize(stot);
-      rbuf.resize(rtot);
+    if (rounds.count > 1) {  // pack this round's pieces contiguously
+      sbuf.resize(rounds.stot);
+      rbuf.resize(rounds.rtot);
       for (int r = 0; r < p; ++r)
-        std::copy_n(send.data() + send_off[r] + lo, sc[r], sbuf.data() + sd[r]);
+        std::copy_n(send.data() + send_off[r] + lo, rounds.sc[r], sbuf.data() + rounds.sd[r]);
       sptr = sbuf.data();
       rptr = rbuf.data();
     }
-    PREF_MPI_CHECK(MPI_Alltoallv(sptr, sc.data(), sd.data(), datatype<T>(), rptr, rc.data(),
-                                 rd.data(), datatype<T>(), comm.get()));
-    if (rounds > 1)
+    PREF_MPI_CHECK(MPI_Alltoallv(sptr, rounds.sc.data(), rounds.sd.data(), datatype<T>(), rptr,
+                                 rounds.rc.data(), rounds.rd.data(), datatype<T>(), comm.get()));
+    if (rounds.count > 1)
       for (int r = 0; r < p; ++r)
-        std::copy_n(rbuf.data() + rd[r], rc[r], recv.data() + recv_off[r] + lo);
+        std::copy_n(rbuf.data() + rounds.rd[r], rounds.rc[r], recv.data() + recv_off[r] + lo);
   }
 }
 
@@ -74,32 +98,22 @@ template <class T, class Pack, class Take>
 void alltoallv_rounds(const Comm& comm, std::span<const std::uint64_t> send_counts,
                       std::span<const std::uint64_t> recv_counts, std::uint64_t cap, Pack&& pack,
                       Take&& take) {
-  const int p = comm.size();
-  cap = std::clamp<std::uint64_t>(cap, 1, (INT_MAX / 2) / p);
-  std::uint64_t max_pair = 0;
-  for (int r = 0; r < p; ++r) max_pair = std::max({max_pair, send_counts[r], recv_counts[r]});
-  const std::uint64_t rounds = allreduce_max(comm, (max_pair + cap - 1) / cap);
-  std::vector<int> sc(p), sd(p), rc(p), rd(p);
+  detail::Rounds rounds(comm, send_counts, recv_counts, cap);
   std::vector<T> sbuf, rbuf;
-  for (std::uint64_t round = 0; round < rounds; ++round) {
-    const std::uint64_t lo = round * cap;
-    int stot = 0, rtot = 0;
-    for (int r = 0; r < p; ++r) {
-      sc[r] = static_cast<int>(send_counts[r] > lo ? std::min(cap, send_counts[r] - lo) : 0);
-      rc[r] = static_cast<int>(recv_counts[r] > lo ? std::min(cap, recv_counts[r] - lo) : 0);
-      sd[r] = stot;
-      rd[r] = rtot;
-      stot += sc[r];
-      rtot += rc[r];
-    }
-    sbuf.resize(stot);
-    rbuf.resize(rtot);
-    for (int r = 0; r < p; ++r)
-      if (sc[r]) pack(r, lo, static_cast<std::uint64_t>(sc[r]), sbuf.data() + sd[r]);
-    PREF_MPI_CHECK(MPI_Alltoallv(sbuf.data(), sc.data(), sd.data(), datatype<T>(), rbuf.data(),
-                                 rc.data(), rd.data(), datatype<T>(), comm.get()));
-    for (int r = 0; r < p; ++r)
-      if (rc[r]) take(r, lo, std::span<const T>(rbuf.data() + rd[r], rc[r]));
+  for (std::uint64_t round = 0; round < rounds.count; ++round) {
+    const std::uint64_t lo = rounds.select(round, send_counts, recv_counts);
+    sbuf.resize(rounds.stot);
+    rbuf.resize(rounds.rtot);
+    for (std::size_t r = 0; r < rounds.sc.size(); ++r)
+      if (rounds.sc[r])
+        pack(static_cast<int>(r), lo, static_cast<std::uint64_t>(rounds.sc[r]),
+             sbuf.data() + rounds.sd[r]);
+    PREF_MPI_CHECK(MPI_Alltoallv(sbuf.data(), rounds.sc.data(), rounds.sd.data(), datatype<T>(),
+                                 rbuf.data(), rounds.rc.data(), rounds.rd.data(), datatype<T>(),
+                                 comm.get()));
+    for (std::size_t r = 0; r < rounds.rc.size(); ++r)
+      if (rounds.rc[r])
+        take(static_cast<int>(r), lo, std::span<const T>(rbuf.data() + rounds.rd[r], rounds.rc[r]));
   }
 }
 
