@@ -61,7 +61,7 @@ for users in $users_list; do
   pref_log "run: mpirun -np $ranks pref fit --rank $rank --init svd on $users users (load average $load)"
   pref_mpirun "$ranks" /usr/bin/time -a -o "$peaks" -f 'bench-peak-rss-kib %M' "$PREF_BIN" fit \
     --data "$data" \
-    --rank "$rank" --init svd --svd-power-iterations "$power" --svd-oversampling "$oversampling" \
+    --rank "$rank" --init svd --svd-power-iterations "$power" --svd-power-tol 0 --svd-oversampling "$oversampling" \
     --svd-qr "$qr" --threads "$threads" --max-sweeps 2 --tol 0 --metrics "$metrics" --overwrite \
     --out "$dir/model-u$users.h5" \
     >"$log" 2>&1 || { cat "$log" >&2; pref_die "fit failed"; }

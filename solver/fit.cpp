@@ -210,10 +210,22 @@ class Fitter {
   void comparison_half_step() {
     if (exchange_ == Exchange::kShip) {
       refresh_ughost();
+      // Each row is also measured at its new z while its labels and partner rows are in cache:
+      // its loss and gradient are the evaluation's (the rows partition the training labels).
+      end_loss_.resize(comps_.rows());
+      end_gz_.resize(comps_.rows());
       parallel_rows(comps_.rows(), [&](std::size_t r, RowWorkspace& ws) {
-        solve_row(f_.Z.data() + r * J_, J_, ughost_.data(), comps_.idx_of(r), comps_.y_of(r),
-                  cfg_.mu_z, cfg_.newton_steps, ws);
+        double* z = f_.Z.data() + r * J_;
+        solve_row(z, J_, ughost_.data(), comps_.idx_of(r), comps_.y_of(r), cfg_.mu_z,
+                  cfg_.newton_steps, ws);
+        ws.g.setZero(J_);
+        LabelPass pass;
+        pass.g = ws.g.data();
+        pass.loss = true;
+        end_loss_[r] = accumulate(z, J_, ughost_.data(), comps_.idx_of(r), comps_.y_of(r), pass, ws);
+        end_gz_[r] = (ws.g + cfg_.mu_z * Eigen::Map<const Eigen::VectorXd>(z, J_)).squaredNorm();
       });
+      comparisons_measured_ = true;
       return;
     }
     for (int step = 0; step < cfg_.newton_steps; ++step) reduce_newton_step();
@@ -345,25 +357,34 @@ class Fitter {
     SweepRecord rec;
     fetch(zplan_, f_.Z, J_, zghost_);
     const std::size_t nu = users_.rows();
+    // The comparison half-step (ship) measured its rows at the current state: the loss and the
+    // comparisons' gradients are taken from it, and users need only their gradients.
+    const bool measured = comparisons_measured_ && exchange_ == Exchange::kShip;
+    comparisons_measured_ = false;
     std::vector<double>& loss = eval_loss_;
     std::vector<double>& gu = eval_gu_;
     loss.assign(nu, 0.0);
     gu.assign(nu, 0.0);
-    parallel_rows(nu, [&](std::size_t r, RowWorkspace& ws) {
-      ws.g.setZero(J_);
-      const double* u = f_.U.data() + r * J_;
-      loss[r] = accumulate_row(u, J_, zghost_.data(), users_.idx_of(r), users_.y_of(r), ws.g,
-                               nullptr, ws, nullptr);
-      if (!cfg_.shared) {
-        ws.g += cfg_.mu_u * Eigen::Map<const Eigen::VectorXd>(u, J_);
-        gu[r] = ws.g.squaredNorm();
-      }
-    });
+    if (!(measured && cfg_.shared))
+      parallel_rows(nu, [&](std::size_t r, RowWorkspace& ws) {
+        ws.g.setZero(J_);
+        const double* u = f_.U.data() + r * J_;
+        LabelPass pass;
+        pass.g = ws.g.data();
+        pass.loss = !measured;
+        loss[r] = accumulate(u, J_, zghost_.data(), users_.idx_of(r), users_.y_of(r), pass, ws);
+        if (!cfg_.shared) {
+          ws.g += cfg_.mu_u * Eigen::Map<const Eigen::VectorXd>(u, J_);
+          gu[r] = ws.g.squaredNorm();
+        }
+      });
     // Comparison gradients: at the owners.
     const std::size_t nc = f_.Z.size() / J_;
     std::vector<double>& gz = eval_gz_;
     gz.assign(nc, 0.0);
-    if (exchange_ == Exchange::kShip) {
+    if (measured) {
+      gz = end_gz_;
+    } else if (exchange_ == Exchange::kShip) {
       refresh_ughost();
       parallel_rows(nc, [&](std::size_t c, RowWorkspace& ws) {
         ws.g.setZero(J_);
@@ -392,6 +413,8 @@ class Fitter {
       sums[0] += loss[r];
       sums[3] += gu[r];
     }
+    if (measured)
+      for (double l : end_loss_) sums[0] += l;
     for (double v : f_.U) sums[1] += v * v;
     for (double v : f_.Z) sums[2] += v * v;
     for (double v : gz) sums[3] += v;
@@ -442,6 +465,10 @@ class Fitter {
   AlignedVector<double> zghost_, ughost_;  // gathered from: cache-line aligned rows
   // Buffers of evaluate(), kept so that every sweep does not fault in fresh pages.
   std::vector<double> eval_loss_, eval_gu_, eval_gz_;
+  // Loss and squared gradient norm of each comparison row at its new z, from the ship pattern's
+  // comparison half-step; valid for the next evaluate() only.
+  std::vector<double> end_loss_, end_gz_;
+  bool comparisons_measured_ = false;
   MetricsAccumulator val_acc_;
   bool ughost_fresh_ = false;
   std::uint64_t bytes_ = 0;

@@ -1,9 +1,12 @@
 #include "solver/svd_init.hpp"
 
+#include <Eigen/SVD>
+
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <climits>
+#include <limits>
 #include <cmath>
 #include <span>
 #include <type_traits>
@@ -319,6 +322,41 @@ class SparseOp {
 // ---------------------------------------------------------------------------------------------
 // The randomized range finder (Halko, Martinsson, Tropp 2011, algorithms 4.4 and 5.1).
 
+// The end of the power iterations (randomized_svd, dense_randomized): settled() is true when
+// every one of the top r singular values of R (k x k, replicated) changed by less than tol
+// relatively since the previous call. Rank 0 decides and every rank follows, so all ranks
+// take the same number of passes.
+class PowerStop {
+ public:
+  PowerStop(int r, double tol) : r_(r), tol_(tol) {}
+  bool settled(const mpi::Comm& comm, const std::vector<double>& R, int k) {
+    if (!(tol_ > 0)) return false;
+    int done = 0;
+    if (comm.rank() == 0) {
+      const Eigen::Map<const Eigen::MatrixXd> rm(R.data(), k, k);
+      const Eigen::VectorXd sv = Eigen::JacobiSVD<Eigen::MatrixXd>(rm).singularValues();
+      if (!prev_.empty()) {
+        change_ = 0;
+        for (int j = 0; j < std::min(r_, k); ++j)
+          change_ = std::max(change_, std::abs(sv[j] - prev_[j]) / std::max(sv[j], 1e-300));
+      }
+      prev_.assign(sv.data(), sv.data() + k);
+      done = change_ < tol_;
+    }
+    mpi::broadcast(comm, std::span<int>(&done, 1), 0);
+    mpi::broadcast(comm, std::span<double>(&change_, 1), 0);
+    return done != 0;
+  }
+  // The last change measured (infinity before two calls).
+  double change() const { return change_; }
+
+ private:
+  int r_;
+  double tol_;
+  std::vector<double> prev_;
+  double change_ = std::numeric_limits<double>::infinity();
+};
+
 TruncatedSvd randomized_svd(const mpi::Comm& comm, const LabelMatrix& train, const SvdConfig& cfg) {
   TruncatedSvd out;
   const int me = comm.rank();
@@ -360,23 +398,30 @@ TruncatedSvd randomized_svd(const mpi::Comm& comm, const LabelMatrix& train, con
   op.times(comm, W, Y);  // Y = M Omega
   tock(out.seconds_products);
   orth(train.parts.users, Y, nullptr);
-  for (int it = 0; it < cfg.power_iterations; ++it) {
+  // Power iterations: W = M^T Q = Qw R, then Q = orth(M Qw). The singular values of R are the
+  // range finder's estimates of the top singular values of M; they rise towards them as the
+  // subspace converges (at the rate of the gap to the next values, which is small for sparse
+  // labels: 1.06-1.2 on the synthetic populations). The loop ends after power_iterations
+  // passes, or earlier when every one of the top r estimates changed by less than power_tol
+  // relatively in the last pass (rank 0 decides from the replicated R, every rank follows).
+  std::vector<double> R;
+  PowerStop stop(out.r, cfg.power_tol);
+  for (int it = 0;; ++it) {
     tick();
     op.times_t(comm, Y, W);  // W = M^T Q
     tock(out.seconds_products);
-    orth(train.parts.comparisons, W, nullptr);
+    orth(train.parts.comparisons, W, &R);
+    out.power_iterations = it;
+    if (it == cfg.power_iterations) break;
+    if (stop.settled(comm, R, k)) break;
     tick();
     op.times(comm, W, Y);  // Y = M W
     tock(out.seconds_products);
     orth(train.parts.users, Y, nullptr);
   }
+  out.power_change = stop.change();
   // M ~ Q Q^T M = Q W^T with W = M^T Q = Qw R, so M ~ Q R^T Qw^T; with R^T = Ur S Vr^T,
   // M ~ (Q Ur) S (Qw Vr)^T.
-  tick();
-  op.times_t(comm, Y, W);
-  tock(out.seconds_products);
-  std::vector<double> R;
-  orth(train.parts.comparisons, W, &R);
   std::vector<double> Rt(R.size());
   for (int i = 0; i < k; ++i)
     for (int j = 0; j < k; ++j) Rt[i * k + j] = R[j * k + i];
@@ -558,15 +603,15 @@ DenseTruncated dense_randomized(const mpi::Comm& comm, const BlacsGrid& grid, co
   DistMatrix y(grid, m, k, nb, nb), w(grid, n, k, nb, nb);
   scalapack::gemm("N", "N", m, k, n, x, omega, y);  // Y = X Omega
   scalapack::qr_in_place(comm, y);
-  for (int it = 0; it < cfg.power_iterations; ++it) {
+  std::vector<double> R;
+  PowerStop stop(std::min(cfg.J, k), cfg.power_tol);
+  for (int it = 0;; ++it) {
     scalapack::gemm("T", "N", n, k, m, x, y, w);  // W = X^T Q
-    scalapack::qr_in_place(comm, w);
+    scalapack::qr_in_place(comm, w, &R);
+    if (it == cfg.power_iterations || stop.settled(comm, R, k)) break;
     scalapack::gemm("N", "N", m, k, n, x, w, y);
     scalapack::qr_in_place(comm, y);
   }
-  scalapack::gemm("T", "N", n, k, m, x, y, w);
-  std::vector<double> R;
-  scalapack::qr_in_place(comm, w, &R);
   std::vector<double> Rt(R.size());
   for (int i = 0; i < k; ++i)
     for (int j = 0; j < k; ++j) Rt[i * k + j] = R[j * k + i];
@@ -683,10 +728,11 @@ void fix_signs(const mpi::Comm& comm, const LabelMatrix& train, TruncatedSvd& sv
 
 TruncatedSvd truncated_svd(const mpi::Comm& comm, const LabelMatrix& train, const SvdConfig& cfg) {
   if (cfg.J < 1) throw InputError("SVD initialization: J must be >= 1", InputError::kNoOrder, true);
-  if (cfg.oversampling < 0 || cfg.power_iterations < 0 || cfg.impute_rounds < 0)
+  if (cfg.oversampling < 0 || cfg.power_iterations < 0 || cfg.impute_rounds < 0 ||
+      !(cfg.power_tol >= 0))
     throw InputError(
-        "SVD initialization: oversampling, power iterations and impute rounds must "
-        "be >= 0",
+        "SVD initialization: oversampling, power iterations, their tolerance and impute "
+        "rounds must be >= 0",
         InputError::kNoOrder, true);
   const double t0 = MPI_Wtime();
   TruncatedSvd svd;

@@ -42,6 +42,7 @@
 // same up to round-off amplified by 1 / (relative gap between singular values), i.e. to about
 // 1e-12 when the top J + 1 singular values are well separated.
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -59,7 +60,10 @@ struct SvdConfig {
   SvdKind kind = SvdKind::kRandomized;
   int J = 8;
   int oversampling = 10;      // randomized: sketch width k = J + oversampling
-  int power_iterations = 2;   // randomized: q passes of M M^T
+  // randomized: at most q passes of M M^T, fewer when the top J singular value estimates settle
+  // to power_tol (relative change in one pass; 0: always q passes)
+  int power_iterations = 30;
+  double power_tol = 1e-3;
   // randomized: tall-skinny orthonormalization (CholeskyQR2 with fallbacks, or Householder)
   scalapack::TallSkinnyQr qr = scalapack::TallSkinnyQr::kCholesky;
   int threads = 1;            // randomized: OpenMP threads of the sparse products
@@ -95,6 +99,10 @@ struct TruncatedSvd {
   // Randomized: how many tall-skinny orthonormalizations took each path, indexed by
   // scalapack::QrPath (CholeskyQR2, shifted CholeskyQR3, Householder).
   int qr_paths[3] = {0, 0, 0};
+  // Randomized: the power iterations run, and the largest relative change of the top r
+  // singular value estimates in the last one (infinity when fewer than two were compared).
+  int power_iterations = 0;
+  double power_change = std::numeric_limits<double>::infinity();
 };
 
 // The truncated SVD of M (kRandomized, kExact) or of the final imputed X (kImpute), with the

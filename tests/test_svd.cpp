@@ -468,6 +468,7 @@ TEST(SvdRandomized, MatchesExactOnAClearGap) {
     SvdConfig rc;
     rc.J = c.J;
     rc.power_iterations = c.q;
+    rc.power_tol = 0;  // exactly q passes
     rc.seed = 5;
     const TruncatedSvd rnd = truncated_svd(world, m, rc);
     // The ScaLAPACK Householder QR instead of CholeskyQR: the same to rounding.
@@ -508,6 +509,61 @@ TEST(SvdRandomized, MatchesExactOnAClearGap) {
       EXPECT_LT((ge.B - gr.B).cwiseAbs().maxCoeff(), 1e-6) << what;
     }
   }
+}
+
+// The power iterations end when the top J singular value estimates settle (power_tol), at the
+// latest after power_iterations passes; power_tol = 0 runs exactly power_iterations. Every rank
+// takes the same number of passes.
+TEST(SvdRandomized, PowerIterationsEndWhenTheSpectrumSettles) {
+  auto world = mpi::Comm::world();
+  const Problem pb = block_problem(400, 160, 4, 0.5, 26);
+  const LabelMatrix m = distribute_problem(world, pb);
+  SvdConfig ec;
+  ec.kind = SvdKind::kExact;
+  ec.J = 4;
+  const TruncatedSvd ex = truncated_svd(world, m, ec);
+  ASSERT_GT(ex.spectrum.size(), 4u);
+  const double gap = ex.spectrum[4] / ex.spectrum[3];
+  SvdConfig rc;
+  rc.J = 4;
+  rc.seed = 7;
+  const TruncatedSvd rnd = truncated_svd(world, m, rc);  // defaults: up to 30, tol 1e-3
+  const std::string what = "sigma_5 / sigma_4 = " + std::to_string(gap) + ", " +
+                           std::to_string(rnd.power_iterations) + " power iterations";
+  EXPECT_GE(rnd.power_iterations, 1) << what;
+  EXPECT_LT(rnd.power_iterations, rc.power_iterations) << what << ": did not end early";
+  EXPECT_LT(rnd.power_change, rc.power_tol) << what;
+  EXPECT_EQ(mpi::allreduce_min(world, rnd.power_iterations),
+            mpi::allreduce_max(world, rnd.power_iterations))
+      << what;
+  // Settled estimates are close to the exact values and subspaces.
+  for (int j = 0; j < 4; ++j) EXPECT_LT(std::abs(rnd.S[j] - ex.S[j]), 1e-3 * ex.S[j]) << what;
+  const Gathered gr = gather(world, rnd), ge = gather(world, ex);
+  EXPECT_LT(max_angle(ge.A, gr.A), 0.05) << what;
+  EXPECT_LT(max_angle(ge.B, gr.B), 0.05) << what;
+  // One pass fewer than it took is the same computation up to there: the cap ends it instead.
+  SvdConfig capped = rc;
+  capped.power_iterations = rnd.power_iterations - 1;
+  const TruncatedSvd c = truncated_svd(world, m, capped);
+  EXPECT_EQ(c.power_iterations, capped.power_iterations) << what;
+  EXPECT_GE(c.power_change, rc.power_tol) << what;
+  // power_tol = 0: exactly power_iterations passes (2q + 2 orthonormalizations).
+  SvdConfig fixed = rc;
+  fixed.power_tol = 0;
+  fixed.power_iterations = 5;
+  const TruncatedSvd f = truncated_svd(world, m, fixed);
+  EXPECT_EQ(f.power_iterations, 5);
+  EXPECT_EQ(f.qr_paths[0] + f.qr_paths[1] + f.qr_paths[2], 2 * 5 + 2);
+  // Without a gap (generic random labels) the estimates keep moving: the cap ends it.
+  const Problem flat = random_problem(300, 120, 0.3, 27);
+  const LabelMatrix mf = distribute_problem(world, flat);
+  SvdConfig few = rc;
+  few.power_iterations = 2;
+  EXPECT_EQ(truncated_svd(world, mf, few).power_iterations, 2);
+  // A negative tolerance is refused.
+  SvdConfig bad = rc;
+  bad.power_tol = -1;
+  EXPECT_THROW(truncated_svd(world, m, bad), InputError);
 }
 
 // A sketch as wide as the smaller side spans all of M: the range finder is then exact, for the
@@ -600,6 +656,7 @@ TEST(SvdImpute, RandomizedRoundsMatchExactRounds) {
     // 0.5) have smaller gaps than the final one: q = 2 agrees to 1e-4, q = 6 to 1e-6, q = 8
     // well below.
     cfg.power_iterations = 8;
+    cfg.power_tol = 0;
     cfg.grid_rows = rows;
     cfg.block = 5;
     const TruncatedSvd rnd = truncated_svd(world, m, cfg);

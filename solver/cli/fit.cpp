@@ -100,7 +100,10 @@ Runner add_fit(CLI::App& app) {
   app.add_option("--svd-oversampling", o->svd.oversampling,
                  "--init svd: sketch columns beyond the rank");
   app.add_option("--svd-power-iterations", o->svd.power_iterations,
-                 "--init svd: power iterations of the range finder");
+                 "--init svd: most power iterations of the range finder");
+  app.add_option("--svd-power-tol", o->svd.power_tol,
+                 "--init svd: end the power iterations when the top J singular value estimates "
+                 "change by less than this (relative) in one; 0: always --svd-power-iterations");
   app.add_option("--svd-impute-rounds", o->svd.impute_rounds,
                  "--init svd-impute: SVD-reconstruct-impute rounds");
   app.add_option("--svd-qr", o->svd_qr,
@@ -155,6 +158,7 @@ Runner add_fit(CLI::App& app) {
       if (cfg.threads < 1) throw InputError("--threads: must be >= 1");
       if (o->svd.oversampling < 0) throw InputError("--svd-oversampling: must be >= 0");
       if (o->svd.power_iterations < 0) throw InputError("--svd-power-iterations: must be >= 0");
+      if (!(o->svd.power_tol >= 0)) throw InputError("--svd-power-tol: must be >= 0");
       if (o->svd.impute_rounds < 0) throw InputError("--svd-impute-rounds: must be >= 0");
       o->svd.qr = o->svd_qr == "householder" ? scalapack::TallSkinnyQr::kHouseholder
                                              : scalapack::TallSkinnyQr::kCholesky;
@@ -270,9 +274,11 @@ Runner add_fit(CLI::App& app) {
                 rms_margin(comm, train, init));
       if (sc.kind == SvdKind::kRandomized)
         log::info(comm,
-                  "init svd: {:.3f}s set-up; orthonormalizations: {} CholeskyQR2, {} shifted "
+                  "init svd: {} power iterations (last change of the top singular values "
+                  "{:.2g}); {:.3f}s set-up; orthonormalizations: {} CholeskyQR2, {} shifted "
                   "CholeskyQR3, {} Householder",
-                  svd.seconds_setup, svd.qr_paths[0], svd.qr_paths[1], svd.qr_paths[2]);
+                  svd.power_iterations, svd.power_change, svd.seconds_setup, svd.qr_paths[0],
+                  svd.qr_paths[1], svd.qr_paths[2]);
     }
     auto on_sweep = [&](const SweepRecord& r) {
       history.push_back(record_json(r, true));
