@@ -8,6 +8,7 @@
 #
 #   bash jobs/bench_fit_large.sh [--users 1e7] [--comparisons 1e4] [--answers 40] [--rank 8]
 #                                [--ranks 2] [--dir runs/fit-large] [--keep-data]
+#                                [--fit-args "--extrapolate ..."]
 #
 # Issue 3's target: 10^7 users x 40 answers, J = 8, to tolerance in under 10 minutes on a
 # 2-core machine. The data file of 10^7 users takes 3.1 GB; it is deleted afterwards unless
@@ -19,7 +20,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=jobs/setup.sh
 source "$here/setup.sh"
 
-users=1e7 comparisons=1e4 answers=40 rank=8 ranks=2 keep=0
+users=1e7 comparisons=1e4 answers=40 rank=8 ranks=2 keep=0 fit_args=""
 dir="$PREF_ROOT/runs/fit-large"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,7 +31,8 @@ while [ $# -gt 0 ]; do
     --ranks) ranks="$2"; shift 2 ;;
     --dir) dir="$2"; shift 2 ;;
     --keep-data) keep=1; shift ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    --fit-args) fit_args="$2"; shift 2 ;;
+    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
     *) pref_die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -48,12 +50,13 @@ fi
 log="$dir/fit-J$rank-n$ranks.log"
 metrics="$dir/fit-J$rank-n$ranks.jsonl"
 load="$(cut -d' ' -f1 /proc/loadavg)"
-pref_log "run: mpirun -np $ranks pref fit --data $data --rank $rank (load average $load)"
+pref_log "run: mpirun -np $ranks pref fit --data $data --rank $rank $fit_args (load average $load)"
 start=$EPOCHREALTIME
 peaks="$dir/peak-J$rank-n$ranks.txt"
 rm -f "$peaks"  # one line per rank, appended (ranks' stderr lines could interleave)
+# shellcheck disable=SC2086  # fit_args is a list of words
 pref_mpirun "$ranks" /usr/bin/time -a -o "$peaks" -f 'bench-peak-rss-kib %M' "$PREF_BIN" fit --data "$data" \
-  --rank "$rank" --metrics "$metrics" --overwrite --out "$dir/model-J$rank-n$ranks.h5" \
+  --rank "$rank" $fit_args --metrics "$metrics" --overwrite --out "$dir/model-J$rank-n$ranks.h5" \
   >"$log" 2>&1 || { cat "$log" >&2; pref_die "fit failed"; }
 total=$(python3 -c "print($EPOCHREALTIME - $start)")
 [ "$keep" = 1 ] || rm -f "$data"

@@ -31,6 +31,10 @@ struct FitConfig {
   int max_sweeps = 100;
   double tol = 1e-6;  // stop when the relative objective change falls below
   int newton_steps = 1;
+  // Extrapolated alternating sweeps (docs/design.md, "Extrapolation"): each half-step's result
+  // is pushed further along its last change, by a factor adapted from the objective (Ang and
+  // Gillis 2019). Not yet with checkpoints (its state is not in the checkpoint file).
+  bool extrapolate = false;
   std::uint64_t seed = 1;
   double init_scale = 0.1;  // random init: N(0, init_scale^2) entries
   Exchange exchange = Exchange::kAuto;

@@ -117,6 +117,9 @@ Runner add_fit(CLI::App& app) {
   app.add_option("--mu-u", c.mu_u, "L2 regularization of user weights");
   app.add_option("--mu-z", c.mu_z, "L2 regularization of comparison factors");
   app.add_option("--newton-steps", c.newton_steps, "Newton steps per row per half-step");
+  app.add_flag("--extrapolate", c.extrapolate,
+               "Extrapolated sweeps: push each half-step's result along its last change, with "
+               "an adaptive factor (fewer sweeps to tolerance; not yet with --checkpoint-dir)");
   app.add_option("--exchange", o->exchange,
                  "Comparison half-step exchange: ship factor rows, reduce partial sums, or let "
                  "the cost model choose")
@@ -170,6 +173,9 @@ Runner add_fit(CLI::App& app) {
                                                : Exchange::kAuto;
       if (o->ckpt.dir.empty() && o->ckpt.resume)
         throw InputError("--resume: needs --checkpoint-dir");
+      if (cfg.extrapolate && !o->ckpt.dir.empty())
+        throw InputError("--extrapolate: not yet supported with --checkpoint-dir (the "
+                         "extrapolation's state is not in the checkpoint file)");
       if (o->ckpt.every < 1) throw InputError("--checkpoint-every: must be >= 1");
       if (o->ckpt.keep < 1) throw InputError("--keep-checkpoints: must be >= 1");
     });
@@ -341,6 +347,7 @@ Runner add_fit(CLI::App& app) {
                      {"tol", cfg.tol},
                      {"seed", static_cast<std::int64_t>(cfg.seed)},
                      {"newton_steps", static_cast<std::int64_t>(cfg.newton_steps)},
+                     {"extrapolate", static_cast<std::int64_t>(cfg.extrapolate)},
                      {"max_sweeps", static_cast<std::int64_t>(cfg.max_sweeps)},
                      {"sweeps", static_cast<std::int64_t>(last.sweep)},
                      {"converged", static_cast<std::int64_t>(res.converged)},
