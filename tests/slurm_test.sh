@@ -4,7 +4,10 @@
 #  2. a fit job signalled with `scancel --signal=USR1 <job>` (the step) and one signalled with
 #     `scancel --batch --signal=USR1 <job>` (the batch script, which forwards it) checkpoint,
 #     exit with 3, requeue themselves and resume to a model byte-identical to the uninterrupted
-#     fit of step 1.
+#     fit of step 1;
+#  3. `jobs/scaling.sh strong --array` (one job array per rank count, waited for with a dependency
+#     job) on a tiny problem writes one CSV row per (ranks, exchange) with positive times, each
+#     run at its rank count, and a PNG.
 # Usage: slurm_test.sh PREF_BINARY. Starts the daemons (and stops them at exit) unless a local
 # Slurm is running already. Exit code 77 (ctest: skipped) when Slurm cannot be installed.
 set -euo pipefail
@@ -104,6 +107,33 @@ for variant in step batch; do
   cmp "$WORK/reference.h5" "$WORK/$variant.h5" || fail "$variant: the model differs from the uninterrupted fit"
   say "$variant: checkpointed, requeued (restarts $restarts), resumed; model byte-identical"
 done
+
+# 3. scaling study as job arrays
+scaling="$WORK/scaling"
+PREF_BUILD_DIR="$PREF_BUILD_DIR" bash "$ROOT/jobs/scaling.sh" strong --array USERS=2000 COMPARISONS=500 \
+  SWEEPS=2 RANKS_LIST="1 2" EXCHANGES="ship reduce" RUN_DIR="$scaling" >"$WORK/scaling.out" 2>&1 ||
+  { cat "$WORK/scaling.out"; fail "jobs/scaling.sh strong --array failed"; }
+grep -q "submitted array job" "$WORK/scaling.out" || fail "scaling: no array job was submitted"
+[ -s "$scaling/scaling.png" ] || fail "scaling: no scaling.png (or it is empty)"
+python3 - "$scaling/scaling.csv" <<'EOF' || fail "scaling: $scaling/scaling.csv is wrong"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+got = sorted((int(r["ranks"]), r["exchange"]) for r in rows)
+want = sorted((n, ex) for n in (1, 2) for ex in ("ship", "reduce"))
+assert got == want, f"rows {got}, expected one per (ranks, exchange) {want}"
+for r in rows:
+    for k in ("seconds_user", "seconds_comparison", "seconds_eval", "seconds_sweep", "efficiency"):
+        assert float(r[k]) > 0, f"{k} = {r[k]} in {r}"
+    assert int(r["sweeps"]) == 2 and int(r["train_labels"]) > 0, r
+    assert (int(r["bytes_per_sweep"]) > 0) == (int(r["ranks"]) > 1), r
+EOF
+for n in 1 2; do
+  for ex in ship reduce; do
+    grep -q ", $n ranks x " "$scaling/fit-$n-$ex.log" || fail "scaling: the run $n-$ex did not run at $n ranks"
+  done
+done
+[ "$(find "$scaling" -name 'slurm-*_*.out' | wc -l)" = 4 ] || fail "scaling: expected 4 array task outputs"
+say "scaling --array: 2 arrays (1 and 2 ranks) x 2 patterns, CSV and PNG collected"
 
 rm -rf "$WORK"
 say "PASS"
