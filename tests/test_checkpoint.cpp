@@ -1,7 +1,8 @@
 // Checkpoints of `pref fit` (docs/checkpoints.md), end to end with the `pref` binary:
 //  - a fit stopped by a signal (SIGUSR1 to mpirun, SIGTERM to the ranks, SIGTERM to
 //    jobs/slurm/term_shield.py or to every process under it, or raised at an exact half-step by
-//    PREF_TEST_RAISE_SIGNAL_AT) exits with 3 after a checkpoint, and `--resume`
+//    the test-only build pref_test_hooks: tests/pref_test_hooks.cpp) exits with 3 after a
+//    checkpoint, and `--resume`
 //    finishes it into a model file byte-identical to the uninterrupted run's; resumed at 1 or 3
 //    ranks instead of 2, the factors agree to 1e-8;
 //  - fault test: SIGKILL of one rank at random moments (seeded), also during checkpoint writes,
@@ -234,12 +235,39 @@ class Checkpoint : public ::testing::Test {
   static inline std::string dir_;
 };
 
-RunResult run_with_env(const char* name, const std::string& value, int ranks,
-                       const std::vector<std::string>& args) {
-  ::setenv(name, value.c_str(), 1);
+// The test-only build of pref (tests/pref_test_hooks.cpp; PREF_HOOKED_BINARY).
+std::string hooked_binary() {
+  const char* b = std::getenv("PREF_HOOKED_BINARY");
+  if (!b || !*b) throw std::runtime_error("PREF_HOOKED_BINARY is not set");
+  return b;
+}
+
+// Runs `pref args...` (`binary`, default the production one) with PREF_TEST_RAISE_SIGNAL_AT=poll.
+RunResult run_raising_at(int poll, int ranks, const std::vector<std::string>& args,
+                         const std::string& binary = hooked_binary()) {
+  const std::string production = pref_binary();
+  ::setenv("PREF_BINARY", binary.c_str(), 1);
+  ::setenv("PREF_TEST_RAISE_SIGNAL_AT", std::to_string(poll).c_str(), 1);
   RunResult r = run_pref(ranks, args);
-  ::unsetenv(name);
+  ::unsetenv("PREF_TEST_RAISE_SIGNAL_AT");
+  ::setenv("PREF_BINARY", production.c_str(), 1);
   return r;
+}
+
+// The seam is in the test-only binary alone: the production `pref` ignores the setting and fits
+// to the end; the test-only one stops where told. (The same data and arguments.)
+TEST_F(Checkpoint, ProductionBinaryHasNoTestHook) {
+  const std::string ck = path("ck-nohook"), out = path("nohook.h5");
+  const auto args = ck_args(out, ck);
+  RunResult r = run_raising_at(15, 2, args, pref_binary());
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  EXPECT_FALSE(contains(r.err, "received SIGUSR1")) << r.err;
+  expect_identical(path("reference.h5"), out);
+  fs::remove_all(ck);
+  fs::remove(out);
+  r = run_raising_at(15, 2, args);
+  ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+  EXPECT_TRUE(fs::exists(ck + "/ckpt-000007.h5")) << r.err;
 }
 
 // Stopped at exact points: after sweep 0, after the user half-step of sweeps 1 and 7, after
@@ -257,7 +285,7 @@ TEST_F(Checkpoint, StopAtEveryKindOfPointAndResumeBitwise) {
     const std::string out = path("raise-" + std::to_string(c.poll) + ".h5");
     const std::string metrics = path("raise-" + std::to_string(c.poll) + ".jsonl");
     std::vector<std::string> args = ck_args(out, ck, 5, kSweeps, {"--metrics", metrics});
-    RunResult r = run_with_env("PREF_TEST_RAISE_SIGNAL_AT", std::to_string(c.poll), 2, args);
+    RunResult r = run_raising_at(c.poll, 2, args);
     ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
     EXPECT_TRUE(contains(r.err, "received SIGUSR1")) << r.err;
     EXPECT_TRUE(fs::exists(ck + "/" + c.file)) << r.err;
@@ -380,7 +408,7 @@ TEST_F(Checkpoint, ResumeAtAnotherRankCount) {
       const std::string tag = std::to_string(poll) + "-" + std::to_string(ranks);
       const std::string ck = path("ck-ranks-" + tag), out = path("ranks-" + tag + ".h5");
       const auto args = ck_args(out, ck, 5);
-      RunResult r = run_with_env("PREF_TEST_RAISE_SIGNAL_AT", std::to_string(poll), 2, args);
+      RunResult r = run_raising_at(poll, 2, args);
       ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
       r = run_pref(ranks, args);
       ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
@@ -522,7 +550,7 @@ TEST_F(Checkpoint, CorruptCheckpointsAreSkipped) {
 // values; a fresh start over old checkpoints needs --overwrite.
 TEST_F(Checkpoint, ContradictingConfigurationIsRefused) {
   const std::string ck = path("ck-refuse");
-  RunResult r = run_with_env("PREF_TEST_RAISE_SIGNAL_AT", "15", 2, ck_args(path("refuse.h5"), ck));
+  RunResult r = run_raising_at(15, 2, ck_args(path("refuse.h5"), ck));
   ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
   struct Case {
     std::vector<std::string> args;
