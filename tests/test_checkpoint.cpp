@@ -1,6 +1,8 @@
 // Checkpoints of `pref fit` (docs/checkpoints.md), end to end with the `pref` binary:
-//  - a fit stopped by a signal (SIGUSR1 to mpirun, SIGTERM to the ranks, or raised at an exact
-//    half-step by PREF_TEST_RAISE_SIGNAL_AT) exits with 3 after a checkpoint, and `--resume`
+//  - a fit stopped by a signal (SIGUSR1 to mpirun, SIGTERM to the ranks, SIGTERM to
+//    jobs/slurm/term_shield.py or to every process under it, or raised at an exact half-step by
+//    the test-only build pref_test_hooks: tests/pref_test_hooks.cpp) exits with 3 after a
+//    checkpoint, and `--resume`
 //    finishes it into a model file byte-identical to the uninterrupted run's; resumed at 1 or 3
 //    ranks instead of 2, the factors agree to 1e-8;
 //  - fault test: SIGKILL of one rank at random moments (seeded), also during checkpoint writes,
@@ -51,7 +53,10 @@ struct Spawned {
   std::optional<int> exit_code;  // once reaped: waitpid can report a child only once
 };
 
-Spawned spawn_pref(int ranks, const std::vector<std::string>& args, const std::string& tag) {
+// `prefix` goes before mpirun (a wrapper such as jobs/slurm/term_shield.py); ranks 0: pref runs
+// as one process, without mpirun.
+Spawned spawn_pref(int ranks, const std::vector<std::string>& args, const std::string& tag,
+                   const std::vector<std::string>& prefix = {}) {
   static int counter = 0;
   Spawned s;
   const std::string base = tmp_dir() + "/spawn." + std::to_string(::getpid()) + "." +
@@ -60,10 +65,12 @@ Spawned spawn_pref(int ranks, const std::vector<std::string>& args, const std::s
   s.err_path = base + ".err";
   s.session = "/tmp/pref-test-ompi." + std::to_string(::getpid()) + ".s" + std::to_string(counter);
   fs::create_directories(s.session);
-  std::vector<std::string> argv = {mpiexec(), "-q", "--mca", "odls_base_sigkill_timeout", "0",
-                                   "--mca", "orte_tmpdir_base", s.session,
-                                   "-np", std::to_string(ranks), "--oversubscribe",
-                                   pref_binary()};
+  std::vector<std::string> argv = prefix;
+  if (ranks > 0)
+    argv.insert(argv.end(), {mpiexec(), "-q", "--mca", "odls_base_sigkill_timeout", "0",
+                             "--mca", "orte_tmpdir_base", s.session,
+                             "-np", std::to_string(ranks), "--oversubscribe"});
+  argv.push_back(pref_binary());  // ranks == 0: one process, without mpirun
   argv.insert(argv.end(), args.begin(), args.end());
   for (auto& a : argv) s.command += a + " ";
   s.command += "(" + tag + ")";
@@ -145,6 +152,14 @@ std::vector<pid_t> children_of(pid_t parent) {
   return out;
 }
 
+// The command name of a process ("" when it is gone).
+std::string comm_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(in, name);
+  return name;
+}
+
 // Whether the process is gone (or a zombie).
 bool gone(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -220,12 +235,39 @@ class Checkpoint : public ::testing::Test {
   static inline std::string dir_;
 };
 
-RunResult run_with_env(const char* name, const std::string& value, int ranks,
-                       const std::vector<std::string>& args) {
-  ::setenv(name, value.c_str(), 1);
+// The test-only build of pref (tests/pref_test_hooks.cpp; PREF_HOOKED_BINARY).
+std::string hooked_binary() {
+  const char* b = std::getenv("PREF_HOOKED_BINARY");
+  if (!b || !*b) throw std::runtime_error("PREF_HOOKED_BINARY is not set");
+  return b;
+}
+
+// Runs `pref args...` (`binary`, default the production one) with PREF_TEST_RAISE_SIGNAL_AT=poll.
+RunResult run_raising_at(int poll, int ranks, const std::vector<std::string>& args,
+                         const std::string& binary = hooked_binary()) {
+  const std::string production = pref_binary();
+  ::setenv("PREF_BINARY", binary.c_str(), 1);
+  ::setenv("PREF_TEST_RAISE_SIGNAL_AT", std::to_string(poll).c_str(), 1);
   RunResult r = run_pref(ranks, args);
-  ::unsetenv(name);
+  ::unsetenv("PREF_TEST_RAISE_SIGNAL_AT");
+  ::setenv("PREF_BINARY", production.c_str(), 1);
   return r;
+}
+
+// The seam is in the test-only binary alone: the production `pref` ignores the setting and fits
+// to the end; the test-only one stops where told. (The same data and arguments.)
+TEST_F(Checkpoint, ProductionBinaryHasNoTestHook) {
+  const std::string ck = path("ck-nohook"), out = path("nohook.h5");
+  const auto args = ck_args(out, ck);
+  RunResult r = run_raising_at(15, 2, args, pref_binary());
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  EXPECT_FALSE(contains(r.err, "received SIGUSR1")) << r.err;
+  expect_identical(path("reference.h5"), out);
+  fs::remove_all(ck);
+  fs::remove(out);
+  r = run_raising_at(15, 2, args);
+  ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+  EXPECT_TRUE(fs::exists(ck + "/ckpt-000007.h5")) << r.err;
 }
 
 // Stopped at exact points: after sweep 0, after the user half-step of sweeps 1 and 7, after
@@ -243,7 +285,7 @@ TEST_F(Checkpoint, StopAtEveryKindOfPointAndResumeBitwise) {
     const std::string out = path("raise-" + std::to_string(c.poll) + ".h5");
     const std::string metrics = path("raise-" + std::to_string(c.poll) + ".jsonl");
     std::vector<std::string> args = ck_args(out, ck, 5, kSweeps, {"--metrics", metrics});
-    RunResult r = run_with_env("PREF_TEST_RAISE_SIGNAL_AT", std::to_string(c.poll), 2, args);
+    RunResult r = run_raising_at(c.poll, 2, args);
     ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
     EXPECT_TRUE(contains(r.err, "received SIGUSR1")) << r.err;
     EXPECT_TRUE(fs::exists(ck + "/" + c.file)) << r.err;
@@ -289,6 +331,73 @@ TEST_F(Checkpoint, SignalledRunResumesBitwise) {
   }
 }
 
+// SIGTERM with mpirun under jobs/slurm/term_shield.py (the launcher of jobs/slurm/fit.sbatch with
+// LAUNCHER=mpirun): sent to the shield alone, and sent to every process (shield, mpirun, ranks)
+// as Slurm does at a time limit, on scancel and on preemption; and to one process (no mpirun)
+// started under the shield. mpirun by itself aborts the job
+// on SIGTERM and exits with 1 (docs/checkpoints.md); under the shield the ranks checkpoint and
+// the run exits with 3, and the resumed run ends in the uninterrupted run's model.
+TEST_F(Checkpoint, SigtermUnderTermShieldResumesBitwise) {
+  const char* shield = std::getenv("PREF_TERM_SHIELD");
+  ASSERT_TRUE(shield && fs::exists(shield)) << "PREF_TERM_SHIELD is not set to term_shield.py";
+  for (const bool everyone : {false, true}) {
+    const std::string name = everyone ? "term-all" : "term-shield";
+    SCOPED_TRACE(name);
+    const std::string ck = path("ck-" + name), out = path(name + ".h5");
+    const auto args = ck_args(out, ck, 5);
+    Spawned s = spawn_pref(2, args, name, {"python3", shield});
+    // The shield's child is mpirun (Python may start short-lived children of its own before it:
+    // pick it by name, as /proc/PID/comm has it); mpirun's children are the ranks.
+    const std::string launcher_name = fs::path(mpiexec()).filename().string().substr(0, 15);
+    std::vector<pid_t> launcher, ranks;
+    for (int i = 0; i < 10000 && ranks.size() < 2 && ::kill(s.pid, 0) == 0; ++i) {
+      launcher.clear();
+      for (pid_t p : children_of(s.pid))
+        if (comm_of(p) == launcher_name) launcher.push_back(p);
+      if (launcher.size() == 1) ranks = children_of(launcher[0]);
+      std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_EQ(launcher.size(), 1u);
+    ASSERT_EQ(ranks.size(), 2u);
+    for (int i = 0; i < 20000 && !fs::exists(ck + "/ckpt-000005.h5") && ::kill(s.pid, 0) == 0; ++i)
+      std::this_thread::sleep_for(1ms);
+    ASSERT_TRUE(fs::exists(ck + "/ckpt-000005.h5"));
+    ::kill(s.pid, SIGTERM);
+    if (everyone) {
+      ::kill(launcher[0], SIGTERM);
+      for (pid_t p : ranks) ::kill(p, SIGTERM);
+    }
+    RunResult r = finish(s);
+    ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+    EXPECT_TRUE(contains(r.err, "term_shield: received SIGTERM: sending SIGUSR1 to")) << r.err;
+    EXPECT_TRUE(contains(r.err, "after a checkpoint: exit code 3")) << r.err;
+    if (!everyone) {
+      EXPECT_TRUE(contains(r.err, "received SIGUSR1: finishing the half-step")) << r.err;
+    }
+    EXPECT_FALSE(fs::exists(out));
+    r = run_pref(2, args);
+    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    EXPECT_TRUE(contains(r.err, "resume: " + ck + "/ckpt-0000")) << r.err;
+    expect_identical(path("reference.h5"), out);
+  }
+  // One process under the shield (no mpirun to unblock it): it starts with SIGTERM blocked and
+  // must unblock it itself, or a SIGTERM sent to it would stay pending and the fit would finish.
+  const std::string ck = path("ck-term-one"), out = path("term-one.h5");
+  Spawned s = spawn_pref(0, ck_args(out, ck, 5), "one process", {"python3", shield});
+  for (int i = 0; i < 20000 && !fs::exists(ck + "/ckpt-000005.h5") && ::kill(s.pid, 0) == 0; ++i)
+    std::this_thread::sleep_for(1ms);
+  // (Python may start short-lived children of its own before the command: pick pref by name.)
+  std::vector<pid_t> fit;
+  for (pid_t p : children_of(s.pid))
+    if (comm_of(p) == "pref") fit.push_back(p);
+  ASSERT_EQ(fit.size(), 1u);
+  ::kill(fit[0], SIGTERM);
+  const RunResult r = finish(s);
+  ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+  EXPECT_TRUE(contains(r.err, "received SIGTERM: finishing the half-step")) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+}
+
 // Stopped at 2 ranks, resumed at 1 and at 3: the same model to round-off.
 TEST_F(Checkpoint, ResumeAtAnotherRankCount) {
   const auto refU = read_doubles(path("reference.h5"), "/user_factors");
@@ -299,7 +408,7 @@ TEST_F(Checkpoint, ResumeAtAnotherRankCount) {
       const std::string tag = std::to_string(poll) + "-" + std::to_string(ranks);
       const std::string ck = path("ck-ranks-" + tag), out = path("ranks-" + tag + ".h5");
       const auto args = ck_args(out, ck, 5);
-      RunResult r = run_with_env("PREF_TEST_RAISE_SIGNAL_AT", std::to_string(poll), 2, args);
+      RunResult r = run_raising_at(poll, 2, args);
       ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
       r = run_pref(ranks, args);
       ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
@@ -441,7 +550,7 @@ TEST_F(Checkpoint, CorruptCheckpointsAreSkipped) {
 // values; a fresh start over old checkpoints needs --overwrite.
 TEST_F(Checkpoint, ContradictingConfigurationIsRefused) {
   const std::string ck = path("ck-refuse");
-  RunResult r = run_with_env("PREF_TEST_RAISE_SIGNAL_AT", "15", 2, ck_args(path("refuse.h5"), ck));
+  RunResult r = run_raising_at(15, 2, ck_args(path("refuse.h5"), ck));
   ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
   struct Case {
     std::vector<std::string> args;

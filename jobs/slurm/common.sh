@@ -22,16 +22,29 @@ pref_args() {
 }
 
 # pref_launcher: sets LAUNCH to the MPI launcher of RANKS processes (default: the allocation's
-# tasks under Slurm, 2 otherwise).
+# tasks under Slurm, 2 otherwise). LAUNCHER=srun|mpirun chooses (default: srun inside a Slurm
+# allocation, mpirun outside one). mpirun runs under jobs/slurm/term_shield.py: Open MPI's
+# mpirun aborts the job on SIGTERM (exit code 1, ranks killed) instead of letting the ranks
+# checkpoint; the shield keeps SIGTERM from mpirun and turns a SIGTERM sent to the shield into
+# SIGUSR1, which mpirun forwards to the ranks (docs/checkpoints.md, "Signals").
 pref_launcher() {
-  if [ -n "${SLURM_JOB_ID:-}" ] && command -v srun >/dev/null; then
-    LAUNCH=(srun --mpi=pmix)
-    if [ -n "${RANKS:-}" ]; then LAUNCH+=(--ntasks "$RANKS"); fi
-  else
-    local n="${RANKS:-2}"
-    LAUNCH=(mpirun -np "$n")
-    mpirun -np "$n" true >/dev/null 2>&1 || LAUNCH+=(--oversubscribe)
+  local launcher="${LAUNCHER:-}"
+  if [ -z "$launcher" ]; then
+    if [ -n "${SLURM_JOB_ID:-}" ] && command -v srun >/dev/null; then launcher=srun; else launcher=mpirun; fi
   fi
+  case "$launcher" in
+    srun)
+      command -v srun >/dev/null || pref_die "LAUNCHER=srun: no srun on this machine"
+      LAUNCH=(srun --mpi=pmix)
+      if [ -n "${RANKS:-}" ]; then LAUNCH+=(--ntasks "$RANKS"); fi
+      ;;
+    mpirun)
+      local n="${RANKS:-${SLURM_NTASKS:-2}}"
+      LAUNCH=(python3 "$PREF_ROOT/jobs/slurm/term_shield.py" mpirun -np "$n")
+      mpirun -np "$n" true >/dev/null 2>&1 || LAUNCH+=(--oversubscribe)
+      ;;
+    *) pref_die "LAUNCHER=$launcher: expected srun or mpirun" ;;
+  esac
 }
 
 # pref_job_log STEP: writes RUN_DIR/STEP-<job id>.<restart count>.env.txt (Slurm variables,

@@ -1,5 +1,7 @@
 #include "solver/base/signals.hpp"
 
+#include <pthread.h>
+
 #include <csignal>
 #include <cstring>
 
@@ -18,6 +20,13 @@ void install_stop_handlers() {
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
   for (int sig : {SIGTERM, SIGUSR1}) sigaction(sig, &sa, nullptr);
+  // A launcher may start us with them blocked (jobs/slurm/term_shield.py blocks SIGTERM so that
+  // mpirun does not abort the job; the mask is inherited across exec): the ranks must see them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 int received() { return g_signal; }

@@ -8,7 +8,8 @@
 namespace pref::signals {
 
 // Installs the handlers of SIGTERM and SIGUSR1 (SA_RESTART, so that interrupted system calls
-// of MPI and HDF5 resume). Idempotent.
+// of MPI and HDF5 resume) and unblocks both in the calling thread (a launcher may have started
+// the process with them blocked). Idempotent.
 void install_stop_handlers();
 
 // The number of the last stop signal this process received, or 0.

@@ -3,8 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <csignal>
-#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -17,6 +15,7 @@
 #include "solver/cli/checkpoint.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
+#include "solver/cli/stop_poll_hook.hpp"
 #include "solver/fit.hpp"
 #include "solver/svd_init.hpp"
 
@@ -306,12 +305,8 @@ Runner add_fit(CLI::App& app) {
     hooks.on_sweep = on_sweep;
     int stop_signal = 0;
     if (ckpt) {
-      // For tests (docs/checkpoints.md): PREF_TEST_RAISE_SIGNAL_AT=N makes rank 0 raise
-      // SIGUSR1 itself just before the N-th poll (1: after sweep 0; 2k: after the user half-step
-      // of sweep k; 2k + 1: after sweep k), so that both stopping points are tested exactly.
-      const char* raise_at = std::getenv("PREF_TEST_RAISE_SIGNAL_AT");
-      hooks.stop_requested = [&, polls = 0L, at = raise_at ? std::atol(raise_at) : 0L]() mutable {
-        if (++polls == at && comm.rank() == 0) std::raise(SIGUSR1);
+      hooks.stop_requested = [&, polls = 0L]() mutable {
+        before_stop_poll(comm, ++polls);  // a no-op in `pref` (solver/cli/stop_poll_hook.hpp)
         const int sig = signals::stop_requested(comm);
         if (sig && !stop_signal)
           log::info(comm, "received {}: finishing the half-step, writing a checkpoint",
