@@ -55,9 +55,19 @@ std::uint64_t factor_checksum(const mpi::Comm& comm, const Partition& part,
 
 void write_checkpoint(const std::string& path, const mpi::Comm& comm, const CheckpointHeader& hd,
                       const Partition& users, const std::vector<double>& U,
-                      const Partition& comparisons, const std::vector<double>& Z) {
-  const std::uint64_t cu = factor_checksum(comm, users, U, hd.rank);
-  const std::uint64_t cz = factor_checksum(comm, comparisons, Z, hd.rank);
+                      const Partition& comparisons, const std::vector<double>& Z,
+                      const std::vector<double>* U_prev, const std::vector<double>* Z_prev) {
+  struct FactorSet {
+    const char* name;
+    const Partition& part;
+    const std::vector<double>* rows;
+    std::uint64_t checksum = 0;
+  };
+  std::vector<FactorSet> sets = {{"user_factors", users, &U, 0},
+                                 {"comparison_factors", comparisons, &Z, 0}};
+  if (U_prev) sets.push_back({"previous_user_factors", users, U_prev, 0});
+  if (Z_prev) sets.push_back({"previous_comparison_factors", comparisons, Z_prev, 0});
+  for (FactorSet& fs : sets) fs.checksum = factor_checksum(comm, fs.part, *fs.rows, hd.rank);
   h5::Handle f;
   mpi::agree(comm, [&] { f = h5::create_file(path, comm); });
   const std::string what = path;
@@ -85,18 +95,13 @@ void write_checkpoint(const std::string& path, const mpi::Comm& comm, const Chec
     h5::write_rows_raw(dh.get(), H5T_NATIVE_UINT8, 0, mine, hd.history_json.data(), comm,
                        what + ": /history");
   }
-  const hsize_t ud[2] = {hd.users, hd.rank};
-  h5::Handle du = h5::create_dataset(h, "user_factors", H5T_IEEE_F64LE, ud, what);
-  h5::write_string_attribute(du.get(), "checksum", hash::hex(cu), what);
-  h5::write_rows<double>(du.get(), users.begin(me), users.count(me), U, comm,
-                         what + ": /user_factors");
-  const hsize_t zd[2] = {hd.comparisons, hd.rank};
-  h5::Handle dz = h5::create_dataset(h, "comparison_factors", H5T_IEEE_F64LE, zd, what);
-  h5::write_string_attribute(dz.get(), "checksum", hash::hex(cz), what);
-  h5::write_rows<double>(dz.get(), comparisons.begin(me), comparisons.count(me), Z, comm,
-                         what + ": /comparison_factors");
-  du.reset();
-  dz.reset();
+  for (const FactorSet& fs : sets) {
+    const hsize_t dims[2] = {fs.part.size(), hd.rank};
+    h5::Handle d = h5::create_dataset(h, fs.name, H5T_IEEE_F64LE, dims, what);
+    h5::write_string_attribute(d.get(), "checksum", hash::hex(fs.checksum), what);
+    h5::write_rows<double>(d.get(), fs.part.begin(me), fs.part.count(me), *fs.rows, comm,
+                           what + ": /" + fs.name);
+  }
   // To storage before the caller renames the file into place (H5Fflush syncs the MPI file).
   mpi::agree(comm, [&] { PREF_H5_CHECK(H5Fflush(f.get(), H5F_SCOPE_GLOBAL), what + ": flush"); });
   mpi::agree(comm, [&] { f.close(path); });
@@ -117,7 +122,18 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
   });
   h5::Handle f;
   mpi::agree(comm, [&] { f = h5::open_file(path, comm); });
-  std::string cu, cz;
+  // The factor datasets: name, rows from users (else comparisons), required, stored checksum.
+  struct FactorSet {
+    const char* name;
+    bool users;
+    bool required;
+    bool present = false;
+    std::string checksum;
+  };
+  std::vector<FactorSet> sets = {{"user_factors", true, true, false, {}},
+                                 {"comparison_factors", false, true, false, {}},
+                                 {"previous_user_factors", true, false, false, {}},
+                                 {"previous_comparison_factors", false, false, false, {}}};
   mpi::agree(comm, [&] {
     const hid_t h = f.get();
     const std::string what = path + ": /";
@@ -163,17 +179,19 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
     }
     if (hash::hex(hash::bytes(canonical(hd))) != stored)
       throw InputError(path + ": header checksum mismatch (attributes or history corrupt)");
-    for (const char* ds : {"user_factors", "comparison_factors"}) {
-      if (!h5::exists(h, std::string("/") + ds))
-        throw InputError(fmt::format("{}: missing dataset /{}", path, ds));
-      h5::Handle d = h5::open_dataset(h, ds, path);
+    for (FactorSet& fs : sets) {
+      fs.present = h5::exists(h, std::string("/") + fs.name);
+      if (!fs.present) {
+        if (fs.required) throw InputError(fmt::format("{}: missing dataset /{}", path, fs.name));
+        continue;
+      }
+      h5::Handle d = h5::open_dataset(h, fs.name, path);
       auto s = h5::shape_of(d.get(), path);
-      const bool is_u = std::string(ds) == "user_factors";
-      const std::uint64_t rows = is_u ? hd.users : hd.comparisons;
+      const std::uint64_t rows = fs.users ? hd.users : hd.comparisons;
       if (s.dims.size() != 2 || s.dims[0] != rows || s.dims[1] != hd.rank ||
           s.type_class != H5T_FLOAT || s.type_size != 8)
-        throw InputError(fmt::format("{}: /{}: expected {} x {} float64", path, ds, rows, hd.rank));
-      (is_u ? cu : cz) = h5::read_string_attribute(d.get(), "checksum", path + ": /" + ds);
+        throw InputError(fmt::format("{}: /{}: expected {} x {} float64", path, fs.name, rows, hd.rank));
+      fs.checksum = h5::read_string_attribute(d.get(), "checksum", path + ": /" + fs.name);
     }
     if (users.size() != hd.users || comparisons.size() != hd.comparisons)
       throw InputError(fmt::format("{}: holds {} users and {} comparisons, the data {} and {}",
@@ -182,25 +200,27 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
   });
   const int me = comm.rank();
   const std::uint32_t J = hd.rank;
-  ck.U.resize(users.count(me) * J);
-  ck.Z.resize(comparisons.count(me) * J);
-  mpi::agree(comm, [&] {
-    h5::Handle du = h5::open_dataset(f.get(), "user_factors", path);
-    h5::read_rows<double>(du.get(), users.begin(me), users.count(me), ck.U, comm, path);
-    h5::Handle dz = h5::open_dataset(f.get(), "comparison_factors", path);
-    h5::read_rows<double>(dz.get(), comparisons.begin(me), comparisons.count(me), ck.Z, comm,
-                          path);
-  });
-  const std::string su = hash::hex(factor_checksum(comm, users, ck.U, J));
-  const std::string sz = hash::hex(factor_checksum(comm, comparisons, ck.Z, J));
-  mpi::agree(comm, [&] {
-    if (su != cu)
-      throw InputError(fmt::format("{}: /user_factors checksum mismatch (stored {}, data {})", path,
-                                   cu, su));
-    if (sz != cz)
-      throw InputError(fmt::format("{}: /comparison_factors checksum mismatch (stored {}, data {})",
-                                   path, cz, sz));
-  });
+  for (const FactorSet& fs : sets) {
+    if (!fs.present) continue;
+    const Partition& part = fs.users ? users : comparisons;
+    std::vector<double>* out = nullptr;
+    const std::string name = fs.name;
+    if (name == "user_factors") out = &ck.U;
+    else if (name == "comparison_factors") out = &ck.Z;
+    else if (name == "previous_user_factors") out = &ck.U_prev.emplace();
+    else out = &ck.Z_prev.emplace();
+    out->resize(part.count(me) * J);
+    mpi::agree(comm, [&] {
+      h5::Handle d = h5::open_dataset(f.get(), fs.name, path);
+      h5::read_rows<double>(d.get(), part.begin(me), part.count(me), *out, comm, path);
+    });
+    const std::string sum = hash::hex(factor_checksum(comm, part, *out, J));
+    mpi::agree(comm, [&] {
+      if (sum != fs.checksum)
+        throw InputError(fmt::format("{}: /{} checksum mismatch (stored {}, data {})", path,
+                                     fs.name, fs.checksum, sum));
+    });
+  }
   return ck;
 }
 

@@ -7,12 +7,16 @@
 //                        sweep in progress, or ""), header_checksum
 //   /user_factors        users x rank, float64, attr checksum
 //   /comparison_factors  comparisons x rank, float64, attr checksum
+//   /previous_user_factors, /previous_comparison_factors
+//                        (optional, fit --extrapolate) U and Z before their last push, like
+//                        the factors, attr checksum
 //   /history             uint8: JSON lines, one object per completed sweep (with timings)
 // Checksums are 16 hex digits. A factor dataset's is the sum modulo 2^64 of a hash of each row
 // with its global row id (solver/base/hash.hpp), so any number of ranks can check it; the
 // header's covers every root attribute and the history.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -40,14 +44,19 @@ struct CheckpointHeader {
 
 // Writes the checkpoint collectively (U and Z: this rank's rows of the partitions), computes
 // and stores the checksums, and flushes the file to storage (MPI_File_sync) before closing it.
+// U_prev and Z_prev (nullptr: not written; the same choice on every rank) are the optional
+// previous factors.
 void write_checkpoint(const std::string& path, const mpi::Comm& comm, const CheckpointHeader& hd,
                       const Partition& users, const std::vector<double>& U,
-                      const Partition& comparisons, const std::vector<double>& Z);
+                      const Partition& comparisons, const std::vector<double>& Z,
+                      const std::vector<double>* U_prev = nullptr,
+                      const std::vector<double>* Z_prev = nullptr);
 
 struct Checkpoint {
   std::string path;
   CheckpointHeader header;
   std::vector<double> U, Z;  // this rank's rows of the partitions passed to read_checkpoint
+  std::optional<std::vector<double>> U_prev, Z_prev;  // when the file has them
 };
 
 // Opens and validates a checkpoint (format, attributes, shapes, header and factor checksums)

@@ -161,7 +161,7 @@ class Fitter {
   // half-step reads. u_prev_ holds U before extrapolation, z_prev_ Z before extrapolation.
   void extrapolate_users(double beta) {
     if (cfg_.shared) return;
-    if (u_prev_.size() != f_.U.size()) u_prev_.assign(f_.U.begin(), f_.U.end());  // first sweep: U_0
+    keep_initial_users();
     for (std::size_t i = 0; i < f_.U.size(); ++i) {
       const double u = f_.U[i];
       f_.U[i] = u + beta * (u - u_prev_[i]);
@@ -171,16 +171,35 @@ class Fitter {
   }
   // Before the user half-step of the first sweep: U_0 for the first extrapolation.
   void keep_initial_users() {
-    if (!cfg_.shared && u_prev_.empty()) u_prev_.assign(f_.U.begin(), f_.U.end());
+    if (cfg_.shared || have_u_prev_) return;
+    u_prev_.assign(f_.U.begin(), f_.U.end());
+    have_u_prev_ = true;
   }
   void extrapolate_comparisons(double beta) {
-    if (z_prev_.size() != f_.Z.size()) z_prev_ = f_.Z;  // no earlier Z: no push
+    if (!have_z_prev_) {  // no earlier Z: no push
+      z_prev_ = f_.Z;
+      have_z_prev_ = true;
+    }
     for (std::size_t i = 0; i < f_.Z.size(); ++i) {
       const double z = f_.Z[i];
       f_.Z[i] = z + beta * (z - z_prev_[i]);
       z_prev_[i] = z;
     }
     fetch(zplan_, f_.Z, J_, zghost_);  // the next user half-step reads Z_hat
+  }
+  // The bytes extrapolate_comparisons() exchanges, for a fit resumed after it.
+  void count_comparison_push() { bytes_ += zplan_.remote_rows() * J_ * 8; }
+  // The extrapolation's state for a checkpoint, and back from one (nullptr / nullopt: none yet).
+  const std::vector<double>* users_before_push() const { return have_u_prev_ ? &u_prev_ : nullptr; }
+  const std::vector<double>* comparisons_before_push() const {
+    return have_z_prev_ ? &z_prev_ : nullptr;
+  }
+  void restore_pushes(const std::optional<std::vector<double>>& u,
+                      const std::optional<std::vector<double>>& z) {
+    have_u_prev_ = u.has_value() && !cfg_.shared;
+    if (have_u_prev_) u_prev_ = *u;
+    have_z_prev_ = z.has_value();
+    if (have_z_prev_) z_prev_ = *z;
   }
   // Bytes per training label that this rank keeps for both orientations of its labels.
   double label_bytes_per_label() const {
@@ -499,6 +518,7 @@ class Fitter {
   bool comparisons_measured_ = false;
   MetricsAccumulator val_acc_;
   std::vector<double> u_prev_, z_prev_;  // extrapolation: the last half-steps' results
+  bool have_u_prev_ = false, have_z_prev_ = false;  // (the same on every rank)
   bool ughost_fresh_ = false;
   std::uint64_t bytes_ = 0;
   double cost_ship_ = 0, cost_reduce_ = 0, bytes_ship_ = 0, bytes_reduce_ = 0;
@@ -506,6 +526,20 @@ class Fitter {
 };
 
 }  // namespace
+
+void ExtrapolationState::update(bool decreased, bool calm) {
+  last_decreased = decreased;
+  calm_run = calm ? calm_run + 1 : 0;
+  if (decreased) {
+    ceiling = std::min(1.0, 1.01 * ceiling);
+    previous = beta;
+    beta = std::min(ceiling, 1.05 * beta);
+  } else {
+    ceiling = previous;
+    previous = beta;
+    beta /= 1.5;
+  }
+}
 
 FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatrix> validation,
               Factors init, const FitConfig& cfg, const FitStart& start, const FitHooks& hooks) {
@@ -523,8 +557,16 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
             cfg.exchange == Exchange::kAuto ? "" : ", forced",
             cfg.J <= kernels::kMaxSmallJ ? kernels::best().isa : "BLAS-3 (dsyrk)");
   auto stop_requested = [&] { return hooks.stop_requested && hooks.stop_requested(); };
+  ExtrapolationState ex = start.extrapolation;
   auto offer = [&](int sweep, bool half, bool stopping, const SweepRecord* pending) {
-    if (hooks.on_state) hooks.on_state(FitState{sweep, half, stopping, fitter.factors(), pending, res.exchange});
+    if (!hooks.on_state) return;
+    FitState st{sweep, half, stopping, fitter.factors(), pending, res.exchange, nullptr, nullptr, {}};
+    if (cfg.extrapolate) {
+      st.u_prev = fitter.users_before_push();
+      st.z_prev = fitter.comparisons_before_push();
+      st.extrapolation = ex;
+    }
+    hooks.on_state(st);
   };
   auto finish = [&] {
     res.factors = fitter.take_factors();
@@ -535,29 +577,6 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
   int first = 1;
   bool half_done = false;
   SweepRecord pending;
-  // Extrapolation factor, adapted as in Ang and Gillis (2019), "Accelerating nonnegative matrix
-  // factorization algorithms using extrapolation", Neural Computation 31: grows by 5% after
-  // each sweep that lowered the objective, up to a ceiling that itself grows by 1% (at most 1);
-  // a sweep that raised it divides the factor by 1.5, lowers the ceiling to the previous factor
-  // and skips the next push of Z.
-  struct Extrapolation {
-    double beta = 0.5, ceiling = 1.0, previous = 0.5;
-    bool calm = false, last_decreased = true;
-    void update(bool decreased) {
-      last_decreased = decreased;
-      if (decreased) {
-        ceiling = std::min(1.0, 1.01 * ceiling);
-        previous = beta;
-        beta = std::min(ceiling, 1.05 * beta);
-      } else {
-        ceiling = previous;
-        previous = beta;
-        beta /= 1.5;
-      }
-    }
-  } ex;
-  if (cfg.extrapolate && (hooks.on_state || !start.history.empty()))
-    throw Error("fit: extrapolation does not support checkpoints yet");
   if (start.history.empty()) {
     SweepRecord rec = fitter.evaluate();
     rec.seconds_eval = since(t);
@@ -571,6 +590,8 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
       res.stopped = true;
       return finish();
     }
+    // Z_0 becomes the first Z_prev (a push by 0), as after a resume from this state.
+    if (cfg.extrapolate && cfg.max_sweeps > 0) fitter.extrapolate_comparisons(0.0);
   } else {
     res.history = start.history;
     prev = res.history.back().objective;
@@ -578,9 +599,19 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     half_done = start.user_half_done;
     pending = start.pending;
     fitter.prepare_resume();
-    if (!half_done && start.sweep >= 1 && res.history.back().rel_change < cfg.tol) {
+    const bool converged = cfg.extrapolate ? ex.calm_run >= 2
+                                           : res.history.back().rel_change < cfg.tol;
+    if (!half_done && start.sweep >= 1 && converged) {
       res.converged = true;  // the checkpoint was written after the converging sweep
       return finish();
+    }
+    if (cfg.extrapolate) {
+      fitter.restore_pushes(start.u_prev, start.z_prev);
+      // A checkpoint between sweeps was written before the push of Z that starts the next one;
+      // one within a sweep after it (the push fetched Z_hat rows: counted in this sweep's bytes).
+      if (!half_done && first <= std::max(cfg.max_sweeps, 0))
+        fitter.extrapolate_comparisons(ex.last_decreased ? ex.beta : 0.0);
+      if (half_done) fitter.count_comparison_push();
     }
   }
   // A fit resumed between half-steps completes that sweep whatever the sweep limit.
@@ -619,9 +650,8 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
       // Extrapolated sweeps can raise the objective, and one of them can change it little by
       // chance: converged takes two decreasing sweeps in a row below the tolerance.
       const bool decreased = r.objective <= prev;
-      converged = converged && decreased && ex.calm;
-      ex.calm = r.rel_change < cfg.tol && decreased;
-      ex.update(decreased);
+      ex.update(decreased, converged && decreased);
+      converged = ex.calm_run >= 2;
     }
     r.bytes_exchanged = fitter.take_bytes();
     prev = r.objective;

@@ -33,8 +33,8 @@ struct FitConfig {
   int newton_steps = 1;
   // Extrapolated alternating sweeps (docs/design.md, "Extrapolation"): each half-step's result
   // is pushed further along its last change, by a factor adapted from the objective (Ang and
-  // Gillis 2019). Not yet with checkpoints (its state is not in the checkpoint file).
-  bool extrapolate = false;
+  // Gillis 2019). Off: plain alternating sweeps (the dense reference of tests/test_fit.cpp).
+  bool extrapolate = true;
   std::uint64_t seed = 1;
   double init_scale = 0.1;  // random init: N(0, init_scale^2) entries
   Exchange exchange = Exchange::kAuto;
@@ -70,6 +70,19 @@ struct FitResult {
   Exchange exchange = Exchange::kShip;
 };
 
+// The extrapolation's factor and its adaptation (FitConfig::extrapolate; Ang and Gillis 2019,
+// "Accelerating nonnegative matrix factorization algorithms using extrapolation", Neural
+// Computation 31): beta grows by 5% after each sweep that lowered the objective, up to a
+// ceiling that itself grows by 1% (at most 1); a sweep that raised it divides beta by 1.5,
+// lowers the ceiling to the previous beta and skips the next push of Z. calm_run counts the
+// sweeps in a row that lowered the objective by less than the tolerance: converged at 2.
+struct ExtrapolationState {
+  double beta = 0.5, ceiling = 1.0, previous = 0.5;
+  int calm_run = 0;
+  bool last_decreased = true;
+  void update(bool decreased, bool calm);
+};
+
 // Where a fit starts: fresh (empty history: `init` is evaluated as sweep 0) or from a checkpoint
 // (docs/checkpoints.md): `init` is the state after `sweep` completed sweeps, or, with
 // user_half_done, after the user half-step of sweep + 1 as well. A resumed fit continues exactly
@@ -80,6 +93,9 @@ struct FitStart {
   bool user_half_done = false;
   std::vector<SweepRecord> history;  // records 0..sweep (empty: a fresh start)
   SweepRecord pending;               // with user_half_done: sweep + 1's record so far
+  // With FitConfig::extrapolate: FitState's u_prev and z_prev (absent: none yet) and the factor.
+  std::optional<std::vector<double>> u_prev, z_prev;
+  ExtrapolationState extrapolation;
 };
 
 // A state the fit offers for a checkpoint: after every completed sweep (0 included), and after
@@ -91,6 +107,11 @@ struct FitState {
   const Factors& factors;
   const SweepRecord* pending = nullptr;  // with user_half_done: sweep + 1's record so far
   Exchange exchange = Exchange::kShip;   // the pattern in use
+  // With FitConfig::extrapolate, the rest of the state (this rank's rows, like factors): U and
+  // Z before their last push (nullptr: none yet), and the factor's adaptation.
+  const std::vector<double>* u_prev = nullptr;
+  const std::vector<double>* z_prev = nullptr;
+  ExtrapolationState extrapolation;
 };
 
 struct FitHooks {

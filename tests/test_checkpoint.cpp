@@ -302,6 +302,98 @@ TEST_F(Checkpoint, StopAtEveryKindOfPointAndResumeBitwise) {
   }
 }
 
+// Extrapolated sweeps (the default; the other tests here use them too): the extrapolation's
+// state (U and Z before their last push, the factor's adaptation) is in the checkpoint, so a
+// stop at any kind of point resumes to the uninterrupted run's model, byte for byte, and at
+// another rank count to round-off. Plain sweeps (--no-extrapolate) stop and resume bitwise too,
+// and a checkpoint of one kind is not continued by the other.
+TEST_F(Checkpoint, ExtrapolationStateIsCheckpointed) {
+  const std::vector<std::string> ex = {"--extrapolate"};
+  const std::string reference = path("reference.h5");
+  const std::string plain_reference = path("reference-plain.h5");
+  RunResult r = run_pref(2, fit_args(plain_reference, kSweeps, {"--no-extrapolate"}));
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  // Extrapolation changes the run (else this test would not test it).
+  EXPECT_GT(max_abs_diff(read_doubles(plain_reference, "/user_factors"),
+                         read_doubles(reference, "/user_factors")),
+            1e-6);
+  for (const int poll : {2, 15}) {
+    const std::string tag = "plain-" + std::to_string(poll);
+    const std::string ck = path("ck-" + tag), out = path(tag + ".h5");
+    const auto args = ck_args(out, ck, 5, kSweeps, {"--no-extrapolate"});
+    r = run_raising_at(poll, 2, args);
+    ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+    r = run_pref(2, args);
+    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    expect_identical(plain_reference, out);
+  }
+  struct Case {
+    int poll;
+    const char* file;
+    bool previous_users, previous_comparisons;
+  };
+  for (const Case& c : {Case{1, "ckpt-000000.h5", false, false},
+                        Case{2, "ckpt-000001-half.h5", true, true},
+                        Case{14, "ckpt-000007-half.h5", true, true},
+                        Case{15, "ckpt-000007.h5", true, true}}) {
+    SCOPED_TRACE(c.file);
+    const std::string tag = "ex-" + std::to_string(c.poll);
+    const std::string ck = path("ck-" + tag), out = path(tag + ".h5");
+    const auto args = ck_args(out, ck, 5, kSweeps, ex);
+    r = run_raising_at(c.poll, 2, args);
+    ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+    const std::string file = ck + "/" + c.file;
+    ASSERT_TRUE(fs::exists(file)) << r.err;
+    {
+      H5Id f = h5_open(file);
+      EXPECT_EQ(H5Lexists(f.get(), "previous_user_factors", H5P_DEFAULT) > 0, c.previous_users);
+      EXPECT_EQ(H5Lexists(f.get(), "previous_comparison_factors", H5P_DEFAULT) > 0,
+                c.previous_comparisons);
+    }
+    if (c.previous_users) {
+      EXPECT_EQ(read_doubles(file, "/previous_user_factors").size(), 20000u * kRank);
+    }
+    if (c.previous_comparisons) {
+      EXPECT_EQ(read_doubles(file, "/previous_comparison_factors").size(), 2000u * kRank);
+    }
+    r = run_pref(2, args);
+    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    EXPECT_TRUE(contains(r.err, "resume: " + file)) << r.err;
+    expect_identical(reference, out);
+  }
+  // At another rank count.
+  for (const int ranks : {1, 3}) {
+    const std::string tag = "ex-ranks-" + std::to_string(ranks);
+    const std::string ck = path("ck-" + tag), out = path(tag + ".h5");
+    const auto args = ck_args(out, ck, 5, kSweeps, ex);
+    r = run_raising_at(14, 2, args);
+    ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+    r = run_pref(ranks, args);
+    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    EXPECT_LT(max_abs_diff(read_doubles(reference, "/user_factors"), read_doubles(out, "/user_factors")),
+              1e-8);
+    EXPECT_LT(max_abs_diff(read_doubles(reference, "/comparison_factors"),
+                           read_doubles(out, "/comparison_factors")),
+              1e-8);
+  }
+  // A checkpoint written with --no-extrapolate is not continued with extrapolation, and the
+  // other way.
+  const std::string ck = path("ck-ex-refuse");
+  r = run_raising_at(15, 2, ck_args(path("ex-refuse.h5"), ck, 5, kSweeps, {"--no-extrapolate"}));
+  ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+  r = run_pref(2, ck_args(path("ex-refuse.h5"), ck, 5, kSweeps, ex));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "--extrapolate: on contradicts the checkpoint " + ck +
+                                  "/ckpt-000007.h5, written with --extrapolate off"))
+      << r.err;
+  const std::string ck2 = path("ck-ex-refuse-2");
+  r = run_raising_at(15, 2, ck_args(path("ex-refuse-2.h5"), ck2));
+  ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+  r = run_pref(2, ck_args(path("ex-refuse-2.h5"), ck2, 5, kSweeps, {"--no-extrapolate"}));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "--extrapolate: off contradicts the checkpoint")) << r.err;
+}
+
 // SIGUSR1 sent to mpirun while the fit runs (forwarded to the ranks), and SIGTERM sent to the
 // ranks themselves (as Slurm does at the time limit).
 TEST_F(Checkpoint, SignalledRunResumesBitwise) {

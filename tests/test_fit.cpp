@@ -319,6 +319,7 @@ FitConfig base_config() {
   c.newton_steps = 1;
   c.seed = 7;
   c.init_scale = 0.5;
+  c.extrapolate = false;  // the plain sweeps the dense reference mirrors
   return c;
 }
 
@@ -657,8 +658,10 @@ TEST_F(Fit, RecoversAPlantedLowRankPopulation) {
   cfg.seed = 3;
   cfg.init_scale = 0.1;
   Factors init = random_factors(comm, parts, cfg);
+  // With the default, extrapolated sweeps (which may raise the objective on the way).
+  ASSERT_TRUE(cfg.extrapolate);
   FitResult res = fit(comm, std::move(mtrain), std::move(mval), std::move(init), cfg);
-  expect_monotone(res.history, "planted");
+  EXPECT_TRUE(res.converged) << "planted: not converged in " << cfg.max_sweeps << " sweeps";
   ASSERT_TRUE(res.history.back().validation.has_value());
   // The last record's validation metrics are those of the returned factors.
   const SplitMetrics v = evaluate_split(comm, mval2, res.factors);

@@ -69,6 +69,7 @@ io::Attributes to_attributes(const RunIdentity& id, int ranks, Exchange used, do
           {"newton_steps", static_cast<std::int64_t>(id.newton_steps)},
           {"max_sweeps", static_cast<std::int64_t>(id.max_sweeps)},
           {"drop_ties", static_cast<std::int64_t>(id.drop_ties)},
+          {"extrapolate", static_cast<std::int64_t>(id.extrapolate)},
           {"data", id.data},
           {"data_users", static_cast<std::int64_t>(id.users)},
           {"data_comparisons", static_cast<std::int64_t>(id.comparisons)},
@@ -153,6 +154,17 @@ Checkpointer::Checkpointer(const CheckpointOptions& opt, const mpi::Comm& comm)
   });
 }
 
+ExtrapolationState extrapolation_of(const io::Checkpoint& ck) {
+  ExtrapolationState ex;
+  if (!ck.header.attributes.count("extrapolation_beta")) return ex;  // written at sweep 0
+  ex.beta = attr<double>(ck, "extrapolation_beta");
+  ex.ceiling = attr<double>(ck, "extrapolation_ceiling");
+  ex.previous = attr<double>(ck, "extrapolation_previous");
+  ex.calm_run = static_cast<int>(attr<std::int64_t>(ck, "extrapolation_calm_run"));
+  ex.last_decreased = attr<std::int64_t>(ck, "extrapolation_last_decreased") != 0;
+  return ex;
+}
+
 void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const RunIdentity& id) {
   mpi::agree(comm, [&] {
     const auto& hd = ck.header;
@@ -203,6 +215,11 @@ void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const RunI
       refuse("--drop-ties", id.drop_ties ? "on" : "off", attr<std::int64_t>(ck, "drop_ties") ? "on" : "off");
     if (attr<std::string>(ck, "duplicates") != id.duplicates)
       refuse("--duplicates", id.duplicates, attr<std::string>(ck, "duplicates"));
+    // (checkpoints of versions before --extrapolate have no such attribute: off)
+    const bool theirs_ex = ck.header.attributes.count("extrapolate") &&
+                           attr<std::int64_t>(ck, "extrapolate") != 0;
+    if (theirs_ex != id.extrapolate)
+      refuse("--extrapolate", id.extrapolate ? "on" : "off", theirs_ex ? "on" : "off");
   });
   // Options that may change between runs: said, not refused.
   const auto& hd = ck.header;
@@ -278,6 +295,14 @@ void Checkpointer::write(const FitState& state, const RunIdentity& id, Exchange 
   hd.sweep = state.sweep;
   hd.user_half_done = state.user_half_done;
   hd.attributes = to_attributes(id, comm_.size(), used, objective);
+  if (id.extrapolate) {
+    const ExtrapolationState& ex = state.extrapolation;
+    hd.attributes["extrapolation_beta"] = ex.beta;
+    hd.attributes["extrapolation_ceiling"] = ex.ceiling;
+    hd.attributes["extrapolation_previous"] = ex.previous;
+    hd.attributes["extrapolation_calm_run"] = static_cast<std::int64_t>(ex.calm_run);
+    hd.attributes["extrapolation_last_decreased"] = static_cast<std::int64_t>(ex.last_decreased);
+  }
   // Rank 0's: the records hold each rank's own timings, and every rank must write the same.
   hd.history_json = mpi::broadcast(comm_, history_json);
   hd.pending_json = mpi::broadcast(comm_, pending_json);
@@ -286,7 +311,7 @@ void Checkpointer::write(const FitState& state, const RunIdentity& id, Exchange 
   {
     io::AtomicOutput out(path, /*overwrite=*/true, comm_, "--checkpoint-dir");
     io::write_checkpoint(out.temp_path(), comm_, hd, parts.users, state.factors.U,
-                         parts.comparisons, state.factors.Z);
+                         parts.comparisons, state.factors.Z, state.u_prev, state.z_prev);
     out.commit();
   }
   if (comm_.rank() == 0) {

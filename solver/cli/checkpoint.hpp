@@ -27,6 +27,7 @@ struct RunIdentity {
   std::uint64_t seed = 0;
   int newton_steps = 0, max_sweeps = 0;
   bool drop_ties = false;
+  bool extrapolate = false;
   // The data file: path, sizes and a checksum of the training labels (training_checksum).
   std::string data;
   std::uint64_t users = 0, comparisons = 0, train_labels = 0, train_checksum = 0;
@@ -71,6 +72,10 @@ class Checkpointer {
   CheckpointOptions opt_;
   const mpi::Comm& comm_;
 };
+
+// The extrapolation's factor stored in a checkpoint of a fit --extrapolate run (the defaults
+// when it has none).
+ExtrapolationState extrapolation_of(const io::Checkpoint& ck);
 
 // Throws a collective InputError when the checkpoint contradicts the command line.
 void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const RunIdentity& id);

@@ -116,9 +116,10 @@ Runner add_fit(CLI::App& app) {
   app.add_option("--mu-u", c.mu_u, "L2 regularization of user weights");
   app.add_option("--mu-z", c.mu_z, "L2 regularization of comparison factors");
   app.add_option("--newton-steps", c.newton_steps, "Newton steps per row per half-step");
-  app.add_flag("--extrapolate", c.extrapolate,
-               "Extrapolated sweeps: push each half-step's result along its last change, with "
-               "an adaptive factor (fewer sweeps to tolerance; not yet with --checkpoint-dir)");
+  app.add_flag("--extrapolate,!--no-extrapolate", c.extrapolate,
+               "Extrapolated sweeps (the default): push each half-step's result along its last "
+               "change, with an adaptive factor (fewer sweeps to tolerance); --no-extrapolate: "
+               "plain alternating sweeps");
   app.add_option("--exchange", o->exchange,
                  "Comparison half-step exchange: ship factor rows, reduce partial sums, or let "
                  "the cost model choose")
@@ -172,9 +173,6 @@ Runner add_fit(CLI::App& app) {
                                                : Exchange::kAuto;
       if (o->ckpt.dir.empty() && o->ckpt.resume)
         throw InputError("--resume: needs --checkpoint-dir");
-      if (cfg.extrapolate && !o->ckpt.dir.empty())
-        throw InputError("--extrapolate: not yet supported with --checkpoint-dir (the "
-                         "extrapolation's state is not in the checkpoint file)");
       if (o->ckpt.every < 1) throw InputError("--checkpoint-every: must be >= 1");
       if (o->ckpt.keep < 1) throw InputError("--keep-checkpoints: must be >= 1");
     });
@@ -214,6 +212,7 @@ Runner add_fit(CLI::App& app) {
       id.newton_steps = cfg.newton_steps;
       id.max_sweeps = cfg.max_sweeps;
       id.drop_ties = o->drop_ties;
+      id.extrapolate = cfg.extrapolate;
       id.data = o->data;
       id.users = train.users;
       id.comparisons = train.comparisons;
@@ -235,6 +234,11 @@ Runner add_fit(CLI::App& app) {
       start.history.back().objective = std::get<double>(resumed->header.attributes.at("objective"));
       start.sweep = static_cast<int>(resumed->header.sweep);
       start.user_half_done = resumed->header.user_half_done;
+      if (cfg.extrapolate) {
+        start.u_prev = std::move(resumed->U_prev);
+        start.z_prev = std::move(resumed->Z_prev);
+        start.extrapolation = extrapolation_of(*resumed);
+      }
       if (start.user_half_done)
         start.pending = record_from_json(nlohmann::json::parse(resumed->header.pending_json));
     }
