@@ -558,6 +558,7 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
             cfg.J <= kernels::kMaxSmallJ ? kernels::best().isa : "BLAS-3 (dsyrk)");
   auto stop_requested = [&] { return hooks.stop_requested && hooks.stop_requested(); };
   ExtrapolationState ex = start.extrapolation;
+  double push_seconds = 0;  // the last push of Z (extrapolation), counted in the next user half-step
   auto offer = [&](int sweep, bool half, bool stopping, const SweepRecord* pending) {
     if (!hooks.on_state) return;
     FitState st{sweep, half, stopping, fitter.factors(), pending, res.exchange, nullptr, nullptr, {}};
@@ -627,7 +628,7 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
       if (cfg.extrapolate) fitter.keep_initial_users();
       fitter.user_half_step();
       if (cfg.extrapolate) fitter.extrapolate_users(ex.beta);
-      r.seconds_user = since(t);
+      r.seconds_user = since(t) + push_seconds;
       if (stop_requested()) {
         offer(s - 1, true, true, &r);
         res.stopped = true;
@@ -670,7 +671,7 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     if (cfg.extrapolate && s < last) {
       t = Clock::now();
       fitter.extrapolate_comparisons(ex.last_decreased ? ex.beta : 0.0);
-      res.history.back().seconds_eval += since(t);
+      push_seconds = since(t);  // the next sweep's (as its bytes)
     }
   }
   return finish();
