@@ -156,7 +156,7 @@ Checkpointer::Checkpointer(const CheckpointOptions& opt, const mpi::Comm& comm)
 
 ExtrapolationState extrapolation_of(const io::Checkpoint& ck) {
   ExtrapolationState ex;
-  if (!ck.header.attributes.count("extrapolation_beta")) return ex;  // written at sweep 0
+  if (!ck.header.attributes.count("extrapolation_beta")) return ex;  // a plain-sweeps checkpoint
   ex.beta = attr<double>(ck, "extrapolation_beta");
   ex.ceiling = attr<double>(ck, "extrapolation_ceiling");
   ex.previous = attr<double>(ck, "extrapolation_previous");
