@@ -158,48 +158,41 @@ class Fitter {
   // Extrapolation (FitConfig::extrapolate). After the user half-step: U_hat = U + beta (U -
   // U_prev), which the comparison half-step and the evaluation then use as U, and the next user
   // half-step starts from; after the sweep: Z_hat = Z + beta (Z - Z_prev), which the next user
-  // half-step reads. u_prev_ holds U before extrapolation, z_prev_ Z before extrapolation.
+  // half-step reads. u_prev_ holds U before extrapolation, z_prev_ Z before extrapolation
+  // (nullopt, on every rank alike, until there is one).
   void extrapolate_users(double beta) {
     if (cfg_.shared) return;
-    keep_initial_users();
+    std::vector<double>& prev = *u_prev_;  // (keep_initial_users came first)
     for (std::size_t i = 0; i < f_.U.size(); ++i) {
       const double u = f_.U[i];
-      f_.U[i] = u + beta * (u - u_prev_[i]);
-      u_prev_[i] = u;
+      f_.U[i] = u + beta * (u - prev[i]);
+      prev[i] = u;
     }
     ughost_fresh_ = false;
   }
-  // Before the user half-step of the first sweep: U_0 for the first extrapolation.
+  // Before each user half-step: U_0 for the first extrapolation.
   void keep_initial_users() {
-    if (cfg_.shared || have_u_prev_) return;
-    u_prev_.assign(f_.U.begin(), f_.U.end());
-    have_u_prev_ = true;
+    if (!cfg_.shared && !u_prev_) u_prev_.emplace(f_.U.begin(), f_.U.end());
   }
   void extrapolate_comparisons(double beta) {
-    if (!have_z_prev_) {  // no earlier Z: no push
-      z_prev_ = f_.Z;
-      have_z_prev_ = true;
-    }
+    if (!z_prev_) z_prev_ = f_.Z;  // no earlier Z: no push
+    std::vector<double>& prev = *z_prev_;
     for (std::size_t i = 0; i < f_.Z.size(); ++i) {
       const double z = f_.Z[i];
-      f_.Z[i] = z + beta * (z - z_prev_[i]);
-      z_prev_[i] = z;
+      f_.Z[i] = z + beta * (z - prev[i]);
+      prev[i] = z;
     }
     fetch(zplan_, f_.Z, J_, zghost_);  // the next user half-step reads Z_hat
   }
-  // The bytes extrapolate_comparisons() exchanges, for a fit resumed after it.
-  void count_comparison_push() { bytes_ += zplan_.remote_rows() * J_ * 8; }
-  // The extrapolation's state for a checkpoint, and back from one (nullptr / nullopt: none yet).
-  const std::vector<double>* users_before_push() const { return have_u_prev_ ? &u_prev_ : nullptr; }
+  // The extrapolation's state for a checkpoint, and back from one.
+  const std::vector<double>* users_before_push() const { return u_prev_ ? &*u_prev_ : nullptr; }
   const std::vector<double>* comparisons_before_push() const {
-    return have_z_prev_ ? &z_prev_ : nullptr;
+    return z_prev_ ? &*z_prev_ : nullptr;
   }
   void restore_pushes(const std::optional<std::vector<double>>& u,
                       const std::optional<std::vector<double>>& z) {
-    have_u_prev_ = u.has_value() && !cfg_.shared;
-    if (have_u_prev_) u_prev_ = *u;
-    have_z_prev_ = z.has_value();
-    if (have_z_prev_) z_prev_ = *z;
+    u_prev_ = cfg_.shared ? std::nullopt : u;
+    z_prev_ = z;
   }
   // Bytes per training label that this rank keeps for both orientations of its labels.
   double label_bytes_per_label() const {
@@ -216,9 +209,11 @@ class Fitter {
   const Factors& factors() const { return f_; }
 
   // For a resumed fit: the Z rows the users read, as the evaluation of the last completed sweep
-  // left them (its bytes were counted in that sweep's record, so they are not counted again).
-  void prepare_resume() {
-    zplan_.fetch(comm_, f_.Z, J_, zghost_);
+  // left them (its bytes were counted in that sweep's record, so they are not counted again),
+  // or as the push of Z_hat that preceded the checkpoint (counted: they are this sweep's).
+  void prepare_resume(bool count_bytes) {
+    if (count_bytes) fetch(zplan_, f_.Z, J_, zghost_);
+    else zplan_.fetch(comm_, f_.Z, J_, zghost_);
     ughost_fresh_ = false;
   }
 
@@ -517,8 +512,7 @@ class Fitter {
   std::vector<double> end_loss_, end_gz_;
   bool comparisons_measured_ = false;
   MetricsAccumulator val_acc_;
-  std::vector<double> u_prev_, z_prev_;  // extrapolation: the last half-steps' results
-  bool have_u_prev_ = false, have_z_prev_ = false;  // (the same on every rank)
+  std::optional<std::vector<double>> u_prev_, z_prev_;  // extrapolation: see extrapolate_users
   bool ughost_fresh_ = false;
   std::uint64_t bytes_ = 0;
   double cost_ship_ = 0, cost_reduce_ = 0, bytes_ship_ = 0, bytes_reduce_ = 0;
@@ -599,21 +593,19 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     first = start.sweep + 1;
     half_done = start.user_half_done;
     pending = start.pending;
-    fitter.prepare_resume();
     const bool converged = cfg.extrapolate ? ex.calm_run >= 2
                                            : res.history.back().rel_change < cfg.tol;
     if (!half_done && start.sweep >= 1 && converged) {
       res.converged = true;  // the checkpoint was written after the converging sweep
       return finish();
     }
-    if (cfg.extrapolate) {
-      fitter.restore_pushes(start.u_prev, start.z_prev);
-      // A checkpoint between sweeps was written before the push of Z that starts the next one;
-      // one within a sweep after it (the push fetched Z_hat rows: counted in this sweep's bytes).
-      if (!half_done && first <= std::max(cfg.max_sweeps, 0))
-        fitter.extrapolate_comparisons(ex.last_decreased ? ex.beta : 0.0);
-      if (half_done) fitter.count_comparison_push();
-    }
+    if (cfg.extrapolate) fitter.restore_pushes(start.u_prev, start.z_prev);
+    // With extrapolation, a checkpoint between sweeps was written before the push of Z that
+    // starts the next one (made here, which fetches the Z rows), one within a sweep after it.
+    if (cfg.extrapolate && !half_done && first <= std::max(cfg.max_sweeps, 0))
+      fitter.extrapolate_comparisons(ex.last_decreased ? ex.beta : 0.0);
+    else
+      fitter.prepare_resume(/*count_bytes=*/cfg.extrapolate && half_done);
   }
   // A fit resumed between half-steps completes that sweep whatever the sweep limit.
   const int last = std::max(cfg.max_sweeps, half_done ? first : 0);

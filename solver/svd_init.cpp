@@ -331,7 +331,7 @@ class PowerStop {
   PowerStop(int r, double tol) : r_(r), tol_(tol) {}
   bool settled(const mpi::Comm& comm, const std::vector<double>& R, int k) {
     if (!(tol_ > 0)) return false;
-    int done = 0;
+    double decided[2] = {0, 0};  // settled, change
     if (comm.rank() == 0) {
       const Eigen::Map<const Eigen::MatrixXd> rm(R.data(), k, k);
       const Eigen::VectorXd sv = Eigen::JacobiSVD<Eigen::MatrixXd>(rm).singularValues();
@@ -341,11 +341,12 @@ class PowerStop {
           change_ = std::max(change_, std::abs(sv[j] - prev_[j]) / std::max(sv[j], 1e-300));
       }
       prev_.assign(sv.data(), sv.data() + k);
-      done = change_ < tol_;
+      decided[0] = change_ < tol_;
+      decided[1] = change_;
     }
-    mpi::broadcast(comm, std::span<int>(&done, 1), 0);
-    mpi::broadcast(comm, std::span<double>(&change_, 1), 0);
-    return done != 0;
+    mpi::broadcast(comm, std::span<double>(decided, 2), 0);
+    change_ = decided[1];
+    return decided[0] != 0;
   }
   // The last change measured (infinity before two calls).
   double change() const { return change_; }
