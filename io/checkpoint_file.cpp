@@ -36,12 +36,20 @@ std::string canonical(const CheckpointHeader& hd) {
       s += fmt::format(" s {} ", str.size()) + str + "\n";
     }
   }
+  for (const auto& [name, v] : hd.arrays)
+    s += fmt::format("array {} {} {}\n", name, v.size(),
+                     hash::hex(hash::bytes(std::string_view(
+                         reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double)))));
   s += fmt::format("pending {}\n", hd.pending_json.size()) + hd.pending_json;
   s += fmt::format("history {}\n", hd.history_json.size()) + hd.history_json;
   return s;
 }
 
 herr_t collect_name(hid_t, const char* name, const H5A_info_t*, void* data) {
+  static_cast<std::vector<std::string>*>(data)->push_back(name);
+  return 0;
+}
+herr_t collect_link(hid_t, const char* name, const H5L_info_t*, void* data) {
   static_cast<std::vector<std::string>*>(data)->push_back(name);
   return 0;
 }
@@ -94,6 +102,15 @@ void write_checkpoint(const std::string& path, const mpi::Comm& comm, const Chec
     const std::uint64_t mine = me == 0 ? hd.history_json.size() : 0;
     h5::write_rows_raw(dh.get(), H5T_NATIVE_UINT8, 0, mine, hd.history_json.data(), comm,
                        what + ": /history");
+  }
+  if (!hd.arrays.empty()) {
+    h5::Handle g = h5::create_group(h, "state", what);
+    for (const auto& [name, v] : hd.arrays) {
+      const hsize_t n[1] = {v.size()};
+      h5::Handle d = h5::create_dataset(g.get(), name, H5T_IEEE_F64LE, n, what);
+      h5::write_rows<double>(d.get(), 0, me == 0 ? v.size() : 0, v, comm,
+                             what + ": /state/" + name);
+    }
   }
   for (const FactorSet& fs : sets) {
     const hsize_t dims[2] = {fs.part.size(), hd.rank};
@@ -176,6 +193,22 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
       hd.history_json.assign(s.dims[0], '\0');
       h5::read_rows_raw(dh.get(), H5T_NATIVE_UINT8, 0, s.dims[0], hd.history_json.data(), comm,
                         path + ": /history");
+    }
+    if (h5::exists(h, "/state")) {
+      h5::Handle g = h5::open_group(h, "state", path);
+      std::vector<std::string> arrays;
+      hsize_t at = 0;
+      PREF_H5_CHECK(H5Literate(g.get(), H5_INDEX_NAME, H5_ITER_INC, &at, collect_link, &arrays),
+                    path + ": /state");
+      for (const auto& name : arrays) {
+        h5::Handle d = h5::open_dataset(g.get(), name, path);
+        const auto s = h5::shape_of(d.get(), path);
+        if (s.dims.size() != 1 || s.type_class != H5T_FLOAT || s.type_size != 8)
+          throw InputError(path + ": /state/" + name + ": expected a 1-D float64 dataset");
+        std::vector<double>& v = hd.arrays[name];
+        v.resize(s.dims[0]);
+        h5::read_rows<double>(d.get(), 0, s.dims[0], v, comm, path + ": /state/" + name);
+      }
     }
     if (hash::hex(hash::bytes(canonical(hd))) != stored)
       throw InputError(path + ": header checksum mismatch (attributes or history corrupt)");

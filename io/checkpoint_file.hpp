@@ -11,6 +11,8 @@
 //                        (optional, fit --extrapolate) U and Z before their last push, like
 //                        the factors, attr checksum
 //   /history             uint8: JSON lines, one object per completed sweep (with timings)
+//   /state/<name>        (optional) small float64 vectors of the fit's state, e.g. the
+//                        population prior (solver/prior.hpp), covered by the header checksum
 // Checksums are 16 hex digits. A factor dataset's is the sum modulo 2^64 of a hash of each row
 // with its global row id (solver/base/hash.hpp), so any number of ranks can check it; the
 // header's covers every root attribute and the history.
@@ -40,6 +42,8 @@ struct CheckpointHeader {
   Attributes attributes;     // configuration and data identity (names must not clash with the above)
   std::string history_json;  // JSON lines
   std::string pending_json;  // "" unless user_half_done
+  // Small replicated vectors of the fit's state (every rank holds the same), under /state.
+  std::map<std::string, std::vector<double>> arrays;
 };
 
 // Writes the checkpoint collectively (U and Z: this rank's rows of the partitions), computes

@@ -60,6 +60,19 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
                          what + ": /comparison_factors");
   du.reset();
   dz.reset();
+  if (!header.prior_mean.empty()) {
+    h5::Handle g = h5::create_group(h, "prior", what);
+    h5::write_string_attribute(g.get(), "kind", "population", what);
+    h5::write_attribute<std::uint64_t>(g.get(), "users", header.prior_users, what);
+    const hsize_t md[1] = {header.rank};
+    h5::Handle dm = h5::create_dataset(g.get(), "mean", H5T_IEEE_F64LE, md, what);
+    h5::write_rows<double>(dm.get(), 0, me == 0 ? header.rank : 0, header.prior_mean, comm,
+                           what + ": /prior/mean");
+    const hsize_t cd[2] = {header.rank, header.rank};
+    h5::Handle dc = h5::create_dataset(g.get(), "covariance", H5T_IEEE_F64LE, cd, what);
+    h5::write_rows<double>(dc.get(), 0, me == 0 ? header.rank : 0, header.prior_covariance, comm,
+                           what + ": /prior/covariance");
+  }
   mpi::agree(comm, [&] { f.close(path); });
 }
 
@@ -98,6 +111,27 @@ ModelHeader read_model_header(const std::string& path, const mpi::Comm& comm) {
       if (s.dims.size() != 2 || s.dims[0] != rows || s.dims[1] != hd.rank ||
           s.type_class != H5T_FLOAT)
         throw InputError(fmt::format("{}: /{}: expected {} x {} floats", path, ds, rows, hd.rank));
+    }
+    if (h5::exists(h, "/prior")) {
+      h5::Handle g = h5::open_group(h, "prior", path);
+      const std::uint64_t J = hd.rank;
+      for (const char* ds : {"mean", "covariance"}) {
+        if (!h5::exists(g.get(), ds))
+          throw InputError(fmt::format("{}: missing dataset /prior/{}", path, ds));
+        h5::Handle d = h5::open_dataset(g.get(), ds, path);
+        const auto s = h5::shape_of(d.get(), path);
+        const bool mean = std::string(ds) == "mean";
+        const bool ok = s.type_class == H5T_FLOAT && s.dims.size() == (mean ? 1u : 2u) &&
+                        s.dims[0] == J && (mean || s.dims[1] == J);
+        if (!ok)
+          throw InputError(fmt::format("{}: /prior/{}: expected {} float64", path, ds,
+                                       mean ? fmt::format("{}", J) : fmt::format("{} x {}", J, J)));
+        std::vector<double>& out = mean ? hd.prior_mean : hd.prior_covariance;
+        out.resize(mean ? J : J * J);
+        h5::read_rows<double>(d.get(), 0, J, out, comm, path + ": /prior/" + ds);
+      }
+      if (h5::has_attribute(g.get(), "users"))
+        hd.prior_users = h5::read_attribute<std::uint64_t>(g.get(), "users", path + ": /prior");
     }
   });
   return hd;

@@ -6,6 +6,9 @@
 //   /comparison_factors  comparisons x rank, float64
 //   /history             fixed-length strings, one JSON object per sweep (no timings, so the same
 //                        run gives a bitwise identical file)
+//   /prior/mean          (fit --prior population) J float64: the population mean m
+//   /prior/covariance    J x J float64: the population covariance Sigma; the group's attributes
+//                        kind = "population" and users (the users it was estimated from)
 #include <cstdint>
 #include <map>
 #include <string>
@@ -27,6 +30,9 @@ struct ModelHeader {
   // Configuration and results stored as root attributes (numbers or strings).
   std::map<std::string, std::variant<double, std::int64_t, std::string>> attributes;
   std::string history_json;
+  // The population prior u ~ N(prior_mean, prior_covariance) (empty when the fit had none).
+  std::vector<double> prior_mean, prior_covariance;  // J, J x J row-major
+  std::uint64_t prior_users = 0;
 };
 
 // Writes the model collectively; U and Z hold this rank's rows of the given partitions.

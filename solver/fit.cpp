@@ -8,6 +8,8 @@
 #include <limits>
 #include <numeric>
 
+#include <Eigen/Eigenvalues>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -20,6 +22,10 @@
 #include "solver/newton.hpp"
 
 namespace pref {
+
+const char* user_prior_name(UserPrior p) {
+  return p == UserPrior::kRidge ? "ridge" : "population";
+}
 
 const char* exchange_name(Exchange e) {
   switch (e) {
@@ -155,6 +161,13 @@ class Fitter {
 
   Exchange exchange() const { return exchange_; }
 
+  // The population prior (FitConfig::prior), from a checkpoint or N(0, I / mu_u).
+  void set_prior(std::optional<PopulationPrior> p) {
+    if (cfg_.shared || cfg_.prior != UserPrior::kPopulation) return;
+    prior_ = p ? std::move(p) : PopulationPrior::isotropic(J_, cfg_.mu_u, parts_.users.size());
+  }
+  const PopulationPrior* prior() const { return prior_ ? &*prior_ : nullptr; }
+
   // Extrapolation (FitConfig::extrapolate). After the user half-step: U_hat = U + beta (U -
   // U_prev), which the comparison half-step and the evaluation then use as U, and the next user
   // half-step starts from; after the sweep: Z_hat = Z + beta (Z - Z_prev), which the next user
@@ -242,10 +255,82 @@ class Fitter {
 
   void user_half_step() {
     if (cfg_.shared) return;
-    parallel_rows(users_.rows(), [&](std::size_t r, RowWorkspace& ws) {
-      solve_row(f_.U.data() + r * J_, J_, zghost_.data(), users_.idx_of(r), users_.y_of(r),
-                cfg_.mu_u, cfg_.newton_steps, ws);
+    ughost_fresh_ = false;
+    if (!prior_) {
+      parallel_rows(users_.rows(), [&](std::size_t r, RowWorkspace& ws) {
+        solve_row(f_.U.data() + r * J_, J_, zghost_.data(), users_.idx_of(r), users_.y_of(r),
+                  cfg_.mu_u, cfg_.newton_steps, ws);
+      });
+      return;
+    }
+    // Under the prior, each row's posterior covariance (the inverse of its Hessian at the start
+    // of its last Newton step, still in the workspace) is summed for the M-step. Rows go in
+    // fixed blocks, each summed in row order and the blocks in block order, so that the sum
+    // does not depend on the thread count; blocks of at least J^2 rows keep their partial sums
+    // at 8 bytes per user or less.
+    const PopulationPrior& p = *prior_;
+    const RowPrior rp(p.precision.data(), p.mean.data());
+    const std::size_t nu = users_.rows(), JJ = std::size_t(J_) * J_;
+    const std::size_t per_block = std::max<std::size_t>(64, JJ);
+    const std::size_t blocks = (nu + per_block - 1) / per_block;
+    spread_blocks_.assign(blocks * JJ, 0.0);
+    parallel_rows(blocks, [&](std::size_t b, RowWorkspace& ws) {
+      double* acc = spread_blocks_.data() + b * JJ;
+      for (std::size_t r = b * per_block; r < std::min(nu, (b + 1) * per_block); ++r) {
+        solve_row(f_.U.data() + r * J_, J_, zghost_.data(), users_.idx_of(r), users_.y_of(r), rp,
+                  cfg_.newton_steps, ws);
+        add_spd_inverse(J_, ws.h.data(), acc);
+      }
     });
+    std::vector<double> spread(JJ, 0.0);
+    for (std::size_t b = 0; b < blocks; ++b)
+      for (std::size_t k = 0; k < JJ; ++k) spread[k] += spread_blocks_[b * JJ + k];
+    prior_ = update_prior(comm_, J_, f_.U, spread, parts_.users.size());
+    if (cfg_.rotate_to_prior) rotate_to_prior_basis();
+  }
+
+  // The model is invariant under rotations Q of the factor space (U Q, Z Q, prior mean Q^T m,
+  // covariance Q^T Sigma Q; Z's ridge is isotropic), and under the learned prior the sweeps can
+  // drift along them: a sweep may end at a rotated copy of where it started, so that the
+  // predictions and the objective settle while the factors keep turning and no row is ever
+  // stationary with respect to the others. Rotating the whole state into the prior's
+  // eigenbasis (largest variance first, each eigenvector's largest entry positive) after every
+  // M-step removes that freedom; it changes no prediction. Every rank computes the same Q from
+  // the same replicated prior, and ghost rows turn with the same arithmetic as their owners'.
+  void rotate_to_prior_basis() {
+    PopulationPrior& p = *prior_;
+    const int J = J_;
+    const Eigen::Map<const Eigen::MatrixXd> S(p.covariance.data(), J, J);
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(S);
+    Eigen::MatrixXd Q(J, J);
+    for (int k = 0; k < J; ++k) {
+      Eigen::VectorXd v = es.eigenvectors().col(J - 1 - k);
+      Eigen::Index at = 0;
+      v.cwiseAbs().maxCoeff(&at);
+      Q.col(k) = v[at] < 0 ? Eigen::VectorXd(-v) : v;
+    }
+    auto rotate_rows = [&](double* rows, std::size_t n) {
+      Eigen::VectorXd tmp(J);
+      for (std::size_t r = 0; r < n; ++r) {
+        Eigen::Map<Eigen::RowVectorXd> row(rows + r * J, J);
+        tmp.noalias() = Q.transpose() * row.transpose();
+        row = tmp.transpose();
+      }
+    };
+    rotate_rows(f_.U.data(), f_.U.size() / J);
+    rotate_rows(f_.Z.data(), f_.Z.size() / J);
+    rotate_rows(zghost_.data(), zghost_.size() / J);
+    if (u_prev_) rotate_rows(u_prev_->data(), u_prev_->size() / J);
+    if (z_prev_) rotate_rows(z_prev_->data(), z_prev_->size() / J);
+    Eigen::VectorXd m = Q.transpose() * Eigen::Map<const Eigen::VectorXd>(p.mean.data(), J);
+    p.mean.assign(m.data(), m.data() + J);
+    Eigen::MatrixXd c = Q.transpose() * S * Q;
+    c = (0.5 * (c + c.transpose())).eval();
+    const Eigen::Map<const Eigen::MatrixXd> spread(p.spread.data(), J, J);
+    Eigen::MatrixXd sp = Q.transpose() * spread * Q;
+    sp = (0.5 * (sp + sp.transpose())).eval();
+    p.spread.assign(sp.data(), sp.data() + J * J);
+    p.set_covariance(std::vector<double>(c.data(), c.data() + J * J));
     ughost_fresh_ = false;
   }
 
@@ -405,20 +490,31 @@ class Fitter {
     comparisons_measured_ = false;
     std::vector<double>& loss = eval_loss_;
     std::vector<double>& gu = eval_gu_;
+    std::vector<double>& quad = eval_quad_;  // users' regularization terms
     loss.assign(nu, 0.0);
     gu.assign(nu, 0.0);
+    quad.assign(nu, 0.0);
     if (!(measured && cfg_.shared))
       parallel_rows(nu, [&](std::size_t r, RowWorkspace& ws) {
         ws.g.setZero(J_);
         const double* u = f_.U.data() + r * J_;
+        const Eigen::Map<const Eigen::VectorXd> uv(u, J_);
         LabelPass pass;
         pass.g = ws.g.data();
         pass.loss = !measured;
         loss[r] = accumulate(u, J_, zghost_.data(), users_.idx_of(r), users_.y_of(r), pass, ws);
-        if (!cfg_.shared) {
-          ws.g += cfg_.mu_u * Eigen::Map<const Eigen::VectorXd>(u, J_);
-          gu[r] = ws.g.squaredNorm();
+        if (cfg_.shared) return;
+        if (prior_) {
+          const Eigen::Map<const Eigen::MatrixXd> P(prior_->precision.data(), J_, J_);
+          ws.d = uv - Eigen::Map<const Eigen::VectorXd>(prior_->mean.data(), J_);
+          ws.pr.noalias() = P * ws.d;
+          ws.g += ws.pr;
+          quad[r] = 0.5 * ws.d.dot(ws.pr);
+        } else {
+          ws.g += cfg_.mu_u * uv;
+          quad[r] = 0.5 * cfg_.mu_u * uv.squaredNorm();
         }
+        gu[r] = ws.g.squaredNorm();
       });
     // Comparison gradients: at the owners.
     const std::size_t nc = f_.Z.size() / J_;
@@ -450,19 +546,25 @@ class Fitter {
                  cfg_.mu_z * Eigen::Map<const Eigen::VectorXd>(f_.Z.data() + c * J_, J_))
                     .squaredNorm();
     }
-    double sums[4] = {0, 0, 0, 0};  // loss, |U|^2, |Z|^2, |grad|^2
+    double sums[4] = {0, 0, 0, 0};  // loss, users' regularization, |Z|^2, |grad|^2
     for (std::size_t r = 0; r < nu; ++r) {
       sums[0] += loss[r];
+      sums[1] += quad[r];
       sums[3] += gu[r];
     }
     if (measured)
       for (double l : end_loss_) sums[0] += l;
-    for (double v : f_.U) sums[1] += v * v;
     for (double v : f_.Z) sums[2] += v * v;
     for (double v : gz) sums[3] += v;
     mpi::allreduce(comm_, std::span<double>(sums, 4), MPI_SUM);
     rec.train_logloss = sums[0] / static_cast<double>(std::max<std::uint64_t>(1, labels_));
-    rec.objective = sums[0] + (cfg_.shared ? 0.0 : 0.5 * cfg_.mu_u * sums[1]) + 0.5 * cfg_.mu_z * sums[2];
+    // With the prior: the expected complete-data negative log-likelihood of EM (docs/design.md,
+    // "The population prior"), which every half-step and the prior's update decrease.
+    rec.objective = sums[0] + (cfg_.shared ? 0.0 : sums[1]) + 0.5 * cfg_.mu_z * sums[2];
+    if (prior_) {
+      rec.objective += prior_constant(*prior_);
+      rec.prior = summarize(*prior_);
+    }
     rec.grad_norm = std::sqrt(sums[3]);
     if (has_validation_) {
       // Margins and log-loss by the label kernels; the accumulator keeps its buffers.
@@ -506,7 +608,9 @@ class Fitter {
   LocalRows users_, users_val_, comps_, ghost_comps_;
   AlignedVector<double> zghost_, ughost_;  // gathered from: cache-line aligned rows
   // Buffers of evaluate(), kept so that every sweep does not fault in fresh pages.
-  std::vector<double> eval_loss_, eval_gu_, eval_gz_;
+  std::vector<double> eval_loss_, eval_gu_, eval_gz_, eval_quad_;
+  std::optional<PopulationPrior> prior_;  // FitConfig::prior population
+  std::vector<double> spread_blocks_;     // per block of users: sum of posterior covariances
   // Loss and squared gradient norm of each comparison row at its new z, from the ship pattern's
   // comparison half-step; valid for the next evaluate() only.
   std::vector<double> end_loss_, end_gz_;
@@ -539,6 +643,7 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
               Factors init, const FitConfig& cfg, const FitStart& start, const FitHooks& hooks) {
   Fitter fitter(comm, std::move(train), validation ? &*validation : nullptr, std::move(init), cfg);
   validation.reset();
+  fitter.set_prior(start.prior);
   FitResult res;
   res.exchange = fitter.exchange();
   log::info(comm, "training labels in memory: {:.1f} bytes per label over both orientations "
@@ -555,7 +660,8 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
   double push_seconds = 0;  // the last push of Z (extrapolation), counted in the next user half-step
   auto offer = [&](int sweep, bool half, bool stopping, const SweepRecord* pending) {
     if (!hooks.on_state) return;
-    FitState st{sweep, half, stopping, fitter.factors(), pending, res.exchange, nullptr, nullptr, {}};
+    FitState st{sweep, half, stopping, fitter.factors(), pending, res.exchange, nullptr, nullptr, {},
+                fitter.prior()};
     if (cfg.extrapolate) {
       st.u_prev = fitter.users_before_push();
       st.z_prev = fitter.comparisons_before_push();
@@ -564,7 +670,15 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     hooks.on_state(st);
   };
   auto finish = [&] {
+    if (fitter.prior()) res.prior = *fitter.prior();
     res.factors = fitter.take_factors();
+    const auto& h = res.history;
+    if (!res.stopped && h.size() > 1 && h.front().validation && h.back().validation &&
+        h.back().validation->logloss > h.front().validation->logloss)
+      log::warn(comm, "the fit ends at a validation log-loss of {:.4f}, worse than its "
+                      "initialization's {:.4f} (over-fitting: docs/design.md, \"The population "
+                      "prior\")",
+                h.back().validation->logloss, h.front().validation->logloss);
     return std::move(res);
   };
   auto t = Clock::now();
@@ -637,13 +751,16 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     r.train_logloss = m.train_logloss;
     r.grad_norm = m.grad_norm;
     r.validation = m.validation;
+    r.prior = m.prior;
     r.rel_change = std::abs(prev - r.objective) / std::max(std::abs(r.objective), 1e-300);
     bool converged = r.rel_change < cfg.tol;
     if (cfg.extrapolate) {
       // Extrapolated sweeps can raise the objective, and one of them can change it little by
       // chance: converged takes two decreasing sweeps in a row below the tolerance.
+      // Under the population prior the objective is not a Lyapunov function of the sweeps (the
+      // E-step moves it either way): there a calm sweep is any below the tolerance.
       const bool decreased = r.objective <= prev;
-      ex.update(decreased, converged && decreased);
+      ex.update(decreased, converged && (decreased || fitter.prior() != nullptr));
       converged = ex.calm_run >= 2;
     }
     r.bytes_exchanged = fitter.take_bytes();

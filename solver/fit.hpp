@@ -18,14 +18,27 @@
 #include "solver/base/mpi.hpp"
 #include "solver/distribute.hpp"
 #include "solver/metrics.hpp"
+#include "solver/prior.hpp"
 
 namespace pref {
 
 enum class Exchange { kAuto, kShip, kReduce };
 const char* exchange_name(Exchange e);
 
+// The users' regularization: a fixed ridge (mu_u/2)|u_i|^2, or the population prior
+// u_i ~ N(m, Sigma) learned from all users during the fit (solver/prior.hpp; docs/design.md,
+// "The population prior"), which starts at N(0, I / mu_u).
+enum class UserPrior { kRidge, kPopulation };
+const char* user_prior_name(UserPrior p);
+
 struct FitConfig {
   int J = 8;
+  UserPrior prior = UserPrior::kPopulation;
+  // With the population prior: after each M-step, rotate the state into the prior's eigenbasis,
+  // which removes the rotations the sweeps could otherwise drift along (docs/design.md, "The
+  // population prior"). It changes no prediction; off only to check the M-step in its own
+  // frame (tests/test_prior.cpp).
+  bool rotate_to_prior = true;
   // 3: best held-out AUC on the Attributes ablation (docs/results.md, "Regularization").
   double mu_u = 3.0, mu_z = 3.0;
   int max_sweeps = 100;
@@ -34,7 +47,9 @@ struct FitConfig {
   // Extrapolated alternating sweeps (docs/design.md, "Extrapolation"): each half-step's result
   // is pushed further along its last change, by a factor adapted from the objective (Ang and
   // Gillis 2019). Off: plain alternating sweeps (the dense reference of tests/test_fit.cpp).
-  bool extrapolate = true;
+  // The default follows the prior, as `pref fit` does: on with the ridge, off with the
+  // population prior, whose sweeps it does not shorten (docs/design.md, "The population prior").
+  bool extrapolate = false;
   std::uint64_t seed = 1;
   double init_scale = 0.1;  // random init: N(0, init_scale^2) entries
   Exchange exchange = Exchange::kAuto;
@@ -48,6 +63,7 @@ struct SweepRecord {
   int sweep = 0;  // 0: the initial state
   double objective = 0, train_logloss = 0, grad_norm = 0, rel_change = 0;
   std::optional<SplitMetrics> validation;
+  std::optional<PriorSummary> prior;  // with the population prior: the prior of the state
   double seconds_user = 0, seconds_comparison = 0, seconds_eval = 0;
   std::uint64_t bytes_exchanged = 0;  // by all ranks during the sweep
 };
@@ -68,6 +84,7 @@ struct FitResult {
   bool converged = false;
   bool stopped = false;  // ended early by FitHooks::stop_requested (a checkpoint was offered)
   Exchange exchange = Exchange::kShip;
+  std::optional<PopulationPrior> prior;  // the learned prior (FitConfig::prior population)
 };
 
 // The extrapolation's factor and its adaptation (FitConfig::extrapolate; Ang and Gillis 2019,
@@ -96,6 +113,8 @@ struct FitStart {
   // With FitConfig::extrapolate: FitState's u_prev and z_prev (absent: none yet) and the factor.
   std::optional<std::vector<double>> u_prev, z_prev;
   ExtrapolationState extrapolation;
+  // With the population prior: the prior of the state (required then).
+  std::optional<PopulationPrior> prior;
 };
 
 // A state the fit offers for a checkpoint: after every completed sweep (0 included), and after
@@ -112,6 +131,7 @@ struct FitState {
   const std::vector<double>* u_prev = nullptr;
   const std::vector<double>* z_prev = nullptr;
   ExtrapolationState extrapolation;
+  const PopulationPrior* prior = nullptr;  // with the population prior: the state's prior
 };
 
 struct FitHooks {

@@ -131,10 +131,11 @@ double loss_change(const double* m, const double* p, const double* q, const floa
 }
 
 RowStats solve_row(double* w, int J, const double* table, std::span<const std::uint32_t> idx,
-                   std::span<const float> y, double mu, int steps, RowWorkspace& ws) {
+                   std::span<const float> y, const RowPrior& prior, int steps, RowWorkspace& ws) {
   RowStats st;
   Eigen::Map<Eigen::VectorXd> wv(w, J);
   const std::size_t n = idx.size();
+  const double mu = prior.mu;
   ws.margins.resize(n);
   ws.probs.resize(n);
   ws.steps.resize(n);
@@ -148,8 +149,16 @@ RowStats solve_row(double* w, int J, const double* table, std::span<const std::u
     out.probs = ws.probs.data();
     // The objective itself is not needed: the line search works on its changes.
     accumulate(w, J, table, idx, y, out, ws);
-    ws.g += mu * wv;
-    ws.h.diagonal().array() += mu;
+    if (prior.precision) {
+      // pr = P (w - m): the prior's gradient; H += P (its lower triangle is what is read).
+      const Eigen::Map<const Eigen::MatrixXd> P(prior.precision, J, J);
+      ws.pr.noalias() = P * (wv - Eigen::Map<const Eigen::VectorXd>(prior.mean, J));
+      ws.g += ws.pr;
+      ws.h += P;
+    } else {
+      ws.g += mu * wv;
+      ws.h.diagonal().array() += mu;
+    }
     st.grad_norm2 = ws.g.squaredNorm();
     if (st.grad_norm2 == 0) break;
     if (!direction(ws.h, ws.g, ws.d)) break;
@@ -157,11 +166,22 @@ RowStats solve_row(double* w, int J, const double* table, std::span<const std::u
     if (!(gd < 0)) break;
     // q_k = x_k . d, then the change of the objective along the ladder.
     project(ws.d.data(), J, table, idx, ws.steps.data());
-    const double wd = wv.dot(ws.d), dd = ws.d.squaredNorm();
+    // The regularization's change along t d: ridge mu t (w.d + t |d|^2 / 2), prior
+    // t d.P(w - m) + t^2 d.P d / 2.
+    const bool gaussian = prior.precision != nullptr;
+    double wd, dd;
+    if (gaussian) {
+      const Eigen::Map<const Eigen::MatrixXd> P(prior.precision, J, J);
+      wd = ws.d.dot(ws.pr);
+      dd = ws.d.dot(P * ws.d);
+    } else {
+      wd = wv.dot(ws.d);
+      dd = ws.d.squaredNorm();
+    }
     int chosen = -1;
     for (int k = 0; k < kLadder && chosen < 0; ++k) {
       const double t = ladder_step(k);
-      double df = mu * t * (wd + 0.5 * t * dd);
+      double df = gaussian ? t * (wd + 0.5 * t * dd) : mu * t * (wd + 0.5 * t * dd);
       df += loss_change(ws.margins.data(), ws.probs.data(), ws.steps.data(), y.data(), n, t,
                         ws.change);
       if (df <= kArmijo * t * gd) chosen = k;

@@ -68,7 +68,7 @@ struct RowStats {
 // Scratch space of one thread, reused across rows so rows allocate nothing.
 struct RowWorkspace {
   RowMatrix x;  // gathered partner rows (chunk x J)
-  Eigen::VectorXd m, q, r, s, g, d;
+  Eigen::VectorXd m, q, r, s, g, d, pr;
   Eigen::MatrixXd h;
   std::vector<double> margins, probs, steps, change;
 };
@@ -92,10 +92,23 @@ double accumulate(const double* w, int J, const double* table,
 double loss_change(const double* m, const double* p, const double* q, const float* y,
                    std::size_t n, double t, std::vector<double>& scratch);
 
+// The regularization of a row: the ridge (mu/2)|w|^2, or a Gaussian prior
+// (1/2)(w - mean)^T precision (w - mean) (precision J x J symmetric, mean J; both outlive the
+// call). The ridge converts implicitly, so `solve_row(..., mu, ...)` reads as before.
+struct RowPrior {
+  double mu = 0;
+  const double* precision = nullptr;  // nullptr: the ridge
+  const double* mean = nullptr;
+  RowPrior(double ridge) : mu(ridge) {}  // NOLINT(google-explicit-constructor)
+  RowPrior(const double* precision_, const double* mean_) : precision(precision_), mean(mean_) {}
+};
+
 // Solves one row in place: partners are rows idx[k] of `table` (row-major, J columns), labels
-// y[k]. steps Newton steps (each with line search).
+// y[k]. steps Newton steps (each with line search). On return ws.h holds the objective's
+// Hessian (lower triangle) at the start of the last step: at convergence the Laplace
+// approximation's posterior precision of the row.
 RowStats solve_row(double* w, int J, const double* table, std::span<const std::uint32_t> idx,
-                   std::span<const float> y, double mu, int steps, RowWorkspace& ws);
+                   std::span<const float> y, const RowPrior& prior, int steps, RowWorkspace& ws);
 
 // Accumulates, for w, the loss sum_k BCE(x_k.w, y_k), the gradient sum_k (s(m_k)-y_k) x_k and the
 // Hessian sum_k s'(m_k) x_k x_k^T (full symmetric) of the given partners. g and H are added to.

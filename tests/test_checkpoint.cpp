@@ -8,7 +8,8 @@
 //  - fault test: SIGKILL of one rank at random moments (seeded), also during checkpoint writes,
 //    at least 10 times in a row, each time resumed: the final model is byte-identical;
 //  - a truncated, bit-flipped or incomplete checkpoint is skipped with a warning naming it;
-//  - a contradicting command line (--rank, --mu-u, another data file) is refused with exit 2.
+//  - a contradicting command line (--rank, --mu-u, --prior, another data file) is refused with
+//    exit 2.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -302,16 +303,19 @@ TEST_F(Checkpoint, StopAtEveryKindOfPointAndResumeBitwise) {
   }
 }
 
-// Extrapolated sweeps (the default; the other tests here use them too): the extrapolation's
-// state (U and Z before their last push, the factor's adaptation) is in the checkpoint, so a
-// stop at any kind of point resumes to the uninterrupted run's model, byte for byte, and at
-// another rank count to round-off. Plain sweeps (--no-extrapolate) stop and resume bitwise too,
-// and a checkpoint of one kind is not continued by the other.
+// Extrapolated sweeps (the default with --prior ridge; the other tests here run the default,
+// the population prior with plain sweeps): the extrapolation's state (U and Z before their last
+// push, the factor's adaptation) is in the checkpoint, so a stop at any kind of point resumes
+// to the uninterrupted run's model, byte for byte, and at another rank count to round-off.
+// Plain sweeps (--no-extrapolate) stop and resume bitwise too, and a checkpoint of one kind is
+// not continued by the other.
 TEST_F(Checkpoint, ExtrapolationStateIsCheckpointed) {
   const std::vector<std::string> ex = {"--extrapolate"};
-  const std::string reference = path("reference.h5");
+  const std::string reference = path("reference-extrapolated.h5");
   const std::string plain_reference = path("reference-plain.h5");
-  RunResult r = run_pref(2, fit_args(plain_reference, kSweeps, {"--no-extrapolate"}));
+  RunResult r = run_pref(2, fit_args(reference, kSweeps, ex));
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  r = run_pref(2, fit_args(plain_reference, kSweeps, {"--no-extrapolate"}));
   ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
   // Extrapolation changes the run (else this test would not test it).
   EXPECT_GT(max_abs_diff(read_doubles(plain_reference, "/user_factors"),
@@ -663,6 +667,8 @@ TEST_F(Checkpoint, ContradictingConfigurationIsRefused) {
                                       "/ckpt-000007.h5, written with --rank 4"},
         Case{with("--mu-u", "0.5"), "--mu-u: 0.5 contradicts the checkpoint"},
         Case{with("--seed", "6"), "--seed: 6 contradicts the checkpoint"},
+        Case{with("--prior", "ridge"), "--prior: ridge contradicts the checkpoint " + ck +
+                                           "/ckpt-000007.h5, written with --prior population"},
         Case{with("--data", path("other.h5")), "--data: " + path("other.h5")}}) {
     for (const int ranks : {1, 2}) {
       r = run_pref(ranks, c.args);

@@ -32,22 +32,16 @@
 #include "solver/metrics.hpp"
 #include "solver/newton.hpp"
 #include "solver/population.hpp"
+#include "tests/fit_util.hpp"
 
 using namespace pref;
+using namespace pref::fit_test;
 
 namespace {
 
-using Matrix = Eigen::MatrixXd;
-using Vector = Eigen::VectorXd;
-using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 // ---------------------------------------------------------------------------------------------
 // Problems: the whole label set, built identically on every rank.
-
-struct Problem {
-  std::uint64_t users = 0, comparisons = 0;
-  LabelColumns cols;  // every label, in "file" order
-};
 
 struct ProblemSpec {
   std::uint64_t users = 60, comparisons = 25;
@@ -100,41 +94,6 @@ Problem make_problem(const ProblemSpec& s) {
   return p;
 }
 
-// This rank's share of the rows [n r / p, n (r+1) / p).
-LabelColumns share_of(const mpi::Comm& comm, const LabelColumns& all) {
-  const std::size_t n = all.size(), p = comm.size(), r = comm.rank();
-  const std::size_t lo = n * r / p, hi = n * (r + 1) / p;
-  LabelColumns out;
-  out.first_row = lo;
-  for (std::size_t k = lo; k < hi; ++k) out.push_back(all.user[k], all.comparison[k], all.value[k]);
-  return out;
-}
-
-LabelMatrix distribute_problem(const mpi::Comm& comm, const Problem& pb) {
-  const LabelColumns mine = share_of(comm, pb.cols);
-  const Partitions parts = balanced_partitions(comm, mine, pb.users, pb.comparisons);
-  return distribute(comm, mine, parts, pb.users, pb.comparisons, Duplicates::kError, "test");
-}
-
-// Every rank's rows (J columns, row-major) concatenated in rank order: the global matrix.
-std::vector<double> allgather_rows(const mpi::Comm& comm, const std::vector<double>& mine) {
-  const std::vector<int> counts = mpi::allgather(comm, static_cast<int>(mine.size()));
-  std::vector<int> displs(counts.size(), 0);
-  for (std::size_t r = 1; r < counts.size(); ++r) displs[r] = displs[r - 1] + counts[r - 1];
-  std::vector<double> all(displs.back() + counts.back());
-  PREF_MPI_CHECK(MPI_Allgatherv(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE,
-                                all.data(), counts.data(), displs.data(), MPI_DOUBLE, comm.get()));
-  return all;
-}
-
-Matrix as_matrix(const std::vector<double>& rows, int J) {
-  return Eigen::Map<const RowMajor>(rows.data(), static_cast<Eigen::Index>(rows.size() / J), J);
-}
-
-bool all_finite(const std::vector<double>& v) {
-  return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
-}
-
 // The objective must never increase from one sweep to the next. The reported objective is a sum
 // in another order than the rows' line searches, so a rounding-level slack is allowed.
 void expect_monotone(const std::vector<SweepRecord>& h, const std::string& what) {
@@ -149,26 +108,10 @@ void expect_monotone(const std::vector<SweepRecord>& h, const std::string& what)
   }
 }
 
-// A distributed fit from random_factors, its factors gathered on every rank.
-struct DistFit {
-  FitResult res;
-  std::vector<double> U, Z;  // global, row-major
-  Partitions parts;
-};
-
+// A distributed fit from random_factors (tests/fit_util.hpp), with this file's checks.
 DistFit run_fit(const mpi::Comm& comm, const Problem& pb, const FitConfig& cfg,
                 const std::string& what) {
-  LabelMatrix m = distribute_problem(comm, pb);
-  DistFit out;
-  out.parts = m.parts;
-  Factors init = random_factors(comm, m.parts, cfg);
-  out.res = fit(comm, std::move(m), std::nullopt, std::move(init), cfg);
-  out.U = allgather_rows(comm, out.res.factors.U);
-  out.Z = allgather_rows(comm, out.res.factors.Z);
-  EXPECT_EQ(out.U.size(), pb.users * cfg.J) << what;
-  EXPECT_EQ(out.Z.size(), pb.comparisons * cfg.J) << what;
-  EXPECT_TRUE(all_finite(out.U)) << what << ": non-finite user factors";
-  EXPECT_TRUE(all_finite(out.Z)) << what << ": non-finite comparison factors";
+  DistFit out = gather_fit(comm, pb, cfg, what);
   if (cfg.exchange != Exchange::kAuto) {
     EXPECT_EQ(out.res.exchange, cfg.exchange) << what;
   }
@@ -320,6 +263,7 @@ FitConfig base_config() {
   c.seed = 7;
   c.init_scale = 0.5;
   c.extrapolate = false;  // the plain sweeps the dense reference mirrors
+  c.prior = UserPrior::kRidge;  // the regularization the dense reference mirrors
   return c;
 }
 
@@ -652,14 +596,15 @@ TEST_F(Fit, RecoversAPlantedLowRankPopulation) {
   cfg.J = 3;
   cfg.mu_u = 1.0;
   cfg.mu_z = 1.0;
-  cfg.max_sweeps = 80;
+  cfg.max_sweeps = 400;
   cfg.tol = 1e-8;
   cfg.newton_steps = 1;
   cfg.seed = 3;
   cfg.init_scale = 0.1;
   Factors init = random_factors(comm, parts, cfg);
-  // With the default, extrapolated sweeps (which may raise the objective on the way).
-  ASSERT_TRUE(cfg.extrapolate);
+  // With the defaults: the population prior (mu_u: its start) and plain sweeps.
+  ASSERT_EQ(cfg.prior, UserPrior::kPopulation);
+  ASSERT_FALSE(cfg.extrapolate);
   FitResult res = fit(comm, std::move(mtrain), std::move(mval), std::move(init), cfg);
   EXPECT_TRUE(res.converged) << "planted: not converged in " << cfg.max_sweeps << " sweeps";
   ASSERT_TRUE(res.history.back().validation.has_value());

@@ -140,4 +140,65 @@ TEST_F(FitCli, EvaluatePrintsOneJsonObject) {
   }
 }
 
+// The population prior is the default (no --mu-u): the model stores it (/prior/mean,
+// /prior/covariance, attribute prior), and its test AUC is that of a ridge fit or better; --mu-u
+// alone keeps its old meaning (the ridge, no /prior); bad values are refused with one line.
+TEST_F(FitCli, PopulationPriorIsTheDefaultAndIsStored) {
+  const std::vector<std::string> base = {"fit", "--data", data(), "--rank", std::to_string(kRank),
+                                         "--max-sweeps", "60"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const RunResult pr = run_pref(2, with({"--out", path("prior.h5")}));
+  ASSERT_EQ(pr.exit_code, 0) << pr.command << "\n" << pr.err;
+  EXPECT_TRUE(contains(pr.err, "prior tr")) << "no per-sweep prior in the log:\n" << pr.err;
+  const RunResult rr = run_pref(2, with({"--mu-u", "3", "--mu-z", "3", "--out", path("ridge.h5")}));
+  ASSERT_EQ(rr.exit_code, 0) << rr.command << "\n" << rr.err;
+  {
+    H5Id f = h5_open(path("prior.h5"));
+    ASSERT_TRUE(h5_exists(f, "/prior/mean"));
+    EXPECT_EQ(h5_dims(f, "/prior/mean"), (std::vector<hsize_t>{kRank}));
+    EXPECT_EQ(h5_dims(f, "/prior/covariance"), (std::vector<hsize_t>{kRank, kRank}));
+    const std::vector<double> cov = h5_read<double>(f, "/prior/covariance");
+    for (int a = 0; a < kRank; ++a) {
+      EXPECT_GT(cov[a * kRank + a], 0.0);
+      for (int b = 0; b < kRank; ++b) EXPECT_EQ(cov[a * kRank + b], cov[b * kRank + a]);
+    }
+    H5Id g = h5_open(path("ridge.h5"));
+    EXPECT_FALSE(h5_exists(g, "/prior"));
+  }
+  auto auc = [&](const std::vector<std::string>& args) {
+    const RunResult r = run_pref(1, args);
+    EXPECT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    return nlohmann::json::parse(r.out)["auc"].get<double>();
+  };
+  const double a_prior = auc({"evaluate", "--model", path("prior.h5"), "--data", data(), "--json"});
+  const double a_ridge = auc({"evaluate", "--model", path("ridge.h5"), "--data", data(), "--json"});
+  const double a_truth = auc({"evaluate", "--reference", "truth", "--data", data(), "--json"});
+  const double a_bayes = auc({"evaluate", "--reference", "bayes", "--data", data(), "--json"});
+  std::printf("test AUC: prior %.4f, ridge mu 3 %.4f, known-comparisons Bayes ceiling %.4f, "
+              "true model %.4f\n", a_prior, a_ridge, a_bayes, a_truth);
+  EXPECT_GE(a_prior, a_ridge - 0.005);
+  EXPECT_LE(a_bayes, a_truth + 0.005);  // estimated users cannot beat the true ones by much
+  EXPECT_LE(a_prior, a_bayes + 0.01);   // nor can a fit beat the ceiling beyond noise
+  EXPECT_GT(a_bayes, 0.6);
+  // Bad values: one line, exit 2, no output file.
+  for (const auto& extra : std::vector<std::vector<std::string>>{
+           {"--prior", "population", "--mu-u", "0"}, {"--prior", "lasso"}}) {
+    std::vector<std::string> args = extra;
+    args.insert(args.end(), {"--out", path("bad.h5")});
+    const RunResult r = run_pref(2, with(args));
+    EXPECT_EQ(r.exit_code, 2) << r.command << "\n" << r.err;
+    // (a value outside an option's choices is CLI11's message, with its --help hint below)
+    EXPECT_TRUE(contains(error_lines(r).at(0), extra[1] == "lasso" ? "--prior" : "--mu-u")) << r.err;
+    EXPECT_FALSE(fs::exists(path("bad.h5")));
+  }
+  const RunResult both = run_pref(1, {"evaluate", "--model", path("prior.h5"), "--reference",
+                                      "truth", "--data", data()});
+  EXPECT_EQ(both.exit_code, 2) << both.err;
+  EXPECT_TRUE(contains(both.err, "--reference")) << both.err;
+}
+
 }  // namespace

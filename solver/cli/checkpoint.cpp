@@ -70,6 +70,7 @@ io::Attributes to_attributes(const RunIdentity& id, int ranks, Exchange used, do
           {"max_sweeps", static_cast<std::int64_t>(id.max_sweeps)},
           {"drop_ties", static_cast<std::int64_t>(id.drop_ties)},
           {"extrapolate", static_cast<std::int64_t>(id.extrapolate)},
+          {"prior", id.prior},
           {"data", id.data},
           {"data_users", static_cast<std::int64_t>(id.users)},
           {"data_comparisons", static_cast<std::int64_t>(id.comparisons)},
@@ -86,6 +87,13 @@ T attr(const io::Checkpoint& ck, const std::string& name) {
     throw InputError(ck.path + ": missing attribute '" + name + "'");
   if (auto* v = std::get_if<T>(&it->second)) return *v;
   throw InputError(ck.path + ": attribute '" + name + "' has an unexpected type");
+}
+
+// The /state array of the population prior, and the run's --prior (absent before it existed:
+// the ridge).
+constexpr const char* kPriorArray = "population_prior";
+std::string prior_name(const io::Checkpoint& ck) {
+  return ck.header.attributes.count("prior") ? attr<std::string>(ck, "prior") : "ridge";
 }
 
 // Everything a resume reads must be there and consistent (else the checkpoint is skipped).
@@ -108,6 +116,8 @@ void require_complete(const io::Checkpoint& ck) {
   }
   if (n != hd.sweep + 1)
     throw InputError(fmt::format("{}: /history holds {} records for {} sweeps", ck.path, n, hd.sweep));
+  if (prior_name(ck) == "population" && !prior_of(ck))
+    throw InputError(ck.path + ": missing dataset /state/" + std::string(kPriorArray));
   if (hd.user_half_done) {
     const auto j = nlohmann::json::parse(hd.pending_json, nullptr, false);
     if (j.is_discarded() || !j.is_object() || j.value("sweep", -1) != hd.sweep + 1)
@@ -165,6 +175,13 @@ ExtrapolationState extrapolation_of(const io::Checkpoint& ck) {
   return ex;
 }
 
+std::optional<PopulationPrior> prior_of(const io::Checkpoint& ck) {
+  auto it = ck.header.arrays.find(kPriorArray);
+  if (it == ck.header.arrays.end()) return std::nullopt;
+  return prior_from_array(static_cast<int>(ck.header.rank), it->second,
+                          ck.path + ": /state/" + std::string(kPriorArray));
+}
+
 void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const RunIdentity& id) {
   mpi::agree(comm, [&] {
     const auto& hd = ck.header;
@@ -220,6 +237,7 @@ void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const RunI
                            attr<std::int64_t>(ck, "extrapolate") != 0;
     if (theirs_ex != id.extrapolate)
       refuse("--extrapolate", id.extrapolate ? "on" : "off", theirs_ex ? "on" : "off");
+    if (prior_name(ck) != id.prior) refuse("--prior", id.prior, prior_name(ck));
   });
   // Options that may change between runs: said, not refused.
   const auto& hd = ck.header;
@@ -303,6 +321,7 @@ void Checkpointer::write(const FitState& state, const RunIdentity& id, Exchange 
     hd.attributes["extrapolation_calm_run"] = static_cast<std::int64_t>(ex.calm_run);
     hd.attributes["extrapolation_last_decreased"] = static_cast<std::int64_t>(ex.last_decreased);
   }
+  if (state.prior) hd.arrays[kPriorArray] = prior_to_array(*state.prior);
   // Rank 0's: the records hold each rank's own timings, and every rank must write the same.
   hd.history_json = mpi::broadcast(comm_, history_json);
   hd.pending_json = mpi::broadcast(comm_, pending_json);

@@ -28,6 +28,7 @@ struct RunIdentity {
   int newton_steps = 0, max_sweeps = 0;
   bool drop_ties = false;
   bool extrapolate = false;
+  std::string prior = "ridge";  // --prior (checkpoints written before it have none: ridge)
   // The data file: path, sizes and a checksum of the training labels (training_checksum).
   std::string data;
   std::uint64_t users = 0, comparisons = 0, train_labels = 0, train_checksum = 0;
@@ -76,6 +77,10 @@ class Checkpointer {
 // The extrapolation's factor stored in a checkpoint of a fit --extrapolate run (the defaults
 // when it has none).
 ExtrapolationState extrapolation_of(const io::Checkpoint& ck);
+
+// The population prior stored in a checkpoint of a fit --prior population run (nullopt when
+// it has none).
+std::optional<PopulationPrior> prior_of(const io::Checkpoint& ck);
 
 // Throws a collective InputError when the checkpoint contradicts the command line.
 void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const RunIdentity& id);

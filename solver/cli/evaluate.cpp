@@ -10,19 +10,26 @@
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
 #include "solver/fit.hpp"
+#include "solver/reference.hpp"
 
 namespace pref::cli {
 
 namespace {
 struct EvaluateOptions {
-  std::string model, data, split = "test", duplicates = "error";
+  std::string model, data, split = "test", duplicates = "error", reference;
   bool json = false;
 };
 }  // namespace
 
 Runner add_evaluate(CLI::App& app) {
   auto o = std::make_shared<EvaluateOptions>();
-  app.add_option("--model", o->model, "Model file written by pref fit")->required();
+  app.add_option("--model", o->model, "Model file written by pref fit");
+  app.add_option("--reference", o->reference,
+                 "Instead of --model, a synthetic population's reference from its /truth: "
+                 "truth (the true model) or bayes (each user's MAP estimate from its training "
+                 "labels with the true comparison factors and the true population's mean and "
+                 "covariance as prior: the known-comparisons Bayes ceiling)")
+      ->check(CLI::IsMember({"truth", "bayes"}));
   app.add_option("--data", o->data, "Label file (HDF5)")->required();
   app.add_option("--split", o->split, "Which labels to score")
       ->check(CLI::IsMember({"train", "validation", "test"}));
@@ -31,9 +38,15 @@ Runner add_evaluate(CLI::App& app) {
   app.add_flag("--json", o->json, "Print one JSON object on standard output");
   return [o](const mpi::Comm& comm) {
     if (o->json) log::set_quiet(true);
-    const io::ModelHeader hd = io::read_model_header(o->model, comm);
+    mpi::agree(comm, [&] {
+      if (o->model.empty() == o->reference.empty())
+        throw InputError("--model, --reference: give exactly one of them");
+    });
     const io::LabelFile data = io::LabelFile::open(o->data, comm);
     const io::Split split = io::parse_split(o->split, "--split");
+    const io::ModelHeader hd =
+        o->model.empty() ? io::ModelHeader{data.users(), data.comparisons()}
+                         : io::read_model_header(o->model, comm);
     mpi::agree(comm, [&] {
       if (hd.users != data.users() || hd.comparisons != data.comparisons())
         throw InputError(fmt::format(
@@ -43,17 +56,25 @@ Runner add_evaluate(CLI::App& app) {
         throw InputError(fmt::format("{}: no {} split (group {}) (--split)", o->data, o->split,
                                      io::split_group(split)));
     });
-    LabelMatrix m =
-        load_split(data, split, comm, std::nullopt, {parse_duplicates(o->duplicates), false});
-    io::ModelFile mf = io::read_model(o->model, comm, m.parts.users, m.parts.comparisons);
-    Factors f{static_cast<int>(hd.rank), std::move(mf.U), std::move(mf.Z)};
+    const LoadOptions lo{parse_duplicates(o->duplicates), false};
+    Factors f;
+    std::optional<LabelMatrix> train;  // --reference bayes: the users' answers
+    if (o->reference == "bayes") train = load_split(data, io::Split::kTrain, comm, std::nullopt, lo);
+    LabelMatrix m = load_split(data, split, comm, train ? std::optional(train->parts) : std::nullopt, lo);
+    if (!o->reference.empty()) {
+      const Reference kind = o->reference == "truth" ? Reference::kTruth : Reference::kBayes;
+      f = reference_factors(comm, data, kind, train ? *train : m);
+    } else {
+      io::ModelFile mf = io::read_model(o->model, comm, m.parts.users, m.parts.comparisons);
+      f = Factors{static_cast<int>(hd.rank), std::move(mf.U), std::move(mf.Z)};
+    }
     std::vector<double> user_aucs;
     const SplitMetrics s = evaluate_split(comm, m, f, &user_aucs);
     const double qs[5] = {0.1, 0.25, 0.5, 0.75, 0.9};
     const std::vector<double> q = global_quantiles(comm, std::move(user_aucs), qs);
     if (comm.rank() != 0) return 0;
     auto num = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
-    nlohmann::json j = {{"model", o->model},
+    nlohmann::json j = {{"model", o->model.empty() ? "reference:" + o->reference : o->model},
                         {"data", o->data},
                         {"split", o->split},
                         {"labels", s.labels},
@@ -69,7 +90,8 @@ Runner add_evaluate(CLI::App& app) {
       fmt::print("{}\n", j.dump());
       return 0;
     }
-    fmt::print("{} on {} ({} split, {} labels)\n", o->model, o->data, o->split, s.labels);
+    fmt::print("{} on {} ({} split, {} labels)\n", j["model"].get<std::string>(), o->data,
+               o->split, s.labels);
     fmt::print("  logloss   {:.4f}\n  accuracy  {:.4f}\n  ROC-AUC   {:.4f}\n", s.logloss,
                s.accuracy, s.auc);
     fmt::print("  per-user ROC-AUC: mean {:.4f} over {} users; quantiles 10% {:.3f} 25% {:.3f} "

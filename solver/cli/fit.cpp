@@ -26,6 +26,9 @@ struct FitOptions {
   std::string data, out, metrics, init = "svd", model = "factor", exchange = "auto";
   std::string svd_qr = "cholesky";
   std::string duplicates = "error";
+  std::string prior;  // --prior; empty: population, or ridge when --mu-u is given
+  CLI::Option* mu_u = nullptr;
+  CLI::Option* extrapolate = nullptr;
   FitConfig cfg;
   SvdConfig svd;  // --init svd*: kind, J and seed are filled from the fit options
   bool overwrite = false, drop_ties = false;
@@ -39,6 +42,7 @@ nlohmann::json record_json(const SweepRecord& r, bool with_timings) {
                       {"train_logloss", r.train_logloss},
                       {"grad_norm", r.grad_norm},
                       {"bytes_exchanged", r.bytes_exchanged}};
+  if (r.prior) j["prior"] = {{"trace", r.prior->trace}, {"eigenvalues", r.prior->top_eigenvalues}};
   if (r.validation) {
     const SplitMetrics& v = *r.validation;
     auto num = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
@@ -64,6 +68,12 @@ SweepRecord record_from_json(const nlohmann::json& j) {
   r.train_logloss = num(j.at("train_logloss"));
   r.grad_norm = num(j.at("grad_norm"));
   r.bytes_exchanged = j.at("bytes_exchanged").get<std::uint64_t>();
+  if (j.contains("prior")) {
+    PriorSummary p;
+    p.trace = num(j["prior"].at("trace"));
+    p.top_eigenvalues = j["prior"].at("eigenvalues").get<std::vector<double>>();
+    r.prior = p;
+  }
   if (j.contains("validation")) {
     const auto& v = j["validation"];
     SplitMetrics m;
@@ -113,13 +123,22 @@ Runner add_fit(CLI::App& app) {
   app.add_option("--max-sweeps", c.max_sweeps, "Most alternating sweeps");
   app.add_option("--tol", c.tol, "Stop when the relative objective change is below this");
   app.add_option("--seed", c.seed, "Random seed (initialization)");
-  app.add_option("--mu-u", c.mu_u, "L2 regularization of user weights");
+  app.add_option("--prior", o->prior,
+                 "Users' regularization: population (the default: a prior N(m, Sigma) learned "
+                 "from all users, docs/design.md) or ridge (a fixed --mu-u); --mu-u given "
+                 "without --prior selects ridge")
+      ->check(CLI::IsMember({"population", "ridge"}));
+  o->mu_u = app.add_option("--mu-u", c.mu_u,
+                           "--prior ridge: L2 regularization of user weights; --prior "
+                           "population: the prior N(0, I / mu_u) of the first user half-step");
   app.add_option("--mu-z", c.mu_z, "L2 regularization of comparison factors");
   app.add_option("--newton-steps", c.newton_steps, "Newton steps per row per half-step");
-  app.add_flag("--extrapolate,!--no-extrapolate", c.extrapolate,
-               "Extrapolated sweeps (the default): push each half-step's result along its last "
-               "change, with an adaptive factor (fewer sweeps to tolerance); --no-extrapolate: "
-               "plain alternating sweeps");
+  o->extrapolate = app.add_flag(
+      "--extrapolate,!--no-extrapolate", c.extrapolate,
+      "Extrapolated sweeps (the default with --prior ridge): push each half-step's result along "
+      "its last change, with an adaptive factor (fewer sweeps to tolerance); --no-extrapolate "
+      "(the default with --prior population, where it does not pay: docs/design.md): plain "
+      "alternating sweeps");
   app.add_option("--exchange", o->exchange,
                  "Comparison half-step exchange: ship factor rows, reduce partial sums, or let "
                  "the cost model choose")
@@ -157,6 +176,14 @@ Runner add_fit(CLI::App& app) {
       if (cfg.max_sweeps < 0) throw InputError("--max-sweeps: must be >= 0");
       if (!(cfg.tol >= 0)) throw InputError("--tol: must be >= 0");
       if (!(cfg.mu_u >= 0) || !(cfg.mu_z >= 0)) throw InputError("--mu-u, --mu-z: must be >= 0");
+      if (o->prior.empty()) o->prior = o->mu_u->count() ? "ridge" : "population";
+      if (cfg.shared) o->prior = "ridge";  // u_i = 1: nothing to regularize
+      cfg.prior = o->prior == "ridge" ? UserPrior::kRidge : UserPrior::kPopulation;
+      if (!o->extrapolate->count()) cfg.extrapolate = cfg.prior == UserPrior::kRidge;
+      if (cfg.prior == UserPrior::kPopulation && !(cfg.mu_u > 0))
+        throw InputError(fmt::format("--mu-u: {} with --prior population; the first user "
+                                     "half-step's prior N(0, I / mu_u) needs mu_u > 0",
+                                     cfg.mu_u));
       if (cfg.newton_steps < 1) throw InputError("--newton-steps: must be >= 1");
       if (cfg.threads < 1) throw InputError("--threads: must be >= 1");
       if (o->svd.oversampling < 0) throw InputError("--svd-oversampling: must be >= 0");
@@ -213,6 +240,7 @@ Runner add_fit(CLI::App& app) {
       id.max_sweeps = cfg.max_sweeps;
       id.drop_ties = o->drop_ties;
       id.extrapolate = cfg.extrapolate;
+      id.prior = o->prior;
       id.data = o->data;
       id.users = train.users;
       id.comparisons = train.comparisons;
@@ -241,6 +269,7 @@ Runner add_fit(CLI::App& app) {
       }
       if (start.user_half_done)
         start.pending = record_from_json(nlohmann::json::parse(resumed->header.pending_json));
+      start.prior = prior_of(*resumed);
     }
     std::ofstream metrics;
     if (!o->metrics.empty())
@@ -296,8 +325,13 @@ Runner add_fit(CLI::App& app) {
         metrics.flush();
       }
       std::string v;
+      if (r.prior) {
+        std::string ev;
+        for (double e : r.prior->top_eigenvalues) ev += fmt::format(" {:.3g}", e);
+        v += fmt::format(" | prior tr {:.4g} eig{}", r.prior->trace, ev);
+      }
       if (r.validation)
-        v = fmt::format(" | val logloss {:.4f} acc {:.4f} auc {:.4f} user-auc {:.4f}",
+        v += fmt::format(" | val logloss {:.4f} acc {:.4f} auc {:.4f} user-auc {:.4f}",
                         r.validation->logloss, r.validation->accuracy, r.validation->auc,
                         r.validation->user_auc_mean);
       log::info(comm, "sweep {:3d}: objective {:.8e} (rel {:.2e}) train logloss {:.4f} |grad| {:.2e}{} | "
@@ -347,6 +381,7 @@ Runner add_fit(CLI::App& app) {
                      {"seed", static_cast<std::int64_t>(cfg.seed)},
                      {"newton_steps", static_cast<std::int64_t>(cfg.newton_steps)},
                      {"extrapolate", static_cast<std::int64_t>(cfg.extrapolate)},
+                     {"prior", o->prior},
                      {"max_sweeps", static_cast<std::int64_t>(cfg.max_sweeps)},
                      {"sweeps", static_cast<std::int64_t>(last.sweep)},
                      {"converged", static_cast<std::int64_t>(res.converged)},
@@ -358,6 +393,11 @@ Runner add_fit(CLI::App& app) {
     std::string hist;
     for (auto& h : history) hist += without_timings(h).dump() + "\n";
     hd.history_json = hist;
+    if (res.prior) {
+      hd.prior_mean = res.prior->mean;
+      hd.prior_covariance = res.prior->covariance;
+      hd.prior_users = res.prior->users;
+    }
     io::write_model(out.temp_path(), comm, hd, parts.users, res.factors.U, parts.comparisons,
                     res.factors.Z);
     out.commit();

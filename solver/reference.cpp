@@ -1,0 +1,92 @@
+#include "solver/reference.hpp"
+
+#include <fmt/core.h>
+
+#include <Eigen/Core>
+#include <cmath>
+
+#include "io/hdf5.hpp"
+#include "solver/exchange.hpp"
+#include "solver/newton.hpp"
+#include "solver/prior.hpp"
+
+namespace pref {
+
+namespace {
+
+// Newton steps of each user's MAP problem: from the prior mean, a few reach the solution to
+// rounding (each step ends early once no step length lowers the objective).
+constexpr int kMapSteps = 30;
+
+double generator_temperature(const io::LabelFile& data, const mpi::Comm& comm) {
+  double t = 1.0;
+  mpi::agree(comm, [&] {
+    const hid_t h = data.handle();
+    if (!h5::exists(h, "/generator")) return;
+    h5::Handle g = h5::open_group(h, "/generator", data.path());
+    if (h5::has_attribute(g.get(), "temperature"))
+      t = h5::read_attribute<double>(g.get(), "temperature", data.path() + ": /generator");
+    if (!(t > 0) || !std::isfinite(t))
+      throw InputError(fmt::format("{}: /generator: temperature {} is not a positive number",
+                                   data.path(), t));
+  });
+  return t;
+}
+
+}  // namespace
+
+Factors reference_factors(const mpi::Comm& comm, const io::LabelFile& data, Reference kind,
+                          const LabelMatrix& train) {
+  const Partitions& parts = train.parts;
+  const int me = comm.rank();
+  mpi::agree(comm, [&] {
+    if (!h5::exists(data.handle(), "/truth"))
+      throw InputError(data.path() + ": no /truth group (a reference needs a synthetic "
+                                     "population's ground truth)");
+  });
+  const double T = generator_temperature(data, comm);
+  std::uint64_t R = 0, Ru = 0;
+  const std::vector<float> zt = io::read_matrix_rows(
+      data.handle(), "/truth/comparison_factors", parts.comparisons.begin(me),
+      parts.comparisons.count(me), &R, comm, data.path());
+  const std::vector<float> ut =
+      io::read_matrix_rows(data.handle(), "/truth/user_weights", parts.users.begin(me),
+                           parts.users.count(me), &Ru, comm, data.path());
+  mpi::agree(comm, [&] {
+    if (R != Ru || R == 0)
+      throw InputError(fmt::format("{}: /truth: user weights of {} columns, comparison factors "
+                                   "of {}",
+                                   data.path(), Ru, R));
+  });
+  Factors f;
+  f.J = static_cast<int>(R);
+  f.Z.resize(zt.size());
+  for (std::size_t k = 0; k < zt.size(); ++k) f.Z[k] = zt[k] / T;  // margins u.z / T
+  f.U.assign(ut.begin(), ut.end());
+  if (kind == Reference::kTruth) return f;
+
+  // The true population's moments as the prior, then each user's MAP with the true Z.
+  const int J = f.J;
+  std::vector<double> spread(std::size_t(J) * J, 0.0);  // (the update's spread term: none)
+  const PopulationPrior p = update_prior(comm, J, f.U, spread, parts.users.size());
+  const Csr& rows = train.by_user;
+  GhostPlan plan(comm, IdSet({std::span<const std::uint32_t>(rows.col)}), parts.comparisons);
+  std::vector<double> zghost;
+  plan.fetch(comm, f.Z, J, zghost);
+  const RowPrior rp(p.precision.data(), p.mean.data());
+  RowWorkspace ws;
+  std::vector<std::uint32_t> idx;
+  for (std::size_t r = 0; r < rows.rows(); ++r) {
+    idx.clear();
+    for (std::uint64_t k = rows.ptr[r]; k < rows.ptr[r + 1]; ++k)
+      idx.push_back(plan.index_of(rows.col[k]));
+    double* u = f.U.data() + r * J;
+    for (int a = 0; a < J; ++a) u[a] = p.mean[a];
+    solve_row(u, J, zghost.data(), idx,
+              std::span<const float>(rows.val.data() + rows.ptr[r], rows.row_size(r)), rp,
+              kMapSteps, ws);
+  }
+  return f;
+}
+
+}  // namespace pref

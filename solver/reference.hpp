@@ -1,0 +1,26 @@
+#pragma once
+// Reference models of a synthetic population, from its ground truth (/truth, docs/format.md):
+// the ceilings a fit is judged against (docs/results.md).
+//   truth: the true model, u_i . z_p / T with the true factors and the generator's
+//          temperature T;
+//   bayes: the known-comparisons Bayes ceiling: each user's MAP estimate from its training
+//          labels with the true comparison factors z_p / T and the true population's mean and
+//          covariance as the prior (their moments over all users of /truth/user_weights). It is
+//          what a perfect fit of Z and of the prior would give with each user's answers.
+#include <string>
+
+#include "io/label_file.hpp"
+#include "solver/distribute.hpp"
+#include "solver/fit.hpp"
+
+namespace pref {
+
+enum class Reference { kTruth, kBayes };
+
+// Factors of this rank's rows of `parts` (users and comparisons) for the reference. `train`
+// (partitioned by `parts`) gives each user's answers for kBayes. Collective; a file without
+// /truth is an InputError naming it.
+Factors reference_factors(const mpi::Comm& comm, const io::LabelFile& data, Reference kind,
+                          const LabelMatrix& train);
+
+}  // namespace pref
