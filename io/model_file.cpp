@@ -60,7 +60,7 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
                          what + ": /comparison_factors");
   du.reset();
   dz.reset();
-  mpi::agree(comm, [&] { f.close(path); });
+  h5::finish_file(f, path, comm);
 }
 
 ModelHeader read_model_header(const std::string& path, const mpi::Comm& comm) {
