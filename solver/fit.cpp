@@ -66,8 +66,8 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 void require_finite(const mpi::Comm& comm, const std::vector<double>& values, double objective,
                     const std::string& where) {
   mpi::agree(comm, [&] {
-    const bool finite = std::isfinite(objective) &&
-                        std::all_of(values.begin(), values.end(), [](double v) { return std::isfinite(v); });
+    const bool finite = std::isfinite(objective) && std::all_of(values.begin(), values.end(),
+                                                                [](double v) { return std::isfinite(v); });
     if (!finite)
       throw InputError("the fit diverged: " + where +
                        " produced non-finite factors or objective; nothing was written (try a "

@@ -373,6 +373,18 @@ TEST_F(Faults, NonFiniteOptionsAndObjectivesAreRefused) {
   }
 }
 
+TEST_F(Faults, RankAboveUsersOrComparisonsIsRefused) {
+  for (int np : {1, 4}) {
+    std::vector<std::string> a = {"fit", "--data", data_, "--rank", "61", "--out",
+                                  path("rank_model.h5")};
+    expect_one_error(run_pref(np, a, 60), 2, {"--rank", "61", "comparisons (60)"});
+    a[4] = "60";  // the largest accepted (not vacuous)
+    a.insert(a.end(), {"--init", "random", "--max-sweeps", "1"});
+    expect_ok(run_pref(np, a, 120));
+    fs::remove(path("rank_model.h5"));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6, 8: resume.
 

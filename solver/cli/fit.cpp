@@ -216,6 +216,18 @@ Runner add_fit(CLI::App& app) {
       val = load_split(data, io::Split::kValidation, comm, train.parts,
                        {lo.duplicates, false});
     const Partitions parts = train.parts;
+    mpi::agree(comm, [&] {
+      // More factors than users or comparisons cannot be told apart (U Z^T has rank at most
+      // min(users, comparisons)), and the SVD initializations need J singular vectors.
+      if (static_cast<std::uint64_t>(cfg.J) > std::min(train.users, train.comparisons))
+        throw InputError(fmt::format("--rank: {} is more than {} has {} (at most min(users, "
+                                     "comparisons) = {} factors)",
+                                     cfg.J, o->data,
+                                     train.users < train.comparisons
+                                         ? fmt::format("users ({})", train.users)
+                                         : fmt::format("comparisons ({})", train.comparisons),
+                                     std::min(train.users, train.comparisons)));
+    });
     log::info(comm, "fit {}: {} users, {} comparisons, {} training labels{}, J={}, {} ranks x {} threads",
               o->data, train.users, train.comparisons, train.labels,
               val ? fmt::format(", {} validation labels", val->labels) : "", cfg.J, comm.size(),
