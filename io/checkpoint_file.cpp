@@ -119,9 +119,8 @@ void write_checkpoint(const std::string& path, const mpi::Comm& comm, const Chec
     h5::write_rows<double>(d.get(), fs.part.begin(me), fs.part.count(me), *fs.rows, comm,
                            what + ": /" + fs.name);
   }
-  // To storage before the caller renames the file into place (H5Fflush syncs the MPI file).
-  mpi::agree(comm, [&] { PREF_H5_CHECK(H5Fflush(f.get(), H5F_SCOPE_GLOBAL), what + ": flush"); });
-  mpi::agree(comm, [&] { f.close(path); });
+  // To storage before the caller renames the file into place (the flush syncs the MPI file).
+  h5::finish_file(f, path, comm);
 }
 
 Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const Partition& users,
@@ -226,11 +225,9 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
         throw InputError(fmt::format("{}: /{}: expected {} x {} float64", path, fs.name, rows, hd.rank));
       fs.checksum = h5::read_string_attribute(d.get(), "checksum", path + ": /" + fs.name);
     }
-    if (users.size() != hd.users || comparisons.size() != hd.comparisons)
-      throw InputError(fmt::format("{}: holds {} users and {} comparisons, the data {} and {}",
-                                   path, hd.users, hd.comparisons, users.size(),
-                                   comparisons.size()));
   });
+  ck.shape_matches = users.size() == hd.users && comparisons.size() == hd.comparisons;
+  if (!ck.shape_matches) return ck;
   const int me = comm.rank();
   const std::uint32_t J = hd.rank;
   for (const FactorSet& fs : sets) {

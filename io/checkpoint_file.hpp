@@ -61,11 +61,16 @@ struct Checkpoint {
   CheckpointHeader header;
   std::vector<double> U, Z;  // this rank's rows of the partitions passed to read_checkpoint
   std::optional<std::vector<double>> U_prev, Z_prev;  // when the file has them
+  // False when the checkpoint is valid but holds another number of users or comparisons than
+  // the partitions: then no factors were read, and the caller refuses it as written for other
+  // data (it is not corrupt, so it must not be discarded).
+  bool shape_matches = true;
 };
 
 // Opens and validates a checkpoint (format, attributes, shapes, header and factor checksums)
-// and reads this rank's rows of the given partitions, which must cover the checkpoint's users
-// and comparisons. Any problem is a collective InputError naming the file and the problem.
+// and reads this rank's rows of the given partitions when they cover the checkpoint's users and
+// comparisons (else see shape_matches). Any problem is a collective InputError naming the file
+// and the problem.
 Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const Partition& users,
                            const Partition& comparisons);
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "io/mpiio_guard.hpp"
+
 namespace pref::h5 {
 
 void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
@@ -18,17 +20,23 @@ Handle plist(hid_t cls) {
   return Handle(PREF_H5_CHECK(H5Pcreate(cls), "property list"), H5Pclose);
 }
 
-Handle file_access(const mpi::Comm& comm) {
+// Files are written with independent MPI-IO writes (each rank its own rows, and its share of
+// the metadata): Open MPI's collective write (fcoll vulcan) hangs when the write of one
+// aggregator fails (a full disk at 3 and 4 ranks), while an independent write's failure stays
+// with its rank, where io/mpiio_guard.hpp records it for the agreement. Reads stay collective.
+Handle file_access(const mpi::Comm& comm, bool writing) {
   Handle fapl = plist(H5P_FILE_ACCESS);
   PREF_H5_CHECK(H5Pset_fapl_mpio(fapl.get(), comm.get(), MPI_INFO_NULL), "MPI-IO driver");
   PREF_H5_CHECK(H5Pset_all_coll_metadata_ops(fapl.get(), true), "collective metadata");
-  PREF_H5_CHECK(H5Pset_coll_metadata_write(fapl.get(), true), "collective metadata");
+  PREF_H5_CHECK(H5Pset_coll_metadata_write(fapl.get(), !writing), "collective metadata");
   return fapl;
 }
 
-Handle collective_transfer() {
+Handle transfer(bool collective) {
   Handle dxpl = plist(H5P_DATASET_XFER);
-  PREF_H5_CHECK(H5Pset_dxpl_mpio(dxpl.get(), H5FD_MPIO_COLLECTIVE), "collective transfer");
+  PREF_H5_CHECK(H5Pset_dxpl_mpio(dxpl.get(),
+                                 collective ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT),
+                "transfer mode");
   return dxpl;
 }
 }  // namespace
@@ -41,7 +49,7 @@ std::string take_error_message() {
 }
 
 Handle open_file(const std::string& path, const mpi::Comm& comm, bool writable) {
-  Handle fapl = file_access(comm);
+  Handle fapl = file_access(comm, writable);
   hid_t f = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl.get());
   if (f < 0) {
     std::string msg = take_error_message();
@@ -51,7 +59,8 @@ Handle open_file(const std::string& path, const mpi::Comm& comm, bool writable) 
 }
 
 Handle create_file(const std::string& path, const mpi::Comm& comm) {
-  Handle fapl = file_access(comm);
+  io::mpiio::take_failure();  // a failure of an earlier file (already reported) is not this one's
+  Handle fapl = file_access(comm, /*writing=*/true);
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   if (f < 0) {
     std::string msg = take_error_message();
@@ -73,9 +82,14 @@ bool exists(hid_t loc, const std::string& path) {
         return false;
       }
     }
-    if (next == std::string::npos) return true;
+    if (next == std::string::npos) break;
     pos = next;
   }
+  // A link that resolves to nothing (a dangling soft link, an external link to a missing file)
+  // is not an object: H5Lexists says yes, H5Oexists_by_name no (or fails).
+  const htri_t o = H5Oexists_by_name(loc, path.c_str(), H5P_DEFAULT);
+  if (o <= 0) take_error_message();
+  return o > 0;
 }
 
 Handle open_group(hid_t loc, const std::string& path, const std::string& what) {
@@ -235,10 +249,13 @@ Handle create_string_dataset(hid_t loc, const std::string& name, std::uint64_t n
 
 namespace {
 // One collective transfer of rows [row0, row0+rows) (all columns), in rounds of at most
-// `round_rows` rows; ranks with fewer rounds take part with empty selections.
+// `round_rows` rows; ranks with fewer rounds take part with empty selections. A failed round
+// does not end the loop: the other ranks are in the same collective calls, so this rank takes
+// part in every round and returns the first failure's message afterwards (empty: none).
 template <class Op>
-void transfer_rows(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint64_t rows,
-                   char* data, const mpi::Comm& comm, const std::string& what, Op op) {
+std::string transfer_rows(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint64_t rows,
+                          char* data, const mpi::Comm& comm, const std::string& what,
+                          bool collective, Op op) {
   Handle fspace(PREF_H5_CHECK(H5Dget_space(dataset), what), H5Sclose);
   const int nd = H5Sget_simple_extent_ndims(fspace.get());
   std::vector<hsize_t> dims(nd);
@@ -250,7 +267,8 @@ void transfer_rows(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint6
       std::max<std::uint64_t>(1, (std::uint64_t{1} << 30) / (std::max<hsize_t>(cols, 1) * elem));
   const std::uint64_t my_rounds = (rows + round_rows - 1) / round_rows;
   const std::uint64_t rounds = mpi::allreduce_max(comm, my_rounds);
-  Handle dxpl = collective_transfer();
+  Handle dxpl = transfer(collective);
+  std::string failure;
   for (std::uint64_t r = 0; r < rounds; ++r) {
     const std::uint64_t lo = std::min(rows, r * round_rows);
     const std::uint64_t n = std::min(rows, lo + round_rows) - lo;
@@ -269,27 +287,69 @@ void transfer_rows(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint6
                                         count.data(), nullptr),
                     what);
     }
-    PREF_H5_CHECK(op(dataset, mem_type, mspace.get(), fspace.get(), dxpl.get(),
-                     data + lo * cols * elem),
-                  what);
+    if (op(dataset, mem_type, mspace.get(), fspace.get(), dxpl.get(),
+           data + lo * cols * elem) < 0) {
+      const std::string msg = take_error_message();
+      if (failure.empty()) failure = msg.empty() ? "unknown HDF5 error" : msg;
+    }
   }
+  return failure;
 }
 }  // namespace
 
+std::string io_cause(const std::string& message) {
+  // The MPI-IO layer's names for a full file system and a full quota.
+  for (const char* full : {"MPI_ERR_NO_SPACE", "No space left", "ENOSPC"})
+    if (message.find(full) != std::string::npos) return "no space left on device (" + message + ")";
+  for (const char* quota : {"MPI_ERR_QUOTA", "quota"})
+    if (message.find(quota) != std::string::npos) return "disk quota exceeded (" + message + ")";
+  return message.empty() ? "unknown error" : message;
+}
+
+void finish_file(Handle& file, const std::string& path, const mpi::Comm& comm) {
+  // The flush writes what the metadata cache still holds and syncs the MPI file; its outcome is
+  // agreed before the close, so that no rank closes a file another failed to write.
+  mpi::agree(comm, [&] {
+    const bool failed = H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0;
+    const std::string msg = failed ? take_error_message() : "";
+    const std::string lost = io::mpiio::take_failure();
+    if (!lost.empty() || failed)
+      throw IoError(path + ": cannot write the file: " + io_cause(lost.empty() ? msg : lost));
+  });
+  mpi::agree(comm, [&] {
+    const bool failed = H5Fclose(file.release()) < 0;
+    const std::string msg = failed ? take_error_message() : "";
+    const std::string lost = io::mpiio::take_failure();
+    if (!lost.empty() || failed)
+      throw IoError(path + ": cannot close the file: " + io_cause(lost.empty() ? msg : lost));
+  });
+}
+
 void write_rows_raw(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint64_t rows,
                     const void* data, const mpi::Comm& comm, const std::string& what) {
-  transfer_rows(dataset, mem_type, row0, rows, static_cast<char*>(const_cast<void*>(data)), comm,
-                what, [](hid_t d, hid_t t, hid_t m, hid_t f, hid_t x, char* p) {
-                  return H5Dwrite(d, t, m, f, x, p);
-                });
+  const std::string failure =
+      transfer_rows(dataset, mem_type, row0, rows, static_cast<char*>(const_cast<void*>(data)),
+                    comm, what, /*collective=*/false,
+                    [](hid_t d, hid_t t, hid_t m, hid_t f, hid_t x, char* p) {
+                      return H5Dwrite(d, t, m, f, x, p);
+                    });
+  const std::string lost = io::mpiio::take_failure();  // what HDF5 was told went well
+  mpi::agree(comm, [&] {
+    if (!lost.empty()) throw IoError(what + ": write failed: " + io_cause(lost));
+    if (!failure.empty()) throw IoError(what + ": write failed: " + io_cause(failure));
+  });
 }
 
 void read_rows_raw(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint64_t rows,
                    void* data, const mpi::Comm& comm, const std::string& what) {
-  transfer_rows(dataset, mem_type, row0, rows, static_cast<char*>(data), comm, what,
-                [](hid_t d, hid_t t, hid_t m, hid_t f, hid_t x, char* p) {
-                  return H5Dread(d, t, m, f, x, p);
-                });
+  // Reads run inside callers' agreements (which make a failure collective), so this one only
+  // throws after taking part in every round.
+  const std::string failure =
+      transfer_rows(dataset, mem_type, row0, rows, static_cast<char*>(data), comm, what,
+                    /*collective=*/true, [](hid_t d, hid_t t, hid_t m, hid_t f, hid_t x, char* p) {
+                      return H5Dread(d, t, m, f, x, p);
+                    });
+  if (!failure.empty()) throw Error(what + ": H5Dread failed (" + failure + ")");
 }
 
 template <class T>

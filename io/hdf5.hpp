@@ -55,6 +55,12 @@ class Handle {
     if (id_ >= 0 && closer_) closer_(id_);  // destructors never throw
     id_ = H5I_INVALID_HID;
   }
+  // Gives up ownership without closing.
+  hid_t release() {
+    const hid_t id = id_;
+    id_ = H5I_INVALID_HID;
+    return id;
+  }
   // Closes now and reports failure (needed for files: the close flushes).
   void close(const std::string& what) {
     if (id_ < 0) return;
@@ -88,7 +94,8 @@ hid_t native_type() {
 Handle open_file(const std::string& path, const mpi::Comm& comm, bool writable = false);
 Handle create_file(const std::string& path, const mpi::Comm& comm);
 
-bool exists(hid_t loc, const std::string& path);  // every component of path must exist
+// Every component of path exists and the path resolves to an object (not a dangling link).
+bool exists(hid_t loc, const std::string& path);
 Handle open_group(hid_t loc, const std::string& path, const std::string& what);
 Handle create_group(hid_t loc, const std::string& path, const std::string& what);
 Handle open_dataset(hid_t loc, const std::string& path, const std::string& what);
@@ -117,9 +124,21 @@ void write_string_attribute(hid_t obj, const std::string& name, const std::strin
 Handle create_dataset(hid_t loc, const std::string& name, hid_t file_type,
                       std::span<const hsize_t> dims, const std::string& what);
 
+// The cause of a failed write for a message (the MPI error string, or HDF5's innermost
+// message), led by "no space left on device" or "disk quota exceeded" when it is one.
+std::string io_cause(const std::string& message);
+
+// Flushes and closes a file that was written collectively (the end of every output file). The
+// outcome is agreed: a failure on any rank is an IoError on every rank naming the file and the
+// cause, and no rank is left in a collective call. Collective.
+void finish_file(Handle& file, const std::string& path, const mpi::Comm& comm);
+
 // Writes/reads rows [row0, row0 + rows) of a 1-D or 2-D dataset (all columns), collectively.
 // Every rank of the file's communicator must call with its own (possibly empty) range; data is
-// moved in rounds so each call stays below 2 GiB per rank.
+// moved in rounds so each call stays below 2 GiB per rank. A write's outcome is agreed: a
+// failure on any rank (e.g. a full file system, seen by io/mpiio_guard.hpp) is an IoError on
+// every rank. A read's failure
+// is thrown on the ranks that saw it, after every round (callers agree on reads).
 template <class T>
 void write_rows(hid_t dataset, std::uint64_t row0, std::uint64_t rows, std::span<const T> data,
                 const mpi::Comm& comm, const std::string& what);

@@ -470,7 +470,7 @@ ImportSummary import_labels(const std::string& input, InputFormat format,
                             DuplicateLabels duplicates, const std::string& out, bool overwrite,
                             const mpi::Comm& comm) {
   // The output is checked first: a refused --out should not wait for a long parse.
-  AtomicOutput output(out, overwrite, comm);
+  AtomicOutput output(out, overwrite, comm, "--out", {input});
   LabelTable t;
   mpi::agree(comm, [&] {
     if (comm.rank() != 0) return;

@@ -58,7 +58,9 @@ std::pair<std::uint64_t, std::uint32_t> check_columns(hid_t file, const std::str
   for (int c = 0; c < 3; ++c) {
     const std::string ds = group + "/" + names[c];
     const std::string what = path + ": " + ds;
-    if (!h5::exists(file, ds)) throw InputError(path + ": missing dataset " + ds);
+    if (!h5::exists(file, ds))
+      throw InputError(path + ": missing dataset " + ds +
+                       " (no such object, or a link that resolves to nothing)");
     h5::Handle d = h5::open_dataset(file, ds, what);
     h5::DatasetShape s = h5::shape_of(d.get(), what);
     if (s.dims.size() != 1)
@@ -307,7 +309,7 @@ void LabelFileWriter::close() {
     c.comparison.reset();
     c.value.reset();
   }
-  mpi::agree(comm_, [&] { file_.close(path_); });
+  h5::finish_file(file_, path_, comm_);
 }
 
 std::vector<float> read_matrix_rows(hid_t file, const std::string& dataset, std::uint64_t row0,

@@ -73,7 +73,7 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
     h5::write_rows<double>(dc.get(), 0, me == 0 ? header.rank : 0, header.prior_covariance, comm,
                            what + ": /prior/covariance");
   }
-  mpi::agree(comm, [&] { f.close(path); });
+  h5::finish_file(f, path, comm);
 }
 
 ModelHeader read_model_header(const std::string& path, const mpi::Comm& comm) {

@@ -1,5 +1,7 @@
 #include "solver/distribute.hpp"
 
+#include "solver/base/memory.hpp"
+
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -11,8 +13,19 @@
 namespace pref {
 
 Partitions balanced_partitions(const mpi::Comm& comm, const LabelColumns& cols,
-                               std::uint64_t users, std::uint64_t comparisons) {
+                               std::uint64_t users, std::uint64_t comparisons,
+                               const std::string& what) {
   const int p = comm.size();
+  // Label counts here, then row offsets (and in a fit factor rows) are kept for every id of a
+  // rank's range, whether it has labels or not: a file that declares far more ids than it uses
+  // is refused with its numbers, rather than by the allocator or the kernel's OOM killer.
+  mem::require(comm,
+               2 * (Partition::uniform(users, p).count(comm.rank()) +
+                    Partition::uniform(comparisons, p).count(comm.rank())) *
+                   sizeof(std::uint64_t),
+               fmt::format("{}: {} users and {} comparisons declared (16 bytes per id at "
+                           "least, whether it has labels or not)",
+                           what, users, comparisons));
   Partitions out;
   {
     auto counts = count_by_block(comm, users, cols.user);

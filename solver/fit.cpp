@@ -66,6 +66,21 @@ constexpr double kReducePassSeconds = 32e-9;
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// A fit whose factors or objective stop being finite (a divergent Newton step, an initial scale
+// whose margins overflow) can only produce a damaged model: it stops with one collective line
+// naming where, before anything is written. Collective.
+void require_finite(const mpi::Comm& comm, const std::vector<double>& values, double objective,
+                    const std::string& where) {
+  mpi::agree(comm, [&] {
+    const bool finite = std::isfinite(objective) && std::all_of(values.begin(), values.end(),
+                                                                [](double v) { return std::isfinite(v); });
+    if (!finite)
+      throw InputError("the fit diverged: " + where +
+                       " produced non-finite factors or objective; nothing was written (try a "
+                       "larger --mu-u/--mu-z or a smaller --init-scale)");
+  });
+}
+
 // One orientation of a rank's labels with partners as indices into a ghost table.
 struct LocalRows {
   std::vector<std::uint64_t> ptr{0};
@@ -690,6 +705,8 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     SweepRecord rec = fitter.evaluate();
     rec.seconds_eval = since(t);
     rec.bytes_exchanged = fitter.take_bytes();
+    require_finite(comm, fitter.factors().U, rec.objective, "the initialization (sweep 0)");
+    require_finite(comm, fitter.factors().Z, 0.0, "the initialization (sweep 0)");
     res.history.push_back(rec);
     if (hooks.on_sweep) hooks.on_sweep(rec);
     prev = rec.objective;
@@ -734,6 +751,7 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
       if (cfg.extrapolate) fitter.keep_initial_users();
       fitter.user_half_step();
       if (cfg.extrapolate) fitter.extrapolate_users(ex.beta);
+      require_finite(comm, fitter.factors().U, 0.0, fmt::format("sweep {}, user half-step", s));
       r.seconds_user = since(t) + push_seconds;
       if (stop_requested()) {
         offer(s - 1, true, true, &r);
@@ -744,6 +762,7 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     t = Clock::now();
     fitter.comparison_half_step();
     r.seconds_comparison = since(t);
+    require_finite(comm, fitter.factors().Z, 0.0, fmt::format("sweep {}, comparison half-step", s));
     t = Clock::now();
     SweepRecord m = fitter.evaluate();
     r.seconds_eval = since(t);
@@ -752,6 +771,7 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     r.grad_norm = m.grad_norm;
     r.validation = m.validation;
     r.prior = m.prior;
+    require_finite(comm, {}, r.objective, fmt::format("sweep {} (its objective)", s));
     r.rel_change = std::abs(prev - r.objective) / std::max(std::abs(r.objective), 1e-300);
     bool converged = r.rel_change < cfg.tol;
     if (cfg.extrapolate) {

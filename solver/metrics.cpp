@@ -13,6 +13,14 @@ namespace pref {
 namespace {
 bool by_score(const Scored& a, const Scored& b) { return a.score < b.score; }
 
+// A NaN score (a model with a NaN factor, or factors so large that u.z is inf - inf) ranks
+// lowest, tied with the other NaN scores: a defined AUC, and one total order for the sorts
+// (NaN breaks both `<` and the tie grouping's `==`).
+void rank_nan_lowest(std::span<Scored> items) {
+  for (Scored& s : items)
+    if (std::isnan(s.score)) s.score = -std::numeric_limits<decltype(s.score)>::infinity();
+}
+
 // Mann-Whitney count over items sorted by score, with `neg_before` negatives on lower ranks:
 // returns twice the number of (positive, negative) pairs ordered correctly, ties counting half.
 std::uint64_t twice_u(std::span<const Scored> sorted, std::uint64_t& neg_before) {
@@ -20,7 +28,8 @@ std::uint64_t twice_u(std::span<const Scored> sorted, std::uint64_t& neg_before)
   for (std::size_t i = 0; i < sorted.size();) {
     std::size_t j = i;
     std::uint64_t pos = 0, neg = 0;
-    while (j < sorted.size() && sorted[j].score == sorted[i].score) {
+    // (j == i: every group holds at least its first item, whatever the scores compare as)
+    while (j < sorted.size() && (j == i || sorted[j].score == sorted[i].score)) {
       pos += sorted[j].label > 0.5f;
       neg += sorted[j].label < 0.5f;
       ++j;
@@ -106,6 +115,7 @@ void sample_sort(const mpi::Comm& comm, std::vector<T>& items, Key key, std::vec
 }  // namespace
 
 double group_auc(std::span<Scored> items) {
+  rank_nan_lowest(items);
   std::sort(items.begin(), items.end(), by_score);
   std::uint64_t pos = 0, neg = 0;
   for (auto& s : items) {
@@ -124,6 +134,7 @@ double global_auc(const mpi::Comm& comm, std::vector<Scored>& items) {
 
 double global_auc(const mpi::Comm& comm, std::vector<Scored>& items, std::vector<Scored>& scratch) {
   std::erase_if(items, [](const Scored& s) { return s.label == 0.5f; });
+  rank_nan_lowest(items);
   sample_sort(comm, items, [](const Scored& s) { return s.score; }, scratch);
   std::uint64_t pos = 0, neg = 0;
   for (auto& s : items) {

@@ -37,6 +37,8 @@ void PopulationConfig::validate() const {
     fail(fmt::format("--new-user-answers: {} exceeds --comparisons {}", new_user_answers,
                      comparisons));
   if (new_users > io::kMaxIds) fail("--new-users: too many");
+  if (new_users > 0 && new_user_answers == 0)
+    fail(fmt::format("--new-user-answers: must be at least 1 with --new-users {}", new_users));
   if (model == Model::kAttributes && rank != kAttributes)
     fail(fmt::format("--rank: the attributes model has rank {}, got {}", kAttributes, rank));
   if (rank == 0 || rank > 4096) fail(fmt::format("--rank: {} outside [1, 4096]", rank));

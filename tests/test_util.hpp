@@ -139,21 +139,33 @@ inline std::string mpiexec() {
 // Each run gets its own session directory (orte_tmpdir_base, short for PMIx's socket paths):
 // mpiruns that start and end at the same time in a shared one race on creating and removing it
 // ("ORTE_ERROR_LOG: Error in file .../session_dir.c").
-inline RunResult run_pref(int ranks, const std::vector<std::string>& args,
-                          int timeout_seconds = 120) {
+// The same with another binary (e.g. the test-only pref_test_hooks) and extra environment
+// variables ("NAME=value", set for mpirun and so for every rank).
+inline RunResult run_pref_with(const std::string& binary, const std::vector<std::string>& env,
+                               int ranks, const std::vector<std::string>& args,
+                               int timeout_seconds = 120) {
   static std::atomic<int> counter{0};
   const std::string session = "/tmp/pref-test-ompi." + std::to_string(::getpid()) + "." +
-                              std::to_string(counter++);
+                              std::to_string(counter++) + (env.empty() ? "" : "e");
   std::filesystem::create_directories(session);
-  std::vector<std::string> argv = {mpiexec(), "-q", "--mca", "odls_base_sigkill_timeout", "0",
-                                   "--mca", "orte_tmpdir_base", session,
-                                   "-np", std::to_string(ranks), "--oversubscribe",
-                                   pref_binary()};
+  std::vector<std::string> argv;
+  if (!env.empty()) {
+    argv.push_back("env");
+    argv.insert(argv.end(), env.begin(), env.end());
+  }
+  argv.insert(argv.end(), {mpiexec(), "-q", "--mca", "odls_base_sigkill_timeout", "0",
+                           "--mca", "orte_tmpdir_base", session,
+                           "-np", std::to_string(ranks), "--oversubscribe", binary});
   argv.insert(argv.end(), args.begin(), args.end());
   RunResult r = run_command(argv, timeout_seconds);
   std::error_code ec;
   std::filesystem::remove_all(session, ec);
   return r;
+}
+
+inline RunResult run_pref(int ranks, const std::vector<std::string>& args,
+                          int timeout_seconds = 120) {
+  return run_pref_with(pref_binary(), {}, ranks, args, timeout_seconds);
 }
 
 // The lines of standard error that are not progress logs ("[pref ...] ..."), nor warnings of

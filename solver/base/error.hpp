@@ -3,7 +3,9 @@
 //
 // pref distinguishes two kinds of failure:
 //  - InputError: bad input or usage (a file, a dataset, an option, a row). Exit code 2.
-//  - Error: anything else, i.e. a bug or an environment failure. Exit code 1.
+//  - IoError: the environment failed a write (no space left on device, quota, I/O error):
+//    nothing was renamed into place and the previous output is untouched. Exit code 4.
+//  - Error: anything else, i.e. a bug or another environment failure. Exit code 1.
 // and two scopes:
 //  - collective: every rank threw the same error at the same point (see agree() in mpi.hpp);
 //    main prints it once and every rank returns the exit code normally.
@@ -41,6 +43,15 @@ class InputError : public Error {
 
  private:
   std::uint64_t order_;
+};
+
+// A write, flush or close of an output failed (docs/design.md, "Errors"): the run wrote nothing
+// under the final name and removed its temporary file. The message names the file and the cause.
+class IoError : public Error {
+ public:
+  explicit IoError(const std::string& what, bool collective = false) : Error(what, collective) {}
+  int exit_code() const override { return kExitIoFailure; }
+  static constexpr int kExitIoFailure = 4;
 };
 
 // Exit code of a run stopped by a signal after writing a checkpoint (safe to requeue).

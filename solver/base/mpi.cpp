@@ -75,16 +75,20 @@ std::string broadcast(const Comm& comm, const std::string& s, int root) {
 }
 
 void agree(const Comm& comm, const std::function<void()>& fn) {
-  // kind: 0 none, 1 other error, 2 input error (input errors take precedence: a bad file often
-  // makes another rank fail in some other way too)
+  // kind: 0 none, 1 other error, 2 I/O error, 3 input error (input errors take precedence: a
+  // bad file often makes another rank fail in some other way too; a failed write is the
+  // environment's, not a bug, and keeps its own exit code)
   int kind = 0;
   std::uint64_t order = InputError::kNoOrder;
   std::string message;
   try {
     fn();
   } catch (const InputError& e) {
-    kind = 2;
+    kind = 3;
     order = e.order();
+    message = e.what();
+  } catch (const IoError& e) {
+    kind = 2;
     message = e.what();
   } catch (const std::exception& e) {
     kind = 1;
@@ -93,12 +97,13 @@ void agree(const Comm& comm, const std::function<void()>& fn) {
   const int any = allreduce_max(comm, kind);
   if (any == 0) return;
   // Among the errors of the winning kind: the smallest order, then the lowest rank.
-  const std::uint64_t key = kind == 2 ? order : InputError::kNoOrder;
+  const std::uint64_t key = kind == 3 ? order : InputError::kNoOrder;
   const std::uint64_t best_key = allreduce_min(comm, kind == any ? key : InputError::kNoOrder);
   const int candidate = (kind == any && key == best_key) ? comm.rank() : comm.size();
   const int root = allreduce_min(comm, candidate);
   const std::string msg = broadcast(comm, message, root);
-  if (any == 2) throw InputError(msg, best_key, /*collective=*/true);
+  if (any == 3) throw InputError(msg, best_key, /*collective=*/true);
+  if (any == 2) throw IoError(msg, /*collective=*/true);
   throw Error(msg, /*collective=*/true);
 }
 

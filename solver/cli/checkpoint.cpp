@@ -12,6 +12,8 @@
 #include <regex>
 #include <sstream>
 
+#include "io/hdf5.hpp"
+#include "io/model_file.hpp"
 #include "io/output_file.hpp"
 #include "solver/base/hash.hpp"
 #include "solver/base/log.hpp"
@@ -293,6 +295,16 @@ std::optional<io::Checkpoint> Checkpointer::find_resumable(const Partitions& par
       continue;
     }
     check_resumable(comm_, ck, id);
+    mpi::agree(comm_, [&] {
+      // check_resumable compares the data sizes the checkpoint records; these are the ones of
+      // its factors (the header checksum covers both, so this is a second line of defence).
+      if (!ck.shape_matches)
+        throw InputError(fmt::format(
+            "--data: {} ({} users, {} comparisons) contradicts the checkpoint {}, written for "
+            "{} users and {} comparisons; resume with that data or use another --checkpoint-dir",
+            id.data, parts.users.size(), parts.comparisons.size(), path, ck.header.users,
+            ck.header.comparisons));
+    });
     log::info(comm_, "resume: {} (sweep {}{}, written at {} ranks, resumed at {})", path,
               ck.header.sweep, ck.header.user_half_done ? " and the user half-step of the next" : "",
               attr<std::int64_t>(ck, "mpi_ranks"), comm_.size());
@@ -350,6 +362,44 @@ void Checkpointer::write(const FitState& state, const RunIdentity& id, Exchange 
   }
   comm_.barrier();
   log::info(comm_, "checkpoint: wrote {} in {:.3f}s", path, MPI_Wtime() - t0);
+}
+
+bool finished_output(const mpi::Comm& comm, const std::string& out, bool overwrite, int J,
+                     const io::Attributes& expected) {
+  if (overwrite) return false;
+  std::error_code ec;
+  const int exists = mpi::broadcast(comm, comm.rank() == 0 && fs::is_regular_file(out, ec) ? 1 : 0);
+  if (!exists) return false;
+  io::ModelHeader hd;
+  try {
+    hd = io::read_model_header(out, comm);
+  } catch (const Error& e) {
+    if (!e.collective()) throw;
+    return false;  // not a model file: AtomicOutput refuses it as an existing file
+  }
+  bool same = hd.rank == static_cast<std::uint32_t>(J);
+  if (same) {
+    h5::Handle f;
+    mpi::agree(comm, [&] { f = h5::open_file(out, comm); });
+    mpi::agree(comm, [&] {
+      const std::string what = out + ": /";
+      for (const auto& [name, v] : expected) {
+        if (!h5::has_attribute(f.get(), name)) {
+          same = false;
+        } else if (auto* d = std::get_if<double>(&v)) {
+          same = same && h5::read_attribute<double>(f.get(), name, what) == *d;
+        } else if (auto* i = std::get_if<std::int64_t>(&v)) {
+          same = same && h5::read_attribute<std::int64_t>(f.get(), name, what) == *i;
+        } else {
+          same = same && h5::read_string_attribute(f.get(), name, what) == std::get<std::string>(v);
+        }
+      }
+    });
+  }
+  if (same)
+    log::info(comm, "resume: {} already holds the finished fit of this command line: nothing to "
+                    "do (pass --overwrite to fit again)", out);
+  return same;
 }
 
 }  // namespace pref::cli

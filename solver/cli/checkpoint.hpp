@@ -74,6 +74,14 @@ class Checkpointer {
   const mpi::Comm& comm_;
 };
 
+// A requeued `fit --resume` whose run had already finished: true (and said in the log) when
+// `out` exists, overwrite is false, and `out` is a model file of rank J whose recorded options
+// are `expected` (a subset of the model's root attributes): the work is done and the run exits 0.
+// False otherwise (an existing file that is not this run's is then refused as usual).
+// Collective.
+bool finished_output(const mpi::Comm& comm, const std::string& out, bool overwrite, int J,
+                     const io::Attributes& expected);
+
 // The extrapolation's factor stored in a checkpoint of a fit --extrapolate run (the defaults
 // when it has none).
 ExtrapolationState extrapolation_of(const io::Checkpoint& ck);

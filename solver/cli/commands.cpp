@@ -27,6 +27,16 @@ std::uint64_t parse_count(const std::string& text, const std::string& option) {
   return static_cast<std::uint64_t>(v);
 }
 
+const CLI::Validator& finite_number() {
+  static const CLI::Validator v(
+      [](std::string& text) -> std::string {
+        const double x = std::strtod(text.c_str(), nullptr);
+        return std::isfinite(x) ? "" : "'" + text + "' is not a finite number";
+      },
+      "FINITE");
+  return v;
+}
+
 int run(int argc, char** argv, const mpi::Comm& comm) {
   CLI::App app{
       "pref: personalized reward factorization (PReF) at scale.\n"

@@ -22,6 +22,10 @@ Runner add_evaluate(CLI::App& app);
 // InputError naming the option.
 std::uint64_t parse_count(const std::string& text, const std::string& option);
 
+// A CLI11 check that a number option is finite: NaN and infinities are refused at parse time
+// (exit code 2) with the option named.
+const CLI::Validator& finite_number();
+
 // Runs the command line; returns the exit code.
 int run(int argc, char** argv, const mpi::Comm& comm);
 

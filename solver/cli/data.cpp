@@ -21,7 +21,8 @@ LabelMatrix load_split(const io::LabelFile& file, io::Split split, const mpi::Co
     cols.value.resize(out);
   }
   const std::uint64_t users = file.users_of(split);
-  const Partitions p = parts ? *parts : balanced_partitions(comm, cols, users, file.comparisons());
+  const Partitions p =
+      parts ? *parts : balanced_partitions(comm, cols, users, file.comparisons(), file.path());
   return distribute(comm, std::move(cols), p, users, file.comparisons(), opt.duplicates,
                     file.path() + ": " + io::split_group(split));
 }

@@ -90,6 +90,21 @@ SweepRecord record_from_json(const nlohmann::json& j) {
   return r;
 }
 
+// The options of the command line that the model file records (see finished_output).
+io::Attributes finished_attributes(const FitOptions& o) {
+  const FitConfig& c = o.cfg;
+  return {{"data", o.data},
+          {"init", o.init},
+          {"mu_u", c.mu_u},
+          {"mu_z", c.mu_z},
+          {"tol", c.tol},
+          {"seed", static_cast<std::int64_t>(c.seed)},
+          {"newton_steps", static_cast<std::int64_t>(c.newton_steps)},
+          {"extrapolate", static_cast<std::int64_t>(c.extrapolate)},
+          {"max_sweeps", static_cast<std::int64_t>(c.max_sweeps)},
+          {"drop_ties", static_cast<std::int64_t>(o.drop_ties)}};
+}
+
 nlohmann::json without_timings(nlohmann::json j) {
   for (const char* k : {"seconds_user", "seconds_comparison", "seconds_eval"}) j.erase(k);
   return j;
@@ -112,7 +127,8 @@ Runner add_fit(CLI::App& app) {
                  "--init svd: most power iterations of the range finder");
   app.add_option("--svd-power-tol", o->svd.power_tol,
                  "--init svd: end the power iterations when the top J singular value estimates "
-                 "change by less than this (relative) in one; 0: always --svd-power-iterations");
+                 "change by less than this (relative) in one; 0: always --svd-power-iterations")
+      ->check(finite_number());
   app.add_option("--svd-impute-rounds", o->svd.impute_rounds,
                  "--init svd-impute: SVD-reconstruct-impute rounds");
   app.add_option("--svd-qr", o->svd_qr,
@@ -121,7 +137,8 @@ Runner add_fit(CLI::App& app) {
                  "ScaLAPACK pdgeqrf + pdorgqr)")
       ->check(CLI::IsMember({"cholesky", "householder"}));
   app.add_option("--max-sweeps", c.max_sweeps, "Most alternating sweeps");
-  app.add_option("--tol", c.tol, "Stop when the relative objective change is below this");
+  app.add_option("--tol", c.tol, "Stop when the relative objective change is below this")
+      ->check(finite_number());
   app.add_option("--seed", c.seed, "Random seed (initialization)");
   app.add_option("--prior", o->prior,
                  "Users' regularization: population (the default: a prior N(m, Sigma) learned "
@@ -130,8 +147,10 @@ Runner add_fit(CLI::App& app) {
       ->check(CLI::IsMember({"population", "ridge"}));
   o->mu_u = app.add_option("--mu-u", c.mu_u,
                            "--prior ridge: L2 regularization of user weights; --prior "
-                           "population: the prior N(0, I / mu_u) of the first user half-step");
-  app.add_option("--mu-z", c.mu_z, "L2 regularization of comparison factors");
+                           "population: the prior N(0, I / mu_u) of the first user half-step")
+                ->check(finite_number());
+  app.add_option("--mu-z", c.mu_z, "L2 regularization of comparison factors")
+      ->check(finite_number());
   app.add_option("--newton-steps", c.newton_steps, "Newton steps per row per half-step");
   o->extrapolate = app.add_flag(
       "--extrapolate,!--no-extrapolate", c.extrapolate,
@@ -150,11 +169,16 @@ Runner add_fit(CLI::App& app) {
   app.add_flag("--drop-ties", o->drop_ties, "Drop training labels of 0.5 (as the paper does)");
   app.add_option("--threads", c.threads, "OpenMP threads per MPI rank");
   app.add_option("--net-bandwidth", c.net_bytes_per_second,
-                 "Cost model: network bytes per second per rank (chooses the exchange pattern)");
-  app.add_option("--init-scale", c.init_scale, "Random init: standard deviation of entries");
+                 "Cost model: network bytes per second per rank (chooses the exchange pattern)")
+      ->check(finite_number());
+  app.add_option("--init-scale", c.init_scale, "Random init: standard deviation of entries")
+      ->check(finite_number());
   app.add_option("--duplicates", o->duplicates, "Two labels of one (user, comparison)")
       ->check(CLI::IsMember({"error", "mean"}));
-  app.add_option("--metrics", o->metrics, "Append one JSON line per sweep to this file");
+  app.add_option("--metrics", o->metrics,
+                 "Write one JSON line per sweep to this file (an existing file is replaced only "
+                 "with --overwrite, or with --resume, which rewrites the sweeps it continues "
+                 "from)");
   app.add_option("--checkpoint-dir", o->ckpt.dir,
                  "Write checkpoints into this directory (created if needed); SIGTERM and SIGUSR1 "
                  "then make the fit checkpoint and exit with code 3 (docs/checkpoints.md)");
@@ -209,7 +233,9 @@ Runner add_fit(CLI::App& app) {
       signals::install_stop_handlers();
       ckpt.emplace(o->ckpt, comm);
     }
-    io::AtomicOutput out(o->out, o->overwrite, comm);
+    if (o->ckpt.resume && finished_output(comm, o->out, o->overwrite, cfg.J, finished_attributes(*o)))
+      return 0;
+    io::AtomicOutput out(o->out, o->overwrite, comm, "--out", {o->data});
     const io::LabelFile data = io::LabelFile::open(o->data, comm);
     LoadOptions lo{parse_duplicates(o->duplicates), o->drop_ties};
     LabelMatrix train = load_split(data, io::Split::kTrain, comm, std::nullopt, lo);
@@ -218,6 +244,18 @@ Runner add_fit(CLI::App& app) {
       val = load_split(data, io::Split::kValidation, comm, train.parts,
                        {lo.duplicates, false});
     const Partitions parts = train.parts;
+    mpi::agree(comm, [&] {
+      // More factors than users or comparisons cannot be told apart (U Z^T has rank at most
+      // min(users, comparisons)), and the SVD initializations need J singular vectors.
+      if (static_cast<std::uint64_t>(cfg.J) > std::min(train.users, train.comparisons))
+        throw InputError(fmt::format("--rank: {} is more than {} has {} (at most min(users, "
+                                     "comparisons) = {} factors)",
+                                     cfg.J, o->data,
+                                     train.users < train.comparisons
+                                         ? fmt::format("users ({})", train.users)
+                                         : fmt::format("comparisons ({})", train.comparisons),
+                                     std::min(train.users, train.comparisons)));
+    });
     log::info(comm, "fit {}: {} users, {} comparisons, {} training labels{}, J={}, {} ranks x {} threads",
               o->data, train.users, train.comparisons, train.labels,
               val ? fmt::format(", {} validation labels", val->labels) : "", cfg.J, comm.size(),
@@ -271,17 +309,16 @@ Runner add_fit(CLI::App& app) {
         start.pending = record_from_json(nlohmann::json::parse(resumed->header.pending_json));
       start.prior = prior_of(*resumed);
     }
-    std::ofstream metrics;
-    if (!o->metrics.empty())
-      mpi::agree(comm, [&] {
-        if (comm.rank() != 0) return;
-        metrics.open(o->metrics, std::ios::trunc);
-        if (!metrics) throw InputError(o->metrics + ": cannot open for writing (--metrics)");
-        // A resumed run rewrites the sweeps it continues from (a killed run may have written
-        // later ones).
-        for (const auto& j : history) metrics << j.dump() << "\n";
-        metrics.flush();
-      });
+    std::optional<io::LineOutput> metrics;
+    if (!o->metrics.empty()) {
+      // A resumed run rewrites the sweeps it continues from (a killed run may have written
+      // later ones).
+      metrics.emplace(o->metrics, o->overwrite || o->ckpt.resume, comm, "--metrics",
+                      std::vector<std::string>{o->data, o->out});
+      std::vector<std::string> lines;
+      for (const auto& j : history) lines.push_back(j.dump());
+      metrics->write(lines);
+    }
     Factors init;
     if (resumed) {
       init.J = cfg.J;
@@ -320,10 +357,7 @@ Runner add_fit(CLI::App& app) {
     }
     auto on_sweep = [&](const SweepRecord& r) {
       history.push_back(record_json(r, true));
-      if (metrics.is_open()) {
-        metrics << history.back().dump() << "\n";
-        metrics.flush();
-      }
+      if (metrics) metrics->write({history.back().dump()});
       std::string v;
       if (r.prior) {
         std::string ev;

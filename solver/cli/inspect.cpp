@@ -46,9 +46,10 @@ Runner add_inspect(CLI::App& app) {
       if (!f.has(s)) continue;
       LabelColumns cols = f.read(s, comm);
       const std::uint64_t users = f.users_of(s);
-      if (s == io::Split::kTrain) parts = balanced_partitions(comm, cols, users, f.comparisons());
+      if (s == io::Split::kTrain)
+        parts = balanced_partitions(comm, cols, users, f.comparisons(), f.path());
       Partitions p = s == io::Split::kNewUsers
-                         ? balanced_partitions(comm, cols, users, f.comparisons())
+                         ? balanced_partitions(comm, cols, users, f.comparisons(), f.path())
                          : parts;
       LabelMatrix m = distribute(comm, std::move(cols), p, users, f.comparisons(), dups,
                                  o->file + ": " + io::split_group(s));
