@@ -56,7 +56,8 @@ void gradient_hessian(const Eigen::VectorXd& u, const Answers& a, const Penalty&
   if (n > 0) accumulate(u.data(), J, a.Z, a.idx, a.y, out, ws.row);
   // accumulate fills the lower triangle; V_t is used (and written) as a full matrix.
   ws.H.triangularView<Eigen::StrictlyUpper>() = ws.H.transpose();
-  ws.g.noalias() += p.precision * (u - p.mean);
+  ws.diff = u - p.mean;
+  ws.g.noalias() += p.precision * ws.diff;
   ws.H += p.precision;
 }
 
@@ -75,8 +76,8 @@ SolveStats solve(Eigen::VectorXd& u, const Answers& a, const Penalty& p, Workspa
     if (n > 0) project(ws.d.data(), J, a.Z, a.idx, ws.row.steps.data());
     // The penalty's change along t d, summed apart from the losses' (newton.hpp: the
     // objective's own difference would drown in rounding near the optimum).
-    const Eigen::VectorXd Pd = p.precision * ws.d;
-    const double lin = (u - p.mean).dot(Pd), quad = ws.d.dot(Pd);
+    ws.Pd.noalias() = p.precision * ws.d;
+    const double lin = ws.diff.dot(ws.Pd), quad = ws.d.dot(ws.Pd);  // diff = u - m, kept
     int chosen = -1;
     for (int k = 0; k < kLadder && chosen < 0; ++k) {
       const double t = ladder_step(k);
@@ -94,17 +95,27 @@ SolveStats solve(Eigen::VectorXd& u, const Answers& a, const Penalty& p, Workspa
 }
 
 void criterion(const Eigen::VectorXd& u, const Eigen::LLT<Eigen::MatrixXd>& V,
-               const RowMatrix& candidates, Eigen::VectorXd& scores, Eigen::MatrixXd& W) {
+               const Eigen::MatrixXd& candidates, Eigen::VectorXd& scores, Eigen::MatrixXd& W) {
   const Eigen::Index n = candidates.rows();
-  // z^T V^-1 z = |L^-1 z|^2: one triangular solve for the whole pool, J^2 / 2 flops a candidate.
-  W = candidates.transpose();
-  V.matrixL().solveInPlace(W);
-  scores.resize(n);
-  for (Eigen::Index c = 0; c < n; ++c) {
-    const double pr = sigmoid(candidates.row(c).dot(u));
-    const double s = pr * (1 - pr);
-    scores[c] = s * s * W.col(c).squaredNorm();
+  const int J = static_cast<int>(u.size());
+  // z^T V^-1 z = |L^-1 z|^2 for the whole pool at once: a forward substitution on the
+  // candidates as columns (column i holds coordinate i of every candidate), so each of its
+  // J^2 / 2 updates, and the squared norms, are vectorized passes over the pool.
+  thread_local Eigen::ArrayXd norm2;
+  W = candidates;
+  scores.noalias() = W * u;  // the margins, before W is overwritten
+  norm2.setZero(n);
+  const Eigen::MatrixXd& L = V.matrixLLT();  // lower triangle
+  for (int i = 0; i < J; ++i) {
+    for (int j = 0; j < i; ++j) W.col(i) -= L(i, j) * W.col(j);
+    W.col(i) *= 1.0 / L(i, i);
+    norm2 += W.col(i).array().square();
   }
+  // sigma'(m) = e / (1 + e)^2 with e = exp(-|m|) (symmetric, never inf / inf), by Eigen's
+  // vectorized exp.
+  const Eigen::ArrayXd e = (-scores.array().abs()).exp();
+  const Eigen::ArrayXd sp = e / (1 + e).square();
+  scores = (sp.square() * norm2).matrix();
 }
 
 int best_unasked(const Eigen::VectorXd& scores, const std::vector<char>& asked) {

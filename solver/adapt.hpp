@@ -58,9 +58,9 @@ struct Answers {
 
 struct Workspace {
   RowWorkspace row;
-  Eigen::VectorXd g, d, scores, margins;
+  Eigen::VectorXd g, d, scores, margins, diff, Pd;
   Eigen::MatrixXd H, W;
-  RowMatrix candidates;  // the askable pool's Z rows, gathered once per user
+  Eigen::MatrixXd candidates;  // the askable pool's Z rows (column-major), gathered once per user
   std::vector<double> q;
 };
 
@@ -77,9 +77,10 @@ SolveStats solve(Eigen::VectorXd& u, const Answers& a, const Penalty& p, Workspa
 void gradient_hessian(const Eigen::VectorXd& u, const Answers& a, const Penalty& p,
                       Workspace& ws);
 
-// scores[c] = sigma'(u . x_c)^2 x_c^T V^-1 x_c for the rows x_c of `candidates`, V = L L^T.
+// scores[c] = sigma'(u . x_c)^2 x_c^T V^-1 x_c for the rows x_c of `candidates`, V = L L^T;
+// W is scratch.
 void criterion(const Eigen::VectorXd& u, const Eigen::LLT<Eigen::MatrixXd>& V,
-               const RowMatrix& candidates, Eigen::VectorXd& scores, Eigen::MatrixXd& W);
+               const Eigen::MatrixXd& candidates, Eigen::VectorXd& scores, Eigen::MatrixXd& W);
 
 // The index of the largest score among candidates not yet asked; the lowest index among equal
 // scores; -1 when all are asked. NaN scores never win.

@@ -56,6 +56,14 @@ std::vector<int> parse_budgets(const std::string& text, int answers) {
   return b;
 }
 
+// CPU seconds of this process (user + system): on a shared machine the wall time depends on
+// the other load, this does not.
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 double peak_rss_mib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -179,7 +187,13 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   adapt::UserResult res;
   std::uint64_t newton_steps = 0;
   std::vector<double> auc_sum(B, 0.0), auc_users(B, 0.0), above(B, 0.0);
+  // Progress from rank 0's own users (no communication): ranks hold equal counts.
+  std::uint64_t next_report = mine / 10;
   for (std::uint64_t r = 0; r < mine; ++r) {
+    if (r == next_report && r > 0) {
+      log::info(comm, "adapt: {}% of rank 0's {} users done", 100 * r / mine, mine);
+      next_report += mine / 10;
+    }
     const std::uint64_t a = m.by_user.ptr[r], n = m.by_user.row_size(r);
     const std::uint64_t nA = n - std::uint64_t(o.test_answers);
     // The pool in comparison-id order; the last --test-answers entries are held out.
@@ -233,18 +247,21 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   mpi::allreduce(comm, std::span<double>(above), MPI_SUM);
   const std::uint64_t steps = mpi::allreduce_sum(comm, newton_steps);
   const std::vector<double> rss = mpi::allgather(comm, peak_rss_mib());
+  const std::vector<double> cpu = mpi::allgather(comm, cpu_seconds());
   const double total = std::chrono::duration<double>(clock::now() - t0).count();
-  std::string rss_text;
+  std::string rss_text, cpu_text;
   for (double x : rss) rss_text += fmt::format("{}{:.0f}", rss_text.empty() ? "" : " ", x);
+  for (double x : cpu) cpu_text += fmt::format("{}{:.1f}", cpu_text.empty() ? "" : " ", x);
   log::info(comm, "adapt: {} users in {:.2f} s of adaptation ({:.0f} users/s, {:.1f} Newton steps "
-                  "per user), {:.2f} s end to end; peak memory per rank (MiB): {}",
+                  "per user), {:.2f} s end to end; CPU seconds per rank: {}; peak memory per rank "
+                  "(MiB): {}",
             N, adapt_seconds, N / std::max(adapt_seconds, 1e-9),
-            N ? double(steps) / double(N) : 0.0, total, rss_text);
+            N ? double(steps) / double(N) : 0.0, total, cpu_text, rss_text);
   if (me != 0) return 0;
   if (o.json) {
     fmt::print("{{\"users\": {}, \"seconds\": {:.3f}, \"users_per_second\": {:.1f}, "
-               "\"peak_rss_mib\": [{}], \"budgets\": [",
-               N, total, N / std::max(adapt_seconds, 1e-9), rss_text);
+               "\"cpu_seconds\": [{}], \"peak_rss_mib\": [{}], \"budgets\": [",
+               N, total, N / std::max(adapt_seconds, 1e-9), cpu_text, rss_text);
     for (std::size_t b = 0; b < B; ++b)
       fmt::print("{}{{\"answers\": {}, \"users_with_auc\": {}, \"mean_auc\": {}, "
                  "\"share_above_0.8\": {}}}",
