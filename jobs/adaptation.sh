@@ -63,7 +63,7 @@ if [ "${PREF_ADAPT_SCALE:-0}" = 1 ]; then
   uptime | tee "$RUN_DIR/scale.txt"
   start=$(date +%s%N)
   pref_mpirun "$RANKS" "$PREF_BIN" adapt --model "$MODEL" --data "$BIG" \
-    --out "$RUN_DIR/scale_adapted.h5" --answers 40 --select active --prior population \
+    --out "$RUN_DIR/scale_adapted.h5" --answers 40 --select active --prior none \
     --overwrite 2>&1 | tee -a "$RUN_DIR/scale.txt"
   echo "end to end (mpirun included): $(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}') s" |
     tee -a "$RUN_DIR/scale.txt"
