@@ -114,6 +114,12 @@ ModelHeader read_model_header(const std::string& path, const mpi::Comm& comm) {
     }
     if (h5::exists(h, "/prior")) {
       h5::Handle g = h5::open_group(h, "prior", path);
+      const std::string kind = h5::has_attribute(g.get(), "kind")
+                                   ? h5::read_string_attribute(g.get(), "kind", path + ": /prior")
+                                   : std::string();
+      if (kind != "population")
+        throw InputError(fmt::format(
+            "{}: /prior: attribute 'kind' is '{}', expected 'population'", path, kind));
       const std::uint64_t J = hd.rank;
       for (const char* ds : {"mean", "covariance"}) {
         if (!h5::exists(g.get(), ds))

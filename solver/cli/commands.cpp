@@ -50,11 +50,13 @@ int run(int argc, char** argv, const mpi::Comm& comm) {
   CLI::App* imp = app.add_subcommand("import", "Convert a CSV or JSON-lines file of labels into a label file");
   CLI::App* fitc = app.add_subcommand("fit", "Fit user weights and comparison factors by alternating Newton");
   CLI::App* eval = app.add_subcommand("evaluate", "Score a model on a split of a label file");
+  CLI::App* adap = app.add_subcommand("adapt", "Estimate new users' weights from a few chosen answers");
   Runner run_gen = add_generate(*gen);
   Runner run_fit = add_fit(*fitc);
   Runner run_eval = add_evaluate(*eval);
   Runner run_insp = add_inspect(*insp);
   Runner run_imp = add_import(*imp);
+  Runner run_adapt = add_adapt(*adap);
   // CLI11 would print the top-level help with exit code 0 for `pref frobnicate --help`: an
   // unknown command is bad usage whatever follows it.
   if (argc > 1 && argv[1][0] != '-') {
@@ -66,7 +68,7 @@ int run(int argc, char** argv, const mpi::Comm& comm) {
       if (comm.rank() == 0) {
         std::fprintf(stderr,
                      "pref: error: unknown command '%s' (commands: generate, inspect, import, "
-                     "fit, evaluate; see pref --help)\n",
+                     "fit, evaluate, adapt; see pref --help)\n",
                      cmd.c_str());
       }
       return 2;
@@ -91,6 +93,7 @@ int run(int argc, char** argv, const mpi::Comm& comm) {
   if (imp->parsed()) return run_imp(comm);
   if (fitc->parsed()) return run_fit(comm);
   if (eval->parsed()) return run_eval(comm);
+  if (adap->parsed()) return run_adapt(comm);
   return 2;
 }
 

@@ -17,6 +17,7 @@ Runner add_inspect(CLI::App& app);
 Runner add_import(CLI::App& app);
 Runner add_fit(CLI::App& app);
 Runner add_evaluate(CLI::App& app);
+Runner add_adapt(CLI::App& app);
 
 // Parses a count such as "1000", "1e6" or "2.5e3" (it must be a whole number); throws
 // InputError naming the option.

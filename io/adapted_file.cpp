@@ -1,0 +1,73 @@
+#include "io/adapted_file.hpp"
+
+#include "io/hdf5.hpp"
+
+namespace pref::io {
+
+void write_adapted(const std::string& path, const mpi::Comm& comm, const AdaptedHeader& hd,
+                   const Partition& users, const AdaptedRows& rows) {
+  h5::Handle f;
+  mpi::agree(comm, [&] { f = h5::create_file(path, comm); });
+  const std::string what = path;
+  const hid_t h = f.get();
+  h5::write_string_attribute(h, "format", kAdaptedFormat, what);
+  h5::write_attribute<std::uint32_t>(h, "format_version", kAdaptedFormatVersion, what);
+  h5::write_attribute<std::uint64_t>(h, "users", hd.users, what);
+  h5::write_attribute<std::uint64_t>(h, "comparisons", hd.comparisons, what);
+  h5::write_attribute<std::uint32_t>(h, "rank", hd.rank, what);
+  h5::write_attribute<std::uint32_t>(h, "answers", hd.answers, what);
+  h5::write_attribute<std::uint32_t>(h, "test_answers", hd.test_answers, what);
+  h5::write_string_attribute(h, "select", hd.select, what);
+  h5::write_string_attribute(h, "prior", hd.prior, what);
+  h5::write_string_attribute(h, "prior_source", hd.prior_source, what);
+  h5::write_attribute<double>(h, "ridge", hd.ridge, what);
+  h5::write_attribute<std::uint64_t>(h, "seed", hd.seed, what);
+  h5::write_string_attribute(h, "model", hd.model, what);
+  h5::write_string_attribute(h, "data", hd.data, what);
+  h5::write_string_attribute(h, "group", hd.group, what);
+  h5::write_attribute<std::uint32_t>(h, "mpi_ranks", static_cast<std::uint32_t>(comm.size()),
+                                     what);
+  const int me = comm.rank();
+  const std::uint64_t r0 = users.begin(me), n = users.count(me);
+  const hsize_t N = hd.users, J = hd.rank, K = hd.answers, B = hd.budgets.size();
+  {
+    const hsize_t d[2] = {N, J};
+    h5::Handle ds = h5::create_dataset(h, "weights", H5T_IEEE_F64LE, d, what);
+    h5::write_rows<double>(ds.get(), r0, n, rows.weights, comm, what + ": /weights");
+  }
+  {
+    const hsize_t d[3] = {N, J, J};
+    h5::Handle ds = h5::create_dataset(h, "covariance", H5T_IEEE_F64LE, d, what);
+    h5::write_rows<double>(ds.get(), r0, n, rows.covariance, comm, what + ": /covariance");
+  }
+  {
+    const hsize_t d[2] = {N, K};
+    h5::Handle ds = h5::create_dataset(h, "asked", H5T_STD_U32LE, d, what);
+    h5::write_rows<std::uint32_t>(ds.get(), r0, n, rows.asked, comm, what + ": /asked");
+    h5::Handle da = h5::create_dataset(h, "answers", H5T_IEEE_F32LE, d, what);
+    h5::write_rows<float>(da.get(), r0, n, rows.answers, comm, what + ": /answers");
+  }
+  {
+    const hsize_t d1[1] = {B};
+    h5::Handle db = h5::create_dataset(h, "budgets", H5T_STD_U32LE, d1, what);
+    h5::write_rows<std::uint32_t>(db.get(), 0, me == 0 ? B : 0, hd.budgets, comm,
+                                  what + ": /budgets");
+    const hsize_t d[2] = {N, B};
+    h5::Handle ds = h5::create_dataset(h, "budget_auc", H5T_IEEE_F64LE, d, what);
+    h5::write_rows<double>(ds.get(), r0, n, rows.budget_auc, comm, what + ": /budget_auc");
+  }
+  if (!hd.prior_mean.empty()) {
+    h5::Handle g = h5::create_group(h, "prior", what);
+    h5::write_string_attribute(g.get(), "source", hd.prior_source, what);
+    const hsize_t d1[1] = {J};
+    h5::Handle dm = h5::create_dataset(g.get(), "mean", H5T_IEEE_F64LE, d1, what);
+    h5::write_rows<double>(dm.get(), 0, me == 0 ? J : 0, hd.prior_mean, comm, what + ": /prior/mean");
+    const hsize_t d2[2] = {J, J};
+    h5::Handle dc = h5::create_dataset(g.get(), "covariance", H5T_IEEE_F64LE, d2, what);
+    h5::write_rows<double>(dc.get(), 0, me == 0 ? J : 0, hd.prior_covariance, comm,
+                           what + ": /prior/covariance");
+  }
+  mpi::agree(comm, [&] { f.close(path); });
+}
+
+}  // namespace pref::io

@@ -1,0 +1,46 @@
+#pragma once
+// The adapted-users file written by `pref adapt` (docs/format.md, "Adapted users"):
+//   /                 attrs format="pref-adapted", format_version=1, users (N), comparisons (M),
+//                     rank (J), answers (K), test_answers, select, prior, prior_source, ridge,
+//                     seed, model, data, group, mpi_ranks
+//   /weights          N x J float64       the estimate after K answers
+//   /covariance       N x J x J float64   the inverse Hessian of the estimator's objective there
+//   /asked            N x K uint32        comparison ids asked, in order
+//   /answers          N x K float32       the answers used
+//   /budgets          B uint32            budgets at which the held-out AUC was recorded
+//   /budget_auc       N x B float64       held-out ROC-AUC per user and budget (NaN: one class)
+//   /prior/mean, /prior/covariance        the prior used (J, J x J float64), attr source
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "solver/base/mpi.hpp"
+#include "solver/base/partition.hpp"
+
+namespace pref::io {
+
+inline constexpr const char* kAdaptedFormat = "pref-adapted";
+inline constexpr std::uint32_t kAdaptedFormatVersion = 1;
+
+struct AdaptedHeader {
+  std::uint64_t users = 0, comparisons = 0;
+  std::uint32_t rank = 0, answers = 0, test_answers = 0;
+  std::string select, prior, prior_source, model, data, group;
+  double ridge = 0;
+  std::uint64_t seed = 0;
+  std::vector<std::uint32_t> budgets;
+  std::vector<double> prior_mean, prior_covariance;  // empty: no prior used
+};
+
+// This rank's users (rows of the `users` partition), row-major.
+struct AdaptedRows {
+  std::vector<double> weights, covariance, budget_auc;
+  std::vector<std::uint32_t> asked;
+  std::vector<float> answers;
+};
+
+// Collective: every rank writes its rows at its offset of `users`.
+void write_adapted(const std::string& path, const mpi::Comm& comm, const AdaptedHeader& header,
+                   const Partition& users, const AdaptedRows& rows);
+
+}  // namespace pref::io

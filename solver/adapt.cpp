@@ -1,0 +1,215 @@
+#include "solver/adapt.hpp"
+
+#include <Eigen/LU>
+#include <cmath>
+#include <limits>
+
+#include "solver/base/error.hpp"
+#include "solver/base/rng.hpp"
+#include "solver/metrics.hpp"
+
+namespace pref::adapt {
+
+const char* select_name(Select s) {
+  switch (s) {
+    case Select::kRandom: return "random";
+    case Select::kActive: return "active";
+    case Select::kBayes: return "bayes";
+  }
+  return "?";
+}
+
+Penalty Penalty::ridge(int J, double lambda) {
+  Penalty p;
+  p.mean = Eigen::VectorXd::Zero(J);
+  p.precision = lambda * Eigen::MatrixXd::Identity(J, J);
+  return p;
+}
+
+Penalty Penalty::gaussian(const Eigen::VectorXd& mean, const Eigen::MatrixXd& covariance,
+                          const std::string& what) {
+  const int J = static_cast<int>(mean.size());
+  Eigen::LLT<Eigen::MatrixXd> llt(covariance);
+  if (llt.info() != Eigen::Success || !mean.allFinite() || !covariance.allFinite())
+    throw InputError(what + ": the prior covariance is not positive definite");
+  Penalty p;
+  p.mean = mean;
+  p.precision = llt.solve(Eigen::MatrixXd::Identity(J, J));
+  // Exactly symmetric, so that the Hessians built from it are too.
+  p.precision = 0.5 * (p.precision + p.precision.transpose()).eval();
+  return p;
+}
+
+void gradient_hessian(const Eigen::VectorXd& u, const Answers& a, const Penalty& p,
+                      Workspace& ws) {
+  const int J = a.J;
+  const std::size_t n = a.idx.size();
+  ws.g.setZero(J);
+  ws.H.setZero(J, J);
+  ws.row.margins.resize(n);
+  ws.row.probs.resize(n);
+  LabelPass out;
+  out.g = ws.g.data();
+  out.H = ws.H.data();
+  out.margins = ws.row.margins.data();
+  out.probs = ws.row.probs.data();
+  if (n > 0) accumulate(u.data(), J, a.Z, a.idx, a.y, out, ws.row);
+  // accumulate fills the lower triangle; V_t is used (and written) as a full matrix.
+  ws.H.triangularView<Eigen::StrictlyUpper>() = ws.H.transpose();
+  ws.diff = u - p.mean;
+  ws.g.noalias() += p.precision * ws.diff;
+  ws.H += p.precision;
+}
+
+SolveStats solve(Eigen::VectorXd& u, const Answers& a, const Penalty& p, Workspace& ws) {
+  SolveStats st;
+  const int J = a.J;
+  const std::size_t n = a.idx.size();
+  for (;;) {
+    gradient_hessian(u, a, p, ws);
+    st.grad_inf = ws.g.cwiseAbs().maxCoeff();
+    if (st.grad_inf <= kGradTol || st.steps >= kMaxNewtonSteps) break;
+    if (!direction(ws.H, ws.g, ws.d)) break;
+    const double gd = ws.g.dot(ws.d);
+    if (!(gd < 0)) break;
+    ws.row.steps.resize(n);
+    if (n > 0) project(ws.d.data(), J, a.Z, a.idx, ws.row.steps.data());
+    // The penalty's change along t d, summed apart from the losses' (newton.hpp: the
+    // objective's own difference would drown in rounding near the optimum).
+    ws.Pd.noalias() = p.precision * ws.d;
+    const double lin = ws.diff.dot(ws.Pd), quad = ws.d.dot(ws.Pd);  // diff = u - m, kept
+    int chosen = -1;
+    for (int k = 0; k < kLadder && chosen < 0; ++k) {
+      const double t = ladder_step(k);
+      double df = t * lin + 0.5 * t * t * quad;
+      if (n > 0)
+        df += loss_change(ws.row.margins.data(), ws.row.probs.data(), ws.row.steps.data(),
+                          a.y.data(), n, t, ws.row.change);
+      if (df <= kArmijo * t * gd) chosen = k;
+    }
+    if (chosen < 0) break;
+    u += ladder_step(chosen) * ws.d;
+    ++st.steps;
+  }
+  return st;
+}
+
+void criterion(const Eigen::VectorXd& u, const Eigen::LLT<Eigen::MatrixXd>& V,
+               const Eigen::MatrixXd& candidates, Eigen::VectorXd& scores, Eigen::MatrixXd& W) {
+  const Eigen::Index n = candidates.rows();
+  const int J = static_cast<int>(u.size());
+  // z^T V^-1 z = |L^-1 z|^2 for the whole pool at once: a forward substitution on the
+  // candidates as columns (column i holds coordinate i of every candidate), so each of its
+  // J^2 / 2 updates, and the squared norms, are vectorized passes over the pool.
+  thread_local Eigen::ArrayXd norm2;
+  W = candidates;
+  scores.noalias() = W * u;  // the margins, before W is overwritten
+  norm2.setZero(n);
+  const Eigen::MatrixXd& L = V.matrixLLT();  // lower triangle
+  for (int i = 0; i < J; ++i) {
+    for (int j = 0; j < i; ++j) W.col(i) -= L(i, j) * W.col(j);
+    W.col(i) *= 1.0 / L(i, i);
+    norm2 += W.col(i).array().square();
+  }
+  // sigma'(m) = e / (1 + e)^2 with e = exp(-|m|) (symmetric, never inf / inf), by Eigen's
+  // vectorized exp.
+  const Eigen::ArrayXd e = (-scores.array().abs()).exp();
+  const Eigen::ArrayXd sp = e / (1 + e).square();
+  scores = (sp.square() * norm2).matrix();
+}
+
+int best_unasked(const Eigen::VectorXd& scores, const std::vector<char>& asked) {
+  int best = -1;
+  for (Eigen::Index c = 0; c < scores.size(); ++c) {
+    if (asked[c] || std::isnan(scores[c])) continue;
+    // Strictly greater: the first (lowest) index of equal scores stays.
+    if (best < 0 || scores[c] > scores[best]) best = static_cast<int>(c);
+  }
+  return best;
+}
+
+namespace {
+double held_out_auc(const Eigen::VectorXd& u, const double* Z, int J, const UserPool& pool) {
+  std::vector<Scored> items(pool.test_comparison.size());
+  Eigen::Map<const Eigen::VectorXd> uv(u.data(), J);
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    Eigen::Map<const Eigen::VectorXd> z(Z + std::size_t(pool.test_comparison[k]) * J, J);
+    items[k] = {z.dot(uv), pool.test_value[k]};
+  }
+  return group_auc(items);
+}
+
+// Index of the r-th not yet asked pool entry.
+int nth_unasked(const std::vector<char>& asked, std::uint64_t r) {
+  for (std::size_t c = 0; c < asked.size(); ++c)
+    if (!asked[c] && r-- == 0) return static_cast<int>(c);
+  return -1;
+}
+}  // namespace
+
+void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool,
+                const Plan& plan, Workspace& ws, UserResult& out) {
+  const std::size_t nA = pool.comparison.size();
+  const int K = plan.answers;
+  ws.candidates.resize(static_cast<Eigen::Index>(nA), J);
+  for (std::size_t c = 0; c < nA; ++c)
+    ws.candidates.row(c) =
+        Eigen::Map<const Eigen::RowVectorXd>(Z + std::size_t(pool.comparison[c]) * J, J);
+  std::vector<char> asked(nA, 0);
+  out.asked.clear();
+  out.answers.clear();
+  out.budget_auc.assign(plan.budgets.size(), std::numeric_limits<double>::quiet_NaN());
+  out.newton_steps = 0;
+  Rng rng(plan.seed, static_cast<Stream>(kAdaptStream), user);
+
+  const bool chooses = plan.select != Select::kRandom;
+  // With the criterion's penalty the same as the estimator's, one solve serves both.
+  const bool one_solve = chooses && plan.selection == plan.estimate;
+  Eigen::VectorXd u_sel = chooses ? plan.selection->mean : Eigen::VectorXd();
+  Eigen::VectorXd u_est = plan.estimate->mean;
+  Eigen::LLT<Eigen::MatrixXd> V;
+  auto answers = [&] {
+    return Answers{Z, J, std::span<const std::uint32_t>(out.asked),
+                   std::span<const float>(out.answers)};
+  };
+  if (plan.select == Select::kBayes) {
+    // No answers yet: the MAP is the prior mean and V_0 the prior precision, so even the first
+    // question is chosen by the criterion.
+    gradient_hessian(u_sel, answers(), *plan.selection, ws);
+    V.compute(ws.H);
+  }
+  std::size_t b = 0;
+  for (int t = 0; t < K; ++t) {
+    int pick;
+    if (!chooses || (plan.select == Select::kActive && t == 0)) {
+      pick = nth_unasked(asked, rng.below(nA - std::size_t(t)));
+    } else {
+      criterion(u_sel, V, ws.candidates, ws.scores, ws.W);
+      pick = best_unasked(ws.scores, asked);
+      if (pick < 0) pick = nth_unasked(asked, 0);  // every score NaN: cannot happen for PD V
+    }
+    asked[pick] = 1;
+    out.asked.push_back(pool.comparison[pick]);
+    out.answers.push_back(pool.value[pick]);
+    if (chooses) {
+      // V_{t+1} is recomputed in full at the new estimate (O(t J^2) + a J x J Cholesky): every
+      // asked comparison's weight sigma'(u . z_s) changes with u, so a Sherman-Morrison update
+      // by the new answer's term alone would not equal the formula.
+      out.newton_steps += solve(u_sel, answers(), *plan.selection, ws).steps;
+      V.compute(ws.H);
+    }
+    const bool at_budget = b < plan.budgets.size() && plan.budgets[b] == t + 1;
+    if (at_budget || t + 1 == K) {
+      if (one_solve) u_est = u_sel;
+      else out.newton_steps += solve(u_est, answers(), *plan.estimate, ws).steps;
+      if (at_budget) out.budget_auc[b++] = held_out_auc(u_est, Z, J, pool);
+    }
+  }
+  out.u = u_est;
+  gradient_hessian(u_est, answers(), *plan.estimate, ws);
+  Eigen::LLT<Eigen::MatrixXd> H(ws.H);
+  out.covariance = H.solve(Eigen::MatrixXd::Identity(J, J));
+  out.covariance = 0.5 * (out.covariance + out.covariance.transpose()).eval();
+}
+
+}  // namespace pref::adapt

@@ -1,0 +1,122 @@
+#pragma once
+// New users from a few answers (issue 13, docs/design.md "Adapting new users"): with the
+// comparison factors Z fixed, a new user's weights u are the minimizer of
+//   f(u) = sum_k BCE(sigmoid(z_{c_k} . u), y_k) + 1/2 (u - m)^T P (u - m)
+// over the answers given so far, where the penalty (m, P) is either the population prior
+// N(m, Sigma) with P = Sigma^-1 (MAP) or the paper's 0.001 I ridge around 0 (its MLE made
+// well defined). f is solved exactly by Newton with the row solver's line-search ladder.
+//
+// Questions come from the user's pool only. After t answers with estimate u_t,
+//   V_t = P + sum_{s asked} sigma'(u_t . z_s) z_s z_s^T
+// is the Hessian of f at u_t, and the next question is the unasked pool comparison maximizing
+//   sigma'(u_t . z)^2 z^T V_t^-1 z
+// (the paper's criterion with P = 0.001 I and the MLE for `active`; with the prior's precision
+// and the MAP for `bayes`). Ties go to the lowest pool index.
+//
+// Everything about one user is a pure function of the user's pool, Z, the penalty and the seed,
+// so results do not depend on the rank count.
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "solver/newton.hpp"
+
+namespace pref::adapt {
+
+enum class Select { kRandom, kActive, kBayes };
+const char* select_name(Select s);
+
+// The paper's ridge of the new-user MLE (PReF_code discover_user.py: V_0 = 0.001 I).
+inline constexpr double kPaperRidge = 1e-3;
+// Newton stops when every gradient coordinate is at most this (the tests check 1e-8). Tight,
+// because the MLE's Hessian can be as small as the 0.001 ridge: u is then only known to
+// |g| / 0.001.
+inline constexpr double kGradTol = 1e-12;
+inline constexpr int kMaxNewtonSteps = 200;
+
+// The Gaussian penalty 1/2 (u - mean)^T precision (u - mean).
+struct Penalty {
+  Eigen::VectorXd mean;
+  Eigen::MatrixXd precision;  // symmetric positive definite
+  static Penalty ridge(int J, double lambda);
+  // From a covariance; throws InputError naming `what` when it is not positive definite.
+  static Penalty gaussian(const Eigen::VectorXd& mean, const Eigen::MatrixXd& covariance,
+                          const std::string& what);
+  int J() const { return static_cast<int>(mean.size()); }
+};
+
+// The answers a user has given: rows idx[k] of Z (row-major, J columns) with labels y[k].
+struct Answers {
+  const double* Z = nullptr;
+  int J = 0;
+  std::span<const std::uint32_t> idx;
+  std::span<const float> y;
+};
+
+struct Workspace {
+  RowWorkspace row;
+  Eigen::VectorXd g, d, scores, margins, diff, Pd;
+  Eigen::MatrixXd H, W;
+  Eigen::MatrixXd candidates;  // the askable pool's Z rows (column-major), gathered once per user
+  std::vector<double> q;
+};
+
+struct SolveStats {
+  int steps = 0;
+  double grad_inf = 0;  // max |gradient coordinate| at the returned u
+};
+
+// Minimizes f by Newton from u (warm start). On return ws.H holds the full symmetric Hessian of
+// f at the returned u (V_t above) and ws.g the gradient there.
+SolveStats solve(Eigen::VectorXd& u, const Answers& a, const Penalty& p, Workspace& ws);
+
+// Gradient and full symmetric Hessian of f at u (into ws.g, ws.H).
+void gradient_hessian(const Eigen::VectorXd& u, const Answers& a, const Penalty& p,
+                      Workspace& ws);
+
+// scores[c] = sigma'(u . x_c)^2 x_c^T V^-1 x_c for the rows x_c of `candidates`, V = L L^T;
+// W is scratch.
+void criterion(const Eigen::VectorXd& u, const Eigen::LLT<Eigen::MatrixXd>& V,
+               const Eigen::MatrixXd& candidates, Eigen::VectorXd& scores, Eigen::MatrixXd& W);
+
+// The index of the largest score among candidates not yet asked; the lowest index among equal
+// scores; -1 when all are asked. NaN scores never win.
+int best_unasked(const Eigen::VectorXd& scores, const std::vector<char>& asked);
+
+struct UserPool {
+  std::span<const std::uint32_t> comparison;  // askable part, in pool order
+  std::span<const float> value;
+  std::span<const std::uint32_t> test_comparison;  // held out, never asked
+  std::span<const float> test_value;
+};
+
+struct Plan {
+  Select select = Select::kActive;
+  int answers = 10;
+  std::vector<int> budgets;        // increasing, each in 1..answers: held-out AUC recorded there
+  std::uint64_t seed = 1;
+  const Penalty* estimate = nullptr;   // the reported estimator
+  const Penalty* selection = nullptr;  // the criterion's (active: ridge, bayes: prior)
+};
+
+struct UserResult {
+  Eigen::VectorXd u;
+  Eigen::MatrixXd covariance;  // inverse Hessian of the estimator's f at u
+  std::vector<std::uint32_t> asked;
+  std::vector<float> answers;
+  std::vector<double> budget_auc;  // per budget; NaN when the test part lacks a class
+  int newton_steps = 0;
+};
+
+// Runs one user's question loop. user is the global id (it keys the random stream).
+void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool,
+                const Plan& plan, Workspace& ws, UserResult& out);
+
+// The Philox stream of the random question choices (and of `active`'s first question):
+// draw t of user i picks uniformly among the unasked pool entries, Rng(seed, kAdaptStream, i).
+inline constexpr std::uint32_t kAdaptStream = 101;
+
+}  // namespace pref::adapt

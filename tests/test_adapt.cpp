@@ -1,0 +1,312 @@
+// New-user adaptation (solver/adapt.cpp) against independent dense references written here:
+//  - the MAP (population prior) and the MLE (0.001 I ridge) satisfy their optimality conditions
+//    to 1e-8 and match a plain dense Newton (LU solves, direct objective) on small random cases,
+//    separable answers included;
+//  - the active and bayes criteria pick what a brute-force evaluation of the formula picks
+//    (V_t rebuilt from its definition and inverted by LU for every candidate), ties included
+//    (every candidate duplicated, so the maximum is always tied and the lowest index must win),
+//    and so does every step of a whole question loop, replayed;
+//  - the posterior covariance is the inverse of the Hessian recomputed independently;
+//  - the held-out AUC at each budget is the Mann-Whitney AUC of the estimate at that budget;
+//  - the population moments used as the fallback prior are the same at every rank count.
+// Runs at 1, 2 and 4 ranks: every rank computes the same cases (and must agree).
+#include <gtest/gtest.h>
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "solver/adapt.hpp"
+#include "solver/base/mpi.hpp"
+
+using namespace pref;
+using Matrix = Eigen::MatrixXd;
+using Vector = Eigen::VectorXd;
+
+namespace {
+
+double ref_sigmoid(double m) { return 1.0 / (1.0 + std::exp(-m)); }
+double ref_softplus(double m) { return m > 0 ? m + std::log1p(std::exp(-m)) : std::log1p(std::exp(m)); }
+
+struct Case {
+  int J = 4, M = 40;
+  RowMatrix Z;
+  std::vector<std::uint32_t> idx;
+  std::vector<float> y;
+  adapt::Penalty prior;
+};
+
+Case make_case(unsigned seed, int J, int M, int answers, bool separable) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> nd;
+  Case c;
+  c.J = J;
+  c.M = M;
+  c.Z.resize(M, J);
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < J; ++j) c.Z(i, j) = nd(gen);
+  Vector truth(J);
+  for (auto& x : truth) x = nd(gen);
+  std::vector<std::uint32_t> perm(M);
+  for (int i = 0; i < M; ++i) perm[i] = i;
+  std::shuffle(perm.begin(), perm.end(), gen);
+  std::uniform_real_distribution<double> ud;
+  for (int k = 0; k < answers; ++k) {
+    c.idx.push_back(perm[k]);
+    const double m = c.Z.row(perm[k]).dot(truth);
+    float y = ud(gen) < ref_sigmoid(m) ? 1.0f : 0.0f;
+    if (!separable && ud(gen) < 0.15) y = 0.5f;
+    if (separable) y = m > 0 ? 1.0f : 0.0f;
+    c.y.push_back(y);
+  }
+  Matrix A(J, J);
+  for (auto& x : A.reshaped()) x = nd(gen);
+  Matrix cov = A * A.transpose() / J + 0.3 * Matrix::Identity(J, J);
+  Vector mean(J);
+  for (auto& x : mean) x = 0.5 * nd(gen);
+  c.prior = adapt::Penalty::gaussian(mean, cov, "test");
+  return c;
+}
+
+// The objective, gradient and Hessian straight from their definitions.
+double ref_f(const Case& c, const Vector& u, const adapt::Penalty& p) {
+  double f = 0.5 * (u - p.mean).dot(p.precision * (u - p.mean));
+  for (std::size_t k = 0; k < c.idx.size(); ++k) {
+    const double m = c.Z.row(c.idx[k]).dot(u);
+    f += ref_softplus(m) - c.y[k] * m;
+  }
+  return f;
+}
+Vector ref_grad(const Case& c, const Vector& u, const adapt::Penalty& p) {
+  Vector g = p.precision * (u - p.mean);
+  for (std::size_t k = 0; k < c.idx.size(); ++k) {
+    const Vector z = c.Z.row(c.idx[k]).transpose();
+    g += (ref_sigmoid(z.dot(u)) - c.y[k]) * z;
+  }
+  return g;
+}
+Matrix ref_hessian(const Case& c, const std::vector<std::uint32_t>& idx, const Vector& u,
+                   const Matrix& P) {
+  Matrix H = P;
+  for (std::uint32_t i : idx) {
+    const Vector z = c.Z.row(i).transpose();
+    const double s = ref_sigmoid(z.dot(u));
+    H += s * (1 - s) * z * z.transpose();
+  }
+  return H;
+}
+// Damped Newton with LU solves and halving on the objective itself; once the gradient is small,
+// plain Newton steps (the objective's own differences are then below its rounding).
+Vector ref_solve(const Case& c, const adapt::Penalty& p) {
+  Vector u = p.mean;
+  for (int it = 0; it < 500; ++it) {
+    const Vector g = ref_grad(c, u, p);
+    if (g.cwiseAbs().maxCoeff() < 1e-13) break;
+    const Vector d = -ref_hessian(c, c.idx, u, p.precision).partialPivLu().solve(g);
+    double t = 1;
+    const double f0 = ref_f(c, u, p);
+    if (g.cwiseAbs().maxCoeff() > 1e-6)
+      while (t > 1e-10 && ref_f(c, u + t * d, p) > f0 + 1e-4 * t * g.dot(d)) t /= 2;
+    u += t * d;
+  }
+  return u;
+}
+
+adapt::Answers answers_of(const Case& c) {
+  return {c.Z.data(), c.J, std::span<const std::uint32_t>(c.idx), std::span<const float>(c.y)};
+}
+
+// The argmax of the formula over unasked candidates, V rebuilt and inverted for each candidate.
+int brute_force_pick(const Case& c, const std::vector<std::uint32_t>& pool,
+                     const std::vector<char>& asked, const std::vector<std::uint32_t>& answered,
+                     const Vector& u, const Matrix& P) {
+  int best = -1;
+  double best_score = -1;
+  for (std::size_t k = 0; k < pool.size(); ++k) {
+    if (asked[k]) continue;
+    const Matrix Vinv = ref_hessian(c, answered, u, P).inverse();
+    const Vector z = c.Z.row(pool[k]).transpose();
+    const double s = ref_sigmoid(z.dot(u)) * (1 - ref_sigmoid(z.dot(u)));
+    const double score = s * s * z.dot(Vinv * z);
+    if (best < 0 || score > best_score) {
+      best = static_cast<int>(k);
+      best_score = score;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+TEST(Adapt, MapAndMleMeetOptimalityAndMatchDenseReference) {
+  int cases = 0;
+  for (unsigned seed = 1; seed <= 40; ++seed) {
+    for (bool separable : {false, true}) {
+      const int J = 1 + seed % 6, answers = 1 + (seed * 7) % 30;
+      Case c = make_case(seed, J, 40, answers, separable);
+      const adapt::Penalty ridge = adapt::Penalty::ridge(J, adapt::kPaperRidge);
+      for (const adapt::Penalty* p : {static_cast<const adapt::Penalty*>(&c.prior), &ridge}) {
+        SCOPED_TRACE(::testing::Message() << "seed " << seed << " J " << J << " answers "
+                                          << answers << (separable ? " separable" : "")
+                                          << (p == &ridge ? " MLE" : " MAP"));
+        adapt::Workspace ws;
+        Vector u = p->mean;
+        const adapt::SolveStats st = adapt::solve(u, answers_of(c), *p, ws);
+        EXPECT_LE(st.grad_inf, 1e-8);
+        EXPECT_LE(ref_grad(c, u, *p).cwiseAbs().maxCoeff(), 1e-8);
+        const Vector ref = ref_solve(c, *p);
+        ASSERT_LE(ref_grad(c, ref, *p).cwiseAbs().maxCoeff(), 1e-12);
+        EXPECT_LE((u - ref).cwiseAbs().maxCoeff(), 1e-8 * std::max(1.0, ref.cwiseAbs().maxCoeff()));
+        // ws.H is the Hessian at the returned u (V_t of the criterion).
+        EXPECT_LE((ws.H - ref_hessian(c, c.idx, u, p->precision)).cwiseAbs().maxCoeff(), 1e-10);
+        ++cases;
+      }
+    }
+  }
+  EXPECT_EQ(cases, 160);
+}
+
+TEST(Adapt, WarmStartReachesTheSameOptimum) {
+  Case c = make_case(7, 5, 50, 25, false);
+  adapt::Workspace ws;
+  Vector cold = c.prior.mean, warm = Vector::Constant(5, 3.0);
+  adapt::solve(cold, answers_of(c), c.prior, ws);
+  adapt::solve(warm, answers_of(c), c.prior, ws);
+  EXPECT_LE((cold - warm).cwiseAbs().maxCoeff(), 1e-9);
+}
+
+TEST(Adapt, CriterionPicksTheBruteForceArgmaxIncludingTies) {
+  std::mt19937_64 gen(99);
+  int checked = 0, tied = 0;
+  for (unsigned seed = 1; seed <= 60; ++seed) {
+    const int J = 1 + seed % 7;
+    Case c = make_case(seed, J, 30, 0, false);
+    // Every comparison twice in the pool, so the best score is always reached twice.
+    std::vector<std::uint32_t> pool;
+    for (int i = 0; i < 30; ++i) pool.push_back(i);
+    for (int i = 0; i < 30; ++i) pool.push_back(i);
+    std::vector<char> asked(pool.size(), 0);
+    std::vector<std::uint32_t> answered;
+    const int t = static_cast<int>(seed % 12);
+    for (int k = 0; k < t; ++k) {  // both copies asked, so every unasked score stays tied
+      asked[k * 3 % 30] = asked[k * 3 % 30 + 30] = 1;
+      answered.push_back(pool[k * 3 % 30]);
+    }
+    Vector u(J);
+    std::normal_distribution<double> nd;
+    for (auto& x : u) x = nd(gen);
+    const adapt::Penalty ridge = adapt::Penalty::ridge(J, adapt::kPaperRidge);
+    for (const adapt::Penalty* p : {&ridge, static_cast<const adapt::Penalty*>(&c.prior)}) {
+      RowMatrix cand(pool.size(), J);
+      for (std::size_t k = 0; k < pool.size(); ++k) cand.row(k) = c.Z.row(pool[k]);
+      Eigen::LLT<Matrix> V(ref_hessian(c, answered, u, p->precision));
+      Vector scores;
+      Matrix W;
+      adapt::criterion(u, V, cand, scores, W);
+      const int got = adapt::best_unasked(scores, asked);
+      const int want = brute_force_pick(c, pool, asked, answered, u, p->precision);
+      EXPECT_EQ(got, want) << "seed " << seed;
+      EXPECT_LT(got, 30);  // the first copy of the tied pair
+      // The duplicate has exactly the same score: a real tie.
+      tied += scores[got] == scores[got + 30];
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 120);
+  EXPECT_EQ(tied, 120);
+}
+
+TEST(Adapt, QuestionLoopMatchesBruteForceAtEveryStep) {
+  for (adapt::Select sel : {adapt::Select::kActive, adapt::Select::kBayes}) {
+    for (unsigned seed = 1; seed <= 6; ++seed) {
+      const int J = 2 + seed % 5, M = 70;
+      Case c = make_case(100 + seed, J, M, M, false);  // labels for all M comparisons
+      const adapt::Penalty ridge = adapt::Penalty::ridge(J, adapt::kPaperRidge);
+      // Pool: comparisons 0..49 askable (their labels c.y by comparison), 50..69 held out.
+      std::vector<std::uint32_t> comp(M), test_comp;
+      std::vector<float> val(M), test_val;
+      for (std::size_t k = 0; k < c.idx.size(); ++k) val[c.idx[k]] = c.y[k];
+      for (int i = 0; i < M; ++i) comp[i] = i;
+      adapt::UserPool pool{{comp.data(), 50}, {val.data(), 50}, {comp.data() + 50, 20},
+                           {val.data() + 50, 20}};
+      adapt::Plan plan;
+      plan.select = sel;
+      plan.answers = 15;
+      plan.budgets = {1, 5, 15};
+      plan.seed = seed;
+      plan.estimate = &c.prior;
+      plan.selection = sel == adapt::Select::kBayes ? &c.prior : &ridge;
+      adapt::Workspace ws;
+      adapt::UserResult res;
+      adapt::adapt_user(seed, c.Z.data(), J, pool, plan, ws, res);
+      ASSERT_EQ(res.asked.size(), 15u);
+      // Replay: before question t, the selection estimate from the first t answers.
+      std::vector<char> asked(50, 0);
+      std::vector<std::uint32_t> pool_ids(comp.begin(), comp.begin() + 50);
+      for (int t = 0; t < 15; ++t) {
+        Case sub = c;
+        sub.idx.assign(res.asked.begin(), res.asked.begin() + t);
+        sub.y.assign(res.answers.begin(), res.answers.begin() + t);
+        if (t > 0 || sel == adapt::Select::kBayes) {
+          Vector u = plan.selection->mean;
+          adapt::Workspace w2;
+          adapt::solve(u, answers_of(sub), *plan.selection, w2);
+          const int want = brute_force_pick(c, pool_ids, asked, sub.idx, u,
+                                            plan.selection->precision);
+          EXPECT_EQ(res.asked[t], pool_ids[want]) << adapt::select_name(sel) << " step " << t;
+        }
+        EXPECT_FALSE(asked[res.asked[t]]);
+        EXPECT_LT(res.asked[t], 50u);  // never a held-out comparison
+        EXPECT_EQ(res.answers[t], val[res.asked[t]]);
+        asked[res.asked[t]] = 1;
+      }
+      // The posterior covariance is the inverse of the Hessian at the estimate.
+      Case all = c;
+      all.idx = res.asked;
+      all.y = res.answers;
+      const Matrix Hinv = ref_hessian(c, res.asked, res.u, c.prior.precision).inverse();
+      EXPECT_LE((res.covariance - Hinv).cwiseAbs().maxCoeff(),
+                1e-10 * Hinv.cwiseAbs().maxCoeff());
+      EXPECT_LE(ref_grad(all, res.u, c.prior).cwiseAbs().maxCoeff(), 1e-8);
+      // The held-out AUC at the last budget, by pairs.
+      double wins = 0, pairs = 0;
+      for (int a = 50; a < M; ++a)
+        for (int b = 50; b < M; ++b)
+          if (val[a] > 0.5f && val[b] < 0.5f) {
+            const double sa = c.Z.row(a).dot(res.u), sb = c.Z.row(b).dot(res.u);
+            wins += sa > sb ? 1 : sa == sb ? 0.5 : 0;
+            pairs += 1;
+          }
+      if (pairs > 0) {
+        EXPECT_NEAR(res.budget_auc[2], wins / pairs, 1e-12);
+      }
+    }
+  }
+}
+
+TEST(Adapt, RandomChoiceIsReproducibleAndUsesOnlyThePool) {
+  Case c = make_case(3, 3, 60, 60, false);
+  std::vector<std::uint32_t> comp(60);
+  std::vector<float> val(60, 1.0f);
+  for (int i = 0; i < 60; ++i) comp[i] = i;
+  adapt::UserPool pool{{comp.data(), 40}, {val.data(), 40}, {comp.data() + 40, 20},
+                       {val.data() + 40, 20}};
+  adapt::Plan plan;
+  plan.select = adapt::Select::kRandom;
+  plan.answers = 40;  // the whole askable pool
+  plan.budgets = {40};
+  plan.estimate = &c.prior;
+  adapt::Workspace ws;
+  adapt::UserResult a, b, other;
+  adapt::adapt_user(5, c.Z.data(), 3, pool, plan, ws, a);
+  adapt::adapt_user(5, c.Z.data(), 3, pool, plan, ws, b);
+  adapt::adapt_user(6, c.Z.data(), 3, pool, plan, ws, other);
+  EXPECT_EQ(a.asked, b.asked);
+  EXPECT_NE(a.asked, other.asked);  // another user, another order
+  std::vector<std::uint32_t> sorted = a.asked;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sorted, std::vector<std::uint32_t>(comp.begin(), comp.begin() + 40));
+  EXPECT_TRUE(std::isnan(a.budget_auc[0]));  // one class only in the held-out part
+}
