@@ -35,8 +35,12 @@ class AdaptCli : public ::testing::Test {
     must(run_pref(2, gen(path("data.h5"), kComparisons, kNewUsers)));
     must(run_pref(2, gen(path("other_m.h5"), kComparisons + 1, kNewUsers)));
     must(run_pref(2, gen(path("no_new.h5"), kComparisons, 0)));
+    // A ridge model (no /prior: the fallback; the tests add their own), and one with the fit's
+    // population prior (the default).
     must(run_pref(2, {"fit", "--data", path("data.h5"), "--rank", std::to_string(kRank),
-                      "--max-sweeps", "8", "--out", path("model.h5")}));
+                      "--max-sweeps", "8", "--prior", "ridge", "--out", path("model.h5")}));
+    must(run_pref(2, {"fit", "--data", path("data.h5"), "--rank", std::to_string(kRank),
+                      "--max-sweeps", "8", "--out", path("model_fitted_prior.h5")}));
     must(run_pref(2, {"fit", "--data", path("data.h5"), "--model", "shared", "--rank", "1", "--max-sweeps", "3",
                       "--out", path("shared.h5")}));
   }
@@ -174,6 +178,21 @@ TEST_F(AdaptCli, StoredPriorIsUsedElseTheFittedUsersMoments) {
   const RunResult fb = run_pref(2, adapt_args(path("fallback.h5"), {"--select", "bayes"}));
   must(fb);
   EXPECT_TRUE(contains(fb.err, "has no /prior group; using the mean and covariance")) << fb.err;
+  // A model of `pref fit` with its default population prior: that prior is what adapt uses.
+  auto fitted = adapt_args(path("fitted_prior.h5"), {"--select", "bayes"});
+  fitted[2] = path("model_fitted_prior.h5");
+  const RunResult fp = run_pref(2, fitted);
+  must(fp);
+  EXPECT_TRUE(contains(fp.err, "the population prior stored in")) << fp.err;
+  {
+    H5Id m = h5_open(path("model_fitted_prior.h5"));
+    H5Id a = h5_open(path("fitted_prior.h5"));
+    EXPECT_EQ(h5_read<double>(a, "/prior/mean"), h5_read<double>(m, "/prior/mean"));
+    const auto ca = h5_read<double>(a, "/prior/covariance");
+    const auto cm = h5_read<double>(m, "/prior/covariance");
+    ASSERT_EQ(ca.size(), cm.size());
+    for (std::size_t k = 0; k < ca.size(); ++k) EXPECT_NEAR(ca[k], cm[k], 1e-14) << k;
+  }
   // Another prior, other answers chosen.
   H5Id g = h5_open(path("fallback.h5"));
   EXPECT_NE(h5_read<double>(g, "/prior/mean"), (std::vector<double>{0.5, -0.25, 0.125}));

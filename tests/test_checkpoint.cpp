@@ -391,7 +391,7 @@ TEST_F(Checkpoint, ExtrapolationStateIsCheckpointed) {
                                   "/ckpt-000007.h5, written with --extrapolate off"))
       << r.err;
   const std::string ck2 = path("ck-ex-refuse-2");
-  r = run_raising_at(15, 2, ck_args(path("ex-refuse-2.h5"), ck2));
+  r = run_raising_at(15, 2, ck_args(path("ex-refuse-2.h5"), ck2, 5, kSweeps, ex));
   ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
   r = run_pref(2, ck_args(path("ex-refuse-2.h5"), ck2, 5, kSweeps, {"--no-extrapolate"}));
   EXPECT_EQ(r.exit_code, 2) << r.err;

@@ -234,12 +234,13 @@ void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const RunI
       refuse("--drop-ties", id.drop_ties ? "on" : "off", attr<std::int64_t>(ck, "drop_ties") ? "on" : "off");
     if (attr<std::string>(ck, "duplicates") != id.duplicates)
       refuse("--duplicates", id.duplicates, attr<std::string>(ck, "duplicates"));
+    // (before --extrapolate, whose default follows it)
+    if (prior_name(ck) != id.prior) refuse("--prior", id.prior, prior_name(ck));
     // (checkpoints of versions before --extrapolate have no such attribute: off)
     const bool theirs_ex = ck.header.attributes.count("extrapolate") &&
                            attr<std::int64_t>(ck, "extrapolate") != 0;
     if (theirs_ex != id.extrapolate)
       refuse("--extrapolate", id.extrapolate ? "on" : "off", theirs_ex ? "on" : "off");
-    if (prior_name(ck) != id.prior) refuse("--prior", id.prior, prior_name(ck));
   });
   // Options that may change between runs: said, not refused.
   const auto& hd = ck.header;
