@@ -22,6 +22,17 @@ Runner add_evaluate(CLI::App& app);
 // InputError naming the option.
 std::uint64_t parse_count(const std::string& text, const std::string& option);
 
+// The `pref` command line: every subcommand with its options, and what runs each once parsed.
+// run() uses it; the option fuzzer (tests/fuzz) parses with it and runs nothing.
+struct CommandLine {
+  CommandLine();
+  CommandLine(const CommandLine&) = delete;
+  CommandLine& operator=(const CommandLine&) = delete;
+  CLI::App app;
+  CLI::App *gen, *insp, *imp, *fitc, *eval;
+  Runner run_gen, run_insp, run_imp, run_fit, run_eval;
+};
+
 // Runs the command line; returns the exit code.
 int run(int argc, char** argv, const mpi::Comm& comm);
 

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The checks beyond the test suite (docs/design.md, "Checks"), each in a build directory of its
+# own beside build/; CI (.ci/run) runs both after `bash jobs/test.sh`. Exits non-zero when a
+# check fails.
+#
+#   bash jobs/check.sh sanitize [ctest args]
+#       AddressSanitizer + UndefinedBehaviorSanitizer build (g++, -DPREF_SANITIZE=ON, Release
+#       optimization) into build-asan/, then ctest of the MPI tests at 1 and 2 ranks, the fuzz
+#       regressions and the fast CLI tests (SANITIZE_TESTS below). Extra arguments go to ctest,
+#       e.g. `-R test_exchange`.
+#   bash jobs/check.sh fuzz [seconds]
+#       libFuzzer targets (clang, -DPREF_FUZZ=ON) into build-fuzz/, each run for `seconds`
+#       (default 60) from its seed corpus tests/fuzz/corpus/<target>/. New inputs go to
+#       build-fuzz/corpus/<target>/, a failing input to build-fuzz/crashes/<target>/: fix the
+#       bug and keep the input as tests/fuzz/regressions/<target>/<name> (test_fuzz_regressions
+#       feeds it in every build).
+#
+# Environment: those of jobs/setup.sh (PREF_CMAKE_ARGS, PREF_JOBS); PREF_BUILD_DIR is not used,
+# the directories above are fixed.
+#SBATCH --job-name=pref-check
+#SBATCH --ntasks=2
+#SBATCH --time=01:00:00
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+[ -f "$here/setup.sh" ] || here="${SLURM_SUBMIT_DIR:-.}/jobs"  # sbatch runs a spool copy
+mode="${1:-}"
+[ $# -gt 0 ] && shift
+case "$mode" in
+  sanitize) PREF_BUILD_DIR="$(cd "$here/.." && pwd)/build-asan" ;;
+  fuzz) PREF_BUILD_DIR="$(cd "$here/.." && pwd)/build-fuzz" ;;
+  *)
+    echo "usage: bash jobs/check.sh sanitize [ctest args] | fuzz [seconds]" >&2
+    exit 2
+    ;;
+esac
+# shellcheck source=jobs/setup.sh
+source "$here/setup.sh"
+
+# The sanitized ctest selection: every MPI test at 1 and 2 ranks (label r1, r2) and the fuzz
+# regressions, but not test_fit.r2 and test_svd.r2 (their 1-rank runs cover the same code
+# under the sanitizers; 2 ranks exercise communication, which test_exchange, test_label_io and
+# test_generate cover in a fraction of the time), nor the CLI tests, which run the sanitized
+# `pref` under mpirun dozens of times (test_checkpoint alone took 508 s): test_bad_input and
+# test_import are fast enough and cover the input errors. Measured in docs/design.md.
+SANITIZE_LABELS='^(r1|r2|fuzz)$'
+SANITIZE_EXCLUDE='^(test_fit\.r2|test_svd\.r2)$'
+SANITIZE_CLI='^(test_bad_input|test_import)$'
+
+check_sanitize() {
+  pref_ensure_packages
+  PREF_CMAKE_ARGS="-DPREF_SANITIZE=ON ${PREF_CMAKE_ARGS:-}" pref_build
+  cd "$PREF_BUILD_DIR"
+  local status=0
+  pref_log "sanitize: ctest -L '$SANITIZE_LABELS' -E '$SANITIZE_EXCLUDE'${*:+ $*}"
+  ctest --output-on-failure -L "$SANITIZE_LABELS" -E "$SANITIZE_EXCLUDE" "$@" || status=$?
+  if [ $# -eq 0 ]; then
+    pref_log "sanitize: ctest -R '$SANITIZE_CLI'"
+    ctest --output-on-failure -R "$SANITIZE_CLI" || status=$?
+  fi
+  return "$status"
+}
+
+check_fuzz() {
+  local seconds="${1:-60}"
+  pref_ensure_packages clang libclang-rt-14-dev
+  if [ ! -f "$PREF_BUILD_DIR/CMakeCache.txt" ]; then
+    pref_log "configure: clang, -DPREF_FUZZ=ON into $PREF_BUILD_DIR"
+    # No OpenMP: Debian's clang has no libomp unless libomp-dev is installed, and the parsers
+    # run on one thread.
+    # shellcheck disable=SC2086  # PREF_CMAKE_ARGS is a list of words
+    CC=clang CXX=clang++ cmake -S "$PREF_ROOT" -B "$PREF_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
+      -DPREF_FUZZ=ON -DPREF_OPENMP=OFF ${PREF_CMAKE_ARGS:-} >/dev/null
+  fi
+  local targets=(import options) t status=0
+  pref_log "build: fuzz targets ${targets[*]}"
+  # shellcheck disable=SC2046  # one --target per target
+  cmake --build "$PREF_BUILD_DIR" --parallel "${PREF_JOBS:-$PREF_CORES}" \
+    $(printf -- '--target fuzz_%s ' "${targets[@]}") 2>&1 |
+    { grep -v -E '^\[ *[0-9]+%\] (Built target|Building|Linking)|^-- ' || true; }
+  for t in "${targets[@]}"; do
+    local bin="$PREF_BUILD_DIR/tests/fuzz/fuzz_$t"
+    [ -x "$bin" ] || pref_die "build produced no $bin"
+    local corpus="$PREF_BUILD_DIR/corpus/$t" crashes="$PREF_BUILD_DIR/crashes/$t"
+    mkdir -p "$corpus" "$crashes"
+    pref_log "fuzz: $t for ${seconds} s from tests/fuzz/corpus/$t"
+    # New inputs go to the first corpus directory (the build's), never into the repository.
+    if "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      -artifact_prefix="$crashes/" "$corpus" "$PREF_ROOT/tests/fuzz/corpus/$t" \
+      >"$PREF_BUILD_DIR/fuzz_$t.log" 2>&1; then
+      pref_log "fuzz: $t: $(grep -E '^stat::number_of_executed_units' "$PREF_BUILD_DIR/fuzz_$t.log" | awk '{print $2}') inputs, no failure"
+    else
+      status=1
+      tail -n 40 "$PREF_BUILD_DIR/fuzz_$t.log" >&2
+      pref_log "fuzz: $t FAILED; input(s) in $crashes (keep as tests/fuzz/regressions/$t/ once fixed)"
+    fi
+  done
+  return "$status"
+}
+
+status=0
+"check_$mode" "$@" || status=$?
+if [ "$status" -eq 0 ]; then
+  pref_log "check $mode: passed"
+else
+  pref_log "check $mode: FAILED"
+fi
+exit "$status"
