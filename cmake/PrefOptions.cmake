@@ -3,7 +3,9 @@
 add_library(pref_warnings INTERFACE)
 add_library(pref::warnings ALIAS pref_warnings)
 target_compile_options(pref_warnings INTERFACE
-  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor>
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic>
+  $<$<COMPILE_LANG_AND_ID:CXX,GNU>:-Wshadow=local>  # clang has no =local
+  $<$<COMPILE_LANGUAGE:CXX>:-Wnon-virtual-dtor>
   $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<BOOL:${PREF_WERROR}>>:-Werror>)
 
 add_library(pref_sanitizers INTERFACE)

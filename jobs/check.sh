@@ -42,18 +42,34 @@ source "$here/setup.sh"
 # under the sanitizers; 2 ranks exercise communication, which test_exchange, test_label_io and
 # test_generate cover in a fraction of the time), nor the CLI tests, which run the sanitized
 # `pref` under mpirun dozens of times (test_checkpoint alone took 508 s): test_bad_input and
-# test_import are fast enough and cover the input errors. Measured in docs/design.md.
+# test_import are fast enough and cover the input errors; test_kernels (no MPI) checks the
+# vectorized label kernels. Measured in docs/design.md.
 SANITIZE_LABELS='^(r1|r2|fuzz)$'
 SANITIZE_EXCLUDE='^(test_fit\.r2|test_svd\.r2)$'
-SANITIZE_CLI='^(test_bad_input|test_import)$'
+SANITIZE_CLI='^(test_bad_input|test_import|test_kernels)$'
 
 check_sanitize() {
   pref_ensure_packages
-  PREF_CMAKE_ARGS="-DPREF_SANITIZE=ON ${PREF_CMAKE_ARGS:-}" pref_build
+  if [ ! -f "$PREF_BUILD_DIR/CMakeCache.txt" ]; then
+    pref_log "configure: Release, -DPREF_SANITIZE=ON into $PREF_BUILD_DIR"
+    # shellcheck disable=SC2086  # PREF_CMAKE_ARGS is a list of words
+    cmake -S "$PREF_ROOT" -B "$PREF_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DPREF_SANITIZE=ON \
+      ${PREF_CMAKE_ARGS:-} >/dev/null
+  fi
   cd "$PREF_BUILD_DIR"
+  # Only what the selected tests run: a test is named after its executable (name or name.rN).
+  local selected=(-L "$SANITIZE_LABELS" -E "$SANITIZE_EXCLUDE") targets
+  targets="$({ ctest -N "${selected[@]}" "$@"; ctest -N -R "$SANITIZE_CLI"; } |
+    sed -n 's/^ *Test *#[0-9]*: \([A-Za-z0-9_]*\).*/\1/p' | sort -u | tr '\n' ' ')"
+  pref_log "build: pref $targets"
+  # shellcheck disable=SC2046,SC2086  # one --target per target
+  cmake --build . --parallel "${PREF_JOBS:-$PREF_CORES}" \
+    $(printf -- '--target %s ' pref $targets) 2>&1 |
+    { grep -v -E '^\[ *[0-9]+%\] (Built target|Building|Linking)|^Consolidate compiler|^-- ' || true; }
+  [ "${PIPESTATUS[0]}" -eq 0 ] || pref_die "build failed"
   local status=0
   pref_log "sanitize: ctest -L '$SANITIZE_LABELS' -E '$SANITIZE_EXCLUDE'${*:+ $*}"
-  ctest --output-on-failure -L "$SANITIZE_LABELS" -E "$SANITIZE_EXCLUDE" "$@" || status=$?
+  ctest --output-on-failure "${selected[@]}" "$@" || status=$?
   if [ $# -eq 0 ]; then
     pref_log "sanitize: ctest -R '$SANITIZE_CLI'"
     ctest --output-on-failure -R "$SANITIZE_CLI" || status=$?
@@ -78,6 +94,7 @@ check_fuzz() {
   cmake --build "$PREF_BUILD_DIR" --parallel "${PREF_JOBS:-$PREF_CORES}" \
     $(printf -- '--target fuzz_%s ' "${targets[@]}") 2>&1 |
     { grep -v -E '^\[ *[0-9]+%\] (Built target|Building|Linking)|^-- ' || true; }
+  [ "${PIPESTATUS[0]}" -eq 0 ] || pref_die "build failed"
   for t in "${targets[@]}"; do
     local bin="$PREF_BUILD_DIR/tests/fuzz/fuzz_$t"
     [ -x "$bin" ] || pref_die "build produced no $bin"
