@@ -62,9 +62,8 @@ check_sanitize() {
   targets="$({ ctest -N "${selected[@]}" "$@"; ctest -N -R "$SANITIZE_CLI"; } |
     sed -n 's/^ *Test *#[0-9]*: \([A-Za-z0-9_]*\).*/\1/p' | sort -u | tr '\n' ' ')"
   pref_log "build: pref $targets"
-  # shellcheck disable=SC2046,SC2086  # one --target per target
-  cmake --build . --parallel "${PREF_JOBS:-$PREF_CORES}" \
-    $(printf -- '--target %s ' pref $targets) 2>&1 |
+  # shellcheck disable=SC2086  # targets is a list of words
+  cmake --build . --parallel "${PREF_JOBS:-$PREF_CORES}" --target pref $targets 2>&1 |
     { grep -v -E '^\[ *[0-9]+%\] (Built target|Building|Linking)|^Consolidate compiler|^-- ' || true; }
   [ "${PIPESTATUS[0]}" -eq 0 ] || pref_die "build failed"
   local status=0
@@ -90,9 +89,9 @@ check_fuzz() {
   fi
   local targets=(import options) t status=0
   pref_log "build: fuzz targets ${targets[*]}"
-  # shellcheck disable=SC2046  # one --target per target
+  # shellcheck disable=SC2046  # one word per target
   cmake --build "$PREF_BUILD_DIR" --parallel "${PREF_JOBS:-$PREF_CORES}" \
-    $(printf -- '--target fuzz_%s ' "${targets[@]}") 2>&1 |
+    --target $(printf 'fuzz_%s ' "${targets[@]}") 2>&1 |
     { grep -v -E '^\[ *[0-9]+%\] (Built target|Building|Linking)|^-- ' || true; }
   [ "${PIPESTATUS[0]}" -eq 0 ] || pref_die "build failed"
   for t in "${targets[@]}"; do
