@@ -21,9 +21,9 @@ void dtrsm_(const char* side, const char* uplo, const char* transa, const char* 
 
 namespace pref::scalapack {
 
-void check(const char* routine, int info, std::source_location where) {
+void check(const char* routine, int info, const char* file, int line) {
   if (info == 0) return;
-  const std::string at = fmt::format("at {}:{}", where.file_name(), where.line());
+  const std::string at = fmt::format("at {}:{}", file, line);
   if (info < 0) {
     const int a = -info;
     if (a >= 100)

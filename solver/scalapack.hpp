@@ -25,7 +25,6 @@
 #include <mpi.h>
 
 #include <cstddef>
-#include <source_location>
 #include <vector>
 
 #include "solver/base/mpi.hpp"
@@ -69,9 +68,11 @@ namespace pref::scalapack {
 
 // Throws pref::Error("<routine>: ... at <file>:<line>") when info != 0 (negative: the illegal
 // argument's position, as ScaLAPACK numbers it; positive: the routine's own failure code). The
-// location is the caller's: info comes back through an argument, so no macro is needed.
-void check(const char* routine, int info,
-           std::source_location where = std::source_location::current());
+// location is the caller's (the builtins are evaluated where check is called): info comes back
+// through an argument, so no macro is needed. (Not std::source_location: clang 14, which
+// builds the fuzzers, cannot compile libstdc++ 12's.)
+void check(const char* routine, int info, const char* file = __builtin_FILE(),
+           int line = __builtin_LINE());
 
 // Rows and columns of the most square grid for p processes (rows <= cols, rows * cols == p).
 struct GridShape {
