@@ -163,15 +163,15 @@ std::string read_string_attribute(hid_t obj, const std::string& name, const std:
     throw InputError(what + ": attribute '" + name + "' is not a string");
   // The memory type takes the file type's character set (h5py writes UTF-8, C tools ASCII):
   // HDF5 has no conversion between the two.
-  Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
+  Handle mem(PREF_H5_CHECK(H5Tcopy(H5T_C_S1), what), H5Tclose);
+  PREF_H5_CHECK(H5Tset_cset(mem.get(), PREF_H5_CHECK(H5Tget_cset(type.get()), what)), what);
   auto fail = [&] {
     const std::string msg = take_error_message();
     throw InputError(what + ": cannot read string attribute '" + name + "'" +
                      (msg.empty() ? "" : " (" + msg + ")"));
   };
   if (H5Tis_variable_str(type.get()) > 0) {
-    H5Tset_size(mem.get(), H5T_VARIABLE);
+    PREF_H5_CHECK(H5Tset_size(mem.get(), H5T_VARIABLE), what);
     char* s = nullptr;
     if (H5Aread(a.get(), mem.get(), &s) < 0) fail();
     std::string out = s ? s : "";
@@ -179,8 +179,9 @@ std::string read_string_attribute(hid_t obj, const std::string& name, const std:
     return out;
   }
   const std::size_t n = H5Tget_size(type.get());
+  if (n == 0) fail();
   std::string out(n + 1, '\0');
-  H5Tset_size(mem.get(), n + 1);  // room for the terminating NUL of C strings
+  PREF_H5_CHECK(H5Tset_size(mem.get(), n + 1), what);  // room for the terminating NUL of C strings
   if (H5Aread(a.get(), mem.get(), out.data()) < 0) fail();
   out.resize(std::strlen(out.c_str()));
   return out;
@@ -199,9 +200,7 @@ void write_attribute(hid_t obj, const std::string& name, T value, const std::str
 void write_string_attribute(hid_t obj, const std::string& name, const std::string& value,
                             const std::string& what) {
   Handle space(PREF_H5_CHECK(H5Screate(H5S_SCALAR), what), H5Sclose);
-  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), std::max<std::size_t>(1, value.size()));
-  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  Handle type = string_type(value.size(), what);
   Handle a(PREF_H5_CHECK(
                H5Acreate2(obj, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
                what),
@@ -238,11 +237,16 @@ Handle create_dataset(hid_t loc, const std::string& name, hid_t file_type,
                 H5Dclose);
 }
 
+Handle string_type(std::size_t width, const std::string& what) {
+  Handle type(PREF_H5_CHECK(H5Tcopy(H5T_C_S1), what), H5Tclose);
+  PREF_H5_CHECK(H5Tset_size(type.get(), std::max<std::size_t>(1, width)), what);
+  PREF_H5_CHECK(H5Tset_strpad(type.get(), H5T_STR_NULLPAD), what);
+  return type;
+}
+
 Handle create_string_dataset(hid_t loc, const std::string& name, std::uint64_t n,
                              std::size_t width, const std::string& what) {
-  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), std::max<std::size_t>(1, width));
-  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  Handle type = string_type(width, what);
   hsize_t dims[1] = {n};
   return create_dataset(loc, name, type.get(), dims, what);
 }
@@ -257,12 +261,13 @@ std::string transfer_rows(hid_t dataset, hid_t mem_type, std::uint64_t row0, std
                           char* data, const mpi::Comm& comm, const std::string& what,
                           bool collective, Op op) {
   Handle fspace(PREF_H5_CHECK(H5Dget_space(dataset), what), H5Sclose);
-  const int nd = H5Sget_simple_extent_ndims(fspace.get());
+  const int nd = PREF_H5_CHECK(H5Sget_simple_extent_ndims(fspace.get()), what);
   std::vector<hsize_t> dims(nd);
-  H5Sget_simple_extent_dims(fspace.get(), dims.data(), nullptr);
+  if (nd > 0) PREF_H5_CHECK(H5Sget_simple_extent_dims(fspace.get(), dims.data(), nullptr), what);
   hsize_t cols = 1;
   for (int d = 1; d < nd; ++d) cols *= dims[d];
-  const std::size_t elem = H5Tget_size(mem_type);
+  const std::size_t elem = H5Tget_size(mem_type);  // 0 is its failure
+  if (elem == 0) check_rc(-1, "H5Tget_size(mem_type)", what, __FILE__, __LINE__);
   const std::uint64_t round_rows =
       std::max<std::uint64_t>(1, (std::uint64_t{1} << 30) / (std::max<hsize_t>(cols, 1) * elem));
   const std::uint64_t my_rounds = (rows + round_rows - 1) / round_rows;
@@ -280,8 +285,8 @@ std::string transfer_rows(hid_t dataset, hid_t mem_type, std::uint64_t row0, std
     hsize_t mcount = n * cols;
     Handle mspace(PREF_H5_CHECK(H5Screate_simple(1, &mcount, nullptr), what), H5Sclose);
     if (n == 0 || cols == 0) {
-      H5Sselect_none(fspace.get());
-      H5Sselect_none(mspace.get());
+      PREF_H5_CHECK(H5Sselect_none(fspace.get()), what);
+      PREF_H5_CHECK(H5Sselect_none(mspace.get()), what);
     } else {
       PREF_H5_CHECK(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr,
                                         count.data(), nullptr),

@@ -20,13 +20,14 @@ void silence_errors();
 // The innermost message of HDF5's current error stack (empty if none), and clears the stack.
 std::string take_error_message();
 
-// Throws Error("<what>: <call> failed (<hdf5 message>)") when rc < 0.
-#define PREF_H5_CHECK(call, what) ::pref::h5::check_rc((call), #call, (what))
+// Throws Error("<what>: <call> failed at <file>:<line> (<hdf5 message>)") when rc < 0.
+#define PREF_H5_CHECK(call, what) ::pref::h5::check_rc((call), #call, (what), __FILE__, __LINE__)
 template <class T>
-T check_rc(T rc, const char* call, const std::string& what) {
+T check_rc(T rc, const char* call, const std::string& what, const char* file, int line) {
   if (rc < 0) {
     std::string msg = take_error_message();
-    throw Error(what + ": " + call + " failed" + (msg.empty() ? "" : " (" + msg + ")"));
+    throw Error(what + ": " + call + " failed at " + file + ":" + std::to_string(line) +
+                (msg.empty() ? "" : " (" + msg + ")"));
   }
   return rc;
 }
@@ -66,7 +67,7 @@ class Handle {
     if (id_ < 0) return;
     hid_t id = id_;
     id_ = H5I_INVALID_HID;
-    check_rc(closer_(id), "close", what);
+    check_rc(closer_(id), "close", what, __FILE__, __LINE__);
   }
 
  private:
@@ -152,6 +153,10 @@ void write_rows_raw(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint
                     const void* data, const mpi::Comm& comm, const std::string& what);
 void read_rows_raw(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint64_t rows,
                    void* data, const mpi::Comm& comm, const std::string& what);
+
+// The fixed-length, NUL-padded string type of `width` bytes (at least 1) that pref's string
+// attributes and datasets use.
+Handle string_type(std::size_t width, const std::string& what);
 
 // Fixed-length string dataset (1-D), written collectively by rows.
 Handle create_string_dataset(hid_t loc, const std::string& name, std::uint64_t n,

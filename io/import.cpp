@@ -448,9 +448,7 @@ class TableReader {
 void write_ids(hid_t group, const char* name, const IdTable& t, std::uint64_t size,
                std::uint64_t width, const mpi::Comm& comm, const std::string& what) {
   h5::Handle d = h5::create_string_dataset(group, name, size, width, what);
-  h5::Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  PREF_H5_CHECK(H5Tset_size(type.get(), width), what);
-  PREF_H5_CHECK(H5Tset_strpad(type.get(), H5T_STR_NULLPAD), what);
+  const h5::Handle type = h5::string_type(width, what);
   const bool mine = comm.rank() == 0;
   const char none = 0;
   h5::write_rows_raw(d.get(), type.get(), 0, mine ? size : 0, mine ? t.chars.data() : &none, comm,

@@ -44,9 +44,7 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
     h5::Handle d = h5::create_string_dataset(h, "history", lines.size(), width, what);
     std::string buf(lines.size() * width, '\0');
     for (std::size_t i = 0; i < lines.size(); ++i) buf.replace(i * width, lines[i].size(), lines[i]);
-    h5::Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(type.get(), width);
-    H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+    const h5::Handle type = h5::string_type(width, what);
     const std::uint64_t mine = comm.rank() == 0 ? lines.size() : 0;
     h5::write_rows_raw(d.get(), type.get(), 0, mine, buf.data(), comm, what + ": /history");
   }

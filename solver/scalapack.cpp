@@ -21,16 +21,18 @@ void dtrsm_(const char* side, const char* uplo, const char* transa, const char* 
 
 namespace pref::scalapack {
 
-void check(const char* routine, int info) {
+void check(const char* routine, int info, const char* file, int line) {
   if (info == 0) return;
+  const std::string at = fmt::format("at {}:{}", file, line);
   if (info < 0) {
     const int a = -info;
     if (a >= 100)
-      throw Error(fmt::format("{}: entry {} of argument {} had an illegal value (info = {})",
-                              routine, a % 100, a / 100, info));
-    throw Error(fmt::format("{}: argument {} had an illegal value (info = {})", routine, a, info));
+      throw Error(fmt::format("{}: entry {} of argument {} had an illegal value (info = {}) {}",
+                              routine, a % 100, a / 100, info, at));
+    throw Error(
+        fmt::format("{}: argument {} had an illegal value (info = {}) {}", routine, a, info, at));
   }
-  throw Error(fmt::format("{}: failed (info = {})", routine, info));
+  throw Error(fmt::format("{}: failed (info = {}) {}", routine, info, at));
 }
 
 GridShape square_shape(int p) {
@@ -50,24 +52,30 @@ BlacsGrid::BlacsGrid(const mpi::Comm& comm, int nprow, int npcol) {
                             npcol, nprow * npcol, comm.size()));
   int me = 0, np = 0;
   Cblacs_pinfo(&me, &np);  // initializes BLACS on first use (no communication)
-  handle_ = Csys2blacs_handle(comm.get());
-  context_ = handle_;
-  Cblacs_gridinit(&context_, "Row", nprow, npcol);
-  Cblacs_gridinfo(context_, &nprow_, &npcol_, &myrow_, &mycol_);
-  if (context_ < 0 || nprow_ != nprow || npcol_ != npcol || myrow_ != comm.rank() / npcol ||
+  handle_.id = Csys2blacs_handle(comm.get());
+  int context = handle_.id;
+  Cblacs_gridinit(&context, "Row", nprow, npcol);
+  context_.id = context;
+  Cblacs_gridinfo(context_.id, &nprow_, &npcol_, &myrow_, &mycol_);
+  if (context_.id < 0 || nprow_ != nprow || npcol_ != npcol || myrow_ != comm.rank() / npcol ||
       mycol_ != comm.rank() % npcol)
     throw Error(fmt::format("Cblacs_gridinit: rank {} got process ({}, {}) of a {} x {} grid",
                             comm.rank(), myrow_, mycol_, nprow_, npcol_));
   // Repeatable and coherent combine topologies: reductions give the same bits on every
   // process and from run to run (pdgesvd asks for this when repeatability matters).
   const int one = 1;
-  Cblacs_set(context_, 15, &one);  // SGET_TOPSREPEAT
-  Cblacs_set(context_, 16, &one);  // SGET_TOPSCOHRNT
+  Cblacs_set(context_.id, 15, &one);  // SGET_TOPSREPEAT
+  Cblacs_set(context_.id, 16, &one);  // SGET_TOPSCOHRNT
 }
 
-BlacsGrid::~BlacsGrid() {
-  if (context_ >= 0) Cblacs_gridexit(context_);
-  if (handle_ >= 0) Cfree_blacs_system_handle(handle_);
+BlacsGrid::~BlacsGrid() = default;
+
+BlacsGrid::Context::~Context() {
+  if (id >= 0) Cblacs_gridexit(id);
+}
+
+BlacsGrid::SystemHandle::~SystemHandle() {
+  if (id >= 0) Cfree_blacs_system_handle(id);
 }
 
 // ---------------------------------------------------------------------------------------------

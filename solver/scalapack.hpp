@@ -66,9 +66,13 @@ void pdgemm_(const char* transa, const char* transb, const int* m, const int* n,
 
 namespace pref::scalapack {
 
-// Throws pref::Error("<routine>: ...") when info != 0 (negative: the illegal argument's
-// position, as ScaLAPACK numbers it; positive: the routine's own failure code).
-void check(const char* routine, int info);
+// Throws pref::Error("<routine>: ... at <file>:<line>") when info != 0 (negative: the illegal
+// argument's position, as ScaLAPACK numbers it; positive: the routine's own failure code). The
+// location is the caller's (the builtins are evaluated where check is called): info comes back
+// through an argument, so no macro is needed. (Not std::source_location: clang 14, which
+// builds the fuzzers, cannot compile libstdc++ 12's.)
+void check(const char* routine, int info, const char* file = __builtin_FILE(),
+           int line = __builtin_LINE());
 
 // Rows and columns of the most square grid for p processes (rows <= cols, rows * cols == p).
 struct GridShape {
@@ -85,7 +89,7 @@ class BlacsGrid {
   BlacsGrid(const BlacsGrid&) = delete;
   BlacsGrid& operator=(const BlacsGrid&) = delete;
 
-  int context() const { return context_; }
+  int context() const { return context_.id; }
   int rows() const { return nprow_; }
   int cols() const { return npcol_; }
   int row() const { return myrow_; }
@@ -94,7 +98,24 @@ class BlacsGrid {
   int rank_of(int prow, int pcol) const { return prow * npcol_ + pcol; }
 
  private:
-  int handle_ = -1, context_ = -1;
+  // Each owned by its own member, so that a constructor that throws after making either one
+  // still releases it (the grid first: members die in reverse order).
+  struct SystemHandle {
+    int id = -1;
+    SystemHandle() = default;
+    SystemHandle(const SystemHandle&) = delete;
+    SystemHandle& operator=(const SystemHandle&) = delete;
+    ~SystemHandle();
+  };
+  struct Context {
+    int id = -1;
+    Context() = default;
+    Context(const Context&) = delete;
+    Context& operator=(const Context&) = delete;
+    ~Context();
+  };
+  SystemHandle handle_;
+  Context context_;
   int nprow_ = 0, npcol_ = 0, myrow_ = -1, mycol_ = -1;
 };
 

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <exception>
+#include <map>
 
 namespace pref::mpi {
 
@@ -17,13 +18,36 @@ Environment::Environment(int& argc, char**& argv) {
   int provided = 0;
   PREF_MPI_CHECK(MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided));
   // Errors come back as codes and become exceptions (PREF_MPI_CHECK) instead of aborting.
-  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  PREF_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+}
+
+namespace {
+std::map<int, MPI_Datatype>& bytes_types() {
+  static std::map<int, MPI_Datatype> types;
+  return types;
+}
+}  // namespace
+
+MPI_Datatype detail::bytes_type(int bytes) {
+  auto& types = bytes_types();
+  if (auto it = types.find(bytes); it != types.end()) return it->second;
+  MPI_Datatype t = MPI_DATATYPE_NULL;
+  PREF_MPI_CHECK(MPI_Type_contiguous(bytes, MPI_BYTE, &t));
+  if (const int rc = MPI_Type_commit(&t); rc != MPI_SUCCESS) {
+    MPI_Type_free(&t);
+    throw_error(rc, "MPI_Type_commit(&t)", __FILE__, __LINE__);
+  }
+  types.emplace(bytes, t);
+  return t;
 }
 
 Environment::~Environment() {
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  if (finalized) return;
+  for (auto& [bytes, t] : bytes_types()) MPI_Type_free(&t);
+  bytes_types().clear();
+  MPI_Finalize();
 }
 
 Comm::~Comm() {

@@ -60,6 +60,12 @@ class Comm {
   bool owned_ = false;
 };
 
+namespace detail {
+// The committed type of `bytes` contiguous bytes: made once per size, freed by ~Environment
+// before MPI_Finalize.
+MPI_Datatype bytes_type(int bytes);
+}  // namespace detail
+
 template <class T>
 MPI_Datatype datatype() {
   if constexpr (std::is_same_v<T, double>) return MPI_DOUBLE;
@@ -76,13 +82,7 @@ MPI_Datatype datatype() {
   else {
     // Any other trivially copyable type travels as its bytes.
     static_assert(std::is_trivially_copyable_v<T>, "no MPI datatype for this type");
-    static const MPI_Datatype t = [] {
-      MPI_Datatype d;
-      MPI_Type_contiguous(static_cast<int>(sizeof(T)), MPI_BYTE, &d);
-      MPI_Type_commit(&d);
-      return d;
-    }();
-    return t;
+    return detail::bytes_type(static_cast<int>(sizeof(T)));
   }
 }
 

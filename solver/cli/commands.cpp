@@ -37,26 +37,30 @@ const CLI::Validator& finite_number() {
   return v;
 }
 
-int run(int argc, char** argv, const mpi::Comm& comm) {
-  CLI::App app{
-      "pref: personalized reward factorization (PReF) at scale.\n"
-      "Runs the same as one process, under mpirun -np N, or under srun --mpi=pmix.",
-      "pref"};
+CommandLine::CommandLine()
+    : app("pref: personalized reward factorization (PReF) at scale.\n"
+          "Runs the same as one process, under mpirun -np N, or under srun --mpi=pmix.",
+          "pref") {
   app.require_subcommand(1);
   app.option_defaults()->always_capture_default();
   app.set_version_flag("--version", "pref 0.1.0");
-  CLI::App* gen = app.add_subcommand("generate", "Generate a synthetic population into a label file");
-  CLI::App* insp = app.add_subcommand("inspect", "Validate a label file and summarize it");
-  CLI::App* imp = app.add_subcommand("import", "Convert a CSV or JSON-lines file of labels into a label file");
-  CLI::App* fitc = app.add_subcommand("fit", "Fit user weights and comparison factors by alternating Newton");
-  CLI::App* eval = app.add_subcommand("evaluate", "Score a model on a split of a label file");
-  CLI::App* adap = app.add_subcommand("adapt", "Estimate new users' weights from a few chosen answers");
-  Runner run_gen = add_generate(*gen);
-  Runner run_fit = add_fit(*fitc);
-  Runner run_eval = add_evaluate(*eval);
-  Runner run_insp = add_inspect(*insp);
-  Runner run_imp = add_import(*imp);
-  Runner run_adapt = add_adapt(*adap);
+  gen = app.add_subcommand("generate", "Generate a synthetic population into a label file");
+  insp = app.add_subcommand("inspect", "Validate a label file and summarize it");
+  imp = app.add_subcommand("import", "Convert a CSV or JSON-lines file of labels into a label file");
+  fitc = app.add_subcommand("fit", "Fit user weights and comparison factors by alternating Newton");
+  eval = app.add_subcommand("evaluate", "Score a model on a split of a label file");
+  adap = app.add_subcommand("adapt", "Estimate new users' weights from a few chosen answers");
+  run_gen = add_generate(*gen);
+  run_adapt = add_adapt(*adap);
+  run_fit = add_fit(*fitc);
+  run_eval = add_evaluate(*eval);
+  run_insp = add_inspect(*insp);
+  run_imp = add_import(*imp);
+}
+
+int run(int argc, char** argv, const mpi::Comm& comm) {
+  CommandLine cl;
+  CLI::App& app = cl.app;
   // CLI11 would print the top-level help with exit code 0 for `pref frobnicate --help`: an
   // unknown command is bad usage whatever follows it.
   if (argc > 1 && argv[1][0] != '-') {
@@ -88,12 +92,12 @@ int run(int argc, char** argv, const mpi::Comm& comm) {
     }
     return e.get_exit_code() == 0 ? 0 : 2;
   }
-  if (gen->parsed()) return run_gen(comm);
-  if (insp->parsed()) return run_insp(comm);
-  if (imp->parsed()) return run_imp(comm);
-  if (fitc->parsed()) return run_fit(comm);
-  if (eval->parsed()) return run_eval(comm);
-  if (adap->parsed()) return run_adapt(comm);
+  if (cl.gen->parsed()) return cl.run_gen(comm);
+  if (cl.insp->parsed()) return cl.run_insp(comm);
+  if (cl.imp->parsed()) return cl.run_imp(comm);
+  if (cl.fitc->parsed()) return cl.run_fit(comm);
+  if (cl.eval->parsed()) return cl.run_eval(comm);
+  if (cl.adap->parsed()) return cl.run_adapt(comm);
   return 2;
 }
 

@@ -27,6 +27,17 @@ std::uint64_t parse_count(const std::string& text, const std::string& option);
 // (exit code 2) with the option named.
 const CLI::Validator& finite_number();
 
+// The `pref` command line: every subcommand with its options, and what runs each once parsed.
+// run() uses it; the option fuzzer (tests/fuzz) parses with it and runs nothing.
+struct CommandLine {
+  CommandLine();
+  CommandLine(const CommandLine&) = delete;
+  CommandLine& operator=(const CommandLine&) = delete;
+  CLI::App app;
+  CLI::App *gen, *insp, *imp, *fitc, *eval, *adap;
+  Runner run_gen, run_insp, run_imp, run_fit, run_eval, run_adapt;
+};
+
 // Runs the command line; returns the exit code.
 int run(int argc, char** argv, const mpi::Comm& comm);
 

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The checks beyond the test suite (docs/design.md, "Checks"), each in a build directory of its
+# own beside build/; CI (.ci/run) runs both after `bash jobs/test.sh`. Exits non-zero when a
+# check fails.
+#
+#   bash jobs/check.sh sanitize [ctest args]
+#       AddressSanitizer + UndefinedBehaviorSanitizer build (g++, -DPREF_SANITIZE=ON, Release
+#       optimization) into build-asan/, then ctest of the MPI tests at 1 and 2 ranks, the fuzz
+#       regressions, test_kernels and the fast CLI tests (SANITIZE_* below). Extra arguments go to ctest,
+#       e.g. `-R test_exchange`.
+#   bash jobs/check.sh fuzz [seconds]
+#       libFuzzer targets (clang, -DPREF_FUZZ=ON) into build-fuzz/, each run for `seconds`
+#       (default 60) from its seed corpus tests/fuzz/corpus/<target>/. New inputs go to
+#       build-fuzz/corpus/<target>/, a failing input to build-fuzz/crashes/<target>/: fix the
+#       bug and keep the input as tests/fuzz/regressions/<target>/<name> (test_fuzz_regressions
+#       feeds it in every build).
+#
+# Environment: those of jobs/setup.sh (PREF_CMAKE_ARGS, PREF_JOBS); PREF_BUILD_DIR is not used,
+# the directories above are fixed.
+#SBATCH --job-name=pref-check
+#SBATCH --ntasks=2
+#SBATCH --time=01:00:00
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+[ -f "$here/setup.sh" ] || here="${SLURM_SUBMIT_DIR:-.}/jobs"  # sbatch runs a spool copy
+mode="${1:-}"
+[ $# -gt 0 ] && shift
+case "$mode" in
+  sanitize) PREF_BUILD_DIR="$(cd "$here/.." && pwd)/build-asan" ;;
+  fuzz) PREF_BUILD_DIR="$(cd "$here/.." && pwd)/build-fuzz" ;;
+  *)
+    echo "usage: bash jobs/check.sh sanitize [ctest args] | fuzz [seconds]" >&2
+    exit 2
+    ;;
+esac
+# shellcheck source=jobs/setup.sh
+source "$here/setup.sh"
+
+# The sanitized ctest selection: every MPI test at 1 and 2 ranks (labels r1, r2; 61 s in all
+# under ASan, test_fit 25 s a rank count) and the fuzz regressions; of the tests without MPI
+# ranks, test_kernels (the vectorized label kernels) and the CLI tests test_bad_input (47 s)
+# and test_import, which cover the input errors. The other CLI tests run the sanitized `pref`
+# under mpirun dozens of times (test_checkpoint alone took 508 s). Measured in docs/design.md.
+SANITIZE_LABELS='^(r1|r2|fuzz)$'
+SANITIZE_CLI='^(test_bad_input|test_import|test_kernels)$'
+
+check_sanitize() {
+  pref_ensure_packages
+  if [ ! -f "$PREF_BUILD_DIR/CMakeCache.txt" ]; then
+    pref_log "configure: Release, -DPREF_SANITIZE=ON into $PREF_BUILD_DIR"
+    # shellcheck disable=SC2086  # PREF_CMAKE_ARGS is a list of words
+    cmake -S "$PREF_ROOT" -B "$PREF_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DPREF_SANITIZE=ON \
+      ${PREF_CMAKE_ARGS:-} >/dev/null
+  fi
+  cd "$PREF_BUILD_DIR"
+  # Only what the selected tests run: a test is named after its executable (name or name.rN).
+  local selected=(-L "$SANITIZE_LABELS") targets
+  targets="$({ ctest -N "${selected[@]}" "$@"; ctest -N -R "$SANITIZE_CLI"; } |
+    sed -n 's/^ *Test *#[0-9]*: \([A-Za-z0-9_]*\).*/\1/p' | sort -u | tr '\n' ' ')"
+  pref_log "build: pref $targets"
+  # shellcheck disable=SC2086  # targets is a list of words
+  cmake --build . --parallel "${PREF_JOBS:-$PREF_CORES}" --target pref $targets 2>&1 |
+    { grep -v -E '^\[ *[0-9]+%\] (Built target|Building|Linking)|^Consolidate compiler|^-- ' || true; }
+  [ "${PIPESTATUS[0]}" -eq 0 ] || pref_die "build failed"
+  local status=0
+  pref_log "sanitize: ctest -L '$SANITIZE_LABELS'${*:+ $*}"
+  ctest --output-on-failure "${selected[@]}" "$@" || status=$?
+  if [ $# -eq 0 ]; then
+    pref_log "sanitize: ctest -R '$SANITIZE_CLI'"
+    ctest --output-on-failure -R "$SANITIZE_CLI" || status=$?
+  fi
+  return "$status"
+}
+
+check_fuzz() {
+  local seconds="${1:-60}"
+  pref_ensure_packages clang libclang-rt-14-dev
+  if [ ! -f "$PREF_BUILD_DIR/CMakeCache.txt" ]; then
+    pref_log "configure: clang, -DPREF_FUZZ=ON into $PREF_BUILD_DIR"
+    # No OpenMP: Debian's clang has no libomp unless libomp-dev is installed, and the parsers
+    # run on one thread.
+    # shellcheck disable=SC2086  # PREF_CMAKE_ARGS is a list of words
+    CC=clang CXX=clang++ cmake -S "$PREF_ROOT" -B "$PREF_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
+      -DPREF_FUZZ=ON -DPREF_OPENMP=OFF ${PREF_CMAKE_ARGS:-} >/dev/null
+  fi
+  local targets=(import options) t status=0
+  pref_log "build: fuzz targets ${targets[*]}"
+  # shellcheck disable=SC2046  # one word per target
+  cmake --build "$PREF_BUILD_DIR" --parallel "${PREF_JOBS:-$PREF_CORES}" \
+    --target $(printf 'fuzz_%s ' "${targets[@]}") 2>&1 |
+    { grep -v -E '^\[ *[0-9]+%\] (Built target|Building|Linking)|^-- ' || true; }
+  [ "${PIPESTATUS[0]}" -eq 0 ] || pref_die "build failed"
+  for t in "${targets[@]}"; do
+    local bin="$PREF_BUILD_DIR/tests/fuzz/fuzz_$t"
+    [ -x "$bin" ] || pref_die "build produced no $bin"
+    local corpus="$PREF_BUILD_DIR/corpus/$t" crashes="$PREF_BUILD_DIR/crashes/$t"
+    mkdir -p "$corpus" "$crashes"
+    pref_log "fuzz: $t for ${seconds} s from tests/fuzz/corpus/$t"
+    # New inputs go to the first corpus directory (the build's), never into the repository.
+    if "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      -artifact_prefix="$crashes/" "$corpus" "$PREF_ROOT/tests/fuzz/corpus/$t" \
+      >"$PREF_BUILD_DIR/fuzz_$t.log" 2>&1; then
+      pref_log "fuzz: $t: $(grep -E '^stat::number_of_executed_units' "$PREF_BUILD_DIR/fuzz_$t.log" | awk '{print $2}') inputs, no failure"
+    else
+      status=1
+      tail -n 40 "$PREF_BUILD_DIR/fuzz_$t.log" >&2
+      pref_log "fuzz: $t FAILED; input(s) in $crashes (keep as tests/fuzz/regressions/$t/ once fixed)"
+    fi
+  done
+  return "$status"
+}
+
+status=0
+"check_$mode" "$@" || status=$?
+if [ "$status" -eq 0 ]; then
+  pref_log "check $mode: passed"
+else
+  pref_log "check $mode: FAILED"
+fi
+exit "$status"
