@@ -98,8 +98,9 @@ FitConfig prior_config() {
   return c;
 }
 
-// One user's loss gradient and Hessian with the comparison factors Z.
-void user_terms(const Problem& pb, const std::vector<std::vector<std::pair<std::uint32_t, double>>>& rows,
+// One row's loss gradient and Hessian with the partner factors (a user's with Z, a
+// comparison's with U).
+void row_terms(const std::vector<std::vector<std::pair<std::uint32_t, double>>>& rows,
                 std::size_t i, const Vector& u, const Matrix& Z, Vector& g, Matrix& H) {
   const int J = static_cast<int>(u.size());
   g = Vector::Zero(J);
@@ -110,7 +111,6 @@ void user_terms(const Problem& pb, const std::vector<std::vector<std::pair<std::
     g += (p - y) * z;
     H += p * (1 - p) * z * z.transpose();
   }
-  (void)pb;
 }
 
 std::vector<std::vector<std::pair<std::uint32_t, double>>> rows_by_user(const Problem& pb) {
@@ -184,7 +184,7 @@ TEST_F(Prior, UsersAreMapAndThePriorIsTheClosedFormUpdate) {
         Vector g;
         Matrix H;
         const Vector u = U.row(i).transpose();
-        user_terms(pl.problem, urows, i, u, Z0, g, H);
+        row_terms(urows, i, u, Z0, g, H);
         g += P0 * (u - m0);
         worst_grad = std::max(worst_grad, g.norm());
         spread += (H + P0).inverse();
@@ -253,16 +253,16 @@ TEST_F(Prior, ConvergedStateIsAFixedPoint) {
     Vector g;
     Matrix H;
     const Vector u = U.row(i).transpose();
-    user_terms(pl.problem, urows, i, u, Zb, g, H);
+    row_terms(urows, i, u, Zb, g, H);
     gu = std::max(gu, (g + Pb * (u - mean_of(pb))).norm());
-    user_terms(pl.problem, urows, i, u, Z, g, H);
+    row_terms(urows, i, u, Z, g, H);
     gu_final = std::max(gu_final, (g + P * (u - mean_of(p))).norm());
   }
   for (std::uint64_t c = 0; c < pl.problem.comparisons; ++c) {
     Vector g;
     Matrix H;
     const Vector z = Z.row(c).transpose();
-    user_terms(pl.problem, crows, c, z, U, g, H);
+    row_terms(crows, c, z, U, g, H);
     gz = std::max(gz, (g + cfg.mu_z * z).norm());
   }
   EXPECT_LT(gu, 1e-8) << "users, under the prior and Z they were solved with";
