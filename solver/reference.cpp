@@ -65,17 +65,39 @@ Factors reference_factors(const mpi::Comm& comm, const io::LabelFile& data, Refe
   f.U.assign(ut.begin(), ut.end());
   if (kind == Reference::kTruth) return f;
 
-  // The true population's moments as the prior, then each user's MAP with the true Z.
   const int J = f.J;
-  std::vector<double> spread(std::size_t(J) * J, 0.0);  // (the update's spread term: none)
+  std::vector<double> spread(std::size_t(J) * J, 0.0);  // (the updates' spread terms: none)
   const PopulationPrior p = update_prior(comm, J, f.U, spread, parts.users.size());
+  RowWorkspace ws;
+  std::vector<std::uint32_t> idx;
+  if (kind == Reference::kKnownUsers) {
+    // Each comparison's MAP estimate from its training labels with the true users, under the
+    // true comparison factors' moments as its prior; the users' MAP below then uses these.
+    const PopulationPrior pz = update_prior(comm, J, f.Z, spread, parts.comparisons.size());
+    const Csr& cols = train.by_comparison;
+    GhostPlan uplan(comm, IdSet({std::span<const std::uint32_t>(cols.col)}), parts.users);
+    std::vector<double> ughost;
+    uplan.fetch(comm, f.U, J, ughost);
+    const RowPrior rz(pz.precision.data(), pz.mean.data());
+    for (std::size_t r = 0; r < cols.rows(); ++r) {
+      idx.clear();
+      for (std::uint64_t k = cols.ptr[r]; k < cols.ptr[r + 1]; ++k)
+        idx.push_back(uplan.index_of(cols.col[k]));
+      double* z = f.Z.data() + r * J;
+      for (int a = 0; a < J; ++a) z[a] = pz.mean[a];
+      solve_row(z, J, ughost.data(), idx,
+                std::span<const float>(cols.val.data() + cols.ptr[r], cols.row_size(r)), rz,
+                kMapSteps, ws);
+    }
+  }
+
+  // The true population's moments as the prior, then each user's MAP with the (true or
+  // estimated) Z.
   const Csr& rows = train.by_user;
   GhostPlan plan(comm, IdSet({std::span<const std::uint32_t>(rows.col)}), parts.comparisons);
   std::vector<double> zghost;
   plan.fetch(comm, f.Z, J, zghost);
   const RowPrior rp(p.precision.data(), p.mean.data());
-  RowWorkspace ws;
-  std::vector<std::uint32_t> idx;
   for (std::size_t r = 0; r < rows.rows(); ++r) {
     idx.clear();
     for (std::uint64_t k = rows.ptr[r]; k < rows.ptr[r + 1]; ++k)
