@@ -177,38 +177,29 @@ std::vector<double> ItemModel::hessian_times(const std::vector<double>& H,
 
 Eigen::MatrixXd ItemModel::hessian(const std::vector<double>& H) const {
   const std::uint64_t d = data_->dim;
-  const Eigen::Index n = static_cast<Eigen::Index>(d * J_);
+  const Eigen::Index n = static_cast<Eigen::Index>(d * J_), dd = static_cast<Eigen::Index>(d);
   Eigen::MatrixXd out = Eigen::MatrixXd::Zero(n, n);
-  // sum_p (x_p x_p^T) (x) (H_p + mu_z I) as a rank update B B^T with the columns x_p (x) s_i,
-  // s_i the columns of a square root of H_p + mu_z I, in chunks of comparisons.
+  // sum_p (x_p x_p^T) (x) (H_p + mu_z I): its (j, i) block of every (k, l) is entry (k, l) of
+  // the weighted Gram matrix X^T diag(H_p(j, i) + mu_z [i = j]) X, one product (d^2 per
+  // comparison) for each of the J (J + 1) / 2 pairs j >= i.
   const std::size_t JJ = std::size_t(J_) * J_;
-  const std::uint64_t chunk = 64;
-  Eigen::MatrixXd B(n, static_cast<Eigen::Index>(chunk * J_));
-  Eigen::VectorXd x(d);
-  Eigen::MatrixXd S(J_, J_), Ht(J_, J_);
-  for (std::uint64_t c0 = 0; c0 < nc_; c0 += chunk) {
-    const std::uint64_t m = std::min(chunk, nc_ - c0);
-    B.setZero();
-    for (std::uint64_t k = 0; k < m; ++k) {
-      const std::uint64_t c = c0 + k;
-      Ht = Eigen::Map<const Eigen::MatrixXd>(H.data() + c * JJ, J_, J_);
-      Ht.diagonal().array() += cfg_.mu_z;
-      Eigen::LLT<Eigen::MatrixXd> llt(Ht);
-      if (llt.info() == Eigen::Success) {
-        S = llt.matrixL();
-      } else {
-        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(Ht);
-        S = es.eigenvectors() * es.eigenvalues().cwiseMax(0.0).cwiseSqrt().asDiagonal();
-      }
-      difference(c, x.data());
-      for (int i = 0; i < J_; ++i)
-        for (std::uint64_t a = 0; a < d; ++a)
-          B.block(static_cast<Eigen::Index>(a * J_), static_cast<Eigen::Index>(k * J_ + i), J_, 1) =
-              x[static_cast<Eigen::Index>(a)] * S.col(i);
+  const Eigen::Index nc = static_cast<Eigen::Index>(nc_);
+  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> X(nc, dd);
+  for (std::uint64_t c = 0; c < nc_; ++c) difference(c, X.row(static_cast<Eigen::Index>(c)).data());
+  Eigen::MatrixXd WX(nc, dd), G(dd, dd);
+  Eigen::VectorXd w(nc);
+  for (int j = 0; j < J_; ++j)
+    for (int i = 0; i <= j; ++i) {
+      for (std::uint64_t c = 0; c < nc_; ++c)
+        w[static_cast<Eigen::Index>(c)] = H[c * JJ + std::size_t(i) * J_ + j] + (i == j ? cfg_.mu_z : 0.0);
+      WX.noalias() = w.asDiagonal() * X;
+      G.noalias() = X.transpose() * WX;
+      for (Eigen::Index k = 0; k < dd; ++k)
+        for (Eigen::Index l = 0; l < dd; ++l) {
+          out(k * J_ + j, l * J_ + i) = G(k, l);
+          out(k * J_ + i, l * J_ + j) = G(k, l);  // G is symmetric
+        }
     }
-    out.selfadjointView<Eigen::Lower>().rankUpdate(B.leftCols(static_cast<Eigen::Index>(m * J_)));
-  }
-  out.triangularView<Eigen::StrictlyUpper>() = out.transpose();
   mpi::allreduce(comm_, std::span<double>(out.data(), static_cast<std::size_t>(n * n)), MPI_SUM);
   out.diagonal().array() += cfg_.mu_w;
   return out;
