@@ -385,6 +385,16 @@ void generate_and_compare(const PopulationConfig& cfg, const std::string& name) 
   }
 }
 
+// The configuration is refused with an InputError naming `option`.
+void expect_rejected(const PopulationConfig& c, const std::string& option) {
+  try {
+    c.validate();
+    ADD_FAILURE() << option << " accepted";
+  } catch (const InputError& e) {
+    EXPECT_TRUE(test::contains(e.what(), option)) << e.what();
+  }
+}
+
 }  // namespace
 
 TEST(Generate, AttributeTypesAreTheTwoPolePairs) {
@@ -403,14 +413,6 @@ TEST(Generate, AttributeTypesAreTheTwoPolePairs) {
 }
 
 TEST(Generate, ImpossibleConfigurationsAreInputErrors) {
-  auto expect_rejected = [](PopulationConfig c, const std::string& option) {
-    try {
-      c.validate();
-      ADD_FAILURE() << option << " accepted";
-    } catch (const InputError& e) {
-      EXPECT_TRUE(test::contains(e.what(), option)) << e.what();
-    }
-  };
   PopulationConfig c = lowrank_config();
   EXPECT_NO_THROW(c.validate());
   c.answers_per_user = c.comparisons + 1;
@@ -595,14 +597,6 @@ TEST(Generate, ResponseStructureAndHeldOutPrompts) {
 }
 
 TEST(Generate, ResponseConfigurationsRejected) {
-  auto expect_rejected = [](PopulationConfig c, const std::string& option) {
-    try {
-      c.validate();
-      ADD_FAILURE() << option << " accepted";
-    } catch (const InputError& e) {
-      EXPECT_TRUE(test::contains(e.what(), option)) << e.what();
-    }
-  };
   PopulationConfig c = responses_config();
   EXPECT_NO_THROW(c.validate());
   c.answers_per_user = 48;  // 5 test answers; 43 others of 42 training comparisons

@@ -10,7 +10,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
-#include "tests/test_util.hpp"
+#include "tests/cli_util.hpp"
 
 using namespace pref::test;
 namespace fs = std::filesystem;
@@ -56,18 +56,7 @@ class ItemsCli : public ::testing::Test {
     EXPECT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
     return nlohmann::json::parse(r.out)["auc"].get<double>();
   }
-  static void expect_usage_error(const std::vector<std::string>& args,
-                                 const std::vector<std::string>& needles) {
-    for (int np : {1, 4}) {
-      const RunResult r = run_pref(np, args, 120);
-      SCOPED_TRACE(r.command);
-      ASSERT_FALSE(r.timed_out) << r.err;
-      EXPECT_EQ(r.exit_code, 2) << r.err;
-      const auto lines = error_lines(r);
-      ASSERT_EQ(lines.size(), 1u) << r.err;
-      for (const auto& n : needles) EXPECT_TRUE(contains(lines[0], n)) << lines[0];
-    }
-  }
+
   static std::string dir_;
 };
 std::string ItemsCli::dir_;

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "tests/test_util.hpp"
+#include "tests/cli_util.hpp"
 
 using namespace pref::test;
 namespace fs = std::filesystem;
@@ -47,18 +47,7 @@ class ScoreCli : public ::testing::Test {
     const RunResult r = run_pref(np, a);
     ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
   }
-  static void expect_usage_error(const std::vector<std::string>& args,
-                                 const std::vector<std::string>& needles) {
-    for (int np : {1, 4}) {
-      const RunResult r = run_pref(np, args, 120);
-      SCOPED_TRACE(r.command);
-      ASSERT_FALSE(r.timed_out) << r.err;
-      EXPECT_EQ(r.exit_code, 2) << r.err;
-      const auto lines = error_lines(r);
-      ASSERT_EQ(lines.size(), 1u) << r.err;
-      for (const auto& n : needles) EXPECT_TRUE(contains(lines[0], n)) << lines[0];
-    }
-  }
+
   // u . (W^T e_r) for the given weights (rows x J), computed here.
   static std::vector<double> reference(const std::vector<double>& U) {
     H5Id m = h5_open(path("emb.h5")), d = h5_open(data());
