@@ -64,6 +64,8 @@ std::string ItemsCli::dir_;
 TEST_F(ItemsCli, HeadGeneralizesToHeldOutPromptsAndRankCountsAgree) {
   const std::string e1 = fit(1, "emb1.h5", "embeddings");
   const std::string e2 = fit(2, "emb2.h5", "embeddings");
+  // The same run again: the same bytes (the model file has no timings).
+  EXPECT_EQ(read_bytes(fit(2, "emb2_again.h5", "embeddings")), read_bytes(e2));
   const std::string c1 = fit(1, "cmp1.h5", "comparisons");
   {
     H5Id a = h5_open(e1), b = h5_open(e2);
