@@ -105,6 +105,103 @@ std::uint64_t positive_count(hid_t obj, const std::string& name, const std::stri
   return static_cast<std::uint64_t>(v);
 }
 
+// A 1-D integer dataset of `rows` rows (the response structure's columns).
+void check_id_column(hid_t file, const std::string& path, const std::string& ds,
+                     std::uint64_t rows) {
+  const std::string what = path + ": " + ds;
+  if (!h5::exists(file, ds)) throw InputError(path + ": missing dataset " + ds);
+  h5::Handle d = h5::open_dataset(file, ds, what);
+  h5::DatasetShape s = h5::shape_of(d.get(), what);
+  if (s.dims.size() != 1)
+    throw InputError(
+        fmt::format("{}: expected a 1-D dataset, found {} dimensions", what, s.dims.size()));
+  if (s.type_class != H5T_INTEGER)
+    throw InputError(
+        fmt::format("{}: element type {}, expected an integer type", what, s.type_name()));
+  if (s.dims[0] != rows)
+    throw InputError(fmt::format("{}: {} rows, expected {}", what, s.dims[0], rows));
+}
+
+// Reads a whole 1-D id column on every rank and checks every id is in [0, limit); the first bad
+// row is reported (the same on every rank: each reads everything).
+std::vector<std::uint32_t> read_id_column(hid_t file, const std::string& path,
+                                          const std::string& ds, std::uint64_t rows,
+                                          std::uint64_t limit, const char* kind,
+                                          const mpi::Comm& comm) {
+  const std::string what = path + ": " + ds;
+  h5::Handle d = h5::open_dataset(file, ds, what);
+  std::vector<std::int64_t> buf(rows);
+  h5::read_rows<std::int64_t>(d.get(), 0, rows, buf, comm, what);
+  std::vector<std::uint32_t> out(rows);
+  for (std::uint64_t i = 0; i < rows; ++i) {
+    if (buf[i] < 0 || static_cast<std::uint64_t>(buf[i]) >= limit)
+      throw InputError(fmt::format("{}: row {}: {} id {} out of range [0, {})", what, i, kind,
+                                   buf[i], limit),
+                       i);
+    out[i] = static_cast<std::uint32_t>(buf[i]);
+  }
+  return out;
+}
+
+// The response structure of a version-2 file: metadata, then the ids (read whole by every rank).
+ResponseTable read_response_table(hid_t h, const std::string& path, std::uint32_t version,
+                                  std::uint64_t comparisons, const mpi::Comm& comm) {
+  ResponseTable t;
+  const bool has_r = h5::exists(h, "/responses"), has_c = h5::exists(h, "/comparisons");
+  if (!has_r && !has_c) return t;
+  if (version < 2)
+    throw InputError(fmt::format("{}: {}: response structure needs format_version 2 (the file "
+                                 "has format_version {})",
+                                 path, has_r ? "/responses" : "/comparisons", version));
+  if (!has_r)
+    throw InputError(path + ": /comparisons: response ids without a /responses group");
+  {
+    h5::Handle g = h5::open_group(h, "/responses", path + ": /responses");
+    t.responses = positive_count(g.get(), "responses", path + ": /responses");
+    t.prompts = positive_count(g.get(), "prompts", path + ": /responses");
+  }
+  if (!has_c)
+    throw InputError(path + ": /responses: the comparisons' response ids are missing "
+                            "(/comparisons/first, /comparisons/second)");
+  check_id_column(h, path, "/responses/prompt", t.responses);
+  check_id_column(h, path, "/comparisons/first", comparisons);
+  check_id_column(h, path, "/comparisons/second", comparisons);
+  if (h5::exists(h, "/responses/embedding")) {
+    const std::string what = path + ": /responses/embedding";
+    h5::Handle d = h5::open_dataset(h, "/responses/embedding", what);
+    h5::DatasetShape s = h5::shape_of(d.get(), what);
+    if (s.dims.size() != 2)
+      throw InputError(fmt::format("{}: expected a 2-D dataset (responses x dimension), found {} "
+                                   "dimensions",
+                                   what, s.dims.size()));
+    if (s.type_class != H5T_FLOAT)
+      throw InputError(fmt::format("{}: element type {}, expected float16, float32 or float64",
+                                   what, s.type_name()));
+    if (s.dims[0] != t.responses)
+      throw InputError(fmt::format("{}: {} rows, expected one per response ({})", what,
+                                   s.dims[0], t.responses));
+    if (s.dims[1] == 0) throw InputError(what + ": 0 columns, expected at least 1");
+    t.embedding_dim = s.dims[1];
+  }
+  t.prompt = read_id_column(h, path, "/responses/prompt", t.responses, t.prompts, "prompt", comm);
+  t.first = read_id_column(h, path, "/comparisons/first", comparisons, t.responses, "response",
+                           comm);
+  t.second = read_id_column(h, path, "/comparisons/second", comparisons, t.responses, "response",
+                            comm);
+  for (std::uint64_t p = 0; p < comparisons; ++p) {
+    const std::uint32_t a = t.first[p], b = t.second[p];
+    if (a == b)
+      throw InputError(fmt::format("{}: /comparisons: row {}: both responses are {}", path, p, a),
+                       p);
+    if (t.prompt[a] != t.prompt[b])
+      throw InputError(fmt::format("{}: /comparisons: row {}: responses {} (prompt {}) and {} "
+                                   "(prompt {}) are of different prompts",
+                                   path, p, a, t.prompt[a], b, t.prompt[b]),
+                       p);
+  }
+  return t;
+}
+
 }  // namespace
 
 LabelFile LabelFile::open(const std::string& path, const mpi::Comm& comm) {
@@ -137,6 +234,7 @@ LabelFile LabelFile::open(const std::string& path, const mpi::Comm& comm) {
       throw InputError(fmt::format(
           "{}: format_version {} is not supported (this pref reads version {})", path, version,
           kLabelFormatVersion));
+    f.version_ = static_cast<std::uint32_t>(version);
     f.users_ = positive_count(h, "users", path + ": /");
     f.comparisons_ = positive_count(h, "comparisons", path + ": /");
     if (!h5::exists(h, "/labels")) throw InputError(path + ": missing group /labels");
@@ -153,7 +251,46 @@ LabelFile LabelFile::open(const std::string& path, const mpi::Comm& comm) {
     }
     if (f.labels(Split::kTrain) == 0) throw InputError(path + ": /labels: no labels");
   });
+  mpi::agree(comm, [&] {
+    f.responses_ = read_response_table(f.file_.get(), path, f.version_, f.comparisons_, comm);
+  });
   return f;
+}
+
+std::vector<float> LabelFile::read_embedding(std::uint64_t row0, std::uint64_t rows,
+                                             const mpi::Comm& comm) const {
+  const std::uint64_t d = responses_.embedding_dim;
+  const std::string what = path_ + ": /responses/embedding";
+  std::vector<float> out;
+  mpi::agree(comm, [&] {
+    if (d == 0) throw InputError(path_ + ": no /responses/embedding");
+    if (row0 + rows > responses_.responses)
+      throw InputError(fmt::format("{}: rows {}..{} asked of {}", what, row0, row0 + rows,
+                                   responses_.responses));
+    out.resize(rows * d);
+    h5::Handle ds = h5::open_dataset(file_.get(), "/responses/embedding", what);
+    h5::read_rows<float>(ds.get(), row0, rows, out, comm, what);
+    for (std::uint64_t i = 0; i < rows * d; ++i)
+      if (!std::isfinite(out[i]))
+        throw InputError(fmt::format("{}: row {}, column {}: value {} is not finite", what,
+                                     row0 + i / d, i % d, out[i]),
+                         row0 * d + i);
+  });
+  return out;
+}
+
+void LabelFile::check_embedding(const mpi::Comm& comm) const {
+  if (responses_.embedding_dim == 0) return;
+  const Partition rows = Partition::uniform(responses_.responses, comm.size());
+  // In chunks of about 2^22 values per rank.
+  const std::uint64_t chunk =
+      std::max<std::uint64_t>(1, (std::uint64_t{1} << 22) / responses_.embedding_dim);
+  const std::uint64_t n = rows.count(comm.rank()), r0 = rows.begin(comm.rank());
+  const std::uint64_t rounds = mpi::allreduce_max(comm, (n + chunk - 1) / chunk);
+  for (std::uint64_t k = 0; k < rounds; ++k) {
+    const std::uint64_t lo = std::min(n, k * chunk), hi = std::min(n, lo + chunk);
+    read_embedding(r0 + lo, hi - lo, comm);
+  }
 }
 
 LabelColumns LabelFile::read(Split s, const mpi::Comm& comm) const {
@@ -247,12 +384,15 @@ LabelColumns LabelFile::read(Split s, const mpi::Comm& comm) const {
 }
 
 LabelFileWriter::LabelFileWriter(const std::string& path, const mpi::Comm& comm,
-                                 std::uint64_t users, std::uint64_t comparisons)
+                                 std::uint64_t users, std::uint64_t comparisons,
+                                 bool with_responses)
     : path_(path), comm_(comm.view()), users_(users), comparisons_(comparisons) {
   mpi::agree(comm_, [&] { file_ = h5::create_file(path, comm_); });
   const std::string what = path + ": /";
   h5::write_string_attribute(file_.get(), "format", kLabelFormat, what);
-  h5::write_attribute<std::uint32_t>(file_.get(), "format_version", kLabelFormatVersion, what);
+  h5::write_attribute<std::uint32_t>(
+      file_.get(), "format_version",
+      with_responses ? kLabelFormatVersion : kLabelFormatVersionPlain, what);
   h5::write_attribute<std::uint64_t>(file_.get(), "users", users, what);
   h5::write_attribute<std::uint64_t>(file_.get(), "comparisons", comparisons, what);
 }
@@ -303,12 +443,52 @@ void LabelFileWriter::write(Split s, std::uint64_t row0, const LabelColumns& col
   }
 }
 
+void LabelFileWriter::create_responses(std::uint64_t responses, std::uint64_t prompts,
+                                       std::uint64_t embedding_dim) {
+  const std::string what = path_ + ": /responses";
+  h5::Handle grp = h5::create_group(file_.get(), "/responses", what);
+  h5::write_attribute<std::uint64_t>(grp.get(), "responses", responses, what);
+  h5::write_attribute<std::uint64_t>(grp.get(), "prompts", prompts, what);
+  const hsize_t rdims[1] = {responses};
+  response_prompt_ = h5::create_dataset(grp.get(), "prompt", id_file_type(prompts), rdims, what);
+  embedding_dim_ = embedding_dim;
+  if (embedding_dim > 0) {
+    const hsize_t edims[2] = {responses, embedding_dim};
+    embedding_ = h5::create_dataset(grp.get(), "embedding", H5T_IEEE_F32LE, edims, what);
+  }
+  const std::string cwhat = path_ + ": /comparisons";
+  h5::Handle cg = h5::create_group(file_.get(), "/comparisons", cwhat);
+  const hsize_t cdims[1] = {comparisons_};
+  pair_first_ = h5::create_dataset(cg.get(), "first", id_file_type(responses), cdims, cwhat);
+  pair_second_ = h5::create_dataset(cg.get(), "second", id_file_type(responses), cdims, cwhat);
+}
+
+void LabelFileWriter::write_responses(std::uint64_t row0, std::span<const std::uint32_t> prompt,
+                                      std::span<const float> embedding) {
+  const std::string what = path_ + ": /responses";
+  h5::write_rows<std::uint32_t>(response_prompt_.get(), row0, prompt.size(), prompt, comm_, what);
+  if (embedding_.valid())
+    h5::write_rows<float>(embedding_.get(), row0, prompt.size(), embedding, comm_,
+                          what + "/embedding");
+}
+
+void LabelFileWriter::write_pairs(std::uint64_t row0, std::span<const std::uint32_t> first,
+                                  std::span<const std::uint32_t> second) {
+  const std::string what = path_ + ": /comparisons";
+  h5::write_rows<std::uint32_t>(pair_first_.get(), row0, first.size(), first, comm_, what);
+  h5::write_rows<std::uint32_t>(pair_second_.get(), row0, second.size(), second, comm_, what);
+}
+
 void LabelFileWriter::close() {
   for (auto& c : columns_) {
     c.user.reset();
     c.comparison.reset();
     c.value.reset();
   }
+  response_prompt_.reset();
+  embedding_.reset();
+  pair_first_.reset();
+  pair_second_.reset();
   h5::finish_file(file_, path_, comm_);
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // The label-data file format (docs/format.md): reading with validation, and writing.
 //
-//   /            attrs format="pref-labels", format_version=1, users, comparisons
+//   /            attrs format="pref-labels", format_version=1 or 2, users, comparisons
 //   /labels      training labels: user, comparison, value (1-D, same length)
 //   /validation  optional, same columns
 //   /test        optional, same columns
@@ -9,9 +9,13 @@
 //   /truth       optional ground truth of synthetic populations
 //   /ids         optional id maps of imported data
 //   /generator   optional attributes recording how a synthetic population was made
+//   /responses   version 2, optional: attrs responses=R, prompts=P; prompt (R ids in [0, P)),
+//                optional embedding (R x d float16/32/64)
+//   /comparisons version 2, with /responses: first, second (M response ids of one prompt each)
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "io/hdf5.hpp"
@@ -21,7 +25,11 @@
 namespace pref::io {
 
 inline constexpr const char* kLabelFormat = "pref-labels";
-inline constexpr std::uint32_t kLabelFormatVersion = 1;
+// The newest version this pref reads. Version 2 adds the optional response structure
+// (/responses, /comparisons); a file without it is written as version 1, which every reader
+// of version 1 reads unchanged.
+inline constexpr std::uint32_t kLabelFormatVersion = 2;
+inline constexpr std::uint32_t kLabelFormatVersionPlain = 1;
 // Values stored as uint8 q mean q / kValueDenominator (0 second preferred, 100 tie, 200 first).
 inline constexpr std::uint32_t kValueDenominator = 200;
 // Ids are held as uint32 in memory.
@@ -34,6 +42,17 @@ const char* split_name(Split s);   // "train", "validation", "test", "new_users"
 const char* split_group(Split s);  // "/labels", "/validation", "/test", "/new_users"
 // Parses "train" | "validation" | "test" | "new_users"; throws InputError naming `option`.
 Split parse_split(const std::string& name, const std::string& option);
+
+// The response structure of a version-2 file (docs/format.md): comparison p is the pair
+// (first[p], second[p]) of responses of one prompt; a label of 1 prefers first[p]. Held whole on
+// every rank (4 bytes per response and 8 per comparison).
+struct ResponseTable {
+  std::uint64_t responses = 0, prompts = 0;
+  std::vector<std::uint32_t> prompt;         // R: the prompt of each response
+  std::vector<std::uint32_t> first, second;  // M: the two responses of each comparison
+  std::uint64_t embedding_dim = 0;           // d of /responses/embedding; 0: none
+  bool empty() const { return responses == 0; }
+};
 
 class LabelFile {
  public:
@@ -51,6 +70,19 @@ class LabelFile {
   std::uint64_t labels(Split s) const { return labels_[static_cast<int>(s)].value_or(0); }
   // Users whose ids the split's user column refers to.
   std::uint64_t users_of(Split s) const { return s == Split::kNewUsers ? new_users_ : users_; }
+  std::uint32_t version() const { return version_; }
+  // The response structure (empty() when the file has none), read and validated by open(): ids
+  // in range, the two responses of a comparison distinct and of one prompt.
+  bool has_responses() const { return !responses_.empty(); }
+  const ResponseTable& responses() const { return responses_; }
+
+  // Collective. Rows [row0, row0 + rows) of /responses/embedding (rows x embedding_dim,
+  // row-major, as float whatever the stored float type), each value checked to be finite: a bad
+  // one is a collective InputError naming the file, the dataset, the smallest bad row and column.
+  std::vector<float> read_embedding(std::uint64_t row0, std::uint64_t rows,
+                                    const mpi::Comm& comm) const;
+  // Collective. Reads the whole embedding in even shares and checks it (pref inspect).
+  void check_embedding(const mpi::Comm& comm) const;
 
   // Collective. Reads this rank's even share of rows of a split and validates every row: ids in
   // range, value finite and in [0, 1]. A bad row is a collective InputError naming the file, the
@@ -63,6 +95,8 @@ class LabelFile {
   std::uint64_t users_ = 0, comparisons_ = 0, new_users_ = 0;
   std::array<std::optional<std::uint64_t>, 4> labels_;
   std::array<std::uint32_t, 4> value_denominator_{};  // 0: values stored as floats
+  std::uint32_t version_ = 0;
+  ResponseTable responses_;
 };
 
 // Writes a label file collectively. Each split is created with its total number of rows, then
@@ -70,8 +104,10 @@ class LabelFile {
 class LabelFileWriter {
  public:
   // Creates the file at `path` (normally AtomicOutput::temp_path()). Collective.
+  // with_responses: the file will have the response structure and is written as version 2
+  // (kLabelFormatVersionPlain otherwise).
   LabelFileWriter(const std::string& path, const mpi::Comm& comm, std::uint64_t users,
-                  std::uint64_t comparisons);
+                  std::uint64_t comparisons, bool with_responses = false);
   hid_t handle() const { return file_.get(); }
   const std::string& path() const { return path_; }
 
@@ -80,6 +116,17 @@ class LabelFileWriter {
   void create(Split s, std::uint64_t rows, bool quantized, std::uint64_t new_users = 0);
   // Collective: every rank calls, each with its rows [row0, row0 + cols.size()).
   void write(Split s, std::uint64_t row0, const LabelColumns& cols);
+  // Collective (files made with with_responses): creates /responses (R responses of P prompts,
+  // an embedding of embedding_dim float32 columns unless 0) and /comparisons/{first,second}.
+  void create_responses(std::uint64_t responses, std::uint64_t prompts,
+                        std::uint64_t embedding_dim);
+  // Collective: every rank its rows [row0, row0 + prompt.size()) of /responses; embedding holds
+  // prompt.size() x embedding_dim values (ignored without an embedding).
+  void write_responses(std::uint64_t row0, std::span<const std::uint32_t> prompt,
+                       std::span<const float> embedding);
+  // Collective: every rank its rows [row0, row0 + first.size()) of /comparisons.
+  void write_pairs(std::uint64_t row0, std::span<const std::uint32_t> first,
+                   std::span<const std::uint32_t> second);
   // Collective. Flushes and closes; errors (e.g. a full disk) are reported here.
   void close();
 
@@ -93,6 +140,8 @@ class LabelFileWriter {
     bool quantized = false;
   };
   std::array<Columns, 4> columns_;
+  h5::Handle response_prompt_, embedding_, pair_first_, pair_second_;
+  std::uint64_t embedding_dim_ = 0;
 };
 
 // True when v is a multiple of 1/kValueDenominator (so the one-byte encoding is exact).

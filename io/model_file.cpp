@@ -11,7 +11,8 @@ namespace pref::io {
 
 void write_model(const std::string& path, const mpi::Comm& comm, const ModelHeader& header,
                  const Partition& users, const std::vector<double>& U,
-                 const Partition& comparisons, const std::vector<double>& Z) {
+                 const Partition& comparisons, const std::vector<double>& Z,
+                 const ModelItems* items) {
   h5::Handle f;
   mpi::agree(comm, [&] { f = h5::create_file(path, comm); });
   const std::string what = path;
@@ -58,6 +59,12 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
                          what + ": /comparison_factors");
   du.reset();
   dz.reset();
+  if (items) {
+    const hsize_t id[2] = {items->rows.size(), header.rank};
+    h5::Handle di = h5::create_dataset(h, items->dataset, H5T_IEEE_F64LE, id, what);
+    h5::write_rows<double>(di.get(), items->rows.begin(me), items->rows.count(me), items->local,
+                           comm, what + ": /" + items->dataset);
+  }
   if (!header.prior_mean.empty()) {
     h5::Handle g = h5::create_group(h, "prior", what);
     h5::write_string_attribute(g.get(), "kind", "population", what);

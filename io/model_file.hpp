@@ -7,6 +7,8 @@
 //   /history             fixed-length strings, one JSON object per sweep (no timings, so the same
 //                        run gives a bitwise identical file)
 //   /prior/mean          (fit --prior population) J float64: the population mean m
+//   /response_factors    (fit --items responses) responses x rank float64: phi_r
+//   /embedding_head      (fit --items embeddings) d x rank float64: W, phi_r = W^T e_r
 //   /prior/covariance    J x J float64: the population covariance Sigma; the group's attributes
 //                        kind = "population" and users (the users it was estimated from)
 #include <cstdint>
@@ -35,10 +37,20 @@ struct ModelHeader {
   std::uint64_t prior_users = 0;
 };
 
+// The item parameters of `fit --items responses|embeddings` (docs/format.md): a float64 dataset
+// `dataset` (/response_factors, R x rank, or /embedding_head, d x rank) whose rows are split
+// over the ranks by `rows`; `local` holds this rank's.
+struct ModelItems {
+  std::string dataset;
+  Partition rows;
+  std::vector<double> local;
+};
+
 // Writes the model collectively; U and Z hold this rank's rows of the given partitions.
 void write_model(const std::string& path, const mpi::Comm& comm, const ModelHeader& header,
                  const Partition& users, const std::vector<double>& U,
-                 const Partition& comparisons, const std::vector<double>& Z);
+                 const Partition& comparisons, const std::vector<double>& Z,
+                 const ModelItems* items = nullptr);
 
 struct ModelFile {
   ModelHeader header;

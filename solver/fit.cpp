@@ -165,6 +165,14 @@ class Fitter {
     if (exchange_ == Exchange::kAuto)
       exchange_ = (comm.size() == 1 || cost_ship_ <= cost_reduce_) ? Exchange::kShip
                                                                    : Exchange::kReduce;
+    if (cfg.items && cfg.items->kind != Items::kComparisons) {
+      // The item half-step needs each comparison's labels at its owner.
+      exchange_ = Exchange::kShip;
+      ItemConfig ic = cfg.item;
+      ic.J = J_;
+      ic.mu_z = cfg.mu_z;
+      items_.emplace(comm, cfg.items, parts_.comparisons, ic);
+    }
     if (exchange_ == Exchange::kShip) {
       comps_ = localize(std::move(train.by_comparison), uplan_);
     } else {
@@ -334,6 +342,7 @@ class Fitter {
     };
     rotate_rows(f_.U.data(), f_.U.size() / J);
     rotate_rows(f_.Z.data(), f_.Z.size() / J);
+    if (items_) items_->rotate(Q);
     rotate_rows(zghost_.data(), zghost_.size() / J);
     if (u_prev_) rotate_rows(u_prev_->data(), u_prev_->size() / J);
     if (z_prev_) rotate_rows(z_prev_->data(), z_prev_->size() / J);
@@ -349,7 +358,76 @@ class Fitter {
     ughost_fresh_ = false;
   }
 
+  // With an item model: Newton steps of theta at the current U (the comparison half-step).
+  void item_half_step(int steps) {
+    refresh_ughost();
+    comparisons_measured_ = false;
+    for (int s = 0; s < steps; ++s) {
+      const ComparisonDerivs d = comparison_derivs();
+      const double t = items_->newton_step(f_.Z, d, [&](const std::vector<double>& V,
+                                                        std::span<const double> steps_,
+                                                        std::span<double> change) {
+        label_change(V, steps_, change);
+      });
+      if (t == 0) break;
+    }
+  }
+  // The labels' loss gradient and Hessian in z_p of every comparison of this rank (ship).
+  ComparisonDerivs comparison_derivs() {
+    const std::size_t nc = comps_.rows(), JJ = std::size_t(J_) * J_;
+    ComparisonDerivs d;
+    d.g.assign(nc * J_, 0.0);
+    d.H.assign(nc * JJ, 0.0);
+    parallel_rows(nc, [&](std::size_t c, RowWorkspace& ws) {
+      ws.g.setZero(J_);
+      ws.h.setZero(J_, J_);
+      accumulate_row(f_.Z.data() + c * J_, J_, ughost_.data(), comps_.idx_of(c), comps_.y_of(c),
+                     ws.g, &ws.h, ws, nullptr);
+      // The label pass fills the lower triangle only.
+      ws.h.triangularView<Eigen::StrictlyUpper>() = ws.h.transpose();
+      std::copy(ws.g.data(), ws.g.data() + J_, d.g.data() + c * J_);
+      std::copy(ws.h.data(), ws.h.data() + JJ, d.H.data() + c * JJ);
+    });
+    return d;
+  }
+  // This rank's sum over its labels of BCE(z_p + t v_p) - BCE(z_p) for each step t.
+  void label_change(const std::vector<double>& V, std::span<const double> steps,
+                    std::span<double> change) {
+    const std::size_t nc = comps_.rows(), nl = steps.size();
+    std::vector<double> per(nc * nl, 0.0);
+    parallel_rows(nc, [&](std::size_t c, RowWorkspace&) {
+      const double* z = f_.Z.data() + c * J_;
+      const double* v = V.data() + c * J_;
+      auto idx = comps_.idx_of(c);
+      auto y = comps_.y_of(c);
+      for (std::size_t k = 0; k < idx.size(); ++k) {
+        const double* u = ughost_.data() + std::size_t(idx[k]) * J_;
+        double m = 0, q = 0;
+        for (int a = 0; a < J_; ++a) {
+          m += u[a] * z[a];
+          q += u[a] * v[a];
+        }
+        for (std::size_t l = 0; l < nl; ++l) per[c * nl + l] += bce_change(m, steps[l] * q, y[k]);
+      }
+    });
+    for (std::size_t c = 0; c < nc; ++c)
+      for (std::size_t l = 0; l < nl; ++l) change[l] += per[c * nl + l];
+  }
+  bool has_items() const { return items_.has_value(); }
+  // Theta from 0 fitted to the initial U (before sweep 0 of a fresh fit).
+  void init_items(int steps) {
+    if (!items_) return;
+    items_->comparisons(f_.Z);
+    item_half_step(steps);
+  }
+  Partition item_rows() const { return items_ ? items_->param_rows() : Partition(); }
+  std::vector<double> item_params() const { return items_ ? items_->owned_params() : std::vector<double>(); }
+
   void comparison_half_step() {
+    if (items_) {
+      item_half_step(cfg_.newton_steps);
+      return;
+    }
     if (exchange_ == Exchange::kShip) {
       refresh_ughost();
       // Each row is also measured at its new z while its labels and partner rows are in cache:
@@ -537,6 +615,17 @@ class Fitter {
     gz.assign(nc, 0.0);
     if (measured) {
       gz = end_gz_;
+    } else if (items_) {
+      // The gradient in theta: A^T (g + mu_z z) + mu_w theta.
+      refresh_ughost();
+      std::vector<double> g(nc * J_, 0.0);
+      parallel_rows(nc, [&](std::size_t c, RowWorkspace& ws) {
+        ws.g.setZero(J_);
+        accumulate_row(f_.Z.data() + c * J_, J_, ughost_.data(), comps_.idx_of(c), comps_.y_of(c),
+                       ws.g, nullptr, ws, nullptr);
+        std::copy(ws.g.data(), ws.g.data() + J_, g.data() + c * J_);
+      });
+      item_grad_share_ = items_->gradient_norm2_share(f_.Z, g);
     } else if (exchange_ == Exchange::kShip) {
       refresh_ughost();
       parallel_rows(nc, [&](std::size_t c, RowWorkspace& ws) {
@@ -561,7 +650,9 @@ class Fitter {
                  cfg_.mu_z * Eigen::Map<const Eigen::VectorXd>(f_.Z.data() + c * J_, J_))
                     .squaredNorm();
     }
-    double sums[4] = {0, 0, 0, 0};  // loss, users' regularization, |Z|^2, |grad|^2
+    // loss, users' regularization, |Z|^2, |grad|^2, the item parameters' regularization
+    double sums[5] = {0, 0, 0, item_grad_share_, items_ ? items_->regularization_share() : 0.0};
+    item_grad_share_ = 0;
     for (std::size_t r = 0; r < nu; ++r) {
       sums[0] += loss[r];
       sums[1] += quad[r];
@@ -571,11 +662,12 @@ class Fitter {
       for (double l : end_loss_) sums[0] += l;
     for (double v : f_.Z) sums[2] += v * v;
     for (double v : gz) sums[3] += v;
-    mpi::allreduce(comm_, std::span<double>(sums, 4), MPI_SUM);
+    mpi::allreduce(comm_, std::span<double>(sums, 5), MPI_SUM);
     rec.train_logloss = sums[0] / static_cast<double>(std::max<std::uint64_t>(1, labels_));
     // With the prior: the expected complete-data negative log-likelihood of EM (docs/design.md,
     // "The population prior"), which every half-step and the prior's update decrease.
-    rec.objective = sums[0] + (cfg_.shared ? 0.0 : sums[1]) + 0.5 * cfg_.mu_z * sums[2];
+    rec.objective =
+        sums[0] + (cfg_.shared ? 0.0 : sums[1]) + 0.5 * cfg_.mu_z * sums[2] + sums[4];
     if (prior_) {
       rec.objective += prior_constant(*prior_);
       rec.prior = summarize(*prior_);
@@ -632,6 +724,8 @@ class Fitter {
   bool comparisons_measured_ = false;
   MetricsAccumulator val_acc_;
   std::optional<std::vector<double>> u_prev_, z_prev_;  // extrapolation: see extrapolate_users
+  std::optional<ItemModel> items_;  // FitConfig::items responses or embeddings
+  double item_grad_share_ = 0;      // evaluate(): this rank's share of |gradient in theta|^2
   bool ughost_fresh_ = false;
   std::uint64_t bytes_ = 0;
   double cost_ship_ = 0, cost_reduce_ = 0, bytes_ship_ = 0, bytes_reduce_ = 0;
@@ -686,6 +780,8 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
   };
   auto finish = [&] {
     if (fitter.prior()) res.prior = *fitter.prior();
+    res.item_rows = fitter.item_rows();
+    res.item_params = fitter.item_params();
     res.factors = fitter.take_factors();
     const auto& h = res.history;
     if (!res.stopped && h.size() > 1 && h.front().validation && h.back().validation &&
@@ -701,7 +797,10 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
   int first = 1;
   bool half_done = false;
   SweepRecord pending;
+  if (fitter.has_items() && (cfg.extrapolate || !start.history.empty()))
+    throw Error("fit: the item models support neither extrapolation nor resuming yet");
   if (start.history.empty()) {
+    fitter.init_items(cfg.item_init_steps);
     SweepRecord rec = fitter.evaluate();
     rec.seconds_eval = since(t);
     rec.bytes_exchanged = fitter.take_bytes();

@@ -17,6 +17,7 @@
 
 #include "solver/base/mpi.hpp"
 #include "solver/distribute.hpp"
+#include "solver/items.hpp"
 #include "solver/metrics.hpp"
 #include "solver/prior.hpp"
 
@@ -57,6 +58,12 @@ struct FitConfig {
   int threads = 1;
   // Cost model: network bandwidth per rank, bytes per second.
   double net_bytes_per_second = 5e9;
+  // Item model (solver/items.hpp): null, free comparison factors; else z_p = A_p theta over
+  // responses or response embeddings, whose half-step replaces the comparison half-step (ship
+  // pattern only; no extrapolation). item.J and item.mu_z are taken from J and mu_z.
+  std::shared_ptr<const ItemData> items;
+  ItemConfig item;
+  int item_init_steps = 5;  // Newton steps of theta from 0 at the initial U, before sweep 0
 };
 
 struct SweepRecord {
@@ -85,6 +92,9 @@ struct FitResult {
   bool stopped = false;  // ended early by FitHooks::stop_requested (a checkpoint was offered)
   Exchange exchange = Exchange::kShip;
   std::optional<PopulationPrior> prior;  // the learned prior (FitConfig::prior population)
+  // With an item model: theta's rows (ItemModel::param_rows) and this rank's share of them.
+  Partition item_rows;
+  std::vector<double> item_params;
 };
 
 // The extrapolation's factor and its adaptation (FitConfig::extrapolate; Ang and Gillis 2019,

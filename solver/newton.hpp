@@ -111,7 +111,8 @@ RowStats solve_row(double* w, int J, const double* table, std::span<const std::u
                    std::span<const float> y, const RowPrior& prior, int steps, RowWorkspace& ws);
 
 // Accumulates, for w, the loss sum_k BCE(x_k.w, y_k), the gradient sum_k (s(m_k)-y_k) x_k and the
-// Hessian sum_k s'(m_k) x_k x_k^T (full symmetric) of the given partners. g and H are added to.
+// Hessian sum_k s'(m_k) x_k x_k^T (its lower triangle, as LabelPass) of the given partners. g and
+// H are added to.
 double accumulate_row(const double* w, int J, const double* table,
                       std::span<const std::uint32_t> idx, std::span<const float> y,
                       Eigen::VectorXd& g, Eigen::MatrixXd* H, RowWorkspace& ws,

@@ -23,6 +23,22 @@ std::uint64_t PopulationConfig::train_answers() const {
   return answers_per_user - test_answers() - validation_answers();
 }
 
+std::uint64_t PopulationConfig::prompt_count() const {
+  if (!has_responses()) return 0;
+  if (prompts) return prompts;
+  const std::uint64_t pairs = pairs_per_prompt();
+  return pairs ? (comparisons + pairs - 1) / pairs : 0;
+}
+
+std::uint64_t PopulationConfig::heldout_comparisons() const {
+  const std::uint64_t P = prompt_count();
+  std::uint64_t n = 0;
+  // Prompt q holds comparisons q, q + P, q + 2P, ... below M.
+  for (std::uint64_t q = P - std::min(P, heldout_prompts); q < P; ++q)
+    if (q < comparisons) n += (comparisons - q + P - 1) / P;
+  return n;
+}
+
 void PopulationConfig::validate() const {
   auto fail = [](const std::string& m) { throw InputError(m); };
   if (users == 0) fail("--users: must be at least 1");
@@ -60,6 +76,46 @@ void PopulationConfig::validate() const {
   if (!(cluster_spread >= 0)) fail("--cluster-spread: must be >= 0");
   if (!(zipf_exponent >= 0) || !std::isfinite(zipf_exponent))
     fail(fmt::format("--zipf-exponent: {} must be >= 0", zipf_exponent));
+  if (!has_responses()) {
+    if (prompts) fail("--prompts: needs --responses-per-prompt");
+    if (heldout_prompts) fail("--heldout-prompts: needs --responses-per-prompt");
+    if (embedding_dim) fail("--embedding-dim: needs --responses-per-prompt");
+    return;
+  }
+  if (model != Model::kAttributes)
+    fail("--responses-per-prompt: only the attributes model has responses");
+  if (responses_per_prompt < 2 || responses_per_prompt > 65536)
+    fail(fmt::format("--responses-per-prompt: {} outside [2, 65536]", responses_per_prompt));
+  const std::uint64_t P = prompt_count(), pairs = pairs_per_prompt();
+  if (P > comparisons)
+    fail(fmt::format("--prompts: {} is more than --comparisons {} (every prompt needs a "
+                     "comparison)", P, comparisons));
+  if (comparisons > P * pairs)
+    fail(fmt::format("--comparisons: {} is more than {} prompts x {} pairs of {} responses",
+                     comparisons, P, pairs, responses_per_prompt));
+  if (response_count() > io::kMaxIds)
+    fail(fmt::format("--prompts: {} responses is more than pref supports", response_count()));
+  if (!(embedding_noise >= 0) || !std::isfinite(embedding_noise))
+    fail(fmt::format("--embedding-noise: {} must be >= 0", embedding_noise));
+  if (embedding_dim > (std::uint64_t{1} << 20))
+    fail(fmt::format("--embedding-dim: {} is more than {}", embedding_dim, std::uint64_t{1} << 20));
+  if (heldout_prompts == 0) return;
+  if (heldout_prompts >= P)
+    fail(fmt::format("--heldout-prompts: {} leaves none of the {} prompts for training",
+                     heldout_prompts, P));
+  if (popularity != Popularity::kUniform)
+    fail("--heldout-prompts: needs --popularity uniform");
+  const std::uint64_t held = heldout_comparisons(), train = comparisons - held;
+  if (test_answers() > held)
+    fail(fmt::format("--heldout-prompts: {} test answers per user exceed the {} comparisons of "
+                     "the held-out prompts", test_answers(), held));
+  if (answers_per_user - test_answers() > train)
+    fail(fmt::format("--answers-per-user: {} training and validation answers exceed the {} "
+                     "comparisons of the training prompts",
+                     answers_per_user - test_answers(), train));
+  if (new_users > 0 && new_user_answers > train)
+    fail(fmt::format("--new-user-answers: {} exceeds the {} comparisons of the training prompts",
+                     new_user_answers, train));
 }
 
 const char* model_name(PopulationConfig::Model m) {
@@ -85,9 +141,13 @@ Population::Population(PopulationConfig cfg) : cfg_(cfg) {
   // Lowrank: N(0, 1/r) per coordinate, so that u.z has unit variance for u ~ N(0, I).
   const double scale =
       cfg_.model == PopulationConfig::Model::kAttributes ? 1.0 : 1.0 / std::sqrt(double(r));
-  for (std::uint64_t p = 0; p < cfg_.comparisons; ++p) {
-    Rng rng(cfg_.seed, Stream::kComparisonFactor, p);
-    for (std::uint32_t k = 0; k < r; ++k) z_[p * r + k] = scale * rng.normal();
+  if (cfg_.has_responses()) {
+    make_responses();
+  } else {
+    for (std::uint64_t p = 0; p < cfg_.comparisons; ++p) {
+      Rng rng(cfg_.seed, Stream::kComparisonFactor, p);
+      for (std::uint32_t k = 0; k < r; ++k) z_[p * r + k] = scale * rng.normal();
+    }
   }
   if (cfg_.popularity == PopulationConfig::Popularity::kZipf) {
     zipf_cdf_.resize(cfg_.comparisons);
@@ -103,6 +163,57 @@ Population::Population(PopulationConfig cfg) : cfg_(cfg) {
     centres_.resize(cfg_.clusters * r);
     Rng rng(cfg_.seed, Stream::kUserWeights, ~std::uint64_t{0});
     for (auto& c : centres_) c = rng.normal();
+  }
+}
+
+void Population::make_responses() {
+  const std::uint64_t P = cfg_.prompt_count(), N = cfg_.responses_per_prompt;
+  const std::uint64_t R = cfg_.response_count(), M = cfg_.comparisons;
+  // Attributes N(0, 1/2), so that a difference of two is N(0, 1) as a version-1 comparison's.
+  s_.resize(R * kAttributes);
+  const double half = std::sqrt(0.5);
+  for (std::uint64_t q = 0; q < R; ++q) {
+    Rng rng(cfg_.seed, Stream::kResponseAttributes, q);
+    for (int k = 0; k < kAttributes; ++k) s_[q * kAttributes + k] = half * rng.normal();
+  }
+  // Comparison p: prompt p mod P, its (p div P)-th pair (i < j) in lexicographic order, the
+  // order of the two responses by a coin.
+  first_.resize(M);
+  second_.resize(M);
+  for (std::uint64_t p = 0; p < M; ++p) {
+    const std::uint64_t q = p % P;
+    std::uint64_t k = p / P, i = 0;
+    while (k >= N - 1 - i) {
+      k -= N - 1 - i;
+      ++i;
+    }
+    const std::uint64_t j = i + 1 + k;
+    auto a = static_cast<std::uint32_t>(q * N + i), b = static_cast<std::uint32_t>(q * N + j);
+    Rng rng(cfg_.seed, Stream::kPairOrder, p);
+    if (rng.uniform() < 0.5) std::swap(a, b);
+    first_[p] = a;
+    second_[p] = b;
+    for (int c = 0; c < kAttributes; ++c)
+      z_[p * kAttributes + c] = s_[a * kAttributes + c] - s_[b * kAttributes + c];
+    if (cfg_.heldout_prompts > 0) (heldout_prompt(q) ? heldout_pool_ : train_pool_).push_back(p);
+  }
+  const std::uint64_t d = cfg_.embedding_dim;
+  map_.resize(kAttributes * d);
+  const double a_scale = std::sqrt(2.0 / kAttributes);
+  for (int k = 0; k < kAttributes; ++k) {
+    Rng rng(cfg_.seed, Stream::kEmbeddingMap, static_cast<std::uint64_t>(k));
+    for (std::uint64_t c = 0; c < d; ++c) map_[k * d + c] = a_scale * rng.normal();
+  }
+}
+
+void Population::embedding(std::uint64_t r, std::span<float> out) const {
+  const std::uint64_t d = cfg_.embedding_dim;
+  Rng rng(cfg_.seed, Stream::kEmbeddingNoise, r);
+  auto s = response_attributes(r);
+  for (std::uint64_t c = 0; c < d; ++c) {
+    double e = 0;
+    for (int k = 0; k < kAttributes; ++k) e += map_[k * d + c] * s[k];
+    out[c] = static_cast<float>(e + cfg_.embedding_noise * rng.normal());
   }
 }
 
@@ -157,6 +268,19 @@ void Population::draw_answers(Rng& rng, std::uint64_t k, std::vector<std::uint32
   }
 }
 
+void Population::draw_from_pool(Rng& rng, std::uint64_t k, const std::vector<std::uint32_t>& pool,
+                                std::vector<std::uint32_t>& out) {
+  // Floyd's algorithm over positions in the pool, appended to out.
+  const std::size_t start = out.size();
+  const std::uint64_t m = pool.size();
+  for (std::uint64_t j = m - k; j < m; ++j) {
+    const std::uint64_t t = rng.below(j + 1);
+    const bool taken =
+        std::find(out.begin() + static_cast<std::ptrdiff_t>(start), out.end(), pool[t]) != out.end();
+    out.push_back(pool[taken ? j : t]);
+  }
+}
+
 float Population::draw_label(std::span<const double> u, std::uint64_t p, Rng& rng) const {
   auto z = comparison_factor(p);
   double margin = 0;
@@ -186,20 +310,39 @@ void Population::user_labels(std::uint64_t i, bool new_user, LabelColumns* train
   user_weights(i, new_user, u);
   const std::uint64_t k = new_user ? cfg_.new_user_answers : cfg_.answers_per_user;
   Rng answer_rng(cfg_.seed, new_user ? Stream::kNewUserAnswers : Stream::kUserAnswers, i);
-  draw_answers(answer_rng, k, answers);
   std::uint64_t n_test = 0, n_val = 0;
-  if (!new_user) {
-    // A random split of the user's answers: the first n_test of a shuffle go to test, the next
-    // n_val to validation.
-    Rng split_rng(cfg_.seed, Stream::kSplit, i);
-    for (std::uint64_t j = k - 1; j > 0; --j) std::swap(answers[j], answers[split_rng.below(j + 1)]);
-    n_test = cfg_.test_answers();
-    n_val = cfg_.validation_answers();
+  if (!heldout_pool_.empty()) {
+    // Held-out prompts: a user's test answers are comparisons of held-out prompts, all its other
+    // answers (and a new user's pool) comparisons of training prompts.
+    n_test = new_user ? 0 : cfg_.test_answers();
+    n_val = new_user ? 0 : cfg_.validation_answers();
+    answers.clear();
+    draw_from_pool(answer_rng, n_test, heldout_pool_, answers);
+    draw_from_pool(answer_rng, k - n_test, train_pool_, answers);
+    if (!new_user) {
+      Rng split_rng(cfg_.seed, Stream::kSplit, i);
+      for (std::uint64_t j = k - 1; j > n_test; --j)
+        std::swap(answers[j], answers[n_test + split_rng.below(j - n_test + 1)]);
+    }
     std::sort(answers.begin(), answers.begin() + n_test);
     std::sort(answers.begin() + n_test, answers.begin() + n_test + n_val);
     std::sort(answers.begin() + n_test + n_val, answers.end());
   } else {
-    std::sort(answers.begin(), answers.end());
+    draw_answers(answer_rng, k, answers);
+    if (!new_user) {
+      // A random split of the user's answers: the first n_test of a shuffle go to test, the
+      // next n_val to validation.
+      Rng split_rng(cfg_.seed, Stream::kSplit, i);
+      for (std::uint64_t j = k - 1; j > 0; --j)
+        std::swap(answers[j], answers[split_rng.below(j + 1)]);
+      n_test = cfg_.test_answers();
+      n_val = cfg_.validation_answers();
+      std::sort(answers.begin(), answers.begin() + n_test);
+      std::sort(answers.begin() + n_test, answers.begin() + n_test + n_val);
+      std::sort(answers.begin() + n_test + n_val, answers.end());
+    } else {
+      std::sort(answers.begin(), answers.end());
+    }
   }
   Rng label_rng(cfg_.seed, new_user ? Stream::kNewUserLabel : Stream::kLabel, i);
   const auto uid = static_cast<std::uint32_t>(i);
@@ -239,6 +382,68 @@ void write_generator_attributes(hid_t file, const PopulationConfig& c, const std
   h5::write_attribute<double>(h, "zipf_exponent", c.zipf_exponent, what);
   h5::write_attribute<double>(h, "validation_fraction", c.validation_fraction, what);
   h5::write_attribute<double>(h, "test_fraction", c.test_fraction, what);
+  if (c.has_responses()) {  // version-2 files only: version-1 files stay as they were
+    h5::write_attribute<std::uint32_t>(h, "responses_per_prompt", c.responses_per_prompt, what);
+    h5::write_attribute<std::uint64_t>(h, "prompts", c.prompt_count(), what);
+    h5::write_attribute<std::uint64_t>(h, "heldout_prompts", c.heldout_prompts, what);
+    h5::write_attribute<std::uint64_t>(h, "embedding_dim", c.embedding_dim, what);
+    h5::write_attribute<double>(h, "embedding_noise", c.embedding_noise, what);
+  }
+}
+
+// The response structure and its truth: /responses (prompt, embedding), /comparisons,
+// /truth/response_attributes, /truth/embedding_map; every rank its even share of rows.
+void write_responses(const Population& pop, io::LabelFileWriter& w, hid_t truth,
+                     const mpi::Comm& comm) {
+  const PopulationConfig& c = pop.config();
+  const std::uint64_t R = c.response_count(), d = c.embedding_dim;
+  const std::string path = w.path();
+  w.create_responses(R, c.prompt_count(), d);
+  const hsize_t sdims[2] = {R, kAttributes};
+  h5::Handle sset =
+      h5::create_dataset(truth, "response_attributes", H5T_IEEE_F32LE, sdims, path);
+  {
+    const Partition part = Partition::uniform(R, comm.size());
+    const std::uint64_t r0 = part.begin(comm.rank()), n = part.count(comm.rank());
+    // Rows in rounds of about 2^22 embedding values.
+    const std::uint64_t chunk = std::max<std::uint64_t>(1, (std::uint64_t{1} << 22) / std::max<std::uint64_t>(d, 1));
+    const std::uint64_t rounds = mpi::allreduce_max(comm, (n + chunk - 1) / chunk);
+    std::vector<std::uint32_t> prompt;
+    std::vector<float> emb, attrs;
+    for (std::uint64_t k = 0; k < rounds; ++k) {
+      const std::uint64_t lo = r0 + std::min(n, k * chunk), hi = r0 + std::min(n, k * chunk + chunk);
+      prompt.resize(hi - lo);
+      emb.resize((hi - lo) * d);
+      attrs.resize((hi - lo) * kAttributes);
+      for (std::uint64_t r = lo; r < hi; ++r) {
+        prompt[r - lo] = static_cast<std::uint32_t>(r / c.responses_per_prompt);
+        if (d) pop.embedding(r, std::span<float>(emb.data() + (r - lo) * d, d));
+        auto s = pop.response_attributes(r);
+        for (int a = 0; a < kAttributes; ++a) attrs[(r - lo) * kAttributes + a] = static_cast<float>(s[a]);
+      }
+      w.write_responses(lo, prompt, emb);
+      h5::write_rows<float>(sset.get(), lo, hi - lo, attrs, comm, path + ": /truth/response_attributes");
+    }
+  }
+  {
+    const Partition part = Partition::uniform(c.comparisons, comm.size());
+    const std::uint64_t p0 = part.begin(comm.rank()), n = part.count(comm.rank());
+    std::vector<std::uint32_t> a(n), b(n);
+    for (std::uint64_t p = 0; p < n; ++p) {
+      a[p] = pop.first(p0 + p);
+      b[p] = pop.second(p0 + p);
+    }
+    w.write_pairs(p0, a, b);
+  }
+  if (d) {
+    const hsize_t mdims[2] = {kAttributes, d};
+    h5::Handle mset = h5::create_dataset(truth, "embedding_map", H5T_IEEE_F32LE, mdims, path);
+    const Partition part = Partition::uniform(kAttributes, comm.size());
+    const std::uint64_t k0 = part.begin(comm.rank()), n = part.count(comm.rank());
+    std::vector<float> m(n * d);
+    for (std::uint64_t i = 0; i < n * d; ++i) m[i] = static_cast<float>(pop.embedding_map()[k0 * d + i]);
+    h5::write_rows<float>(mset.get(), k0, n, m, comm, path + ": /truth/embedding_map");
+  }
 }
 
 // Writes users [0, n) of one kind (training or new) in batches: labels and truth.
@@ -303,7 +508,7 @@ GenerateStats write_population(const Population& pop, const std::string& path,
                                const mpi::Comm& comm) {
   const auto t0 = std::chrono::steady_clock::now();
   const PopulationConfig& c = pop.config();
-  io::LabelFileWriter w(path, comm, c.users, c.comparisons);
+  io::LabelFileWriter w(path, comm, c.users, c.comparisons, c.has_responses());
   const hid_t f = w.handle();
   w.create(io::Split::kTrain, c.users * c.train_answers(), true);
   if (c.validation_answers() > 0)
@@ -327,6 +532,7 @@ GenerateStats write_population(const Population& pop, const std::string& path,
     }
     h5::write_rows<float>(zset.get(), p0, np, zb, comm, path + ": /truth/comparison_factors");
   }
+  if (c.has_responses()) write_responses(pop, w, truth.get(), comm);
   const std::uint64_t total_users = c.users + c.new_users;
   std::uint64_t done = 0;
   GenerateStats stats;

@@ -44,6 +44,23 @@ struct PopulationConfig {
   double validation_fraction = 0.1;  // of each user's answers
   double test_fraction = 0.1;
 
+  // Response structure (attributes only; docs/format.md, version 2). 0: none, comparisons are
+  // free attribute differences as in version 1.
+  std::uint32_t responses_per_prompt = 0;
+  std::uint64_t prompts = 0;          // 0: ceil(comparisons / pairs per prompt)
+  std::uint64_t heldout_prompts = 0;  // the last ones: their comparisons only in test labels
+  std::uint64_t embedding_dim = 0;    // 0: no /responses/embedding
+  double embedding_noise = 0.0;       // std. dev. of the noise per embedding coordinate
+
+  bool has_responses() const { return responses_per_prompt > 0; }
+  std::uint64_t pairs_per_prompt() const {
+    return std::uint64_t{responses_per_prompt} * (responses_per_prompt - 1) / 2;
+  }
+  std::uint64_t prompt_count() const;  // prompts, or its default
+  std::uint64_t response_count() const { return prompt_count() * responses_per_prompt; }
+  // Comparisons on held-out prompts (comparison p is on prompt p mod prompt_count()).
+  std::uint64_t heldout_comparisons() const;
+
   // Answers of each user in each split (fixed per user).
   std::uint64_t test_answers() const;
   std::uint64_t validation_answers() const;
@@ -82,12 +99,37 @@ class Population {
   void user_labels(std::uint64_t i, bool new_user, LabelColumns* train, LabelColumns* validation,
                    LabelColumns* test) const;
 
+  // Response structure (config().has_responses()): comparison p pairs responses first(p) and
+  // second(p) of prompt p mod prompts; response r is the (r mod N)-th of prompt r div N; its
+  // hidden attributes s_r are N(0, 1/2) per attribute and z_p = s_first - s_second.
+  bool has_responses() const { return cfg_.has_responses(); }
+  std::uint32_t first(std::uint64_t p) const { return first_[p]; }
+  std::uint32_t second(std::uint64_t p) const { return second_[p]; }
+  std::span<const double> response_attributes(std::uint64_t r) const {
+    return {s_.data() + r * kAttributes, kAttributes};
+  }
+  // The embedding map A (7 x d, row-major, N(0, 2/7) entries, so A^T s has unit variance per
+  // coordinate) and response r's embedding e_r = A^T s_r + embedding_noise * N(0, I).
+  const std::vector<double>& embedding_map() const { return map_; }
+  void embedding(std::uint64_t r, std::span<float> out) const;
+  bool heldout_prompt(std::uint64_t q) const {
+    return q + cfg_.heldout_prompts >= cfg_.prompt_count();
+  }
+
   // The label of a user with weights u for comparison p, drawing from rng.
   float draw_label(std::span<const double> u, std::uint64_t p, Rng& rng) const;
 
  private:
   void draw_answers(Rng& rng, std::uint64_t k, std::vector<std::uint32_t>& out) const;
+  // k distinct ids of pool, appended to out.
+  static void draw_from_pool(Rng& rng, std::uint64_t k, const std::vector<std::uint32_t>& pool,
+                             std::vector<std::uint32_t>& out);
+  void make_responses();
   PopulationConfig cfg_;
+  std::vector<double> s_;                     // responses x 7 attributes
+  std::vector<std::uint32_t> first_, second_;  // comparisons
+  std::vector<double> map_;                   // 7 x embedding_dim
+  std::vector<std::uint32_t> train_pool_, heldout_pool_;  // with held-out prompts
   std::vector<double> z_;        // comparisons x rank
   std::vector<double> zipf_cdf_;  // popularity
   std::vector<double> centres_;  // lowrank mixture: clusters x rank

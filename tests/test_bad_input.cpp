@@ -115,9 +115,152 @@ class BadInput : public ::testing::Test {
     return out;
   }
 
+  // A version-2 file: the valid columns, 4 prompts x 3 responses (response r of prompt r / 3),
+  // comparison p pairs responses 3 (p % 4) + (p / 4) and 3 (p % 4) + 2, and an embedding of
+  // 12 x 2 values; `damage` changes the tables before they are written.
+  struct Responses {
+    std::uint32_t version = 2;
+    std::vector<std::int64_t> prompt, first, second;
+    std::vector<float> embedding;
+    std::uint64_t embedding_rows = 12;
+    bool write_comparisons = true;
+  };
+  static std::string make_v2(const std::string& name,
+                             const std::function<void(Responses&)>& damage = {}) {
+    Responses t;
+    for (std::int64_t r = 0; r < 12; ++r) t.prompt.push_back(r / 3);
+    for (std::int64_t p = 0; p < static_cast<std::int64_t>(kComparisons); ++p) {
+      t.first.push_back(3 * (p % 4) + p / 4);
+      t.second.push_back(3 * (p % 4) + 2);
+    }
+    for (int i = 0; i < 24; ++i) t.embedding.push_back(0.25f * static_cast<float>(i % 7) - 0.5f);
+    if (damage) damage(t);
+    return make(name, [&](hid_t f) {
+      H5Adelete(f, "format_version");
+      h5_write_attr<std::uint32_t>(f, "/", "format_version", t.version);
+      auto u = users();
+      auto c = comparisons();
+      h5_write(f, "/labels/user", std::vector<std::uint32_t>(u.begin(), u.end()));
+      h5_write(f, "/labels/comparison", std::vector<std::uint32_t>(c.begin(), c.end()));
+      h5_write(f, "/labels/value", values());
+      h5_write(f, "/responses/prompt", t.prompt);
+      h5_write_attr<std::uint64_t>(f, "/responses", "responses", 12);
+      h5_write_attr<std::uint64_t>(f, "/responses", "prompts", 4);
+      if (t.write_comparisons) {
+        h5_write(f, "/comparisons/first", t.first);
+        h5_write(f, "/comparisons/second", t.second);
+      }
+      if (!t.embedding.empty()) h5_write_matrix(f, "/responses/embedding", t.embedding, t.embedding_rows);
+    });
+  }
+
   static std::string dir_;
 };
 std::string BadInput::dir_;
+
+TEST_F(BadInput, ResponseStructureValidFilePasses) {
+  const std::string f = make_v2("v2_good.h5");
+  for (int np : kRankCounts) {
+    RunResult r = expect_success({"inspect", f, "--json"}, np);
+    EXPECT_TRUE(contains(r.out, "\"responses\":12")) << r.out;
+    EXPECT_TRUE(contains(r.out, "\"prompts\":4")) << r.out;
+    EXPECT_TRUE(contains(r.out, "\"embedding_dim\":2")) << r.out;
+    EXPECT_TRUE(contains(r.out, "\"format_version\":2")) << r.out;
+  }
+}
+
+TEST_F(BadInput, ResponseIdOutOfRange) {
+  const std::string p = make_v2("v2_response_range.h5", [](Responses& t) {
+    t.second[5] = 12;
+    t.second[7] = -1;
+  });
+  expect_inspect_error(p, {"/comparisons/second", "row 5", "response id 12 out of range [0, 12)"});
+}
+
+TEST_F(BadInput, ResponsesOfDifferentPrompts) {
+  const std::string p = make_v2("v2_prompts.h5", [](Responses& t) { t.second[6] = 11; });
+  // Row 6 pairs response 3 * 2 + 1 = 7 of prompt 2 with response 11 of prompt 3.
+  expect_inspect_error(p, {"/comparisons", "row 6", "responses 7 (prompt 2) and 11 (prompt 3)",
+                           "different prompts"});
+}
+
+TEST_F(BadInput, ComparisonOfAResponseWithItself) {
+  const std::string p = make_v2("v2_same.h5", [](Responses& t) { t.first[4] = t.second[4]; });
+  expect_inspect_error(p, {"/comparisons", "row 4", "both responses are 2"});
+}
+
+TEST_F(BadInput, PromptIdOutOfRange) {
+  const std::string p = make_v2("v2_prompt_range.h5", [](Responses& t) { t.prompt[7] = 4; });
+  expect_inspect_error(p, {"/responses/prompt", "row 7", "prompt id 4 out of range [0, 4)"});
+}
+
+TEST_F(BadInput, EmbeddingNotFinite) {
+  // 12 rows over 4 ranks: rows 9-11 on rank 3; the smallest bad row is reported.
+  const std::string p = make_v2("v2_nan.h5", [](Responses& t) {
+    t.embedding[2 * 11 + 0] = std::numeric_limits<float>::infinity();
+    t.embedding[2 * 9 + 1] = std::numeric_limits<float>::quiet_NaN();
+  });
+  expect_inspect_error(p, {"/responses/embedding", "row 9, column 1", "nan", "not finite"});
+}
+
+TEST_F(BadInput, EmbeddingOfWrongShape) {
+  const std::string rows = make_v2("v2_rows.h5", [](Responses& t) {
+    t.embedding.resize(22);
+    t.embedding_rows = 11;
+  });
+  expect_inspect_error(rows, {"/responses/embedding", "11 rows, expected one per response (12)"});
+  const std::string flat = make_v2("v2_flat.h5", [](Responses& t) { t.embedding.clear(); });
+  {
+    H5Id f = h5_open(flat, true);
+    h5_write(f, "/responses/embedding", std::vector<float>(12, 1.0f));
+  }
+  expect_inspect_error(flat, {"/responses/embedding", "expected a 2-D dataset", "1 dimensions"});
+  const std::string ints = make_v2("v2_int.h5", [](Responses& t) { t.embedding.clear(); });
+  {
+    H5Id f = h5_open(ints, true);
+    h5_write_matrix(f, "/responses/embedding", std::vector<std::int32_t>(24, 1), 12);
+  }
+  expect_inspect_error(ints, {"/responses/embedding", "int32", "expected float16, float32"});
+}
+
+TEST_F(BadInput, ResponseTablesOfWrongLengthOrMissing) {
+  const std::string shorter = make_v2("v2_short.h5", [](Responses& t) { t.first.pop_back(); });
+  expect_inspect_error(shorter, {"/comparisons/first", "7 rows, expected 8"});
+  const std::string missing =
+      make_v2("v2_missing.h5", [](Responses& t) { t.write_comparisons = false; });
+  expect_inspect_error(missing, {"/responses", "/comparisons/first"});
+}
+
+TEST_F(BadInput, ResponseStructureInVersion1File) {
+  const std::string p = make_v2("v2_as_v1.h5", [](Responses& t) { t.version = 1; });
+  expect_inspect_error(p, {"/responses", "needs format_version 2", "format_version 1"});
+  const std::string v3 = make_v2("v3.h5", [](Responses& t) { t.version = 3; });
+  expect_inspect_error(v3, {"format_version 3 is not supported", "reads version 2"});
+}
+
+TEST_F(BadInput, GenerateResponseOptions) {
+  const std::string out = path("responses_options.h5");
+  const std::vector<std::string> base = {"generate", "--users", "20", "--comparisons", "12",
+                                         "--answers-per-user", "5", "--out", out};
+  auto with = [&](std::vector<std::string> extra) {
+    auto a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  expect_input_error(with({"--model", "lowrank", "--responses-per-prompt", "3"}),
+                     {"--responses-per-prompt", "attributes"});
+  expect_input_error(with({"--responses-per-prompt", "1"}), {"--responses-per-prompt", "1"});
+  expect_input_error(with({"--embedding-dim", "4"}), {"--embedding-dim", "--responses-per-prompt"});
+  // 12 comparisons of 3 responses (3 pairs) per prompt: 4 prompts.
+  expect_input_error(with({"--responses-per-prompt", "3", "--heldout-prompts", "4"}),
+                     {"--heldout-prompts", "4", "none of the 4 prompts"});
+  expect_input_error(with({"--responses-per-prompt", "3", "--prompts", "2"}),
+                     {"--comparisons", "12", "2 prompts x 3 pairs"});
+  expect_input_error(with({"--responses-per-prompt", "3", "--embedding-dim", "2",
+                           "--embedding-noise", "-1"}),
+                     {"--embedding-noise", "-1"});
+  EXPECT_FALSE(fs::exists(out));
+}
 
 TEST_F(BadInput, ValidFilesPass) {
   // The reference files the other cases damage are themselves accepted.

@@ -63,6 +63,18 @@ PopulationConfig lowrank_config() {
   return c;
 }
 
+// Attributes with responses: 60 comparisons of 4 responses (6 pairs) per prompt, so 10 prompts,
+// the last 3 held out (their 18 comparisons only in test labels), embeddings of dimension 5.
+PopulationConfig responses_config() {
+  PopulationConfig c = attributes_config();
+  c.comparisons = 60;
+  c.responses_per_prompt = 4;
+  c.heldout_prompts = 3;
+  c.embedding_dim = 5;
+  c.embedding_noise = 0.1;
+  return c;
+}
+
 struct Split {
   std::vector<std::uint32_t> user, comparison;
   std::vector<float> value;
@@ -311,6 +323,29 @@ std::uint64_t serial_differences(const std::string& path, const PopulationConfig
     for (double z : pop.comparison_factor(p)) factors.push_back(static_cast<float>(z));
   compare_floats(test::h5_read<float>(f, "/truth/comparison_factors"), factors,
                  "/truth/comparison_factors");
+  if (c.has_responses()) {
+    std::vector<std::uint32_t> fa, fb, prompt;
+    for (std::uint64_t p = 0; p < c.comparisons; ++p) {
+      fa.push_back(pop.first(p));
+      fb.push_back(pop.second(p));
+    }
+    if (test::h5_read<std::uint32_t>(f, "/comparisons/first") != fa ||
+        test::h5_read<std::uint32_t>(f, "/comparisons/second") != fb)
+      if (!diffs++) *first = "/comparisons";
+    std::vector<float> attrs, emb(c.embedding_dim), embs;
+    for (std::uint64_t r = 0; r < c.response_count(); ++r) {
+      prompt.push_back(static_cast<std::uint32_t>(r / c.responses_per_prompt));
+      for (double a : pop.response_attributes(r)) attrs.push_back(static_cast<float>(a));
+      pop.embedding(r, emb);
+      embs.insert(embs.end(), emb.begin(), emb.end());
+    }
+    if (test::h5_read<std::uint32_t>(f, "/responses/prompt") != prompt)
+      if (!diffs++) *first = "/responses/prompt";
+    compare_floats(test::h5_read<float>(f, "/truth/response_attributes"), attrs,
+                   "/truth/response_attributes");
+    if (c.embedding_dim)
+      compare_floats(test::h5_read<float>(f, "/responses/embedding"), embs, "/responses/embedding");
+  }
   return diffs;
 }
 
@@ -350,6 +385,16 @@ void generate_and_compare(const PopulationConfig& cfg, const std::string& name) 
   }
 }
 
+// The configuration is refused with an InputError naming `option`.
+void expect_rejected(const PopulationConfig& c, const std::string& option) {
+  try {
+    c.validate();
+    ADD_FAILURE() << option << " accepted";
+  } catch (const InputError& e) {
+    EXPECT_TRUE(test::contains(e.what(), option)) << e.what();
+  }
+}
+
 }  // namespace
 
 TEST(Generate, AttributeTypesAreTheTwoPolePairs) {
@@ -368,14 +413,6 @@ TEST(Generate, AttributeTypesAreTheTwoPolePairs) {
 }
 
 TEST(Generate, ImpossibleConfigurationsAreInputErrors) {
-  auto expect_rejected = [](PopulationConfig c, const std::string& option) {
-    try {
-      c.validate();
-      ADD_FAILURE() << option << " accepted";
-    } catch (const InputError& e) {
-      EXPECT_TRUE(test::contains(e.what(), option)) << e.what();
-    }
-  };
   PopulationConfig c = lowrank_config();
   EXPECT_NO_THROW(c.validate());
   c.answers_per_user = c.comparisons + 1;
@@ -442,4 +479,142 @@ TEST(Generate, SeedChangesThePopulation) {
     std::filesystem::remove(pb);
   }
   world.barrier();
+}
+
+TEST(Generate, ResponsesPopulation) {
+  // Bitwise the same at every rank count, equal to a serial generation (labels, truth, response
+  // tables, embeddings), and the planted label properties against the stored z.
+  generate_and_compare(responses_config(), "responses");
+}
+
+TEST(Generate, VersionOneFilesWithoutResponses) {
+  // Without --responses-per-prompt the file is version 1 with no response structure.
+  PopulationConfig c = attributes_config();
+  c.users = 20;
+  auto world = mpi::Comm::world();
+  const std::string path = shared_path(world, "v1.h5");
+  write_population(Population(c), path, world);
+  {
+    const io::LabelFile f = io::LabelFile::open(path, world);
+    EXPECT_EQ(f.version(), 1u);
+    EXPECT_FALSE(f.has_responses());
+  }
+  if (world.rank() == 0) {
+    H5Id f = test::h5_open(path);
+    EXPECT_FALSE(test::h5_exists(f, "/responses"));
+    EXPECT_FALSE(test::h5_exists(f, "/comparisons"));
+    std::uint32_t v = 0;
+    H5Id a(H5Aopen(f, "format_version", H5P_DEFAULT), H5Aclose);
+    H5Aread(a, H5T_NATIVE_UINT32, &v);
+    EXPECT_EQ(v, 1u);
+    std::filesystem::remove(path);
+  }
+  world.barrier();
+}
+
+TEST(Generate, ResponseStructureAndHeldOutPrompts) {
+  const PopulationConfig c = responses_config();
+  const std::uint64_t N = c.responses_per_prompt, P = c.prompt_count(), R = c.response_count();
+  ASSERT_EQ(P, 10u);
+  ASSERT_EQ(c.heldout_comparisons(), 18u);
+  auto world = mpi::Comm::world();
+  const std::string path = shared_path(world, "structure.h5");
+  write_population(Population(c), path, world);
+  // What the reader gives every rank.
+  const io::LabelFile lf = io::LabelFile::open(path, world);
+  EXPECT_EQ(lf.version(), 2u);
+  ASSERT_TRUE(lf.has_responses());
+  EXPECT_EQ(lf.responses().responses, R);
+  EXPECT_EQ(lf.responses().prompts, P);
+  EXPECT_EQ(lf.responses().embedding_dim, c.embedding_dim);
+  const std::vector<float> emb_all = lf.read_embedding(0, R, world);
+  if (world.rank() == 0) {
+    H5Id f = test::h5_open(path);
+    const auto prompt = test::h5_read<std::uint32_t>(f, "/responses/prompt");
+    const auto first = test::h5_read<std::uint32_t>(f, "/comparisons/first");
+    const auto second = test::h5_read<std::uint32_t>(f, "/comparisons/second");
+    EXPECT_EQ(lf.responses().prompt, prompt);
+    EXPECT_EQ(lf.responses().first, first);
+    EXPECT_EQ(lf.responses().second, second);
+    const auto attrs = test::h5_read<float>(f, "/truth/response_attributes");
+    const auto z = test::h5_read<float>(f, "/truth/comparison_factors");
+    const auto map = test::h5_read<float>(f, "/truth/embedding_map");
+    const auto emb = test::h5_read<float>(f, "/responses/embedding");
+    EXPECT_EQ(emb, emb_all);
+    ASSERT_EQ(attrs.size(), R * 7);
+    ASSERT_EQ(map.size(), 7 * c.embedding_dim);
+    // Every comparison pairs two distinct responses of its prompt p mod P; each pair of a
+    // prompt's responses is one comparison at most, and both orders occur.
+    std::set<std::pair<std::uint32_t, std::uint32_t>> pairs;
+    int swapped = 0;
+    for (std::uint64_t p = 0; p < c.comparisons; ++p) {
+      const std::uint32_t a = first[p], b = second[p];
+      ASSERT_NE(a, b);
+      EXPECT_EQ(prompt[a], p % P) << "comparison " << p;
+      EXPECT_EQ(prompt[b], p % P) << "comparison " << p;
+      EXPECT_TRUE(pairs.insert({std::min(a, b), std::max(a, b)}).second) << "comparison " << p;
+      swapped += a > b;
+      // The truth: z_p is the difference of the two responses' attributes.
+      for (int k = 0; k < 7; ++k)
+        EXPECT_NEAR(z[p * 7 + k], attrs[a * 7 + k] - attrs[b * 7 + k], 1e-5) << p << "," << k;
+    }
+    EXPECT_GT(swapped, 10);
+    EXPECT_LT(swapped, 50);
+    for (std::uint64_t r = 0; r < R; ++r) EXPECT_EQ(prompt[r], r / N);
+    // Embeddings: A^T s plus noise of the configured size (the residual's standard deviation
+    // over 200 values within 25%), and the signal is most of it.
+    double res2 = 0, sig2 = 0;
+    for (std::uint64_t r = 0; r < R; ++r)
+      for (std::uint64_t j = 0; j < c.embedding_dim; ++j) {
+        double e = 0;
+        for (int k = 0; k < 7; ++k) e += static_cast<double>(map[k * c.embedding_dim + j]) * attrs[r * 7 + k];
+        res2 += std::pow(emb[r * c.embedding_dim + j] - e, 2);
+        sig2 += e * e;
+      }
+    const double n = static_cast<double>(R * c.embedding_dim);
+    EXPECT_NEAR(std::sqrt(res2 / n), c.embedding_noise, 0.25 * c.embedding_noise);
+    EXPECT_GT(sig2 / n, 0.4);
+    EXPECT_LT(sig2 / n, 2.5);
+    // Held-out prompts (7, 8, 9): every test label is on one, no training, validation or
+    // new-user label is.
+    auto heldout = [&](std::uint32_t p) { return p % P >= P - c.heldout_prompts; };
+    for (const char* g : {"/labels", "/validation", "/new_users"}) {
+      const Split s = read_split(f, g);
+      ASSERT_GT(s.comparison.size(), 0u) << g;
+      for (auto p : s.comparison) EXPECT_FALSE(heldout(p)) << g << " comparison " << p;
+    }
+    const Split t = read_split(f, "/test");
+    ASSERT_EQ(t.comparison.size(), c.users * c.test_answers());
+    std::set<std::uint32_t> tested;
+    for (auto p : t.comparison) {
+      EXPECT_TRUE(heldout(p)) << "test comparison " << p;
+      tested.insert(p);
+    }
+    EXPECT_GT(tested.size(), 12u);  // 200 draws over 18 held-out comparisons
+    std::filesystem::remove(path);
+  }
+  world.barrier();
+}
+
+TEST(Generate, ResponseConfigurationsRejected) {
+  PopulationConfig c = responses_config();
+  EXPECT_NO_THROW(c.validate());
+  c.answers_per_user = 48;  // 5 test answers; 43 others of 42 training comparisons
+  c.new_users = 0;
+  expect_rejected(c, "--answers-per-user");
+  c = responses_config();
+  c.test_fraction = 0.1;
+  c.answers_per_user = 40;
+  c.heldout_prompts = 1;  // 6 held-out comparisons, 4 test answers: fine
+  EXPECT_NO_THROW(c.validate());
+  c.answers_per_user = 50;  // 5 test answers, but validation and training need 45 of 54
+  EXPECT_NO_THROW(c.validate());
+  c.test_fraction = 0.2;  // 10 test answers of 6
+  expect_rejected(c, "--heldout-prompts");
+  c = responses_config();
+  c.new_user_answers = 43;
+  expect_rejected(c, "--new-user-answers");
+  c = responses_config();
+  c.popularity = PopulationConfig::Popularity::kZipf;
+  expect_rejected(c, "--heldout-prompts");
 }

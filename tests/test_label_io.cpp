@@ -404,3 +404,96 @@ TEST(LabelStats, SummaryOfLargeCountsMatchesSerial) {
                    ("n=" + std::to_string(n)).c_str());
   }
 }
+
+TEST(LabelIo, ResponseStructureWithFloat16Embedding) {
+  // A version-2 file as h5py would write it (float16 embedding, int64 ids), read by every rank:
+  // the tables whole, the embedding by any rows, as the float values stored.
+  auto world = mpi::Comm::world();
+  const std::string path = shared_path(world, "responses_f16.h5");
+  constexpr std::uint64_t kR = 9, kD = 3, kM = 6;
+  std::vector<float> emb(kR * kD);
+  for (std::uint64_t i = 0; i < emb.size(); ++i)
+    emb[i] = 0.125f * static_cast<float>(i) - 1.0f + (i == 5 ? 0.0001f : 0.0f);  // one inexact
+  if (world.rank() == 0) {
+    test::H5Id f = test::h5_create(path);
+    test::h5_write_string_attr(f, "/", "format", "pref-labels");
+    test::h5_write_attr<std::int64_t>(f, "/", "format_version", 2);
+    test::h5_write_attr<std::int64_t>(f, "/", "users", 2);
+    test::h5_write_attr<std::int64_t>(f, "/", "comparisons", kM);
+    test::h5_write(f, "/labels/user", std::vector<std::int64_t>{0, 1, 1});
+    test::h5_write(f, "/labels/comparison", std::vector<std::int64_t>{0, 2, 5});
+    test::h5_write(f, "/labels/value", std::vector<float>{1, 0, 0.5});
+    test::h5_write(f, "/responses/prompt", std::vector<std::int64_t>{0, 0, 0, 1, 1, 1, 2, 2, 2});
+    test::h5_write_attr<std::int64_t>(f, "/responses", "responses", kR);
+    test::h5_write_attr<std::int64_t>(f, "/responses", "prompts", 3);
+    test::h5_write(f, "/comparisons/first", std::vector<std::int64_t>{0, 1, 3, 5, 6, 8});
+    test::h5_write(f, "/comparisons/second", std::vector<std::int64_t>{1, 2, 4, 3, 7, 6});
+    test::H5Id f16 = test::h5_float16_type();
+    test::h5_write_matrix(f, "/responses/embedding", emb, kR, f16);
+  }
+  world.barrier();
+  {
+    const io::LabelFile f = io::LabelFile::open(path, world);
+    EXPECT_EQ(f.version(), 2u);
+    ASSERT_TRUE(f.has_responses());
+    const io::ResponseTable& t = f.responses();
+    EXPECT_EQ(t.responses, kR);
+    EXPECT_EQ(t.prompts, 3u);
+    EXPECT_EQ(t.embedding_dim, kD);
+    EXPECT_EQ(t.prompt, (std::vector<std::uint32_t>{0, 0, 0, 1, 1, 1, 2, 2, 2}));
+    EXPECT_EQ(t.first, (std::vector<std::uint32_t>{0, 1, 3, 5, 6, 8}));
+    EXPECT_EQ(t.second, (std::vector<std::uint32_t>{1, 2, 4, 3, 7, 6}));
+    // Rank k reads rows k .. k+1 (overlapping reads are allowed).
+    const std::uint64_t r0 = static_cast<std::uint64_t>(world.rank()) % (kR - 1);
+    const std::vector<float> got = f.read_embedding(r0, 2, world);
+    ASSERT_EQ(got.size(), 2 * kD);
+    for (std::uint64_t i = 0; i < 2 * kD; ++i) {
+      const std::uint64_t k = r0 * kD + i;
+      // Multiples of 1/8 in [-1, 2.25] are exact in float16; 0.0001 more is rounded away.
+      EXPECT_EQ(got[i], 0.125f * static_cast<float>(k) - 1.0f) << "value " << k;
+    }
+    f.check_embedding(world);
+    LabelColumns c = f.read(io::Split::kTrain, world);
+    EXPECT_EQ(mpi::allreduce_sum(world, static_cast<std::uint64_t>(c.size())), 3u);
+  }
+  remove_shared(world, path);
+}
+
+TEST(LabelIo, WriterWritesVersionOneUnlessResponses) {
+  auto world = mpi::Comm::world();
+  for (bool responses : {false, true}) {
+    const std::string path = shared_path(world, responses ? "w_v2.h5" : "w_v1.h5");
+    {
+      io::LabelFileWriter w(path, world, 4, 3, responses);
+      w.create(io::Split::kTrain, 2, true);
+      LabelColumns cols;
+      if (world.rank() == 0) {
+        cols.push_back(0, 1, 1.0f);
+        cols.push_back(3, 2, 0.5f);
+      }
+      w.write(io::Split::kTrain, 0, cols);
+      if (responses) {
+        w.create_responses(4, 2, 0);
+        const bool r0 = world.rank() == 0;
+        std::vector<std::uint32_t> prompt = r0 ? std::vector<std::uint32_t>{0, 0, 1, 1}
+                                                : std::vector<std::uint32_t>{};
+        w.write_responses(0, prompt, {});
+        std::vector<std::uint32_t> a = r0 ? std::vector<std::uint32_t>{0, 2, 3}
+                                           : std::vector<std::uint32_t>{};
+        std::vector<std::uint32_t> b = r0 ? std::vector<std::uint32_t>{1, 3, 2}
+                                           : std::vector<std::uint32_t>{};
+        w.write_pairs(0, a, b);
+      }
+      w.close();
+    }
+    const io::LabelFile f = io::LabelFile::open(path, world);
+    EXPECT_EQ(f.version(), responses ? 2u : 1u);
+    EXPECT_EQ(f.has_responses(), responses);
+    if (responses) {
+      EXPECT_EQ(f.responses().first, (std::vector<std::uint32_t>{0, 2, 3}));
+      EXPECT_EQ(f.responses().second, (std::vector<std::uint32_t>{1, 3, 2}));
+      EXPECT_EQ(f.responses().embedding_dim, 0u);
+    }
+    remove_shared(world, path);
+  }
+}

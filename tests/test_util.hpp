@@ -250,22 +250,48 @@ inline H5Id h5_open(const std::string& path, bool writable = false) {
               H5Fclose);
 }
 
-// A 1-D dataset `path` (intermediate groups are created) of file type `file_type` (default: the
-// native type of T), holding data.
+// A dataset `path` (intermediate groups are created) of the given dimensions and file type
+// `file_type` (default: the native type of T), holding data (row-major).
 template <class T>
-void h5_write(hid_t file, const std::string& path, const std::vector<T>& data,
-              hid_t file_type = -1) {
-  const hsize_t n = data.size();
-  H5Id space(h5check(H5Screate_simple(1, &n, nullptr), "space"), H5Sclose);
+void h5_write_dims(hid_t file, const std::string& path, const std::vector<T>& data, int rank,
+                   const hsize_t* dims, hid_t file_type) {
+  H5Id space(h5check(H5Screate_simple(rank, dims, nullptr), "space"), H5Sclose);
   H5Id lcpl(h5check(H5Pcreate(H5P_LINK_CREATE), "lcpl"), H5Pclose);
   H5Pset_create_intermediate_group(lcpl, 1);
   H5Id d(h5check(H5Dcreate2(file, path.c_str(), file_type >= 0 ? file_type : h5_native<T>(),
                             space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
                  ("create dataset " + path).c_str()),
          H5Dclose);
-  if (n > 0)
+  if (!data.empty())
     h5check(H5Dwrite(d, h5_native<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()),
             ("write " + path).c_str());
+}
+
+// A 1-D dataset `path` (intermediate groups are created) of file type `file_type` (default: the
+// native type of T), holding data.
+template <class T>
+void h5_write(hid_t file, const std::string& path, const std::vector<T>& data,
+              hid_t file_type = -1) {
+  const hsize_t n = data.size();
+  h5_write_dims(file, path, data, 1, &n, file_type);
+}
+
+// A 2-D dataset `path` of rows x (data.size() / rows) elements (row-major), stored as
+// `file_type` (default: the native type of T; HDF5 converts, e.g. float to float16).
+template <class T>
+void h5_write_matrix(hid_t file, const std::string& path, const std::vector<T>& data,
+                     hsize_t rows, hid_t file_type = -1) {
+  const hsize_t dims[2] = {rows, rows ? data.size() / rows : 0};
+  h5_write_dims(file, path, data, 2, dims, file_type);
+}
+
+// IEEE half precision (what numpy's float16 is stored as by h5py).
+inline H5Id h5_float16_type() {
+  H5Id t(h5check(H5Tcopy(H5T_IEEE_F32LE), "copy float type"), H5Tclose);
+  h5check(H5Tset_fields(t, 15, 10, 5, 0, 10), "float16 fields");
+  h5check(H5Tset_size(t, 2), "float16 size");
+  h5check(H5Tset_ebias(t, 15), "float16 bias");
+  return t;
 }
 
 // A 1-D fixed-length string dataset.

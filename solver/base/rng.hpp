@@ -38,6 +38,10 @@ enum class Stream : std::uint32_t {
   kNewUserLabel = 8,
   kInit = 9,
   kSketch = 10,
+  kResponseAttributes = 11,  // generator: a response's hidden attributes
+  kEmbeddingMap = 12,        // generator: the linear map from attributes to embeddings
+  kEmbeddingNoise = 13,      // generator: a response's embedding noise
+  kPairOrder = 14,           // generator: which response of a comparison comes first
 };
 
 // The random sequence of one entity (index) in one stream under one seed.

@@ -50,6 +50,9 @@ CommandLine::CommandLine()
   fitc = app.add_subcommand("fit", "Fit user weights and comparison factors by alternating Newton");
   eval = app.add_subcommand("evaluate", "Score a model on a split of a label file");
   adap = app.add_subcommand("adapt", "Estimate new users' weights from a few chosen answers");
+  scor = app.add_subcommand("score", "Personalized rewards of responses, and each user's best "
+                                     "response per prompt (models fit with --items)");
+  run_score = add_score(*scor);
   run_gen = add_generate(*gen);
   run_adapt = add_adapt(*adap);
   run_fit = add_fit(*fitc);
@@ -72,7 +75,7 @@ int run(int argc, char** argv, const mpi::Comm& comm) {
       if (comm.rank() == 0) {
         std::fprintf(stderr,
                      "pref: error: unknown command '%s' (commands: generate, inspect, import, "
-                     "fit, evaluate, adapt; see pref --help)\n",
+                     "fit, evaluate, adapt, score; see pref --help)\n",
                      cmd.c_str());
       }
       return 2;
@@ -98,6 +101,7 @@ int run(int argc, char** argv, const mpi::Comm& comm) {
   if (cl.fitc->parsed()) return cl.run_fit(comm);
   if (cl.eval->parsed()) return cl.run_eval(comm);
   if (cl.adap->parsed()) return cl.run_adapt(comm);
+  if (cl.scor->parsed()) return cl.run_score(comm);
   return 2;
 }
 

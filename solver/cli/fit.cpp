@@ -15,6 +15,7 @@
 #include "solver/cli/checkpoint.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
+#include "solver/cli/fit_items.hpp"
 #include "solver/cli/stop_poll_hook.hpp"
 #include "solver/fit.hpp"
 #include "solver/svd_init.hpp"
@@ -33,6 +34,7 @@ struct FitOptions {
   SvdConfig svd;  // --init svd*: kind, J and seed are filled from the fit options
   bool overwrite = false, drop_ties = false;
   CheckpointOptions ckpt;  // --checkpoint-dir, --checkpoint-every, --keep-checkpoints, --resume
+  FitItemsOption items;    // --items, --mu-w (solver/cli/fit_items.hpp)
 };
 
 nlohmann::json record_json(const SweepRecord& r, bool with_timings) {
@@ -167,6 +169,7 @@ Runner add_fit(CLI::App& app) {
                  "for all users (the paper's standard RLHF baseline)")
       ->check(CLI::IsMember({"factor", "shared"}));
   app.add_flag("--drop-ties", o->drop_ties, "Drop training labels of 0.5 (as the paper does)");
+  o->items.add(app);
   app.add_option("--threads", c.threads, "OpenMP threads per MPI rank");
   app.add_option("--net-bandwidth", c.net_bytes_per_second,
                  "Cost model: network bytes per second per rank (chooses the exchange pattern)")
@@ -226,6 +229,7 @@ Runner add_fit(CLI::App& app) {
         throw InputError("--resume: needs --checkpoint-dir");
       if (o->ckpt.every < 1) throw InputError("--checkpoint-every: must be >= 1");
       if (o->ckpt.keep < 1) throw InputError("--keep-checkpoints: must be >= 1");
+      o->items.check(cfg, o->ckpt.dir, o->extrapolate->count() > 0, o->exchange);
     });
     // Checkpoints: stop signals set a flag from now on (docs/checkpoints.md).
     std::optional<Checkpointer> ckpt;
@@ -237,6 +241,7 @@ Runner add_fit(CLI::App& app) {
       return 0;
     io::AtomicOutput out(o->out, o->overwrite, comm, "--out", {o->data});
     const io::LabelFile data = io::LabelFile::open(o->data, comm);
+    o->items.load(data, cfg, comm);
     LoadOptions lo{parse_duplicates(o->duplicates), o->drop_ties};
     LabelMatrix train = load_split(data, io::Split::kTrain, comm, std::nullopt, lo);
     std::optional<LabelMatrix> val;
@@ -433,7 +438,7 @@ Runner add_fit(CLI::App& app) {
       hd.prior_users = res.prior->users;
     }
     io::write_model(out.temp_path(), comm, hd, parts.users, res.factors.U, parts.comparisons,
-                    res.factors.Z);
+                    res.factors.Z, o->items.model(hd, res));
     out.commit();
     log::info(comm, "{} after {} sweeps: objective {:.8e}, |grad| {:.3e}; wrote {}",
               res.converged ? "converged" : "stopped at the sweep limit", last.sweep,

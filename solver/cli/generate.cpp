@@ -19,6 +19,7 @@ struct GenerateOptions {
   std::uint32_t rank = 0;  // 0: the model's default
   std::uint64_t seed = 1;
   std::string labels = "bernoulli", user_dist = "gaussian", popularity = "uniform";
+  std::string prompts = "0", heldout_prompts = "0";
   PopulationConfig cfg;
   bool overwrite = false;
   std::string out;
@@ -55,6 +56,18 @@ Runner add_generate(CLI::App& app) {
   app.add_option("--validation-fraction", c.validation_fraction,
                  "Share of each user's answers held out for validation");
   app.add_option("--test-fraction", c.test_fraction, "Share of each user's answers held out for test");
+  app.add_option("--responses-per-prompt", c.responses_per_prompt,
+                 "Attributes: N responses per prompt with hidden attributes; a comparison pairs "
+                 "two responses of one prompt (format version 2). 0: free comparisons");
+  app.add_option("--prompts", o->prompts,
+                 "Number of prompts (default: comparisons / pairs per prompt, rounded up)");
+  app.add_option("--heldout-prompts", o->heldout_prompts,
+                 "The last prompts are held out: their comparisons appear only in test labels");
+  app.add_option("--embedding-dim", c.embedding_dim,
+                 "Write /responses/embedding: a fixed random linear image of each response's "
+                 "attributes in this dimension, plus noise");
+  app.add_option("--embedding-noise", c.embedding_noise,
+                 "Std. dev. of the embedding noise per coordinate (the signal has unit variance)");
   app.add_flag("--overwrite", o->overwrite, "Replace an existing output file");
   app.add_option("--out", o->out, "Output label file (HDF5)")->required();
   return [o](const mpi::Comm& comm) {
@@ -77,6 +90,8 @@ Runner add_generate(CLI::App& app) {
                                                  : PopulationConfig::UserDist::kMixture;
       cfg.popularity = o->popularity == "uniform" ? PopulationConfig::Popularity::kUniform
                                                   : PopulationConfig::Popularity::kZipf;
+      cfg.prompts = parse_count(o->prompts, "--prompts");
+      cfg.heldout_prompts = parse_count(o->heldout_prompts, "--heldout-prompts");
       cfg.validate();
     });
     io::AtomicOutput out(o->out, o->overwrite, comm);
@@ -84,6 +99,11 @@ Runner add_generate(CLI::App& app) {
                     "rank {}, {} new users, seed {}, {} MPI ranks",
               model_name(cfg.model), cfg.users, cfg.answers_per_user, cfg.comparisons, cfg.rank,
               cfg.new_users, cfg.seed, comm.size());
+    if (cfg.has_responses())
+      log::info(comm, "responses: {} prompts x {} responses ({} held out), embedding dimension "
+                      "{}, noise {}",
+                cfg.prompt_count(), cfg.responses_per_prompt, cfg.heldout_prompts,
+                cfg.embedding_dim, cfg.embedding_noise);
     mpi::agree(comm, [&] { pop = std::make_unique<Population>(cfg); });
     GenerateStats st = write_population(*pop, out.temp_path(), comm);
     out.commit();

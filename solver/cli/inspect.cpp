@@ -41,6 +41,13 @@ Runner add_inspect(CLI::App& app) {
     j["users"] = f.users();
     j["comparisons"] = f.comparisons();
     j["labels"] = f.labels(io::Split::kTrain);
+    j["format_version"] = f.version();
+    if (f.has_responses()) {
+      f.check_embedding(comm);
+      j["responses"] = f.responses().responses;
+      j["prompts"] = f.responses().prompts;
+      j["embedding_dim"] = f.responses().embedding_dim;
+    }
     Partitions parts;
     for (io::Split s : io::kAllSplits) {
       if (!f.has(s)) continue;
@@ -92,8 +99,14 @@ Runner add_inspect(CLI::App& app) {
       return fmt::format("min {} / median {} / max {}", s["min"].get<std::uint64_t>(),
                          s["median"].get<double>(), s["max"].get<std::uint64_t>());
     };
-    fmt::print("{}: {} v{}\n", o->file, io::kLabelFormat, io::kLabelFormatVersion);
+    fmt::print("{}: {} v{}\n", o->file, io::kLabelFormat, f.version());
     fmt::print("  users        {}\n  comparisons  {}\n", f.users(), f.comparisons());
+    if (f.has_responses()) {
+      fmt::print("  responses    {} of {} prompts", f.responses().responses, f.responses().prompts);
+      if (f.responses().embedding_dim)
+        fmt::print(", embeddings of dimension {}", f.responses().embedding_dim);
+      fmt::print("\n");
+    }
     for (io::Split sp : io::kAllSplits) {
       if (!j["splits"].contains(io::split_name(sp))) continue;
       const std::string name = io::split_name(sp);

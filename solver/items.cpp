@@ -1,0 +1,359 @@
+#include "solver/items.hpp"
+
+#include <fmt/core.h>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Eigenvalues>
+#include <algorithm>
+#include <cmath>
+
+#include "io/label_file.hpp"
+#include "solver/newton.hpp"
+
+namespace pref {
+
+const char* items_name(Items i) {
+  switch (i) {
+    case Items::kComparisons: return "comparisons";
+    case Items::kResponses: return "responses";
+    case Items::kEmbeddings: return "embeddings";
+  }
+  return "?";
+}
+
+ItemData load_item_data(const io::LabelFile& file, Items kind, const mpi::Comm& comm,
+                        const std::string& option) {
+  ItemData d;
+  d.kind = kind;
+  if (kind == Items::kComparisons) return d;
+  mpi::agree(comm, [&] {
+    if (!file.has_responses())
+      throw InputError(fmt::format("{} {}: {} has no response structure (/responses, "
+                                   "/comparisons; format version 2, docs/format.md); only "
+                                   "{} comparisons fits it",
+                                   option, items_name(kind), file.path(), option));
+    if (kind == Items::kEmbeddings && file.responses().embedding_dim == 0)
+      throw InputError(fmt::format("{} embeddings: {} has no /responses/embedding", option,
+                                   file.path()));
+  });
+  const io::ResponseTable& t = file.responses();
+  d.responses = t.responses;
+  d.first = t.first;
+  d.second = t.second;
+  if (kind == Items::kEmbeddings) {
+    d.dim = t.embedding_dim;
+    d.response_rows = Partition::uniform(t.responses, comm.size());
+    const std::vector<float> e = file.read_embedding(d.response_rows.begin(comm.rank()),
+                                                     d.response_rows.count(comm.rank()), comm);
+    d.embedding.assign(e.begin(), e.end());
+  }
+  return d;
+}
+
+ItemModel::ItemModel(const mpi::Comm& comm, std::shared_ptr<const ItemData> data,
+                     const Partition& comparisons, const ItemConfig& cfg)
+    : comm_(comm), data_(std::move(data)), cfg_(cfg), J_(cfg.J) {
+  const int me = comm.rank();
+  c0_ = comparisons.begin(me);
+  nc_ = comparisons.count(me);
+  std::vector<std::uint32_t> need;
+  need.reserve(2 * nc_);
+  for (std::uint64_t c = 0; c < nc_; ++c) {
+    need.push_back(data_->first[c0_ + c]);
+    need.push_back(data_->second[c0_ + c]);
+  }
+  const Partition owners = data_->kind == Items::kEmbeddings
+                               ? data_->response_rows
+                               : Partition::uniform(data_->responses, comm.size());
+  plan_ = GhostPlan(comm, IdSet({std::span<const std::uint32_t>(need)}), owners);
+  ia_.resize(nc_);
+  ib_.resize(nc_);
+  for (std::uint64_t c = 0; c < nc_; ++c) {
+    ia_[c] = plan_.index_of(data_->first[c0_ + c]);
+    ib_[c] = plan_.index_of(data_->second[c0_ + c]);
+  }
+  if (data_->kind == Items::kEmbeddings) {
+    const std::uint64_t d = data_->dim;
+    plan_.fetch(comm, data_->embedding, static_cast<int>(d), emb_ghost_);
+    std::vector<GlobalId> bounds(comm.size() + 1, d);
+    bounds[0] = 0;
+    rows_ = Partition(bounds);
+    theta_.assign(d * J_, 0.0);
+  } else {
+    rows_ = owners;
+    theta_.assign(owners.count(me) * J_, 0.0);
+  }
+}
+
+std::vector<double> ItemModel::owned_params() const {
+  if (data_->kind == Items::kEmbeddings && comm_.rank() != 0) return {};
+  return theta_;
+}
+
+void ItemModel::difference(std::size_t c, double* x) const {
+  const std::uint64_t d = data_->dim;
+  const double* a = emb_ghost_.data() + std::size_t(ia_[c]) * d;
+  const double* b = emb_ghost_.data() + std::size_t(ib_[c]) * d;
+  for (std::uint64_t k = 0; k < d; ++k) x[k] = a[k] - b[k];
+}
+
+void ItemModel::apply(const std::vector<double>& v, std::vector<double>& out) const {
+  out.assign(nc_ * J_, 0.0);
+  if (data_->kind == Items::kEmbeddings) {
+    const std::uint64_t d = data_->dim;
+    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
+        W(v.data(), static_cast<Eigen::Index>(d), J_);
+    Eigen::VectorXd x(d);
+    for (std::uint64_t c = 0; c < nc_; ++c) {
+      difference(c, x.data());
+      Eigen::Map<Eigen::VectorXd>(out.data() + c * J_, J_).noalias() = W.transpose() * x;
+    }
+    return;
+  }
+  std::vector<double> ghost;
+  plan_.fetch(comm_, v, J_, ghost);
+  for (std::uint64_t c = 0; c < nc_; ++c)
+    for (int j = 0; j < J_; ++j)
+      out[c * J_ + j] = ghost[std::size_t(ia_[c]) * J_ + j] - ghost[std::size_t(ib_[c]) * J_ + j];
+}
+
+std::vector<double> ItemModel::adjoint(const std::vector<double>& w) const {
+  if (data_->kind == Items::kEmbeddings) {
+    const std::uint64_t d = data_->dim;
+    std::vector<double> G(d * J_, 0.0);
+    Eigen::Map<Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> Gm(
+        G.data(), static_cast<Eigen::Index>(d), J_);
+    Eigen::VectorXd x(d);
+    for (std::uint64_t c = 0; c < nc_; ++c) {
+      difference(c, x.data());
+      Gm.noalias() += x * Eigen::Map<const Eigen::RowVectorXd>(w.data() + c * J_, J_);
+    }
+    mpi::allreduce(comm_, std::span<double>(G), MPI_SUM);
+    return G;
+  }
+  std::vector<double> ghost(plan_.ghosts() * J_, 0.0), out(theta_.size(), 0.0);
+  for (std::uint64_t c = 0; c < nc_; ++c)
+    for (int j = 0; j < J_; ++j) {
+      ghost[std::size_t(ia_[c]) * J_ + j] += w[c * J_ + j];
+      ghost[std::size_t(ib_[c]) * J_ + j] -= w[c * J_ + j];
+    }
+  plan_.reduce(comm_, ghost, J_, out);
+  return out;
+}
+
+void ItemModel::comparisons(std::vector<double>& Z) const { apply(theta_, Z); }
+
+double ItemModel::dot(const std::vector<double>& a, const std::vector<double>& b) const {
+  double s = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  // Replicated: rank 0's value, so that every decision taken on it is the same everywhere.
+  if (data_->kind == Items::kEmbeddings) return mpi::broadcast(comm_, s);
+  return mpi::allreduce_sum(comm_, s);
+}
+
+std::vector<double> ItemModel::gradient(const std::vector<double>& Z,
+                                        const std::vector<double>& g) const {
+  std::vector<double> r(nc_ * J_);
+  for (std::size_t i = 0; i < r.size(); ++i) r[i] = g[i] + cfg_.mu_z * Z[i];
+  std::vector<double> G = adjoint(r);
+  for (std::size_t i = 0; i < G.size(); ++i) G[i] += cfg_.mu_w * theta_[i];
+  return G;
+}
+
+std::vector<double> ItemModel::hessian_times(const std::vector<double>& H,
+                                             const std::vector<double>& v) const {
+  std::vector<double> av, w(nc_ * J_);
+  apply(v, av);
+  const std::size_t JJ = std::size_t(J_) * J_;
+  for (std::uint64_t c = 0; c < nc_; ++c) {
+    const Eigen::Map<const Eigen::MatrixXd> Hc(H.data() + c * JJ, J_, J_);
+    const Eigen::Map<const Eigen::VectorXd> a(av.data() + c * J_, J_);
+    Eigen::Map<Eigen::VectorXd>(w.data() + c * J_, J_).noalias() = Hc * a + cfg_.mu_z * a;
+  }
+  std::vector<double> out = adjoint(w);
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] += cfg_.mu_w * v[i];
+  return out;
+}
+
+Eigen::MatrixXd ItemModel::hessian(const std::vector<double>& H) const {
+  const std::uint64_t d = data_->dim;
+  const Eigen::Index n = static_cast<Eigen::Index>(d * J_), dd = static_cast<Eigen::Index>(d);
+  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(n, n);
+  // sum_p (x_p x_p^T) (x) (H_p + mu_z I): its (j, i) block of every (k, l) is entry (k, l) of
+  // the weighted Gram matrix X^T diag(H_p(j, i) + mu_z [i = j]) X, one product (d^2 per
+  // comparison) for each of the J (J + 1) / 2 pairs j >= i.
+  const std::size_t JJ = std::size_t(J_) * J_;
+  const Eigen::Index nc = static_cast<Eigen::Index>(nc_);
+  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> X(nc, dd);
+  for (std::uint64_t c = 0; c < nc_; ++c) difference(c, X.row(static_cast<Eigen::Index>(c)).data());
+  Eigen::MatrixXd WX(nc, dd), G(dd, dd);
+  Eigen::VectorXd w(nc);
+  for (int j = 0; j < J_; ++j)
+    for (int i = 0; i <= j; ++i) {
+      for (std::uint64_t c = 0; c < nc_; ++c)
+        w[static_cast<Eigen::Index>(c)] = H[c * JJ + std::size_t(i) * J_ + j] + (i == j ? cfg_.mu_z : 0.0);
+      WX.noalias() = w.asDiagonal() * X;
+      G.noalias() = X.transpose() * WX;
+      for (Eigen::Index k = 0; k < dd; ++k)
+        for (Eigen::Index l = 0; l < dd; ++l) {
+          out(k * J_ + j, l * J_ + i) = G(k, l);
+          out(k * J_ + i, l * J_ + j) = G(k, l);  // G is symmetric
+        }
+    }
+  mpi::allreduce(comm_, std::span<double>(out.data(), static_cast<std::size_t>(n * n)), MPI_SUM);
+  out.diagonal().array() += cfg_.mu_w;
+  return out;
+}
+
+std::vector<double> ItemModel::jacobi(const std::vector<double>& H) const {
+  const std::size_t JJ = std::size_t(J_) * J_;
+  if (data_->kind == Items::kEmbeddings) {
+    const std::uint64_t d = data_->dim;
+    std::vector<double> diag(d * J_, 0.0);
+    Eigen::VectorXd x(d);
+    for (std::uint64_t c = 0; c < nc_; ++c) {
+      difference(c, x.data());
+      for (std::uint64_t a = 0; a < d; ++a)
+        for (int j = 0; j < J_; ++j)
+          diag[a * J_ + j] += x[a] * x[a] * (H[c * JJ + j * J_ + j] + cfg_.mu_z);
+    }
+    mpi::allreduce(comm_, std::span<double>(diag), MPI_SUM);
+    for (auto& v : diag) v += cfg_.mu_w;
+    return diag;
+  }
+  std::vector<double> ghost(plan_.ghosts() * J_, 0.0), diag(theta_.size(), 0.0);
+  for (std::uint64_t c = 0; c < nc_; ++c)
+    for (int j = 0; j < J_; ++j) {
+      const double h = H[c * JJ + j * J_ + j] + cfg_.mu_z;
+      ghost[std::size_t(ia_[c]) * J_ + j] += h;
+      ghost[std::size_t(ib_[c]) * J_ + j] += h;
+    }
+  plan_.reduce(comm_, ghost, J_, diag);
+  for (auto& v : diag) v += cfg_.mu_w;
+  return diag;
+}
+
+std::vector<double> ItemModel::solve_cg(const std::vector<double>& H,
+                                        const std::vector<double>& G) {
+  // Preconditioned CG on (A^T (H + mu_z I) A + mu_w I) D = -G from D = 0.
+  const std::vector<double> M = jacobi(H);
+  const std::size_t n = G.size();
+  std::vector<double> D(n, 0.0), r(n), z(n), p(n);
+  for (std::size_t i = 0; i < n; ++i) r[i] = -G[i];
+  for (std::size_t i = 0; i < n; ++i) z[i] = r[i] / M[i];
+  p = z;
+  double rz = dot(r, z);
+  const double stop = cfg_.cg_tol * cfg_.cg_tol * dot(r, r);
+  last_cg_ = 0;
+  for (int it = 0; it < cfg_.cg_max_iterations; ++it) {
+    if (dot(r, r) <= stop) break;
+    const std::vector<double> Hp = hessian_times(H, p);
+    const double pHp = dot(p, Hp);
+    if (!(pHp > 0)) break;
+    const double alpha = rz / pHp;
+    for (std::size_t i = 0; i < n; ++i) {
+      D[i] += alpha * p[i];
+      r[i] -= alpha * Hp[i];
+    }
+    for (std::size_t i = 0; i < n; ++i) z[i] = r[i] / M[i];
+    const double rz_new = dot(r, z);
+    const double beta = rz_new / rz;
+    rz = rz_new;
+    for (std::size_t i = 0; i < n; ++i) p[i] = z[i] + beta * p[i];
+    last_cg_ = it + 1;
+  }
+  return D;
+}
+
+double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
+                              const LabelChange& change) {
+  const std::vector<double> G = gradient(Z, d.g);
+  if (dot(G, G) == 0) return 0;
+  std::vector<double> D;
+  const std::uint64_t n = data_->kind == Items::kEmbeddings ? data_->dim * J_ : 0;
+  if (data_->kind == Items::kEmbeddings && n <= cfg_.cholesky_max) {
+    last_solver_ = "cholesky";
+    last_cg_ = 0;
+    Eigen::MatrixXd H = hessian(d.H);
+    D.assign(n, 0.0);
+    if (comm_.rank() == 0) {
+      Eigen::Map<Eigen::VectorXd> Dv(D.data(), static_cast<Eigen::Index>(n));
+      const Eigen::Map<const Eigen::VectorXd> Gv(G.data(), static_cast<Eigen::Index>(n));
+      Eigen::LLT<Eigen::MatrixXd> llt(H);
+      if (llt.info() == Eigen::Success) Dv = llt.solve(-Gv);
+      else Dv = H.ldlt().solve(-Gv);
+    }
+    // Every rank takes rank 0's solution, so the replicated head stays bitwise one.
+    mpi::broadcast(comm_, std::span<double>(D));
+  } else {
+    last_solver_ = "cg";
+    D = solve_cg(d.H, G);
+    if (data_->kind == Items::kEmbeddings) mpi::broadcast(comm_, std::span<double>(D));
+  }
+  const double gd = dot(G, D);
+  if (!(gd < 0)) return 0;
+  std::vector<double> V;
+  apply(D, V);
+  // The change of F at each step length of the ladder, term by term (solver/newton.hpp): the
+  // labels' change from the fit, the z and theta regularizations here.
+  const double zv = [&] {
+    double s = 0;
+    for (std::size_t i = 0; i < V.size(); ++i) s += Z[i] * V[i];
+    return s;
+  }();
+  const double vv = [&] {
+    double s = 0;
+    for (double v : V) s += v * v;
+    return s;
+  }();
+  const double td = dot(theta_, D), dd = dot(D, D);
+  constexpr int kPerRound = 2;
+  double taken = 0;
+  for (int l0 = 0; l0 < kLadder && taken == 0; l0 += kPerRound) {
+    const int nl = std::min(kPerRound, kLadder - l0);
+    double steps[kPerRound] = {0, 0}, ch[kPerRound] = {0, 0};
+    for (int l = 0; l < nl; ++l) steps[l] = ladder_step(l0 + l);
+    change(V, std::span<const double>(steps, nl), std::span<double>(ch, nl));
+    for (int l = 0; l < nl; ++l) ch[l] += cfg_.mu_z * steps[l] * (zv + 0.5 * steps[l] * vv);
+    mpi::allreduce(comm_, std::span<double>(ch, nl), MPI_SUM);
+    for (int l = 0; l < nl; ++l) {
+      const double t = steps[l];
+      const double df = ch[l] + cfg_.mu_w * t * (td + 0.5 * t * dd);
+      if (df <= kArmijo * t * gd) {
+        taken = t;
+        break;
+      }
+    }
+  }
+  if (taken == 0) return 0;
+  for (std::size_t i = 0; i < theta_.size(); ++i) theta_[i] += taken * D[i];
+  comparisons(Z);
+  return taken;
+}
+
+double ItemModel::gradient_norm2_share(const std::vector<double>& Z,
+                                       const std::vector<double>& g) const {
+  const std::vector<double> G = gradient(Z, g);
+  if (data_->kind == Items::kEmbeddings && comm_.rank() != 0) return 0;
+  double s = 0;
+  for (double v : G) s += v * v;
+  return s;
+}
+
+double ItemModel::regularization_share() const {
+  if (data_->kind == Items::kEmbeddings && comm_.rank() != 0) return 0;
+  double s = 0;
+  for (double v : theta_) s += v * v;
+  return 0.5 * cfg_.mu_w * s;
+}
+
+void ItemModel::rotate(const Eigen::MatrixXd& Q) {
+  Eigen::VectorXd tmp(J_);
+  for (std::size_t r = 0; r < theta_.size() / J_; ++r) {
+    Eigen::Map<Eigen::RowVectorXd> row(theta_.data() + r * J_, J_);
+    tmp.noalias() = Q.transpose() * row.transpose();
+    row = tmp.transpose();
+  }
+}
+
+}  // namespace pref
