@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 
@@ -16,6 +15,7 @@
 #include "io/output_file.hpp"
 #include "solver/base/hash.hpp"
 #include "solver/base/log.hpp"
+#include "solver/fit_state.hpp"
 
 namespace pref::cli {
 
@@ -64,15 +64,6 @@ io::Attributes to_attributes(const DataIdentity& d) {
           {"data_train_checksum", hash::hex(d.checksum)}};
 }
 
-template <class T>
-T attr(const io::Checkpoint& ck, const std::string& name) {
-  auto it = ck.header.attributes.find(name);
-  if (it == ck.header.attributes.end())
-    throw InputError(ck.path + ": missing attribute '" + name + "'");
-  if (auto* v = std::get_if<T>(&it->second)) return *v;
-  throw InputError(ck.path + ": attribute '" + name + "' has an unexpected type");
-}
-
 // What a checkpoint records for an option: its attribute, the file's rank, or what the
 // checkpoints written before the option existed mean. Missing or mistyped: an InputError.
 io::AttributeValue stored(const io::Checkpoint& ck, const FitField& f) {
@@ -87,38 +78,14 @@ io::AttributeValue stored(const io::Checkpoint& ck, const FitField& f) {
   return it->second;
 }
 
-// The /state array of the population prior.
-constexpr const char* kPriorArray = "population_prior";
-
-// Everything a resume reads must be there and consistent (else the checkpoint is skipped).
-void require_complete(const io::Checkpoint& ck) {
+// Everything a resume reads must be there and consistent (else the checkpoint is skipped): the
+// configuration and data identity here, the state by decode_state.
+void require_configuration(const io::Checkpoint& ck) {
   for (const FitField& f : fit_fields())
     if (f.role != Role::kLocal) stored(ck, f);
-  attr<std::string>(ck, "data_train_checksum");
-  attr<double>(ck, "objective");
+  ck.attribute<std::string>("data_train_checksum");
   for (const char* i : {"data_users", "data_comparisons", "data_train_labels", "mpi_ranks"})
-    attr<std::int64_t>(ck, i);
-  const auto& hd = ck.header;
-  std::istringstream in(hd.history_json);
-  std::int64_t n = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("sweep") || j["sweep"] != n)
-      throw InputError(fmt::format("{}: /history: record {} is not valid", ck.path, n));
-    ++n;
-  }
-  if (n != hd.sweep + 1)
-    throw InputError(
-        fmt::format("{}: /history holds {} records for {} sweeps", ck.path, n, hd.sweep));
-  if (ck.header.attributes.count("prior") && attr<std::string>(ck, "prior") == "population" &&
-      !prior_of(ck))
-    throw InputError(ck.path + ": missing dataset /state/" + std::string(kPriorArray));
-  if (hd.user_half_done) {
-    const auto j = nlohmann::json::parse(hd.pending_json, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || j.value("sweep", -1) != hd.sweep + 1)
-      throw InputError(ck.path + ": attribute 'pending' is not valid");
-  }
+    ck.attribute<std::int64_t>(i);
 }
 
 }  // namespace
@@ -161,24 +128,6 @@ Checkpointer::Checkpointer(const CheckpointOptions& opt, const mpi::Comm& comm)
   });
 }
 
-ExtrapolationState extrapolation_of(const io::Checkpoint& ck) {
-  ExtrapolationState ex;
-  if (!ck.header.attributes.count("extrapolation_beta")) return ex;  // a plain-sweeps checkpoint
-  ex.beta = attr<double>(ck, "extrapolation_beta");
-  ex.ceiling = attr<double>(ck, "extrapolation_ceiling");
-  ex.previous = attr<double>(ck, "extrapolation_previous");
-  ex.calm_run = static_cast<int>(attr<std::int64_t>(ck, "extrapolation_calm_run"));
-  ex.last_decreased = attr<std::int64_t>(ck, "extrapolation_last_decreased") != 0;
-  return ex;
-}
-
-std::optional<PopulationPrior> prior_of(const io::Checkpoint& ck) {
-  auto it = ck.header.arrays.find(kPriorArray);
-  if (it == ck.header.arrays.end()) return std::nullopt;
-  return prior_from_array(static_cast<int>(ck.header.rank), it->second,
-                          ck.path + ": /state/" + std::string(kPriorArray));
-}
-
 void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const FitOptions& o,
                      const DataIdentity& data) {
   auto refuse = [&](const std::string& option, const std::string& ours, const std::string& theirs) {
@@ -196,10 +145,10 @@ void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const FitO
     // The data last: the options that shape the training labels (--drop-ties, --duplicates)
     // explain a different checksum better than the data can.
     const DataIdentity theirs = {
-        static_cast<std::uint64_t>(attr<std::int64_t>(ck, "data_users")),
-        static_cast<std::uint64_t>(attr<std::int64_t>(ck, "data_comparisons")),
-        static_cast<std::uint64_t>(attr<std::int64_t>(ck, "data_train_labels")), 0};
-    const std::string their_checksum = attr<std::string>(ck, "data_train_checksum");
+        static_cast<std::uint64_t>(ck.attribute<std::int64_t>("data_users")),
+        static_cast<std::uint64_t>(ck.attribute<std::int64_t>("data_comparisons")),
+        static_cast<std::uint64_t>(ck.attribute<std::int64_t>("data_train_labels")), 0};
+    const std::string their_checksum = ck.attribute<std::string>("data_train_checksum");
     auto show = [](const std::string& path, const DataIdentity& d, const std::string& checksum) {
       return fmt::format("{} ({} users, {} comparisons, {} training labels, checksum {})", path,
                          d.users, d.comparisons, d.train_labels, checksum);
@@ -207,7 +156,7 @@ void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const FitO
     if (theirs.users != data.users || theirs.comparisons != data.comparisons ||
         theirs.train_labels != data.train_labels || their_checksum != hash::hex(data.checksum))
       refuse("--data", show(o.data, data, hash::hex(data.checksum)),
-             show(attr<std::string>(ck, "data"), theirs, their_checksum));
+             show(ck.attribute<std::string>("data"), theirs, their_checksum));
   });
   // Options that may change between runs: said, not refused.
   for (const FitField& f : fit_fields()) {
@@ -238,15 +187,18 @@ void Checkpointer::start_fresh(bool overwrite) {
             names.size(), opt_.dir);
 }
 
-std::optional<io::Checkpoint> Checkpointer::find_resumable(const Partitions& parts,
-                                                           const FitOptions& o,
-                                                           const DataIdentity& data) {
+std::optional<Resumed> Checkpointer::find_resumable(const Partitions& parts, const FitOptions& o,
+                                                    const DataIdentity& data) {
   for (const std::string& name : list_checkpoints(comm_, opt_.dir)) {
     const std::string path = (fs::path(opt_.dir) / name).string();
     io::Checkpoint ck;
+    FitStart start;
     try {
       ck = io::read_checkpoint(path, comm_, parts.users, parts.comparisons);
-      mpi::agree(comm_, [&] { require_complete(ck); });
+      mpi::agree(comm_, [&] {
+        require_configuration(ck);
+        start = decode_state(ck);
+      });
     } catch (const Error& e) {
       if (!e.collective()) throw;
       log::warn(comm_, "skipping checkpoint {}: {}; renamed to {}.invalid", path, e.what(), name);
@@ -271,40 +223,27 @@ std::optional<io::Checkpoint> Checkpointer::find_resumable(const Partitions& par
     log::info(comm_, "resume: {} (sweep {}{}, written at {} ranks, resumed at {})", path,
               ck.header.sweep,
               ck.header.user_half_done ? " and the user half-step of the next" : "",
-              attr<std::int64_t>(ck, "mpi_ranks"), comm_.size());
-    return ck;
+              ck.attribute<std::int64_t>("mpi_ranks"), comm_.size());
+    return Resumed{std::move(ck), std::move(start)};
   }
   log::info(comm_, "resume: no valid checkpoint in {}: starting fresh", opt_.dir);
   return std::nullopt;
 }
 
 void Checkpointer::write(const FitState& state, const FitOptions& o, const DataIdentity& data,
-                         double objective, const std::string& history_json,
-                         const std::string& pending_json, const Partitions& parts) {
+                         const std::vector<SweepRecord>& history, const Partitions& parts) {
   const double t0 = MPI_Wtime();
   io::CheckpointHeader hd;
   hd.users = parts.users.size();
   hd.comparisons = parts.comparisons.size();
-  hd.rank = static_cast<std::uint32_t>(state.factors.J);
-  hd.sweep = state.sweep;
-  hd.user_half_done = state.user_half_done;
   hd.attributes = recorded(o, /*model=*/false);
   hd.attributes.merge(to_attributes(data));
   hd.attributes["exchange_used"] = std::string(exchange_name(state.exchange));
-  hd.attributes["objective"] = objective;
   hd.attributes["mpi_ranks"] = static_cast<std::int64_t>(comm_.size());
-  if (o.cfg.extrapolate) {
-    const ExtrapolationState& ex = state.extrapolation;
-    hd.attributes["extrapolation_beta"] = ex.beta;
-    hd.attributes["extrapolation_ceiling"] = ex.ceiling;
-    hd.attributes["extrapolation_previous"] = ex.previous;
-    hd.attributes["extrapolation_calm_run"] = static_cast<std::int64_t>(ex.calm_run);
-    hd.attributes["extrapolation_last_decreased"] = static_cast<std::int64_t>(ex.last_decreased);
-  }
-  if (state.prior) hd.arrays[kPriorArray] = prior_to_array(*state.prior);
+  encode_state(state, history, o.cfg.extrapolate, hd);
   // Rank 0's: the records hold each rank's own timings, and every rank must write the same.
-  hd.history_json = mpi::broadcast(comm_, history_json);
-  hd.pending_json = mpi::broadcast(comm_, pending_json);
+  hd.history_json = mpi::broadcast(comm_, hd.history_json);
+  hd.pending_json = mpi::broadcast(comm_, hd.pending_json);
   const std::string name = checkpoint_name(state.sweep, state.user_half_done);
   const std::string path = (fs::path(opt_.dir) / name).string();
   {

@@ -24,6 +24,12 @@ struct DataIdentity {
 // comparison, value), the same at any rank count. Collective.
 DataIdentity data_identity(const mpi::Comm& comm, const LabelMatrix& train);
 
+// A checkpoint to resume from: the file (its factors, this rank's rows) and the fit's start.
+struct Resumed {
+  io::Checkpoint checkpoint;
+  FitStart start;
+};
+
 // ckpt-000012.h5 (after 12 sweeps), ckpt-000013-half.h5 (after the user half-step of sweep 13).
 std::string checkpoint_name(int sweep, bool user_half_done);
 
@@ -38,8 +44,8 @@ class Checkpointer {
   // warning naming them and renamed to <name>.invalid; a valid one whose configuration or data
   // contradicts the options or the data is refused with an InputError naming the option and
   // both values. Collective.
-  std::optional<io::Checkpoint> find_resumable(const Partitions& parts, const FitOptions& o,
-                                               const DataIdentity& data);
+  std::optional<Resumed> find_resumable(const Partitions& parts, const FitOptions& o,
+                                        const DataIdentity& data);
 
   // A run without --resume: a directory holding checkpoints is refused (InputError naming
   // --checkpoint-dir) unless `overwrite`, which removes them. Collective.
@@ -50,9 +56,8 @@ class Checkpointer {
 
   // Writes the state atomically (temporary name, flushed, renamed) and removes all but the
   // newest `keep` checkpoints. Collective.
-  void write(const FitState& state, const FitOptions& o, const DataIdentity& data, double objective,
-             const std::string& history_json, const std::string& pending_json,
-             const Partitions& parts);
+  void write(const FitState& state, const FitOptions& o, const DataIdentity& data,
+             const std::vector<SweepRecord>& history, const Partitions& parts);
 
   const std::string& dir() const { return opt_.dir; }
 
@@ -67,14 +72,6 @@ class Checkpointer {
 // False otherwise (an existing file that is not this run's is then refused as usual).
 // Collective.
 bool finished_output(const mpi::Comm& comm, const FitOptions& o);
-
-// The extrapolation's factor stored in a checkpoint of a fit --extrapolate run (the defaults
-// when it has none).
-ExtrapolationState extrapolation_of(const io::Checkpoint& ck);
-
-// The population prior stored in a checkpoint of a fit --prior population run (nullopt when
-// it has none).
-std::optional<PopulationPrior> prior_of(const io::Checkpoint& ck);
 
 // Throws a collective InputError when the checkpoint contradicts the command line (a Role::
 // kIdentity option, in the order of fit_fields(), then the data); logs the kVariable options

@@ -4,8 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
-#include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "io/model_file.hpp"
 #include "io/output_file.hpp"
@@ -16,70 +14,13 @@
 #include "solver/cli/data.hpp"
 #include "solver/cli/stop_poll_hook.hpp"
 #include "solver/fit.hpp"
+#include "solver/fit_state.hpp"
 #include "solver/svd_init.hpp"
 
 namespace pref::cli {
 
 namespace {
 
-nlohmann::json record_json(const SweepRecord& r, bool with_timings) {
-  nlohmann::json j = {{"sweep", r.sweep},           {"objective", r.objective},
-                      {"rel_change", r.rel_change}, {"train_logloss", r.train_logloss},
-                      {"grad_norm", r.grad_norm},   {"bytes_exchanged", r.bytes_exchanged}};
-  if (r.prior) j["prior"] = {{"trace", r.prior->trace}, {"eigenvalues", r.prior->top_eigenvalues}};
-  if (r.validation) {
-    const SplitMetrics& v = *r.validation;
-    auto num = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
-    j["validation"] = {{"labels", v.labels},
-                       {"logloss", num(v.logloss)},
-                       {"accuracy", num(v.accuracy)},
-                       {"auc", num(v.auc)},
-                       {"user_auc_mean", num(v.user_auc_mean)}};
-  }
-  if (with_timings) {
-    j["seconds_user"] = r.seconds_user;
-    j["seconds_comparison"] = r.seconds_comparison;
-    j["seconds_eval"] = r.seconds_eval;
-  }
-  return j;
-}
-
-// The inverse of record_json (for the history of a checkpoint); null metrics are NaN.
-SweepRecord record_from_json(const nlohmann::json& j) {
-  auto num = [](const nlohmann::json& x) { return x.is_number() ? x.get<double>() : NAN; };
-  SweepRecord r;
-  r.sweep = j.at("sweep").get<int>();
-  r.objective = num(j.at("objective"));
-  r.rel_change = num(j.at("rel_change"));
-  r.train_logloss = num(j.at("train_logloss"));
-  r.grad_norm = num(j.at("grad_norm"));
-  r.bytes_exchanged = j.at("bytes_exchanged").get<std::uint64_t>();
-  if (j.contains("prior")) {
-    PriorSummary p;
-    p.trace = num(j["prior"].at("trace"));
-    p.top_eigenvalues = j["prior"].at("eigenvalues").get<std::vector<double>>();
-    r.prior = p;
-  }
-  if (j.contains("validation")) {
-    const auto& v = j["validation"];
-    SplitMetrics m;
-    m.labels = v.at("labels").get<std::uint64_t>();
-    m.logloss = num(v.at("logloss"));
-    m.accuracy = num(v.at("accuracy"));
-    m.auc = num(v.at("auc"));
-    m.user_auc_mean = num(v.at("user_auc_mean"));
-    r.validation = m;
-  }
-  r.seconds_user = j.value("seconds_user", 0.0);
-  r.seconds_comparison = j.value("seconds_comparison", 0.0);
-  r.seconds_eval = j.value("seconds_eval", 0.0);
-  return r;
-}
-
-nlohmann::json without_timings(nlohmann::json j) {
-  for (const char* k : {"seconds_user", "seconds_comparison", "seconds_eval"}) j.erase(k);
-  return j;
-}
 // The `fit` subcommand once its options are parsed, as named steps (each a part of the data
 // flow of docs/design.md); run() is the order.
 class FitRun {
@@ -91,7 +32,6 @@ class FitRun {
   bool set_up_checkpoints();
   void load();
   void find_checkpoint();
-  void decode_checkpoint();
   void open_metrics();
   Factors initial_factors();
   Factors svd_factors();
@@ -108,11 +48,9 @@ class FitRun {
   std::optional<LabelMatrix> train_, val_;
   Partitions parts_;
   DataIdentity identity_;
-  std::optional<io::Checkpoint> resumed_;
-  FitStart start_;
-  // Every completed sweep's record as JSON with timings (metrics, checkpoints); the model file
-  // stores them without.
-  std::vector<nlohmann::json> history_;
+  std::optional<Resumed> resumed_;
+  // Every completed sweep's record (this rank's timings), for checkpoints and the model file.
+  std::vector<SweepRecord> history_;
   std::optional<io::LineOutput> metrics_;
   int stop_signal_ = 0;
 };
@@ -123,11 +61,11 @@ int FitRun::run() {
   out_.emplace(o_.out, o_.overwrite, comm_, "--out", std::vector<std::string>{o_.data});
   load();
   if (ckpt_) find_checkpoint();
-  if (resumed_) decode_checkpoint();
   open_metrics();
   Factors init = initial_factors();
+  const FitStart start = resumed_ ? std::move(resumed_->start) : FitStart{};
   FitResult res =
-      fit(comm_, std::move(*train_), std::move(val_), std::move(init), cfg_, start_, hooks());
+      fit(comm_, std::move(*train_), std::move(val_), std::move(init), cfg_, start, hooks());
   if (res.stopped) {
     log::info(comm_,
               "stopped by {} after a checkpoint: exit code {} (safe to requeue; resume "
@@ -176,34 +114,13 @@ void FitRun::load() {
             cfg_.threads);
 }
 
-// The checkpoint to resume from (--resume), or a fresh start in the directory.
+// The checkpoint to resume from (--resume) and the history it continues, or a fresh start in
+// the directory.
 void FitRun::find_checkpoint() {
   identity_ = data_identity(comm_, *train_);
-  if (o_.ckpt.resume)
-    resumed_ = ckpt_->find_resumable(parts_, o_, identity_);
-  else
-    ckpt_->start_fresh(o_.overwrite);
-}
-
-// The resumed checkpoint as the fit's start (docs/checkpoints.md: it continues exactly).
-void FitRun::decode_checkpoint() {
-  io::Checkpoint& ck = *resumed_;
-  std::istringstream in(ck.header.history_json);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) history_.push_back(nlohmann::json::parse(line));
-  for (const auto& j : history_) start_.history.push_back(record_from_json(j));
-  // The tolerance test's reference, bitwise.
-  start_.history.back().objective = std::get<double>(ck.header.attributes.at("objective"));
-  start_.sweep = static_cast<int>(ck.header.sweep);
-  start_.user_half_done = ck.header.user_half_done;
-  if (cfg_.extrapolate) {
-    start_.u_prev = std::move(ck.U_prev);
-    start_.z_prev = std::move(ck.Z_prev);
-    start_.extrapolation = extrapolation_of(ck);
-  }
-  if (start_.user_half_done)
-    start_.pending = record_from_json(nlohmann::json::parse(ck.header.pending_json));
-  start_.prior = prior_of(ck);
+  if (!o_.ckpt.resume) return ckpt_->start_fresh(o_.overwrite);
+  resumed_ = ckpt_->find_resumable(parts_, o_, identity_);
+  if (resumed_) history_ = resumed_->start.history;
 }
 
 void FitRun::open_metrics() {
@@ -213,7 +130,7 @@ void FitRun::open_metrics() {
   metrics_.emplace(o_.metrics, o_.overwrite || o_.ckpt.resume, comm_, "--metrics",
                    std::vector<std::string>{o_.data, o_.out});
   std::vector<std::string> lines;
-  for (const auto& j : history_) lines.push_back(j.dump());
+  for (const SweepRecord& r : history_) lines.push_back(record_to_json(r, true).dump());
   metrics_->write(lines);
 }
 
@@ -221,8 +138,8 @@ Factors FitRun::initial_factors() {
   if (resumed_) {
     Factors f;
     f.J = cfg_.J;
-    f.U = std::move(resumed_->U);
-    f.Z = std::move(resumed_->Z);
+    f.U = std::move(resumed_->checkpoint.U);
+    f.Z = std::move(resumed_->checkpoint.Z);
     return f;
   }
   // (The shared model fixes u_i = 1 and is convex: validate_fit_options made its init random.)
@@ -282,8 +199,8 @@ void FitRun::log_sweep(const SweepRecord& r) const {
 FitHooks FitRun::hooks() {
   FitHooks hooks;
   hooks.on_sweep = [this](const SweepRecord& r) {
-    history_.push_back(record_json(r, true));
-    if (metrics_) metrics_->write({history_.back().dump()});
+    history_.push_back(r);
+    if (metrics_) metrics_->write({record_to_json(r, true).dump()});
     log_sweep(r);
   };
   if (!ckpt_) return hooks;
@@ -298,10 +215,7 @@ FitHooks FitRun::hooks() {
   };
   hooks.on_state = [this](const FitState& st) {
     if (!st.stopping && (st.user_half_done || !ckpt_->due(st.sweep))) return;
-    std::string hist;
-    for (const auto& h : history_) hist += h.dump() + "\n";
-    ckpt_->write(st, o_, identity_, history_.back().at("objective").get<double>(), hist,
-                 st.pending ? record_json(*st.pending, true).dump() : "", parts_);
+    ckpt_->write(st, o_, identity_, history_, parts_);
   };
   return hooks;
 }
@@ -320,7 +234,7 @@ void FitRun::write_model(const FitResult& res) {
                                      {"grad_norm", last.grad_norm},
                                      {"exchange", std::string(exchange_name(res.exchange))},
                                      {"mpi_ranks", static_cast<std::int64_t>(comm_.size())}});
-  for (auto& h : history_) hd.history_json += without_timings(h).dump() + "\n";
+  hd.history_json = history_lines(history_, /*with_timings=*/false);
   if (res.prior) {
     hd.prior_mean = res.prior->mean;
     hd.prior_covariance = res.prior->covariance;
