@@ -3,11 +3,13 @@
 #include <fmt/core.h>
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 
 #include "io/hdf5.hpp"
 #include "solver/exchange.hpp"
 #include "solver/newton.hpp"
+#include "solver/population_moments.hpp"
 #include "solver/prior.hpp"
 
 namespace pref {
@@ -27,8 +29,8 @@ double generator_temperature(const io::LabelFile& data, const mpi::Comm& comm) {
     if (h5::has_attribute(g.get(), "temperature"))
       t = h5::read_attribute<double>(g.get(), "temperature", data.path() + ": /generator");
     if (!(t > 0) || !std::isfinite(t))
-      throw InputError(fmt::format("{}: /generator: temperature {} is not a positive number",
-                                   data.path(), t));
+      throw InputError(
+          fmt::format("{}: /generator: temperature {} is not a positive number", data.path(), t));
   });
   return t;
 }
@@ -41,22 +43,24 @@ Factors reference_factors(const mpi::Comm& comm, const io::LabelFile& data, Refe
   const int me = comm.rank();
   mpi::agree(comm, [&] {
     if (!h5::exists(data.handle(), "/truth"))
-      throw InputError(data.path() + ": no /truth group (a reference needs a synthetic "
-                                     "population's ground truth)");
+      throw InputError(data.path() +
+                       ": no /truth group (a reference needs a synthetic "
+                       "population's ground truth)");
   });
   const double T = generator_temperature(data, comm);
   std::uint64_t R = 0, Ru = 0;
-  const std::vector<float> zt = io::read_matrix_rows(
-      data.handle(), "/truth/comparison_factors", parts.comparisons.begin(me),
-      parts.comparisons.count(me), &R, comm, data.path());
+  const std::vector<float> zt =
+      io::read_matrix_rows(data.handle(), "/truth/comparison_factors", parts.comparisons.begin(me),
+                           parts.comparisons.count(me), &R, comm, data.path());
   const std::vector<float> ut =
       io::read_matrix_rows(data.handle(), "/truth/user_weights", parts.users.begin(me),
                            parts.users.count(me), &Ru, comm, data.path());
   mpi::agree(comm, [&] {
     if (R != Ru || R == 0)
-      throw InputError(fmt::format("{}: /truth: user weights of {} columns, comparison factors "
-                                   "of {}",
-                                   data.path(), Ru, R));
+      throw InputError(
+          fmt::format("{}: /truth: user weights of {} columns, comparison factors "
+                      "of {}",
+                      data.path(), Ru, R));
   });
   Factors f;
   f.J = static_cast<int>(R);
@@ -67,8 +71,14 @@ Factors reference_factors(const mpi::Comm& comm, const io::LabelFile& data, Refe
 
   // The true population's moments as the prior, then each user's MAP with the true Z.
   const int J = f.J;
-  std::vector<double> spread(std::size_t(J) * J, 0.0);  // (the update's spread term: none)
-  const PopulationPrior p = update_prior(comm, J, f.U, spread, parts.users.size());
+  // One block: the balanced partitions do not hold whole blocks (population_moments.hpp).
+  const std::uint64_t users = parts.users.size();
+  const Moments m =
+      user_moments(comm, f.U, parts.users.begin(me), users, J, std::max<std::uint64_t>(users, 1));
+  PopulationPrior p;
+  p.J = J;
+  p.mean.assign(m.mean.data(), m.mean.data() + J);
+  p.set_covariance(std::vector<double>(m.covariance.data(), m.covariance.data() + J * J));
   const Csr& rows = train.by_user;
   GhostPlan plan(comm, IdSet({std::span<const std::uint32_t>(rows.col)}), parts.comparisons);
   std::vector<double> zghost;
