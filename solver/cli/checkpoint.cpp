@@ -144,19 +144,19 @@ void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const FitO
     }
     // The data last: the options that shape the training labels (--drop-ties, --duplicates)
     // explain a different checksum better than the data can.
-    const DataIdentity theirs = {
-        static_cast<std::uint64_t>(ck.attribute<std::int64_t>("data_users")),
-        static_cast<std::uint64_t>(ck.attribute<std::int64_t>("data_comparisons")),
-        static_cast<std::uint64_t>(ck.attribute<std::int64_t>("data_train_labels")), 0};
-    const std::string their_checksum = ck.attribute<std::string>("data_train_checksum");
-    auto show = [](const std::string& path, const DataIdentity& d, const std::string& checksum) {
-      return fmt::format("{} ({} users, {} comparisons, {} training labels, checksum {})", path,
-                         d.users, d.comparisons, d.train_labels, checksum);
+    auto content = [](auto users, auto comparisons, auto labels, const std::string& checksum) {
+      return fmt::format("{} users, {} comparisons, {} training labels, checksum {}", users,
+                         comparisons, labels, checksum);
     };
-    if (theirs.users != data.users || theirs.comparisons != data.comparisons ||
-        theirs.train_labels != data.train_labels || their_checksum != hash::hex(data.checksum))
-      refuse("--data", show(o.data, data, hash::hex(data.checksum)),
-             show(ck.attribute<std::string>("data"), theirs, their_checksum));
+    const std::string ours =
+        content(data.users, data.comparisons, data.train_labels, hash::hex(data.checksum));
+    const std::string theirs = content(ck.attribute<std::int64_t>("data_users"),
+                                       ck.attribute<std::int64_t>("data_comparisons"),
+                                       ck.attribute<std::int64_t>("data_train_labels"),
+                                       ck.attribute<std::string>("data_train_checksum"));
+    if (ours != theirs)
+      refuse("--data", fmt::format("{} ({})", o.data, ours),
+             fmt::format("{} ({})", ck.attribute<std::string>("data"), theirs));
   });
   // Options that may change between runs: said, not refused.
   for (const FitField& f : fit_fields()) {
