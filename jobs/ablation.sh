@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The paper's ablation (PReF, arXiv 2503.06358) on pref's synthetic Attributes population:
-# held-out test ROC-AUC of `pref fit` with SVD initialization (the default, mu_u = mu_z = 3),
-# random initialization, no L2 regularization (SVD and random init), and the shared
-# Bradley-Terry baseline ("standard RLHF"), over several seeds; then a sweep of the
-# regularization mu (mu_u = mu_z = mu, SVD init). Prints Markdown tables and the AUC of the
+# held-out test ROC-AUC of `pref fit` with its default population prior (SVD and random
+# initialization), the fixed ridge mu_u = mu_z = 3 (the default before the prior, SVD and random
+# init), no L2 regularization (SVD and random init), and the shared Bradley-Terry baseline
+# ("standard RLHF"), over several seeds; then a sweep of the ridge mu (mu_u = mu_z = mu, SVD
+# init). Prints Markdown tables and the AUC of the
 # true model (the generator's /truth factors) on the same test split, the ceiling any fit can
 # approach.
 #
@@ -133,9 +134,10 @@ EOF
 
 # pref fit's default regularization, passed explicitly so the labels stay true if it changes.
 mu_default=3
-variants=("SVD init, mu=$mu_default (default)" "random init, mu=$mu_default"
+variants=("SVD init, mu=$mu_default (ridge)" "random init, mu=$mu_default (ridge)"
   "no regularization (mu=0), SVD init" "no regularization (mu=0), random init"
-  "shared Bradley-Terry (standard RLHF)")
+  "shared Bradley-Terry (standard RLHF)" "population prior, SVD init (default)"
+  "population prior, random init")
 datas=()
 for s in $(seq 1 "$seeds"); do
   if [ "$vary" = fit ]; then d="$(data_file 1)"; else d="$(data_file "$s")"; fi
@@ -146,6 +148,8 @@ for s in $(seq 1 "$seeds"); do
   run "${variants[2]}" "$s" "$d" --mu-u 0 --mu-z 0
   run "${variants[3]}" "$s" "$d" --init random --mu-u 0 --mu-z 0
   run "${variants[4]}" "$s" "$d" --model shared
+  run "${variants[5]}" "$s" "$d" --prior population
+  run "${variants[6]}" "$s" "$d" --prior population --init random
 done
 mu_variants=()
 for mu in $mus; do

@@ -7,6 +7,10 @@
 #   bayes    the known-comparisons Bayes ceiling (`pref evaluate --reference bayes`): each user's
 #            MAP estimate with the true comparison factors and the true population's mean and
 #            covariance: what a perfect fit of Z and of the prior gives from the same answers;
+#   known-users  the known-users ceiling (`pref evaluate --reference known-users`): Z estimated
+#            (MAP per comparison) with the true users, then the users' MAP as in bayes with it:
+#            about the best the labels can tell of Z, so a fit's gap to bayes beyond it is the
+#            estimator's, not the data's;
 #   truth    the true model (`pref evaluate --reference truth`).
 # It prints one table (test ROC-AUC and log-loss of each, sweeps and seconds of the fits, the
 # gap of the prior to the ceiling) and writes it as CSV.
@@ -34,7 +38,7 @@ while [ $# -gt 0 ]; do
     --ranks) ranks="$2"; shift 2 ;;
     --dir) dir="$2"; shift 2 ;;
     --gen-args) gen_args="$2"; shift 2 ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) pref_die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -77,7 +81,7 @@ for size in $sizes; do
   data="$(pref_data_file "$dir" 5 --model "$model" --users "$size" --comparisons "$comparisons" \
     --answers-per-user "$answers" "${extra[@]}" $gen_args)"
   pref_log "users $size: $data"
-  for ref in truth bayes; do
+  for ref in truth bayes known-users; do
     read -r auc ll < <(evaluate --reference "$ref" --data "$data")
     printf '%s,%s,%s,%s,,\n' "$size" "$ref" "$auc" "$ll" >>"$csv"
   done
@@ -103,8 +107,9 @@ for s in sizes:
     ridges = [r for r in rs if r["fit"].startswith("ridge")]
     best = max(ridges, key=lambda r: float(r["auc"])) if ridges else None
     best_ll = min(ridges, key=lambda r: float(r["logloss"])) if ridges else None
-    p, b = get["prior"], get["bayes"]
-    print(f"{s:>8} prior - Bayes ceiling: AUC {float(p['auc']) - float(b['auc']):+.4f}; "
+    p, b, k = get["prior"], get["bayes"], get["known-users"]
+    print(f"{s:>8} prior - Bayes ceiling: AUC {float(p['auc']) - float(b['auc']):+.4f} "
+          f"(known-users ceiling - Bayes {float(k['auc']) - float(b['auc']):+.4f}); "
           f"best ridge AUC {best['fit']} {float(best['auc']):.4f}, best ridge log-loss "
           f"{best_ll['fit']} {float(best_ll['logloss']):.4f}, prior's {float(p['logloss']):.4f}")
 PY

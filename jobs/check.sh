@@ -8,6 +8,9 @@
 #       optimization) into build-asan/, then ctest of the MPI tests at 1 and 2 ranks, the fuzz
 #       regressions, test_kernels and the fast CLI tests (SANITIZE_* below). Extra arguments go to ctest,
 #       e.g. `-R test_exchange`.
+#   bash jobs/check.sh format [--fix]
+#       The pinned clang-format (.clang-format, clang-format 14 of Debian 12) on every C++ file
+#       git tracks: lists the files it would change and fails, or with --fix rewrites them.
 #   bash jobs/check.sh fuzz [seconds]
 #       libFuzzer targets (clang, -DPREF_FUZZ=ON) into build-fuzz/, each run for `seconds`
 #       (default 60) from its seed corpus tests/fuzz/corpus/<target>/. New inputs go to
@@ -29,8 +32,9 @@ mode="${1:-}"
 case "$mode" in
   sanitize) PREF_BUILD_DIR="$(cd "$here/.." && pwd)/build-asan" ;;
   fuzz) PREF_BUILD_DIR="$(cd "$here/.." && pwd)/build-fuzz" ;;
+  format) ;;
   *)
-    echo "usage: bash jobs/check.sh sanitize [ctest args] | fuzz [seconds]" >&2
+    echo "usage: bash jobs/check.sh sanitize [ctest args] | fuzz [seconds] | format [--fix]" >&2
     exit 2
     ;;
 esac
@@ -109,6 +113,24 @@ check_fuzz() {
     fi
   done
   return "$status"
+}
+
+check_format() {
+  pref_ensure_packages clang-format-14 git
+  local files bad=() f
+  mapfile -t files < <(git -C "$PREF_ROOT" ls-files '*.cpp' '*.hpp' '*.h')
+  for f in "${files[@]}"; do
+    if [ "${1:-}" = --fix ]; then
+      clang-format-14 -i --style=file "$PREF_ROOT/$f"
+    elif ! clang-format-14 --dry-run --Werror --style=file "$PREF_ROOT/$f" >/dev/null 2>&1; then
+      bad+=("$f")
+    fi
+  done
+  pref_log "format: ${#files[@]} files, ${#bad[@]} not formatted"
+  [ "${#bad[@]}" -eq 0 ] && return 0
+  printf '  %s\n' "${bad[@]}" >&2
+  pref_log "format: run 'bash jobs/check.sh format --fix' and commit"
+  return 1
 }
 
 status=0

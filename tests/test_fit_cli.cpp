@@ -178,8 +178,22 @@ TEST_F(FitCli, PopulationPriorIsTheDefaultAndIsStored) {
   const double a_ridge = auc({"evaluate", "--model", path("ridge.h5"), "--data", data(), "--json"});
   const double a_truth = auc({"evaluate", "--reference", "truth", "--data", data(), "--json"});
   const double a_bayes = auc({"evaluate", "--reference", "bayes", "--data", data(), "--json"});
-  std::printf("test AUC: prior %.4f, ridge mu 3 %.4f, known-comparisons Bayes ceiling %.4f, "
-              "true model %.4f\n", a_prior, a_ridge, a_bayes, a_truth);
+  const std::vector<std::string> known = {"evaluate", "--reference", "known-users", "--data",
+                                          data(), "--json"};
+  const double a_known = auc(known);
+  std::printf("test AUC: prior %.4f, ridge mu 3 %.4f, known-users ceiling %.4f, "
+              "known-comparisons Bayes ceiling %.4f, true model %.4f\n",
+              a_prior, a_ridge, a_known, a_bayes, a_truth);
+  // Z estimated from the labels (with the true users) cannot beat the true Z by much, nor can a
+  // fit, which knows no user, beat the estimate made with the true users by much.
+  EXPECT_LE(a_known, a_bayes + 0.005);
+  EXPECT_LE(a_prior, a_known + 0.01);
+  EXPECT_GT(a_known, 0.55);
+  {  // the same reference on 3 ranks: rank-count independent to round-off
+    const RunResult r3 = run_pref(3, known);
+    ASSERT_EQ(r3.exit_code, 0) << r3.command << "\n" << r3.err;
+    EXPECT_NEAR(nlohmann::json::parse(r3.out)["auc"].get<double>(), a_known, 1e-9);
+  }
   EXPECT_GE(a_prior, a_ridge - 0.005);
   EXPECT_LE(a_bayes, a_truth + 0.005);  // estimated users cannot beat the true ones by much
   EXPECT_LE(a_prior, a_bayes + 0.01);   // nor can a fit beat the ceiling beyond noise

@@ -28,8 +28,10 @@ Runner add_evaluate(CLI::App& app) {
                  "Instead of --model, a synthetic population's reference from its /truth: "
                  "truth (the true model) or bayes (each user's MAP estimate from its training "
                  "labels with the true comparison factors and the true population's mean and "
-                 "covariance as prior: the known-comparisons Bayes ceiling)")
-      ->check(CLI::IsMember({"truth", "bayes"}));
+                 "covariance as prior: the known-comparisons Bayes ceiling) or known-users (each "
+                 "comparison's MAP estimate with the true users, then each user's MAP as in "
+                 "bayes with those: what the labels can tell of the comparisons at best)")
+      ->check(CLI::IsMember({"truth", "bayes", "known-users"}));
   app.add_option("--data", o->data, "Label file (HDF5)")->required();
   app.add_option("--split", o->split, "Which labels to score")
       ->check(CLI::IsMember({"train", "validation", "test"}));
@@ -59,10 +61,12 @@ Runner add_evaluate(CLI::App& app) {
     const LoadOptions lo{parse_duplicates(o->duplicates), false};
     Factors f;
     std::optional<LabelMatrix> train;  // --reference bayes: the users' answers
-    if (o->reference == "bayes") train = load_split(data, io::Split::kTrain, comm, std::nullopt, lo);
+    if (o->reference == "bayes" || o->reference == "known-users") train = load_split(data, io::Split::kTrain, comm, std::nullopt, lo);
     LabelMatrix m = load_split(data, split, comm, train ? std::optional(train->parts) : std::nullopt, lo);
     if (!o->reference.empty()) {
-      const Reference kind = o->reference == "truth" ? Reference::kTruth : Reference::kBayes;
+      const Reference kind = o->reference == "truth"   ? Reference::kTruth
+                             : o->reference == "bayes" ? Reference::kBayes
+                                                       : Reference::kKnownUsers;
       f = reference_factors(comm, data, kind, train ? *train : m);
     } else {
       io::ModelFile mf = io::read_model(o->model, comm, m.parts.users, m.parts.comparisons);
