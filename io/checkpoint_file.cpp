@@ -254,4 +254,15 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
   return ck;
 }
 
+template <class T>
+const T& Checkpoint::attribute(const std::string& name) const {
+  auto it = header.attributes.find(name);
+  if (it == header.attributes.end()) throw InputError(path + ": missing attribute '" + name + "'");
+  if (auto* v = std::get_if<T>(&it->second)) return *v;
+  throw InputError(path + ": attribute '" + name + "' has an unexpected type");
+}
+template const double& Checkpoint::attribute<double>(const std::string&) const;
+template const std::int64_t& Checkpoint::attribute<std::int64_t>(const std::string&) const;
+template const std::string& Checkpoint::attribute<std::string>(const std::string&) const;
+
 }  // namespace pref::io

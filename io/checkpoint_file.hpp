@@ -2,9 +2,10 @@
 // The checkpoint file written by `pref fit --checkpoint-dir` (docs/checkpoints.md):
 //   /                    attrs format="pref-checkpoint", format_version, users, comparisons,
 //                        rank, sweep (completed sweeps), user_half_done (1: the user half-step
-//                        of sweep + 1 is done too), the run's configuration and the identity of
-//                        its data file (see solver/cli/checkpoint.hpp), pending (JSON of the
-//                        sweep in progress, or ""), header_checksum
+//                        of sweep + 1 is done too), the run's configuration
+//                        (solver/cli/fit_options.hpp) and the identity of its data file
+//                        (solver/cli/checkpoint.hpp), the fit's state (solver/fit_state.hpp),
+//                        pending (JSON of the sweep in progress, or ""), header_checksum
 //   /user_factors        users x rank, float64, attr checksum
 //   /comparison_factors  comparisons x rank, float64, attr checksum
 //   /previous_user_factors, /previous_comparison_factors
@@ -65,6 +66,11 @@ struct Checkpoint {
   // the partitions: then no factors were read, and the caller refuses it as written for other
   // data (it is not corrupt, so it must not be discarded).
   bool shape_matches = true;
+
+  // The root attribute `name` of type T (double, std::int64_t or std::string); missing or of
+  // another type: an InputError naming the file.
+  template <class T>
+  const T& attribute(const std::string& name) const;
 };
 
 // Opens and validates a checkpoint (format, attributes, shapes, header and factor checksums)

@@ -8,22 +8,21 @@
 
 namespace pref {
 
-Moments population_moments(const mpi::Comm& comm, const std::string& path, std::uint64_t users,
-                           int J) {
-  // At most about 1024 blocks, so the block sums exchanged stay small (1024 J^2 doubles).
-  const std::uint64_t block = std::max<std::uint64_t>(4096, (users + 1023) / 1024);
-  const std::uint64_t blocks = (users + block - 1) / block;
-  const Partition mine = Partition::uniform(blocks, comm.size());
-  const int me = comm.rank();
-  const std::uint64_t b0 = mine.begin(me), b1 = mine.end(me);
-  const std::uint64_t row0 = std::min(users, b0 * block), row1 = std::min(users, b1 * block);
-  const std::vector<double> U =
-      io::read_model_rows(path, comm, "user_factors", row0, row1 - row0, J);
-  using RowsMap = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic,
-                                                 Eigen::RowMajor>>;
+std::uint64_t population_moment_block(std::uint64_t users) {
+  return std::max<std::uint64_t>(4096, (users + 1023) / 1024);
+}
+
+Moments row_moments(const mpi::Comm& comm, std::span<const double> rows, std::uint64_t first,
+                    std::uint64_t n, int J, std::uint64_t block) {
+  const std::uint64_t blocks = (n + block - 1) / block;
+  const std::uint64_t end = first + rows.size() / J;
+  using RowsMap =
+      Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+  // The blocks this rank holds rows of, and its rows of block b.
+  const std::uint64_t b0 = first / block, b1 = first < end ? (end - 1) / block + 1 : b0;
   auto rows_of = [&](std::uint64_t b) {
-    const std::uint64_t lo = b * block - row0, hi = std::min(users, (b + 1) * block) - row0;
-    return RowsMap(U.data() + lo * J, static_cast<Eigen::Index>(hi - lo), J);
+    const std::uint64_t lo = std::max(first, b * block), hi = std::min(end, (b + 1) * block);
+    return RowsMap(rows.data() + (lo - first) * J, static_cast<Eigen::Index>(hi - lo), J);
   };
   // Other ranks' blocks stay zero here; the sum over ranks adds exact zeros to each block.
   std::vector<double> sums(blocks * J, 0.0);
@@ -37,7 +36,7 @@ Moments population_moments(const mpi::Comm& comm, const std::string& path, std::
   m.mean = Eigen::VectorXd::Zero(J);
   for (std::uint64_t b = 0; b < blocks; ++b)
     m.mean += Eigen::Map<const Eigen::VectorXd>(sums.data() + b * J, J);
-  m.mean /= static_cast<double>(users);
+  m.mean /= static_cast<double>(n);
 
   std::vector<double> outer(blocks * J * J, 0.0);
   Eigen::VectorXd c(J);
@@ -53,8 +52,20 @@ Moments population_moments(const mpi::Comm& comm, const std::string& path, std::
   m.covariance = Eigen::MatrixXd::Zero(J, J);
   for (std::uint64_t b = 0; b < blocks; ++b)
     m.covariance += Eigen::Map<const Eigen::MatrixXd>(outer.data() + b * J * J, J, J);
-  m.covariance /= static_cast<double>(users);
+  m.covariance /= static_cast<double>(n);
   return m;
+}
+
+Moments population_moments(const mpi::Comm& comm, const std::string& path, std::uint64_t users,
+                           int J) {
+  const std::uint64_t block = population_moment_block(users);
+  const Partition mine = Partition::uniform((users + block - 1) / block, comm.size());
+  const int me = comm.rank();
+  const std::uint64_t row0 = std::min(users, mine.begin(me) * block);
+  const std::uint64_t row1 = std::min(users, mine.end(me) * block);
+  const std::vector<double> U =
+      io::read_model_rows(path, comm, "user_factors", row0, row1 - row0, J);
+  return row_moments(comm, U, row0, users, J, block);
 }
 
 }  // namespace pref

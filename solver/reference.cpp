@@ -3,11 +3,13 @@
 #include <fmt/core.h>
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 
 #include "io/hdf5.hpp"
 #include "solver/exchange.hpp"
 #include "solver/newton.hpp"
+#include "solver/population_moments.hpp"
 #include "solver/prior.hpp"
 
 namespace pref {
@@ -66,14 +68,24 @@ Factors reference_factors(const mpi::Comm& comm, const io::LabelFile& data, Refe
   if (kind == Reference::kTruth) return f;
 
   const int J = f.J;
-  std::vector<double> spread(std::size_t(J) * J, 0.0);  // (the updates' spread terms: none)
-  const PopulationPrior p = update_prior(comm, J, f.U, spread, parts.users.size());
+  // A population's moments as the prior N(mean, covariance) of its rows: in one block, since
+  // the balanced partitions do not hold whole blocks (solver/population_moments.hpp).
+  auto moments_prior = [&](const std::vector<double>& rows, const Partition& part) {
+    const std::uint64_t n = part.size();
+    const Moments m = row_moments(comm, rows, part.begin(me), n, J, std::max<std::uint64_t>(n, 1));
+    PopulationPrior prior;
+    prior.J = J;
+    prior.mean.assign(m.mean.data(), m.mean.data() + J);
+    prior.set_covariance(std::vector<double>(m.covariance.data(), m.covariance.data() + J * J));
+    return prior;
+  };
+  const PopulationPrior p = moments_prior(f.U, parts.users);
   RowWorkspace ws;
   std::vector<std::uint32_t> idx;
   if (kind == Reference::kKnownUsers) {
     // Each comparison's MAP estimate from its training labels with the true users, under the
     // true comparison factors' moments as its prior; the users' MAP below then uses these.
-    const PopulationPrior pz = update_prior(comm, J, f.Z, spread, parts.comparisons.size());
+    const PopulationPrior pz = moments_prior(f.Z, parts.comparisons);
     const Csr& cols = train.by_comparison;
     GhostPlan uplan(comm, IdSet({std::span<const std::uint32_t>(cols.col)}), parts.users);
     std::vector<double> ughost;

@@ -6,9 +6,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <bit>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 
@@ -17,6 +15,7 @@
 #include "io/output_file.hpp"
 #include "solver/base/hash.hpp"
 #include "solver/base/log.hpp"
+#include "solver/fit_state.hpp"
 
 namespace pref::cli {
 
@@ -57,85 +56,48 @@ std::vector<std::string> list_checkpoints(const mpi::Comm& comm, const std::stri
   return names;
 }
 
-io::Attributes to_attributes(const RunIdentity& id, int ranks, Exchange used, double objective) {
-  return {{"model", id.model},
-          {"init", id.init},
-          {"exchange", id.exchange},
-          {"exchange_used", std::string(exchange_name(used))},
-          {"duplicates", id.duplicates},
-          {"mu_u", id.mu_u},
-          {"mu_z", id.mu_z},
-          {"tol", id.tol},
-          {"init_scale", id.init_scale},
-          {"seed", std::bit_cast<std::int64_t>(id.seed)},
-          {"newton_steps", static_cast<std::int64_t>(id.newton_steps)},
-          {"max_sweeps", static_cast<std::int64_t>(id.max_sweeps)},
-          {"drop_ties", static_cast<std::int64_t>(id.drop_ties)},
-          {"extrapolate", static_cast<std::int64_t>(id.extrapolate)},
-          {"prior", id.prior},
-          {"data", id.data},
-          {"data_users", static_cast<std::int64_t>(id.users)},
-          {"data_comparisons", static_cast<std::int64_t>(id.comparisons)},
-          {"data_train_labels", static_cast<std::int64_t>(id.train_labels)},
-          {"data_train_checksum", hash::hex(id.train_checksum)},
-          {"objective", objective},
-          {"mpi_ranks", static_cast<std::int64_t>(ranks)}};
+// The data identity's attributes (beside the option --data's path).
+io::Attributes to_attributes(const DataIdentity& d) {
+  return {{"data_users", static_cast<std::int64_t>(d.users)},
+          {"data_comparisons", static_cast<std::int64_t>(d.comparisons)},
+          {"data_train_labels", static_cast<std::int64_t>(d.train_labels)},
+          {"data_train_checksum", hash::hex(d.checksum)}};
 }
 
-template <class T>
-T attr(const io::Checkpoint& ck, const std::string& name) {
-  auto it = ck.header.attributes.find(name);
-  if (it == ck.header.attributes.end())
-    throw InputError(ck.path + ": missing attribute '" + name + "'");
-  if (auto* v = std::get_if<T>(&it->second)) return *v;
-  throw InputError(ck.path + ": attribute '" + name + "' has an unexpected type");
-}
-
-// The /state array of the population prior, and the run's --prior (absent before it existed:
-// the ridge).
-constexpr const char* kPriorArray = "population_prior";
-std::string prior_name(const io::Checkpoint& ck) {
-  return ck.header.attributes.count("prior") ? attr<std::string>(ck, "prior") : "ridge";
-}
-
-// Everything a resume reads must be there and consistent (else the checkpoint is skipped).
-void require_complete(const io::Checkpoint& ck) {
-  for (const char* s : {"model", "init", "exchange", "duplicates", "data", "data_train_checksum"})
-    attr<std::string>(ck, s);
-  for (const char* d : {"mu_u", "mu_z", "tol", "init_scale", "objective"}) attr<double>(ck, d);
-  for (const char* i : {"seed", "newton_steps", "max_sweeps", "drop_ties", "data_users",
-                        "data_comparisons", "data_train_labels", "mpi_ranks"})
-    attr<std::int64_t>(ck, i);
-  const auto& hd = ck.header;
-  std::istringstream in(hd.history_json);
-  std::int64_t n = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("sweep") || j["sweep"] != n)
-      throw InputError(fmt::format("{}: /history: record {} is not valid", ck.path, n));
-    ++n;
+// What a checkpoint records for an option: its attribute, the file's rank, or what the
+// checkpoints written before the option existed mean. Missing or mistyped: an InputError.
+io::AttributeValue stored(const io::Checkpoint& ck, const FitField& f) {
+  if (f.file_rank) return static_cast<std::int64_t>(ck.header.rank);
+  auto it = ck.header.attributes.find(f.attribute);
+  if (it == ck.header.attributes.end()) {
+    if (f.absent) return *f.absent;
+    throw InputError(ck.path + ": missing attribute '" + f.attribute + "'");
   }
-  if (n != hd.sweep + 1)
-    throw InputError(fmt::format("{}: /history holds {} records for {} sweeps", ck.path, n, hd.sweep));
-  if (prior_name(ck) == "population" && !prior_of(ck))
-    throw InputError(ck.path + ": missing dataset /state/" + std::string(kPriorArray));
-  if (hd.user_half_done) {
-    const auto j = nlohmann::json::parse(hd.pending_json, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || j.value("sweep", -1) != hd.sweep + 1)
-      throw InputError(ck.path + ": attribute 'pending' is not valid");
-  }
+  if (it->second.index() != f.type)
+    throw InputError(ck.path + ": attribute '" + f.attribute + "' has an unexpected type");
+  return it->second;
+}
+
+// Everything a resume reads must be there and consistent (else the checkpoint is skipped): the
+// configuration and data identity here, the state by decode_state.
+void require_configuration(const io::Checkpoint& ck) {
+  for (const FitField& f : fit_fields())
+    if (f.role != Role::kLocal) stored(ck, f);
+  ck.attribute<std::string>("data_train_checksum");
+  for (const char* i : {"data_users", "data_comparisons", "data_train_labels", "mpi_ranks"})
+    ck.attribute<std::int64_t>(i);
 }
 
 }  // namespace
 
-std::uint64_t training_checksum(const mpi::Comm& comm, const LabelMatrix& train) {
+DataIdentity data_identity(const mpi::Comm& comm, const LabelMatrix& train) {
   const Csr& c = train.by_user;
   const std::uint64_t u0 = train.parts.users.begin(comm.rank());
   std::uint64_t s = 0;
   for (std::size_t r = 0; r < c.rows(); ++r)
-    for (std::uint64_t k = c.ptr[r]; k < c.ptr[r + 1]; ++k) s += hash::label(u0 + r, c.col[k], c.val[k]);
-  return mpi::allreduce_sum(comm, s);
+    for (std::uint64_t k = c.ptr[r]; k < c.ptr[r + 1]; ++k)
+      s += hash::label(u0 + r, c.col[k], c.val[k]);
+  return {train.users, train.comparisons, train.labels, mpi::allreduce_sum(comm, s)};
 }
 
 std::string checkpoint_name(int sweep, bool user_half_done) {
@@ -166,96 +128,44 @@ Checkpointer::Checkpointer(const CheckpointOptions& opt, const mpi::Comm& comm)
   });
 }
 
-ExtrapolationState extrapolation_of(const io::Checkpoint& ck) {
-  ExtrapolationState ex;
-  if (!ck.header.attributes.count("extrapolation_beta")) return ex;  // a plain-sweeps checkpoint
-  ex.beta = attr<double>(ck, "extrapolation_beta");
-  ex.ceiling = attr<double>(ck, "extrapolation_ceiling");
-  ex.previous = attr<double>(ck, "extrapolation_previous");
-  ex.calm_run = static_cast<int>(attr<std::int64_t>(ck, "extrapolation_calm_run"));
-  ex.last_decreased = attr<std::int64_t>(ck, "extrapolation_last_decreased") != 0;
-  return ex;
-}
-
-std::optional<PopulationPrior> prior_of(const io::Checkpoint& ck) {
-  auto it = ck.header.arrays.find(kPriorArray);
-  if (it == ck.header.arrays.end()) return std::nullopt;
-  return prior_from_array(static_cast<int>(ck.header.rank), it->second,
-                          ck.path + ": /state/" + std::string(kPriorArray));
-}
-
-void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const RunIdentity& id) {
+void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const FitOptions& o,
+                     const DataIdentity& data) {
+  auto refuse = [&](const std::string& option, const std::string& ours, const std::string& theirs) {
+    throw InputError(
+        fmt::format("{}: {} contradicts the checkpoint {}, written with {} {}; resume with the "
+                    "checkpoint's options or use another --checkpoint-dir",
+                    option, ours, ck.path, option, theirs));
+  };
   mpi::agree(comm, [&] {
-    const auto& hd = ck.header;
-    auto refuse = [&](const std::string& option, const std::string& ours, const std::string& theirs) {
-      throw InputError(fmt::format(
-          "{}: {} contradicts the checkpoint {}, written with {} {}; resume with the "
-          "checkpoint's options or use another --checkpoint-dir",
-          option, ours, ck.path, option, theirs));
-    };
-    if (attr<std::string>(ck, "model") != id.model)
-      refuse("--model", id.model, attr<std::string>(ck, "model"));
-    if (hd.rank != static_cast<std::uint32_t>(id.J))
-      refuse("--rank", std::to_string(id.J), std::to_string(hd.rank));
-    // Data identity: sizes and training labels (not the path: a copy or a move is the same data).
-    const std::string ours = fmt::format("{} ({} users, {} comparisons, {} training labels, checksum {})",
-                                         id.data, id.users, id.comparisons, id.train_labels,
-                                         hash::hex(id.train_checksum));
-    const std::string theirs = fmt::format(
-        "{} ({} users, {} comparisons, {} training labels, checksum {})", attr<std::string>(ck, "data"),
-        attr<std::int64_t>(ck, "data_users"), attr<std::int64_t>(ck, "data_comparisons"),
-        attr<std::int64_t>(ck, "data_train_labels"), attr<std::string>(ck, "data_train_checksum"));
-    if (static_cast<std::uint64_t>(attr<std::int64_t>(ck, "data_users")) != id.users ||
-        static_cast<std::uint64_t>(attr<std::int64_t>(ck, "data_comparisons")) != id.comparisons ||
-        static_cast<std::uint64_t>(attr<std::int64_t>(ck, "data_train_labels")) != id.train_labels ||
-        attr<std::string>(ck, "data_train_checksum") != hash::hex(id.train_checksum)) {
-      if (attr<std::int64_t>(ck, "drop_ties") != id.drop_ties)
-        refuse("--drop-ties", id.drop_ties ? "on" : "off", attr<std::int64_t>(ck, "drop_ties") ? "on" : "off");
-      if (attr<std::string>(ck, "duplicates") != id.duplicates)
-        refuse("--duplicates", id.duplicates, attr<std::string>(ck, "duplicates"));
-      refuse("--data", ours, theirs);
+    for (const FitField& f : fit_fields()) {
+      if (f.role != Role::kIdentity) continue;
+      const io::AttributeValue theirs = stored(ck, f), ours = f.value(o);
+      if (theirs != ours) refuse(f.option, f.show(ours), f.show(theirs));
     }
-    auto same_double = [&](const char* key, const char* option, double v) {
-      if (attr<double>(ck, key) != v)
-        refuse(option, fmt::format("{}", v), fmt::format("{}", attr<double>(ck, key)));
+    // The data last: the options that shape the training labels (--drop-ties, --duplicates)
+    // explain a different checksum better than the data can.
+    auto content = [](auto users, auto comparisons, auto labels, const std::string& checksum) {
+      return fmt::format("{} users, {} comparisons, {} training labels, checksum {}", users,
+                         comparisons, labels, checksum);
     };
-    same_double("mu_u", "--mu-u", id.mu_u);
-    same_double("mu_z", "--mu-z", id.mu_z);
-    if (attr<std::string>(ck, "init") != id.init)
-      refuse("--init", id.init, attr<std::string>(ck, "init"));
-    if (std::bit_cast<std::uint64_t>(attr<std::int64_t>(ck, "seed")) != id.seed)
-      refuse("--seed", std::to_string(id.seed),
-             std::to_string(std::bit_cast<std::uint64_t>(attr<std::int64_t>(ck, "seed"))));
-    same_double("init_scale", "--init-scale", id.init_scale);
-    if (attr<std::int64_t>(ck, "newton_steps") != id.newton_steps)
-      refuse("--newton-steps", std::to_string(id.newton_steps),
-             std::to_string(attr<std::int64_t>(ck, "newton_steps")));
-    if (attr<std::int64_t>(ck, "drop_ties") != id.drop_ties)
-      refuse("--drop-ties", id.drop_ties ? "on" : "off", attr<std::int64_t>(ck, "drop_ties") ? "on" : "off");
-    if (attr<std::string>(ck, "duplicates") != id.duplicates)
-      refuse("--duplicates", id.duplicates, attr<std::string>(ck, "duplicates"));
-    // (before --extrapolate, whose default follows it)
-    if (prior_name(ck) != id.prior) refuse("--prior", id.prior, prior_name(ck));
-    // (checkpoints of versions before --extrapolate have no such attribute: off)
-    const bool theirs_ex = ck.header.attributes.count("extrapolate") &&
-                           attr<std::int64_t>(ck, "extrapolate") != 0;
-    if (theirs_ex != id.extrapolate)
-      refuse("--extrapolate", id.extrapolate ? "on" : "off", theirs_ex ? "on" : "off");
+    const std::string ours =
+        content(data.users, data.comparisons, data.train_labels, hash::hex(data.checksum));
+    const std::string theirs = content(ck.attribute<std::int64_t>("data_users"),
+                                       ck.attribute<std::int64_t>("data_comparisons"),
+                                       ck.attribute<std::int64_t>("data_train_labels"),
+                                       ck.attribute<std::string>("data_train_checksum"));
+    if (ours != theirs)
+      refuse("--data", fmt::format("{} ({})", o.data, ours),
+             fmt::format("{} ({})", ck.attribute<std::string>("data"), theirs));
   });
   // Options that may change between runs: said, not refused.
-  const auto& hd = ck.header;
-  if (attr<std::string>(ck, "data") != id.data)
-    log::info(comm, "resume: the data file was {} (same content), now {}",
-              attr<std::string>(ck, "data"), id.data);
-  if (attr<double>(ck, "tol") != id.tol)
-    log::info(comm, "resume: --tol {} (was {})", id.tol, attr<double>(ck, "tol"));
-  if (attr<std::int64_t>(ck, "max_sweeps") != id.max_sweeps)
-    log::info(comm, "resume: --max-sweeps {} (was {})", id.max_sweeps,
-              attr<std::int64_t>(ck, "max_sweeps"));
-  if (attr<std::string>(ck, "exchange") != id.exchange)
-    log::info(comm, "resume: --exchange {} (was {}; the factors agree to round-off, not bitwise)",
-              id.exchange, attr<std::string>(ck, "exchange"));
-  (void)hd;
+  for (const FitField& f : fit_fields()) {
+    if (f.role != Role::kVariable) continue;
+    const io::AttributeValue theirs = stored(ck, f), ours = f.value(o);
+    if (theirs != ours)
+      log::info(comm, "resume: {} {} (was {}{})", f.option, f.show(ours), f.show(theirs),
+                f.resume_note.empty() ? "" : "; " + f.resume_note);
+  }
 }
 
 void Checkpointer::start_fresh(bool overwrite) {
@@ -277,14 +187,18 @@ void Checkpointer::start_fresh(bool overwrite) {
             names.size(), opt_.dir);
 }
 
-std::optional<io::Checkpoint> Checkpointer::find_resumable(const Partitions& parts,
-                                                           const RunIdentity& id) {
+std::optional<Resumed> Checkpointer::find_resumable(const Partitions& parts, const FitOptions& o,
+                                                    const DataIdentity& data) {
   for (const std::string& name : list_checkpoints(comm_, opt_.dir)) {
     const std::string path = (fs::path(opt_.dir) / name).string();
     io::Checkpoint ck;
+    FitStart start;
     try {
       ck = io::read_checkpoint(path, comm_, parts.users, parts.comparisons);
-      mpi::agree(comm_, [&] { require_complete(ck); });
+      mpi::agree(comm_, [&] {
+        require_configuration(ck);
+        start = decode_state(ck);
+      });
     } catch (const Error& e) {
       if (!e.collective()) throw;
       log::warn(comm_, "skipping checkpoint {}: {}; renamed to {}.invalid", path, e.what(), name);
@@ -295,7 +209,7 @@ std::optional<io::Checkpoint> Checkpointer::find_resumable(const Partitions& par
       comm_.barrier();
       continue;
     }
-    check_resumable(comm_, ck, id);
+    check_resumable(comm_, ck, o, data);
     mpi::agree(comm_, [&] {
       // check_resumable compares the data sizes the checkpoint records; these are the ones of
       // its factors (the header checksum covers both, so this is a second line of defence).
@@ -303,41 +217,33 @@ std::optional<io::Checkpoint> Checkpointer::find_resumable(const Partitions& par
         throw InputError(fmt::format(
             "--data: {} ({} users, {} comparisons) contradicts the checkpoint {}, written for "
             "{} users and {} comparisons; resume with that data or use another --checkpoint-dir",
-            id.data, parts.users.size(), parts.comparisons.size(), path, ck.header.users,
+            o.data, parts.users.size(), parts.comparisons.size(), path, ck.header.users,
             ck.header.comparisons));
     });
     log::info(comm_, "resume: {} (sweep {}{}, written at {} ranks, resumed at {})", path,
-              ck.header.sweep, ck.header.user_half_done ? " and the user half-step of the next" : "",
-              attr<std::int64_t>(ck, "mpi_ranks"), comm_.size());
-    return ck;
+              ck.header.sweep,
+              ck.header.user_half_done ? " and the user half-step of the next" : "",
+              ck.attribute<std::int64_t>("mpi_ranks"), comm_.size());
+    return Resumed{std::move(ck), std::move(start)};
   }
   log::info(comm_, "resume: no valid checkpoint in {}: starting fresh", opt_.dir);
   return std::nullopt;
 }
 
-void Checkpointer::write(const FitState& state, const RunIdentity& id, Exchange used,
-                         double objective, const std::string& history_json,
-                         const std::string& pending_json, const Partitions& parts) {
+void Checkpointer::write(const FitState& state, const FitOptions& o, const DataIdentity& data,
+                         const std::vector<SweepRecord>& history, const Partitions& parts) {
   const double t0 = MPI_Wtime();
   io::CheckpointHeader hd;
   hd.users = parts.users.size();
   hd.comparisons = parts.comparisons.size();
-  hd.rank = static_cast<std::uint32_t>(state.factors.J);
-  hd.sweep = state.sweep;
-  hd.user_half_done = state.user_half_done;
-  hd.attributes = to_attributes(id, comm_.size(), used, objective);
-  if (id.extrapolate) {
-    const ExtrapolationState& ex = state.extrapolation;
-    hd.attributes["extrapolation_beta"] = ex.beta;
-    hd.attributes["extrapolation_ceiling"] = ex.ceiling;
-    hd.attributes["extrapolation_previous"] = ex.previous;
-    hd.attributes["extrapolation_calm_run"] = static_cast<std::int64_t>(ex.calm_run);
-    hd.attributes["extrapolation_last_decreased"] = static_cast<std::int64_t>(ex.last_decreased);
-  }
-  if (state.prior) hd.arrays[kPriorArray] = prior_to_array(*state.prior);
+  hd.attributes = recorded(o, /*model=*/false);
+  hd.attributes.merge(to_attributes(data));
+  hd.attributes["exchange_used"] = std::string(exchange_name(state.exchange));
+  hd.attributes["mpi_ranks"] = static_cast<std::int64_t>(comm_.size());
+  encode_state(state, history, o.cfg.extrapolate, hd);
   // Rank 0's: the records hold each rank's own timings, and every rank must write the same.
-  hd.history_json = mpi::broadcast(comm_, history_json);
-  hd.pending_json = mpi::broadcast(comm_, pending_json);
+  hd.history_json = mpi::broadcast(comm_, hd.history_json);
+  hd.pending_json = mpi::broadcast(comm_, hd.pending_json);
   const std::string name = checkpoint_name(state.sweep, state.user_half_done);
   const std::string path = (fs::path(opt_.dir) / name).string();
   {
@@ -365,41 +271,47 @@ void Checkpointer::write(const FitState& state, const RunIdentity& id, Exchange 
   log::info(comm_, "checkpoint: wrote {} in {:.3f}s", path, MPI_Wtime() - t0);
 }
 
-bool finished_output(const mpi::Comm& comm, const std::string& out, bool overwrite, int J,
-                     const io::Attributes& expected) {
-  if (overwrite) return false;
+bool finished_output(const mpi::Comm& comm, const FitOptions& o) {
+  if (o.overwrite) return false;
   std::error_code ec;
-  const int exists = mpi::broadcast(comm, comm.rank() == 0 && fs::is_regular_file(out, ec) ? 1 : 0);
+  const int exists =
+      mpi::broadcast(comm, comm.rank() == 0 && fs::is_regular_file(o.out, ec) ? 1 : 0);
   if (!exists) return false;
   io::ModelHeader hd;
   try {
-    hd = io::read_model_header(out, comm);
+    hd = io::read_model_header(o.out, comm);
   } catch (const Error& e) {
     if (!e.collective()) throw;
     return false;  // not a model file: AtomicOutput refuses it as an existing file
   }
-  bool same = hd.rank == static_cast<std::uint32_t>(J);
+  bool same = hd.rank == static_cast<std::uint32_t>(o.cfg.J);
   if (same) {
     h5::Handle f;
-    mpi::agree(comm, [&] { f = h5::open_file(out, comm); });
+    mpi::agree(comm, [&] { f = h5::open_file(o.out, comm); });
     mpi::agree(comm, [&] {
-      const std::string what = out + ": /";
-      for (const auto& [name, v] : expected) {
+      const std::string what = o.out + ": /";
+      for (const FitField& field : fit_fields()) {
+        if (!field.in_model) continue;
+        const io::AttributeValue ours = field.value(o);
+        const std::string& name = field.attribute;
         if (!h5::has_attribute(f.get(), name)) {
-          same = false;
-        } else if (auto* d = std::get_if<double>(&v)) {
+          same = same && field.absent == ours;
+        } else if (auto* d = std::get_if<double>(&ours)) {
           same = same && h5::read_attribute<double>(f.get(), name, what) == *d;
-        } else if (auto* i = std::get_if<std::int64_t>(&v)) {
+        } else if (auto* i = std::get_if<std::int64_t>(&ours)) {
           same = same && h5::read_attribute<std::int64_t>(f.get(), name, what) == *i;
         } else {
-          same = same && h5::read_string_attribute(f.get(), name, what) == std::get<std::string>(v);
+          same =
+              same && h5::read_string_attribute(f.get(), name, what) == std::get<std::string>(ours);
         }
       }
     });
   }
   if (same)
-    log::info(comm, "resume: {} already holds the finished fit of this command line: nothing to "
-                    "do (pass --overwrite to fit again)", out);
+    log::info(comm,
+              "resume: {} already holds the finished fit of this command line: nothing to "
+              "do (pass --overwrite to fit again)",
+              o.out);
   return same;
 }
 

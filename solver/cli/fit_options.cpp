@@ -1,0 +1,398 @@
+#include "solver/cli/fit_options.hpp"
+
+#include <fmt/core.h>
+
+#include <bit>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "solver/base/error.hpp"
+#include "solver/cli/commands.hpp"
+
+namespace pref::cli {
+
+namespace {
+
+// Where an option's value lives in FitOptions (for a FitOptions or a const one).
+template <class T>
+auto at(T FitOptions::*m) {
+  return [m](auto& o) -> auto& {
+    return o.*m;
+  };
+}
+template <class T>
+auto at(T FitConfig::*m) {
+  return [m](auto& o) -> auto& {
+    return o.cfg.*m;
+  };
+}
+// A member of a FitConfig member (FitConfig::item's fields).
+template <class S, class T>
+auto at(S FitConfig::*outer, T S::*m) {
+  return [outer, m](auto& o) -> auto& {
+    return (o.cfg.*outer).*m;
+  };
+}
+template <class T>
+auto at(T SvdConfig::*m) {
+  return [m](auto& o) -> auto& {
+    return o.svd.*m;
+  };
+}
+template <class T>
+auto at(T CheckpointOptions::*m) {
+  return [m](auto& o) -> auto& {
+    return o.ckpt.*m;
+  };
+}
+
+// A value as an attribute (numbers as int64 or double, flags as 0/1, seeds with all 64 bits),
+// and an attribute as the command line writes the value.
+template <class T>
+io::AttributeValue to_attribute(const T& v) {
+  if constexpr (std::is_same_v<T, std::uint64_t>)
+    return std::bit_cast<std::int64_t>(v);
+  else if constexpr (std::is_integral_v<T>)
+    return static_cast<std::int64_t>(v);
+  else
+    return v;
+}
+template <class T>
+std::string shown(const io::AttributeValue& a) {
+  if constexpr (std::is_same_v<T, bool>)
+    return std::get<std::int64_t>(a) ? "on" : "off";
+  else if constexpr (std::is_same_v<T, std::uint64_t>)
+    return std::to_string(std::bit_cast<std::uint64_t>(std::get<std::int64_t>(a)));
+  else if constexpr (std::is_integral_v<T>)
+    return std::to_string(std::get<std::int64_t>(a));
+  else if constexpr (std::is_same_v<T, double>)
+    return fmt::format("{}", std::get<double>(a));
+  else
+    return std::get<std::string>(a);
+}
+
+// One entry of the table, in the order FitField's fields are written.
+struct Spec {
+  const char* option;
+  const char* help;
+  const char* attribute = "";
+  Role role = Role::kLocal;
+  bool in_model = false;
+  bool file_rank = false;
+  std::optional<io::AttributeValue> absent = std::nullopt;
+  const char* resume_note = "";
+  const char* negation = nullptr;  // a flag's "off" spelling
+  bool required = false;
+  std::vector<CLI::Validator> checks = {};
+  std::optional<double> at_least = std::nullopt, at_most = std::nullopt;
+};
+
+template <class Member>
+FitField field(Member member, Spec s) {
+  using T = std::remove_cvref_t<decltype(member(std::declval<FitOptions&>()))>;
+  FitField f;
+  f.option = s.option;
+  f.attribute = s.attribute;
+  f.role = s.role;
+  f.in_model = s.in_model;
+  f.file_rank = s.file_rank;
+  f.absent = s.absent;
+  f.resume_note = s.resume_note;
+  f.add = [member, s](CLI::App& app, FitOptions& o) {
+    CLI::Option* opt;
+    if constexpr (std::is_same_v<T, bool>)
+      opt = app.add_flag(s.negation ? fmt::format("{},!{}", s.option, s.negation) : s.option,
+                         member(o), s.help);
+    else
+      opt = app.add_option(s.option, member(o), s.help);
+    if (s.required) opt->required();
+    for (const CLI::Validator& v : s.checks) opt->check(v);
+    return opt;
+  };
+  if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+    f.check = [member, s](const FitOptions& o) -> std::optional<std::string> {
+      const double v = static_cast<double>(member(o));
+      if (s.at_most && !(v >= *s.at_least && v <= *s.at_most))
+        return fmt::format("{}: {} outside [{}, {}]", s.option, v, *s.at_least, *s.at_most);
+      if (s.at_least && !(v >= *s.at_least))
+        return fmt::format("{}: {} must be >= {}", s.option, v, *s.at_least);
+      return std::nullopt;
+    };
+  }
+  f.value = [member](const FitOptions& o) { return to_attribute(member(o)); };
+  f.show = shown<T>;
+  f.type = to_attribute(T{}).index();
+  return f;
+}
+
+}  // namespace
+
+bool FitOptions::given(const std::string& option) const {
+  auto it = parsed.find(option);
+  return it != parsed.end() && it->second->count() > 0;
+}
+
+const std::vector<FitField>& fit_fields() {
+  using R = Role;
+  static const std::vector<FitField> fields = {
+      field(at(&FitOptions::data),
+            {.option = "--data",
+             .help = "Label file (HDF5) to fit",
+             .attribute = "data",
+             // A copy or a move is the same data: the checkpoint's data identity (sizes and a
+             // checksum of the training labels) is what must match.
+             .role = R::kVariable,
+             .in_model = true,
+             .resume_note = "same content",
+             .required = true}),
+      field(at(&FitOptions::model),
+            {.option = "--model",
+             .help = "factor: personalized U and Z; shared: one Bradley-Terry score per "
+                     "comparison for all users (the paper's standard RLHF baseline)",
+             .attribute = "model",
+             .role = R::kIdentity,
+             .checks = {CLI::IsMember({"factor", "shared"})}}),
+      field(at(&FitConfig::J), {.option = "--rank",
+                                .help = "Number of factors J",
+                                .attribute = "rank",
+                                .role = R::kIdentity,
+                                .file_rank = true,
+                                .required = true,
+                                .at_least = 1,
+                                .at_most = 4096}),
+      field(at(&FitOptions::init),
+            {.option = "--init",
+             .help = "Initialization: svd (randomized truncated SVD of the +-1 label matrix, "
+                     "scaled to RMS margin 1), svd-exact (dense ScaLAPACK SVD, small problems), "
+                     "svd-impute (the paper's 0.5-imputation rounds, dense), random",
+             .attribute = "init",
+             .role = R::kIdentity,
+             .in_model = true,
+             .checks = {CLI::IsMember({"svd", "svd-exact", "svd-impute", "random"})}}),
+      field(at(&SvdConfig::oversampling), {.option = "--svd-oversampling",
+                                           .help = "--init svd: sketch columns beyond the rank",
+                                           .at_least = 0}),
+      field(at(&SvdConfig::power_iterations),
+            {.option = "--svd-power-iterations",
+             .help = "--init svd: most power iterations of the range finder",
+             .at_least = 0}),
+      field(at(&SvdConfig::power_tol),
+            {.option = "--svd-power-tol",
+             .help = "--init svd: end the power iterations when the top J singular value "
+                     "estimates change by less than this (relative) in one; 0: always "
+                     "--svd-power-iterations",
+             .checks = {finite_number()},
+             .at_least = 0}),
+      field(at(&SvdConfig::impute_rounds),
+            {.option = "--svd-impute-rounds",
+             .help = "--init svd-impute: SVD-reconstruct-impute rounds",
+             .at_least = 0}),
+      field(at(&FitOptions::svd_qr),
+            {.option = "--svd-qr",
+             .help = "--init svd: tall-skinny orthonormalization: cholesky (CholeskyQR2, "
+                     "shifted CholeskyQR3 and ScaLAPACK Householder as fallbacks) or householder "
+                     "(always ScaLAPACK pdgeqrf + pdorgqr)",
+             .checks = {CLI::IsMember({"cholesky", "householder"})}}),
+      field(at(&FitConfig::max_sweeps), {.option = "--max-sweeps",
+                                         .help = "Most alternating sweeps",
+                                         .attribute = "max_sweeps",
+                                         .role = R::kVariable,
+                                         .in_model = true,
+                                         .at_least = 0}),
+      field(at(&FitConfig::tol), {.option = "--tol",
+                                  .help = "Stop when the relative objective change is below this",
+                                  .attribute = "tol",
+                                  .role = R::kVariable,
+                                  .in_model = true,
+                                  .checks = {finite_number()},
+                                  .at_least = 0}),
+      field(at(&FitConfig::seed), {.option = "--seed",
+                                   .help = "Random seed (initialization)",
+                                   .attribute = "seed",
+                                   .role = R::kIdentity,
+                                   .in_model = true}),
+      field(at(&FitConfig::mu_u),
+            {.option = "--mu-u",
+             .help = "--prior ridge: L2 regularization of user weights; --prior population: the "
+                     "prior N(0, I / mu_u) of the first user half-step",
+             .attribute = "mu_u",
+             .role = R::kIdentity,
+             .in_model = true,
+             .checks = {finite_number()},
+             .at_least = 0}),
+      field(at(&FitConfig::mu_z), {.option = "--mu-z",
+                                   .help = "L2 regularization of comparison factors",
+                                   .attribute = "mu_z",
+                                   .role = R::kIdentity,
+                                   .in_model = true,
+                                   .checks = {finite_number()},
+                                   .at_least = 0}),
+      field(at(&FitOptions::prior),
+            {.option = "--prior",
+             .help = "Users' regularization: population (the default: a prior N(m, Sigma) "
+                     "learned from all users, docs/design.md) or ridge (a fixed --mu-u); --mu-u "
+                     "given without --prior selects ridge",
+             .attribute = "prior",
+             .role = R::kIdentity,
+             .in_model = true,
+             .absent = std::string("ridge"),  // the only regularization before --prior
+             .checks = {CLI::IsMember({"population", "ridge"})}}),
+      field(at(&FitConfig::newton_steps), {.option = "--newton-steps",
+                                           .help = "Newton steps per row per half-step",
+                                           .attribute = "newton_steps",
+                                           .role = R::kIdentity,
+                                           .in_model = true,
+                                           .at_least = 1}),
+      field(at(&FitConfig::extrapolate),
+            {.option = "--extrapolate",
+             .help = "Extrapolated sweeps (the default with --prior ridge): push each "
+                     "half-step's result along its last change, with an adaptive factor (fewer "
+                     "sweeps to tolerance); --no-extrapolate (the default with --prior "
+                     "population, where it does not pay: docs/design.md): plain alternating "
+                     "sweeps",
+             .attribute = "extrapolate",
+             .role = R::kIdentity,
+             .in_model = true,
+             .absent = std::int64_t{0},  // plain sweeps before --extrapolate
+             .negation = "--no-extrapolate"}),
+      field(at(&FitOptions::exchange),
+            {.option = "--exchange",
+             .help = "Comparison half-step exchange: ship factor rows, reduce partial sums, or "
+                     "let the cost model choose",
+             .attribute = "exchange",
+             .role = R::kVariable,
+             .resume_note = "the factors agree to round-off, not bitwise",
+             .checks = {CLI::IsMember({"auto", "ship", "reduce"})}}),
+      field(at(&FitOptions::drop_ties), {.option = "--drop-ties",
+                                         .help = "Drop training labels of 0.5 (as the paper does)",
+                                         .attribute = "drop_ties",
+                                         .role = R::kIdentity,
+                                         .in_model = true}),
+      field(at(&FitOptions::items),
+            {.option = "--items",
+             .help = "Comparison factors: comparisons (free z_p), responses (z_p = phi_a - phi_b, "
+                     "a free J-vector per response) or embeddings (phi_r = W^T e_r, a learned "
+                     "head on /responses/embedding); the last two need a label file with "
+                     "responses (docs/format.md)",
+             .attribute = "items",
+             .role = R::kIdentity,
+             .in_model = true,
+             .absent = std::string("comparisons"),  // the only item model before --items
+             .checks = {CLI::IsMember({"comparisons", "responses", "embeddings"})}}),
+      field(at(&FitConfig::item, &ItemConfig::mu_w),
+            {.option = "--mu-w",
+             .help = "--items responses|embeddings: L2 regularization (mu_w/2)|theta|^2 of the "
+                     "per-response factors or the head (besides --mu-z on every z_p)",
+             .attribute = "mu_w",
+             .role = R::kIdentity,
+             .in_model = true,
+             .absent = 1e-3,  // its default since --items exists
+             .checks = {finite_number()},
+             .at_least = 0}),
+      field(at(&FitConfig::threads),
+            {.option = "--threads", .help = "OpenMP threads per MPI rank", .at_least = 1}),
+      field(at(&FitConfig::net_bytes_per_second),
+            {.option = "--net-bandwidth",
+             .help = "Cost model: network bytes per second per rank (chooses the exchange "
+                     "pattern)",
+             .checks = {finite_number()}}),
+      field(at(&FitConfig::init_scale), {.option = "--init-scale",
+                                         .help = "Random init: standard deviation of entries",
+                                         .attribute = "init_scale",
+                                         .role = R::kIdentity,
+                                         .checks = {finite_number()}}),
+      field(at(&FitOptions::duplicates), {.option = "--duplicates",
+                                          .help = "Two labels of one (user, comparison)",
+                                          .attribute = "duplicates",
+                                          .role = R::kIdentity,
+                                          .checks = {CLI::IsMember({"error", "mean"})}}),
+      field(at(&FitOptions::metrics),
+            {.option = "--metrics",
+             .help = "Write one JSON line per sweep to this file (an existing file is replaced "
+                     "only with --overwrite, or with --resume, which rewrites the sweeps it "
+                     "continues from)"}),
+      field(at(&CheckpointOptions::dir),
+            {.option = "--checkpoint-dir",
+             .help = "Write checkpoints into this directory (created if needed); SIGTERM and "
+                     "SIGUSR1 then make the fit checkpoint and exit with code 3 "
+                     "(docs/checkpoints.md)"}),
+      field(at(&CheckpointOptions::every),
+            {.option = "--checkpoint-every", .help = "Sweeps between checkpoints", .at_least = 1}),
+      field(
+          at(&CheckpointOptions::keep),
+          {.option = "--keep-checkpoints", .help = "Checkpoints kept (the newest)", .at_least = 1}),
+      field(at(&CheckpointOptions::resume),
+            {.option = "--resume",
+             .help = "Continue from the newest valid checkpoint of --checkpoint-dir; start fresh "
+                     "when there is none"}),
+      field(at(&FitOptions::overwrite),
+            {.option = "--overwrite",
+             .help = "Replace an existing output file (and, without --resume, discard the "
+                     "checkpoints of an earlier run in --checkpoint-dir)"}),
+      field(at(&FitOptions::out),
+            {.option = "--out", .help = "Output model file (HDF5)", .required = true}),
+  };
+  return fields;
+}
+
+void add_fit_options(CLI::App& app, FitOptions& o) {
+  for (const FitField& f : fit_fields()) o.parsed[f.option] = f.add(app, o);
+}
+
+void validate_fit_options(FitOptions& o) {
+  FitConfig& cfg = o.cfg;
+  cfg.shared = o.model == "shared";
+  if (cfg.shared) {
+    // u_i = 1: one factor, nothing to regularize, and always the random start (the model is
+    // convex), which is what is recorded.
+    cfg.J = 1;
+    o.prior = "ridge";
+    o.init = "random";
+  }
+  for (const FitField& f : fit_fields())
+    if (f.check)
+      if (auto error = f.check(o)) throw InputError(*error);
+  if (o.prior.empty()) o.prior = o.given("--mu-u") ? "ridge" : "population";
+  cfg.prior = o.prior == "ridge" ? UserPrior::kRidge : UserPrior::kPopulation;
+  if (!o.given("--extrapolate")) cfg.extrapolate = cfg.prior == UserPrior::kRidge;
+  if (cfg.prior == UserPrior::kPopulation && !(cfg.mu_u > 0))
+    throw InputError(
+        fmt::format("--mu-u: {} with --prior population; the first user "
+                    "half-step's prior N(0, I / mu_u) needs mu_u > 0",
+                    cfg.mu_u));
+  o.svd.qr = o.svd_qr == "householder" ? scalapack::TallSkinnyQr::kHouseholder
+                                       : scalapack::TallSkinnyQr::kCholesky;
+  o.svd.kind = o.init == "svd-exact"    ? SvdKind::kExact
+               : o.init == "svd-impute" ? SvdKind::kImpute
+                                        : SvdKind::kRandomized;
+  cfg.exchange = o.exchange == "ship"     ? Exchange::kShip
+                 : o.exchange == "reduce" ? Exchange::kReduce
+                                          : Exchange::kAuto;
+  if (o.ckpt.dir.empty() && o.ckpt.resume) throw InputError("--resume: needs --checkpoint-dir");
+  if (o.items != "comparisons") {
+    // What the item models do not support yet (docs/design.md, "Item models").
+    if (!o.ckpt.dir.empty())
+      throw InputError(fmt::format("--checkpoint-dir: not supported with --items {} yet (the "
+                                   "checkpoints do not hold the item parameters)",
+                                   o.items));
+    if (o.given("--extrapolate") && cfg.extrapolate)
+      throw InputError(fmt::format("--extrapolate: not supported with --items {}", o.items));
+    if (o.exchange == "reduce")
+      throw InputError(fmt::format("--exchange reduce: not supported with --items {} (its "
+                                   "half-step needs the ship pattern)",
+                                   o.items));
+    if (!(cfg.item.mu_w > 0))
+      throw InputError(fmt::format("--mu-w: {} must be > 0", cfg.item.mu_w));
+    cfg.extrapolate = false;
+  }
+}
+
+io::Attributes recorded(const FitOptions& o, bool model) {
+  io::Attributes a;
+  for (const FitField& f : fit_fields())
+    if (!f.file_rank && (model ? f.in_model : f.role != Role::kLocal)) a[f.attribute] = f.value(o);
+  return a;
+}
+
+}  // namespace pref::cli
