@@ -25,8 +25,7 @@ void write_adapted(const std::string& path, const mpi::Comm& comm, const Adapted
   h5::write_string_attribute(h, "model", hd.model, what);
   h5::write_string_attribute(h, "data", hd.data, what);
   h5::write_string_attribute(h, "group", hd.group, what);
-  h5::write_attribute<std::uint32_t>(h, "mpi_ranks", static_cast<std::uint32_t>(comm.size()),
-                                     what);
+  h5::write_attribute<std::uint32_t>(h, "mpi_ranks", static_cast<std::uint32_t>(comm.size()), what);
   const int me = comm.rank();
   const std::uint64_t r0 = users.begin(me), n = users.count(me);
   const hsize_t N = hd.users, J = hd.rank, K = hd.answers, B = hd.budgets.size();
@@ -61,7 +60,8 @@ void write_adapted(const std::string& path, const mpi::Comm& comm, const Adapted
     h5::write_string_attribute(g.get(), "source", hd.prior_source, what);
     const hsize_t d1[1] = {J};
     h5::Handle dm = h5::create_dataset(g.get(), "mean", H5T_IEEE_F64LE, d1, what);
-    h5::write_rows<double>(dm.get(), 0, me == 0 ? J : 0, hd.prior_mean, comm, what + ": /prior/mean");
+    h5::write_rows<double>(dm.get(), 0, me == 0 ? J : 0, hd.prior_mean, comm,
+                           what + ": /prior/mean");
     const hsize_t d2[2] = {J, J};
     h5::Handle dc = h5::create_dataset(g.get(), "covariance", H5T_IEEE_F64LE, d2, what);
     h5::write_rows<double>(dc.get(), 0, me == 0 ? J : 0, hd.prior_covariance, comm,

@@ -14,15 +14,15 @@ namespace pref::io {
 namespace {
 
 // Root attributes with a fixed meaning; every other root attribute goes to `attributes`.
-const std::set<std::string> kFixed = {"format",      "format_version", "users",
-                                      "comparisons", "rank",           "sweep",
-                                      "user_half_done", "pending",     "header_checksum"};
+const std::set<std::string> kFixed = {"format",         "format_version", "users",
+                                      "comparisons",    "rank",           "sweep",
+                                      "user_half_done", "pending",        "header_checksum"};
 
 // Everything the header checksum covers, in a canonical form.
 std::string canonical(const CheckpointHeader& hd) {
-  std::string s = fmt::format("pref-checkpoint {} {} {} {} {} {}\n", kCheckpointFormatVersion,
-                              hd.users, hd.comparisons, hd.rank, hd.sweep,
-                              hd.user_half_done ? 1 : 0);
+  std::string s =
+      fmt::format("pref-checkpoint {} {} {} {} {} {}\n", kCheckpointFormatVersion, hd.users,
+                  hd.comparisons, hd.rank, hd.sweep, hd.user_half_done ? 1 : 0);
   for (const auto& [name, v] : hd.attributes) {
     s += name;
     if (auto* d = std::get_if<double>(&v)) {
@@ -38,8 +38,8 @@ std::string canonical(const CheckpointHeader& hd) {
   }
   for (const auto& [name, v] : hd.arrays)
     s += fmt::format("array {} {} {}\n", name, v.size(),
-                     hash::hex(hash::bytes(std::string_view(
-                         reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double)))));
+                     hash::hex(hash::bytes(std::string_view(reinterpret_cast<const char*>(v.data()),
+                                                            v.size() * sizeof(double)))));
   s += fmt::format("pending {}\n", hd.pending_json.size()) + hd.pending_json;
   s += fmt::format("history {}\n", hd.history_json.size()) + hd.history_json;
   return s;
@@ -90,9 +90,12 @@ void write_checkpoint(const std::string& path, const mpi::Comm& comm, const Chec
   h5::write_string_attribute(h, "pending", hd.pending_json, what);
   for (const auto& [name, v] : hd.attributes) {
     if (kFixed.count(name)) throw Error(path + ": checkpoint attribute name clash: " + name);
-    if (auto* d = std::get_if<double>(&v)) h5::write_attribute<double>(h, name, *d, what);
-    else if (auto* i = std::get_if<std::int64_t>(&v)) h5::write_attribute<std::int64_t>(h, name, *i, what);
-    else h5::write_string_attribute(h, name, std::get<std::string>(v), what);
+    if (auto* d = std::get_if<double>(&v))
+      h5::write_attribute<double>(h, name, *d, what);
+    else if (auto* i = std::get_if<std::int64_t>(&v))
+      h5::write_attribute<std::int64_t>(h, name, *i, what);
+    else
+      h5::write_string_attribute(h, name, std::get<std::string>(v), what);
   }
   h5::write_string_attribute(h, "header_checksum", hash::hex(hash::bytes(canonical(hd))), what);
   const int me = comm.rank();
@@ -175,10 +178,17 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
       h5::Handle a(PREF_H5_CHECK(H5Aopen(h, name.c_str(), H5P_DEFAULT), what), H5Aclose);
       h5::Handle type(PREF_H5_CHECK(H5Aget_type(a.get()), what), H5Tclose);
       switch (H5Tget_class(type.get())) {
-        case H5T_INTEGER: hd.attributes[name] = h5::read_attribute<std::int64_t>(h, name, what); break;
-        case H5T_FLOAT: hd.attributes[name] = h5::read_attribute<double>(h, name, what); break;
-        case H5T_STRING: hd.attributes[name] = h5::read_string_attribute(h, name, what); break;
-        default: throw InputError(path + ": attribute '" + name + "' has an unexpected type");
+        case H5T_INTEGER:
+          hd.attributes[name] = h5::read_attribute<std::int64_t>(h, name, what);
+          break;
+        case H5T_FLOAT:
+          hd.attributes[name] = h5::read_attribute<double>(h, name, what);
+          break;
+        case H5T_STRING:
+          hd.attributes[name] = h5::read_string_attribute(h, name, what);
+          break;
+        default:
+          throw InputError(path + ": attribute '" + name + "' has an unexpected type");
       }
     }
     if (hd.rank < 1 || hd.sweep < 0)
@@ -222,7 +232,8 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
       const std::uint64_t rows = fs.users ? hd.users : hd.comparisons;
       if (s.dims.size() != 2 || s.dims[0] != rows || s.dims[1] != hd.rank ||
           s.type_class != H5T_FLOAT || s.type_size != 8)
-        throw InputError(fmt::format("{}: /{}: expected {} x {} float64", path, fs.name, rows, hd.rank));
+        throw InputError(
+            fmt::format("{}: /{}: expected {} x {} float64", path, fs.name, rows, hd.rank));
       fs.checksum = h5::read_string_attribute(d.get(), "checksum", path + ": /" + fs.name);
     }
   });
@@ -235,10 +246,14 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
     const Partition& part = fs.users ? users : comparisons;
     std::vector<double>* out = nullptr;
     const std::string name = fs.name;
-    if (name == "user_factors") out = &ck.U;
-    else if (name == "comparison_factors") out = &ck.Z;
-    else if (name == "previous_user_factors") out = &ck.U_prev.emplace();
-    else out = &ck.Z_prev.emplace();
+    if (name == "user_factors")
+      out = &ck.U;
+    else if (name == "comparison_factors")
+      out = &ck.Z;
+    else if (name == "previous_user_factors")
+      out = &ck.U_prev.emplace();
+    else
+      out = &ck.Z_prev.emplace();
     out->resize(part.count(me) * J);
     mpi::agree(comm, [&] {
       h5::Handle d = h5::open_dataset(f.get(), fs.name, path);

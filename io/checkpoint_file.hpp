@@ -40,7 +40,7 @@ struct CheckpointHeader {
   std::uint32_t rank = 0;
   std::int64_t sweep = 0;
   bool user_half_done = false;
-  Attributes attributes;     // configuration and data identity (names must not clash with the above)
+  Attributes attributes;  // configuration and data identity (names must not clash with the above)
   std::string history_json;  // JSON lines
   std::string pending_json;  // "" unless user_half_done
   // Small replicated vectors of the fit's state (every rank holds the same), under /state.

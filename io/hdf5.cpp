@@ -7,7 +7,9 @@
 
 namespace pref::h5 {
 
-void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+void silence_errors() {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
 
 namespace {
 herr_t walk_innermost(unsigned n, const H5E_error2_t* err, void* data) {
@@ -34,9 +36,9 @@ Handle file_access(const mpi::Comm& comm, bool writing) {
 
 Handle transfer(bool collective) {
   Handle dxpl = plist(H5P_DATASET_XFER);
-  PREF_H5_CHECK(H5Pset_dxpl_mpio(dxpl.get(),
-                                 collective ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT),
-                "transfer mode");
+  PREF_H5_CHECK(
+      H5Pset_dxpl_mpio(dxpl.get(), collective ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT),
+      "transfer mode");
   return dxpl;
 }
 }  // namespace
@@ -112,11 +114,16 @@ std::string DatasetShape::type_name() const {
   switch (type_class) {
     case H5T_INTEGER:
       return std::string(is_signed ? "int" : "uint") + std::to_string(8 * type_size);
-    case H5T_FLOAT: return "float" + std::to_string(8 * type_size);
-    case H5T_STRING: return "string";
-    case H5T_COMPOUND: return "compound";
-    case H5T_ENUM: return "enum";
-    default: return "unsupported type";
+    case H5T_FLOAT:
+      return "float" + std::to_string(8 * type_size);
+    case H5T_STRING:
+      return "string";
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_ENUM:
+      return "enum";
+    default:
+      return "unsupported type";
   }
 }
 
@@ -190,8 +197,8 @@ std::string read_string_attribute(hid_t obj, const std::string& name, const std:
 template <class T>
 void write_attribute(hid_t obj, const std::string& name, T value, const std::string& what) {
   Handle space(PREF_H5_CHECK(H5Screate(H5S_SCALAR), what), H5Sclose);
-  Handle a(PREF_H5_CHECK(H5Acreate2(obj, name.c_str(), native_type<T>(), space.get(),
-                                    H5P_DEFAULT, H5P_DEFAULT),
+  Handle a(PREF_H5_CHECK(H5Acreate2(obj, name.c_str(), native_type<T>(), space.get(), H5P_DEFAULT,
+                                    H5P_DEFAULT),
                          what),
            H5Aclose);
   PREF_H5_CHECK(H5Awrite(a.get(), native_type<T>(), &value), what);
@@ -201,16 +208,16 @@ void write_string_attribute(hid_t obj, const std::string& name, const std::strin
                             const std::string& what) {
   Handle space(PREF_H5_CHECK(H5Screate(H5S_SCALAR), what), H5Sclose);
   Handle type = string_type(value.size(), what);
-  Handle a(PREF_H5_CHECK(
-               H5Acreate2(obj, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-               what),
-           H5Aclose);
+  Handle a(
+      PREF_H5_CHECK(
+          H5Acreate2(obj, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), what),
+      H5Aclose);
   std::string buf = value.empty() ? std::string(1, '\0') : value;
   PREF_H5_CHECK(H5Awrite(a.get(), type.get(), buf.data()), what);
 }
 
-#define PREF_INSTANTIATE_ATTR(T)                                                        \
-  template T read_attribute<T>(hid_t, const std::string&, const std::string&);          \
+#define PREF_INSTANTIATE_ATTR(T)                                               \
+  template T read_attribute<T>(hid_t, const std::string&, const std::string&); \
   template void write_attribute<T>(hid_t, const std::string&, T, const std::string&);
 PREF_INSTANTIATE_ATTR(double)
 PREF_INSTANTIATE_ATTR(float)
@@ -222,9 +229,9 @@ PREF_INSTANTIATE_ATTR(std::uint64_t)
 
 Handle create_dataset(hid_t loc, const std::string& name, hid_t file_type,
                       std::span<const hsize_t> dims, const std::string& what) {
-  Handle space(PREF_H5_CHECK(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-                             what),
-               H5Sclose);
+  Handle space(
+      PREF_H5_CHECK(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), what),
+      H5Sclose);
   Handle dcpl = plist(H5P_DATASET_CREATE);
   // Space is allocated at creation so that every rank's collective write lands in place.
   PREF_H5_CHECK(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), what);
@@ -244,8 +251,8 @@ Handle string_type(std::size_t width, const std::string& what) {
   return type;
 }
 
-Handle create_string_dataset(hid_t loc, const std::string& name, std::uint64_t n,
-                             std::size_t width, const std::string& what) {
+Handle create_string_dataset(hid_t loc, const std::string& name, std::uint64_t n, std::size_t width,
+                             const std::string& what) {
   Handle type = string_type(width, what);
   hsize_t dims[1] = {n};
   return create_dataset(loc, name, type.get(), dims, what);
@@ -292,8 +299,8 @@ std::string transfer_rows(hid_t dataset, hid_t mem_type, std::uint64_t row0, std
                                         count.data(), nullptr),
                     what);
     }
-    if (op(dataset, mem_type, mspace.get(), fspace.get(), dxpl.get(),
-           data + lo * cols * elem) < 0) {
+    if (op(dataset, mem_type, mspace.get(), fspace.get(), dxpl.get(), data + lo * cols * elem) <
+        0) {
       const std::string msg = take_error_message();
       if (failure.empty()) failure = msg.empty() ? "unknown HDF5 error" : msg;
     }
@@ -332,12 +339,11 @@ void finish_file(Handle& file, const std::string& path, const mpi::Comm& comm) {
 
 void write_rows_raw(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint64_t rows,
                     const void* data, const mpi::Comm& comm, const std::string& what) {
-  const std::string failure =
-      transfer_rows(dataset, mem_type, row0, rows, static_cast<char*>(const_cast<void*>(data)),
-                    comm, what, /*collective=*/false,
-                    [](hid_t d, hid_t t, hid_t m, hid_t f, hid_t x, char* p) {
-                      return H5Dwrite(d, t, m, f, x, p);
-                    });
+  const std::string failure = transfer_rows(
+      dataset, mem_type, row0, rows, static_cast<char*>(const_cast<void*>(data)), comm, what,
+      /*collective=*/false, [](hid_t d, hid_t t, hid_t m, hid_t f, hid_t x, char* p) {
+        return H5Dwrite(d, t, m, f, x, p);
+      });
   const std::string lost = io::mpiio::take_failure();  // what HDF5 was told went well
   mpi::agree(comm, [&] {
     if (!lost.empty()) throw IoError(what + ": write failed: " + io_cause(lost));
@@ -369,11 +375,11 @@ void read_rows(hid_t dataset, std::uint64_t row0, std::uint64_t rows, std::span<
   read_rows_raw(dataset, native_type<T>(), row0, rows, data.data(), comm, what);
 }
 
-#define PREF_INSTANTIATE_ROWS(T)                                                          \
-  template void write_rows<T>(hid_t, std::uint64_t, std::uint64_t, std::span<const T>,    \
-                              const mpi::Comm&, const std::string&);                      \
-  template void read_rows<T>(hid_t, std::uint64_t, std::uint64_t, std::span<T>,           \
-                             const mpi::Comm&, const std::string&);
+#define PREF_INSTANTIATE_ROWS(T)                                                                  \
+  template void write_rows<T>(hid_t, std::uint64_t, std::uint64_t, std::span<const T>,            \
+                              const mpi::Comm&, const std::string&);                              \
+  template void read_rows<T>(hid_t, std::uint64_t, std::uint64_t, std::span<T>, const mpi::Comm&, \
+                             const std::string&);
 PREF_INSTANTIATE_ROWS(double)
 PREF_INSTANTIATE_ROWS(float)
 PREF_INSTANTIATE_ROWS(std::int8_t)

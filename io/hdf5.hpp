@@ -77,17 +77,28 @@ class Handle {
 
 template <class T>
 hid_t native_type() {
-  if constexpr (std::is_same_v<T, double>) return H5T_NATIVE_DOUBLE;
-  else if constexpr (std::is_same_v<T, float>) return H5T_NATIVE_FLOAT;
-  else if constexpr (std::is_same_v<T, std::int8_t>) return H5T_NATIVE_INT8;
-  else if constexpr (std::is_same_v<T, std::uint8_t>) return H5T_NATIVE_UINT8;
-  else if constexpr (std::is_same_v<T, std::int16_t>) return H5T_NATIVE_INT16;
-  else if constexpr (std::is_same_v<T, std::uint16_t>) return H5T_NATIVE_UINT16;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_NATIVE_INT32;
-  else if constexpr (std::is_same_v<T, std::uint32_t>) return H5T_NATIVE_UINT32;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_NATIVE_INT64;
-  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_NATIVE_UINT64;
-  else static_assert(sizeof(T) == 0, "no HDF5 type for this type");
+  if constexpr (std::is_same_v<T, double>)
+    return H5T_NATIVE_DOUBLE;
+  else if constexpr (std::is_same_v<T, float>)
+    return H5T_NATIVE_FLOAT;
+  else if constexpr (std::is_same_v<T, std::int8_t>)
+    return H5T_NATIVE_INT8;
+  else if constexpr (std::is_same_v<T, std::uint8_t>)
+    return H5T_NATIVE_UINT8;
+  else if constexpr (std::is_same_v<T, std::int16_t>)
+    return H5T_NATIVE_INT16;
+  else if constexpr (std::is_same_v<T, std::uint16_t>)
+    return H5T_NATIVE_UINT16;
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return H5T_NATIVE_INT32;
+  else if constexpr (std::is_same_v<T, std::uint32_t>)
+    return H5T_NATIVE_UINT32;
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return H5T_NATIVE_INT64;
+  else if constexpr (std::is_same_v<T, std::uint64_t>)
+    return H5T_NATIVE_UINT64;
+  else
+    static_assert(sizeof(T) == 0, "no HDF5 type for this type");
 }
 
 // Files are opened and created collectively over comm with the MPI-IO driver and collective
@@ -159,7 +170,7 @@ void read_rows_raw(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint6
 Handle string_type(std::size_t width, const std::string& what);
 
 // Fixed-length string dataset (1-D), written collectively by rows.
-Handle create_string_dataset(hid_t loc, const std::string& name, std::uint64_t n,
-                             std::size_t width, const std::string& what);
+Handle create_string_dataset(hid_t loc, const std::string& name, std::uint64_t n, std::size_t width,
+                             const std::string& what);
 
 }  // namespace pref::h5

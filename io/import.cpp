@@ -54,8 +54,10 @@ std::string shown(std::string_view s) {
   std::string out = "'";
   for (std::size_t i = 0; i < s.size() && i < kMax; ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7F) out += fmt::format("\\x{:02x}", c);
-    else out += static_cast<char>(c);
+    if (c < 0x20 || c == 0x7F)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += static_cast<char>(c);
   }
   if (s.size() > kMax) out += "...";
   return out + "'";
@@ -180,8 +182,10 @@ class TableReader {
   LabelTable read(InputFormat format) {
     std::ifstream in;
     open(in);
-    if (format == InputFormat::kJsonLines) read_jsonl(in);
-    else read_csv(in);
+    if (format == InputFormat::kJsonLines)
+      read_jsonl(in);
+    else
+      read_csv(in);
     if (in.bad()) throw InputError(path_ + ": read error after line " + std::to_string(lines_));
     return finish();
   }
@@ -226,8 +230,7 @@ class TableReader {
       std::size_t bad = 0;
       CsvStatus st;
       while ((st = split_csv(record, fields, bad)) == CsvStatus::kOpenQuote) {
-        if (!next_line(in, line))
-          fail(start, "a quoted field is never closed (unmatched '\"')");
+        if (!next_line(in, line)) fail(start, "a quoted field is never closed (unmatched '\"')");
         record += '\n';
         record += line;
       }
@@ -247,10 +250,10 @@ class TableReader {
           continue;
         }
       } else if (fields.size() != columns) {
-        fail(start, fmt::format("expected {} fields ({}) as on line {}, found {}", columns,
-                                columns == 3 ? "user,comparison,label"
-                                             : "user,comparison,label,split",
-                                first_record, fields.size()));
+        fail(start,
+             fmt::format("expected {} fields ({}) as on line {}, found {}", columns,
+                         columns == 3 ? "user,comparison,label" : "user,comparison,label,split",
+                         first_record, fields.size()));
       }
       double v = 0;
       if (!parse_number(fields[2], v))
@@ -289,13 +292,11 @@ class TableReader {
       const std::string comparison = json_id(n, j, "comparison");
       const auto l = j.find("label");
       if (l == j.end()) fail(n, "missing key 'label'");
-      if (!l->is_number())
-        fail(n, fmt::format("label {} is not a number", shown(l->dump())));
+      if (!l->is_number()) fail(n, fmt::format("label {} is not a number", shown(l->dump())));
       Split s = Split::kTrain;
       const auto sp = j.find("split");
       if (sp != j.end() && !sp->is_null()) {
-        if (!sp->is_string())
-          fail(n, fmt::format("split {} is not a string", shown(sp->dump())));
+        if (!sp->is_string()) fail(n, fmt::format("split {} is not a string", shown(sp->dump())));
         s = split_of(n, sp->get_ref<const std::string&>());
       }
       add(n, user, comparison, l->get<double>(), l->dump(), s);
@@ -373,14 +374,15 @@ class TableReader {
               const std::string pair =
                   fmt::format("user {} and comparison {}", shown(users.id(user_[r])),
                               shown(comparisons.id(comparison_[r])));
-              bad_msg =
-                  leak ? fmt::format("{} in split {} were already labelled in split {} on line "
-                                     "{}: one pair must not be in two splits",
-                                     pair, split_name(static_cast<Split>(split_[r])),
-                                     split_name(static_cast<Split>(split_[r0])), line_[r0])
-                       : fmt::format("{} were already labelled on line {} (split {}); pass "
-                                     "--duplicates mean to average repeated labels",
-                                     pair, line_[r0], split_name(static_cast<Split>(split_[r])));
+              bad_msg = leak ? fmt::format(
+                                   "{} in split {} were already labelled in split {} on line "
+                                   "{}: one pair must not be in two splits",
+                                   pair, split_name(static_cast<Split>(split_[r])),
+                                   split_name(static_cast<Split>(split_[r0])), line_[r0])
+                             : fmt::format(
+                                   "{} were already labelled on line {} (split {}); pass "
+                                   "--duplicates mean to average repeated labels",
+                                   pair, line_[r0], split_name(static_cast<Split>(split_[r])));
             }
             break;
           }
@@ -413,9 +415,9 @@ class TableReader {
     for (std::uint8_t s : split_)
       if (s != kRemoved) ++count[s];
     if (count[0] == 0)
-      throw InputError(fmt::format(
-          "{}: no train labels ({} validation, {} test): /labels needs at least one", path_,
-          count[1], count[2]));
+      throw InputError(
+          fmt::format("{}: no train labels ({} validation, {} test): /labels needs at least one",
+                      path_, count[1], count[2]));
     if (count[0] == split_.size()) {
       // Everything is train: hand over the columns as they are.
       t.splits[0].user = std::move(user_);
@@ -457,8 +459,7 @@ void write_ids(hid_t group, const char* name, const IdTable& t, std::uint64_t si
 
 }  // namespace
 
-LabelTable read_label_table(const std::string& path, InputFormat format,
-                            DuplicateLabels duplicates,
+LabelTable read_label_table(const std::string& path, InputFormat format, DuplicateLabels duplicates,
                             const std::function<void(std::uint64_t)>& progress) {
   TableReader reader(path, duplicates, progress);
   return reader.read(resolve_input_format(path, format));
@@ -480,8 +481,8 @@ ImportSummary import_labels(const std::string& input, InputFormat format,
   // must see identical arguments.
   std::array<std::uint64_t, 12> meta{};
   if (comm.rank() == 0) {
-    meta = {t.users.size, t.users.width, t.comparisons.size, t.comparisons.width, t.lines,
-            t.merged};
+    meta = {t.users.size,        t.users.width, t.comparisons.size,
+            t.comparisons.width, t.lines,       t.merged};
     for (int s = 0; s < 3; ++s) {
       const auto& v = t.splits[s].value;
       meta[6 + s] = v.size();

@@ -49,8 +49,7 @@ struct LabelTable {
 
 // Reads and checks `path` serially. Every problem is an InputError naming the file, the
 // 1-based line and the offending value. progress(lines) is called every few million lines.
-LabelTable read_label_table(const std::string& path, InputFormat format,
-                            DuplicateLabels duplicates,
+LabelTable read_label_table(const std::string& path, InputFormat format, DuplicateLabels duplicates,
                             const std::function<void(std::uint64_t)>& progress = {});
 
 struct ImportSummary {

@@ -13,20 +13,28 @@ namespace pref::io {
 
 const char* split_name(Split s) {
   switch (s) {
-    case Split::kTrain: return "train";
-    case Split::kValidation: return "validation";
-    case Split::kTest: return "test";
-    case Split::kNewUsers: return "new_users";
+    case Split::kTrain:
+      return "train";
+    case Split::kValidation:
+      return "validation";
+    case Split::kTest:
+      return "test";
+    case Split::kNewUsers:
+      return "new_users";
   }
   return "?";
 }
 
 const char* split_group(Split s) {
   switch (s) {
-    case Split::kTrain: return "/labels";
-    case Split::kValidation: return "/validation";
-    case Split::kTest: return "/test";
-    case Split::kNewUsers: return "/new_users";
+    case Split::kTrain:
+      return "/labels";
+    case Split::kValidation:
+      return "/validation";
+    case Split::kTest:
+      return "/test";
+    case Split::kNewUsers:
+      return "/new_users";
   }
   return "?";
 }
@@ -64,8 +72,8 @@ std::pair<std::uint64_t, std::uint32_t> check_columns(hid_t file, const std::str
     h5::Handle d = h5::open_dataset(file, ds, what);
     h5::DatasetShape s = h5::shape_of(d.get(), what);
     if (s.dims.size() != 1)
-      throw InputError(fmt::format("{}: expected a 1-D dataset, found {} dimensions", what,
-                                   s.dims.size()));
+      throw InputError(
+          fmt::format("{}: expected a 1-D dataset, found {} dimensions", what, s.dims.size()));
     len[c] = s.dims[0];
     if (c < 2) {
       if (s.type_class != H5T_INTEGER)
@@ -73,23 +81,23 @@ std::pair<std::uint64_t, std::uint32_t> check_columns(hid_t file, const std::str
             fmt::format("{}: element type {}, expected an integer type", what, s.type_name()));
     } else if (s.type_class == H5T_INTEGER) {
       if (s.is_signed || s.type_size != 1)
-        throw InputError(fmt::format(
-            "{}: element type {}, expected float32, float64 or uint8 (quantized)", what,
-            s.type_name()));
+        throw InputError(
+            fmt::format("{}: element type {}, expected float32, float64 or uint8 (quantized)", what,
+                        s.type_name()));
       denominator = h5::read_attribute<std::uint32_t>(d.get(), "denominator", what);
       if (denominator == 0 || denominator > 255)
-        throw InputError(fmt::format("{}: attribute 'denominator' is {}, expected 1..255", what,
-                                     denominator));
+        throw InputError(
+            fmt::format("{}: attribute 'denominator' is {}, expected 1..255", what, denominator));
     } else if (s.type_class != H5T_FLOAT) {
-      throw InputError(fmt::format(
-          "{}: element type {}, expected float32, float64 or uint8 (quantized)", what,
-          s.type_name()));
+      throw InputError(
+          fmt::format("{}: element type {}, expected float32, float64 or uint8 (quantized)", what,
+                      s.type_name()));
     }
   }
   if (len[0] != len[1] || len[0] != len[2])
-    throw InputError(fmt::format(
-        "{}: {}: columns of different lengths (user {}, comparison {}, value {})", path, group,
-        len[0], len[1], len[2]));
+    throw InputError(
+        fmt::format("{}: {}: columns of different lengths (user {}, comparison {}, value {})", path,
+                    group, len[0], len[1], len[2]));
   return {len[0], denominator};
 }
 
@@ -97,8 +105,8 @@ std::uint64_t positive_count(hid_t obj, const std::string& name, const std::stri
   // Read as a signed 64-bit value so that a negative count is reported as such.
   const std::int64_t v = h5::read_attribute<std::int64_t>(obj, name, what);
   if (v <= 0)
-    throw InputError(fmt::format("{}: attribute '{}' is {}, expected a positive count", what,
-                                 name, v));
+    throw InputError(
+        fmt::format("{}: attribute '{}' is {}, expected a positive count", what, name, v));
   if (static_cast<std::uint64_t>(v) > kMaxIds)
     throw InputError(fmt::format("{}: attribute '{}' is {}, more than pref supports ({})", what,
                                  name, v, kMaxIds));
@@ -135,9 +143,9 @@ std::vector<std::uint32_t> read_id_column(hid_t file, const std::string& path,
   std::vector<std::uint32_t> out(rows);
   for (std::uint64_t i = 0; i < rows; ++i) {
     if (buf[i] < 0 || static_cast<std::uint64_t>(buf[i]) >= limit)
-      throw InputError(fmt::format("{}: row {}: {} id {} out of range [0, {})", what, i, kind,
-                                   buf[i], limit),
-                       i);
+      throw InputError(
+          fmt::format("{}: row {}: {} id {} out of range [0, {})", what, i, kind, buf[i], limit),
+          i);
     out[i] = static_cast<std::uint32_t>(buf[i]);
   }
   return out;
@@ -150,19 +158,20 @@ ResponseTable read_response_table(hid_t h, const std::string& path, std::uint32_
   const bool has_r = h5::exists(h, "/responses"), has_c = h5::exists(h, "/comparisons");
   if (!has_r && !has_c) return t;
   if (version < 2)
-    throw InputError(fmt::format("{}: {}: response structure needs format_version 2 (the file "
-                                 "has format_version {})",
-                                 path, has_r ? "/responses" : "/comparisons", version));
-  if (!has_r)
-    throw InputError(path + ": /comparisons: response ids without a /responses group");
+    throw InputError(
+        fmt::format("{}: {}: response structure needs format_version 2 (the file "
+                    "has format_version {})",
+                    path, has_r ? "/responses" : "/comparisons", version));
+  if (!has_r) throw InputError(path + ": /comparisons: response ids without a /responses group");
   {
     h5::Handle g = h5::open_group(h, "/responses", path + ": /responses");
     t.responses = positive_count(g.get(), "responses", path + ": /responses");
     t.prompts = positive_count(g.get(), "prompts", path + ": /responses");
   }
   if (!has_c)
-    throw InputError(path + ": /responses: the comparisons' response ids are missing "
-                            "(/comparisons/first, /comparisons/second)");
+    throw InputError(path +
+                     ": /responses: the comparisons' response ids are missing "
+                     "(/comparisons/first, /comparisons/second)");
   check_id_column(h, path, "/responses/prompt", t.responses);
   check_id_column(h, path, "/comparisons/first", comparisons);
   check_id_column(h, path, "/comparisons/second", comparisons);
@@ -171,23 +180,24 @@ ResponseTable read_response_table(hid_t h, const std::string& path, std::uint32_
     h5::Handle d = h5::open_dataset(h, "/responses/embedding", what);
     h5::DatasetShape s = h5::shape_of(d.get(), what);
     if (s.dims.size() != 2)
-      throw InputError(fmt::format("{}: expected a 2-D dataset (responses x dimension), found {} "
-                                   "dimensions",
-                                   what, s.dims.size()));
+      throw InputError(
+          fmt::format("{}: expected a 2-D dataset (responses x dimension), found {} "
+                      "dimensions",
+                      what, s.dims.size()));
     if (s.type_class != H5T_FLOAT)
       throw InputError(fmt::format("{}: element type {}, expected float16, float32 or float64",
                                    what, s.type_name()));
     if (s.dims[0] != t.responses)
-      throw InputError(fmt::format("{}: {} rows, expected one per response ({})", what,
-                                   s.dims[0], t.responses));
+      throw InputError(
+          fmt::format("{}: {} rows, expected one per response ({})", what, s.dims[0], t.responses));
     if (s.dims[1] == 0) throw InputError(what + ": 0 columns, expected at least 1");
     t.embedding_dim = s.dims[1];
   }
   t.prompt = read_id_column(h, path, "/responses/prompt", t.responses, t.prompts, "prompt", comm);
-  t.first = read_id_column(h, path, "/comparisons/first", comparisons, t.responses, "response",
-                           comm);
-  t.second = read_id_column(h, path, "/comparisons/second", comparisons, t.responses, "response",
-                            comm);
+  t.first =
+      read_id_column(h, path, "/comparisons/first", comparisons, t.responses, "response", comm);
+  t.second =
+      read_id_column(h, path, "/comparisons/second", comparisons, t.responses, "response", comm);
   for (std::uint64_t p = 0; p < comparisons; ++p) {
     const std::uint32_t a = t.first[p], b = t.second[p];
     if (a == b)
@@ -227,13 +237,13 @@ LabelFile LabelFile::open(const std::string& path, const mpi::Comm& comm) {
       throw InputError(path + ": not a pref label file (no 'format' attribute on /)");
     const std::string format = h5::read_string_attribute(h, "format", path + ": /");
     if (format != kLabelFormat)
-      throw InputError(fmt::format("{}: not a pref label file (format '{}', expected '{}')",
-                                   path, format, kLabelFormat));
+      throw InputError(fmt::format("{}: not a pref label file (format '{}', expected '{}')", path,
+                                   format, kLabelFormat));
     const auto version = h5::read_attribute<std::int64_t>(h, "format_version", path + ": /");
     if (version < 1 || version > static_cast<std::int64_t>(kLabelFormatVersion))
-      throw InputError(fmt::format(
-          "{}: format_version {} is not supported (this pref reads version {})", path, version,
-          kLabelFormatVersion));
+      throw InputError(
+          fmt::format("{}: format_version {} is not supported (this pref reads version {})", path,
+                      version, kLabelFormatVersion));
     f.version_ = static_cast<std::uint32_t>(version);
     f.users_ = positive_count(h, "users", path + ": /");
     f.comparisons_ = positive_count(h, "comparisons", path + ": /");
@@ -406,8 +416,7 @@ hid_t id_file_type(std::uint64_t n) {
 }
 }  // namespace
 
-void LabelFileWriter::create(Split s, std::uint64_t rows, bool quantized,
-                             std::uint64_t new_users) {
+void LabelFileWriter::create(Split s, std::uint64_t rows, bool quantized, std::uint64_t new_users) {
   const std::string g = split_group(s);
   const std::string what = path_ + ": " + g;
   h5::Handle grp = h5::create_group(file_.get(), g, what);
@@ -419,10 +428,11 @@ void LabelFileWriter::create(Split s, std::uint64_t rows, bool quantized,
   const hsize_t dims[1] = {rows};
   Columns& c = columns_[static_cast<int>(s)];
   c.user = h5::create_dataset(grp.get(), "user", id_file_type(n_users), dims, what);
-  c.comparison = h5::create_dataset(grp.get(), "comparison", id_file_type(comparisons_), dims, what);
+  c.comparison =
+      h5::create_dataset(grp.get(), "comparison", id_file_type(comparisons_), dims, what);
   c.quantized = quantized;
-  c.value = h5::create_dataset(grp.get(), "value", quantized ? H5T_STD_U8LE : H5T_IEEE_F32LE,
-                               dims, what);
+  c.value =
+      h5::create_dataset(grp.get(), "value", quantized ? H5T_STD_U8LE : H5T_IEEE_F32LE, dims, what);
   if (quantized)
     h5::write_attribute<std::uint32_t>(c.value.get(), "denominator", kValueDenominator, what);
 }

@@ -36,8 +36,8 @@ inline constexpr std::uint32_t kValueDenominator = 200;
 inline constexpr std::uint64_t kMaxIds = 0xFFFFFFFFull;
 
 enum class Split { kTrain, kValidation, kTest, kNewUsers };
-inline constexpr std::array<Split, 4> kAllSplits = {Split::kTrain, Split::kValidation,
-                                                    Split::kTest, Split::kNewUsers};
+inline constexpr std::array<Split, 4> kAllSplits = {Split::kTrain, Split::kValidation, Split::kTest,
+                                                    Split::kNewUsers};
 const char* split_name(Split s);   // "train", "validation", "test", "new_users"
 const char* split_group(Split s);  // "/labels", "/validation", "/test", "/new_users"
 // Parses "train" | "validation" | "test" | "new_users"; throws InputError naming `option`.

@@ -10,9 +10,8 @@
 namespace pref::io {
 
 void write_model(const std::string& path, const mpi::Comm& comm, const ModelHeader& header,
-                 const Partition& users, const std::vector<double>& U,
-                 const Partition& comparisons, const std::vector<double>& Z,
-                 const ModelItems* items) {
+                 const Partition& users, const std::vector<double>& U, const Partition& comparisons,
+                 const std::vector<double>& Z, const ModelItems* items) {
   h5::Handle f;
   mpi::agree(comm, [&] { f = h5::create_file(path, comm); });
   const std::string what = path;
@@ -24,9 +23,12 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
   h5::write_attribute<std::uint32_t>(h, "rank", header.rank, what);
   h5::write_string_attribute(h, "kind", header.kind, what);
   for (const auto& [name, v] : header.attributes) {
-    if (auto* d = std::get_if<double>(&v)) h5::write_attribute<double>(h, name, *d, what);
-    else if (auto* i = std::get_if<std::int64_t>(&v)) h5::write_attribute<std::int64_t>(h, name, *i, what);
-    else h5::write_string_attribute(h, name, std::get<std::string>(v), what);
+    if (auto* d = std::get_if<double>(&v))
+      h5::write_attribute<double>(h, name, *d, what);
+    else if (auto* i = std::get_if<std::int64_t>(&v))
+      h5::write_attribute<std::int64_t>(h, name, *i, what);
+    else
+      h5::write_string_attribute(h, name, std::get<std::string>(v), what);
   }
   {
     // One fixed-length string per sweep (a JSON object): a dataset, since attributes are
@@ -44,7 +46,8 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
     }
     h5::Handle d = h5::create_string_dataset(h, "history", lines.size(), width, what);
     std::string buf(lines.size() * width, '\0');
-    for (std::size_t i = 0; i < lines.size(); ++i) buf.replace(i * width, lines[i].size(), lines[i]);
+    for (std::size_t i = 0; i < lines.size(); ++i)
+      buf.replace(i * width, lines[i].size(), lines[i]);
     const h5::Handle type = h5::string_type(width, what);
     const std::uint64_t mine = comm.rank() == 0 ? lines.size() : 0;
     h5::write_rows_raw(d.get(), type.get(), 0, mine, buf.data(), comm, what + ": /history");
@@ -52,7 +55,8 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
   const int me = comm.rank();
   const hsize_t ud[2] = {header.users, header.rank};
   h5::Handle du = h5::create_dataset(h, "user_factors", H5T_IEEE_F64LE, ud, what);
-  h5::write_rows<double>(du.get(), users.begin(me), users.count(me), U, comm, what + ": /user_factors");
+  h5::write_rows<double>(du.get(), users.begin(me), users.count(me), U, comm,
+                         what + ": /user_factors");
   const hsize_t zd[2] = {header.comparisons, header.rank};
   h5::Handle dz = h5::create_dataset(h, "comparison_factors", H5T_IEEE_F64LE, zd, what);
   h5::write_rows<double>(dz.get(), comparisons.begin(me), comparisons.count(me), Z, comm,
@@ -123,8 +127,8 @@ ModelHeader read_model_header(const std::string& path, const mpi::Comm& comm) {
                                    ? h5::read_string_attribute(g.get(), "kind", path + ": /prior")
                                    : std::string();
       if (kind != "population")
-        throw InputError(fmt::format(
-            "{}: /prior: attribute 'kind' is '{}', expected 'population'", path, kind));
+        throw InputError(
+            fmt::format("{}: /prior: attribute 'kind' is '{}', expected 'population'", path, kind));
       const std::uint64_t J = hd.rank;
       for (const char* ds : {"mean", "covariance"}) {
         if (!h5::exists(g.get(), ds))

@@ -48,9 +48,8 @@ struct ModelItems {
 
 // Writes the model collectively; U and Z hold this rank's rows of the given partitions.
 void write_model(const std::string& path, const mpi::Comm& comm, const ModelHeader& header,
-                 const Partition& users, const std::vector<double>& U,
-                 const Partition& comparisons, const std::vector<double>& Z,
-                 const ModelItems* items = nullptr);
+                 const Partition& users, const std::vector<double>& U, const Partition& comparisons,
+                 const std::vector<double>& Z, const ModelItems* items = nullptr);
 
 struct ModelFile {
   ModelHeader header;

@@ -6,7 +6,6 @@
 
 namespace pref::io {
 
-
 std::vector<double> read_model_rows(const std::string& path, const mpi::Comm& comm,
                                     const std::string& dataset, std::uint64_t row0,
                                     std::uint64_t rows, std::uint32_t J) {

@@ -78,7 +78,9 @@ std::string take_failure() {
   return f;
 }
 
-[[gnu::weak]] bool fail_write(const char*, long long) { return false; }
+[[gnu::weak]] bool fail_write(const char*, long long) {
+  return false;
+}
 
 }  // namespace pref::io::mpiio
 
@@ -109,8 +111,8 @@ int MPI_File_write_at_all(MPI_File fh, MPI_Offset offset, const void* buf, int c
   return record(injected(fh, count, type) ? MPI_ERR_NO_SPACE : rc, "MPI_File_write_at_all");
 }
 
-int MPI_File_write_at(MPI_File fh, MPI_Offset offset, const void* buf, int count,
-                      MPI_Datatype type, MPI_Status* status) {
+int MPI_File_write_at(MPI_File fh, MPI_Offset offset, const void* buf, int count, MPI_Datatype type,
+                      MPI_Status* status) {
   MPI_Status local;
   MPI_Status* st = status == MPI_STATUS_IGNORE ? &local : status;
   const int rc = PMPI_File_write_at(fh, offset, buf, count, type, st);
@@ -118,7 +120,9 @@ int MPI_File_write_at(MPI_File fh, MPI_Offset offset, const void* buf, int count
   return record(injected(fh, count, type) ? MPI_ERR_NO_SPACE : rc, "MPI_File_write_at");
 }
 
-int MPI_File_sync(MPI_File fh) { return record(PMPI_File_sync(fh), "MPI_File_sync"); }
+int MPI_File_sync(MPI_File fh) {
+  return record(PMPI_File_sync(fh), "MPI_File_sync");
+}
 
 int MPI_File_set_size(MPI_File fh, MPI_Offset size) {
   return record(PMPI_File_set_size(fh, size), "MPI_File_set_size");

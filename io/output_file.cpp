@@ -16,10 +16,10 @@ namespace fs = std::filesystem;
 
 void refuse_as_output(const std::string& path, const std::vector<std::string>& inputs,
                       const std::string& option) {
-  struct stat out{};
+  struct stat out {};
   if (::stat(path.c_str(), &out) != 0) return;  // nothing there yet (or a dangling link)
   for (const std::string& in : inputs) {
-    struct stat st{};
+    struct stat st {};
     if (!in.empty() && ::stat(in.c_str(), &st) == 0 && st.st_dev == out.st_dev &&
         st.st_ino == out.st_ino)
       throw InputError(path + ": is the input " + in + "; an output never replaces an input (" +
@@ -45,8 +45,7 @@ AtomicOutput::AtomicOutput(std::string path, bool overwrite, const mpi::Comm& co
     if (fs::is_directory(p, ec)) throw InputError(path_ + ": " + option + " names a directory");
     refuse_as_output(path_, inputs, option);
     if (fs::exists(p, ec) && !overwrite)
-      throw InputError(path_ + ": already exists; pass --overwrite to replace it (" + option +
-                       ")");
+      throw InputError(path_ + ": already exists; pass --overwrite to replace it (" + option + ")");
     const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
     if (!fs::is_directory(dir, ec))
       throw InputError(path_ + ": " +
@@ -97,8 +96,7 @@ LineOutput::LineOutput(std::string path, bool replace, const mpi::Comm& comm,
     refuse_as_output(path_, inputs, option);
     std::error_code ec;
     if (fs::exists(path_, ec) && !replace)
-      throw InputError(path_ + ": already exists; pass --overwrite to replace it (" + option +
-                       ")");
+      throw InputError(path_ + ": already exists; pass --overwrite to replace it (" + option + ")");
     file_ = std::fopen(path_.c_str(), "w");
     if (!file_)
       throw InputError(path_ + ": cannot open for writing: " + std::strerror(errno) + " (" +

@@ -12,9 +12,12 @@ namespace pref::adapt {
 
 const char* select_name(Select s) {
   switch (s) {
-    case Select::kRandom: return "random";
-    case Select::kActive: return "active";
-    case Select::kBayes: return "bayes";
+    case Select::kRandom:
+      return "random";
+    case Select::kActive:
+      return "active";
+    case Select::kBayes:
+      return "bayes";
   }
   return "?";
 }
@@ -40,8 +43,7 @@ Penalty Penalty::gaussian(const Eigen::VectorXd& mean, const Eigen::MatrixXd& co
   return p;
 }
 
-void gradient_hessian(const Eigen::VectorXd& u, const Answers& a, const Penalty& p,
-                      Workspace& ws) {
+void gradient_hessian(const Eigen::VectorXd& u, const Answers& a, const Penalty& p, Workspace& ws) {
   const int J = a.J;
   const std::size_t n = a.idx.size();
   ws.g.setZero(J);
@@ -147,8 +149,8 @@ int nth_unasked(const std::vector<char>& asked, std::uint64_t r) {
 }
 }  // namespace
 
-void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool,
-                const Plan& plan, Workspace& ws, UserResult& out) {
+void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool, const Plan& plan,
+                Workspace& ws, UserResult& out) {
   const std::size_t nA = pool.comparison.size();
   const int K = plan.answers;
   ws.candidates.resize(static_cast<Eigen::Index>(nA), J);
@@ -200,8 +202,10 @@ void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool
     }
     const bool at_budget = b < plan.budgets.size() && plan.budgets[b] == t + 1;
     if (at_budget || t + 1 == K) {
-      if (one_solve) u_est = u_sel;
-      else out.newton_steps += solve(u_est, answers(), *plan.estimate, ws).steps;
+      if (one_solve)
+        u_est = u_sel;
+      else
+        out.newton_steps += solve(u_est, answers(), *plan.estimate, ws).steps;
       if (at_budget) out.budget_auc[b++] = held_out_auc(u_est, Z, J, pool);
     }
   }

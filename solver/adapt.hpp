@@ -74,8 +74,7 @@ struct SolveStats {
 SolveStats solve(Eigen::VectorXd& u, const Answers& a, const Penalty& p, Workspace& ws);
 
 // Gradient and full symmetric Hessian of f at u (into ws.g, ws.H).
-void gradient_hessian(const Eigen::VectorXd& u, const Answers& a, const Penalty& p,
-                      Workspace& ws);
+void gradient_hessian(const Eigen::VectorXd& u, const Answers& a, const Penalty& p, Workspace& ws);
 
 // scores[c] = sigma'(u . x_c)^2 x_c^T V^-1 x_c for the rows x_c of `candidates`, V = L L^T;
 // W is scratch.
@@ -96,7 +95,7 @@ struct UserPool {
 struct Plan {
   Select select = Select::kActive;
   int answers = 10;
-  std::vector<int> budgets;        // increasing, each in 1..answers: held-out AUC recorded there
+  std::vector<int> budgets;  // increasing, each in 1..answers: held-out AUC recorded there
   std::uint64_t seed = 1;
   const Penalty* estimate = nullptr;   // the reported estimator
   const Penalty* selection = nullptr;  // the criterion's (active: ridge, bayes: prior)
@@ -112,8 +111,8 @@ struct UserResult {
 };
 
 // Runs one user's question loop. user is the global id (it keys the random stream).
-void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool,
-                const Plan& plan, Workspace& ws, UserResult& out);
+void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool, const Plan& plan,
+                Workspace& ws, UserResult& out);
 
 // The Philox stream of the random question choices (and of `active`'s first question):
 // draw t of user i picks uniformly among the unasked pool entries, Rng(seed, kAdaptStream, i).

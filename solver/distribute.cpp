@@ -12,15 +12,15 @@
 
 namespace pref {
 
-Partitions balanced_partitions(const mpi::Comm& comm, const LabelColumns& cols,
-                               std::uint64_t users, std::uint64_t comparisons,
-                               const std::string& what) {
+Partitions balanced_partitions(const mpi::Comm& comm, const LabelColumns& cols, std::uint64_t users,
+                               std::uint64_t comparisons, const std::string& what) {
   const int p = comm.size();
   // Label counts here, then row offsets (and in a fit factor rows) are kept for every id of a
   // rank's range, whether it has labels or not: a file that declares far more ids than it uses
   // is refused with its numbers, rather than by the allocator or the kernel's OOM killer.
   mem::require(comm,
-               2 * (Partition::uniform(users, p).count(comm.rank()) +
+               2 *
+                   (Partition::uniform(users, p).count(comm.rank()) +
                     Partition::uniform(comparisons, p).count(comm.rank())) *
                    sizeof(std::uint64_t),
                fmt::format("{}: {} users and {} comparisons declared (16 bytes per id at "
@@ -69,9 +69,9 @@ Csr exchange_and_build(const mpi::Comm& comm, std::span<const std::uint32_t> row
   const std::size_t n = rows.size();
   const std::uint64_t most = mpi::allreduce_max(comm, std::uint64_t{n});
   if (most > std::numeric_limits<std::uint32_t>::max())
-    throw Error(fmt::format("{} labels of a file slice on one rank: more than 2^32; use more ranks",
-                            most),
-                /*collective=*/true);
+    throw Error(
+        fmt::format("{} labels of a file slice on one rank: more than 2^32; use more ranks", most),
+        /*collective=*/true);
   // The send order: label indices grouped by destination, in input order within each.
   std::vector<std::uint64_t> counts(p, 0);
   for (std::size_t i = 0; i < n; ++i) ++counts[part.owner(rows[i])];
@@ -84,8 +84,8 @@ Csr exchange_and_build(const mpi::Comm& comm, std::span<const std::uint32_t> row
       order[at[part.owner(rows[i])]++] = static_cast<std::uint32_t>(i);
   }
   std::vector<std::uint64_t> rcounts(p);
-  PREF_MPI_CHECK(MPI_Alltoall(counts.data(), 1, MPI_UINT64_T, rcounts.data(), 1, MPI_UINT64_T,
-                              comm.get()));
+  PREF_MPI_CHECK(
+      MPI_Alltoall(counts.data(), 1, MPI_UINT64_T, rcounts.data(), 1, MPI_UINT64_T, comm.get()));
   std::uint64_t m = 0;
   for (auto c : rcounts) m += c;
   const std::uint64_t cap = round_cap(p);

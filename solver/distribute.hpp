@@ -37,8 +37,8 @@ struct LabelMatrix {
 // (of `cols`, normally the training labels). Collective; depends only on the global labels and
 // the rank count. Declared ids whose per-id arrays would not fit in the node's memory are a
 // collective InputError led by `what` (the file).
-Partitions balanced_partitions(const mpi::Comm& comm, const LabelColumns& cols,
-                               std::uint64_t users, std::uint64_t comparisons,
+Partitions balanced_partitions(const mpi::Comm& comm, const LabelColumns& cols, std::uint64_t users,
+                               std::uint64_t comparisons,
                                const std::string& what = "the label file");
 
 // Moves every label of `cols` (this rank's slice of a file) to the owner of its user and to the

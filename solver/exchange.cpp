@@ -58,8 +58,7 @@ void GhostPlan::fetch(const mpi::Comm& comm, std::span<const double> local, int 
   const int p = comm.size();
   send_.resize(send_rows_.size() * width);
   for (std::size_t k = 0; k < send_rows_.size(); ++k)
-    std::copy_n(local.data() + std::size_t(send_rows_[k]) * width, width,
-                send_.data() + k * width);
+    std::copy_n(local.data() + std::size_t(send_rows_[k]) * width, width, send_.data() + k * width);
   std::vector<std::uint64_t> sc(p), rc(p);
   for (int r = 0; r < p; ++r) {
     sc[r] = send_counts_[r] * width;

@@ -26,8 +26,8 @@ class IdSet {
   std::uint32_t index_of(std::uint32_t g) const {
     const std::uint64_t off = g - lo_;
     const std::uint64_t word = bits_[off >> 6];
-    return rank_[off >> 6] +
-           static_cast<std::uint32_t>(__builtin_popcountll(word & ((std::uint64_t{1} << (off & 63)) - 1)));
+    return rank_[off >> 6] + static_cast<std::uint32_t>(__builtin_popcountll(
+                                 word & ((std::uint64_t{1} << (off & 63)) - 1)));
   }
 
  private:
@@ -53,8 +53,7 @@ class GhostPlan {
   void fetch(const mpi::Comm& comm, std::span<const double> local, int width,
              std::span<double> ghost) const;
   template <class Vector>
-  void fetch(const mpi::Comm& comm, std::span<const double> local, int width,
-             Vector& ghost) const {
+  void fetch(const mpi::Comm& comm, std::span<const double> local, int width, Vector& ghost) const {
     ghost.resize(ghosts() * std::size_t(width));
     fetch(comm, local, width, std::span<double>(ghost));
   }

@@ -29,9 +29,12 @@ const char* user_prior_name(UserPrior p) {
 
 const char* exchange_name(Exchange e) {
   switch (e) {
-    case Exchange::kAuto: return "auto";
-    case Exchange::kShip: return "ship";
-    case Exchange::kReduce: return "reduce";
+    case Exchange::kAuto:
+      return "auto";
+    case Exchange::kShip:
+      return "ship";
+    case Exchange::kReduce:
+      return "reduce";
   }
   return "?";
 }
@@ -64,7 +67,9 @@ namespace {
 constexpr double kReducePassSeconds = 32e-9;
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // A fit whose factors or objective stop being finite (a divergent Newton step, an initial scale
 // whose margins overflow) can only produce a damaged model: it stops with one collective line
@@ -72,8 +77,9 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 void require_finite(const mpi::Comm& comm, const std::vector<double>& values, double objective,
                     const std::string& where) {
   mpi::agree(comm, [&] {
-    const bool finite = std::isfinite(objective) && std::all_of(values.begin(), values.end(),
-                                                                [](double v) { return std::isfinite(v); });
+    const bool finite =
+        std::isfinite(objective) &&
+        std::all_of(values.begin(), values.end(), [](double v) { return std::isfinite(v); });
     if (!finite)
       throw InputError("the fit diverged: " + where +
                        " produced non-finite factors or objective; nothing was written (try a "
@@ -99,7 +105,8 @@ struct LocalRows {
 };
 
 IdSet partner_ids(const Csr& a, const Csr* b = nullptr) {
-  if (b) return IdSet({std::span<const std::uint32_t>(a.col), std::span<const std::uint32_t>(b->col)});
+  if (b)
+    return IdSet({std::span<const std::uint32_t>(a.col), std::span<const std::uint32_t>(b->col)});
   return IdSet({std::span<const std::uint32_t>(a.col)});
 }
 
@@ -136,13 +143,19 @@ class Fitter {
  public:
   Fitter(const mpi::Comm& comm, LabelMatrix&& train, LabelMatrix* validation, Factors&& init,
          const FitConfig& cfg)
-      : comm_(comm), cfg_(cfg), J_(cfg.J), f_(std::move(init)), parts_(train.parts),
-        labels_(train.labels), has_validation_(validation && validation->labels > 0) {
+      : comm_(comm),
+        cfg_(cfg),
+        J_(cfg.J),
+        f_(std::move(init)),
+        parts_(train.parts),
+        labels_(train.labels),
+        has_validation_(validation && validation->labels > 0) {
     threads_ = std::max(1, cfg.threads);
     ws_.resize(threads_);
     // Users read the Z rows of their training and validation labels.
-    zplan_ = GhostPlan(comm, partner_ids(train.by_user, validation ? &validation->by_user : nullptr),
-                       parts_.comparisons);
+    zplan_ =
+        GhostPlan(comm, partner_ids(train.by_user, validation ? &validation->by_user : nullptr),
+                  parts_.comparisons);
     users_ = localize(std::move(train.by_user), zplan_);
     if (validation) users_val_ = localize(std::move(validation->by_user), zplan_);
     uplan_ = GhostPlan(comm, partner_ids(train.by_comparison), parts_.users);
@@ -163,8 +176,8 @@ class Fitter {
     cost_reduce_ = bytes_reduce_ / cfg.net_bytes_per_second + extra_pass * kReducePassSeconds;
     exchange_ = cfg.exchange;
     if (exchange_ == Exchange::kAuto)
-      exchange_ = (comm.size() == 1 || cost_ship_ <= cost_reduce_) ? Exchange::kShip
-                                                                   : Exchange::kReduce;
+      exchange_ =
+          (comm.size() == 1 || cost_ship_ <= cost_reduce_) ? Exchange::kShip : Exchange::kReduce;
     if (cfg.items && cfg.items->kind != Items::kComparisons) {
       // The item half-step needs each comparison's labels at its owner.
       exchange_ = Exchange::kShip;
@@ -233,8 +246,8 @@ class Fitter {
   // Bytes per training label that this rank keeps for both orientations of its labels.
   double label_bytes_per_label() const {
     const std::size_t n = users_.idx.size();
-    const std::size_t b = users_.bytes() + (exchange_ == Exchange::kShip ? comps_.bytes()
-                                                                          : ghost_comps_.bytes());
+    const std::size_t b =
+        users_.bytes() + (exchange_ == Exchange::kShip ? comps_.bytes() : ghost_comps_.bytes());
     return n ? double(b) / double(n) : 0.0;
   }
   double cost_ship() const { return cost_ship_; }
@@ -248,8 +261,10 @@ class Fitter {
   // left them (its bytes were counted in that sweep's record, so they are not counted again),
   // or as the push of Z_hat that preceded the checkpoint (counted: they are this sweep's).
   void prepare_resume(bool count_bytes) {
-    if (count_bytes) fetch(zplan_, f_.Z, J_, zghost_);
-    else zplan_.fetch(comm_, f_.Z, J_, zghost_);
+    if (count_bytes)
+      fetch(zplan_, f_.Z, J_, zghost_);
+    else
+      zplan_.fetch(comm_, f_.Z, J_, zghost_);
     ughost_fresh_ = false;
   }
 
@@ -364,11 +379,10 @@ class Fitter {
     comparisons_measured_ = false;
     for (int s = 0; s < steps; ++s) {
       const ComparisonDerivs d = comparison_derivs();
-      const double t = items_->newton_step(f_.Z, d, [&](const std::vector<double>& V,
-                                                        std::span<const double> steps_,
-                                                        std::span<double> change) {
-        label_change(V, steps_, change);
-      });
+      const double t =
+          items_->newton_step(f_.Z, d,
+                              [&](const std::vector<double>& V, std::span<const double> steps_,
+                                  std::span<double> change) { label_change(V, steps_, change); });
       if (t == 0) break;
     }
   }
@@ -413,15 +427,21 @@ class Fitter {
     for (std::size_t c = 0; c < nc; ++c)
       for (std::size_t l = 0; l < nl; ++l) change[l] += per[c * nl + l];
   }
-  bool has_items() const { return items_.has_value(); }
+  bool has_items() const {
+    return items_.has_value();
+  }
   // Theta from 0 fitted to the initial U (before sweep 0 of a fresh fit).
   void init_items(int steps) {
     if (!items_) return;
     items_->comparisons(f_.Z);
     item_half_step(steps);
   }
-  Partition item_rows() const { return items_ ? items_->param_rows() : Partition(); }
-  std::vector<double> item_params() const { return items_ ? items_->owned_params() : std::vector<double>(); }
+  Partition item_rows() const {
+    return items_ ? items_->param_rows() : Partition();
+  }
+  std::vector<double> item_params() const {
+    return items_ ? items_->owned_params() : std::vector<double>();
+  }
 
   void comparison_half_step() {
     if (items_) {
@@ -442,7 +462,8 @@ class Fitter {
         LabelPass pass;
         pass.g = ws.g.data();
         pass.loss = true;
-        end_loss_[r] = accumulate(z, J_, ughost_.data(), comps_.idx_of(r), comps_.y_of(r), pass, ws);
+        end_loss_[r] =
+            accumulate(z, J_, ughost_.data(), comps_.idx_of(r), comps_.y_of(r), pass, ws);
         end_gz_[r] = (ws.g + cfg_.mu_z * Eigen::Map<const Eigen::VectorXd>(z, J_)).squaredNorm();
       });
       comparisons_measured_ = true;
@@ -666,8 +687,7 @@ class Fitter {
     rec.train_logloss = sums[0] / static_cast<double>(std::max<std::uint64_t>(1, labels_));
     // With the prior: the expected complete-data negative log-likelihood of EM (docs/design.md,
     // "The population prior"), which every half-step and the prior's update decrease.
-    rec.objective =
-        sums[0] + (cfg_.shared ? 0.0 : sums[1]) + 0.5 * cfg_.mu_z * sums[2] + sums[4];
+    rec.objective = sums[0] + (cfg_.shared ? 0.0 : sums[1]) + 0.5 * cfg_.mu_z * sums[2] + sums[4];
     if (prior_) {
       rec.objective += prior_constant(*prior_);
       rec.prior = summarize(*prior_);
@@ -724,8 +744,8 @@ class Fitter {
   bool comparisons_measured_ = false;
   MetricsAccumulator val_acc_;
   std::optional<std::vector<double>> u_prev_, z_prev_;  // extrapolation: see extrapolate_users
-  std::optional<ItemModel> items_;  // FitConfig::items responses or embeddings
-  double item_grad_share_ = 0;      // evaluate(): this rank's share of |gradient in theta|^2
+  std::optional<ItemModel> items_;                      // FitConfig::items responses or embeddings
+  double item_grad_share_ = 0;  // evaluate(): this rank's share of |gradient in theta|^2
   bool ughost_fresh_ = false;
   std::uint64_t bytes_ = 0;
   double cost_ship_ = 0, cost_reduce_ = 0, bytes_ship_ = 0, bytes_reduce_ = 0;
@@ -755,22 +775,25 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
   fitter.set_prior(start.prior);
   FitResult res;
   res.exchange = fitter.exchange();
-  log::info(comm, "training labels in memory: {:.1f} bytes per label over both orientations "
-                  "(largest rank)",
+  log::info(comm,
+            "training labels in memory: {:.1f} bytes per label over both orientations "
+            "(largest rank)",
             mpi::allreduce_max(comm, fitter.label_bytes_per_label()));
-  log::info(comm, "exchange pattern: {} (cost model per sweep, slowest rank: ship {:.3g} MB "
-                  "{:.3g} s, reduce {:.3g} MB {:.3g} s{}); label kernels: {}",
+  log::info(comm,
+            "exchange pattern: {} (cost model per sweep, slowest rank: ship {:.3g} MB "
+            "{:.3g} s, reduce {:.3g} MB {:.3g} s{}); label kernels: {}",
             exchange_name(res.exchange), fitter.bytes_ship() / 1e6, fitter.cost_ship(),
             fitter.bytes_reduce() / 1e6, fitter.cost_reduce(),
             cfg.exchange == Exchange::kAuto ? "" : ", forced",
             cfg.J <= kernels::kMaxSmallJ ? kernels::best().isa : "BLAS-3 (dsyrk)");
   auto stop_requested = [&] { return hooks.stop_requested && hooks.stop_requested(); };
   ExtrapolationState ex = start.extrapolation;
-  double push_seconds = 0;  // the last push of Z (extrapolation), counted in the next user half-step
+  double push_seconds =
+      0;  // the last push of Z (extrapolation), counted in the next user half-step
   auto offer = [&](int sweep, bool half, bool stopping, const SweepRecord* pending) {
     if (!hooks.on_state) return;
-    FitState st{sweep, half, stopping, fitter.factors(), pending, res.exchange, nullptr, nullptr, {},
-                fitter.prior()};
+    FitState st{sweep,   half,    stopping, fitter.factors(), pending, res.exchange,
+                nullptr, nullptr, {},       fitter.prior()};
     if (cfg.extrapolate) {
       st.u_prev = fitter.users_before_push();
       st.z_prev = fitter.comparisons_before_push();
@@ -786,9 +809,10 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     const auto& h = res.history;
     if (!res.stopped && h.size() > 1 && h.front().validation && h.back().validation &&
         h.back().validation->logloss > h.front().validation->logloss)
-      log::warn(comm, "the fit ends at a validation log-loss of {:.4f}, worse than its "
-                      "initialization's {:.4f} (over-fitting: docs/design.md, \"The population "
-                      "prior\")",
+      log::warn(comm,
+                "the fit ends at a validation log-loss of {:.4f}, worse than its "
+                "initialization's {:.4f} (over-fitting: docs/design.md, \"The population "
+                "prior\")",
                 h.back().validation->logloss, h.front().validation->logloss);
     return std::move(res);
   };
@@ -823,8 +847,8 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     first = start.sweep + 1;
     half_done = start.user_half_done;
     pending = start.pending;
-    const bool converged = cfg.extrapolate ? ex.calm_run >= 2
-                                           : res.history.back().rel_change < cfg.tol;
+    const bool converged =
+        cfg.extrapolate ? ex.calm_run >= 2 : res.history.back().rel_change < cfg.tol;
     if (!half_done && start.sweep >= 1 && converged) {
       res.converged = true;  // the checkpoint was written after the converging sweep
       return finish();

@@ -14,9 +14,12 @@ namespace pref {
 
 const char* items_name(Items i) {
   switch (i) {
-    case Items::kComparisons: return "comparisons";
-    case Items::kResponses: return "responses";
-    case Items::kEmbeddings: return "embeddings";
+    case Items::kComparisons:
+      return "comparisons";
+    case Items::kResponses:
+      return "responses";
+    case Items::kEmbeddings:
+      return "embeddings";
   }
   return "?";
 }
@@ -28,13 +31,14 @@ ItemData load_item_data(const io::LabelFile& file, Items kind, const mpi::Comm& 
   if (kind == Items::kComparisons) return d;
   mpi::agree(comm, [&] {
     if (!file.has_responses())
-      throw InputError(fmt::format("{} {}: {} has no response structure (/responses, "
-                                   "/comparisons; format version 2, docs/format.md); only "
-                                   "{} comparisons fits it",
-                                   option, items_name(kind), file.path(), option));
+      throw InputError(
+          fmt::format("{} {}: {} has no response structure (/responses, "
+                      "/comparisons; format version 2, docs/format.md); only "
+                      "{} comparisons fits it",
+                      option, items_name(kind), file.path(), option));
     if (kind == Items::kEmbeddings && file.responses().embedding_dim == 0)
-      throw InputError(fmt::format("{} embeddings: {} has no /responses/embedding", option,
-                                   file.path()));
+      throw InputError(
+          fmt::format("{} embeddings: {} has no /responses/embedding", option, file.path()));
   });
   const io::ResponseTable& t = file.responses();
   d.responses = t.responses;
@@ -141,7 +145,9 @@ std::vector<double> ItemModel::adjoint(const std::vector<double>& w) const {
   return out;
 }
 
-void ItemModel::comparisons(std::vector<double>& Z) const { apply(theta_, Z); }
+void ItemModel::comparisons(std::vector<double>& Z) const {
+  apply(theta_, Z);
+}
 
 double ItemModel::dot(const std::vector<double>& a, const std::vector<double>& b) const {
   double s = 0;
@@ -191,7 +197,8 @@ Eigen::MatrixXd ItemModel::hessian(const std::vector<double>& H) const {
   for (int j = 0; j < J_; ++j)
     for (int i = 0; i <= j; ++i) {
       for (std::uint64_t c = 0; c < nc_; ++c)
-        w[static_cast<Eigen::Index>(c)] = H[c * JJ + std::size_t(i) * J_ + j] + (i == j ? cfg_.mu_z : 0.0);
+        w[static_cast<Eigen::Index>(c)] =
+            H[c * JJ + std::size_t(i) * J_ + j] + (i == j ? cfg_.mu_z : 0.0);
       WX.noalias() = w.asDiagonal() * X;
       G.noalias() = X.transpose() * WX;
       for (Eigen::Index k = 0; k < dd; ++k)
@@ -280,8 +287,10 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
       Eigen::Map<Eigen::VectorXd> Dv(D.data(), static_cast<Eigen::Index>(n));
       const Eigen::Map<const Eigen::VectorXd> Gv(G.data(), static_cast<Eigen::Index>(n));
       Eigen::LLT<Eigen::MatrixXd> llt(H);
-      if (llt.info() == Eigen::Success) Dv = llt.solve(-Gv);
-      else Dv = H.ldlt().solve(-Gv);
+      if (llt.info() == Eigen::Success)
+        Dv = llt.solve(-Gv);
+      else
+        Dv = H.ldlt().solve(-Gv);
     }
     // Every rank takes rank 0's solution, so the replicated head stays bitwise one.
     mpi::broadcast(comm_, std::span<double>(D));

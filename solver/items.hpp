@@ -65,8 +65,8 @@ using LabelChange = std::function<void(const std::vector<double>& V, std::span<c
 
 struct ItemConfig {
   int J = 8;
-  double mu_z = 3.0;  // (mu_z/2) sum_p |z_p|^2, as for free comparisons
-  double mu_w = 1e-3;  // (mu_w/2) |theta|^2: fixes what the differences leave free
+  double mu_z = 3.0;                  // (mu_z/2) sum_p |z_p|^2, as for free comparisons
+  double mu_w = 1e-3;                 // (mu_w/2) |theta|^2: fixes what the differences leave free
   std::uint64_t cholesky_max = 4096;  // embeddings: Cholesky when d J is at most this
   double cg_tol = 1e-12;              // Newton-CG: relative residual
   int cg_max_iterations = 2000;
@@ -97,7 +97,8 @@ class ItemModel {
   // The gradient A^T (g + mu_z Z) + mu_w theta. Collective.
   std::vector<double> gradient(const std::vector<double>& Z, const std::vector<double>& g) const;
   // (A^T (H + mu_z I) A + mu_w I) v. Collective.
-  std::vector<double> hessian_times(const std::vector<double>& H, const std::vector<double>& v) const;
+  std::vector<double> hessian_times(const std::vector<double>& H,
+                                    const std::vector<double>& v) const;
   // Embeddings: the explicit d J x d J Hessian, index k J + j for W(k, j). Collective.
   Eigen::MatrixXd hessian(const std::vector<double>& H) const;
   // This rank's share of |gradient|^2 and of (mu_w/2)|theta|^2 (their sums over ranks are the
@@ -131,9 +132,9 @@ class ItemModel {
   std::uint64_t c0_ = 0, nc_ = 0;
   Partition rows_;
   std::vector<double> theta_;
-  GhostPlan plan_;                  // responses: Phi rows; embeddings: embedding rows
+  GhostPlan plan_;                      // responses: Phi rows; embeddings: embedding rows
   std::vector<std::uint32_t> ia_, ib_;  // per comparison: ghost index of its responses
-  std::vector<double> emb_ghost_;   // embeddings: ghost rows x d
+  std::vector<double> emb_ghost_;       // embeddings: ghost rows x d
   const char* last_solver_ = "";
   int last_cg_ = 0;
 };

@@ -21,8 +21,8 @@ struct Table {
                        std::span<const std::uint32_t> idx, std::span<const float> y,
                        const LabelPass& out);
   // q[k] = x_k . d for the partners x_k = table row idx[k].
-  void (*project)(int J, const double* d, const double* table,
-                  std::span<const std::uint32_t> idx, double* q);
+  void (*project)(int J, const double* d, const double* table, std::span<const std::uint32_t> idx,
+                  double* q);
   // d = -H^-1 g by Cholesky of the lower triangle of H (J x J column-major); false when a
   // squared pivot is not above min_pivot (or d is not finite).
   bool (*direction)(int J, const double* H, const double* g, double min_pivot, double* d);
@@ -33,8 +33,14 @@ struct Table {
 
 const Table& best();
 
-namespace generic { Table table(); }
-namespace avx2 { Table table(); }
-namespace avx512 { Table table(); }
+namespace generic {
+Table table();
+}
+namespace avx2 {
+Table table();
+}
+namespace avx512 {
+Table table();
+}
 
 }  // namespace pref::kernels

@@ -15,9 +15,15 @@ namespace {
 
 // Scalar code is faster with libm's functions; vector code with vmath's polynomials.
 #ifdef PREF_KERNEL_LIBM
-inline double exp_nonpos(double x) { return std::exp(x); }
-inline double expm1_small(double x) { return std::expm1(x); }
-inline double log1p_pos(double x) { return std::log1p(x); }
+inline double exp_nonpos(double x) {
+  return std::exp(x);
+}
+inline double expm1_small(double x) {
+  return std::expm1(x);
+}
+inline double log1p_pos(double x) {
+  return std::log1p(x);
+}
 #else
 using vmath::exp_nonpos;
 using vmath::expm1_small;
@@ -74,14 +80,18 @@ inline double hsum(vec<N> v) {
   }
 }
 constexpr int kPad = kV > kNR ? kV : kNR;
-constexpr int padded(int J) { return (J + kPad - 1) / kPad * kPad; }
+constexpr int padded(int J) {
+  return (J + kPad - 1) / kPad * kPad;
+}
 
 inline vd load(const double* p) {
   vd v;
   __builtin_memcpy(&v, p, sizeof v);
   return v;
 }
-inline void store(double* p, vd v) { __builtin_memcpy(p, &v, sizeof v); }
+inline void store(double* p, vd v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
 
 // The label loop for a compile-time J (JJ > 0) or a runtime one (JJ == 0), in blocks of kBlock
 // labels. Each block's partner rows are gathered as rows (kBlock x Jp, zero-padded to a whole
@@ -120,15 +130,24 @@ inline void hessian_block(const double* X, const double* S, int J, int Jp, int c
     for (int a0 = b0 / kV * kV; a0 < J; a0 += kMR * kV) {
       const int nv = std::min(kMR, (Jp - a0) / kV);
       switch (nv) {
-        case 1: hessian_tile<1>(X, S, Jp, c, a0, b0, hl); break;
-        case 2: hessian_tile<2>(X, S, Jp, c, a0, b0, hl); break;
+        case 1:
+          hessian_tile<1>(X, S, Jp, c, a0, b0, hl);
+          break;
+        case 2:
+          hessian_tile<2>(X, S, Jp, c, a0, b0, hl);
+          break;
 #if defined(__AVX2__)
-        case 3: hessian_tile<3>(X, S, Jp, c, a0, b0, hl); break;
+        case 3:
+          hessian_tile<3>(X, S, Jp, c, a0, b0, hl);
+          break;
 #endif
 #if defined(__AVX512F__)
-        case 4: hessian_tile<4>(X, S, Jp, c, a0, b0, hl); break;
+        case 4:
+          hessian_tile<4>(X, S, Jp, c, a0, b0, hl);
+          break;
 #endif
-        default: break;
+        default:
+          break;
       }
     }
   }
@@ -181,7 +200,7 @@ double accumulate_small(const double* w, int Jrt, const double* table,
   const int J = JJ > 0 ? JJ : Jrt;
   const int Jp = JJ > 0 ? kMaxJp : padded(J);
   double* g = out.g;
-  double* H = out.H;  // J x J column-major, lower triangle
+  double* H = out.H;                      // J x J column-major, lower triangle
   alignas(64) double X[kBlock * kMaxJp];  // rows, stride Jp
   alignas(64) double S[kBlock * kMaxJp];  // rows weighted by p (1 - p)
   alignas(64) double m[kBlock], e[kBlock], p[kBlock], r[kBlock], sw[kBlock], yb[kBlock],
@@ -340,9 +359,8 @@ constexpr auto kSmallJs = std::make_integer_sequence<int, kMaxSmallJ>{};
 
 struct Accumulate {
   template <int JJ>
-  static double run(int J, const double* w, const double* table,
-                    std::span<const std::uint32_t> idx, std::span<const float> y,
-                    const LabelPass& out) {
+  static double run(int J, const double* w, const double* table, std::span<const std::uint32_t> idx,
+                    std::span<const float> y, const LabelPass& out) {
     return accumulate_small<JJ>(w, J, table, idx, y, out);
   }
 };
@@ -361,9 +379,8 @@ struct Direction {
   }
 };
 
-double accumulate(int J, const double* w, const double* table,
-                  std::span<const std::uint32_t> idx, std::span<const float> y,
-                  const LabelPass& out) {
+double accumulate(int J, const double* w, const double* table, std::span<const std::uint32_t> idx,
+                  std::span<const float> y, const LabelPass& out) {
   return dispatch<Accumulate>(kSmallJs, J, J, w, table, idx, y, out);
 }
 
@@ -376,8 +393,8 @@ bool direction(int J, const double* H, const double* g, double min_pivot, double
   return dispatch<Direction>(kSmallJs, J, J, H, g, min_pivot, d);
 }
 
-double loss_change(const double* m, const double* p, const double* q, const float* y,
-                   std::size_t n, double t, std::vector<double>& scratch) {
+double loss_change(const double* m, const double* p, const double* q, const float* y, std::size_t n,
+                   double t, std::vector<double>& scratch) {
   // Per label into scratch (a loop that vectorizes), then summed in label order. Steps with
   // |t q| > 1 (rare: far from the optimum) take the exact softplus difference instead.
   scratch.resize(n);
@@ -397,6 +414,8 @@ double loss_change(const double* m, const double* p, const double* q, const floa
 
 }  // namespace
 
-Table table() { return {&accumulate, &project, &direction, &loss_change, PREF_KERNEL_ISA_NAME}; }
+Table table() {
+  return {&accumulate, &project, &direction, &loss_change, PREF_KERNEL_ISA_NAME};
+}
 
 }  // namespace pref::kernels::PREF_KERNEL_ISA

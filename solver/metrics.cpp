@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "solver/newton.hpp"
@@ -11,7 +11,9 @@
 namespace pref {
 
 namespace {
-bool by_score(const Scored& a, const Scored& b) { return a.score < b.score; }
+bool by_score(const Scored& a, const Scored& b) {
+  return a.score < b.score;
+}
 
 // A NaN score (a model with a NaN factor, or factors so large that u.z is inf - inf) ranks
 // lowest, tied with the other NaN scores: a defined AUC, and one total order for the sorts
@@ -135,7 +137,8 @@ double global_auc(const mpi::Comm& comm, std::vector<Scored>& items) {
 double global_auc(const mpi::Comm& comm, std::vector<Scored>& items, std::vector<Scored>& scratch) {
   std::erase_if(items, [](const Scored& s) { return s.label == 0.5f; });
   rank_nan_lowest(items);
-  sample_sort(comm, items, [](const Scored& s) { return s.score; }, scratch);
+  sample_sort(
+      comm, items, [](const Scored& s) { return s.score; }, scratch);
   std::uint64_t pos = 0, neg = 0;
   for (auto& s : items) {
     pos += s.label > 0.5f;
@@ -152,7 +155,8 @@ double global_auc(const mpi::Comm& comm, std::vector<Scored>& items, std::vector
 std::vector<double> global_quantiles(const mpi::Comm& comm, std::vector<double> values,
                                      std::span<const double> qs) {
   std::vector<double> scratch;
-  sample_sort(comm, values, [](double v) { return v; }, scratch);
+  sample_sort(
+      comm, values, [](double v) { return v; }, scratch);
   const std::uint64_t n_local = values.size();
   const std::uint64_t before = mpi::exscan_sum(comm, n_local);
   const std::uint64_t n = mpi::allreduce_sum(comm, n_local);

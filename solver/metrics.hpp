@@ -30,10 +30,10 @@ std::vector<double> global_quantiles(const mpi::Comm& comm, std::vector<double> 
 
 struct SplitMetrics {
   std::uint64_t labels = 0;
-  double logloss = 0;         // mean BCE over all labels (soft labels included)
-  double accuracy = 0;        // share of non-tie labels on the right side of 0
-  double auc = 0;             // global ROC-AUC
-  double user_auc_mean = 0;   // mean over users having both classes
+  double logloss = 0;        // mean BCE over all labels (soft labels included)
+  double accuracy = 0;       // share of non-tie labels on the right side of 0
+  double auc = 0;            // global ROC-AUC
+  double user_auc_mean = 0;  // mean over users having both classes
   std::uint64_t users_with_auc = 0;
 };
 

@@ -74,9 +74,8 @@ void project(const double* d, int J, const double* table, std::span<const std::u
     q[k] = Eigen::Map<const Eigen::RowVectorXd>(table + std::size_t(idx[k]) * J, J).dot(dv);
 }
 
-double accumulate(const double* w, int J, const double* table,
-                  std::span<const std::uint32_t> idx, std::span<const float> y,
-                  const LabelPass& out, RowWorkspace& ws) {
+double accumulate(const double* w, int J, const double* table, std::span<const std::uint32_t> idx,
+                  std::span<const float> y, const LabelPass& out, RowWorkspace& ws) {
   const std::size_t n = idx.size();
   // Above kMaxSmallJ the Hessian is formed from gathered blocks by a BLAS-3 rank update.
   if (J <= kernels::kMaxSmallJ) return kernels::best().accumulate(J, w, table, idx, y, out);
@@ -125,8 +124,8 @@ double accumulate_row(const double* w, int J, const double* table,
   return accumulate(w, J, table, idx, y, out, ws);
 }
 
-double loss_change(const double* m, const double* p, const double* q, const float* y,
-                   std::size_t n, double t, std::vector<double>& scratch) {
+double loss_change(const double* m, const double* p, const double* q, const float* y, std::size_t n,
+                   double t, std::vector<double>& scratch) {
   return kernels::best().loss_change(m, p, q, y, n, t, scratch);
 }
 

@@ -13,14 +13,18 @@
 namespace pref {
 
 // Numerically safe pieces for any margin.
-inline double softplus(double m) { return std::max(m, 0.0) + std::log1p(std::exp(-std::abs(m))); }
+inline double softplus(double m) {
+  return std::max(m, 0.0) + std::log1p(std::exp(-std::abs(m)));
+}
 inline double sigmoid(double m) {
   if (m >= 0) return 1.0 / (1.0 + std::exp(-m));
   const double e = std::exp(m);
   return e / (1.0 + e);
 }
 // BCE(sigmoid(m), y) = softplus(m) - y m.
-inline double bce(double m, double y) { return softplus(m) - y * m; }
+inline double bce(double m, double y) {
+  return softplus(m) - y * m;
+}
 
 // BCE(sigmoid(m + delta), y) - BCE(sigmoid(m), y), without subtracting two losses:
 // softplus(m + delta) - softplus(m) = log1p(sigmoid(m) expm1(delta)) keeps full relative precision
@@ -44,7 +48,9 @@ inline double bce_change(double m, double delta, double y) {
 // patterns), so that their results would part by about sqrt(machine epsilon).
 inline constexpr int kLadder = 12;
 inline constexpr double kArmijo = 1e-4;
-inline double ladder_step(int k) { return std::ldexp(1.0, -k); }
+inline double ladder_step(int k) {
+  return std::ldexp(1.0, -k);
+}
 
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
@@ -83,14 +89,13 @@ struct LabelPass {
   double* margins = nullptr;
   double* probs = nullptr;
 };
-double accumulate(const double* w, int J, const double* table,
-                  std::span<const std::uint32_t> idx, std::span<const float> y,
-                  const LabelPass& out, RowWorkspace& ws);
+double accumulate(const double* w, int J, const double* table, std::span<const std::uint32_t> idx,
+                  std::span<const float> y, const LabelPass& out, RowWorkspace& ws);
 
 // The change of sum_k BCE along a step: sum_k BCE(m_k + t q_k, y_k) - BCE(m_k, y_k), summed
 // term by term (see bce_change); p_k = sigmoid(m_k).
-double loss_change(const double* m, const double* p, const double* q, const float* y,
-                   std::size_t n, double t, std::vector<double>& scratch);
+double loss_change(const double* m, const double* p, const double* q, const float* y, std::size_t n,
+                   double t, std::vector<double>& scratch);
 
 // The regularization of a row: the ridge (mu/2)|w|^2, or a Gaussian prior
 // (1/2)(w - mean)^T precision (w - mean) (precision J x J symmetric, mean J; both outlive the

@@ -42,9 +42,11 @@ std::uint64_t PopulationConfig::heldout_comparisons() const {
 void PopulationConfig::validate() const {
   auto fail = [](const std::string& m) { throw InputError(m); };
   if (users == 0) fail("--users: must be at least 1");
-  if (users > io::kMaxIds) fail(fmt::format("--users: {} is more than pref supports ({})", users, io::kMaxIds));
+  if (users > io::kMaxIds)
+    fail(fmt::format("--users: {} is more than pref supports ({})", users, io::kMaxIds));
   if (comparisons == 0) fail("--comparisons: must be at least 1");
-  if (comparisons > io::kMaxIds) fail(fmt::format("--comparisons: {} is more than pref supports", comparisons));
+  if (comparisons > io::kMaxIds)
+    fail(fmt::format("--comparisons: {} is more than pref supports", comparisons));
   if (answers_per_user == 0) fail("--answers-per-user: must be at least 1");
   if (answers_per_user > comparisons)
     fail(fmt::format("--answers-per-user: {} exceeds --comparisons {} (answers are distinct)",
@@ -64,12 +66,15 @@ void PopulationConfig::validate() const {
     fail(fmt::format("--tie-band: {} must be >= 0", tie_band));
   if (!(label_noise >= 0 && label_noise <= 0.5))
     fail(fmt::format("--label-noise: {} outside [0, 0.5]", label_noise));
-  if (!(jitter >= 0) || !std::isfinite(jitter)) fail(fmt::format("--jitter: {} must be >= 0", jitter));
+  if (!(jitter >= 0) || !std::isfinite(jitter))
+    fail(fmt::format("--jitter: {} must be >= 0", jitter));
   if (!(validation_fraction >= 0 && test_fraction >= 0 && validation_fraction + test_fraction < 1))
     fail("--validation-fraction, --test-fraction: must be >= 0 with a sum below 1");
   if (train_answers() == 0)
-    fail(fmt::format("--answers-per-user: {} leaves no training answers after the validation "
-                     "and test fractions", answers_per_user));
+    fail(
+        fmt::format("--answers-per-user: {} leaves no training answers after the validation "
+                    "and test fractions",
+                    answers_per_user));
   if (clusters == 0) fail("--clusters: must be at least 1");
   // The cluster of each user is stored as int16 in /truth/user_type.
   if (clusters > 32767) fail(fmt::format("--clusters: {} is more than 32767", clusters));
@@ -88,8 +93,10 @@ void PopulationConfig::validate() const {
     fail(fmt::format("--responses-per-prompt: {} outside [2, 65536]", responses_per_prompt));
   const std::uint64_t P = prompt_count(), pairs = pairs_per_prompt();
   if (P > comparisons)
-    fail(fmt::format("--prompts: {} is more than --comparisons {} (every prompt needs a "
-                     "comparison)", P, comparisons));
+    fail(
+        fmt::format("--prompts: {} is more than --comparisons {} (every prompt needs a "
+                    "comparison)",
+                    P, comparisons));
   if (comparisons > P * pairs)
     fail(fmt::format("--comparisons: {} is more than {} prompts x {} pairs of {} responses",
                      comparisons, P, pairs, responses_per_prompt));
@@ -103,16 +110,18 @@ void PopulationConfig::validate() const {
   if (heldout_prompts >= P)
     fail(fmt::format("--heldout-prompts: {} leaves none of the {} prompts for training",
                      heldout_prompts, P));
-  if (popularity != Popularity::kUniform)
-    fail("--heldout-prompts: needs --popularity uniform");
+  if (popularity != Popularity::kUniform) fail("--heldout-prompts: needs --popularity uniform");
   const std::uint64_t held = heldout_comparisons(), train = comparisons - held;
   if (test_answers() > held)
-    fail(fmt::format("--heldout-prompts: {} test answers per user exceed the {} comparisons of "
-                     "the held-out prompts", test_answers(), held));
+    fail(
+        fmt::format("--heldout-prompts: {} test answers per user exceed the {} comparisons of "
+                    "the held-out prompts",
+                    test_answers(), held));
   if (answers_per_user - test_answers() > train)
-    fail(fmt::format("--answers-per-user: {} training and validation answers exceed the {} "
-                     "comparisons of the training prompts",
-                     answers_per_user - test_answers(), train));
+    fail(
+        fmt::format("--answers-per-user: {} training and validation answers exceed the {} "
+                    "comparisons of the training prompts",
+                    answers_per_user - test_answers(), train));
   if (new_users > 0 && new_user_answers > train)
     fail(fmt::format("--new-user-answers: {} exceeds the {} comparisons of the training prompts",
                      new_user_answers, train));
@@ -261,9 +270,8 @@ void Population::draw_answers(Rng& rng, std::uint64_t k, std::vector<std::uint32
           "lower the exponent or the answers per user",
           k, m, cfg_.zipf_exponent));
     const double x = rng.uniform();
-    const auto c = static_cast<std::uint32_t>(
-        std::min<std::uint64_t>(m - 1, std::upper_bound(zipf_cdf_.begin(), zipf_cdf_.end(), x) -
-                                           zipf_cdf_.begin()));
+    const auto c = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+        m - 1, std::upper_bound(zipf_cdf_.begin(), zipf_cdf_.end(), x) - zipf_cdf_.begin()));
     if (!taken(c)) out.push_back(c);
   }
 }
@@ -275,8 +283,8 @@ void Population::draw_from_pool(Rng& rng, std::uint64_t k, const std::vector<std
   const std::uint64_t m = pool.size();
   for (std::uint64_t j = m - k; j < m; ++j) {
     const std::uint64_t t = rng.below(j + 1);
-    const bool taken =
-        std::find(out.begin() + static_cast<std::ptrdiff_t>(start), out.end(), pool[t]) != out.end();
+    const bool taken = std::find(out.begin() + static_cast<std::ptrdiff_t>(start), out.end(),
+                                 pool[t]) != out.end();
     out.push_back(pool[taken ? j : t]);
   }
 }
@@ -400,18 +408,19 @@ void write_responses(const Population& pop, io::LabelFileWriter& w, hid_t truth,
   const std::string path = w.path();
   w.create_responses(R, c.prompt_count(), d);
   const hsize_t sdims[2] = {R, kAttributes};
-  h5::Handle sset =
-      h5::create_dataset(truth, "response_attributes", H5T_IEEE_F32LE, sdims, path);
+  h5::Handle sset = h5::create_dataset(truth, "response_attributes", H5T_IEEE_F32LE, sdims, path);
   {
     const Partition part = Partition::uniform(R, comm.size());
     const std::uint64_t r0 = part.begin(comm.rank()), n = part.count(comm.rank());
     // Rows in rounds of about 2^22 embedding values.
-    const std::uint64_t chunk = std::max<std::uint64_t>(1, (std::uint64_t{1} << 22) / std::max<std::uint64_t>(d, 1));
+    const std::uint64_t chunk =
+        std::max<std::uint64_t>(1, (std::uint64_t{1} << 22) / std::max<std::uint64_t>(d, 1));
     const std::uint64_t rounds = mpi::allreduce_max(comm, (n + chunk - 1) / chunk);
     std::vector<std::uint32_t> prompt;
     std::vector<float> emb, attrs;
     for (std::uint64_t k = 0; k < rounds; ++k) {
-      const std::uint64_t lo = r0 + std::min(n, k * chunk), hi = r0 + std::min(n, k * chunk + chunk);
+      const std::uint64_t lo = r0 + std::min(n, k * chunk),
+                          hi = r0 + std::min(n, k * chunk + chunk);
       prompt.resize(hi - lo);
       emb.resize((hi - lo) * d);
       attrs.resize((hi - lo) * kAttributes);
@@ -419,10 +428,12 @@ void write_responses(const Population& pop, io::LabelFileWriter& w, hid_t truth,
         prompt[r - lo] = static_cast<std::uint32_t>(r / c.responses_per_prompt);
         if (d) pop.embedding(r, std::span<float>(emb.data() + (r - lo) * d, d));
         auto s = pop.response_attributes(r);
-        for (int a = 0; a < kAttributes; ++a) attrs[(r - lo) * kAttributes + a] = static_cast<float>(s[a]);
+        for (int a = 0; a < kAttributes; ++a)
+          attrs[(r - lo) * kAttributes + a] = static_cast<float>(s[a]);
       }
       w.write_responses(lo, prompt, emb);
-      h5::write_rows<float>(sset.get(), lo, hi - lo, attrs, comm, path + ": /truth/response_attributes");
+      h5::write_rows<float>(sset.get(), lo, hi - lo, attrs, comm,
+                            path + ": /truth/response_attributes");
     }
   }
   {
@@ -441,7 +452,8 @@ void write_responses(const Population& pop, io::LabelFileWriter& w, hid_t truth,
     const Partition part = Partition::uniform(kAttributes, comm.size());
     const std::uint64_t k0 = part.begin(comm.rank()), n = part.count(comm.rank());
     std::vector<float> m(n * d);
-    for (std::uint64_t i = 0; i < n * d; ++i) m[i] = static_cast<float>(pop.embedding_map()[k0 * d + i]);
+    for (std::uint64_t i = 0; i < n * d; ++i)
+      m[i] = static_cast<float>(pop.embedding_map()[k0 * d + i]);
     h5::write_rows<float>(mset.get(), k0, n, m, comm, path + ": /truth/embedding_map");
   }
 }
@@ -481,7 +493,8 @@ std::uint64_t write_users(const Population& pop, bool new_users, io::LabelFileWr
       for (std::uint64_t i = b0; i < b1; ++i) {
         pop.user_labels(i, new_users, &cols[0], &cols[1], &cols[2]);
         const int t = pop.user_weights(i, new_users, u);
-        for (std::uint32_t j = 0; j < c.rank; ++j) wbuf[(i - b0) * c.rank + j] = static_cast<float>(u[j]);
+        for (std::uint32_t j = 0; j < c.rank; ++j)
+          wbuf[(i - b0) * c.rank + j] = static_cast<float>(u[j]);
         tbuf[i - b0] = static_cast<std::int16_t>(t);
       }
     });
@@ -491,7 +504,8 @@ std::uint64_t write_users(const Population& pop, bool new_users, io::LabelFileWr
       written += cols[s].size();
     }
     h5::write_rows<float>(weights, b0, b1 - b0, wbuf, comm, w.path() + ": truth");
-    if (types >= 0) h5::write_rows<std::int16_t>(types, b0, b1 - b0, tbuf, comm, w.path() + ": truth");
+    if (types >= 0)
+      h5::write_rows<std::int16_t>(types, b0, b1 - b0, tbuf, comm, w.path() + ": truth");
     *progress_done += mpi::allreduce_sum(comm, b1 - b0);
     const auto now = std::chrono::steady_clock::now();
     if (std::chrono::duration<double>(now - last).count() > 5.0 || round + 1 == rounds) {
@@ -514,14 +528,16 @@ GenerateStats write_population(const Population& pop, const std::string& path,
   if (c.validation_answers() > 0)
     w.create(io::Split::kValidation, c.users * c.validation_answers(), true);
   if (c.test_answers() > 0) w.create(io::Split::kTest, c.users * c.test_answers(), true);
-  if (c.new_users > 0) w.create(io::Split::kNewUsers, c.new_users * c.new_user_answers, true, c.new_users);
+  if (c.new_users > 0)
+    w.create(io::Split::kNewUsers, c.new_users * c.new_user_answers, true, c.new_users);
   write_generator_attributes(f, c, path);
 
   const bool typed = c.model == PopulationConfig::Model::kAttributes ||
                      c.user_dist == PopulationConfig::UserDist::kMixture;
   h5::Handle truth = h5::create_group(f, "/truth", path);
   const hsize_t zdims[2] = {c.comparisons, c.rank};
-  h5::Handle zset = h5::create_dataset(truth.get(), "comparison_factors", H5T_IEEE_F32LE, zdims, path);
+  h5::Handle zset =
+      h5::create_dataset(truth.get(), "comparison_factors", H5T_IEEE_F32LE, zdims, path);
   {
     const Partition part = Partition::uniform(c.comparisons, comm.size());
     const std::uint64_t p0 = part.begin(comm.rank()), np = part.count(comm.rank());
@@ -544,11 +560,11 @@ GenerateStats write_population(const Population& pop, const std::string& path,
     const hsize_t wdims[2] = {n, c.rank};
     const hsize_t tdims[1] = {n};
     h5::Handle wset = h5::create_dataset(loc, "user_weights", H5T_IEEE_F32LE, wdims, path);
-    h5::Handle tset = typed ? h5::create_dataset(loc, "user_type", H5T_STD_I16LE, tdims, path)
-                            : h5::Handle();
+    h5::Handle tset =
+        typed ? h5::create_dataset(loc, "user_type", H5T_STD_I16LE, tdims, path) : h5::Handle();
     stats.labels += mpi::allreduce_sum(
-        comm, write_users(pop, nu, w, wset.get(), typed ? tset.get() : H5I_INVALID_HID, comm,
-                          &done, total_users));
+        comm, write_users(pop, nu, w, wset.get(), typed ? tset.get() : H5I_INVALID_HID, comm, &done,
+                          total_users));
   }
   zset.reset();
   truth.reset();

@@ -126,13 +126,13 @@ class Population {
                              std::vector<std::uint32_t>& out);
   void make_responses();
   PopulationConfig cfg_;
-  std::vector<double> s_;                     // responses x 7 attributes
-  std::vector<std::uint32_t> first_, second_;  // comparisons
-  std::vector<double> map_;                   // 7 x embedding_dim
+  std::vector<double> s_;                                 // responses x 7 attributes
+  std::vector<std::uint32_t> first_, second_;             // comparisons
+  std::vector<double> map_;                               // 7 x embedding_dim
   std::vector<std::uint32_t> train_pool_, heldout_pool_;  // with held-out prompts
-  std::vector<double> z_;        // comparisons x rank
-  std::vector<double> zipf_cdf_;  // popularity
-  std::vector<double> centres_;  // lowrank mixture: clusters x rank
+  std::vector<double> z_;                                 // comparisons x rank
+  std::vector<double> zipf_cdf_;                          // popularity
+  std::vector<double> centres_;                           // lowrank mixture: clusters x rank
 };
 
 // Generates the population and writes it as a label file (with truth and new users) to `path`,

@@ -60,7 +60,8 @@ bool add_inverse_fixed(int Jrt, const double* H, double* acc) {
 template <int... Js>
 bool add_inverse_dispatch(std::integer_sequence<int, Js...>, int J, const double* H, double* acc) {
   bool ok = false;
-  const bool done = ((J == Js + 1 ? (ok = add_inverse_fixed<Js + 1>(J, H, acc), true) : false) || ...);
+  const bool done =
+      ((J == Js + 1 ? (ok = add_inverse_fixed<Js + 1>(J, H, acc), true) : false) || ...);
   if (!done) ok = add_inverse_fixed<0>(J, H, acc);
   return ok;
 }
@@ -91,9 +92,10 @@ void PopulationPrior::set_covariance(std::vector<double> cov) {
   const Eigen::Map<const Matrix> c(cov.data(), J, J);
   Eigen::LLT<Matrix> llt(c);
   if (llt.info() != Eigen::Success || !c.allFinite())
-    throw Error(fmt::format("population prior: the covariance is not positive definite "
-                            "(trace {})",
-                            c.trace()));
+    throw Error(
+        fmt::format("population prior: the covariance is not positive definite "
+                    "(trace {})",
+                    c.trace()));
   const Matrix L = llt.matrixL();
   log_det = 2.0 * L.diagonal().array().log().sum();
   Matrix P = llt.solve(Matrix::Identity(J, J));
@@ -117,9 +119,7 @@ std::vector<double> PopulationPrior::eigenvalues() const {
 }
 
 void add_spd_inverse(int J, const double* H, double* acc) {
-  if (J <= 32 &&
-      add_inverse_dispatch(std::make_integer_sequence<int, 32>{}, J, H, acc))
-    return;
+  if (J <= 32 && add_inverse_dispatch(std::make_integer_sequence<int, 32>{}, J, H, acc)) return;
   // Large J, or a pivot lost to rounding: Eigen's pivoted LDL^T of the lower triangle.
   Matrix h(J, J);
   for (int b = 0; b < J; ++b)

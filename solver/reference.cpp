@@ -29,8 +29,8 @@ double generator_temperature(const io::LabelFile& data, const mpi::Comm& comm) {
     if (h5::has_attribute(g.get(), "temperature"))
       t = h5::read_attribute<double>(g.get(), "temperature", data.path() + ": /generator");
     if (!(t > 0) || !std::isfinite(t))
-      throw InputError(fmt::format("{}: /generator: temperature {} is not a positive number",
-                                   data.path(), t));
+      throw InputError(
+          fmt::format("{}: /generator: temperature {} is not a positive number", data.path(), t));
   });
   return t;
 }
@@ -43,22 +43,24 @@ Factors reference_factors(const mpi::Comm& comm, const io::LabelFile& data, Refe
   const int me = comm.rank();
   mpi::agree(comm, [&] {
     if (!h5::exists(data.handle(), "/truth"))
-      throw InputError(data.path() + ": no /truth group (a reference needs a synthetic "
-                                     "population's ground truth)");
+      throw InputError(data.path() +
+                       ": no /truth group (a reference needs a synthetic "
+                       "population's ground truth)");
   });
   const double T = generator_temperature(data, comm);
   std::uint64_t R = 0, Ru = 0;
-  const std::vector<float> zt = io::read_matrix_rows(
-      data.handle(), "/truth/comparison_factors", parts.comparisons.begin(me),
-      parts.comparisons.count(me), &R, comm, data.path());
+  const std::vector<float> zt =
+      io::read_matrix_rows(data.handle(), "/truth/comparison_factors", parts.comparisons.begin(me),
+                           parts.comparisons.count(me), &R, comm, data.path());
   const std::vector<float> ut =
       io::read_matrix_rows(data.handle(), "/truth/user_weights", parts.users.begin(me),
                            parts.users.count(me), &Ru, comm, data.path());
   mpi::agree(comm, [&] {
     if (R != Ru || R == 0)
-      throw InputError(fmt::format("{}: /truth: user weights of {} columns, comparison factors "
-                                   "of {}",
-                                   data.path(), Ru, R));
+      throw InputError(
+          fmt::format("{}: /truth: user weights of {} columns, comparison factors "
+                      "of {}",
+                      data.path(), Ru, R));
   });
   Factors f;
   f.J = static_cast<int>(R);

@@ -310,7 +310,8 @@ std::vector<double> gram(const mpi::Comm& comm, int k, const std::vector<double>
     for (std::size_t e = 0; e < kk; ++e) g[e] += all[q * kk + e];
   // Column-major upper triangle (i <= j at i + j k) to a full row-major matrix.
   for (int j = 0; j < k; ++j)
-    for (int i = 0; i < j; ++i) g[static_cast<std::size_t>(i) * k + j] = g[i + static_cast<std::size_t>(j) * k];
+    for (int i = 0; i < j; ++i)
+      g[static_cast<std::size_t>(i) * k + j] = g[i + static_cast<std::size_t>(j) * k];
   return g;
 }
 
@@ -340,7 +341,8 @@ bool cholesky_upper(int k, const std::vector<double>& g, double shift, std::vect
     // Column j of R: R(i, j) for i <= j (R^T R = G, G(i, j) = sum_l R(l, i) R(l, j)).
     for (int i = 0; i <= j; ++i) {
       double sum = g[static_cast<std::size_t>(i) * k + j] + (i == j ? shift : 0.0);
-      for (int l = 0; l < i; ++l) sum -= r[static_cast<std::size_t>(l) * k + i] * r[static_cast<std::size_t>(l) * k + j];
+      for (int l = 0; l < i; ++l)
+        sum -= r[static_cast<std::size_t>(l) * k + i] * r[static_cast<std::size_t>(l) * k + j];
       if (i == j) {
         if (!(sum > 0) || !std::isfinite(sum)) return false;
         r[static_cast<std::size_t>(j) * k + j] = std::sqrt(sum);
@@ -368,12 +370,14 @@ void solve_right(int k, const std::vector<double>& r, std::vector<double>& local
 }
 
 // c = a b for upper triangular k x k (row-major).
-std::vector<double> upper_product(int k, const std::vector<double>& a, const std::vector<double>& b) {
+std::vector<double> upper_product(int k, const std::vector<double>& a,
+                                  const std::vector<double>& b) {
   std::vector<double> c(static_cast<std::size_t>(k) * k, 0.0);
   for (int i = 0; i < k; ++i)
     for (int j = i; j < k; ++j) {
       double sum = 0;
-      for (int l = i; l <= j; ++l) sum += a[static_cast<std::size_t>(i) * k + l] * b[static_cast<std::size_t>(l) * k + j];
+      for (int l = i; l <= j; ++l)
+        sum += a[static_cast<std::size_t>(i) * k + l] * b[static_cast<std::size_t>(l) * k + j];
       c[static_cast<std::size_t>(i) * k + j] = sum;
     }
   return c;

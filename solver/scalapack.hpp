@@ -61,7 +61,6 @@ void pdgemm_(const char* transa, const char* transb, const int* m, const int* n,
              const double* b, const int* ib, const int* jb, const int* descb, const double* beta,
              double* c, const int* ic, const int* jc, const int* descc, std::size_t transa_len,
              std::size_t transb_len);
-
 }
 
 namespace pref::scalapack {

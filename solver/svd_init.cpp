@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <climits>
-#include <limits>
 #include <cmath>
+#include <limits>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -78,7 +78,9 @@ inline constexpr std::uint64_t kScatterRows = 32768;
 inline constexpr std::uint64_t kScatterBytes = std::uint64_t{64} << 20;
 
 // The label value as an entry of M.
-inline double entry(float y) { return 2.0 * static_cast<double>(y) - 1.0; }
+inline double entry(float y) {
+  return 2.0 * static_cast<double>(y) - 1.0;
+}
 
 // RW: 0 to read, 1 to write (a template parameter: __builtin_prefetch needs a constant, also in
 // unoptimized builds).
@@ -108,7 +110,8 @@ void gather_rows(const LabelView& m, std::size_t r0, std::size_t r1, const doubl
     for (std::size_t r = r0; r < r1; ++r) {
       double acc[K] = {};
       for (std::uint64_t e = m.ptr[r]; e < m.ptr[r + 1]; ++e) {
-        prefetch_row<K, 0>(x + std::size_t(m.idx[std::min<std::size_t>(e + kPrefetchAhead, last)]) * K);
+        prefetch_row<K, 0>(x +
+                           std::size_t(m.idx[std::min<std::size_t>(e + kPrefetchAhead, last)]) * K);
         const double v = entry(m.val[e]);
         const double* xr = x + std::size_t(m.idx[e]) * K;
         for (int j = 0; j < K; ++j) acc[j] += v * xr[j];
@@ -153,7 +156,8 @@ void scatter_rows(const LabelView& m, std::size_t r0, std::size_t r1, const doub
       double xr[K];
       for (int j = 0; j < K; ++j) xr[j] = x[r * K + j];
       for (; e < end; ++e) {
-        prefetch_row<K, 1>(table + std::size_t(m.idx[std::min<std::size_t>(e + kPrefetchAhead, last)]) * K);
+        prefetch_row<K, 1>(table +
+                           std::size_t(m.idx[std::min<std::size_t>(e + kPrefetchAhead, last)]) * K);
         const double v = entry(m.val[e]);
         double* g = table + std::size_t(m.idx[e]) * K;
         for (int j = 0; j < K; ++j) g[j] += v * xr[j];
@@ -172,7 +176,8 @@ void scatter_rows(const LabelView& m, std::size_t r0, std::size_t r1, const doub
 // Calls f(std::integral_constant<int, K>) with K = k if 1 <= k <= kMaxFixedWidth, else K = 0.
 template <class F, int... Ks>
 void with_width_impl(int k, F&& f, std::integer_sequence<int, Ks...>) {
-  const bool hit = ((k == Ks + 1 ? (f(std::integral_constant<int, Ks + 1>{}), true) : false) || ...);
+  const bool hit =
+      ((k == Ks + 1 ? (f(std::integral_constant<int, Ks + 1>{}), true) : false) || ...);
   if (!hit) f(std::integral_constant<int, 0>{});
 }
 template <class F>
@@ -265,8 +270,8 @@ class SparseOp {
       constexpr int K = decltype(width)::value;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_) if (threads_ > 1)
       for (std::size_t b = 0; b < blocks; ++b)
-        gather_rows<K>(view_, b * kRowBlock, std::min(rows, (b + 1) * kRowBlock), table_.data(),
-                       k_, out.data());
+        gather_rows<K>(view_, b * kRowBlock, std::min(rows, (b + 1) * kRowBlock), table_.data(), k_,
+                       out.data());
     });
   }
   // out (own partners x k) = M_rows^T x, x: this rank's rows x k.
@@ -391,7 +396,8 @@ TruncatedSvd randomized_svd(const mpi::Comm& comm, const LabelMatrix& train, con
   std::vector<double> Y;  // this rank's users x k
   auto orth = [&](const Partition& rows, std::vector<double>& a, std::vector<double>* r) {
     tick();
-    const scalapack::QrPath path = scalapack::orthonormalize(comm, column, rows, k, a, r, cfg.qr, cfg.threads);
+    const scalapack::QrPath path =
+        scalapack::orthonormalize(comm, column, rows, k, a, r, cfg.qr, cfg.threads);
     ++out.qr_paths[static_cast<int>(path)];
     tock(out.seconds_factorizations);
   };

@@ -59,14 +59,14 @@ const char* svd_kind_name(SvdKind k);
 struct SvdConfig {
   SvdKind kind = SvdKind::kRandomized;
   int J = 8;
-  int oversampling = 10;      // randomized: sketch width k = J + oversampling
+  int oversampling = 10;  // randomized: sketch width k = J + oversampling
   // randomized: at most q passes of M M^T, fewer when the top J singular value estimates settle
   // to power_tol (relative change in one pass; 0: always q passes)
   int power_iterations = 30;
   double power_tol = 1e-3;
   // randomized: tall-skinny orthonormalization (CholeskyQR2 with fallbacks, or Householder)
   scalapack::TallSkinnyQr qr = scalapack::TallSkinnyQr::kCholesky;
-  int threads = 1;            // randomized: OpenMP threads of the sparse products
+  int threads = 1;  // randomized: OpenMP threads of the sparse products
   // randomized: the partner table of the sparse products (see svd_init.cpp): every partner id
   // or only those this rank's labels touch; kAuto chooses (the result is the same bits).
   enum class Table { kAuto, kDense, kSparse } table = Table::kAuto;

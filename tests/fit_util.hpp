@@ -47,8 +47,8 @@ inline std::vector<double> allgather_rows(const mpi::Comm& comm, const std::vect
   std::vector<int> displs(counts.size(), 0);
   for (std::size_t r = 1; r < counts.size(); ++r) displs[r] = displs[r - 1] + counts[r - 1];
   std::vector<double> all(displs.back() + counts.back());
-  PREF_MPI_CHECK(MPI_Allgatherv(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE,
-                                all.data(), counts.data(), displs.data(), MPI_DOUBLE, comm.get()));
+  PREF_MPI_CHECK(MPI_Allgatherv(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE, all.data(),
+                                counts.data(), displs.data(), MPI_DOUBLE, comm.get()));
   return all;
 }
 

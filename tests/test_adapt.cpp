@@ -27,8 +27,12 @@ using Vector = Eigen::VectorXd;
 
 namespace {
 
-double ref_sigmoid(double m) { return 1.0 / (1.0 + std::exp(-m)); }
-double ref_softplus(double m) { return m > 0 ? m + std::log1p(std::exp(-m)) : std::log1p(std::exp(m)); }
+double ref_sigmoid(double m) {
+  return 1.0 / (1.0 + std::exp(-m));
+}
+double ref_softplus(double m) {
+  return m > 0 ? m + std::log1p(std::exp(-m)) : std::log1p(std::exp(m));
+}
 
 struct Case {
   int J = 4, M = 40;
@@ -148,9 +152,9 @@ TEST(Adapt, MapAndMleMeetOptimalityAndMatchDenseReference) {
       Case c = make_case(seed, J, 40, answers, separable);
       const adapt::Penalty ridge = adapt::Penalty::ridge(J, adapt::kPaperRidge);
       for (const adapt::Penalty* p : {static_cast<const adapt::Penalty*>(&c.prior), &ridge}) {
-        SCOPED_TRACE(::testing::Message() << "seed " << seed << " J " << J << " answers "
-                                          << answers << (separable ? " separable" : "")
-                                          << (p == &ridge ? " MLE" : " MAP"));
+        SCOPED_TRACE(::testing::Message()
+                     << "seed " << seed << " J " << J << " answers " << answers
+                     << (separable ? " separable" : "") << (p == &ridge ? " MLE" : " MAP"));
         adapt::Workspace ws;
         Vector u = p->mean;
         const adapt::SolveStats st = adapt::solve(u, answers_of(c), *p, ws);
@@ -229,8 +233,8 @@ TEST(Adapt, QuestionLoopMatchesBruteForceAtEveryStep) {
       std::vector<float> val(M), test_val;
       for (std::size_t k = 0; k < c.idx.size(); ++k) val[c.idx[k]] = c.y[k];
       for (int i = 0; i < M; ++i) comp[i] = i;
-      adapt::UserPool pool{{comp.data(), 50}, {val.data(), 50}, {comp.data() + 50, 20},
-                           {val.data() + 50, 20}};
+      adapt::UserPool pool{
+          {comp.data(), 50}, {val.data(), 50}, {comp.data() + 50, 20}, {val.data() + 50, 20}};
       adapt::Plan plan;
       plan.select = sel;
       plan.answers = 15;
@@ -253,8 +257,8 @@ TEST(Adapt, QuestionLoopMatchesBruteForceAtEveryStep) {
           Vector u = plan.selection->mean;
           adapt::Workspace w2;
           adapt::solve(u, answers_of(sub), *plan.selection, w2);
-          const int want = brute_force_pick(c, pool_ids, asked, sub.idx, u,
-                                            plan.selection->precision);
+          const int want =
+              brute_force_pick(c, pool_ids, asked, sub.idx, u, plan.selection->precision);
           EXPECT_EQ(res.asked[t], pool_ids[want]) << adapt::select_name(sel) << " step " << t;
         }
         EXPECT_FALSE(asked[res.asked[t]]);
@@ -267,8 +271,7 @@ TEST(Adapt, QuestionLoopMatchesBruteForceAtEveryStep) {
       all.idx = res.asked;
       all.y = res.answers;
       const Matrix Hinv = ref_hessian(c, res.asked, res.u, c.prior.precision).inverse();
-      EXPECT_LE((res.covariance - Hinv).cwiseAbs().maxCoeff(),
-                1e-10 * Hinv.cwiseAbs().maxCoeff());
+      EXPECT_LE((res.covariance - Hinv).cwiseAbs().maxCoeff(), 1e-10 * Hinv.cwiseAbs().maxCoeff());
       EXPECT_LE(ref_grad(all, res.u, c.prior).cwiseAbs().maxCoeff(), 1e-8);
       // The held-out AUC at the last budget, by pairs.
       double wins = 0, pairs = 0;
@@ -291,8 +294,8 @@ TEST(Adapt, RandomChoiceIsReproducibleAndUsesOnlyThePool) {
   std::vector<std::uint32_t> comp(60);
   std::vector<float> val(60, 1.0f);
   for (int i = 0; i < 60; ++i) comp[i] = i;
-  adapt::UserPool pool{{comp.data(), 40}, {val.data(), 40}, {comp.data() + 40, 20},
-                       {val.data() + 40, 20}};
+  adapt::UserPool pool{
+      {comp.data(), 40}, {val.data(), 40}, {comp.data() + 40, 20}, {val.data() + 40, 20}};
   adapt::Plan plan;
   plan.select = adapt::Select::kRandom;
   plan.answers = 40;  // the whole askable pool

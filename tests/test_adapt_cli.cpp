@@ -26,11 +26,23 @@ class AdaptCli : public ::testing::Test {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     dir_ = fresh_dir("test_adapt_cli");
     auto gen = [](const std::string& out, int comparisons, int new_users) {
-      return std::vector<std::string>{
-          "generate", "--model", "attributes", "--users", "400", "--comparisons",
-          std::to_string(comparisons), "--answers-per-user", "20", "--new-users",
-          std::to_string(new_users), "--new-user-answers", std::to_string(kPool), "--seed", "3",
-          "--out", out};
+      return std::vector<std::string>{"generate",
+                                      "--model",
+                                      "attributes",
+                                      "--users",
+                                      "400",
+                                      "--comparisons",
+                                      std::to_string(comparisons),
+                                      "--answers-per-user",
+                                      "20",
+                                      "--new-users",
+                                      std::to_string(new_users),
+                                      "--new-user-answers",
+                                      std::to_string(kPool),
+                                      "--seed",
+                                      "3",
+                                      "--out",
+                                      out};
     };
     must(run_pref(2, gen(path("data.h5"), kComparisons, kNewUsers)));
     must(run_pref(2, gen(path("other_m.h5"), kComparisons + 1, kNewUsers)));
@@ -41,21 +53,19 @@ class AdaptCli : public ::testing::Test {
                       "--max-sweeps", "8", "--prior", "ridge", "--out", path("model.h5")}));
     must(run_pref(2, {"fit", "--data", path("data.h5"), "--rank", std::to_string(kRank),
                       "--max-sweeps", "8", "--out", path("model_fitted_prior.h5")}));
-    must(run_pref(2, {"fit", "--data", path("data.h5"), "--model", "shared", "--rank", "1", "--max-sweeps", "3",
-                      "--out", path("shared.h5")}));
+    must(run_pref(2, {"fit", "--data", path("data.h5"), "--model", "shared", "--rank", "1",
+                      "--max-sweeps", "3", "--out", path("shared.h5")}));
   }
   static void TearDownTestSuite() {
     if (!::testing::UnitTest::GetInstance()->Failed()) fs::remove_all(dir_);
   }
-  static void must(const RunResult& r) {
-    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
-  }
+  static void must(const RunResult& r) { ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err; }
   static std::string path(const std::string& name) { return dir_ + "/" + name; }
   static std::vector<std::string> adapt_args(const std::string& out,
                                              std::vector<std::string> extra = {}) {
-    std::vector<std::string> a = {"adapt", "--model", path("model.h5"), "--data", path("data.h5"),
-                                  "--out", out, "--answers", "8", "--test-answers", "20",
-                                  "--budgets", "1,2,8"};
+    std::vector<std::string> a = {
+        "adapt",     "--model", path("model.h5"), "--data", path("data.h5"), "--out", out,
+        "--answers", "8",       "--test-answers", "20",     "--budgets",     "1,2,8"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -71,7 +81,8 @@ class AdaptCli : public ::testing::Test {
       const auto lines = error_lines(r);
       ASSERT_EQ(lines.size(), 1u) << r.err;
       EXPECT_EQ(lines[0].rfind("pref: error: ", 0), 0u) << lines[0];
-      for (const auto& n : needles) EXPECT_TRUE(contains(lines[0], n)) << "no '" << n << "' in " << lines[0];
+      for (const auto& n : needles)
+        EXPECT_TRUE(contains(lines[0], n)) << "no '" << n << "' in " << lines[0];
     }
   }
   // A label file of 3 training users over kComparisons comparisons whose /new_users group
@@ -116,10 +127,9 @@ TEST_F(AdaptCli, SameFileAtOneTwoAndFourRanks) {
       SCOPED_TRACE(std::string(select) + " " + prior);
       std::vector<std::future<RunResult>> runs;
       for (int np : {1, 2, 4})
-        runs.push_back(std::async(std::launch::async, run_pref, np,
-                                  adapt_args(path(fmt(select, prior, np)),
-                                             {"--select", select, "--prior", prior}),
-                                  120));
+        runs.push_back(std::async(
+            std::launch::async, run_pref, np,
+            adapt_args(path(fmt(select, prior, np)), {"--select", select, "--prior", prior}), 120));
       for (auto& r : runs) must(r.get());
       const std::string one = path(fmt(select, prior, 1));
       EXPECT_EQ(result_differences(one, path(fmt(select, prior, 2))), std::vector<std::string>{});
@@ -136,8 +146,7 @@ TEST_F(AdaptCli, SameFileAtOneTwoAndFourRanks) {
         EXPECT_EQ(distinct.size(), 8u) << "user " << u;
         for (int i = 0; i < kRank; ++i) {
           EXPECT_GT(cov[u * 9 + i * 4], 0.0);
-          for (int j = 0; j < kRank; ++j)
-            EXPECT_EQ(cov[u * 9 + i * 3 + j], cov[u * 9 + j * 3 + i]);
+          for (int j = 0; j < kRank; ++j) EXPECT_EQ(cov[u * 9 + i * 3 + j], cov[u * 9 + j * 3 + i]);
         }
       }
       const auto auc = h5_read<double>(f, "/budget_auc");

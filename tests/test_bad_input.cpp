@@ -51,7 +51,8 @@ class BadInput : public ::testing::Test {
 
   // Writes a label file: the root attributes, then whatever `body` writes.
   static std::string make(const std::string& name, const std::function<void(hid_t)>& body,
-                          std::uint64_t n_users = kUsers, std::uint64_t n_comparisons = kComparisons) {
+                          std::uint64_t n_users = kUsers,
+                          std::uint64_t n_comparisons = kComparisons) {
     const std::string p = path(name);
     H5Id f = h5_create(p);
     h5_write_string_attr(f, "/", "format", "pref-labels");
@@ -63,8 +64,8 @@ class BadInput : public ::testing::Test {
   }
   // A file whose columns are the given ones (ids stored as uint32 or int32, values as float64).
   static std::string make_columns(const std::string& name, const std::vector<std::int64_t>& u,
-                                  const std::vector<std::int64_t>& c,
-                                  const std::vector<double>& v, bool signed_ids = false) {
+                                  const std::vector<std::int64_t>& c, const std::vector<double>& v,
+                                  bool signed_ids = false) {
     return make(name, [&](hid_t f) {
       if (signed_ids) {
         h5_write(f, "/labels/user", std::vector<std::int32_t>(u.begin(), u.end()));
@@ -83,7 +84,8 @@ class BadInput : public ::testing::Test {
                                  const std::vector<std::string>& needles) {
     // Both rank counts at once (most of a run's time is mpirun starting and ending).
     std::vector<std::future<RunResult>> runs;
-    for (int np : kRankCounts) runs.push_back(std::async(std::launch::async, run_pref, np, args, 120));
+    for (int np : kRankCounts)
+      runs.push_back(std::async(std::launch::async, run_pref, np, args, 120));
     for (auto& run : runs) {
       const RunResult r = run.get();
       SCOPED_TRACE(r.command);
@@ -92,7 +94,8 @@ class BadInput : public ::testing::Test {
       const auto lines = error_lines(r);
       ASSERT_EQ(lines.size(), 1u) << "stderr:\n" << r.err;
       EXPECT_EQ(lines[0].rfind("pref: error: ", 0), 0u) << lines[0];
-      for (const auto& n : needles) EXPECT_TRUE(contains(lines[0], n)) << "no '" << n << "' in: " << lines[0];
+      for (const auto& n : needles)
+        EXPECT_TRUE(contains(lines[0], n)) << "no '" << n << "' in: " << lines[0];
       EXPECT_TRUE(r.out.empty()) << "stdout:\n" << r.out;
     }
   }
@@ -150,7 +153,8 @@ class BadInput : public ::testing::Test {
         h5_write(f, "/comparisons/first", t.first);
         h5_write(f, "/comparisons/second", t.second);
       }
-      if (!t.embedding.empty()) h5_write_matrix(f, "/responses/embedding", t.embedding, t.embedding_rows);
+      if (!t.embedding.empty())
+        h5_write_matrix(f, "/responses/embedding", t.embedding, t.embedding_rows);
     });
   }
 
@@ -240,8 +244,8 @@ TEST_F(BadInput, ResponseStructureInVersion1File) {
 
 TEST_F(BadInput, GenerateResponseOptions) {
   const std::string out = path("responses_options.h5");
-  const std::vector<std::string> base = {"generate", "--users", "20", "--comparisons", "12",
-                                         "--answers-per-user", "5", "--out", out};
+  const std::vector<std::string> base = {
+      "generate", "--users", "20", "--comparisons", "12", "--answers-per-user", "5", "--out", out};
   auto with = [&](std::vector<std::string> extra) {
     auto a = base;
     a.insert(a.end(), extra.begin(), extra.end());
@@ -256,9 +260,9 @@ TEST_F(BadInput, GenerateResponseOptions) {
                      {"--heldout-prompts", "4", "none of the 4 prompts"});
   expect_input_error(with({"--responses-per-prompt", "3", "--prompts", "2"}),
                      {"--comparisons", "12", "2 prompts x 3 pairs"});
-  expect_input_error(with({"--responses-per-prompt", "3", "--embedding-dim", "2",
-                           "--embedding-noise", "-1"}),
-                     {"--embedding-noise", "-1"});
+  expect_input_error(
+      with({"--responses-per-prompt", "3", "--embedding-dim", "2", "--embedding-noise", "-1"}),
+      {"--embedding-noise", "-1"});
   EXPECT_FALSE(fs::exists(out));
 }
 
@@ -461,25 +465,25 @@ TEST_F(BadInput, ZeroLabels) {
 
 TEST_F(BadInput, OutputUnderMissingDirectory) {
   const std::string out = path("no_such_dir/out.h5");
-  expect_input_error({"generate", "--users", "20", "--comparisons", "10", "--answers-per-user",
-                      "5", "--out", out},
-                     {out, "does not exist"});
+  expect_input_error(
+      {"generate", "--users", "20", "--comparisons", "10", "--answers-per-user", "5", "--out", out},
+      {out, "does not exist"});
   EXPECT_FALSE(fs::exists(path("no_such_dir")));
 }
 
 TEST_F(BadInput, OutputUnderRegularFile) {
   write_text(path("plain_file"), "not a directory\n");
   const std::string out = path("plain_file/out.h5");
-  expect_input_error({"generate", "--users", "20", "--comparisons", "10", "--answers-per-user",
-                      "5", "--out", out},
-                     {out, "not a directory"});
+  expect_input_error(
+      {"generate", "--users", "20", "--comparisons", "10", "--answers-per-user", "5", "--out", out},
+      {out, "not a directory"});
   EXPECT_EQ(read_bytes(path("plain_file")), "not a directory\n");
 }
 
 TEST_F(BadInput, ExistingOutput) {
   const std::string out = path("existing.h5");
-  const std::vector<std::string> base = {"generate", "--users", "30", "--comparisons", "20",
-                                         "--answers-per-user", "10", "--out", out};
+  const std::vector<std::string> base = {
+      "generate", "--users", "30", "--comparisons", "20", "--answers-per-user", "10", "--out", out};
   expect_success(base);
   const std::string before = read_bytes(out);
   auto with_seed = base;
@@ -501,8 +505,9 @@ TEST_F(BadInput, FailedGenerateLeavesNoPartialFile) {
   // Zipf popularity so steep that 30 distinct comparisons cannot be drawn: fails while writing.
   const std::string out = path("failed.h5");
   const std::vector<std::string> args = {
-      "generate", "--users", "20", "--comparisons", "40", "--answers-per-user", "30",
-      "--popularity", "zipf", "--zipf-exponent", "60", "--out", out};
+      "generate", "--users",      "20",   "--comparisons",   "40", "--answers-per-user",
+      "30",       "--popularity", "zipf", "--zipf-exponent", "60", "--out",
+      out};
   expect_input_error(args, {"--zipf-exponent"});
   EXPECT_FALSE(fs::exists(out));
   EXPECT_TRUE(partial_files().empty()) << partial_files().front();

@@ -14,12 +14,12 @@ TEST(Rng, PhiloxKnownAnswers) {
   // Random123's published known-answer vectors for Philox4x32-10.
   EXPECT_EQ(philox4x32_10({0, 0, 0, 0}, {0, 0}),
             (Philox4x32{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}));
-  EXPECT_EQ(philox4x32_10({0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff},
-                          {0xffffffff, 0xffffffff}),
-            (Philox4x32{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}));
-  EXPECT_EQ(philox4x32_10({0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344},
-                          {0xa4093822, 0x299f31d0}),
-            (Philox4x32{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}));
+  EXPECT_EQ(
+      philox4x32_10({0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}, {0xffffffff, 0xffffffff}),
+      (Philox4x32{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}));
+  EXPECT_EQ(
+      philox4x32_10({0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}, {0xa4093822, 0x299f31d0}),
+      (Philox4x32{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}));
 }
 
 TEST(Rng, UniformAndNormalMoments) {
@@ -147,7 +147,8 @@ TEST(Vmath, ExpNonPositiveAgainstLibm) {
   Rng rng(5, Stream::kLabel, 1);
   double worst = 0;
   for (int i = 0; i < 200000; ++i) {
-    const double x = i % 2 ? -708.0 * rng.uniform() : -rng.uniform() * std::pow(10.0, -12 * rng.uniform());
+    const double x =
+        i % 2 ? -708.0 * rng.uniform() : -rng.uniform() * std::pow(10.0, -12 * rng.uniform());
     worst = std::max(worst, ulps(vmath::exp_nonpos(x), std::exp(x)));
   }
   EXPECT_LE(worst, 4.0);

@@ -13,8 +13,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -60,17 +60,17 @@ Spawned spawn_pref(int ranks, const std::vector<std::string>& args, const std::s
                    const std::vector<std::string>& prefix = {}) {
   static int counter = 0;
   Spawned s;
-  const std::string base = tmp_dir() + "/spawn." + std::to_string(::getpid()) + "." +
-                           std::to_string(counter++);
+  const std::string base =
+      tmp_dir() + "/spawn." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   s.out_path = base + ".out";
   s.err_path = base + ".err";
   s.session = "/tmp/pref-test-ompi." + std::to_string(::getpid()) + ".s" + std::to_string(counter);
   fs::create_directories(s.session);
   std::vector<std::string> argv = prefix;
   if (ranks > 0)
-    argv.insert(argv.end(), {mpiexec(), "-q", "--mca", "odls_base_sigkill_timeout", "0",
-                             "--mca", "orte_tmpdir_base", s.session,
-                             "-np", std::to_string(ranks), "--oversubscribe"});
+    argv.insert(argv.end(),
+                {mpiexec(), "-q", "--mca", "odls_base_sigkill_timeout", "0", "--mca",
+                 "orte_tmpdir_base", s.session, "-np", std::to_string(ranks), "--oversubscribe"});
   argv.push_back(pref_binary());  // ranks == 0: one process, without mpirun
   argv.insert(argv.end(), args.begin(), args.end());
   for (auto& a : argv) s.command += a + " ";
@@ -195,10 +195,10 @@ class Checkpoint : public ::testing::Test {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     dir_ = fresh_dir("test_checkpoint");
     for (auto [name, seed] : {std::pair{"data.h5", "11"}, std::pair{"other.h5", "12"}}) {
-      const RunResult r = run_pref(
-          2, {"generate", "--model", "lowrank", "--users", "20000", "--comparisons", "2000",
-              "--answers-per-user", "40", "--rank", std::to_string(kRank), "--seed", seed,
-              "--out", path(name)});
+      const RunResult r =
+          run_pref(2, {"generate", "--model", "lowrank", "--users", "20000", "--comparisons",
+                       "2000", "--answers-per-user", "40", "--rank", std::to_string(kRank),
+                       "--seed", seed, "--out", path(name)});
       ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
     }
     // The uninterrupted reference.
@@ -212,10 +212,21 @@ class Checkpoint : public ::testing::Test {
 
   static std::vector<std::string> fit_args(const std::string& out, int sweeps = kSweeps,
                                            const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> a = {"fit", "--data", path("data.h5"), "--rank",
-                                  std::to_string(kRank), "--init", "random", "--max-sweeps",
-                                  std::to_string(sweeps), "--tol", "0", "--seed", "5",
-                                  "--out", out};
+    std::vector<std::string> a = {"fit",
+                                  "--data",
+                                  path("data.h5"),
+                                  "--rank",
+                                  std::to_string(kRank),
+                                  "--init",
+                                  "random",
+                                  "--max-sweeps",
+                                  std::to_string(sweeps),
+                                  "--tol",
+                                  "0",
+                                  "--seed",
+                                  "5",
+                                  "--out",
+                                  out};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -278,9 +289,9 @@ TEST_F(Checkpoint, StopAtEveryKindOfPointAndResumeBitwise) {
     int poll;
     const char* file;
   };
-  for (const Case& c : {Case{1, "ckpt-000000.h5"}, Case{2, "ckpt-000001-half.h5"},
-                        Case{14, "ckpt-000007-half.h5"}, Case{15, "ckpt-000007.h5"},
-                        Case{39, "ckpt-000019.h5"}}) {
+  for (const Case& c :
+       {Case{1, "ckpt-000000.h5"}, Case{2, "ckpt-000001-half.h5"}, Case{14, "ckpt-000007-half.h5"},
+        Case{15, "ckpt-000007.h5"}, Case{39, "ckpt-000019.h5"}}) {
     SCOPED_TRACE(c.file);
     const std::string ck = path("ck-raise-" + std::to_string(c.poll));
     const std::string out = path("raise-" + std::to_string(c.poll) + ".h5");
@@ -336,10 +347,9 @@ TEST_F(Checkpoint, ExtrapolationStateIsCheckpointed) {
     const char* file;
     bool previous_users, previous_comparisons;
   };
-  for (const Case& c : {Case{1, "ckpt-000000.h5", false, false},
-                        Case{2, "ckpt-000001-half.h5", true, true},
-                        Case{14, "ckpt-000007-half.h5", true, true},
-                        Case{15, "ckpt-000007.h5", true, true}}) {
+  for (const Case& c :
+       {Case{1, "ckpt-000000.h5", false, false}, Case{2, "ckpt-000001-half.h5", true, true},
+        Case{14, "ckpt-000007-half.h5", true, true}, Case{15, "ckpt-000007.h5", true, true}}) {
     SCOPED_TRACE(c.file);
     const std::string tag = "ex-" + std::to_string(c.poll);
     const std::string ck = path("ck-" + tag), out = path(tag + ".h5");
@@ -374,8 +384,9 @@ TEST_F(Checkpoint, ExtrapolationStateIsCheckpointed) {
     ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
     r = run_pref(ranks, args);
     ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
-    EXPECT_LT(max_abs_diff(read_doubles(reference, "/user_factors"), read_doubles(out, "/user_factors")),
-              1e-8);
+    EXPECT_LT(
+        max_abs_diff(read_doubles(reference, "/user_factors"), read_doubles(out, "/user_factors")),
+        1e-8);
     EXPECT_LT(max_abs_diff(read_doubles(reference, "/comparison_factors"),
                            read_doubles(out, "/comparison_factors")),
               1e-8);
@@ -526,11 +537,11 @@ TEST_F(Checkpoint, FaultTestKillAndResumeUntilDone) {
   ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
   // Random delays up to a fifth of an uninterrupted run, so that 12 kills leave work to do on
   // faster and slower machines alike.
-  const int max_delay_ms = std::max<int>(
-      100, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::steady_clock::now() - t0)
-                                .count() /
-                            5));
+  const int max_delay_ms =
+      std::max<int>(100, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::steady_clock::now() - t0)
+                                              .count() /
+                                          5));
   const std::string ck = path("ck-fault"), out = path("fault.h5");
   const auto args = ck_args(out, ck, 1, kFaultSweeps, {"--keep-checkpoints", "2"});
   std::mt19937 rng(20240611);

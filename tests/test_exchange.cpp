@@ -39,13 +39,16 @@ std::vector<std::uint32_t> needed(int r, int p, std::uint32_t n, std::uint64_t s
 // Owner ranges of uneven sizes, the first (of two or more ranks) empty.
 Partition uneven_owners(std::uint32_t n, int p) {
   std::vector<GlobalId> b(p + 1, 0);
-  for (int r = 1; r <= p; ++r) b[r] = r == 1 && p > 1 ? 0 : n * (std::uint64_t(r) * r) / (std::uint64_t(p) * p);
+  for (int r = 1; r <= p; ++r)
+    b[r] = r == 1 && p > 1 ? 0 : n * (std::uint64_t(r) * r) / (std::uint64_t(p) * p);
   b[p] = n;
   return Partition(b);
 }
 
 // The value of column c of row g that owners hold: exact in double.
-double owner_value(std::uint64_t g, int c) { return static_cast<double>(g * 1000 + c); }
+double owner_value(std::uint64_t g, int c) {
+  return static_cast<double>(g * 1000 + c);
+}
 // What rank r adds for row g, column c in a reduce: exact sums in any order.
 double contribution(int r, std::uint64_t g, int c) {
   return static_cast<double>((r + 1) * 100000 + g * 10 + c);
@@ -119,7 +122,8 @@ TEST(GhostPlan, FetchAndReduceMatchANaiveReference) {
         // fetch: every ghost row is its owner's row.
         std::vector<double> local(owners.count(me) * width);
         for (std::uint64_t i = 0; i < owners.count(me); ++i)
-          for (int c = 0; c < width; ++c) local[i * width + c] = owner_value(owners.begin(me) + i, c);
+          for (int c = 0; c < width; ++c)
+            local[i * width + c] = owner_value(owners.begin(me) + i, c);
         std::vector<double> ghost;
         plan.fetch(world, local, width, ghost);
         ASSERT_EQ(ghost.size(), want.size() * width);
@@ -166,8 +170,10 @@ TEST(GhostPlan, ReduceIsTheTransposeOfFetch) {
   std::vector<double> fx, ry(x.size());
   plan.fetch(world, x, width, fx);
   plan.reduce(world, y, width, ry);
-  const double a = mpi::allreduce_sum(world, std::inner_product(fx.begin(), fx.end(), y.begin(), 0.0));
-  const double b = mpi::allreduce_sum(world, std::inner_product(x.begin(), x.end(), ry.begin(), 0.0));
+  const double a =
+      mpi::allreduce_sum(world, std::inner_product(fx.begin(), fx.end(), y.begin(), 0.0));
+  const double b =
+      mpi::allreduce_sum(world, std::inner_product(x.begin(), x.end(), ry.begin(), 0.0));
   EXPECT_EQ(a, b);
   EXPECT_GT(a, 0.0);
 }

@@ -68,9 +68,9 @@ class Faults : public ::testing::Test {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     dir_ = fresh_dir("test_faults");
     data_ = path("data.h5");
-    const RunResult r = run_pref(2, {"generate", "--model", "lowrank", "--rank", "3", "--users",
-                                     "400", "--comparisons", "60", "--answers-per-user", "12",
-                                     "--seed", "5", "--out", data_});
+    const RunResult r = run_pref(
+        2, {"generate", "--model", "lowrank", "--rank", "3", "--users", "400", "--comparisons",
+            "60", "--answers-per-user", "12", "--seed", "5", "--out", data_});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   static void TearDownTestSuite() {
@@ -109,8 +109,8 @@ TEST_F(Faults, FailedModelWriteKeepsThePreviousModel) {
   // The seam is not vacuous: without a fault the hooked binary replaces the model.
   {
     const std::string other = path("model_other.h5");
-    expect_ok(run_pref_with(hooked_binary(), {"PREF_TEST_FAIL_WRITE=0:1000000000"}, 1,
-                            fit_args(other)));
+    expect_ok(
+        run_pref_with(hooked_binary(), {"PREF_TEST_FAIL_WRITE=0:1000000000"}, 1, fit_args(other)));
     EXPECT_TRUE(h5_differences(out, other).empty());
   }
   // Budgets: nothing at all (the first metadata write), and part of the factors.
@@ -150,9 +150,10 @@ TEST_F(Faults, FailedCheckpointLeavesOnlyValidCheckpoints) {
 
 TEST_F(Faults, FailedGenerateKeepsThePreviousFile) {
   const std::string out = path("gen.h5");
-  const std::vector<std::string> base = {"generate", "--users", "300", "--comparisons", "40",
-                                         "--answers-per-user", "8", "--new-users", "5",
-                                         "--new-user-answers", "10", "--out", out};
+  const std::vector<std::string> base = {
+      "generate", "--users",     "300", "--comparisons",      "40", "--answers-per-user",
+      "8",        "--new-users", "5",   "--new-user-answers", "10", "--out",
+      out};
   expect_ok(run_pref(1, base));
   const std::string before = read_bytes(out);
   auto args = base;
@@ -181,9 +182,9 @@ TEST_F(Faults, FailedImportKeepsThePreviousFile) {
   for (int np : {1, 2, 4})
     for (const std::string& who : failing_ranks(np))
       for (const char* budget : {"0", "2000"}) {
-        const RunResult r =
-            run_pref_with(hooked_binary(), {std::string("PREF_TEST_FAIL_WRITE=") + who + ":" + budget},
-                          np, {"import", "--csv", csv, "--out", out, "--overwrite"});
+        const RunResult r = run_pref_with(
+            hooked_binary(), {std::string("PREF_TEST_FAIL_WRITE=") + who + ":" + budget}, np,
+            {"import", "--csv", csv, "--out", out, "--overwrite"});
         // Only rank 0 writes an import's rows: a fault on another rank may find nothing to fail.
         if (r.exit_code == 0 && who != "0" && who != "all") continue;
         expect_one_error(r, kExitIo, {out, "no space left on device"});
@@ -200,8 +201,7 @@ class TinyFilesystem : public Faults {
   void SetUp() override {
     mnt_ = path("tmpfs");
     fs::create_directories(mnt_);
-    if (::geteuid() != 0 ||
-        ::mount("tmpfs", mnt_.c_str(), "tmpfs", 0, "size=1536k") != 0)
+    if (::geteuid() != 0 || ::mount("tmpfs", mnt_.c_str(), "tmpfs", 0, "size=1536k") != 0)
       GTEST_SKIP() << "cannot mount a tmpfs here (needs root and permission to mount)";
     mounted_ = true;
   }
@@ -228,8 +228,8 @@ TEST_F(TinyFilesystem, FullDiskNeverExitsZeroNorHangsNorDamagesTheOldOutput) {
   expect_ok(run_pref(2, {"generate", "--model", "lowrank", "--rank", "6", "--users", "3000",
                          "--comparisons", "200", "--answers-per-user", "10", "--out", big}));
   const std::string out = mnt_ + "/model.h5";
-  const std::vector<std::string> args = {"fit", "--data", big, "--rank", "6", "--max-sweeps", "2",
-                                         "--out", out, "--overwrite"};
+  const std::vector<std::string> args = {"fit", "--data", big, "--rank",     "6", "--max-sweeps",
+                                         "2",   "--out",  out, "--overwrite"};
   expect_ok(run_pref(2, args));
   const std::string before = read_bytes(out);
   fill(before.size() / 2);
@@ -247,9 +247,19 @@ TEST_F(TinyFilesystem, FullDiskNeverExitsZeroNorHangsNorDamagesTheOldOutput) {
                      kExitIo, {gen, "no space left on device"});
     EXPECT_FALSE(fs::exists(gen));
     const std::string ck = mnt_ + "/ck";
-    const std::vector<std::string> with_ck = {
-        "fit", "--data", big, "--rank", "6", "--max-sweeps", "2", "--out",
-        path("unused_model.h5"), "--checkpoint-dir", ck, "--checkpoint-every", "1"};
+    const std::vector<std::string> with_ck = {"fit",
+                                              "--data",
+                                              big,
+                                              "--rank",
+                                              "6",
+                                              "--max-sweeps",
+                                              "2",
+                                              "--out",
+                                              path("unused_model.h5"),
+                                              "--checkpoint-dir",
+                                              ck,
+                                              "--checkpoint-every",
+                                              "1"};
     expect_one_error(run_pref(np, with_ck), kExitIo, {ck + "/ckpt-", "no space left on device"});
     EXPECT_TRUE(files_containing(ck, ".partial.").empty());
     fs::remove_all(ck);
@@ -382,8 +392,8 @@ TEST_F(Faults, NonFiniteOptionsAndObjectivesAreRefused) {
 
 TEST_F(Faults, RankAboveUsersOrComparisonsIsRefused) {
   for (int np : {1, 4}) {
-    std::vector<std::string> a = {"fit", "--data", data_, "--rank", "61", "--out",
-                                  path("rank_model.h5")};
+    std::vector<std::string> a = {
+        "fit", "--data", data_, "--rank", "61", "--out", path("rank_model.h5")};
     expect_one_error(run_pref(np, a, 60), 2, {"--rank", "61", "comparisons (60)"});
     a[4] = "60";  // the largest accepted (not vacuous)
     a.insert(a.end(), {"--init", "random", "--max-sweeps", "1"});
@@ -398,8 +408,8 @@ TEST_F(Faults, RankAboveUsersOrComparisonsIsRefused) {
 TEST_F(Faults, ResumeWithDataOfAnotherShapeIsRefused) {
   const std::string ck = path("ck_shape");
   const std::string out = path("shape_model.h5");
-  std::vector<std::string> args = {"fit", "--data", data_, "--rank", "3", "--max-sweeps", "1",
-                                   "--out", out, "--checkpoint-dir", ck, "--resume"};
+  std::vector<std::string> args = {"fit", "--data", data_, "--rank",           "3", "--max-sweeps",
+                                   "1",   "--out",  out,   "--checkpoint-dir", ck,  "--resume"};
   expect_ok(run_pref(2, args));
   fs::remove(out);
   const auto before = files_containing(ck, "ckpt-");
@@ -442,10 +452,10 @@ TEST_F(Faults, RequeuedFinishedResumeExitsZero) {
 TEST_F(Faults, NewUsersWithoutAnswersIsBadUsage) {
   const std::string out = path("nu.h5");
   for (int np : {1, 4})
-    expect_one_error(run_pref(np, {"generate", "--users", "20", "--comparisons", "10",
-                                   "--answers-per-user", "4", "--new-users", "5",
-                                   "--new-user-answers", "0", "--out", out}),
-                     2, {"--new-user-answers"});
+    expect_one_error(
+        run_pref(np, {"generate", "--users", "20", "--comparisons", "10", "--answers-per-user", "4",
+                      "--new-users", "5", "--new-user-answers", "0", "--out", out}),
+        2, {"--new-user-answers"});
   EXPECT_FALSE(fs::exists(out));
   EXPECT_TRUE(files_containing(dir_, ".partial.").empty());
 }
@@ -464,8 +474,9 @@ TEST_F(Faults, HugeDeclaredUserCountIsRefused) {
   }
   for (int np : {1, 4}) {
     expect_one_error(run_pref(np, {"inspect", p}, 60), 2, {p, "4294967295 users", "available"});
-    expect_one_error(run_pref(np, {"fit", "--data", p, "--rank", "2", "--out", path("declared_model.h5")}, 60),
-                     2, {p, "available"});
+    expect_one_error(
+        run_pref(np, {"fit", "--data", p, "--rank", "2", "--out", path("declared_model.h5")}, 60),
+        2, {p, "available"});
   }
 }
 
@@ -489,7 +500,8 @@ TEST_F(Faults, LinksToNothingAreMissingColumns) {
   }
   for (int np : {1, 4})
     for (const std::string& p : {soft, ext})
-      expect_one_error(run_pref(np, {"inspect", p}, 60), 2, {p, "/labels/user", "resolves to nothing"});
+      expect_one_error(run_pref(np, {"inspect", p}, 60), 2,
+                       {p, "/labels/user", "resolves to nothing"});
 }
 
 }  // namespace

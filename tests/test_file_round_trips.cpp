@@ -33,11 +33,16 @@ std::string shared_path(const mpi::Comm& comm, const std::string& name) {
 // only an exact float64 round trip.
 double entry(std::uint64_t g, int c, int salt) {
   switch ((g + c + salt) % 7) {
-    case 0: return -0.0;
-    case 1: return std::numeric_limits<double>::denorm_min() * static_cast<double>(g + 1);
-    case 2: return std::numeric_limits<double>::max() / static_cast<double>(c + 1);
-    case 3: return 1.0 / 3.0 + static_cast<double>(g);
-    default: return std::ldexp(static_cast<double>(g * 31 + c * 7 + salt), -40) - 0.5;
+    case 0:
+      return -0.0;
+    case 1:
+      return std::numeric_limits<double>::denorm_min() * static_cast<double>(g + 1);
+    case 2:
+      return std::numeric_limits<double>::max() / static_cast<double>(c + 1);
+    case 3:
+      return 1.0 / 3.0 + static_cast<double>(g);
+    default:
+      return std::ldexp(static_cast<double>(g * 31 + c * 7 + salt), -40) - 0.5;
   }
 }
 
@@ -164,7 +169,8 @@ TEST(CheckpointFile, RoundTripIsExactWithAndWithoutPreviousFactors) {
       const auto& got = ck.header.attributes.at(name);
       ASSERT_EQ(got.index(), v.index()) << name;
       if (const auto* d = std::get_if<double>(&v))
-        EXPECT_EQ(std::bit_cast<std::uint64_t>(std::get<double>(got)), std::bit_cast<std::uint64_t>(*d))
+        EXPECT_EQ(std::bit_cast<std::uint64_t>(std::get<double>(got)),
+                  std::bit_cast<std::uint64_t>(*d))
             << name;
       else
         EXPECT_EQ(got, v) << name;

@@ -39,14 +39,13 @@ using namespace pref::fit_test;
 
 namespace {
 
-
 // ---------------------------------------------------------------------------------------------
 // Problems: the whole label set, built identically on every rank.
 
 struct ProblemSpec {
   std::uint64_t users = 60, comparisons = 25;
-  int min_labels = 1, max_labels = 25;  // labels per user, uniform in [min, max]
-  std::uint64_t labeled_users = 0;      // users [labeled_users, users) get none (0: all labeled)
+  int min_labels = 1, max_labels = 25;    // labels per user, uniform in [min, max]
+  std::uint64_t labeled_users = 0;        // users [labeled_users, users) get none (0: all labeled)
   std::uint64_t labeled_comparisons = 0;  // comparisons at or above get none (0: all may)
   bool all_ones = false;                  // every label 1 (separable)
   unsigned seed = 12345;
@@ -67,8 +66,9 @@ Problem make_problem(const ProblemSpec& s) {
   p.users = s.users;
   p.comparisons = s.comparisons;
   for (std::uint64_t i = 0; i < nu; ++i) {
-    const int k = std::min<int>(static_cast<int>(nc),
-                                s.min_labels + static_cast<int>(gen() % (s.max_labels - s.min_labels + 1)));
+    const int k =
+        std::min<int>(static_cast<int>(nc),
+                      s.min_labels + static_cast<int>(gen() % (s.max_labels - s.min_labels + 1)));
     std::vector<std::uint32_t> items(nc);
     std::iota(items.begin(), items.end(), 0u);
     std::shuffle(items.begin(), items.end(), gen);
@@ -77,10 +77,14 @@ Problem make_problem(const ProblemSpec& s) {
       const double m = tu[2 * i] * tz[2 * c] + tu[2 * i + 1] * tz[2 * c + 1];
       const double r = unif(gen), b = unif(gen);
       float y;
-      if (s.all_ones) y = 1.0f;
-      else if (r < 0.1) y = 0.5f;
-      else if (r < 0.2) y = b < 0.5 ? 0.2f : 0.8f;
-      else y = b < 1.0 / (1.0 + std::exp(-m)) ? 1.0f : 0.0f;
+      if (s.all_ones)
+        y = 1.0f;
+      else if (r < 0.1)
+        y = 0.5f;
+      else if (r < 0.2)
+        y = b < 0.5 ? 0.2f : 0.8f;
+      else
+        y = b < 1.0 / (1.0 + std::exp(-m)) ? 1.0f : 0.0f;
       p.cols.push_back(static_cast<std::uint32_t>(i), c, y);
     }
   }
@@ -143,8 +147,12 @@ Dense dense_labels(const Problem& pb) {
   return d;
 }
 
-double ref_softplus(double m) { return m > 0 ? m + std::log1p(std::exp(-m)) : std::log1p(std::exp(m)); }
-double ref_sigmoid(double m) { return 1.0 / (1.0 + std::exp(-m)); }
+double ref_softplus(double m) {
+  return m > 0 ? m + std::log1p(std::exp(-m)) : std::log1p(std::exp(m));
+}
+double ref_sigmoid(double m) {
+  return 1.0 / (1.0 + std::exp(-m));
+}
 
 // f(w + t d) - f(w) summed term by term (the solver's Armijo test is on this change, which stays
 // accurate when it is far below the rounding error of f itself).
@@ -262,7 +270,7 @@ FitConfig base_config() {
   c.newton_steps = 1;
   c.seed = 7;
   c.init_scale = 0.5;
-  c.extrapolate = false;  // the plain sweeps the dense reference mirrors
+  c.extrapolate = false;        // the plain sweeps the dense reference mirrors
   c.prior = UserPrior::kRidge;  // the regularization the dense reference mirrors
   return c;
 }
@@ -285,8 +293,8 @@ void compare_with_reference(const Problem& pb, const FitConfig& base, const std:
   for (Exchange ex : {Exchange::kShip, Exchange::kReduce}) {
     FitConfig cfg = base;
     cfg.exchange = ex;
-    const std::string name = what + " [" + exchange_name(ex) + ", " +
-                             std::to_string(comm.size()) + " ranks]";
+    const std::string name =
+        what + " [" + exchange_name(ex) + ", " + std::to_string(comm.size()) + " ranks]";
     const DistFit d = run_fit(comm, pb, cfg, name);
     const double du = max_abs_diff(as_matrix(d.U, cfg.J), ref.U);
     const double dz = max_abs_diff(as_matrix(d.Z, cfg.J), ref.Z);
@@ -387,8 +395,8 @@ TEST_F(Fit, ConvergesToAStationaryPoint) {
   // The gradient norm of the initial state is measured too (not zero), and the reported norm
   // agrees with the reference there as well.
   const Factors f0 = single_rank_init(pb, base);
-  const double g0 = ref_grad_norm(dense, as_matrix(f0.U, base.J), as_matrix(f0.Z, base.J),
-                                  base.mu_u, base.mu_z);
+  const double g0 =
+      ref_grad_norm(dense, as_matrix(f0.U, base.J), as_matrix(f0.Z, base.J), base.mu_u, base.mu_z);
   FitConfig c0 = base;
   c0.max_sweeps = 0;
   const DistFit d0 = run_fit(comm, pb, c0, "no sweeps");
@@ -501,8 +509,8 @@ TEST_F(Fit, ExtrapolationReachesThePlainOptimumInFewerSweeps) {
     plain.exchange = exch;
     FitConfig ex = plain;
     ex.extrapolate = true;
-    const std::string name = std::string(exchange_name(exch)) + ", " +
-                             std::to_string(comm.size()) + " ranks";
+    const std::string name =
+        std::string(exchange_name(exch)) + ", " + std::to_string(comm.size()) + " ranks";
     const DistFit p = run_fit(comm, pb, plain, "plain " + name);
     const DistFit a = run_fit(comm, pb, ex, "extrapolated " + name);
     const DistFit b = run_fit(comm, pb, ex, "extrapolated again " + name);
@@ -525,10 +533,11 @@ TEST_F(Fit, ExtrapolationReachesThePlainOptimumInFewerSweeps) {
       EXPECT_LT((X1 - Xa).cwiseAbs().maxCoeff(), 1e-6 * Xp.cwiseAbs().maxCoeff()) << name;
       EXPECT_NEAR(one.res.history.back().objective, fa, 1e-10 * std::abs(fa)) << name;
       if (std::getenv("PREF_TEST_VERBOSE"))
-        std::printf("%s: plain %zu sweeps, extrapolated %zu (one process %zu), objective %.12g "
-                    "vs %.12g, |grad| %.3g\n",
-                    name.c_str(), p.res.history.size() - 1, a.res.history.size() - 1,
-                    one.res.history.size() - 1, fa, fp, ref_grad_norm(dense, Ua, Za, ex.mu_u, ex.mu_z));
+        std::printf(
+            "%s: plain %zu sweeps, extrapolated %zu (one process %zu), objective %.12g "
+            "vs %.12g, |grad| %.3g\n",
+            name.c_str(), p.res.history.size() - 1, a.res.history.size() - 1,
+            one.res.history.size() - 1, fa, fp, ref_grad_norm(dense, Ua, Za, ex.mu_u, ex.mu_z));
     }
     comm.barrier();
   }
@@ -556,8 +565,10 @@ TEST_F(Fit, AutoPicksAPatternAndCountsBytes) {
 
 // Principal angles (radians, ascending) between the column spaces of A and B (n x r each).
 std::vector<double> principal_angles(const Matrix& A, const Matrix& B) {
-  const Matrix Q1 = Eigen::HouseholderQR<Matrix>(A).householderQ() * Matrix::Identity(A.rows(), A.cols());
-  const Matrix Q2 = Eigen::HouseholderQR<Matrix>(B).householderQ() * Matrix::Identity(B.rows(), B.cols());
+  const Matrix Q1 =
+      Eigen::HouseholderQR<Matrix>(A).householderQ() * Matrix::Identity(A.rows(), A.cols());
+  const Matrix Q2 =
+      Eigen::HouseholderQR<Matrix>(B).householderQ() * Matrix::Identity(B.rows(), B.cols());
   Eigen::JacobiSVD<Matrix> svd(Q1.transpose() * Q2);
   std::vector<double> out;
   for (Eigen::Index k = 0; k < svd.singularValues().size(); ++k)
@@ -585,10 +596,14 @@ TEST_F(Fit, RecoversAPlantedLowRankPopulation) {
   for (std::uint64_t i = gen.begin(comm.rank()); i < gen.end(comm.rank()); ++i)
     pop.user_labels(i, false, &train, &val, &test);
   const Partitions parts = balanced_partitions(comm, train, pc.users, pc.comparisons);
-  LabelMatrix mtrain = distribute(comm, train, parts, pc.users, pc.comparisons, Duplicates::kError, "train");
-  LabelMatrix mval = distribute(comm, val, parts, pc.users, pc.comparisons, Duplicates::kError, "val");
-  LabelMatrix mval2 = distribute(comm, val, parts, pc.users, pc.comparisons, Duplicates::kError, "val");
-  const LabelMatrix mtest = distribute(comm, test, parts, pc.users, pc.comparisons, Duplicates::kError, "test");
+  LabelMatrix mtrain =
+      distribute(comm, train, parts, pc.users, pc.comparisons, Duplicates::kError, "train");
+  LabelMatrix mval =
+      distribute(comm, val, parts, pc.users, pc.comparisons, Duplicates::kError, "val");
+  LabelMatrix mval2 =
+      distribute(comm, val, parts, pc.users, pc.comparisons, Duplicates::kError, "val");
+  const LabelMatrix mtest =
+      distribute(comm, test, parts, pc.users, pc.comparisons, Duplicates::kError, "test");
   EXPECT_EQ(mtrain.labels, pc.users * pc.train_answers());
   EXPECT_EQ(mtest.labels, pc.users * pc.test_answers());
 
@@ -628,8 +643,8 @@ TEST_F(Fit, RecoversAPlantedLowRankPopulation) {
   const double true_auc = global_auc(comm, items);
   EXPECT_GT(true_auc, 0.75);
   EXPECT_LT(true_auc, 0.85);
-  EXPECT_NEAR(fitted.auc, true_auc, 0.01) << "fitted test AUC " << fitted.auc << " vs true "
-                                          << true_auc;
+  EXPECT_NEAR(fitted.auc, true_auc, 0.01)
+      << "fitted test AUC " << fitted.auc << " vs true " << true_auc;
 
   // Principal angles between the fitted and the true user (and comparison) subspaces.
   const Matrix Uf = as_matrix(allgather_rows(comm, res.factors.U), cfg.J);
@@ -646,10 +661,11 @@ TEST_F(Fit, RecoversAPlantedLowRankPopulation) {
   const std::vector<double> au = principal_angles(Uf, Ut), az = principal_angles(Zf, Zt);
   if (comm.rank() == 0) {
     const double deg = 180.0 / M_PI;
-    std::printf("planted rank 3, %d ranks: %zu sweeps, test AUC fitted %.4f true %.4f; "
-                "principal angles users %.2f %.2f %.2f deg, comparisons %.2f %.2f %.2f deg\n",
-                comm.size(), res.history.size() - 1, fitted.auc, true_auc, au[0] * deg,
-                au[1] * deg, au[2] * deg, az[0] * deg, az[1] * deg, az[2] * deg);
+    std::printf(
+        "planted rank 3, %d ranks: %zu sweeps, test AUC fitted %.4f true %.4f; "
+        "principal angles users %.2f %.2f %.2f deg, comparisons %.2f %.2f %.2f deg\n",
+        comm.size(), res.history.size() - 1, fitted.auc, true_auc, au[0] * deg, au[1] * deg,
+        au[2] * deg, az[0] * deg, az[1] * deg, az[2] * deg);
   }
   // Measured (any rank count): users 11.5, 11.8, 12.2 degrees; comparisons 4.5, 4.9, 5.1. The
   // user angles are the statistical error of 200 answers per user in 3 dimensions, not a
@@ -856,7 +872,8 @@ TEST(Metrics, GlobalAucAndQuantilesMatchSerialReference) {
     const auto got = global_quantiles(comm, local, qs);
     for (std::size_t k = 0; k < qs.size(); ++k) {
       const std::size_t idx = std::min<std::size_t>(
-          total - 1, static_cast<std::size_t>(std::ceil(qs[k] * double(total))) - (qs[k] > 0 ? 1 : 0));
+          total - 1,
+          static_cast<std::size_t>(std::ceil(qs[k] * double(total))) - (qs[k] > 0 ? 1 : 0));
       EXPECT_EQ(got[k], values[idx]) << "q=" << qs[k];
     }
   }

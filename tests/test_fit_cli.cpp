@@ -69,9 +69,11 @@ class FitCli : public ::testing::Test {
   // Fits data.h5 at `ranks` ranks into `name` (seed 5 unless `extra` sets it); returns its path.
   static std::string fit(int ranks, const std::string& name,
                          const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"fit", "--data", data(), "--rank", std::to_string(kRank),
-                                     "--init", "random", "--max-sweeps", "25", "--tol", "0",
-                                     "--mu-u", "0.5", "--mu-z", "0.5", "--out", path(name)};
+    std::vector<std::string> args = {
+        "fit",    "--data",  data(),         "--rank", std::to_string(kRank),
+        "--init", "random",  "--max-sweeps", "25",     "--tol",
+        "0",      "--mu-u",  "0.5",          "--mu-z", "0.5",
+        "--out",  path(name)};
     args.insert(args.end(), extra.begin(), extra.end());
     if (std::find(extra.begin(), extra.end(), "--seed") == extra.end())
       args.insert(args.end(), {"--seed", "5"});
@@ -112,8 +114,7 @@ TEST_F(FitCli, EvaluatePrintsOneJsonObject) {
   const std::string model = fit(2, "eval.h5");
   nlohmann::json first;
   for (int ranks : {1, 2, 3}) {
-    const RunResult r =
-        run_pref(ranks, {"evaluate", "--model", model, "--data", data(), "--json"});
+    const RunResult r = run_pref(ranks, {"evaluate", "--model", model, "--data", data(), "--json"});
     ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
     std::vector<std::string> lines;
     for (auto& l : split_lines(r.out))
@@ -144,8 +145,8 @@ TEST_F(FitCli, EvaluatePrintsOneJsonObject) {
 // /prior/covariance, attribute prior), and its test AUC is that of a ridge fit or better; --mu-u
 // alone keeps its old meaning (the ridge, no /prior); bad values are refused with one line.
 TEST_F(FitCli, PopulationPriorIsTheDefaultAndIsStored) {
-  const std::vector<std::string> base = {"fit", "--data", data(), "--rank", std::to_string(kRank),
-                                         "--max-sweeps", "60"};
+  const std::vector<std::string> base = {
+      "fit", "--data", data(), "--rank", std::to_string(kRank), "--max-sweeps", "60"};
   auto with = [&](std::vector<std::string> extra) {
     std::vector<std::string> a = base;
     a.insert(a.end(), extra.begin(), extra.end());
@@ -178,12 +179,13 @@ TEST_F(FitCli, PopulationPriorIsTheDefaultAndIsStored) {
   const double a_ridge = auc({"evaluate", "--model", path("ridge.h5"), "--data", data(), "--json"});
   const double a_truth = auc({"evaluate", "--reference", "truth", "--data", data(), "--json"});
   const double a_bayes = auc({"evaluate", "--reference", "bayes", "--data", data(), "--json"});
-  const std::vector<std::string> known = {"evaluate", "--reference", "known-users", "--data",
-                                          data(), "--json"};
+  const std::vector<std::string> known = {"evaluate", "--reference", "known-users",
+                                          "--data",   data(),        "--json"};
   const double a_known = auc(known);
-  std::printf("test AUC: prior %.4f, ridge mu 3 %.4f, known-users ceiling %.4f, "
-              "known-comparisons Bayes ceiling %.4f, true model %.4f\n",
-              a_prior, a_ridge, a_known, a_bayes, a_truth);
+  std::printf(
+      "test AUC: prior %.4f, ridge mu 3 %.4f, known-users ceiling %.4f, "
+      "known-comparisons Bayes ceiling %.4f, true model %.4f\n",
+      a_prior, a_ridge, a_known, a_bayes, a_truth);
   // Z estimated from the labels (with the true users) cannot beat the true Z by much, nor can a
   // fit, which knows no user, beat the estimate made with the true users by much.
   EXPECT_LE(a_known, a_bayes + 0.005);
@@ -206,11 +208,12 @@ TEST_F(FitCli, PopulationPriorIsTheDefaultAndIsStored) {
     const RunResult r = run_pref(2, with(args));
     EXPECT_EQ(r.exit_code, 2) << r.command << "\n" << r.err;
     // (a value outside an option's choices is CLI11's message, with its --help hint below)
-    EXPECT_TRUE(contains(error_lines(r).at(0), extra[1] == "lasso" ? "--prior" : "--mu-u")) << r.err;
+    EXPECT_TRUE(contains(error_lines(r).at(0), extra[1] == "lasso" ? "--prior" : "--mu-u"))
+        << r.err;
     EXPECT_FALSE(fs::exists(path("bad.h5")));
   }
-  const RunResult both = run_pref(1, {"evaluate", "--model", path("prior.h5"), "--reference",
-                                      "truth", "--data", data()});
+  const RunResult both = run_pref(
+      1, {"evaluate", "--model", path("prior.h5"), "--reference", "truth", "--data", data()});
   EXPECT_EQ(both.exit_code, 2) << both.err;
   EXPECT_TRUE(contains(both.err, "--reference")) << both.err;
 }

@@ -139,8 +139,9 @@ void check_labels(const Split& s, const std::vector<float>& weights,
 
 // Per-user counts and distinct answers over the given splits; `per_user[k]` labels of each of
 // `users` users in split k.
-void check_answers(const std::vector<const Split*>& splits, const std::vector<std::uint64_t>& per_user,
-                   std::uint64_t users, std::uint64_t comparisons, const std::string& what) {
+void check_answers(const std::vector<const Split*>& splits,
+                   const std::vector<std::uint64_t>& per_user, std::uint64_t users,
+                   std::uint64_t comparisons, const std::string& what) {
   std::vector<std::set<std::uint32_t>> answers(users);
   for (std::size_t k = 0; k < splits.size(); ++k) {
     const Split& s = *splits[k];
@@ -164,8 +165,10 @@ void check_population(const std::string& path, const PopulationConfig& c) {
   H5Id f = test::h5_open(path);
   const int r = static_cast<int>(c.rank);
   // Split sizes computed here from the fractions.
-  const std::uint64_t n_test = static_cast<std::uint64_t>(std::lround(c.test_fraction * c.answers_per_user));
-  const std::uint64_t n_val = static_cast<std::uint64_t>(std::lround(c.validation_fraction * c.answers_per_user));
+  const std::uint64_t n_test =
+      static_cast<std::uint64_t>(std::lround(c.test_fraction * c.answers_per_user));
+  const std::uint64_t n_val =
+      static_cast<std::uint64_t>(std::lround(c.validation_fraction * c.answers_per_user));
   const std::uint64_t n_train = c.answers_per_user - n_test - n_val;
   EXPECT_EQ(test::h5_exists(f, "/validation"), n_val > 0);
   EXPECT_EQ(test::h5_exists(f, "/test"), n_test > 0);
@@ -252,8 +255,10 @@ void check_population(const std::string& path, const PopulationConfig& c) {
       for (std::uint32_t k = 0; k < c.clusters; ++k) {
         double d = 0;
         for (int j = 0; j < r; ++j) d += std::pow(weights[u * r + j] - mean[k][j], 2);
-        if (static_cast<int>(k) == types[u]) within += std::sqrt(d);
-        else between += std::sqrt(d), ++nb;
+        if (static_cast<int>(k) == types[u])
+          within += std::sqrt(d);
+        else
+          between += std::sqrt(d), ++nb;
       }
     EXPECT_LT(within / c.users, 0.5 * between / nb);
   }
@@ -281,8 +286,9 @@ std::uint64_t serial_differences(const std::string& path, const PopulationConfig
   std::uint64_t diffs = 0;
   auto compare = [&](const Split& got, const LabelColumns& want, const std::string& group) {
     if (got.value.size() != want.size()) {
-      if (!diffs++) *first = group + ": " + std::to_string(got.value.size()) + " rows, expected " +
-                             std::to_string(want.size());
+      if (!diffs++)
+        *first = group + ": " + std::to_string(got.value.size()) + " rows, expected " +
+                 std::to_string(want.size());
       return;
     }
     for (std::size_t i = 0; i < want.size(); ++i)
@@ -356,7 +362,8 @@ void generate_and_compare(const PopulationConfig& cfg, const std::string& name) 
   const std::string all = shared_path(world, name + ".all.h5");
   const std::string one = shared_path(world, name + ".one.h5");
   const GenerateStats st = write_population(Population(cfg), all, world);
-  const std::uint64_t want = cfg.users * cfg.answers_per_user + cfg.new_users * cfg.new_user_answers;
+  const std::uint64_t want =
+      cfg.users * cfg.answers_per_user + cfg.new_users * cfg.new_user_answers;
   EXPECT_EQ(st.labels, want);
   if (world.rank() == 0) {
     auto self = mpi::Comm::self();
@@ -428,9 +435,13 @@ TEST(Generate, ImpossibleConfigurationsAreInputErrors) {
   expect_rejected(c, "--new-user-answers");
 }
 
-TEST(Generate, AttributesPopulation) { generate_and_compare(attributes_config(), "attributes"); }
+TEST(Generate, AttributesPopulation) {
+  generate_and_compare(attributes_config(), "attributes");
+}
 
-TEST(Generate, LowRankMixtureZipfPopulation) { generate_and_compare(lowrank_config(), "lowrank"); }
+TEST(Generate, LowRankMixtureZipfPopulation) {
+  generate_and_compare(lowrank_config(), "lowrank");
+}
 
 TEST(Generate, NoHeldOutAnswers) {
   // 4 answers per user: 10% rounds to no validation and no test answers, so those splits are
@@ -567,7 +578,8 @@ TEST(Generate, ResponseStructureAndHeldOutPrompts) {
     for (std::uint64_t r = 0; r < R; ++r)
       for (std::uint64_t j = 0; j < c.embedding_dim; ++j) {
         double e = 0;
-        for (int k = 0; k < 7; ++k) e += static_cast<double>(map[k * c.embedding_dim + j]) * attrs[r * 7 + k];
+        for (int k = 0; k < 7; ++k)
+          e += static_cast<double>(map[k * c.embedding_dim + j]) * attrs[r * 7 + k];
         res2 += std::pow(emb[r * c.embedding_dim + j] - e, 2);
         sig2 += e * e;
       }

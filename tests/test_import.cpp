@@ -41,10 +41,10 @@ std::string shell_quote(const std::string& s) {
 // A fresh directory per test, under the build tree's test tmp.
 std::string test_dir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string base = env("PREF_TEST_TMP").empty() ? fs::temp_directory_path().string()
-                                                        : env("PREF_TEST_TMP");
-  const fs::path dir = fs::path(base) / "import" / (std::string(info->test_suite_name()) + "." +
-                                                   info->name());
+  const std::string base =
+      env("PREF_TEST_TMP").empty() ? fs::temp_directory_path().string() : env("PREF_TEST_TMP");
+  const fs::path dir =
+      fs::path(base) / "import" / (std::string(info->test_suite_name()) + "." + info->name());
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
@@ -362,7 +362,9 @@ std::vector<Row> round_trip_rows() {
     const unsigned u = rng() % 400, c = rng() % 150, l = rng() % 5, s = rng() % 10;
     Row r{"user-" + std::to_string(u) + (u % 7 == 0 ? ",x" : ""),
           "cmp \"" + std::to_string(c) + "\"", labels[l],
-          s < 8 ? "train" : s == 8 ? "validation" : "test"};
+          s < 8    ? "train"
+          : s == 8 ? "validation"
+                   : "test"};
     if (seen.insert({r.user, r.comparison}).second) rows.push_back(r);
   }
   return rows;
@@ -374,7 +376,7 @@ std::string to_csv(const std::vector<Row>& rows) {
     const Row& r = rows[i];
     out += csv_field(r.user) + "," + csv_field(r.comparison) + "," + r.label + "," + r.split;
     out += i % 3 == 0 ? "\r\n" : "\n";  // mixed line endings
-    if (i == 4) out += "\n";              // a blank line
+    if (i == 4) out += "\n";            // a blank line
   }
   return out;
 }
@@ -390,8 +392,8 @@ TEST(ImportCli, CsvRoundTripAtOneAndFourRanks) {
   std::map<int, Dump> dumps;
   for (int ranks : {0, 1, 4}) {
     const std::string out = dir + "/out" + std::to_string(ranks) + ".h5";
-    const RunResult r = run_pref("import --csv " + shell_quote(csv) + " --out " + shell_quote(out),
-                                 ranks);
+    const RunResult r =
+        run_pref("import --csv " + shell_quote(csv) + " --out " + shell_quote(out), ranks);
     ASSERT_EQ(r.code, 0) << r.output;
     SCOPED_TRACE("ranks " + std::to_string(ranks));
     const FileData fd = read_file(out);
@@ -432,8 +434,9 @@ TEST(ImportCli, JsonLinesRoundTripAndIntegerIds) {
   text += "{\"user\": \"17\", \"comparison\": -3, \"label\": 0.5, \"split\": \"test\"}\n";
   text += "\n";
   text += "{\"comparison\": \"c,2\", \"user\": \"x\\ny\", \"label\": 0, \"extra\": [1, 2]}\r\n";
-  text += "{\"user\": 18446744073709551615, \"comparison\": \"c1\", \"label\": 0.3333, "
-          "\"split\": null}\n";
+  text +=
+      "{\"user\": 18446744073709551615, \"comparison\": \"c1\", \"label\": 0.3333, "
+      "\"split\": null}\n";
   text += "{\"user\": \"b\", \"comparison\": \"c1\", \"label\": 0.25, \"split\": \"validation\"}\n";
   const std::vector<Row> rows = {{"17", "c1", "1", "train"},
                                  {"17", "-3", "0.5", "test"},
@@ -447,8 +450,8 @@ TEST(ImportCli, JsonLinesRoundTripAndIntegerIds) {
     std::map<int, Dump> dumps;
     for (int ranks : {1, 4}) {
       const std::string out = dir + "/out" + ext + std::to_string(ranks) + ".h5";
-      const RunResult r = run_pref("import --csv " + shell_quote(in) + " --out " + shell_quote(out),
-                                   ranks);
+      const RunResult r =
+          run_pref("import --csv " + shell_quote(in) + " --out " + shell_quote(out), ranks);
       ASSERT_EQ(r.code, 0) << r.output;
       const FileData fd = read_file(out);
       expect_matches(fd, e);
@@ -460,9 +463,9 @@ TEST(ImportCli, JsonLinesRoundTripAndIntegerIds) {
   // --format overrides the extension.
   const std::string odd = dir + "/labels.txt";
   write_text(odd, text);
-  const RunResult r = run_pref("import --format jsonl --csv " + shell_quote(odd) + " --out " +
-                                   shell_quote(dir + "/odd.h5"),
-                               1);
+  const RunResult r = run_pref(
+      "import --format jsonl --csv " + shell_quote(odd) + " --out " + shell_quote(dir + "/odd.h5"),
+      1);
   ASSERT_EQ(r.code, 0) << r.output;
   expect_matches(read_file(dir + "/odd.h5"), e);
 }
@@ -472,16 +475,14 @@ TEST(ImportCli, DuplicatesMeanAveragesIntoTheFirstRow) {
   const std::string csv = dir + "/dups.csv";
   // A trailing comma makes a fourth (empty) field: an error, not a silently ignored column.
   write_text(csv, "a,x,1\nb,x,0.5\na,x,0\na,y,1,\n");
-  RunResult r = run_pref("import --csv " + shell_quote(csv) + " --out " +
-                             shell_quote(dir + "/o.h5"),
-                         1);
+  RunResult r =
+      run_pref("import --csv " + shell_quote(csv) + " --out " + shell_quote(dir + "/o.h5"), 1);
   EXPECT_EQ(r.code, 2) << r.output;
   write_text(csv, "a,x,1\nb,x,0.5\na,x,0\na,y,1\na,x,0.5\n");
   for (int ranks : {1, 4}) {
     const std::string out = dir + "/mean" + std::to_string(ranks) + ".h5";
-    r = run_pref("import --duplicates mean --csv " + shell_quote(csv) + " --out " +
-                     shell_quote(out),
-                 ranks);
+    r = run_pref(
+        "import --duplicates mean --csv " + shell_quote(csv) + " --out " + shell_quote(out), ranks);
     ASSERT_EQ(r.code, 0) << r.output;
     const FileData fd = read_file(out);
     EXPECT_EQ(fd.user_ids, (std::vector<std::string>{"a", "b"}));
@@ -517,20 +518,31 @@ TEST(ImportCli, BadInputFailsCleanlyAtOneAndFourRanks) {
       {"below", ".csv", "a,b,-0.25\n", {"line 1", "'-0.25'", "[0, 1]"}},
       {"split", ".csv", "a,b,1,train\na,c,1,training\n", {"line 2", "'training'"}},
       {"duplicate", ".csv", "a,b,1\nc,b,1\na,b,0\n", {"line 3", "line 1", "'a'", "'b'"}},
-      {"leak", ".csv", "a,b,1,train\nc,d,1,train\na,b,0,test\n",
+      {"leak",
+       ".csv",
+       "a,b,1,train\nc,d,1,train\na,b,0,test\n",
        {"line 3", "line 1", "test", "train"}},
-      {"leak_mean", ".csv", "a,b,1,train\na,b,1,train\na,b,0,validation\n",
-       {"line 3", "line 1", "validation"}, "--duplicates mean"},
+      {"leak_mean",
+       ".csv",
+       "a,b,1,train\na,b,1,train\na,b,0,validation\n",
+       {"line 3", "line 1", "validation"},
+       "--duplicates mean"},
       {"quote", ".csv", "a,b,1\n\"a,b,1\n", {"line 2", "quoted field"}},
       {"empty", ".csv", "", {"no labels"}},
       {"header_only", ".csv", "user,comparison,label\n", {"no labels"}},
       {"no_train", ".csv", "a,b,1,validation\nb,b,1,test\n", {"no train labels"}},
-      {"json_syntax", ".jsonl", "{\"user\":\"a\",\"comparison\":\"b\",\"label\":1}\n{\"user\":\n",
+      {"json_syntax",
+       ".jsonl",
+       "{\"user\":\"a\",\"comparison\":\"b\",\"label\":1}\n{\"user\":\n",
        {"line 2", "JSON"}},
       {"json_missing", ".jsonl", "{\"user\":\"a\",\"label\":1}\n", {"line 1", "'comparison'"}},
-      {"json_float_id", ".jsonl", "{\"user\":1.5,\"comparison\":\"b\",\"label\":1}\n",
+      {"json_float_id",
+       ".jsonl",
+       "{\"user\":1.5,\"comparison\":\"b\",\"label\":1}\n",
        {"line 1", "'1.5'"}},
-      {"json_label", ".jsonl", "{\"user\":\"a\",\"comparison\":\"b\",\"label\":2}\n",
+      {"json_label",
+       ".jsonl",
+       "{\"user\":\"a\",\"comparison\":\"b\",\"label\":2}\n",
        {"line 1", "'2'"}},
   };
   for (const BadCase& c : cases) {
@@ -539,9 +551,9 @@ TEST(ImportCli, BadInputFailsCleanlyAtOneAndFourRanks) {
     for (int ranks : {1, 4}) {
       SCOPED_TRACE(std::string(c.name) + " at " + std::to_string(ranks) + " ranks");
       const std::string out = dir + "/out_" + c.name + std::to_string(ranks) + ".h5";
-      const RunResult r = run_pref("import " + c.options + " --csv " + shell_quote(in) +
-                                       " --out " + shell_quote(out),
-                                   ranks);
+      const RunResult r = run_pref(
+          "import " + c.options + " --csv " + shell_quote(in) + " --out " + shell_quote(out),
+          ranks);
       EXPECT_EQ(r.code, 2) << r.output;
       const std::vector<std::string> errors = error_lines(r.output);
       ASSERT_EQ(errors.size(), 1u) << r.output;
@@ -559,9 +571,8 @@ TEST(ImportCli, MissingInputAndExistingOutput) {
   for (int ranks : {1, 4}) {
     SCOPED_TRACE(std::to_string(ranks) + " ranks");
     const std::string missing = dir + "/missing.csv";
-    RunResult r = run_pref("import --csv " + shell_quote(missing) + " --out " +
-                               shell_quote(dir + "/o.h5"),
-                           ranks);
+    RunResult r = run_pref(
+        "import --csv " + shell_quote(missing) + " --out " + shell_quote(dir + "/o.h5"), ranks);
     EXPECT_EQ(r.code, 2) << r.output;
     ASSERT_EQ(error_lines(r.output).size(), 1u) << r.output;
     EXPECT_NE(error_lines(r.output)[0].find(missing), std::string::npos) << r.output;
@@ -582,8 +593,8 @@ TEST(ImportCli, MissingInputAndExistingOutput) {
   for (int ranks : {1, 4}) {
     SCOPED_TRACE(std::to_string(ranks) + " ranks");
     // Without --overwrite an existing file is refused, and left as it was.
-    RunResult r = run_pref("import --csv " + shell_quote(good) + " --out " + shell_quote(out),
-                           ranks);
+    RunResult r =
+        run_pref("import --csv " + shell_quote(good) + " --out " + shell_quote(out), ranks);
     EXPECT_EQ(r.code, 2) << r.output;
     EXPECT_NE(r.output.find("already exists"), std::string::npos) << r.output;
     EXPECT_EQ(read_bytes(out), before);
@@ -597,11 +608,10 @@ TEST(ImportCli, MissingInputAndExistingOutput) {
   }
   // With --overwrite and good input it is replaced.
   write_text(good, "a,b,1\nc,d,0\n");
-  ASSERT_EQ(run_pref("import --overwrite --csv " + shell_quote(good) + " --out " +
-                         shell_quote(out),
-                     4)
-                .code,
-            0);
+  ASSERT_EQ(
+      run_pref("import --overwrite --csv " + shell_quote(good) + " --out " + shell_quote(out), 4)
+          .code,
+      0);
   EXPECT_EQ(read_file(out).users, 2u);
 }
 

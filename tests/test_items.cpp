@@ -55,7 +55,9 @@ struct Dense {
     for (int i = 0; i < n; ++i)
       for (int p = 0; p < M; ++p) y[i][p] = 0.5 * static_cast<double>(gen() % 3);
   }
-  Vector x(int p, const Matrix& Emb) const { return (Emb.row(first[p]) - Emb.row(second[p])).transpose(); }
+  Vector x(int p, const Matrix& Emb) const {
+    return (Emb.row(first[p]) - Emb.row(second[p])).transpose();
+  }
   // Z (M x J) of a head W (d x J) on embeddings Emb.
   Matrix Z(const Matrix& W, const Matrix& Emb) const {
     Matrix Zm(M, J);
@@ -75,7 +77,8 @@ struct Dense {
     Matrix G = mu_w * W;
     for (int p = 0; p < M; ++p) {
       Vector gz = mu_z * Zm.row(p).transpose();
-      for (int i = 0; i < n; ++i) gz += (sigmoid(U.row(i).dot(Zm.row(p))) - y[i][p]) * U.row(i).transpose();
+      for (int i = 0; i < n; ++i)
+        gz += (sigmoid(U.row(i).dot(Zm.row(p))) - y[i][p]) * U.row(i).transpose();
       G += x(p, Emb) * gz.transpose();
     }
     return G;
@@ -106,7 +109,8 @@ struct Dense {
           const double m = U.row(i).dot(Zm.row(p));
           double q = 0;
           for (int a = 0; a < J; ++a) q += U(i, a) * V[c * J + a];
-          for (std::size_t l = 0; l < steps.size(); ++l) out[l] += bce_change(m, steps[l] * q, y[i][p]);
+          for (std::size_t l = 0; l < steps.size(); ++l)
+            out[l] += bce_change(m, steps[l] * q, y[i][p]);
         }
       }
     };
@@ -158,7 +162,8 @@ std::shared_ptr<ItemData> item_data(const mpi::Comm& comm, const Dense& pb, Item
     const std::vector<double> all = rows_of(Emb);
     const std::uint64_t r0 = d->response_rows.begin(comm.rank());
     d->embedding.assign(all.begin() + static_cast<std::ptrdiff_t>(r0 * d->dim),
-                        all.begin() + static_cast<std::ptrdiff_t>((r0 + d->response_rows.count(comm.rank())) * d->dim));
+                        all.begin() + static_cast<std::ptrdiff_t>(
+                                          (r0 + d->response_rows.count(comm.rank())) * d->dim));
   }
   return d;
 }
@@ -254,8 +259,10 @@ TEST(Items, ResponseFactorGradientAndHessianMatchFiniteDifferences) {
   }
   // H v against the gradient's finite difference along v.
   const Matrix Vm = as_matrix(v, pb.J);
-  const std::vector<double> hd = rows_of((pb.grad(Phi + h * Vm, I) - pb.grad(Phi - h * Vm, I)) / (2 * h));
-  for (int k = 0; k < pb.R * pb.J; ++k) EXPECT_NEAR(Hv[k], hd[k], 1e-6 * (1 + std::abs(hd[k]))) << k;
+  const std::vector<double> hd =
+      rows_of((pb.grad(Phi + h * Vm, I) - pb.grad(Phi - h * Vm, I)) / (2 * h));
+  for (int k = 0; k < pb.R * pb.J; ++k)
+    EXPECT_NEAR(Hv[k], hd[k], 1e-6 * (1 + std::abs(hd[k]))) << k;
 }
 
 TEST(Items, HeadNewtonByCholeskyAndByCgReachTheDenseOptimum) {
@@ -278,7 +285,8 @@ TEST(Items, HeadNewtonByCholeskyAndByCgReachTheDenseOptimum) {
     EXPECT_STREQ(model.last_solver(), cg ? "cg" : "cholesky");
     const Matrix W = as_matrix(model.params(), pb.J);
     EXPECT_LT((W - Wstar).cwiseAbs().maxCoeff(), 1e-8) << (cg ? "CG" : "Cholesky") << "\n"
-                                                        << W << "\nvs\n" << Wstar;
+                                                       << W << "\nvs\n"
+                                                       << Wstar;
     EXPECT_GT(Wstar.norm(), 0.1);  // not a trivial optimum
   }
 }
@@ -377,7 +385,9 @@ TEST(Items, ResponseNewtonStepIsTheOneHotHeadStep) {
     EXPECT_STREQ(resp.last_solver(), "cg");
     const Matrix Pn = as_matrix(allgather_rows(world, resp.params()), pb.J);
     const Matrix Wn = as_matrix(head.params(), pb.J);
-    EXPECT_LT((Pn - Wn).cwiseAbs().maxCoeff(), 1e-10) << "step " << step << "\n" << Pn << "\nvs\n" << Wn;
+    EXPECT_LT((Pn - Wn).cwiseAbs().maxCoeff(), 1e-10) << "step " << step << "\n"
+                                                      << Pn << "\nvs\n"
+                                                      << Wn;
     for (std::size_t k = 0; k < Zr.size(); ++k) EXPECT_NEAR(Zr[k], Zh[k], 1e-10) << k;
   }
 }

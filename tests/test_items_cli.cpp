@@ -32,9 +32,9 @@ class ItemsCli : public ::testing::Test {
     const RunResult v1 = run_pref(1, {"generate", "--users", "100", "--comparisons", "40",
                                       "--answers-per-user", "10", "--out", path("v1.h5")});
     ASSERT_EQ(v1.exit_code, 0) << v1.err;
-    const RunResult noemb = run_pref(
-        1, {"generate", "--users", "100", "--comparisons", "40", "--answers-per-user", "10",
-            "--responses-per-prompt", "3", "--out", path("noemb.h5")});
+    const RunResult noemb =
+        run_pref(1, {"generate", "--users", "100", "--comparisons", "40", "--answers-per-user",
+                     "10", "--responses-per-prompt", "3", "--out", path("noemb.h5")});
     ASSERT_EQ(noemb.exit_code, 0) << noemb.err;
   }
   static void TearDownTestSuite() {
@@ -44,15 +44,15 @@ class ItemsCli : public ::testing::Test {
   static std::string data() { return path("data.h5"); }
 
   static std::string fit(int ranks, const std::string& name, const std::string& items) {
-    const RunResult r = run_pref(ranks, {"fit", "--data", data(), "--rank", "7", "--items", items,
-                                         "--max-sweeps", "12", "--tol", "0", "--seed", "4",
-                                         "--out", path(name)});
+    const RunResult r =
+        run_pref(ranks, {"fit", "--data", data(), "--rank", "7", "--items", items, "--max-sweeps",
+                         "12", "--tol", "0", "--seed", "4", "--out", path(name)});
     EXPECT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
     return path(name);
   }
   static double auc(const std::string& model, const std::string& split) {
-    const RunResult r = run_pref(1, {"evaluate", "--model", model, "--data", data(), "--split",
-                                     split, "--json"});
+    const RunResult r =
+        run_pref(1, {"evaluate", "--model", model, "--data", data(), "--split", split, "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
     return nlohmann::json::parse(r.out)["auc"].get<double>();
   }
@@ -98,8 +98,10 @@ TEST_F(ItemsCli, HeadGeneralizesToHeldOutPromptsAndRankCountsAgree) {
   // have nothing there (z_p = 0: AUC 0.5). In sample (validation), both fit.
   const double emb_test = auc(e1, "test"), cmp_test = auc(c1, "test");
   const double emb_val = auc(e1, "validation"), cmp_val = auc(c1, "validation");
-  std::printf("test AUC: embeddings %.4f, comparisons %.4f; validation AUC: embeddings %.4f, "
-              "comparisons %.4f\n", emb_test, cmp_test, emb_val, cmp_val);
+  std::printf(
+      "test AUC: embeddings %.4f, comparisons %.4f; validation AUC: embeddings %.4f, "
+      "comparisons %.4f\n",
+      emb_test, cmp_test, emb_val, cmp_val);
   // (The true model's AUC is about 0.81 on both splits of this population.)
   EXPECT_GT(emb_test, 0.68);
   EXPECT_NEAR(cmp_test, 0.5, 0.02);
@@ -125,8 +127,8 @@ TEST_F(ItemsCli, ResponsesModelWritesResponseFactors) {
 }
 
 TEST_F(ItemsCli, UnsupportedCombinationsAndMissingStructure) {
-  const std::vector<std::string> base = {"fit", "--rank", "3", "--max-sweeps", "2", "--out",
-                                         path("bad.h5")};
+  const std::vector<std::string> base = {"fit", "--rank", "3",           "--max-sweeps",
+                                         "2",   "--out",  path("bad.h5")};
   auto with = [&](std::vector<std::string> extra) {
     auto a = base;
     a.insert(a.end(), extra.begin(), extra.end());
@@ -136,9 +138,9 @@ TEST_F(ItemsCli, UnsupportedCombinationsAndMissingStructure) {
                      {"--items responses", path("v1.h5"), "no response structure"});
   expect_usage_error(with({"--data", path("noemb.h5"), "--items", "embeddings"}),
                      {"--items embeddings", path("noemb.h5"), "/responses/embedding"});
-  expect_usage_error(with({"--data", data(), "--items", "embeddings", "--checkpoint-dir",
-                           path("ckpt")}),
-                     {"--checkpoint-dir", "--items embeddings"});
+  expect_usage_error(
+      with({"--data", data(), "--items", "embeddings", "--checkpoint-dir", path("ckpt")}),
+      {"--checkpoint-dir", "--items embeddings"});
   expect_usage_error(with({"--data", data(), "--items", "responses", "--exchange", "reduce"}),
                      {"--exchange reduce", "--items responses"});
   expect_usage_error(with({"--data", data(), "--items", "responses", "--extrapolate"}),

@@ -49,7 +49,9 @@ struct Problem {
   const double* x(std::size_t k) const { return table.data() + std::size_t(idx[k]) * J; }
 };
 
-double rel(double a, double b) { return std::abs(a - b) / std::max(1.0, std::abs(b)); }
+double rel(double a, double b) {
+  return std::abs(a - b) / std::max(1.0, std::abs(b));
+}
 
 }  // namespace
 
@@ -86,7 +88,8 @@ TEST(Kernels, LabelPassMatchesNaiveReference) {
         double worst = 0;
         for (int a = 0; a < J; ++a) {
           worst = std::max(worst, rel(gk[a] - 1.0, g[a]));
-          for (int b = 0; b <= a; ++b) worst = std::max(worst, rel(Hk[b * J + a] - 1.0, H[b * J + a]));
+          for (int b = 0; b <= a; ++b)
+            worst = std::max(worst, rel(Hk[b * J + a] - 1.0, H[b * J + a]));
           for (int b = a + 1; b < J; ++b) EXPECT_EQ(Hk[b * J + a], 1.0) << "upper triangle written";
         }
         for (std::size_t k = 0; k < n; ++k) {

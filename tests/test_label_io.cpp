@@ -45,9 +45,12 @@ std::vector<Label> make_labels(std::uint32_t seed, bool quantized) {
       if (unif(gen) >= activity * 3.0 / (1.0 + 0.3 * c)) continue;
       float v;
       const double kind = unif(gen);
-      if (kind < 0.3) v = 0.0f;
-      else if (kind < 0.6) v = 1.0f;
-      else if (kind < 0.75) v = 0.5f;
+      if (kind < 0.3)
+        v = 0.0f;
+      else if (kind < 0.6)
+        v = 1.0f;
+      else if (kind < 0.75)
+        v = 0.5f;
       else if (kind < 0.9 || quantized)
         v = static_cast<float>(static_cast<double>(gen() % 201) / 200.0);
       else
@@ -156,7 +159,8 @@ Reference make_reference(const std::vector<Label>& labels) {
 
 Row csr_row(const Csr& csr, std::size_t r) {
   Row out;
-  for (std::uint64_t k = csr.ptr[r]; k < csr.ptr[r + 1]; ++k) out.push_back({csr.col[k], csr.val[k]});
+  for (std::uint64_t k = csr.ptr[r]; k < csr.ptr[r + 1]; ++k)
+    out.push_back({csr.col[k], csr.val[k]});
   return out;
 }
 
@@ -475,13 +479,13 @@ TEST(LabelIo, WriterWritesVersionOneUnlessResponses) {
       if (responses) {
         w.create_responses(4, 2, 0);
         const bool r0 = world.rank() == 0;
-        std::vector<std::uint32_t> prompt = r0 ? std::vector<std::uint32_t>{0, 0, 1, 1}
-                                                : std::vector<std::uint32_t>{};
+        std::vector<std::uint32_t> prompt =
+            r0 ? std::vector<std::uint32_t>{0, 0, 1, 1} : std::vector<std::uint32_t>{};
         w.write_responses(0, prompt, {});
-        std::vector<std::uint32_t> a = r0 ? std::vector<std::uint32_t>{0, 2, 3}
-                                           : std::vector<std::uint32_t>{};
-        std::vector<std::uint32_t> b = r0 ? std::vector<std::uint32_t>{1, 3, 2}
-                                           : std::vector<std::uint32_t>{};
+        std::vector<std::uint32_t> a =
+            r0 ? std::vector<std::uint32_t>{0, 2, 3} : std::vector<std::uint32_t>{};
+        std::vector<std::uint32_t> b =
+            r0 ? std::vector<std::uint32_t>{1, 3, 2} : std::vector<std::uint32_t>{};
         w.write_pairs(0, a, b);
       }
       w.close();

@@ -101,7 +101,7 @@ FitConfig prior_config() {
 // One row's loss gradient and Hessian with the partner factors (a user's with Z, a
 // comparison's with U).
 void row_terms(const std::vector<std::vector<std::pair<std::uint32_t, double>>>& rows,
-                std::size_t i, const Vector& u, const Matrix& Z, Vector& g, Matrix& H) {
+               std::size_t i, const Vector& u, const Matrix& Z, Vector& g, Matrix& H) {
   const int J = static_cast<int>(u.size());
   g = Vector::Zero(J);
   H = Matrix::Zero(J, J);
@@ -126,8 +126,12 @@ std::vector<std::vector<std::pair<std::uint32_t, double>>> rows_by_comparison(co
   return rows;
 }
 
-Matrix cov_of(const PopulationPrior& p) { return Eigen::Map<const Matrix>(p.covariance.data(), p.J, p.J); }
-Vector mean_of(const PopulationPrior& p) { return Eigen::Map<const Vector>(p.mean.data(), p.J); }
+Matrix cov_of(const PopulationPrior& p) {
+  return Eigen::Map<const Matrix>(p.covariance.data(), p.J, p.J);
+}
+Vector mean_of(const PopulationPrior& p) {
+  return Eigen::Map<const Vector>(p.mean.data(), p.J);
+}
 
 class Prior : public ::testing::Test {
  protected:
@@ -195,7 +199,8 @@ TEST_F(Prior, UsersAreMapAndThePriorIsTheClosedFormUpdate) {
       const Matrix C = U.rowwise() - m.transpose();
       const Matrix Sigma = (C.transpose() * C + spread) / double(pl.problem.users);
       const PopulationPrior& p1 = *after.res.prior;
-      EXPECT_LT((mean_of(p1) - m).cwiseAbs().maxCoeff(), 1e-12 * (1 + m.cwiseAbs().maxCoeff())) << name;
+      EXPECT_LT((mean_of(p1) - m).cwiseAbs().maxCoeff(), 1e-12 * (1 + m.cwiseAbs().maxCoeff()))
+          << name;
       EXPECT_LT((cov_of(p1) - Sigma).cwiseAbs().maxCoeff(), 1e-10 * Sigma.cwiseAbs().maxCoeff())
           << name;
       EXPECT_EQ(p1.users, pl.problem.users);
@@ -274,9 +279,10 @@ TEST_F(Prior, ConvergedStateIsAFixedPoint) {
   const Matrix X = U * Z.transpose(), Xb = as_matrix(b.U, cfg.J) * Zb.transpose();
   EXPECT_LT((X - Xb).cwiseAbs().maxCoeff(), 1e-9 * X.cwiseAbs().maxCoeff()) << "predictions";
   if (comm.rank() == 0 && std::getenv("PREF_TEST_VERBOSE"))
-    std::printf("converged after %d sweeps: max |grad| users %.3g (under the final Z: %.3g), "
-                "comparisons %.3g\n",
-                S, gu, gu_final, gz);
+    std::printf(
+        "converged after %d sweeps: max |grad| users %.3g (under the final Z: %.3g), "
+        "comparisons %.3g\n",
+        S, gu, gu_final, gz);
 }
 
 // A planted non-isotropic Gaussian population: the fitted prior against the truth, by
@@ -331,10 +337,11 @@ TEST_F(Prior, RecoversAPlantedGaussianPopulation) {
   const double spearman = num / den;
   const double rel_var = std::sqrt(se_var / sum_var), rel_mean = std::sqrt(se_mean / sum_sd2);
   if (comm.rank() == 0)
-    std::printf("planted Gaussian, %d ranks: %zu sweeps; margin means: RMS error / margin sd "
-                "%.3f; margin variances: mean ratio %.3f, rank correlation %.3f, relative RMS "
-                "error %.3f\n",
-                comm.size(), d.res.history.size() - 1, rel_mean, ratio, spearman, rel_var);
+    std::printf(
+        "planted Gaussian, %d ranks: %zu sweeps; margin means: RMS error / margin sd "
+        "%.3f; margin variances: mean ratio %.3f, rank correlation %.3f, relative RMS "
+        "error %.3f\n",
+        comm.size(), d.res.history.size() - 1, rel_mean, ratio, spearman, rel_var);
   EXPECT_LT(rel_mean, 0.06);
   EXPECT_GT(ratio, 0.7);
   EXPECT_LT(ratio, 1.2);

@@ -23,17 +23,35 @@ class ScoreCli : public ::testing::Test {
     dir_ = fresh_dir("test_score_cli");
     auto ok = [](const RunResult& r) { ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err; };
     // 120 comparisons of 4 responses per prompt: 20 prompts, 80 responses.
-    ok(run_pref(2, {"generate", "--users", "200", "--comparisons", "120", "--answers-per-user",
-                    "30", "--responses-per-prompt", std::to_string(kN), "--heldout-prompts", "4",
-                    "--embedding-dim", std::to_string(kD), "--embedding-noise", "0.1",
-                    "--new-users", "10", "--new-user-answers", "40", "--seed", "8", "--out",
+    ok(run_pref(2, {"generate",
+                    "--users",
+                    "200",
+                    "--comparisons",
+                    "120",
+                    "--answers-per-user",
+                    "30",
+                    "--responses-per-prompt",
+                    std::to_string(kN),
+                    "--heldout-prompts",
+                    "4",
+                    "--embedding-dim",
+                    std::to_string(kD),
+                    "--embedding-noise",
+                    "0.1",
+                    "--new-users",
+                    "10",
+                    "--new-user-answers",
+                    "40",
+                    "--seed",
+                    "8",
+                    "--out",
                     data()}));
-    ok(run_pref(2, {"fit", "--data", data(), "--rank", std::to_string(kJ), "--items",
-                    "embeddings", "--max-sweeps", "5", "--out", path("emb.h5")}));
-    ok(run_pref(1, {"fit", "--data", data(), "--rank", "3", "--max-sweeps", "2", "--out",
-                    path("cmp.h5")}));
-    ok(run_pref(1, {"adapt", "--model", path("emb.h5"), "--data", data(), "--answers", "5",
-                    "--out", path("adapted.h5")}));
+    ok(run_pref(2, {"fit", "--data", data(), "--rank", std::to_string(kJ), "--items", "embeddings",
+                    "--max-sweeps", "5", "--out", path("emb.h5")}));
+    ok(run_pref(
+        1, {"fit", "--data", data(), "--rank", "3", "--max-sweeps", "2", "--out", path("cmp.h5")}));
+    ok(run_pref(1, {"adapt", "--model", path("emb.h5"), "--data", data(), "--answers", "5", "--out",
+                    path("adapted.h5")}));
   }
   static void TearDownTestSuite() {
     if (!::testing::UnitTest::GetInstance()->Failed()) fs::remove_all(dir_);
@@ -41,8 +59,8 @@ class ScoreCli : public ::testing::Test {
   static std::string path(const std::string& name) { return dir_ + "/" + name; }
   static std::string data() { return path("data.h5"); }
   static void score(int np, const std::vector<std::string>& extra, const std::string& out) {
-    std::vector<std::string> a = {"score", "--model", path("emb.h5"), "--responses", data(),
-                                  "--out", path(out)};
+    std::vector<std::string> a = {"score", "--model", path("emb.h5"), "--responses",
+                                  data(),  "--out",   path(out)};
     a.insert(a.end(), extra.begin(), extra.end());
     const RunResult r = run_pref(np, a);
     ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
@@ -103,8 +121,10 @@ TEST_F(ScoreCli, FittedUsersScoresAndBestOfNAgainstTheFiles) {
       int arg = q * kN;
       for (int r = q * kN; r < (q + 1) * kN; ++r)
         if (ref[i * 80 + r] > ref[i * 80 + arg]) arg = r;
-      EXPECT_EQ(best[i * 20 + q], static_cast<std::uint32_t>(arg)) << "user " << i << " prompt " << q;
-      EXPECT_NEAR(best_score[i * 20 + q], ref[i * 80 + arg], 1e-5 * (1 + std::abs(ref[i * 80 + arg])));
+      EXPECT_EQ(best[i * 20 + q], static_cast<std::uint32_t>(arg))
+          << "user " << i << " prompt " << q;
+      EXPECT_NEAR(best_score[i * 20 + q], ref[i * 80 + arg],
+                  1e-5 * (1 + std::abs(ref[i * 80 + arg])));
       differs += best[i * 20 + q] != best[q];  // users disagree with user 0
     }
   EXPECT_GT(differs, 500);  // personalized: not one choice for everyone
@@ -124,29 +144,30 @@ TEST_F(ScoreCli, AdaptedUsers) {
   H5Id s = h5_open(path("adapted_scores.h5"));
   const auto got = h5_read<float>(s, "/scores");
   ASSERT_EQ(got.size(), ref.size());
-  for (std::size_t k = 0; k < got.size(); ++k) EXPECT_NEAR(got[k], ref[k], 1e-5 * (1 + std::abs(ref[k])));
+  for (std::size_t k = 0; k < got.size(); ++k)
+    EXPECT_NEAR(got[k], ref[k], 1e-5 * (1 + std::abs(ref[k])));
   H5Id b = h5_open(path("adapted_best.h5"));
   EXPECT_EQ(h5_dims(b, "/best"), (std::vector<hsize_t>{10, 20}));
 }
 
 TEST_F(ScoreCli, WhatCannotBeScored) {
-  expect_usage_error({"score", "--model", path("cmp.h5"), "--responses", data(), "--out",
-                      path("bad.h5")},
-                     {path("cmp.h5"), "--items comparisons", "--model"});
+  expect_usage_error(
+      {"score", "--model", path("cmp.h5"), "--responses", data(), "--out", path("bad.h5")},
+      {path("cmp.h5"), "--items comparisons", "--model"});
   expect_usage_error({"score", "--model", path("emb.h5"), "--responses", data(), "--users",
                       "150:300", "--out", path("bad.h5")},
                      {"--users", "150:300", "[0, 200)"});
-  expect_usage_error({"score", "--model", path("emb.h5"), "--responses", data(), "--users",
-                      "1:2", "--adapted", path("adapted.h5"), "--out", path("bad.h5")},
+  expect_usage_error({"score", "--model", path("emb.h5"), "--responses", data(), "--users", "1:2",
+                      "--adapted", path("adapted.h5"), "--out", path("bad.h5")},
                      {"--users", "--adapted"});
   // Embeddings of another dimension.
-  const RunResult g = run_pref(1, {"generate", "--users", "20", "--comparisons", "12",
-                                   "--answers-per-user", "5", "--responses-per-prompt", "3",
-                                   "--embedding-dim", "5", "--out", path("d5.h5")});
+  const RunResult g =
+      run_pref(1, {"generate", "--users", "20", "--comparisons", "12", "--answers-per-user", "5",
+                   "--responses-per-prompt", "3", "--embedding-dim", "5", "--out", path("d5.h5")});
   ASSERT_EQ(g.exit_code, 0) << g.err;
-  expect_usage_error({"score", "--model", path("emb.h5"), "--responses", path("d5.h5"), "--out",
-                      path("bad.h5")},
-                     {path("d5.h5"), "dimension 5", "takes 6"});
+  expect_usage_error(
+      {"score", "--model", path("emb.h5"), "--responses", path("d5.h5"), "--out", path("bad.h5")},
+      {path("d5.h5"), "dimension 5", "takes 6"});
   EXPECT_FALSE(fs::exists(path("bad.h5")));
 }
 

@@ -264,8 +264,8 @@ TEST(ScaLapack, TallSkinnyQrOnRowRanges) {
                                          : scalapack::TallSkinnyQr::kHouseholder;
         const scalapack::QrPath path =
             scalapack::orthonormalize(world, column, rows, k, local, &R, method);
-        EXPECT_EQ(path, variant == 1 ? scalapack::QrPath::kCholeskyQr2
-                                     : scalapack::QrPath::kHouseholder);
+        EXPECT_EQ(path,
+                  variant == 1 ? scalapack::QrPath::kCholeskyQr2 : scalapack::QrPath::kHouseholder);
         what += std::string(" orthonormalize ") + scalapack::qr_path_name(path);
       }
       const Matrix Q = as_matrix(allgather_rows(world, local), k);
@@ -332,8 +332,8 @@ TEST(ScaLapack, CholeskyQrFallbacks) {
     const Matrix A = conditioned(m, k, cond, k, 71);
     const Orthonormalized o = orthonormalize_rows(world, A);
     const std::string what = "cond " + std::to_string(cond);
-    EXPECT_EQ(o.path, cond < 1e5 ? scalapack::QrPath::kCholeskyQr2
-                                 : scalapack::QrPath::kShiftedCholeskyQr3)
+    EXPECT_EQ(o.path,
+              cond < 1e5 ? scalapack::QrPath::kCholeskyQr2 : scalapack::QrPath::kShiftedCholeskyQr3)
         << what << ": " << scalapack::qr_path_name(o.path);
     EXPECT_LT((o.Q.transpose() * o.Q - Matrix::Identity(k, k)).norm(), 1e-12) << what;
     EXPECT_LT((o.Q * o.R - A).norm(), 1e-13 * A.norm()) << what;
@@ -588,8 +588,8 @@ TEST(SvdRandomized, FullWidthSketchIsExact) {
       // The rank-J approximations agree.
       const Gathered g = gather(world, svd);
       const int J = cfg.J;
-      const Matrix L = g.A * Eigen::Map<const Eigen::VectorXd>(svd.S.data(), J).asDiagonal() *
-                       g.B.transpose();
+      const Matrix L =
+          g.A * Eigen::Map<const Eigen::VectorXd>(svd.S.data(), J).asDiagonal() * g.B.transpose();
       const Matrix Lref = ref.matrixU().leftCols(J) * s.head(J).asDiagonal() *
                           ref.matrixV().leftCols(J).transpose();
       EXPECT_LT((L - Lref).cwiseAbs().maxCoeff(), 1e-8 * s(0)) << what;
@@ -692,42 +692,42 @@ TEST(SvdInit, SameFactorsAtAnyRankCountAndBitwiseRepeatable) {
   auto self = mpi::Comm::self();
   // Tall (the sparse products iterate over users) and wide (over comparisons).
   for (const Problem& pb : {block_problem(130, 70, 4, 0.8, 41), block_problem(60, 140, 4, 0.8, 42)})
-  for (const SvdConfig& cfg : all_kinds(4)) {
-    const std::string what = std::string(svd_kind_name(cfg.kind)) + " on " +
-                             std::to_string(pb.users) + " x " + std::to_string(pb.comparisons);
-    const LabelMatrix m = distribute_problem(world, pb);
-    const Factors a = svd_init(world, m, cfg);
-    const Factors b = svd_init(world, m, cfg);
-    EXPECT_TRUE(a.U == b.U && a.Z == b.Z) << what << ": two runs differ";
-    if (cfg.kind == SvdKind::kRandomized) {
-      // Threads and the choice of partner table do not change a bit.
-      for (int threads : {2, 3})
-        for (auto table : {SvdConfig::Table::kDense, SvdConfig::Table::kSparse}) {
-          SvdConfig c = cfg;
-          c.threads = threads;
-          c.table = table;
-          const Factors t = svd_init(world, m, c);
-          EXPECT_TRUE(a.U == t.U && a.Z == t.Z)
-              << what << ": " << threads << " threads, table " << static_cast<int>(table);
-        }
+    for (const SvdConfig& cfg : all_kinds(4)) {
+      const std::string what = std::string(svd_kind_name(cfg.kind)) + " on " +
+                               std::to_string(pb.users) + " x " + std::to_string(pb.comparisons);
+      const LabelMatrix m = distribute_problem(world, pb);
+      const Factors a = svd_init(world, m, cfg);
+      const Factors b = svd_init(world, m, cfg);
+      EXPECT_TRUE(a.U == b.U && a.Z == b.Z) << what << ": two runs differ";
+      if (cfg.kind == SvdKind::kRandomized) {
+        // Threads and the choice of partner table do not change a bit.
+        for (int threads : {2, 3})
+          for (auto table : {SvdConfig::Table::kDense, SvdConfig::Table::kSparse}) {
+            SvdConfig c = cfg;
+            c.threads = threads;
+            c.table = table;
+            const Factors t = svd_init(world, m, c);
+            EXPECT_TRUE(a.U == t.U && a.Z == t.Z)
+                << what << ": " << threads << " threads, table " << static_cast<int>(table);
+          }
+      }
+      const std::vector<double> U = allgather_rows(world, a.U), Z = allgather_rows(world, a.Z);
+      ASSERT_EQ(U.size(), pb.users * 4);
+      ASSERT_EQ(Z.size(), pb.comparisons * 4);
+      EXPECT_TRUE(std::all_of(U.begin(), U.end(), [](double v) { return std::isfinite(v); }));
+      // After the collective work on every rank (BLACS is initialized), rank 0 alone on
+      // MPI_COMM_SELF.
+      if (world.rank() == 0) {
+        const LabelMatrix m1 = distribute_problem(self, pb);
+        const Factors one = svd_init(self, m1, cfg);
+        EXPECT_LT(max_abs_diff(U, one.U), 1e-10 * max_abs(one.U)) << what;
+        EXPECT_LT(max_abs_diff(Z, one.Z), 1e-10 * max_abs(one.Z)) << what;
+        std::printf("%s at %d ranks vs 1: max |dU| %.2e, max |dZ| %.2e (max |U| %.2f)\n",
+                    what.c_str(), world.size(), max_abs_diff(U, one.U), max_abs_diff(Z, one.Z),
+                    max_abs(one.U));
+      }
+      world.barrier();
     }
-    const std::vector<double> U = allgather_rows(world, a.U), Z = allgather_rows(world, a.Z);
-    ASSERT_EQ(U.size(), pb.users * 4);
-    ASSERT_EQ(Z.size(), pb.comparisons * 4);
-    EXPECT_TRUE(std::all_of(U.begin(), U.end(), [](double v) { return std::isfinite(v); }));
-    // After the collective work on every rank (BLACS is initialized), rank 0 alone on
-    // MPI_COMM_SELF.
-    if (world.rank() == 0) {
-      const LabelMatrix m1 = distribute_problem(self, pb);
-      const Factors one = svd_init(self, m1, cfg);
-      EXPECT_LT(max_abs_diff(U, one.U), 1e-10 * max_abs(one.U)) << what;
-      EXPECT_LT(max_abs_diff(Z, one.Z), 1e-10 * max_abs(one.Z)) << what;
-      std::printf("%s at %d ranks vs 1: max |dU| %.2e, max |dZ| %.2e (max |U| %.2f)\n",
-                  what.c_str(), world.size(), max_abs_diff(U, one.U), max_abs_diff(Z, one.Z),
-                  max_abs(one.U));
-    }
-    world.barrier();
-  }
 }
 
 // Enough users per rank (over 32768) for the sparse products to scatter in several chunks of

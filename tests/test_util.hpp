@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -73,7 +73,7 @@ inline bool contains(const std::string& haystack, const std::string& needle) {
 // Running programs
 
 struct RunResult {
-  int exit_code = -1;   // the program's exit status; 128+n when killed by signal n
+  int exit_code = -1;  // the program's exit status; 128+n when killed by signal n
   bool timed_out = false;
   std::string out, err;
   std::string command;  // for messages
@@ -102,8 +102,8 @@ inline void forward_alarms(const RunResult& r) {
 // error captured; standard input is /dev/null.
 inline RunResult run_command(const std::vector<std::string>& argv, int timeout_seconds = 120) {
   static std::atomic<int> counter{0};  // run_command may be called from several threads
-  const std::string base = tmp_dir() + "/run." + std::to_string(::getpid()) + "." +
-                           std::to_string(counter++);
+  const std::string base =
+      tmp_dir() + "/run." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   const std::string out_path = base + ".out", err_path = base + ".err";
   std::vector<std::string> full = {"timeout", "-k", "10", std::to_string(timeout_seconds)};
   full.insert(full.end(), argv.begin(), argv.end());
@@ -130,8 +130,10 @@ inline RunResult run_command(const std::vector<std::string>& argv, int timeout_s
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0)
     if (errno != EINTR) throw std::runtime_error("waitpid failed");
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) r.exit_code = 128 + WTERMSIG(status);
+  if (WIFEXITED(status))
+    r.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    r.exit_code = 128 + WTERMSIG(status);
   r.timed_out = r.exit_code == 124 || r.exit_code == 137;
   r.out = read_bytes(out_path);
   r.err = read_bytes(err_path);
@@ -174,9 +176,9 @@ inline RunResult run_pref_with(const std::string& binary, const std::vector<std:
     argv.push_back("env");
     argv.insert(argv.end(), env.begin(), env.end());
   }
-  argv.insert(argv.end(), {mpiexec(), "-q", "--mca", "odls_base_sigkill_timeout", "0",
-                           "--mca", "orte_tmpdir_base", session,
-                           "-np", std::to_string(ranks), "--oversubscribe", binary});
+  argv.insert(argv.end(), {mpiexec(), "-q", "--mca", "odls_base_sigkill_timeout", "0", "--mca",
+                           "orte_tmpdir_base", session, "-np", std::to_string(ranks),
+                           "--oversubscribe", binary});
   argv.insert(argv.end(), args.begin(), args.end());
   RunResult r = run_command(argv, timeout_seconds);
   std::error_code ec;
@@ -258,8 +260,8 @@ void h5_write_dims(hid_t file, const std::string& path, const std::vector<T>& da
   H5Id space(h5check(H5Screate_simple(rank, dims, nullptr), "space"), H5Sclose);
   H5Id lcpl(h5check(H5Pcreate(H5P_LINK_CREATE), "lcpl"), H5Pclose);
   H5Pset_create_intermediate_group(lcpl, 1);
-  H5Id d(h5check(H5Dcreate2(file, path.c_str(), file_type >= 0 ? file_type : h5_native<T>(),
-                            space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
+  H5Id d(h5check(H5Dcreate2(file, path.c_str(), file_type >= 0 ? file_type : h5_native<T>(), space,
+                            lcpl, H5P_DEFAULT, H5P_DEFAULT),
                  ("create dataset " + path).c_str()),
          H5Dclose);
   if (!data.empty())
@@ -279,8 +281,8 @@ void h5_write(hid_t file, const std::string& path, const std::vector<T>& data,
 // A 2-D dataset `path` of rows x (data.size() / rows) elements (row-major), stored as
 // `file_type` (default: the native type of T; HDF5 converts, e.g. float to float16).
 template <class T>
-void h5_write_matrix(hid_t file, const std::string& path, const std::vector<T>& data,
-                     hsize_t rows, hid_t file_type = -1) {
+void h5_write_matrix(hid_t file, const std::string& path, const std::vector<T>& data, hsize_t rows,
+                     hid_t file_type = -1) {
   const hsize_t dims[2] = {rows, rows ? data.size() / rows : 0};
   h5_write_dims(file, path, data, 2, dims, file_type);
 }
@@ -329,8 +331,8 @@ inline void h5_write_string_attr(hid_t file, const std::string& obj_path, const 
   H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
   H5Id type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type, std::max<std::size_t>(1, value.size()));
-  H5Id a(h5check(H5Acreate_by_name(file, obj_path.c_str(), name.c_str(), type, space,
-                                   H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+  H5Id a(h5check(H5Acreate_by_name(file, obj_path.c_str(), name.c_str(), type, space, H5P_DEFAULT,
+                                   H5P_DEFAULT, H5P_DEFAULT),
                  ("attribute " + name).c_str()),
          H5Aclose);
   std::string buf = value.empty() ? std::string(1, '\0') : value;
@@ -384,8 +386,7 @@ inline std::string raw_dataset(hid_t d, std::string* desc) {
   desc->assign("class ").append(std::to_string(H5Tget_class(type)));
   desc->append(" size ").append(std::to_string(H5Tget_size(type))).append(" dims");
   for (auto x : dims) desc->append(" ").append(std::to_string(x));
-  std::string buf(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)) *
-                      H5Tget_size(type),
+  std::string buf(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)) * H5Tget_size(type),
                   '\0');
   if (!buf.empty()) h5check(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "read");
   return buf;
@@ -395,8 +396,7 @@ inline std::string raw_attribute(hid_t a, std::string* desc) {
   H5Id space(H5Aget_space(a), H5Sclose);
   desc->assign("class ").append(std::to_string(H5Tget_class(type)));
   desc->append(" size ").append(std::to_string(H5Tget_size(type)));
-  std::string buf(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)) *
-                      H5Tget_size(type),
+  std::string buf(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)) * H5Tget_size(type),
                   '\0');
   h5check(H5Aread(a, type, buf.data()), "read attribute");
   return buf;

@@ -55,6 +55,8 @@ inline std::uint64_t bytes(std::string_view s, std::uint64_t h = 0xcbf29ce484222
   return mix(h);
 }
 
-inline std::string hex(std::uint64_t h) { return fmt::format("{:016x}", h); }
+inline std::string hex(std::uint64_t h) {
+  return fmt::format("{:016x}", h);
+}
 
 }  // namespace pref::hash

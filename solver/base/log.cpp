@@ -9,7 +9,11 @@ bool g_quiet = false;
 double seconds_since_start() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - g_start).count();
 }
-void set_quiet(bool q) { g_quiet = q; }
-bool quiet() { return g_quiet; }
+void set_quiet(bool q) {
+  g_quiet = q;
+}
+bool quiet() {
+  return g_quiet;
+}
 
 }  // namespace pref::log

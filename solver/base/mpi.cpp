@@ -89,7 +89,9 @@ int Comm::size() const {
   return s;
 }
 
-void Comm::barrier() const { PREF_MPI_CHECK(MPI_Barrier(comm_)); }
+void Comm::barrier() const {
+  PREF_MPI_CHECK(MPI_Barrier(comm_));
+}
 
 std::string broadcast(const Comm& comm, const std::string& s, int root) {
   std::uint64_t n = broadcast(comm, static_cast<std::uint64_t>(s.size()), root);

@@ -13,10 +13,11 @@
 
 #include "solver/base/error.hpp"
 
-#define PREF_MPI_CHECK(call)                                                          \
-  do {                                                                                \
-    int pref_mpi_rc_ = (call);                                                        \
-    if (pref_mpi_rc_ != MPI_SUCCESS) ::pref::mpi::throw_error(pref_mpi_rc_, #call, __FILE__, __LINE__); \
+#define PREF_MPI_CHECK(call)                                             \
+  do {                                                                   \
+    int pref_mpi_rc_ = (call);                                           \
+    if (pref_mpi_rc_ != MPI_SUCCESS)                                     \
+      ::pref::mpi::throw_error(pref_mpi_rc_, #call, __FILE__, __LINE__); \
   } while (0)
 
 namespace pref::mpi {
@@ -68,17 +69,28 @@ MPI_Datatype bytes_type(int bytes);
 
 template <class T>
 MPI_Datatype datatype() {
-  if constexpr (std::is_same_v<T, double>) return MPI_DOUBLE;
-  else if constexpr (std::is_same_v<T, float>) return MPI_FLOAT;
-  else if constexpr (std::is_same_v<T, std::int8_t>) return MPI_INT8_T;
-  else if constexpr (std::is_same_v<T, std::uint8_t>) return MPI_UINT8_T;
-  else if constexpr (std::is_same_v<T, std::int16_t>) return MPI_INT16_T;
-  else if constexpr (std::is_same_v<T, std::uint16_t>) return MPI_UINT16_T;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return MPI_INT32_T;
-  else if constexpr (std::is_same_v<T, std::uint32_t>) return MPI_UINT32_T;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return MPI_INT64_T;
-  else if constexpr (std::is_same_v<T, std::uint64_t>) return MPI_UINT64_T;
-  else if constexpr (std::is_same_v<T, char>) return MPI_CHAR;
+  if constexpr (std::is_same_v<T, double>)
+    return MPI_DOUBLE;
+  else if constexpr (std::is_same_v<T, float>)
+    return MPI_FLOAT;
+  else if constexpr (std::is_same_v<T, std::int8_t>)
+    return MPI_INT8_T;
+  else if constexpr (std::is_same_v<T, std::uint8_t>)
+    return MPI_UINT8_T;
+  else if constexpr (std::is_same_v<T, std::int16_t>)
+    return MPI_INT16_T;
+  else if constexpr (std::is_same_v<T, std::uint16_t>)
+    return MPI_UINT16_T;
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return MPI_INT32_T;
+  else if constexpr (std::is_same_v<T, std::uint32_t>)
+    return MPI_UINT32_T;
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return MPI_INT64_T;
+  else if constexpr (std::is_same_v<T, std::uint64_t>)
+    return MPI_UINT64_T;
+  else if constexpr (std::is_same_v<T, char>)
+    return MPI_CHAR;
   else {
     // Any other trivially copyable type travels as its bytes.
     static_assert(std::is_trivially_copyable_v<T>, "no MPI datatype for this type");
@@ -98,11 +110,17 @@ T allreduce(const Comm& comm, T value, MPI_Op op) {
   return value;
 }
 template <class T>
-T allreduce_sum(const Comm& comm, T v) { return allreduce(comm, v, MPI_SUM); }
+T allreduce_sum(const Comm& comm, T v) {
+  return allreduce(comm, v, MPI_SUM);
+}
 template <class T>
-T allreduce_max(const Comm& comm, T v) { return allreduce(comm, v, MPI_MAX); }
+T allreduce_max(const Comm& comm, T v) {
+  return allreduce(comm, v, MPI_MAX);
+}
 template <class T>
-T allreduce_min(const Comm& comm, T v) { return allreduce(comm, v, MPI_MIN); }
+T allreduce_min(const Comm& comm, T v) {
+  return allreduce(comm, v, MPI_MIN);
+}
 
 // Sum of v over ranks below this one (0 on rank 0).
 template <class T>
@@ -115,8 +133,8 @@ T exscan_sum(const Comm& comm, T v) {
 template <class T>
 void broadcast(const Comm& comm, std::span<T> data, int root = 0) {
   if (data.empty()) return;
-  PREF_MPI_CHECK(MPI_Bcast(data.data(), static_cast<int>(data.size()), datatype<T>(), root,
-                           comm.get()));
+  PREF_MPI_CHECK(
+      MPI_Bcast(data.data(), static_cast<int>(data.size()), datatype<T>(), root, comm.get()));
 }
 template <class T>
 T broadcast(const Comm& comm, T v, int root = 0) {
@@ -128,8 +146,7 @@ std::string broadcast(const Comm& comm, const std::string& s, int root = 0);
 template <class T>
 std::vector<T> allgather(const Comm& comm, T v) {
   std::vector<T> out(comm.size());
-  PREF_MPI_CHECK(
-      MPI_Allgather(&v, 1, datatype<T>(), out.data(), 1, datatype<T>(), comm.get()));
+  PREF_MPI_CHECK(MPI_Allgather(&v, 1, datatype<T>(), out.data(), 1, datatype<T>(), comm.get()));
   return out;
 }
 

@@ -10,7 +10,9 @@ namespace pref::signals {
 namespace {
 volatile std::sig_atomic_t g_signal = 0;
 
-extern "C" void on_stop_signal(int sig) { g_signal = sig; }
+extern "C" void on_stop_signal(int sig) {
+  g_signal = sig;
+}
 }  // namespace
 
 void install_stop_handlers() {
@@ -29,17 +31,26 @@ void install_stop_handlers() {
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
-int received() { return g_signal; }
+int received() {
+  return g_signal;
+}
 
-int stop_requested(const mpi::Comm& comm) { return mpi::allreduce_max(comm, static_cast<int>(g_signal)); }
+int stop_requested(const mpi::Comm& comm) {
+  return mpi::allreduce_max(comm, static_cast<int>(g_signal));
+}
 
 const char* name(int sig) {
   switch (sig) {
-    case SIGTERM: return "SIGTERM";
-    case SIGUSR1: return "SIGUSR1";
-    case SIGUSR2: return "SIGUSR2";
-    case SIGINT: return "SIGINT";
-    default: return "a signal";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGUSR2:
+      return "SIGUSR2";
+    case SIGINT:
+      return "SIGINT";
+    default:
+      return "a signal";
   }
 }
 

@@ -61,7 +61,8 @@ std::vector<int> parse_budgets(const std::string& text, int answers) {
 double cpu_seconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 double peak_rss_mib() {
@@ -81,7 +82,7 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
     if (o.test_answers < 0) throw InputError("--test-answers: must be >= 0");
     budgets = parse_budgets(o.budgets, o.answers);
     split = parse_group(o.group);
-    select = o.select == "random" ? adapt::Select::kRandom
+    select = o.select == "random"  ? adapt::Select::kRandom
              : o.select == "bayes" ? adapt::Select::kBayes
                                    : adapt::Select::kActive;
   });
@@ -89,11 +90,12 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   const int J = static_cast<int>(hd.rank);
   mpi::agree(comm, [&] {
     if (hd.kind == "shared")
-      throw InputError(o.model + ": a shared model (kind 'shared': one score per comparison, the "
-                                 "same for every user) has no user weights to adapt (--model)");
+      throw InputError(o.model +
+                       ": a shared model (kind 'shared': one score per comparison, the "
+                       "same for every user) has no user weights to adapt (--model)");
     if (hd.kind != "factor")
-      throw InputError(fmt::format("{}: model kind '{}' is not supported (--model)", o.model,
-                                   hd.kind));
+      throw InputError(
+          fmt::format("{}: model kind '{}' is not supported (--model)", o.model, hd.kind));
   });
   const io::LabelFile data = io::LabelFile::open(o.data, comm);
   mpi::agree(comm, [&] {
@@ -102,8 +104,9 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
                                    o.data, data.comparisons(), o.model, hd.comparisons));
     if (!data.has(split)) {
       if (o.group.empty())
-        throw InputError(o.data + ": no /new_users group (the new users' answer pools); name "
-                                  "another label group with --group");
+        throw InputError(o.data +
+                         ": no /new_users group (the new users' answer pools); name "
+                         "another label group with --group");
       throw InputError(fmt::format("{}: no group {} (--group)", o.data, io::split_group(split)));
     }
   });
@@ -127,13 +130,12 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
       mean = m.mean;
       cov = m.covariance;
       prior_source = "fitted-users";
-      log::info(comm, "prior: {} has no /prior group; using the mean and covariance of its {} "
-                      "fitted users",
+      log::info(comm,
+                "prior: {} has no /prior group; using the mean and covariance of its {} "
+                "fitted users",
                 o.model, hd.users);
     }
-    mpi::agree(comm, [&] {
-      prior = adapt::Penalty::gaussian(mean, cov, o.model + ": prior");
-    });
+    mpi::agree(comm, [&] { prior = adapt::Penalty::gaussian(mean, cov, o.model + ": prior"); });
   }
   const adapt::Penalty& estimate = o.prior == "population" ? *prior : ridge;
   const adapt::Penalty* selection = select == adapt::Select::kBayes    ? &*prior
@@ -159,12 +161,13 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
         throw InputError(
             fmt::format("{}: {}: user {} has {} answers in its pool, fewer than --answers {} + "
                         "--test-answers {}",
-                        o.data, io::split_group(split), first + r, m.by_user.row_size(r),
-                        o.answers, o.test_answers),
+                        o.data, io::split_group(split), first + r, m.by_user.row_size(r), o.answers,
+                        o.test_answers),
             first + r);
   });
-  log::info(comm, "adapt: {} users of {}{}, J={}, {} answers each ({}, estimator {}), {} held "
-                  "out per user, {} ranks",
+  log::info(comm,
+            "adapt: {} users of {}{}, J={}, {} answers each ({}, estimator {}), {} held "
+            "out per user, {} ranks",
             N, o.data, io::split_group(split), J, o.answers, o.select,
             o.prior == "population" ? "MAP under the population prior" : "MLE with 0.001 I",
             o.test_answers, comm.size());
@@ -252,22 +255,25 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   std::string rss_text, cpu_text;
   for (double x : rss) rss_text += fmt::format("{}{:.0f}", rss_text.empty() ? "" : " ", x);
   for (double x : cpu) cpu_text += fmt::format("{}{:.1f}", cpu_text.empty() ? "" : " ", x);
-  log::info(comm, "adapt: {} users in {:.2f} s of adaptation ({:.0f} users/s, {:.1f} Newton steps "
-                  "per user), {:.2f} s end to end; CPU seconds per rank: {}; peak memory per rank "
-                  "(MiB): {}",
+  log::info(comm,
+            "adapt: {} users in {:.2f} s of adaptation ({:.0f} users/s, {:.1f} Newton steps "
+            "per user), {:.2f} s end to end; CPU seconds per rank: {}; peak memory per rank "
+            "(MiB): {}",
             N, adapt_seconds, N / std::max(adapt_seconds, 1e-9),
             N ? double(steps) / double(N) : 0.0, total, cpu_text, rss_text);
   if (me != 0) return 0;
   if (o.json) {
-    fmt::print("{{\"users\": {}, \"seconds\": {:.3f}, \"users_per_second\": {:.1f}, "
-               "\"cpu_seconds\": [{}], \"peak_rss_mib\": [{}], \"budgets\": [",
-               N, total, N / std::max(adapt_seconds, 1e-9), cpu_text, rss_text);
+    fmt::print(
+        "{{\"users\": {}, \"seconds\": {:.3f}, \"users_per_second\": {:.1f}, "
+        "\"cpu_seconds\": [{}], \"peak_rss_mib\": [{}], \"budgets\": [",
+        N, total, N / std::max(adapt_seconds, 1e-9), cpu_text, rss_text);
     for (std::size_t b = 0; b < B; ++b)
-      fmt::print("{}{{\"answers\": {}, \"users_with_auc\": {}, \"mean_auc\": {}, "
-                 "\"share_above_0.8\": {}}}",
-                 b ? ", " : "", budgets[b], auc_users[b],
-                 auc_users[b] ? fmt::format("{:.6f}", auc_sum[b] / auc_users[b]) : "null",
-                 auc_users[b] ? fmt::format("{:.6f}", above[b] / auc_users[b]) : "null");
+      fmt::print(
+          "{}{{\"answers\": {}, \"users_with_auc\": {}, \"mean_auc\": {}, "
+          "\"share_above_0.8\": {}}}",
+          b ? ", " : "", budgets[b], auc_users[b],
+          auc_users[b] ? fmt::format("{:.6f}", auc_sum[b] / auc_users[b]) : "null",
+          auc_users[b] ? fmt::format("{:.6f}", above[b] / auc_users[b]) : "null");
     fmt::print("]}}\n");
   } else if (o.test_answers > 0) {
     fmt::print("answers  users  mean held-out ROC-AUC  share > 0.8\n");

@@ -46,12 +46,14 @@ CommandLine::CommandLine()
   app.set_version_flag("--version", "pref 0.1.0");
   gen = app.add_subcommand("generate", "Generate a synthetic population into a label file");
   insp = app.add_subcommand("inspect", "Validate a label file and summarize it");
-  imp = app.add_subcommand("import", "Convert a CSV or JSON-lines file of labels into a label file");
+  imp =
+      app.add_subcommand("import", "Convert a CSV or JSON-lines file of labels into a label file");
   fitc = app.add_subcommand("fit", "Fit user weights and comparison factors by alternating Newton");
   eval = app.add_subcommand("evaluate", "Score a model on a split of a label file");
   adap = app.add_subcommand("adapt", "Estimate new users' weights from a few chosen answers");
-  scor = app.add_subcommand("score", "Personalized rewards of responses, and each user's best "
-                                     "response per prompt (models fit with --items)");
+  scor = app.add_subcommand("score",
+                            "Personalized rewards of responses, and each user's best "
+                            "response per prompt (models fit with --items)");
   run_score = add_score(*scor);
   run_gen = add_generate(*gen);
   run_adapt = add_adapt(*adap);

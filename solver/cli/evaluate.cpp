@@ -46,9 +46,8 @@ Runner add_evaluate(CLI::App& app) {
     });
     const io::LabelFile data = io::LabelFile::open(o->data, comm);
     const io::Split split = io::parse_split(o->split, "--split");
-    const io::ModelHeader hd =
-        o->model.empty() ? io::ModelHeader{data.users(), data.comparisons()}
-                         : io::read_model_header(o->model, comm);
+    const io::ModelHeader hd = o->model.empty() ? io::ModelHeader{data.users(), data.comparisons()}
+                                                : io::read_model_header(o->model, comm);
     mpi::agree(comm, [&] {
       if (hd.users != data.users() || hd.comparisons != data.comparisons())
         throw InputError(fmt::format(
@@ -61,8 +60,10 @@ Runner add_evaluate(CLI::App& app) {
     const LoadOptions lo{parse_duplicates(o->duplicates), false};
     Factors f;
     std::optional<LabelMatrix> train;  // --reference bayes: the users' answers
-    if (o->reference == "bayes" || o->reference == "known-users") train = load_split(data, io::Split::kTrain, comm, std::nullopt, lo);
-    LabelMatrix m = load_split(data, split, comm, train ? std::optional(train->parts) : std::nullopt, lo);
+    if (o->reference == "bayes" || o->reference == "known-users")
+      train = load_split(data, io::Split::kTrain, comm, std::nullopt, lo);
+    LabelMatrix m =
+        load_split(data, split, comm, train ? std::optional(train->parts) : std::nullopt, lo);
     if (!o->reference.empty()) {
       const Reference kind = o->reference == "truth"   ? Reference::kTruth
                              : o->reference == "bayes" ? Reference::kBayes
@@ -88,19 +89,23 @@ Runner add_evaluate(CLI::App& app) {
                         {"user_auc_mean", num(s.user_auc_mean)},
                         {"users_with_auc", s.users_with_auc},
                         {"user_auc_quantiles",
-                         {{"0.1", num(q[0])}, {"0.25", num(q[1])}, {"0.5", num(q[2])},
-                          {"0.75", num(q[3])}, {"0.9", num(q[4])}}}};
+                         {{"0.1", num(q[0])},
+                          {"0.25", num(q[1])},
+                          {"0.5", num(q[2])},
+                          {"0.75", num(q[3])},
+                          {"0.9", num(q[4])}}}};
     if (o->json) {
       fmt::print("{}\n", j.dump());
       return 0;
     }
-    fmt::print("{} on {} ({} split, {} labels)\n", j["model"].get<std::string>(), o->data,
-               o->split, s.labels);
+    fmt::print("{} on {} ({} split, {} labels)\n", j["model"].get<std::string>(), o->data, o->split,
+               s.labels);
     fmt::print("  logloss   {:.4f}\n  accuracy  {:.4f}\n  ROC-AUC   {:.4f}\n", s.logloss,
                s.accuracy, s.auc);
-    fmt::print("  per-user ROC-AUC: mean {:.4f} over {} users; quantiles 10% {:.3f} 25% {:.3f} "
-               "50% {:.3f} 75% {:.3f} 90% {:.3f}\n",
-               s.user_auc_mean, s.users_with_auc, q[0], q[1], q[2], q[3], q[4]);
+    fmt::print(
+        "  per-user ROC-AUC: mean {:.4f} over {} users; quantiles 10% {:.3f} 25% {:.3f} "
+        "50% {:.3f} 75% {:.3f} 90% {:.3f}\n",
+        s.user_auc_mean, s.users_with_auc, q[0], q[1], q[2], q[3], q[4]);
     return 0;
   };
 }

@@ -30,7 +30,7 @@ auto at(T FitConfig::*m) {
 // A member of a FitConfig member (FitConfig::item's fields).
 template <class S, class T>
 auto at(S FitConfig::*outer, T S::*m) {
-  return [outer, m](auto& o) -> auto& {
+  return [ outer, m ](auto& o) -> auto& {
     return (o.cfg.*outer).*m;
   };
 }
@@ -373,15 +373,17 @@ void validate_fit_options(FitOptions& o) {
   if (o.items != "comparisons") {
     // What the item models do not support yet (docs/design.md, "Item models").
     if (!o.ckpt.dir.empty())
-      throw InputError(fmt::format("--checkpoint-dir: not supported with --items {} yet (the "
-                                   "checkpoints do not hold the item parameters)",
-                                   o.items));
+      throw InputError(
+          fmt::format("--checkpoint-dir: not supported with --items {} yet (the "
+                      "checkpoints do not hold the item parameters)",
+                      o.items));
     if (o.given("--extrapolate") && cfg.extrapolate)
       throw InputError(fmt::format("--extrapolate: not supported with --items {}", o.items));
     if (o.exchange == "reduce")
-      throw InputError(fmt::format("--exchange reduce: not supported with --items {} (its "
-                                   "half-step needs the ship pattern)",
-                                   o.items));
+      throw InputError(
+          fmt::format("--exchange reduce: not supported with --items {} (its "
+                      "half-step needs the ship pattern)",
+                      o.items));
     if (!(cfg.item.mu_w > 0))
       throw InputError(fmt::format("--mu-w: {} must be > 0", cfg.item.mu_w));
     cfg.extrapolate = false;

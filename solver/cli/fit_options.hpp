@@ -43,7 +43,7 @@ struct FitOptions {
   std::string data, out, metrics, init = "svd", model = "factor", exchange = "auto";
   std::string svd_qr = "cholesky";
   std::string duplicates = "error";
-  std::string prior;  // --prior; empty: population, or ridge when --mu-u is given
+  std::string prior;                  // --prior; empty: population, or ridge when --mu-u is given
   std::string items = "comparisons";  // --items; FitConfig::item holds --mu-w
   bool overwrite = false, drop_ties = false;
   // The parsed options by name, to tell an option given from its default.

@@ -35,8 +35,9 @@ Runner add_generate(CLI::App& app) {
   app.add_option("--comparisons", o->comparisons, "Number of comparisons (items)");
   app.add_option("--answers-per-user", o->answers,
                  "Labels per user, split into train/validation/test");
-  app.add_option("--rank", o->rank, "True rank (lowrank; attributes is always 7). 0: 7 for "
-                                    "attributes, 8 for lowrank");
+  app.add_option("--rank", o->rank,
+                 "True rank (lowrank; attributes is always 7). 0: 7 for "
+                 "attributes, 8 for lowrank");
   app.add_option("--new-users", o->new_users, "Held-out new users, each with an answer pool");
   app.add_option("--new-user-answers", o->new_user_answers, "Answer pool of each new user");
   app.add_option("--seed", o->seed, "Random seed");
@@ -55,7 +56,8 @@ Runner add_generate(CLI::App& app) {
   app.add_option("--zipf-exponent", c.zipf_exponent, "Zipf popularity exponent");
   app.add_option("--validation-fraction", c.validation_fraction,
                  "Share of each user's answers held out for validation");
-  app.add_option("--test-fraction", c.test_fraction, "Share of each user's answers held out for test");
+  app.add_option("--test-fraction", c.test_fraction,
+                 "Share of each user's answers held out for test");
   app.add_option("--responses-per-prompt", c.responses_per_prompt,
                  "Attributes: N responses per prompt with hidden attributes; a comparison pairs "
                  "two responses of one prompt (format version 2). 0: free comparisons");
@@ -95,13 +97,15 @@ Runner add_generate(CLI::App& app) {
       cfg.validate();
     });
     io::AtomicOutput out(o->out, o->overwrite, comm);
-    log::info(comm, "generating {} population: {} users x {} answers over {} comparisons, "
-                    "rank {}, {} new users, seed {}, {} MPI ranks",
+    log::info(comm,
+              "generating {} population: {} users x {} answers over {} comparisons, "
+              "rank {}, {} new users, seed {}, {} MPI ranks",
               model_name(cfg.model), cfg.users, cfg.answers_per_user, cfg.comparisons, cfg.rank,
               cfg.new_users, cfg.seed, comm.size());
     if (cfg.has_responses())
-      log::info(comm, "responses: {} prompts x {} responses ({} held out), embedding dimension "
-                      "{}, noise {}",
+      log::info(comm,
+                "responses: {} prompts x {} responses ({} held out), embedding dimension "
+                "{}, noise {}",
                 cfg.prompt_count(), cfg.responses_per_prompt, cfg.heldout_prompts,
                 cfg.embedding_dim, cfg.embedding_noise);
     mpi::agree(comm, [&] { pop = std::make_unique<Population>(cfg); });

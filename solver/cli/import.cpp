@@ -51,8 +51,9 @@ Runner add_import(CLI::App& app) {
     if (s.merged)
       log::info(comm, "averaged {} repeated labels into earlier ones (--duplicates mean)",
                 s.merged);
-    log::info(comm, "wrote {} users, {} comparisons, {} train / {} validation / {} test labels "
-                    "from {} lines to {} in {:.2f} s",
+    log::info(comm,
+              "wrote {} users, {} comparisons, {} train / {} validation / {} test labels "
+              "from {} lines to {} in {:.2f} s",
               s.users, s.comparisons, s.labels[0], s.labels[1], s.labels[2], s.lines, o->out,
               seconds);
     return 0;

@@ -115,7 +115,8 @@ Runner add_inspect(CLI::App& app) {
                  100.0 * s["tie_share"].get<double>());
       if (s.contains("users")) fmt::print(", {} users", s["users"].get<std::uint64_t>());
       fmt::print("\n               answers per user:       {}\n", summary(s["answers_per_user"]));
-      fmt::print("               answers per comparison: {}\n", summary(s["answers_per_comparison"]));
+      fmt::print("               answers per comparison: {}\n",
+                 summary(s["answers_per_comparison"]));
     }
     fmt::print("  ground truth {}\n", j["truth"].get<bool>() ? "yes" : "no");
     if (j.contains("generator"))

@@ -50,13 +50,15 @@ std::pair<std::uint64_t, std::uint64_t> parse_range(const std::string& s, std::u
   const auto colon = s.find(':');
   if (colon == std::string::npos)
     throw InputError(fmt::format("--users: '{}' is not a range FIRST:END", s));
-  const std::uint64_t a = parse_count(s.substr(0, colon).empty() ? "0" : s.substr(0, colon), "--users");
+  const std::uint64_t a =
+      parse_count(s.substr(0, colon).empty() ? "0" : s.substr(0, colon), "--users");
   const std::string e = s.substr(colon + 1);
   const std::uint64_t b = e.empty() ? n : parse_count(e, "--users");
   if (a >= b || b > n)
-    throw InputError(fmt::format("--users: {} is not a non-empty range within [0, {}) (the "
-                                 "model's users)",
-                                 s, n));
+    throw InputError(
+        fmt::format("--users: {} is not a non-empty range within [0, {}) (the "
+                    "model's users)",
+                    s, n));
   return {a, b};
 }
 
@@ -84,8 +86,9 @@ Runner add_score(CLI::App& app) {
   return [o](const mpi::Comm& comm) {
     mpi::agree(comm, [&] {
       if (!o->users.empty() && !o->adapted.empty())
-        throw InputError("--users, --adapted: give one (the model's fitted users or adapted "
-                         "new users)");
+        throw InputError(
+            "--users, --adapted: give one (the model's fitted users or adapted "
+            "new users)");
     });
     const io::ModelHeader hd = io::read_model_header(o->model, comm);
     const int J = static_cast<int>(hd.rank);
@@ -104,7 +107,8 @@ Runner add_score(CLI::App& app) {
             o->model));
       dataset = items == "responses" ? "response_factors" : "embedding_head";
       if (!h5::exists(mf.get(), "/" + dataset))
-        throw InputError(fmt::format("{}: missing dataset /{} (--items {})", o->model, dataset, items));
+        throw InputError(
+            fmt::format("{}: missing dataset /{} (--items {})", o->model, dataset, items));
       h5::Handle d = h5::open_dataset(mf.get(), dataset, o->model);
       const h5::DatasetShape s = h5::shape_of(d.get(), o->model);
       if (s.dims.size() != 2 || s.dims[1] != hd.rank || s.type_class != H5T_FLOAT)
@@ -116,8 +120,9 @@ Runner add_score(CLI::App& app) {
     const std::uint64_t R = rf.responses().responses, P = rf.responses().prompts;
     mpi::agree(comm, [&] {
       if (!rf.has_responses())
-        throw InputError(o->responses + ": no /responses (format version 2, docs/format.md) "
-                                        "(--responses)");
+        throw InputError(o->responses +
+                         ": no /responses (format version 2, docs/format.md) "
+                         "(--responses)");
       if (items == "embeddings" && rf.responses().embedding_dim != param_rows)
         throw InputError(fmt::format(
             "{}: /responses/embedding has dimension {}, but the head of {} takes {} (--responses, "
@@ -145,12 +150,14 @@ Runner add_score(CLI::App& app) {
         const std::string what = o->adapted + ": /";
         if (!h5::has_attribute(af.get(), "format") ||
             h5::read_string_attribute(af.get(), "format", what) != "pref-adapted")
-          throw InputError(o->adapted + ": not a pref adapt output (format 'pref-adapted') (--adapted)");
+          throw InputError(o->adapted +
+                           ": not a pref adapt output (format 'pref-adapted') (--adapted)");
         h5::Handle d = h5::open_dataset(af.get(), "weights", o->adapted);
         const h5::DatasetShape s = h5::shape_of(d.get(), o->adapted);
         if (s.dims.size() != 2 || s.dims[1] != hd.rank)
-          throw InputError(fmt::format("{}: /weights: {} columns, the model has rank {} (--adapted)",
-                                       o->adapted, s.dims.size() == 2 ? s.dims[1] : 0, hd.rank));
+          throw InputError(
+              fmt::format("{}: /weights: {} columns, the model has rank {} (--adapted)", o->adapted,
+                          s.dims.size() == 2 ? s.dims[1] : 0, hd.rank));
         n = s.dims[0];
       });
       weights_file = o->adapted;
@@ -180,7 +187,8 @@ Runner add_score(CLI::App& app) {
         mpi::agree(comm, [&] { h5::read_rows<double>(d.get(), 0, dim, W, comm, o->model); });
         const Partition rows = Partition::uniform(R, comm.size());
         const std::vector<float> e = rf.read_embedding(rows.begin(me), rows.count(me), comm);
-        const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
+        const Eigen::Map<
+            const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
             E(e.data(), static_cast<Eigen::Index>(rows.count(me)), static_cast<Eigen::Index>(dim));
         const Eigen::Map<const RowMajor> Wm(W.data(), static_cast<Eigen::Index>(dim), J);
         RowMajor mine = E.cast<double>() * Wm;
@@ -193,7 +201,8 @@ Runner add_score(CLI::App& app) {
     // Users in even blocks; each rank in rounds of about 2^22 scores.
     const Partition users = Partition::uniform(n, comm.size());
     const std::uint64_t u0 = users.begin(me), nu = users.count(me);
-    const std::uint64_t batch = std::max<std::uint64_t>(1, (std::uint64_t{1} << 22) / std::max<std::uint64_t>(R, 1));
+    const std::uint64_t batch =
+        std::max<std::uint64_t>(1, (std::uint64_t{1} << 22) / std::max<std::uint64_t>(R, 1));
     const std::uint64_t rounds = mpi::allreduce_max(comm, (nu + batch - 1) / batch);
     log::info(comm, "score: {} users ({}) x {} responses of {} prompts, items {}, J = {}{}", n,
               o->adapted.empty() ? "fitted" : "adapted", R, P, items, J,

@@ -11,9 +11,9 @@
 #include "solver/base/rng.hpp"
 #include "solver/newton.hpp"
 
-extern "C" void dgemm_(const char*, const char*, const int*, const int*, const int*,
-                       const double*, const double*, const int*, const double*, const int*,
-                       const double*, double*, const int*);
+extern "C" void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*,
+                       const double*, const int*, const double*, const int*, const double*, double*,
+                       const int*);
 
 namespace {
 double now() {
@@ -37,7 +37,8 @@ double dgemm_gflops(int n) {
 
 int main(int argc, char** argv) {
   const std::size_t per_row = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 40;
-  const std::size_t total = argc > 2 ? static_cast<std::size_t>(std::strtod(argv[2], nullptr)) : 4000000;
+  const std::size_t total =
+      argc > 2 ? static_cast<std::size_t>(std::strtod(argv[2], nullptr)) : 4000000;
   std::vector<int> js;
   for (const char* s = argc > 3 ? argv[3] : "4,8,16,32,64"; *s;) {
     char* end = nullptr;
@@ -46,8 +47,10 @@ int main(int argc, char** argv) {
     if (end == s && *s) break;
   }
   const std::size_t partners = 10000;
-  fmt::print("dgemm (OpenBLAS, one thread unless OPENBLAS_NUM_THREADS says otherwise): "
-             "{:.1f} GFLOP/s at n=1000\n", dgemm_gflops(1000));
+  fmt::print(
+      "dgemm (OpenBLAS, one thread unless OPENBLAS_NUM_THREADS says otherwise): "
+      "{:.1f} GFLOP/s at n=1000\n",
+      dgemm_gflops(1000));
   fmt::print("{:>4} {:>10} {:>14} {:>16} {:>16}\n", "J", "labels/row", "Mlabels/s",
              "Hessian GFLOP/s", "row solves/s");
   for (int J : js) {

@@ -24,12 +24,12 @@
 namespace pref::fuzz {
 
 // A broken promise of a parser's result: report it and crash, so libFuzzer keeps the input.
-#define PREF_FUZZ_EXPECT(cond)                                                          \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
+#define PREF_FUZZ_EXPECT(cond)                                                           \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
       std::fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                     \
-    }                                                                                   \
+      std::abort();                                                                      \
+    }                                                                                    \
   } while (0)
 
 // The import parser (io/import.cpp). The first byte picks the format (bit 0: JSON lines, else
