@@ -4,10 +4,10 @@
 # check fails.
 #
 #   bash jobs/check.sh sanitize [ctest args]
-#       AddressSanitizer + UndefinedBehaviorSanitizer build (g++, -DPREF_SANITIZE=ON, Release
-#       optimization) into build-asan/, then ctest of the MPI tests at 1 and 2 ranks, the fuzz
-#       regressions, test_kernels and the fast CLI tests (SANITIZE_* below). Extra arguments go to ctest,
-#       e.g. `-R test_exchange`.
+#       AddressSanitizer + UndefinedBehaviorSanitizer build (clang, -DPREF_FUZZ=ON, which implies
+#       -DPREF_SANITIZE=ON; Release optimization) into build-fuzz/, then ctest of the MPI tests at
+#       1 and 2 ranks, the fuzz regressions, test_kernels and the fast CLI tests (SANITIZE_*
+#       below). Extra arguments go to ctest, e.g. `-R test_exchange`.
 #   bash jobs/check.sh format [--fix]
 #       The pinned clang-format (.clang-format, clang-format 14 of Debian 12) on every C++ file
 #       git tracks: lists the files it would change and fails, or with --fix rewrites them.
@@ -17,6 +17,10 @@
 #       build-fuzz/corpus/<target>/, a failing input to build-fuzz/crashes/<target>/: fix the
 #       bug and keep the input as tests/fuzz/regressions/<target>/<name> (test_fuzz_regressions
 #       feeds it in every build).
+#
+# The two share build-fuzz/: one sanitized compile of pref serves the fuzzers and the sanitized
+# tests (the library carries libFuzzer's coverage instrumentation, which the tests do not use),
+# so CI compiles pref twice (Release and this), not three times (docs/design.md, "Checks").
 #
 # Environment: those of jobs/setup.sh (PREF_CMAKE_ARGS, PREF_JOBS); PREF_BUILD_DIR is not used,
 # the directories above are fixed.
@@ -30,8 +34,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 mode="${1:-}"
 [ $# -gt 0 ] && shift
 case "$mode" in
-  sanitize) PREF_BUILD_DIR="$(cd "$here/.." && pwd)/build-asan" ;;
-  fuzz) PREF_BUILD_DIR="$(cd "$here/.." && pwd)/build-fuzz" ;;
+  sanitize | fuzz) PREF_BUILD_DIR="$(cd "$here/.." && pwd)/build-fuzz" ;;
   format) ;;
   *)
     echo "usage: bash jobs/check.sh sanitize [ctest args] | fuzz [seconds] | format [--fix]" >&2
@@ -49,14 +52,21 @@ source "$here/setup.sh"
 SANITIZE_LABELS='^(r1|r2|fuzz)$'
 SANITIZE_CLI='^(test_bad_input|test_import|test_kernels)$'
 
+# The sanitized clang build both checks use: clang++ with libFuzzer and its sanitizer runtimes,
+# and LLVM's OpenMP runtime (Debian's clang finds no OpenMP without libomp-14-dev).
+configure_sanitized() {
+  pref_ensure_packages clang libclang-rt-14-dev libomp-14-dev
+  if [ ! -f "$PREF_BUILD_DIR/CMakeCache.txt" ]; then
+    pref_log "configure: clang, -DPREF_FUZZ=ON (ASan + UBSan) into $PREF_BUILD_DIR"
+    # shellcheck disable=SC2086  # PREF_CMAKE_ARGS is a list of words
+    CC=clang CXX=clang++ cmake -S "$PREF_ROOT" -B "$PREF_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
+      -DPREF_FUZZ=ON ${PREF_CMAKE_ARGS:-} >/dev/null
+  fi
+}
+
 check_sanitize() {
   pref_ensure_packages
-  if [ ! -f "$PREF_BUILD_DIR/CMakeCache.txt" ]; then
-    pref_log "configure: Release, -DPREF_SANITIZE=ON into $PREF_BUILD_DIR"
-    # shellcheck disable=SC2086  # PREF_CMAKE_ARGS is a list of words
-    cmake -S "$PREF_ROOT" -B "$PREF_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DPREF_SANITIZE=ON \
-      ${PREF_CMAKE_ARGS:-} >/dev/null
-  fi
+  configure_sanitized
   cd "$PREF_BUILD_DIR"
   # Only what the selected tests run: a test is named after its executable (name or name.rN).
   local selected=(-L "$SANITIZE_LABELS") targets
@@ -79,15 +89,7 @@ check_sanitize() {
 
 check_fuzz() {
   local seconds="${1:-60}"
-  pref_ensure_packages clang libclang-rt-14-dev
-  if [ ! -f "$PREF_BUILD_DIR/CMakeCache.txt" ]; then
-    pref_log "configure: clang, -DPREF_FUZZ=ON into $PREF_BUILD_DIR"
-    # No OpenMP: Debian's clang has no libomp unless libomp-dev is installed, and the parsers
-    # run on one thread.
-    # shellcheck disable=SC2086  # PREF_CMAKE_ARGS is a list of words
-    CC=clang CXX=clang++ cmake -S "$PREF_ROOT" -B "$PREF_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
-      -DPREF_FUZZ=ON -DPREF_OPENMP=OFF ${PREF_CMAKE_ARGS:-} >/dev/null
-  fi
+  configure_sanitized
   local targets=(import options) t status=0
   pref_log "build: fuzz targets ${targets[*]}"
   # shellcheck disable=SC2046  # one word per target
