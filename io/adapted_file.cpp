@@ -10,8 +10,7 @@ void write_adapted(const std::string& path, const mpi::Comm& comm, const Adapted
   mpi::agree(comm, [&] { f = h5::create_file(path, comm); });
   const std::string what = path;
   const hid_t h = f.get();
-  h5::write_string_attribute(h, "format", kAdaptedFormat, what);
-  h5::write_attribute<std::uint32_t>(h, "format_version", kAdaptedFormatVersion, what);
+  write_format(h, kAdaptedFile, what);
   h5::write_attribute<std::uint64_t>(h, "users", hd.users, what);
   h5::write_attribute<std::uint64_t>(h, "comparisons", hd.comparisons, what);
   h5::write_attribute<std::uint32_t>(h, "rank", hd.rank, what);

@@ -14,13 +14,13 @@
 #include <string>
 #include <vector>
 
+#include "io/pref_file.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/base/partition.hpp"
 
 namespace pref::io {
 
-inline constexpr const char* kAdaptedFormat = "pref-adapted";
-inline constexpr std::uint32_t kAdaptedFormatVersion = 1;
+inline constexpr FileKind kAdaptedFile{"pref-adapted", "adapt output", 1};
 
 struct AdaptedHeader {
   std::uint64_t users = 0, comparisons = 0;

@@ -3,7 +3,6 @@
 #include <fmt/core.h>
 
 #include <cstring>
-#include <filesystem>
 #include <set>
 
 #include "io/hdf5.hpp"
@@ -21,7 +20,7 @@ const std::set<std::string> kFixed = {"format",         "format_version", "users
 // Everything the header checksum covers, in a canonical form.
 std::string canonical(const CheckpointHeader& hd) {
   std::string s =
-      fmt::format("pref-checkpoint {} {} {} {} {} {}\n", kCheckpointFormatVersion, hd.users,
+      fmt::format("pref-checkpoint {} {} {} {} {} {}\n", kCheckpointFile.version, hd.users,
                   hd.comparisons, hd.rank, hd.sweep, hd.user_half_done ? 1 : 0);
   for (const auto& [name, v] : hd.attributes) {
     s += name;
@@ -80,23 +79,16 @@ void write_checkpoint(const std::string& path, const mpi::Comm& comm, const Chec
   mpi::agree(comm, [&] { f = h5::create_file(path, comm); });
   const std::string what = path;
   const hid_t h = f.get();
-  h5::write_string_attribute(h, "format", kCheckpointFormat, what);
-  h5::write_attribute<std::uint32_t>(h, "format_version", kCheckpointFormatVersion, what);
+  write_format(h, kCheckpointFile, what);
   h5::write_attribute<std::uint64_t>(h, "users", hd.users, what);
   h5::write_attribute<std::uint64_t>(h, "comparisons", hd.comparisons, what);
   h5::write_attribute<std::uint32_t>(h, "rank", hd.rank, what);
   h5::write_attribute<std::int64_t>(h, "sweep", hd.sweep, what);
   h5::write_attribute<std::int64_t>(h, "user_half_done", hd.user_half_done ? 1 : 0, what);
   h5::write_string_attribute(h, "pending", hd.pending_json, what);
-  for (const auto& [name, v] : hd.attributes) {
+  for (const auto& [name, v] : hd.attributes)
     if (kFixed.count(name)) throw Error(path + ": checkpoint attribute name clash: " + name);
-    if (auto* d = std::get_if<double>(&v))
-      h5::write_attribute<double>(h, name, *d, what);
-    else if (auto* i = std::get_if<std::int64_t>(&v))
-      h5::write_attribute<std::int64_t>(h, name, *i, what);
-    else
-      h5::write_string_attribute(h, name, std::get<std::string>(v), what);
-  }
+  write_attributes(h, hd.attributes, what);
   h5::write_string_attribute(h, "header_checksum", hash::hex(hash::bytes(canonical(hd))), what);
   const int me = comm.rank();
   {
@@ -116,11 +108,9 @@ void write_checkpoint(const std::string& path, const mpi::Comm& comm, const Chec
     }
   }
   for (const FactorSet& fs : sets) {
-    const hsize_t dims[2] = {fs.part.size(), hd.rank};
-    h5::Handle d = h5::create_dataset(h, fs.name, H5T_IEEE_F64LE, dims, what);
+    h5::Handle d =
+        write_factor_rows(h, fs.name, fs.part.size(), hd.rank, fs.part, *fs.rows, comm, what);
     h5::write_string_attribute(d.get(), "checksum", hash::hex(fs.checksum), what);
-    h5::write_rows<double>(d.get(), fs.part.begin(me), fs.part.count(me), *fs.rows, comm,
-                           what + ": /" + fs.name);
   }
   // To storage before the caller renames the file into place (the flush syncs the MPI file).
   h5::finish_file(f, path, comm);
@@ -131,16 +121,8 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
   Checkpoint ck;
   ck.path = path;
   CheckpointHeader& hd = ck.header;
-  mpi::agree(comm, [&] {
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) throw InputError(path + ": no such file");
-    if (H5Fis_hdf5(path.c_str()) <= 0) {
-      h5::take_error_message();
-      throw InputError(path + ": not an HDF5 file (empty, truncated or overwritten)");
-    }
-  });
-  h5::Handle f;
-  mpi::agree(comm, [&] { f = h5::open_file(path, comm); });
+  const OpenedFile opened = open_pref_file(path, kCheckpointFile, comm);
+  const h5::Handle& f = opened.file;
   // The factor datasets: name, rows from users (else comparisons), required, stored checksum.
   struct FactorSet {
     const char* name;
@@ -156,13 +138,6 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
   mpi::agree(comm, [&] {
     const hid_t h = f.get();
     const std::string what = path + ": /";
-    if (!h5::has_attribute(h, "format") ||
-        h5::read_string_attribute(h, "format", what) != kCheckpointFormat)
-      throw InputError(path + ": not a pref checkpoint (attribute 'format' is not '" +
-                       std::string(kCheckpointFormat) + "')");
-    const auto v = h5::read_attribute<std::int64_t>(h, "format_version", what);
-    if (v < 1 || v > static_cast<std::int64_t>(kCheckpointFormatVersion))
-      throw InputError(fmt::format("{}: checkpoint format_version {} is not supported", path, v));
     hd.users = h5::read_attribute<std::uint64_t>(h, "users", what);
     hd.comparisons = h5::read_attribute<std::uint64_t>(h, "comparisons", what);
     hd.rank = h5::read_attribute<std::uint32_t>(h, "rank", what);
@@ -173,24 +148,8 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
     std::vector<std::string> names;
     hsize_t idx = 0;
     PREF_H5_CHECK(H5Aiterate2(h, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &names), what);
-    for (const auto& name : names) {
-      if (kFixed.count(name)) continue;
-      h5::Handle a(PREF_H5_CHECK(H5Aopen(h, name.c_str(), H5P_DEFAULT), what), H5Aclose);
-      h5::Handle type(PREF_H5_CHECK(H5Aget_type(a.get()), what), H5Tclose);
-      switch (H5Tget_class(type.get())) {
-        case H5T_INTEGER:
-          hd.attributes[name] = h5::read_attribute<std::int64_t>(h, name, what);
-          break;
-        case H5T_FLOAT:
-          hd.attributes[name] = h5::read_attribute<double>(h, name, what);
-          break;
-        case H5T_STRING:
-          hd.attributes[name] = h5::read_string_attribute(h, name, what);
-          break;
-        default:
-          throw InputError(path + ": attribute '" + name + "' has an unexpected type");
-      }
-    }
+    for (const auto& name : names)
+      if (!kFixed.count(name)) hd.attributes[name] = read_any_attribute(h, name, what);
     if (hd.rank < 1 || hd.sweep < 0)
       throw InputError(fmt::format("{}: bad rank {} or sweep {}", path, hd.rank, hd.sweep));
     if (!h5::exists(h, "/history")) throw InputError(path + ": missing dataset /history");
@@ -227,19 +186,13 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
         if (fs.required) throw InputError(fmt::format("{}: missing dataset /{}", path, fs.name));
         continue;
       }
+      check_factor_dataset(h, fs.name, fs.users ? hd.users : hd.comparisons, hd.rank, path);
       h5::Handle d = h5::open_dataset(h, fs.name, path);
-      auto s = h5::shape_of(d.get(), path);
-      const std::uint64_t rows = fs.users ? hd.users : hd.comparisons;
-      if (s.dims.size() != 2 || s.dims[0] != rows || s.dims[1] != hd.rank ||
-          s.type_class != H5T_FLOAT || s.type_size != 8)
-        throw InputError(
-            fmt::format("{}: /{}: expected {} x {} float64", path, fs.name, rows, hd.rank));
       fs.checksum = h5::read_string_attribute(d.get(), "checksum", path + ": /" + fs.name);
     }
   });
   ck.shape_matches = users.size() == hd.users && comparisons.size() == hd.comparisons;
   if (!ck.shape_matches) return ck;
-  const int me = comm.rank();
   const std::uint32_t J = hd.rank;
   for (const FactorSet& fs : sets) {
     if (!fs.present) continue;
@@ -254,11 +207,7 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
       out = &ck.U_prev.emplace();
     else
       out = &ck.Z_prev.emplace();
-    out->resize(part.count(me) * J);
-    mpi::agree(comm, [&] {
-      h5::Handle d = h5::open_dataset(f.get(), fs.name, path);
-      h5::read_rows<double>(d.get(), part.begin(me), part.count(me), *out, comm, path);
-    });
+    read_factor_rows(f.get(), fs.name, J, part, *out, comm, path);
     const std::string sum = hash::hex(factor_checksum(comm, part, *out, J));
     mpi::agree(comm, [&] {
       if (sum != fs.checksum)

@@ -21,19 +21,15 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
+#include "io/pref_file.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/base/partition.hpp"
 
 namespace pref::io {
 
-inline constexpr const char* kCheckpointFormat = "pref-checkpoint";
-inline constexpr std::uint32_t kCheckpointFormatVersion = 1;
-
-using AttributeValue = std::variant<double, std::int64_t, std::string>;
-using Attributes = std::map<std::string, AttributeValue>;
+inline constexpr FileKind kCheckpointFile{"pref-checkpoint", "checkpoint", 1};
 
 struct CheckpointHeader {
   std::uint64_t users = 0, comparisons = 0;

@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 
 #include "solver/base/partition.hpp"
 
@@ -217,34 +215,11 @@ ResponseTable read_response_table(hid_t h, const std::string& path, std::uint32_
 LabelFile LabelFile::open(const std::string& path, const mpi::Comm& comm) {
   LabelFile f;
   f.path_ = path;
-  // Plain checks first, so that a missing or foreign file gets a plain message.
-  mpi::agree(comm, [&] {
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) throw InputError(path + ": no such file");
-    if (std::filesystem::is_directory(path, ec)) throw InputError(path + ": is a directory");
-    std::ifstream probe(path, std::ios::binary);
-    if (!probe) throw InputError(path + ": cannot be read");
-    htri_t is = H5Fis_hdf5(path.c_str());
-    if (is <= 0) {
-      h5::take_error_message();
-      throw InputError(path + ": not an HDF5 file");
-    }
-  });
-  mpi::agree(comm, [&] { f.file_ = h5::open_file(path, comm); });
+  OpenedFile opened = open_pref_file(path, kLabelFile, comm);
+  f.file_ = std::move(opened.file);
+  f.version_ = opened.version;
   mpi::agree(comm, [&] {
     const hid_t h = f.file_.get();
-    if (!h5::has_attribute(h, "format"))
-      throw InputError(path + ": not a pref label file (no 'format' attribute on /)");
-    const std::string format = h5::read_string_attribute(h, "format", path + ": /");
-    if (format != kLabelFormat)
-      throw InputError(fmt::format("{}: not a pref label file (format '{}', expected '{}')", path,
-                                   format, kLabelFormat));
-    const auto version = h5::read_attribute<std::int64_t>(h, "format_version", path + ": /");
-    if (version < 1 || version > static_cast<std::int64_t>(kLabelFormatVersion))
-      throw InputError(
-          fmt::format("{}: format_version {} is not supported (this pref reads version {})", path,
-                      version, kLabelFormatVersion));
-    f.version_ = static_cast<std::uint32_t>(version);
     f.users_ = positive_count(h, "users", path + ": /");
     f.comparisons_ = positive_count(h, "comparisons", path + ": /");
     if (!h5::exists(h, "/labels")) throw InputError(path + ": missing group /labels");
@@ -399,10 +374,12 @@ LabelFileWriter::LabelFileWriter(const std::string& path, const mpi::Comm& comm,
     : path_(path), comm_(comm.view()), users_(users), comparisons_(comparisons) {
   mpi::agree(comm_, [&] { file_ = h5::create_file(path, comm_); });
   const std::string what = path + ": /";
-  h5::write_string_attribute(file_.get(), "format", kLabelFormat, what);
-  h5::write_attribute<std::uint32_t>(
-      file_.get(), "format_version",
-      with_responses ? kLabelFormatVersion : kLabelFormatVersionPlain, what);
+  // A file without responses is version 1, readable by every pref.
+  write_format(file_.get(),
+               with_responses
+                   ? kLabelFile
+                   : FileKind{kLabelFile.format, kLabelFile.noun, kLabelFormatVersionPlain},
+               what);
   h5::write_attribute<std::uint64_t>(file_.get(), "users", users, what);
   h5::write_attribute<std::uint64_t>(file_.get(), "comparisons", comparisons, what);
 }

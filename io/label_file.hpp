@@ -19,16 +19,16 @@
 #include <string>
 
 #include "io/hdf5.hpp"
+#include "io/pref_file.hpp"
 #include "solver/base/labels.hpp"
 #include "solver/base/mpi.hpp"
 
 namespace pref::io {
 
-inline constexpr const char* kLabelFormat = "pref-labels";
-// The newest version this pref reads. Version 2 adds the optional response structure
+// The newest version this pref reads is 2, which adds the optional response structure
 // (/responses, /comparisons); a file without it is written as version 1, which every reader
 // of version 1 reads unchanged.
-inline constexpr std::uint32_t kLabelFormatVersion = 2;
+inline constexpr FileKind kLabelFile{"pref-labels", "label file", 2};
 inline constexpr std::uint32_t kLabelFormatVersionPlain = 1;
 // Values stored as uint8 q mean q / kValueDenominator (0 second preferred, 100 tie, 200 first).
 inline constexpr std::uint32_t kValueDenominator = 200;

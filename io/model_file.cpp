@@ -3,7 +3,6 @@
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <filesystem>
 
 #include "io/hdf5.hpp"
 
@@ -16,20 +15,12 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
   mpi::agree(comm, [&] { f = h5::create_file(path, comm); });
   const std::string what = path;
   const hid_t h = f.get();
-  h5::write_string_attribute(h, "format", kModelFormat, what);
-  h5::write_attribute<std::uint32_t>(h, "format_version", kModelFormatVersion, what);
+  write_format(h, kModelFile, what);
   h5::write_attribute<std::uint64_t>(h, "users", header.users, what);
   h5::write_attribute<std::uint64_t>(h, "comparisons", header.comparisons, what);
   h5::write_attribute<std::uint32_t>(h, "rank", header.rank, what);
   h5::write_string_attribute(h, "kind", header.kind, what);
-  for (const auto& [name, v] : header.attributes) {
-    if (auto* d = std::get_if<double>(&v))
-      h5::write_attribute<double>(h, name, *d, what);
-    else if (auto* i = std::get_if<std::int64_t>(&v))
-      h5::write_attribute<std::int64_t>(h, name, *i, what);
-    else
-      h5::write_string_attribute(h, name, std::get<std::string>(v), what);
-  }
+  write_attributes(h, header.attributes, what);
   {
     // One fixed-length string per sweep (a JSON object): a dataset, since attributes are
     // limited to 64 KiB and long fits have thousands of sweeps.
@@ -53,22 +44,12 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
     h5::write_rows_raw(d.get(), type.get(), 0, mine, buf.data(), comm, what + ": /history");
   }
   const int me = comm.rank();
-  const hsize_t ud[2] = {header.users, header.rank};
-  h5::Handle du = h5::create_dataset(h, "user_factors", H5T_IEEE_F64LE, ud, what);
-  h5::write_rows<double>(du.get(), users.begin(me), users.count(me), U, comm,
-                         what + ": /user_factors");
-  const hsize_t zd[2] = {header.comparisons, header.rank};
-  h5::Handle dz = h5::create_dataset(h, "comparison_factors", H5T_IEEE_F64LE, zd, what);
-  h5::write_rows<double>(dz.get(), comparisons.begin(me), comparisons.count(me), Z, comm,
-                         what + ": /comparison_factors");
-  du.reset();
-  dz.reset();
-  if (items) {
-    const hsize_t id[2] = {items->rows.size(), header.rank};
-    h5::Handle di = h5::create_dataset(h, items->dataset, H5T_IEEE_F64LE, id, what);
-    h5::write_rows<double>(di.get(), items->rows.begin(me), items->rows.count(me), items->local,
-                           comm, what + ": /" + items->dataset);
-  }
+  write_factor_rows(h, "user_factors", header.users, header.rank, users, U, comm, what);
+  write_factor_rows(h, "comparison_factors", header.comparisons, header.rank, comparisons, Z, comm,
+                    what);
+  if (items)
+    write_factor_rows(h, items->dataset, items->rows.size(), header.rank, items->rows, items->local,
+                      comm, what);
   if (!header.prior_mean.empty()) {
     h5::Handle g = h5::create_group(h, "prior", what);
     h5::write_string_attribute(g.get(), "kind", "population", what);
@@ -87,40 +68,16 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
 
 ModelHeader read_model_header(const std::string& path, const mpi::Comm& comm) {
   ModelHeader hd;
+  const OpenedFile f = open_pref_file(path, kModelFile, comm, "--model");
   mpi::agree(comm, [&] {
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) throw InputError(path + ": no such file (--model)");
-    if (H5Fis_hdf5(path.c_str()) <= 0) {
-      h5::take_error_message();
-      throw InputError(path + ": not an HDF5 file (--model)");
-    }
-  });
-  h5::Handle f;
-  mpi::agree(comm, [&] { f = h5::open_file(path, comm); });
-  mpi::agree(comm, [&] {
-    const hid_t h = f.get();
+    const hid_t h = f.file.get();
     const std::string what = path + ": /";
-    if (!h5::has_attribute(h, "format") ||
-        h5::read_string_attribute(h, "format", what) != kModelFormat)
-      throw InputError(path + ": not a pref model file (attribute 'format' is not '" +
-                       std::string(kModelFormat) + "')");
-    const auto v = h5::read_attribute<std::int64_t>(h, "format_version", what);
-    if (v < 1 || v > static_cast<std::int64_t>(kModelFormatVersion))
-      throw InputError(fmt::format("{}: model format_version {} is not supported", path, v));
     hd.users = h5::read_attribute<std::uint64_t>(h, "users", what);
     hd.comparisons = h5::read_attribute<std::uint64_t>(h, "comparisons", what);
     hd.rank = h5::read_attribute<std::uint32_t>(h, "rank", what);
     hd.kind = h5::read_string_attribute(h, "kind", what);
-    for (const char* ds : {"user_factors", "comparison_factors"}) {
-      if (!h5::exists(h, std::string("/") + ds))
-        throw InputError(fmt::format("{}: missing dataset /{}", path, ds));
-      h5::Handle d = h5::open_dataset(h, ds, path);
-      auto s = h5::shape_of(d.get(), path);
-      const std::uint64_t rows = std::string(ds) == "user_factors" ? hd.users : hd.comparisons;
-      if (s.dims.size() != 2 || s.dims[0] != rows || s.dims[1] != hd.rank ||
-          s.type_class != H5T_FLOAT)
-        throw InputError(fmt::format("{}: /{}: expected {} x {} floats", path, ds, rows, hd.rank));
-    }
+    check_factor_dataset(h, "user_factors", hd.users, hd.rank, path);
+    check_factor_dataset(h, "comparison_factors", hd.comparisons, hd.rank, path);
     if (h5::exists(h, "/prior")) {
       h5::Handle g = h5::open_group(h, "prior", path);
       const std::string kind = h5::has_attribute(g.get(), "kind")
@@ -157,14 +114,8 @@ ModelFile read_model(const std::string& path, const mpi::Comm& comm, const Parti
   ModelFile m;
   m.header = read_model_header(path, comm);
   h5::Handle f = h5::open_file(path, comm);
-  const int me = comm.rank();
-  const std::uint32_t J = m.header.rank;
-  m.U.resize(users.count(me) * J);
-  m.Z.resize(comparisons.count(me) * J);
-  h5::Handle du = h5::open_dataset(f.get(), "user_factors", path);
-  h5::read_rows<double>(du.get(), users.begin(me), users.count(me), m.U, comm, path);
-  h5::Handle dz = h5::open_dataset(f.get(), "comparison_factors", path);
-  h5::read_rows<double>(dz.get(), comparisons.begin(me), comparisons.count(me), m.Z, comm, path);
+  read_factor_rows(f.get(), "user_factors", m.header.rank, users, m.U, comm, path);
+  read_factor_rows(f.get(), "comparison_factors", m.header.rank, comparisons, m.Z, comm, path);
   return m;
 }
 

@@ -12,25 +12,23 @@
 //   /prior/covariance    J x J float64: the population covariance Sigma; the group's attributes
 //                        kind = "population" and users (the users it was estimated from)
 #include <cstdint>
-#include <map>
 #include <string>
-#include <variant>
 #include <vector>
 
+#include "io/pref_file.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/base/partition.hpp"
 
 namespace pref::io {
 
-inline constexpr const char* kModelFormat = "pref-model";
-inline constexpr std::uint32_t kModelFormatVersion = 1;
+inline constexpr FileKind kModelFile{"pref-model", "model file", 1};
 
 struct ModelHeader {
   std::uint64_t users = 0, comparisons = 0;
   std::uint32_t rank = 0;
   std::string kind = "factor";
   // Configuration and results stored as root attributes (numbers or strings).
-  std::map<std::string, std::variant<double, std::int64_t, std::string>> attributes;
+  Attributes attributes;
   std::string history_json;
   // The population prior u ~ N(prior_mean, prior_covariance) (empty when the fit had none).
   std::vector<double> prior_mean, prior_covariance;  // J, J x J row-major

@@ -39,26 +39,6 @@ const char* exchange_name(Exchange e) {
   return "?";
 }
 
-Factors random_factors(const mpi::Comm& comm, const Partitions& parts, const FitConfig& cfg) {
-  Factors f;
-  f.J = cfg.J;
-  const int me = comm.rank();
-  const std::uint64_t u0 = parts.users.begin(me), nu = parts.users.count(me);
-  const std::uint64_t c0 = parts.comparisons.begin(me), nc = parts.comparisons.count(me);
-  f.U.resize(nu * cfg.J);
-  f.Z.resize(nc * cfg.J);
-  for (std::uint64_t i = 0; i < nu; ++i) {
-    Rng rng(cfg.seed, Stream::kInit, u0 + i);
-    for (int j = 0; j < cfg.J; ++j)
-      f.U[i * cfg.J + j] = cfg.shared ? 1.0 : cfg.init_scale * rng.normal();
-  }
-  for (std::uint64_t p = 0; p < nc; ++p) {
-    Rng rng(cfg.seed, Stream::kInit, parts.users.size() + c0 + p);
-    for (int j = 0; j < cfg.J; ++j) f.Z[p * cfg.J + j] = cfg.init_scale * rng.normal();
-  }
-  return f;
-}
-
 namespace {
 
 // Cost model constant: seconds per label of the reduce pattern's extra pass (the comparison
@@ -936,29 +916,6 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
   hooks.on_sweep = on_sweep;
   return fit(comm, std::move(train), std::move(validation), std::move(init), cfg, FitStart{},
              hooks);
-}
-
-SplitMetrics evaluate_split(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f,
-                            std::vector<double>* user_aucs) {
-  const int J = f.J;
-  GhostPlan plan(comm, partner_ids(m.by_user), m.parts.comparisons);
-  std::vector<double> zghost;
-  plan.fetch(comm, f.Z, J, zghost);
-  MetricsAccumulator acc;
-  std::vector<Scored> items;
-  const Csr& c = m.by_user;
-  for (std::size_t r = 0; r < c.rows(); ++r) {
-    items.resize(c.row_size(r));
-    const double* u = f.U.data() + r * J;
-    for (std::uint64_t k = c.ptr[r]; k < c.ptr[r + 1]; ++k) {
-      const double* z = zghost.data() + std::size_t(plan.index_of(c.col[k])) * J;
-      double mm = 0;
-      for (int a = 0; a < J; ++a) mm += u[a] * z[a];
-      items[k - c.ptr[r]] = {mm, c.val[k]};
-    }
-    acc.add_user(items);
-  }
-  return acc.finish(comm, user_aucs);
 }
 
 }  // namespace pref

@@ -17,9 +17,11 @@
 
 #include "solver/base/mpi.hpp"
 #include "solver/distribute.hpp"
+#include "solver/factors.hpp"
 #include "solver/items.hpp"
 #include "solver/metrics.hpp"
 #include "solver/prior.hpp"
+#include "solver/split_scores.hpp"
 
 namespace pref {
 
@@ -75,15 +77,12 @@ struct SweepRecord {
   std::uint64_t bytes_exchanged = 0;  // by all ranks during the sweep
 };
 
-// Factors of this rank's rows (row-major, J columns).
-struct Factors {
-  int J = 0;
-  std::vector<double> U;  // rows: parts.users range of this rank
-  std::vector<double> Z;  // rows: parts.comparisons range of this rank
-};
-
-// Random initial factors (a pure function of seed and global ids).
-Factors random_factors(const mpi::Comm& comm, const Partitions& parts, const FitConfig& cfg);
+// The fit's random initialization (solver/factors.hpp) with its J, seed and init_scale (unit
+// users for the shared model).
+inline Factors random_factors(const mpi::Comm& comm, const Partitions& parts,
+                              const FitConfig& cfg) {
+  return random_factors(comm, parts, RandomInit{cfg.J, cfg.seed, cfg.init_scale, cfg.shared});
+}
 
 struct FitResult {
   Factors factors;
@@ -162,10 +161,5 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
 FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatrix> validation,
               Factors init, const FitConfig& cfg,
               const std::function<void(const SweepRecord&)>& on_sweep = {});
-
-// Scores every label of `m` with the given factors: fetches Z rows, computes margins per user.
-// The matrix must be partitioned like the factors. Collective.
-SplitMetrics evaluate_split(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f,
-                            std::vector<double>* user_aucs = nullptr);
 
 }  // namespace pref

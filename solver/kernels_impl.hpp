@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "solver/kernels.hpp"
-#include "solver/newton.hpp"
+#include "solver/loss.hpp"
 #include "solver/vmath.hpp"
 
 namespace pref::kernels::PREF_KERNEL_ISA {

@@ -6,9 +6,7 @@
 #include <algorithm>
 #include <utility>
 
-extern "C" void dsyrk_(const char* uplo, const char* trans, const int* n, const int* k,
-                       const double* alpha, const double* a, const int* lda, const double* beta,
-                       double* c, const int* ldc);
+#include "solver/blas.hpp"
 
 namespace pref {
 

@@ -9,15 +9,7 @@
 #include <limits>
 
 #include "solver/base/error.hpp"
-
-// BLAS (OpenBLAS) for the local steps of CholeskyQR.
-extern "C" {
-void dsyrk_(const char* uplo, const char* trans, const int* n, const int* k, const double* alpha,
-            const double* a, const int* lda, const double* beta, double* c, const int* ldc);
-void dtrsm_(const char* side, const char* uplo, const char* transa, const char* diag, const int* m,
-            const int* n, const double* alpha, const double* a, const int* lda, double* b,
-            const int* ldb);
-}
+#include "solver/blas.hpp"  // dsyrk_, dtrsm_: the local steps of CholeskyQR
 
 namespace pref::scalapack {
 

@@ -14,13 +14,9 @@
 
 #include "solver/base/error.hpp"
 #include "solver/base/rng.hpp"
+#include "solver/blas.hpp"
 #include "solver/exchange.hpp"
 #include "solver/scalapack.hpp"
-
-extern "C" void dgemm_(const char* transa, const char* transb, const int* m, const int* n,
-                       const int* k, const double* alpha, const double* a, const int* lda,
-                       const double* b, const int* ldb, const double* beta, double* c,
-                       const int* ldc);
 
 namespace pref {
 
@@ -759,43 +755,6 @@ TruncatedSvd truncated_svd(const mpi::Comm& comm, const LabelMatrix& train, cons
   return svd;
 }
 
-double rms_margin(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f) {
-  const int J = f.J;
-  const Csr& c = m.by_user;
-  // The Z rows of every comparison (allgathered) when they are few, else those of the
-  // comparisons this rank's labels touch (a ghost plan). The sums are the same either way.
-  const std::uint64_t n = m.comparisons;
-  const bool dense = n <= m.labels / static_cast<std::uint64_t>(comm.size()) &&
-                     n * static_cast<std::uint64_t>(J) * sizeof(double) <= kDenseTableBytes;
-  std::vector<double> zg;
-  GhostPlan plan;
-  if (dense) {
-    const int p = comm.size();
-    std::vector<int> counts(p), displs(p);
-    for (int q = 0; q < p; ++q) {
-      counts[q] = static_cast<int>(m.parts.comparisons.count(q) * J);
-      displs[q] = static_cast<int>(m.parts.comparisons.begin(q) * J);
-    }
-    zg.resize(n * J);
-    PREF_MPI_CHECK(MPI_Allgatherv(f.Z.data(), counts[comm.rank()], MPI_DOUBLE, zg.data(),
-                                  counts.data(), displs.data(), MPI_DOUBLE, comm.get()));
-  } else {
-    plan = GhostPlan(comm, IdSet({std::span<const std::uint32_t>(c.col)}), m.parts.comparisons);
-    plan.fetch(comm, f.Z, J, zg);
-  }
-  double sum = 0;
-  for (std::size_t r = 0; r < c.rows(); ++r)
-    for (std::uint64_t e = c.ptr[r]; e < c.ptr[r + 1]; ++e) {
-      const double* z = zg.data() + std::size_t(dense ? c.col[e] : plan.index_of(c.col[e])) * J;
-      const double* u = f.U.data() + r * J;
-      double d = 0;
-      for (int j = 0; j < J; ++j) d += u[j] * z[j];
-      sum += d * d;
-    }
-  sum = mpi::allreduce_sum(comm, sum);
-  return m.labels ? std::sqrt(sum / static_cast<double>(m.labels)) : 0.0;
-}
-
 Factors factors_from_svd(const mpi::Comm& comm, const LabelMatrix& train, const TruncatedSvd& svd,
                          const SvdConfig& cfg) {
   const int J = cfg.J, r = svd.r, me = comm.rank();
@@ -828,11 +787,7 @@ Factors factors_from_svd(const mpi::Comm& comm, const LabelMatrix& train, const 
     }
   }
   if (std::find(usable.begin(), usable.end(), false) != usable.end()) {
-    FitConfig fc;
-    fc.J = J;
-    fc.seed = cfg.seed;
-    fc.init_scale = cfg.init_scale;
-    const Factors rnd = random_factors(comm, train.parts, fc);
+    const Factors rnd = random_factors(comm, train.parts, RandomInit{J, cfg.seed, cfg.init_scale});
     for (int j = 0; j < J; ++j) {
       if (usable[j]) continue;
       for (std::uint64_t i = 0; i < nu; ++i) f.U[i * J + j] = rnd.U[i * J + j];

@@ -48,8 +48,9 @@
 
 #include "solver/base/mpi.hpp"
 #include "solver/distribute.hpp"
-#include "solver/fit.hpp"
+#include "solver/factors.hpp"
 #include "solver/scalapack.hpp"
+#include "solver/split_scores.hpp"  // rms_margin
 
 namespace pref {
 
@@ -117,8 +118,5 @@ Factors factors_from_svd(const mpi::Comm& comm, const LabelMatrix& train, const 
 // truncated_svd then factors_from_svd. Collective; errors (e.g. the dense size limit, an
 // InputError) are thrown on every rank alike.
 Factors svd_init(const mpi::Comm& comm, const LabelMatrix& train, const SvdConfig& cfg);
-
-// Root-mean-square of u_i . z_p over the labels of m. Collective.
-double rms_margin(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f);
 
 }  // namespace pref

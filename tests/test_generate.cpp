@@ -339,10 +339,10 @@ std::uint64_t serial_differences(const std::string& path, const PopulationConfig
         test::h5_read<std::uint32_t>(f, "/comparisons/second") != fb)
       if (!diffs++) *first = "/comparisons";
     std::vector<float> attrs, emb(c.embedding_dim), embs;
-    for (std::uint64_t r = 0; r < c.response_count(); ++r) {
-      prompt.push_back(static_cast<std::uint32_t>(r / c.responses_per_prompt));
-      for (double a : pop.response_attributes(r)) attrs.push_back(static_cast<float>(a));
-      pop.embedding(r, emb);
+    for (std::uint64_t resp = 0; resp < c.response_count(); ++resp) {
+      prompt.push_back(static_cast<std::uint32_t>(resp / c.responses_per_prompt));
+      for (double a : pop.response_attributes(resp)) attrs.push_back(static_cast<float>(a));
+      pop.embedding(resp, emb);
       embs.insert(embs.end(), emb.begin(), emb.end());
     }
     if (test::h5_read<std::uint32_t>(f, "/responses/prompt") != prompt)

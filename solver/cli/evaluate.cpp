@@ -46,8 +46,13 @@ Runner add_evaluate(CLI::App& app) {
     });
     const io::LabelFile data = io::LabelFile::open(o->data, comm);
     const io::Split split = io::parse_split(o->split, "--split");
-    const io::ModelHeader hd = o->model.empty() ? io::ModelHeader{data.users(), data.comparisons()}
-                                                : io::read_model_header(o->model, comm);
+    io::ModelHeader hd;  // a reference needs only the data's shape
+    if (o->model.empty()) {
+      hd.users = data.users();
+      hd.comparisons = data.comparisons();
+    } else {
+      hd = io::read_model_header(o->model, comm);
+    }
     mpi::agree(comm, [&] {
       if (hd.users != data.users() || hd.comparisons != data.comparisons())
         throw InputError(fmt::format(

@@ -37,7 +37,7 @@ Runner add_inspect(CLI::App& app) {
     const Duplicates dups = o->duplicates == "mean" ? Duplicates::kMean : Duplicates::kError;
     nlohmann::json j;
     j["file"] = o->file;
-    j["format"] = io::kLabelFormat;
+    j["format"] = io::kLabelFile.format;
     j["users"] = f.users();
     j["comparisons"] = f.comparisons();
     j["labels"] = f.labels(io::Split::kTrain);
@@ -99,7 +99,7 @@ Runner add_inspect(CLI::App& app) {
       return fmt::format("min {} / median {} / max {}", s["min"].get<std::uint64_t>(),
                          s["median"].get<double>(), s["max"].get<std::uint64_t>());
     };
-    fmt::print("{}: {} v{}\n", o->file, io::kLabelFormat, f.version());
+    fmt::print("{}: {} v{}\n", o->file, io::kLabelFile.format, f.version());
     fmt::print("  users        {}\n  comparisons  {}\n", f.users(), f.comparisons());
     if (f.has_responses()) {
       fmt::print("  responses    {} of {} prompts", f.responses().responses, f.responses().prompts);

@@ -11,6 +11,7 @@
 #include <limits>
 #include <memory>
 
+#include "io/adapted_file.hpp"
 #include "io/hdf5.hpp"
 #include "io/label_file.hpp"
 #include "io/model_file.hpp"
@@ -139,19 +140,8 @@ Runner add_score(CLI::App& app) {
     std::string weights_file = o->model, weights_set = "user_factors";
     h5::Handle af;
     if (!o->adapted.empty()) {
+      af = io::open_pref_file(o->adapted, io::kAdaptedFile, comm, "--adapted").file;
       mpi::agree(comm, [&] {
-        if (H5Fis_hdf5(o->adapted.c_str()) <= 0) {
-          h5::take_error_message();
-          throw InputError(o->adapted + ": not an HDF5 file (--adapted)");
-        }
-      });
-      mpi::agree(comm, [&] { af = h5::open_file(o->adapted, comm); });
-      mpi::agree(comm, [&] {
-        const std::string what = o->adapted + ": /";
-        if (!h5::has_attribute(af.get(), "format") ||
-            h5::read_string_attribute(af.get(), "format", what) != "pref-adapted")
-          throw InputError(o->adapted +
-                           ": not a pref adapt output (format 'pref-adapted') (--adapted)");
         h5::Handle d = h5::open_dataset(af.get(), "weights", o->adapted);
         const h5::DatasetShape s = h5::shape_of(d.get(), o->adapted);
         if (s.dims.size() != 2 || s.dims[1] != hd.rank)

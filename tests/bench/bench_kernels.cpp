@@ -9,11 +9,8 @@
 #include <vector>
 
 #include "solver/base/rng.hpp"
+#include "solver/blas.hpp"
 #include "solver/newton.hpp"
-
-extern "C" void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*,
-                       const double*, const int*, const double*, const int*, const double*, double*,
-                       const int*);
 
 namespace {
 double now() {
