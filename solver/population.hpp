@@ -135,13 +135,4 @@ class Population {
   std::vector<double> centres_;                           // lowrank mixture: clusters x rank
 };
 
-// Generates the population and writes it as a label file (with truth and new users) to `path`,
-// collectively. Progress on rank 0.
-struct GenerateStats {
-  std::uint64_t labels = 0;  // all splits, including new users
-  double seconds = 0;
-};
-GenerateStats write_population(const Population& pop, const std::string& path,
-                               const mpi::Comm& comm);
-
 }  // namespace pref

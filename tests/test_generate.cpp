@@ -13,6 +13,7 @@
 #include "io/label_file.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/population.hpp"
+#include "solver/population_file.hpp"
 #include "tests/test_util.hpp"
 
 using namespace pref;

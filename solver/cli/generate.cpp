@@ -8,6 +8,7 @@
 #include "solver/base/log.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/population.hpp"
+#include "solver/population_file.hpp"
 
 namespace pref::cli {
 

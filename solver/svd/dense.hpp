@@ -1,0 +1,15 @@
+#pragma once
+// The dense paths of the SVD initialization (`--init svd-exact` and `--init svd-impute`,
+// solver/svd_init.hpp): M as a block-cyclic ScaLAPACK matrix. Collective.
+#include "solver/base/mpi.hpp"
+#include "solver/distribute.hpp"
+#include "solver/svd_init.hpp"
+
+namespace pref::svd {
+
+// The exact truncated SVD of M (pdgesvd).
+TruncatedSvd exact_svd(const mpi::Comm& comm, const LabelMatrix& train, const SvdConfig& cfg);
+// The paper's imputation rounds on the dense X (users x comparisons), then its truncated SVD.
+TruncatedSvd impute_svd(const mpi::Comm& comm, const LabelMatrix& train, const SvdConfig& cfg);
+
+}  // namespace pref::svd
