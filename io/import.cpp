@@ -175,7 +175,7 @@ bool is_label_header(std::string_view field) {
 
 class TableReader {
  public:
-  TableReader(std::string path, DuplicateLabels duplicates,
+  TableReader(std::string path, Duplicates duplicates,
               const std::function<void(std::uint64_t)>& progress)
       : path_(std::move(path)), duplicates_(duplicates), progress_(progress) {}
 
@@ -368,7 +368,7 @@ class TableReader {
         for (std::size_t k = i + 1; k < e; ++k) {
           const std::uint64_t r = keys[k].second;
           const bool leak = split_[r] != split_[r0];
-          if (leak || duplicates_ == DuplicateLabels::kError) {
+          if (leak || duplicates_ == Duplicates::kError) {
             if (line_[r] < bad_line) {
               bad_line = line_[r];
               const std::string pair =
@@ -434,7 +434,7 @@ class TableReader {
   }
 
   std::string path_;
-  DuplicateLabels duplicates_;
+  Duplicates duplicates_;
   std::function<void(std::uint64_t)> progress_;
   std::vector<char> buffer_ = std::vector<char>(std::size_t{1} << 20);
   std::uint64_t lines_ = 0, merged_ = 0;
@@ -459,14 +459,14 @@ void write_ids(hid_t group, const char* name, const IdTable& t, std::uint64_t si
 
 }  // namespace
 
-LabelTable read_label_table(const std::string& path, InputFormat format, DuplicateLabels duplicates,
+LabelTable read_label_table(const std::string& path, InputFormat format, Duplicates duplicates,
                             const std::function<void(std::uint64_t)>& progress) {
   TableReader reader(path, duplicates, progress);
   return reader.read(resolve_input_format(path, format));
 }
 
 ImportSummary import_labels(const std::string& input, InputFormat format,
-                            DuplicateLabels duplicates, const std::string& out, bool overwrite,
+                            Duplicates duplicates, const std::string& out, bool overwrite,
                             const mpi::Comm& comm) {
   // The output is checked first: a refused --out should not wait for a long parse.
   AtomicOutput output(out, overwrite, comm, "--out", {input});

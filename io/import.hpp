@@ -23,9 +23,6 @@ InputFormat parse_input_format(const std::string& name, const std::string& optio
 // kAuto becomes kJsonLines for a name ending in .jsonl or .ndjson, else kCsv.
 InputFormat resolve_input_format(const std::string& path, InputFormat format);
 
-// Two labels of one (user, comparison) within a split: an error, or replaced by their mean.
-enum class DuplicateLabels { kError, kMean };
-
 // The splits an import can fill, in file order of the output.
 inline constexpr std::array<Split, 3> kImportSplits = {Split::kTrain, Split::kValidation,
                                                        Split::kTest};
@@ -49,7 +46,7 @@ struct LabelTable {
 
 // Reads and checks `path` serially. Every problem is an InputError naming the file, the
 // 1-based line and the offending value. progress(lines) is called every few million lines.
-LabelTable read_label_table(const std::string& path, InputFormat format, DuplicateLabels duplicates,
+LabelTable read_label_table(const std::string& path, InputFormat format, Duplicates duplicates,
                             const std::function<void(std::uint64_t)>& progress = {});
 
 struct ImportSummary {
@@ -61,7 +58,7 @@ struct ImportSummary {
 // file is replaced only with overwrite, and only once the new one is complete). Input errors
 // are collective InputErrors, so every rank fails the same way.
 ImportSummary import_labels(const std::string& input, InputFormat format,
-                            DuplicateLabels duplicates, const std::string& out, bool overwrite,
+                            Duplicates duplicates, const std::string& out, bool overwrite,
                             const mpi::Comm& comm);
 
 }  // namespace pref::io

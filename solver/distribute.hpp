@@ -16,9 +16,6 @@ struct Partitions {
   Partition comparisons;
 };
 
-// What to do with two labels of the same (user, comparison).
-enum class Duplicates { kError, kMean };
-
 // A split's labels, distributed: this rank holds the rows of its users and of its comparisons.
 struct LabelMatrix {
   std::uint64_t users = 0, comparisons = 0;

@@ -619,7 +619,7 @@ TEST(ImportCli, MissingInputAndExistingOutput) {
 
 namespace {
 io::LabelTable parse(const std::string& text, const std::string& name = "t.csv",
-                     io::DuplicateLabels d = io::DuplicateLabels::kError) {
+                     Duplicates d = Duplicates::kError) {
   const std::string path = test_dir() + "/" + name;
   std::ofstream(path, std::ios::binary) << text;
   return io::read_label_table(path, io::InputFormat::kAuto, d);

@@ -45,4 +45,9 @@ struct Csr {
   }
 };
 
+// What to do with two labels of the same (user, comparison) within a split, when loading or
+// importing: an error naming both rows, or one label with their mean (`--duplicates
+// error|mean`, parsed by cli::parse_duplicates).
+enum class Duplicates { kError, kMean };
+
 }  // namespace pref

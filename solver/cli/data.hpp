@@ -18,6 +18,7 @@ struct LoadOptions {
 LabelMatrix load_split(const io::LabelFile& file, io::Split split, const mpi::Comm& comm,
                        const std::optional<Partitions>& parts, const LoadOptions& opt);
 
+// "error" | "mean" (the option's checks allow only these) as the duplicate-label policy.
 Duplicates parse_duplicates(const std::string& s);
 
 }  // namespace pref::cli

@@ -7,6 +7,7 @@
 #include "io/import.hpp"
 #include "solver/base/log.hpp"
 #include "solver/cli/commands.hpp"
+#include "solver/cli/data.hpp"
 
 namespace pref::cli {
 
@@ -40,8 +41,7 @@ Runner add_import(CLI::App& app) {
     mpi::agree(comm, [&] {
       format = io::resolve_input_format(o->input, io::parse_input_format(o->format, "--format"));
     });
-    const io::DuplicateLabels dups =
-        o->duplicates == "mean" ? io::DuplicateLabels::kMean : io::DuplicateLabels::kError;
+    const Duplicates dups = parse_duplicates(o->duplicates);
     log::info(comm, "importing {} ({}) into {}, {} MPI ranks", o->input,
               format == io::InputFormat::kCsv ? "CSV" : "JSON lines", o->out, comm.size());
     const double t0 = log::seconds_since_start();

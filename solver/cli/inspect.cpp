@@ -7,6 +7,7 @@
 #include "io/label_file.hpp"
 #include "solver/base/log.hpp"
 #include "solver/cli/commands.hpp"
+#include "solver/cli/data.hpp"
 #include "solver/distribute.hpp"
 #include "solver/label_stats.hpp"
 
@@ -34,7 +35,7 @@ Runner add_inspect(CLI::App& app) {
   return [o](const mpi::Comm& comm) {
     if (o->json) log::set_quiet(true);
     const io::LabelFile f = io::LabelFile::open(o->file, comm);
-    const Duplicates dups = o->duplicates == "mean" ? Duplicates::kMean : Duplicates::kError;
+    const Duplicates dups = parse_duplicates(o->duplicates);
     nlohmann::json j;
     j["file"] = o->file;
     j["format"] = io::kLabelFile.format;
@@ -51,15 +52,13 @@ Runner add_inspect(CLI::App& app) {
     Partitions parts;
     for (io::Split s : io::kAllSplits) {
       if (!f.has(s)) continue;
-      LabelColumns cols = f.read(s, comm);
       const std::uint64_t users = f.users_of(s);
-      if (s == io::Split::kTrain)
-        parts = balanced_partitions(comm, cols, users, f.comparisons(), f.path());
-      Partitions p = s == io::Split::kNewUsers
-                         ? balanced_partitions(comm, cols, users, f.comparisons(), f.path())
-                         : parts;
-      LabelMatrix m = distribute(comm, std::move(cols), p, users, f.comparisons(), dups,
-                                 o->file + ": " + io::split_group(s));
+      // The training split's partitions serve every split of the same users; new users are
+      // balanced on their own labels.
+      const bool own = s == io::Split::kTrain || s == io::Split::kNewUsers;
+      LabelMatrix m = load_split(f, s, comm, own ? std::nullopt : std::optional<Partitions>(parts),
+                                 LoadOptions{dups, false});
+      if (s == io::Split::kTrain) parts = m.parts;
       SplitStats st = split_stats(comm, m);
       nlohmann::json js = {{"labels", st.labels},
                            {"ties", st.ties},

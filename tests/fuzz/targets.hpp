@@ -45,7 +45,7 @@ inline void import_one(const std::uint8_t* data, std::size_t size) {
     PREF_FUZZ_EXPECT(std::fclose(f) == 0);
   }
   const auto format = mode & 1 ? io::InputFormat::kJsonLines : io::InputFormat::kCsv;
-  const auto duplicates = mode & 2 ? io::DuplicateLabels::kMean : io::DuplicateLabels::kError;
+  const auto duplicates = mode & 2 ? Duplicates::kMean : Duplicates::kError;
   io::LabelTable t;
   try {
     t = io::read_label_table(path, format, duplicates);
@@ -72,7 +72,7 @@ inline void import_one(const std::uint8_t* data, std::size_t size) {
     labels += s.size();
   }
   PREF_FUZZ_EXPECT(labels + t.merged <= t.lines);  // one label per line at most
-  if (duplicates == io::DuplicateLabels::kError) PREF_FUZZ_EXPECT(t.merged == 0);
+  if (duplicates == Duplicates::kError) PREF_FUZZ_EXPECT(t.merged == 0);
 }
 
 // The option parsers: each line of the input is one command-line argument of `pref`, parsed by
