@@ -44,13 +44,15 @@ DATA="$RUN_DIR/data.h5" MODEL="$RUN_DIR/model.h5" SHARED="$RUN_DIR/shared.h5"
 [ -f "$SHARED" ] ||
   pref_mpirun "$RANKS" "$PREF_BIN" fit --data "$DATA" --model shared --rank 1 --out "$SHARED"
 
-for select in random active bayes; do
-  for prior in population none; do
-    out="$RUN_DIR/adapted_${select}_${prior}.h5"
-    pref_log "adapt: --select $select --prior $prior"
-    pref_mpirun "$RANKS" "$PREF_BIN" adapt --model "$MODEL" --data "$DATA" --out "$out" \
-      --select "$select" --prior "$prior" "${ADAPT_ARGS[@]}" --overwrite >/dev/null
-  done
+# Every rule with both Gaussian estimators, then the mixture prior (--components 64, the
+# default) with random questions and with its own criterion (info).
+for run in "random population" "random none" "active population" "active none" \
+  "bayes population" "bayes none" "random mixture" "info mixture"; do
+  read -r select prior <<<"$run"
+  out="$RUN_DIR/adapted_${select}_${prior}.h5"
+  pref_log "adapt: --select $select --prior $prior"
+  pref_mpirun "$RANKS" "$PREF_BIN" adapt --model "$MODEL" --data "$DATA" --out "$out" \
+    --select "$select" --prior "$prior" "${ADAPT_ARGS[@]}" --overwrite >/dev/null
 done
 /usr/bin/python3 "$PREF_ROOT/jobs/adaptation_report.py" --run-dir "$RUN_DIR" --data "$DATA" \
   --model "$MODEL" --shared "$SHARED" --test-answers 100
