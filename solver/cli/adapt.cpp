@@ -159,6 +159,8 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
     }
     mpi::agree(comm, [&] { prior = adapt::Penalty::gaussian(mean, cov, o.model + ": prior"); });
   }
+  // With the mixture alone, the source attribute names it (/prior is then absent).
+  if (mixture && !prior) prior_source = "fitted-users-mixture";
   const adapt::Penalty& estimate = o.prior == "population" ? *prior : ridge;  // unused: mixture
   const adapt::Penalty* selection = select == adapt::Select::kBayes    ? &*prior
                                     : select == adapt::Select::kActive ? &ridge
