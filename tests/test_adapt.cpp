@@ -341,8 +341,7 @@ RefComponent ref_component(const Case& c, const adapt::Penalty& p, double log_pi
   RefComponent r;
   r.u = c.idx.empty() ? p.mean : ref_solve(c, p);
   r.H = ref_hessian(c, c.idx, r.u, p.precision);
-  r.log_evidence =
-      log_pi - ref_f(c, r.u, p) - 0.5 * std::log(r.H.determinant()) - 0.5 * ld_cov;
+  r.log_evidence = log_pi - ref_f(c, r.u, p) - 0.5 * std::log(r.H.determinant()) - 0.5 * ld_cov;
   return r;
 }
 
@@ -389,7 +388,8 @@ TEST(Adapt, MixtureFitIsAKMeansFixedPointWithTheDocumentedCovariances) {
             cov += d * d.transpose();
           }
         cov = cov / count[k] + adapt::kMixtureRidge * Matrix::Identity(J, J);
-        EXPECT_LT((cov.inverse() - mix.components[k].precision).norm(), 1e-8 * cov.inverse().norm());
+        EXPECT_LT((cov.inverse() - mix.components[k].precision).norm(),
+                  1e-8 * cov.inverse().norm());
         EXPECT_NEAR(mix.log_det_cov[k], std::log(cov.determinant()), 1e-10);
       }
     }
@@ -411,8 +411,7 @@ TEST(Adapt, MixturePosteriorMatchesDenseReference) {
       std::vector<RefComponent> ref;
       double top = -1e300;
       for (int k = 0; k < K; ++k) {
-        ref.push_back(
-            ref_component(c, mix.components[k], mix.log_weight[k], mix.log_det_cov[k]));
+        ref.push_back(ref_component(c, mix.components[k], mix.log_weight[k], mix.log_det_cov[k]));
         top = std::max(top, ref.back().log_evidence);
       }
       double total = 0;
@@ -487,8 +486,7 @@ TEST(Adapt, InfoQuestionLoopMatchesBruteForceAtEveryStep) {
       std::vector<RefComponent> ref;
       double top = -1e300;
       for (int k = 0; k < K; ++k) {
-        ref.push_back(
-            ref_component(c, mix.components[k], mix.log_weight[k], mix.log_det_cov[k]));
+        ref.push_back(ref_component(c, mix.components[k], mix.log_weight[k], mix.log_det_cov[k]));
         top = std::max(top, ref.back().log_evidence);
       }
       double total = 0;

@@ -123,9 +123,8 @@ std::vector<std::string> result_differences(const std::string& a, const std::str
 
 TEST_F(AdaptCli, SameFileAtOneTwoAndFourRanks) {
   const std::vector<std::pair<const char*, const char*>> rules = {
-      {"random", "population"}, {"random", "none"},    {"active", "population"},
-      {"active", "none"},       {"bayes", "population"}, {"bayes", "none"},
-      {"random", "mixture"},    {"info", "mixture"}};
+      {"random", "population"}, {"random", "none"}, {"active", "population"}, {"active", "none"},
+      {"bayes", "population"},  {"bayes", "none"},  {"random", "mixture"},    {"info", "mixture"}};
   for (const auto& [select, prior] : rules) {
     {
       SCOPED_TRACE(std::string(select) + " " + prior);

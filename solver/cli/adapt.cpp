@@ -90,8 +90,9 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
              : o.select == "info"  ? adapt::Select::kInfo
                                    : adapt::Select::kActive;
     if (select == adapt::Select::kInfo && o.prior != "mixture")
-      throw InputError("--select info: needs --prior mixture (it chooses among the mixture's "
-                       "components)");
+      throw InputError(
+          "--select info: needs --prior mixture (it chooses among the mixture's "
+          "components)");
     if (o.components < 1) throw InputError("--components: must be >= 1");
   });
   const io::ModelHeader hd = io::read_model_header(o.model, comm);
@@ -130,9 +131,8 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
     const std::uint64_t n = std::min<std::uint64_t>(hd.users, kMixtureUsers);
     const std::vector<double> rows =
         io::read_model_rows(o.model, comm, "user_factors", 0, n, hd.rank);
-    mpi::agree(comm, [&] {
-      mixture = adapt::fit_mixture(rows.data(), n, J, o.components, o.seed);
-    });
+    mpi::agree(comm,
+               [&] { mixture = adapt::fit_mixture(rows.data(), n, J, o.components, o.seed); });
     log::info(comm,
               "prior: a mixture of {} Gaussians (k-means of the first {} of {}'s {} fitted users)",
               mixture->size(), n, o.model, hd.users);
