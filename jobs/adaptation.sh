@@ -4,7 +4,7 @@
 # 1, 2, 5, 10, 20, 40 answers for every question choice (random, active, bayes) and estimator
 # (population prior MAP, the paper's MLE), beside the shared model (standard RLHF) and the
 # oracles. Prints a table; writes adaptation.csv, adaptation.png and adaptation.json into the
-# run directory. Optional scale run: PREF_ADAPT_SCALE=1 adds 10^6 new users x 40 active
+# run directory. Optional scale run: PREF_ADAPT_SCALE=1 adds 10^6 new users x 40 bayes and active
 # questions from pools of 100 at 2 ranks (timed). Usage:
 #
 #   bash jobs/adaptation.sh           # or sbatch jobs/adaptation.sh from the repository root
@@ -63,10 +63,14 @@ if [ "${PREF_ADAPT_SCALE:-0}" = 1 ]; then
     --comparisons 2000 --answers-per-user 40 --labels deterministic --tie-band 0.2 \
     --label-noise 0.1 --new-users 1e6 --new-user-answers 100 --seed 1 --out "$BIG"
   uptime | tee "$RUN_DIR/scale.txt"
-  start=$(date +%s%N)
-  pref_mpirun "$RANKS" "$PREF_BIN" adapt --model "$MODEL" --data "$BIG" \
-    --out "$RUN_DIR/scale_adapted.h5" --answers 40 --select active --prior none \
-    --overwrite 2>&1 | tee -a "$RUN_DIR/scale.txt"
-  echo "end to end (mpirun included): $(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}') s" |
-    tee -a "$RUN_DIR/scale.txt"
+  for run in "bayes population" "active none"; do
+    read -r select prior <<<"$run"
+    start=$(date +%s%N)
+    pref_mpirun "$RANKS" "$PREF_BIN" adapt --model "$MODEL" --data "$BIG" \
+      --out "$RUN_DIR/scale_adapted.h5" --answers 40 --select "$select" --prior "$prior" \
+      --overwrite 2>&1 | tee -a "$RUN_DIR/scale.txt"
+    echo "$select/$prior end to end (mpirun included): $(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}') s" |
+      tee -a "$RUN_DIR/scale.txt"
+    uptime | tee -a "$RUN_DIR/scale.txt"
+  done
 fi
