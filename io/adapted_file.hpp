@@ -10,6 +10,8 @@
 //   /budgets          B uint32            budgets at which the held-out AUC was recorded
 //   /budget_auc       N x B float64       held-out ROC-AUC per user and budget (NaN: one class)
 //   /prior/mean, /prior/covariance        the prior used (J, J x J float64), attr source
+//   /mixture/weight, /mixture/mean,       with --prior mixture: its C components' weights
+//   /mixture/covariance                   (C), means (C x J), covariances (C x J x J), float64
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -30,6 +32,8 @@ struct AdaptedHeader {
   std::uint64_t seed = 0;
   std::vector<std::uint32_t> budgets;
   std::vector<double> prior_mean, prior_covariance;  // empty: no prior used
+  // --prior mixture: C weights, C x J means, C x J x J covariances (empty: no mixture)
+  std::vector<double> mixture_weight, mixture_mean, mixture_covariance;
 };
 
 // This rank's users (rows of the `users` partition), row-major.

@@ -4,7 +4,7 @@
 # 1, 2, 5, 10, 20, 40 answers for every question choice (random, active, bayes) and estimator
 # (population prior MAP, the paper's MLE), beside the shared model (standard RLHF) and the
 # oracles. Prints a table; writes adaptation.csv, adaptation.png and adaptation.json into the
-# run directory. Optional scale run: PREF_ADAPT_SCALE=1 adds 10^6 new users x 40 active
+# run directory. Optional scale run: PREF_ADAPT_SCALE=1 adds 10^6 new users x 40 bayes and active
 # questions from pools of 100 at 2 ranks (timed). Usage:
 #
 #   bash jobs/adaptation.sh           # or sbatch jobs/adaptation.sh from the repository root
@@ -44,13 +44,15 @@ DATA="$RUN_DIR/data.h5" MODEL="$RUN_DIR/model.h5" SHARED="$RUN_DIR/shared.h5"
 [ -f "$SHARED" ] ||
   pref_mpirun "$RANKS" "$PREF_BIN" fit --data "$DATA" --model shared --rank 1 --out "$SHARED"
 
-for select in random active bayes; do
-  for prior in population none; do
-    out="$RUN_DIR/adapted_${select}_${prior}.h5"
-    pref_log "adapt: --select $select --prior $prior"
-    pref_mpirun "$RANKS" "$PREF_BIN" adapt --model "$MODEL" --data "$DATA" --out "$out" \
-      --select "$select" --prior "$prior" "${ADAPT_ARGS[@]}" --overwrite >/dev/null
-  done
+# Every rule with both Gaussian estimators, then the mixture prior (--components 64, the
+# default) with random questions and with its own criterion (info).
+for run in "random population" "random none" "active population" "active none" \
+  "bayes population" "bayes none" "random mixture" "info mixture"; do
+  read -r select prior <<<"$run"
+  out="$RUN_DIR/adapted_${select}_${prior}.h5"
+  pref_log "adapt: --select $select --prior $prior"
+  pref_mpirun "$RANKS" "$PREF_BIN" adapt --model "$MODEL" --data "$DATA" --out "$out" \
+    --select "$select" --prior "$prior" "${ADAPT_ARGS[@]}" --overwrite >/dev/null
 done
 /usr/bin/python3 "$PREF_ROOT/jobs/adaptation_report.py" --run-dir "$RUN_DIR" --data "$DATA" \
   --model "$MODEL" --shared "$SHARED" --test-answers 100
@@ -61,10 +63,14 @@ if [ "${PREF_ADAPT_SCALE:-0}" = 1 ]; then
     --comparisons 2000 --answers-per-user 40 --labels deterministic --tie-band 0.2 \
     --label-noise 0.1 --new-users 1e6 --new-user-answers 100 --seed 1 --out "$BIG"
   uptime | tee "$RUN_DIR/scale.txt"
-  start=$(date +%s%N)
-  pref_mpirun "$RANKS" "$PREF_BIN" adapt --model "$MODEL" --data "$BIG" \
-    --out "$RUN_DIR/scale_adapted.h5" --answers 40 --select active --prior none \
-    --overwrite 2>&1 | tee -a "$RUN_DIR/scale.txt"
-  echo "end to end (mpirun included): $(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}') s" |
-    tee -a "$RUN_DIR/scale.txt"
+  for run in "bayes population" "active none"; do
+    read -r select prior <<<"$run"
+    start=$(date +%s%N)
+    pref_mpirun "$RANKS" "$PREF_BIN" adapt --model "$MODEL" --data "$BIG" \
+      --out "$RUN_DIR/scale_adapted.h5" --answers 40 --select "$select" --prior "$prior" \
+      --overwrite 2>&1 | tee -a "$RUN_DIR/scale.txt"
+    echo "$select/$prior end to end (mpirun included): $(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}') s" |
+      tee -a "$RUN_DIR/scale.txt"
+    uptime | tee -a "$RUN_DIR/scale.txt"
+  done
 fi

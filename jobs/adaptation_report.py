@@ -15,6 +15,9 @@ import numpy as np
 
 RULES = ["random", "active", "bayes"]
 PRIORS = ["population", "none"]
+# Runs with the mixture prior (--prior mixture): reported beside the Gaussian ones.
+MIXTURE_RUNS = [("random", "mixture"), ("info", "mixture")]
+EST = {"population": "MAP", "none": "MLE", "mixture": "mixture"}
 PAPER = {5: 0.80, 10: 0.83, 20: 0.845, 40: 0.88}
 PAPER_RLHF = 0.645
 
@@ -63,8 +66,9 @@ def main():
     rows = []  # (method, estimator, budget, summary)
     per_user = {}  # (rule, prior) -> N x B AUCs
     budgets = None
-    for rule in RULES:
-        for prior in PRIORS:
+    runs = [(r, p) for r in RULES for p in PRIORS] + MIXTURE_RUNS
+    for rule, prior in runs:
+        if True:
             path = os.path.join(a.run_dir, f"adapted_{rule}_{prior}.h5")
             with h5py.File(path, "r") as f:
                 budgets = [int(b) for b in f["budgets"][:]]
@@ -107,19 +111,26 @@ def main():
     head = f"{'method':<22}{'estimator':<12}" + "".join(f"{b:>16}" for b in budgets)
     lines.append("held-out ROC-AUC per new user: mean [95% interval] (share > 0.8)")
     lines.append(head)
-    for rule in RULES:
-        for prior in PRIORS:
+    for rule, prior in runs:
+        if True:
             cells = []
             for b in budgets:
                 s = next(r[3] for r in rows if r[:3] == (rule, prior, b))
                 cells.append(f"{s['mean']:.3f}+-{(s['hi'] - s['lo']) / 2:.3f}" if s["mean"] is not None else "n/a")
-            lines.append(f"{rule:<22}{('MAP' if prior == 'population' else 'MLE'):<12}" + "".join(f"{c:>16}" for c in cells))
+            lines.append(f"{rule:<22}{EST[prior]:<12}" + "".join(f"{c:>16}" for c in cells))
     for rule in RULES:
         cells = []
         for b in budgets:
             s = next(r[3] for r in rows if r[:3] == (rule, "population", b))
             cells.append(f"{s['above_0_8']:.2f}" if s["mean"] is not None else "n/a")
         lines.append(f"{'  share>0.8 ' + rule:<22}{'MAP':<12}" + "".join(f"{c:>16}" for c in cells))
+    for rule, prior in MIXTURE_RUNS:
+        cells = [f"{next(r[3] for r in rows if r[:3] == (rule, prior, b))['above_0_8']:.2f}" for b in budgets]
+        lines.append(f"{'  share>0.8 ' + rule:<22}{EST[prior]:<12}" + "".join(f"{c:>16}" for c in cells))
+    lines.append("info/mixture - bayes/MAP, paired over users: mean [95% interval]")
+    d = per_user[("info", "mixture")] - per_user[("bayes", "population")]
+    lines.append(f"{'':<10}" + " ".join(
+        f"{s['mean']:+.4f}[{s['lo']:+.4f},{s['hi']:+.4f}]" for s in (summary(d[:, j]) for j in range(len(budgets)))))
     lines.append(f"{'paper PReF (active)':<34}" + "".join(f"{PAPER.get(b, float('nan')):>16.3f}" if b in PAPER else f"{'':>16}" for b in budgets))
     for name, s in baselines.items():
         lines.append(f"{name:<48}{s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]  share>0.8 {s['above_0_8']:.2f}")
@@ -144,12 +155,12 @@ def main():
     with open(os.path.join(a.run_dir, "adaptation.csv"), "w") as f:
         f.write("method,estimator,answers,users,mean_auc,ci_low,ci_high,share_above_0.8\n")
         for rule, prior, b, s in rows:
-            f.write(f"{rule},{'MAP' if prior == 'population' else 'MLE'},{b},{s['users']},{s['mean']},{s['lo']},{s['hi']},{s['above_0_8']}\n")
+            f.write(f"{rule},{EST[prior]},{b},{s['users']},{s['mean']},{s['lo']},{s['hi']},{s['above_0_8']}\n")
         for name, s in baselines.items():
             f.write(f"\"{name}\",,,{s['users']},{s['mean']},{s['lo']},{s['hi']},{s['above_0_8']}\n")
     with open(os.path.join(a.run_dir, "adaptation.json"), "w") as f:
         json.dump({"budgets": budgets,
-                   "adapt": [dict(select=r, estimator="MAP" if p == "population" else "MLE", answers=b, **s)
+                   "adapt": [dict(select=r, estimator=EST[p], answers=b, **s)
                              for r, p, b, s in rows],
                    "baselines": baselines, "map_minus_mle_paired": paired, "paper": {"pref": PAPER, "standard_rlhf": PAPER_RLHF},
                    "new_users": n_users, "test_answers": a.test_answers}, f, indent=1)
@@ -158,12 +169,15 @@ def main():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = {"random": "tab:gray", "active": "tab:blue", "bayes": "tab:green"}
+    colors = {"random": "tab:gray", "active": "tab:blue", "bayes": "tab:green", "info": "tab:orange"}
     for rule in RULES:
         for prior, style in (("population", "-"), ("none", "--")):
             m = [next(r[3] for r in rows if r[:3] == (rule, prior, b))["mean"] for b in budgets]
             ax.plot(budgets, m, style, marker="o", color=colors[rule],
                     label=f"{rule}, {'MAP (prior)' if prior == 'population' else 'MLE'}")
+    for rule, prior in MIXTURE_RUNS:
+        m = [next(r[3] for r in rows if r[:3] == (rule, prior, b))["mean"] for b in budgets]
+        ax.plot(budgets, m, "-.", marker="^", color=colors[rule], label=f"{rule}, mixture prior")
     ax.plot(sorted(PAPER), [PAPER[b] for b in sorted(PAPER)], "k:", marker="s", label="paper PReF")
     ax.axhline(baselines["shared (standard RLHF)"]["mean"], color="tab:red", lw=1, label="shared (RLHF)")
     ax.axhline(baselines["oracle: true utilities projected on fitted Z"]["mean"], color="tab:purple", lw=1,

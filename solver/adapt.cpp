@@ -10,6 +10,13 @@
 
 namespace pref::adapt {
 
+namespace {
+// max |d^3 BCE(m, y) / dm^3| / 3! = max |sigma''(m)| / 6 = 1 / (36 sqrt 3).
+constexpr double kBceCubic = 1.0 / (36.0 * 1.7320508075688772);
+// Safety factor for rounding in the bound (the bound itself is exact arithmetic).
+constexpr double kCubicMargin = 0.5;
+}  // namespace
+
 const char* select_name(Select s) {
   switch (s) {
     case Select::kRandom:
@@ -18,6 +25,8 @@ const char* select_name(Select s) {
       return "active";
     case Select::kBayes:
       return "bayes";
+    case Select::kInfo:
+      return "info";
   }
   return "?";
 }
@@ -81,6 +90,18 @@ SolveStats solve(Eigen::VectorXd& u, const Answers& a, const Penalty& p, Workspa
     ws.Pd.noalias() = p.precision * ws.d;
     const double lin = ws.diff.dot(ws.Pd), quad = ws.d.dot(ws.Pd);  // diff = u - m, kept
     int chosen = -1;
+    // The full step needs no evaluation when it provably passes Armijo: the penalty is
+    // quadratic and each BCE term's third derivative is sigma'' (|sigma''| <= 1 / (6 sqrt 3)),
+    // so f(u + d) - f(u) <= g.d + d^T H d / 2 + kBceCubic sum_k |z_k . d|^3 with H d = -g
+    // (d is the Newton direction: the Cholesky solve of the Hessian at u), that is
+    // <= g.d / 2 + kBceCubic sum_k |q_k|^3, which is <= kArmijo g.d when the test below holds.
+    // Near the optimum every step is accepted this way, without the line search's logarithms.
+    double cubic = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      const double q = std::abs(ws.row.steps[k]);
+      cubic += q * q * q;
+    }
+    if (kBceCubic * cubic <= kCubicMargin * (0.5 - kArmijo) * -gd) chosen = 0;
     for (int k = 0; k < kLadder && chosen < 0; ++k) {
       const double t = ladder_step(k);
       double df = t * lin + 0.5 * t * t * quad;
@@ -118,6 +139,163 @@ void criterion(const Eigen::VectorXd& u, const Eigen::LLT<Eigen::MatrixXd>& V,
   const Eigen::ArrayXd e = (-scores.array().abs()).exp();
   const Eigen::ArrayXd sp = e / (1 + e).square();
   scores = (sp.square() * norm2).matrix();
+}
+
+Mixture fit_mixture(const double* rows, std::size_t n, int J, int K, std::uint64_t seed) {
+  if (n == 0 || K < 1) throw InputError("mixture prior: no users to cluster");
+  using RowM = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const RowM> X(rows, static_cast<Eigen::Index>(n), J);
+  K = static_cast<int>(std::min<std::size_t>(std::size_t(K), n));
+  Rng rng(seed, static_cast<Stream>(kMixtureStream), 0);
+  RowM C(K, J);
+  // k-means++: the first centre uniform, each next one drawn with probability proportional to
+  // the squared distance to the nearest centre so far (a scan of the cumulative sum).
+  std::vector<double> d2(n, std::numeric_limits<double>::infinity());
+  C.row(0) = X.row(static_cast<Eigen::Index>(rng.below(n)));
+  for (int k = 1; k < K; ++k) {
+    double total = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      d2[i] = std::min(d2[i], (X.row(i) - C.row(k - 1)).squaredNorm());
+      total += d2[i];
+    }
+    std::size_t pick = n - 1;
+    if (total > 0) {
+      const double r = rng.uniform() * total;
+      double acc = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        acc += d2[i];
+        if (r < acc) {
+          pick = i;
+          break;
+        }
+      }
+    } else {
+      pick = rng.below(n);
+    }
+    C.row(k) = X.row(pick);
+  }
+  std::vector<int> assign(n, -1);
+  std::vector<std::size_t> count(K);
+  for (int it = 0; it < kMixtureIterations; ++it) {
+    bool changed = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      int best = 0;
+      double bd = (X.row(i) - C.row(0)).squaredNorm();
+      for (int k = 1; k < K; ++k) {
+        const double d = (X.row(i) - C.row(k)).squaredNorm();
+        if (d < bd) bd = d, best = k;
+      }
+      if (assign[i] != best) changed = true, assign[i] = best;
+    }
+    if (!changed) break;
+    RowM S = RowM::Zero(K, J);
+    std::fill(count.begin(), count.end(), 0);
+    for (std::size_t i = 0; i < n; ++i) S.row(assign[i]) += X.row(i), ++count[assign[i]];
+    for (int k = 0; k < K; ++k)
+      if (count[k] > 0) C.row(k) = S.row(k) / double(count[k]);
+  }
+  std::fill(count.begin(), count.end(), 0);
+  std::vector<Eigen::MatrixXd> cov(K, Eigen::MatrixXd::Zero(J, J));
+  Eigen::MatrixXd pooled = Eigen::MatrixXd::Zero(J, J);
+  for (std::size_t i = 0; i < n; ++i) {
+    const Eigen::VectorXd d = (X.row(i) - C.row(assign[i])).transpose();
+    cov[assign[i]].noalias() += d * d.transpose();
+    ++count[assign[i]];
+  }
+  for (int k = 0; k < K; ++k) pooled += cov[k];
+  pooled /= double(n);
+  Mixture mix;
+  const Eigen::MatrixXd ridge = kMixtureRidge * Eigen::MatrixXd::Identity(J, J);
+  for (int k = 0; k < K; ++k) {
+    if (count[k] == 0) continue;
+    const Eigen::MatrixXd S = count[k] > std::size_t(3 * J)
+                                  ? Eigen::MatrixXd(cov[k] / double(count[k]) + ridge)
+                                  : Eigen::MatrixXd(pooled + ridge);
+    mix.components.push_back(Penalty::gaussian(C.row(k).transpose(), S, "mixture prior"));
+    mix.log_weight.push_back(std::log(double(count[k]) / double(n)));
+    Eigen::LLT<Eigen::MatrixXd> L(S);
+    mix.log_det_cov.push_back(2 * L.matrixLLT().diagonal().array().log().sum());
+  }
+  return mix;
+}
+
+int mixture_update(const Mixture& mix, const Answers& a, MixturePosterior& post, Workspace& ws) {
+  const int K = mix.size(), J = a.J;
+  if (post.u.size() != std::size_t(K)) {
+    post.u.resize(K);
+    for (int k = 0; k < K; ++k) post.u[k] = mix.components[k].mean;
+    post.H.resize(K);
+    post.log_evidence.resize(K);
+    post.weight.resize(K);
+  }
+  int steps = 0;
+  double top = -std::numeric_limits<double>::infinity();
+  for (int k = 0; k < K; ++k) {
+    const Penalty& p = mix.components[k];
+    if (a.idx.empty())
+      gradient_hessian(post.u[k], a, p, ws);
+    else
+      steps += solve(post.u[k], a, p, ws).steps;
+    // After solve, ws.row.margins, ws.diff and ws.H are those of the returned u_k.
+    double f = 0.5 * ws.diff.dot(p.precision * ws.diff);
+    for (std::size_t s = 0; s < a.idx.size(); ++s) f += bce(ws.row.margins[s], a.y[s]);
+    post.H[k].compute(ws.H);
+    const double log_det_H = 2 * post.H[k].matrixLLT().diagonal().array().log().sum();
+    post.log_evidence[k] = mix.log_weight[k] - f - 0.5 * log_det_H - 0.5 * mix.log_det_cov[k];
+    top = std::max(top, post.log_evidence[k]);
+  }
+  double total = 0;
+  for (int k = 0; k < K; ++k) total += post.weight[k] = std::exp(post.log_evidence[k] - top);
+  post.mean.setZero(J);
+  for (int k = 0; k < K; ++k) {
+    post.weight[k] /= total;
+    post.mean += post.weight[k] * post.u[k];
+  }
+  post.covariance.setZero(J, J);
+  const Eigen::MatrixXd I = Eigen::MatrixXd::Identity(J, J);
+  for (int k = 0; k < K; ++k) {
+    const Eigen::VectorXd d = post.u[k] - post.mean;
+    post.covariance += post.weight[k] * (post.H[k].solve(I) + d * d.transpose());
+  }
+  post.covariance = 0.5 * (post.covariance + post.covariance.transpose()).eval();
+  return steps;
+}
+
+namespace {
+double binary_entropy(double p) {
+  if (!(p > 0 && p < 1)) return 0;
+  return -(p * std::log(p) + (1 - p) * std::log1p(-p));
+}
+}  // namespace
+
+void information(const MixturePosterior& post, const Eigen::MatrixXd& candidates,
+                 Eigen::VectorXd& scores, Workspace& ws) {
+  const Eigen::Index n = candidates.rows();
+  const int K = static_cast<int>(post.u.size());
+  Eigen::ArrayXd pbar = Eigen::ArrayXd::Zero(n), hbar = Eigen::ArrayXd::Zero(n);
+  const double c = M_PI / 8;
+  for (int k = 0; k < K; ++k) {
+    const double w = post.weight[k];
+    if (!(w >= kInfoMinWeight)) continue;
+    // z^T H_k^-1 z for the pool at once (as criterion: a forward substitution on columns).
+    const Eigen::MatrixXd& L = post.H[k].matrixLLT();
+    const int J = static_cast<int>(L.rows());
+    ws.W = candidates;
+    ws.margins.noalias() = ws.W * post.u[k];
+    Eigen::ArrayXd v = Eigen::ArrayXd::Zero(n);
+    for (int i = 0; i < J; ++i) {
+      for (int j = 0; j < i; ++j) ws.W.col(i) -= L(i, j) * ws.W.col(j);
+      ws.W.col(i) *= 1.0 / L(i, i);
+      v += ws.W.col(i).array().square();
+    }
+    for (Eigen::Index r = 0; r < n; ++r) {
+      const double p = sigmoid(ws.margins[r] / std::sqrt(1 + c * v[r]));
+      pbar[r] += w * p;
+      hbar[r] += w * binary_entropy(p);
+    }
+  }
+  scores.resize(n);
+  for (Eigen::Index r = 0; r < n; ++r) scores[r] = binary_entropy(pbar[r]) - hbar[r];
 }
 
 int best_unasked(const Eigen::VectorXd& scores, const std::vector<char>& asked) {
@@ -164,11 +342,17 @@ void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool
   out.newton_steps = 0;
   Rng rng(plan.seed, static_cast<Stream>(kAdaptStream), user);
 
-  const bool chooses = plan.select != Select::kRandom;
+  const bool info = plan.select == Select::kInfo;
+  if (info && !plan.mixture) throw InputError("--select info needs --prior mixture");
+  // The criteria of active and bayes, with their own estimate u_sel.
+  const bool chooses = plan.select == Select::kActive || plan.select == Select::kBayes;
+  const bool mixture = plan.mixture != nullptr;
   // With the criterion's penalty the same as the estimator's, one solve serves both.
-  const bool one_solve = chooses && plan.selection == plan.estimate;
+  const bool one_solve = chooses && !mixture && plan.selection == plan.estimate;
   Eigen::VectorXd u_sel = chooses ? plan.selection->mean : Eigen::VectorXd();
-  Eigen::VectorXd u_est = plan.estimate->mean;
+  Eigen::VectorXd u_est = mixture ? Eigen::VectorXd() : plan.estimate->mean;
+  thread_local MixturePosterior post;
+  post = MixturePosterior();
   Eigen::LLT<Eigen::MatrixXd> V;
   auto answers = [&] {
     return Answers{Z, J, std::span<const std::uint32_t>(out.asked),
@@ -180,10 +364,16 @@ void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool
     gradient_hessian(u_sel, answers(), *plan.selection, ws);
     V.compute(ws.H);
   }
+  // No answers yet: the mixture's components are its prior, so info chooses the first question.
+  if (info) mixture_update(*plan.mixture, answers(), post, ws);
   std::size_t b = 0;
   for (int t = 0; t < K; ++t) {
     int pick;
-    if (!chooses || (plan.select == Select::kActive && t == 0)) {
+    if (info) {
+      information(post, ws.candidates, ws.scores, ws);
+      pick = best_unasked(ws.scores, asked);
+      if (pick < 0) pick = nth_unasked(asked, 0);  // every score NaN
+    } else if (!chooses || (plan.select == Select::kActive && t == 0)) {
       pick = nth_unasked(asked, rng.below(nA - std::size_t(t)));
     } else {
       criterion(u_sel, V, ws.candidates, ws.scores, ws.W);
@@ -201,15 +391,24 @@ void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool
       V.compute(ws.H);
     }
     const bool at_budget = b < plan.budgets.size() && plan.budgets[b] == t + 1;
+    if (info) out.newton_steps += mixture_update(*plan.mixture, answers(), post, ws);
     if (at_budget || t + 1 == K) {
-      if (one_solve)
+      if (mixture) {
+        if (!info) out.newton_steps += mixture_update(*plan.mixture, answers(), post, ws);
+        u_est = post.mean;
+      } else if (one_solve) {
         u_est = u_sel;
-      else
+      } else {
         out.newton_steps += solve(u_est, answers(), *plan.estimate, ws).steps;
+      }
       if (at_budget) out.budget_auc[b++] = held_out_auc(u_est, Z, J, pool);
     }
   }
   out.u = u_est;
+  if (mixture) {
+    out.covariance = post.covariance;
+    return;
+  }
   gradient_hessian(u_est, answers(), *plan.estimate, ws);
   Eigen::LLT<Eigen::MatrixXd> H(ws.H);
   out.covariance = H.solve(Eigen::MatrixXd::Identity(J, J));

@@ -26,7 +26,7 @@
 
 namespace pref::adapt {
 
-enum class Select { kRandom, kActive, kBayes };
+enum class Select { kRandom, kActive, kBayes, kInfo };
 const char* select_name(Select s);
 
 // The paper's ridge of the new-user MLE (PReF_code discover_user.py: V_0 = 0.001 I).
@@ -85,6 +85,48 @@ void criterion(const Eigen::VectorXd& u, const Eigen::LLT<Eigen::MatrixXd>& V,
 // scores; -1 when all are asked. NaN scores never win.
 int best_unasked(const Eigen::VectorXd& scores, const std::vector<char>& asked);
 
+// A mixture-of-Gaussians prior sum_k pi_k N(m_k, Sigma_k) (`--prior mixture`): the
+// population's fitted users clustered by k-means (k-means++ seeding from the counter-based
+// stream kMixtureStream, at most kMixtureIterations Lloyd iterations, ties to the lowest
+// centre), each cluster's covariance its members' (maximum likelihood, divided by the count)
+// plus kMixtureRidge I, or the pooled within-cluster covariance plus the ridge when the cluster
+// has at most 3 J members; pi_k the cluster's share. Empty clusters are dropped.
+struct Mixture {
+  std::vector<Penalty> components;
+  std::vector<double> log_weight;   // log pi_k
+  std::vector<double> log_det_cov;  // log det Sigma_k
+  int size() const { return static_cast<int>(components.size()); }
+};
+inline constexpr std::uint32_t kMixtureStream = 102;
+inline constexpr int kMixtureIterations = 50;
+inline constexpr double kMixtureRidge = 1e-3;
+// rows: n x J, row-major. Pure function of its arguments (the same on every rank).
+Mixture fit_mixture(const double* rows, std::size_t n, int J, int K, std::uint64_t seed);
+
+// The Laplace posterior under a mixture prior: per component k its MAP u_k (f with the
+// component's penalty), the Hessian H_k there and the log evidence
+//   log pi_k - f_k(u_k) - 1/2 log det H_k - 1/2 log det Sigma_k,
+// the component weights w = softmax(log evidence), and the posterior's moments
+//   mean = sum_k w_k u_k,  covariance = sum_k w_k (H_k^-1 + u_k u_k^T) - mean mean^T.
+struct MixturePosterior {
+  std::vector<Eigen::VectorXd> u;
+  std::vector<Eigen::LLT<Eigen::MatrixXd>> H;
+  std::vector<double> log_evidence, weight;
+  Eigen::VectorXd mean;
+  Eigen::MatrixXd covariance;
+};
+// Solves every component (warm-started from post.u; from the component means when post is
+// empty) and updates weights and moments. Returns the Newton steps taken.
+int mixture_update(const Mixture& mix, const Answers& a, MixturePosterior& post, Workspace& ws);
+
+// `info`: the mutual information between a candidate's answer and the prior component,
+//   H(sum_k w_k p_k) - sum_k w_k H(p_k),  p_k = sigmoid(u_k.z / sqrt(1 + pi/8 z^T H_k^-1 z))
+// (H the binary entropy in nats; p_k the probit approximation of the component's predictive
+// probability). Components with w_k < kInfoMinWeight are left out of both sums.
+inline constexpr double kInfoMinWeight = 1e-12;
+void information(const MixturePosterior& post, const Eigen::MatrixXd& candidates,
+                 Eigen::VectorXd& scores, Workspace& ws);
+
 struct UserPool {
   std::span<const std::uint32_t> comparison;  // askable part, in pool order
   std::span<const float> value;
@@ -99,11 +141,15 @@ struct Plan {
   std::uint64_t seed = 1;
   const Penalty* estimate = nullptr;   // the reported estimator
   const Penalty* selection = nullptr;  // the criterion's (active: ridge, bayes: prior)
+  // When set, the reported estimator is the mixture posterior's mean (estimate is unused);
+  // `info` requires it.
+  const Mixture* mixture = nullptr;
 };
 
 struct UserResult {
   Eigen::VectorXd u;
-  Eigen::MatrixXd covariance;  // inverse Hessian of the estimator's f at u
+  Eigen::MatrixXd covariance;  // inverse Hessian of the estimator's f at u (mixture: the
+                               // posterior's covariance, MixturePosterior)
   std::vector<std::uint32_t> asked;
   std::vector<float> answers;
   std::vector<double> budget_auc;  // per budget; NaN when the test part lacks a class

@@ -313,3 +313,205 @@ TEST(Adapt, RandomChoiceIsReproducibleAndUsesOnlyThePool) {
   EXPECT_EQ(sorted, std::vector<std::uint32_t>(comp.begin(), comp.begin() + 40));
   EXPECT_TRUE(std::isnan(a.budget_auc[0]));  // one class only in the held-out part
 }
+
+// --prior mixture: the fitted mixture is a k-means fixed point with the documented covariances;
+// the Laplace posterior (per-component MAP, evidence, weights, moments) matches a dense
+// reference; the `info` criterion matches the formula evaluated per candidate with LU
+// inverses; and a whole `info` question loop picks, at every step, the brute-force argmax.
+namespace {
+
+RowMatrix clustered_rows(unsigned seed, int n, int J, int centres) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> nd;
+  Matrix C(centres, J);
+  for (auto& x : C.reshaped()) x = 2 * nd(gen);
+  RowMatrix X(n, J);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < J; ++j) X(i, j) = C(i % centres, j) + 0.3 * nd(gen);
+  return X;
+}
+
+struct RefComponent {
+  Vector u;
+  Matrix H;
+  double log_evidence;
+};
+
+RefComponent ref_component(const Case& c, const adapt::Penalty& p, double log_pi, double ld_cov) {
+  RefComponent r;
+  r.u = c.idx.empty() ? p.mean : ref_solve(c, p);
+  r.H = ref_hessian(c, c.idx, r.u, p.precision);
+  r.log_evidence = log_pi - ref_f(c, r.u, p) - 0.5 * std::log(r.H.determinant()) - 0.5 * ld_cov;
+  return r;
+}
+
+double ref_entropy(double p) {
+  return p <= 0 || p >= 1 ? 0 : -(p * std::log(p) + (1 - p) * std::log(1 - p));
+}
+
+}  // namespace
+
+TEST(Adapt, MixtureFitIsAKMeansFixedPointWithTheDocumentedCovariances) {
+  for (unsigned seed = 1; seed <= 4; ++seed) {
+    const int J = 3, n = 400;
+    const RowMatrix X = clustered_rows(seed, n, J, 5);
+    const adapt::Mixture mix = adapt::fit_mixture(X.data(), n, J, 6, seed);
+    const adapt::Mixture again = adapt::fit_mixture(X.data(), n, J, 6, seed);
+    ASSERT_EQ(mix.size(), again.size());
+    ASSERT_GE(mix.size(), 1);
+    const int K = mix.size();
+    std::vector<int> assign(n);
+    std::vector<int> count(K, 0);
+    Matrix sums = Matrix::Zero(K, J);
+    for (int i = 0; i < n; ++i) {
+      int best = 0;
+      for (int k = 1; k < K; ++k)
+        if ((X.row(i).transpose() - mix.components[k].mean).squaredNorm() <
+            (X.row(i).transpose() - mix.components[best].mean).squaredNorm())
+          best = k;
+      assign[i] = best;
+      ++count[best];
+      sums.row(best) += X.row(i);
+    }
+    double wsum = 0;
+    for (int k = 0; k < K; ++k) {
+      EXPECT_EQ(mix.components[k].mean, again.components[k].mean);
+      ASSERT_GT(count[k], 0);
+      EXPECT_LT((sums.row(k).transpose() / count[k] - mix.components[k].mean).norm(), 1e-12);
+      EXPECT_NEAR(std::exp(mix.log_weight[k]), double(count[k]) / n, 1e-14);
+      wsum += std::exp(mix.log_weight[k]);
+      if (count[k] > 3 * J) {
+        Matrix cov = Matrix::Zero(J, J);
+        for (int i = 0; i < n; ++i)
+          if (assign[i] == k) {
+            const Vector d = X.row(i).transpose() - mix.components[k].mean;
+            cov += d * d.transpose();
+          }
+        cov = cov / count[k] + adapt::kMixtureRidge * Matrix::Identity(J, J);
+        EXPECT_LT((cov.inverse() - mix.components[k].precision).norm(),
+                  1e-8 * cov.inverse().norm());
+        EXPECT_NEAR(mix.log_det_cov[k], std::log(cov.determinant()), 1e-10);
+      }
+    }
+    EXPECT_NEAR(wsum, 1.0, 1e-12);
+  }
+}
+
+TEST(Adapt, MixturePosteriorMatchesDenseReference) {
+  for (unsigned seed = 1; seed <= 12; ++seed) {
+    const int J = 3;
+    const RowMatrix X = clustered_rows(seed, 300, J, 4);
+    const adapt::Mixture mix = adapt::fit_mixture(X.data(), 300, J, 4, seed);
+    for (int answers : {0, 1, 3, 12}) {
+      Case c = make_case(100 + seed, J, 30, answers, seed % 3 == 0);
+      adapt::Workspace ws;
+      adapt::MixturePosterior post;
+      adapt::mixture_update(mix, answers_of(c), post, ws);
+      const int K = mix.size();
+      std::vector<RefComponent> ref;
+      double top = -1e300;
+      for (int k = 0; k < K; ++k) {
+        ref.push_back(ref_component(c, mix.components[k], mix.log_weight[k], mix.log_det_cov[k]));
+        top = std::max(top, ref.back().log_evidence);
+      }
+      double total = 0;
+      for (auto& r : ref) total += std::exp(r.log_evidence - top);
+      Vector mean = Vector::Zero(J);
+      for (int k = 0; k < K; ++k) mean += std::exp(ref[k].log_evidence - top) / total * ref[k].u;
+      Matrix cov = Matrix::Zero(J, J);
+      for (int k = 0; k < K; ++k) {
+        const double w = std::exp(ref[k].log_evidence - top) / total;
+        const Vector d = ref[k].u - mean;
+        cov += w * (ref[k].H.inverse() + d * d.transpose());
+      }
+      for (int k = 0; k < K; ++k) {
+        EXPECT_LT((post.u[k] - ref[k].u).cwiseAbs().maxCoeff(), 1e-8) << seed << " " << k;
+        EXPECT_NEAR(post.log_evidence[k], ref[k].log_evidence, 1e-8);
+      }
+      EXPECT_LT((post.mean - mean).cwiseAbs().maxCoeff(), 1e-8);
+      EXPECT_LT((post.covariance - cov).cwiseAbs().maxCoeff(), 1e-8);
+      EXPECT_EQ(post.covariance, post.covariance.transpose());
+
+      // info: the formula per candidate, H_k inverted by LU.
+      Matrix cand(c.M, J);
+      for (int i = 0; i < c.M; ++i) cand.row(i) = c.Z.row(i);
+      Vector scores;
+      adapt::information(post, cand, scores, ws);
+      for (int i = 0; i < c.M; ++i) {
+        const Vector z = cand.row(i).transpose();
+        double pbar = 0, hbar = 0;
+        for (int k = 0; k < K; ++k) {
+          const double w = std::exp(ref[k].log_evidence - top) / total;
+          if (w < adapt::kInfoMinWeight) continue;
+          const double v = z.dot(ref[k].H.partialPivLu().solve(z));
+          const double p = ref_sigmoid(z.dot(ref[k].u) / std::sqrt(1 + M_PI / 8 * v));
+          pbar += w * p;
+          hbar += w * ref_entropy(p);
+        }
+        EXPECT_NEAR(scores[i], ref_entropy(pbar) - hbar, 1e-9) << seed << " cand " << i;
+      }
+    }
+  }
+}
+
+TEST(Adapt, InfoQuestionLoopMatchesBruteForceAtEveryStep) {
+  for (unsigned seed = 1; seed <= 6; ++seed) {
+    const int J = 3, M = 40, T = 10;
+    const RowMatrix X = clustered_rows(seed, 300, J, 4);
+    const adapt::Mixture mix = adapt::fit_mixture(X.data(), 300, J, 4, seed);
+    Case c = make_case(200 + seed, J, M, 0, false);
+    std::mt19937_64 gen(seed);
+    std::vector<std::uint32_t> comp(M);
+    std::vector<float> val(M);
+    for (int i = 0; i < M; ++i) comp[i] = i, val[i] = gen() % 3 == 0 ? 0.5f : float(gen() % 2);
+    adapt::UserPool pool{{comp.data(), std::size_t(M - T)},
+                         {val.data(), std::size_t(M - T)},
+                         {comp.data() + M - T, std::size_t(T)},
+                         {val.data() + M - T, std::size_t(T)}};
+    adapt::Plan plan;
+    plan.select = adapt::Select::kInfo;
+    plan.answers = 8;
+    plan.budgets = {1, 4, 8};
+    plan.mixture = &mix;
+    adapt::Workspace ws;
+    adapt::UserResult res, again;
+    adapt::adapt_user(seed, c.Z.data(), J, pool, plan, ws, res);
+    adapt::adapt_user(seed, c.Z.data(), J, pool, plan, ws, again);
+    EXPECT_EQ(res.asked, again.asked);
+    EXPECT_EQ(res.u, again.u);
+    // Replay with the dense reference.
+    std::vector<char> asked(M - T, 0);
+    for (int t = 0; t < plan.answers; ++t) {
+      const int K = mix.size();
+      std::vector<RefComponent> ref;
+      double top = -1e300;
+      for (int k = 0; k < K; ++k) {
+        ref.push_back(ref_component(c, mix.components[k], mix.log_weight[k], mix.log_det_cov[k]));
+        top = std::max(top, ref.back().log_evidence);
+      }
+      double total = 0;
+      for (auto& r : ref) total += std::exp(r.log_evidence - top);
+      int best = -1;
+      double best_score = 0;
+      for (int i = 0; i < M - T; ++i) {
+        if (asked[i]) continue;
+        const Vector z = c.Z.row(i).transpose();
+        double pbar = 0, hbar = 0;
+        for (int k = 0; k < K; ++k) {
+          const double w = std::exp(ref[k].log_evidence - top) / total;
+          if (w < adapt::kInfoMinWeight) continue;
+          const double v = z.dot(ref[k].H.partialPivLu().solve(z));
+          const double p = ref_sigmoid(z.dot(ref[k].u) / std::sqrt(1 + M_PI / 8 * v));
+          pbar += w * p;
+          hbar += w * ref_entropy(p);
+        }
+        const double s = ref_entropy(pbar) - hbar;
+        if (best < 0 || s > best_score) best = i, best_score = s;
+      }
+      ASSERT_EQ(res.asked[t], comp[best]) << "seed " << seed << " step " << t;
+      asked[best] = 1;
+      c.idx.push_back(comp[best]);
+      c.y.push_back(val[best]);
+    }
+  }
+}

@@ -122,14 +122,18 @@ std::vector<std::string> result_differences(const std::string& a, const std::str
 }
 
 TEST_F(AdaptCli, SameFileAtOneTwoAndFourRanks) {
-  for (const char* select : {"random", "active", "bayes"}) {
-    for (const char* prior : {"population", "none"}) {
+  const std::vector<std::pair<const char*, const char*>> rules = {
+      {"random", "population"}, {"random", "none"}, {"active", "population"}, {"active", "none"},
+      {"bayes", "population"},  {"bayes", "none"},  {"random", "mixture"},    {"info", "mixture"}};
+  for (const auto& [select, prior] : rules) {
+    {
       SCOPED_TRACE(std::string(select) + " " + prior);
       std::vector<std::future<RunResult>> runs;
+      std::vector<std::string> extra = {"--select", select, "--prior", prior};
+      if (std::string(prior) == "mixture") extra.insert(extra.end(), {"--components", "3"});
       for (int np : {1, 2, 4})
-        runs.push_back(std::async(
-            std::launch::async, run_pref, np,
-            adapt_args(path(fmt(select, prior, np)), {"--select", select, "--prior", prior}), 120));
+        runs.push_back(std::async(std::launch::async, run_pref, np,
+                                  adapt_args(path(fmt(select, prior, np)), extra), 120));
       for (auto& r : runs) must(r.get());
       const std::string one = path(fmt(select, prior, 1));
       EXPECT_EQ(result_differences(one, path(fmt(select, prior, 2))), std::vector<std::string>{});
@@ -153,6 +157,13 @@ TEST_F(AdaptCli, SameFileAtOneTwoAndFourRanks) {
       int defined = 0;
       for (double a : auc) defined += !std::isnan(a) && a >= 0 && a <= 1;
       EXPECT_GE(defined, kNewUsers * 3 / 2);
+      if (std::string(prior) == "mixture") {
+        const auto w = h5_read<double>(f, "/mixture/weight");
+        EXPECT_GE(w.size(), 1u);
+        EXPECT_LE(w.size(), 3u);
+        EXPECT_EQ(h5_dims(f, "/mixture/covariance"),
+                  (std::vector<hsize_t>{w.size(), kRank, kRank}));
+      }
     }
   }
 }
@@ -223,6 +234,10 @@ TEST_F(AdaptCli, ModelOfWrongKindOrVersion) {
   expect_input_error(a, {v2, "format_version 2 is not supported"});
   a[2] = path("shared.h5");
   expect_input_error(a, {path("shared.h5"), "shared model"});
+  expect_input_error(adapt_args(path("x.h5"), {"--select", "info"}),
+                     {"--select info", "--prior mixture"});
+  expect_input_error(adapt_args(path("x.h5"), {"--prior", "mixture", "--components", "0"}),
+                     {"--components"});
   const std::string bad_prior = path("model_bad_prior.h5");
   fs::copy_file(path("model.h5"), bad_prior, fs::copy_options::overwrite_existing);
   {

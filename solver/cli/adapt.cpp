@@ -25,9 +25,12 @@
 namespace pref::cli {
 
 namespace {
+// --prior mixture clusters at most this many of the model's fitted users (the first ones).
+constexpr std::uint64_t kMixtureUsers = 65536;
+
 struct AdaptOptions {
   std::string model, data, out, group, select = "active", prior = "population", budgets;
-  int answers = 10, test_answers = 0;
+  int answers = 10, test_answers = 0, components = 64;
   std::uint64_t seed = 1;
   bool overwrite = false, json = false;
 };
@@ -84,7 +87,13 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
     split = parse_group(o.group);
     select = o.select == "random"  ? adapt::Select::kRandom
              : o.select == "bayes" ? adapt::Select::kBayes
+             : o.select == "info"  ? adapt::Select::kInfo
                                    : adapt::Select::kActive;
+    if (select == adapt::Select::kInfo && o.prior != "mixture")
+      throw InputError(
+          "--select info: needs --prior mixture (it chooses among the mixture's "
+          "components)");
+    if (o.components < 1) throw InputError("--components: must be >= 1");
   });
   const io::ModelHeader hd = io::read_model_header(o.model, comm);
   const int J = static_cast<int>(hd.rank);
@@ -115,6 +124,19 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   // The penalties: the paper's ridge, and the population prior when anything uses it.
   const adapt::Penalty ridge = adapt::Penalty::ridge(J, adapt::kPaperRidge);
   const bool want_prior = o.prior == "population" || select == adapt::Select::kBayes;
+  std::optional<adapt::Mixture> mixture;
+  if (o.prior == "mixture") {
+    // The first kMixtureUsers fitted users (all of a small model), read by every rank and
+    // clustered the same way everywhere.
+    const std::uint64_t n = std::min<std::uint64_t>(hd.users, kMixtureUsers);
+    const std::vector<double> rows =
+        io::read_model_rows(o.model, comm, "user_factors", 0, n, hd.rank);
+    mpi::agree(comm,
+               [&] { mixture = adapt::fit_mixture(rows.data(), n, J, o.components, o.seed); });
+    log::info(comm,
+              "prior: a mixture of {} Gaussians (k-means of the first {} of {}'s {} fitted users)",
+              mixture->size(), n, o.model, hd.users);
+  }
   std::optional<adapt::Penalty> prior;
   std::string prior_source = "none";
   if (want_prior) {
@@ -137,7 +159,9 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
     }
     mpi::agree(comm, [&] { prior = adapt::Penalty::gaussian(mean, cov, o.model + ": prior"); });
   }
-  const adapt::Penalty& estimate = o.prior == "population" ? *prior : ridge;
+  // With the mixture alone, the source attribute names it (/prior is then absent).
+  if (mixture && !prior) prior_source = "fitted-users-mixture";
+  const adapt::Penalty& estimate = o.prior == "population" ? *prior : ridge;  // unused: mixture
   const adapt::Penalty* selection = select == adapt::Select::kBayes    ? &*prior
                                     : select == adapt::Select::kActive ? &ridge
                                                                        : nullptr;
@@ -169,7 +193,9 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
             "adapt: {} users of {}{}, J={}, {} answers each ({}, estimator {}), {} held "
             "out per user, {} ranks",
             N, o.data, io::split_group(split), J, o.answers, o.select,
-            o.prior == "population" ? "MAP under the population prior" : "MLE with 0.001 I",
+            o.prior == "population" ? "MAP under the population prior"
+            : o.prior == "mixture"  ? "posterior mean under the mixture prior"
+                                    : "MLE with 0.001 I",
             o.test_answers, comm.size());
 
   const std::size_t K = o.answers, B = budgets.size();
@@ -186,6 +212,7 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   plan.seed = o.seed;
   plan.estimate = &estimate;
   plan.selection = selection;
+  plan.mixture = mixture ? &*mixture : nullptr;
   adapt::Workspace ws;
   adapt::UserResult res;
   std::uint64_t newton_steps = 0;
@@ -242,6 +269,14 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
     ah.prior_mean.assign(prior->mean.data(), prior->mean.data() + J);
     ah.prior_covariance.assign(cov.data(), cov.data() + J * J);
   }
+  if (mixture) {
+    for (const adapt::Penalty& c : mixture->components) {
+      const Eigen::MatrixXd cov = c.precision.inverse();
+      ah.mixture_mean.insert(ah.mixture_mean.end(), c.mean.data(), c.mean.data() + J);
+      ah.mixture_covariance.insert(ah.mixture_covariance.end(), cov.data(), cov.data() + J * J);
+    }
+    for (double lw : mixture->log_weight) ah.mixture_weight.push_back(std::exp(lw));
+  }
   io::write_adapted(out.temp_path(), comm, ah, parts.users, rows);
   out.commit();
 
@@ -297,12 +332,18 @@ Runner add_adapt(CLI::App& app) {
                  "scored by held-out ROC-AUC");
   app.add_option("--select", o->select,
                  "Question choice: random; active (the paper's criterion with 0.001 I and the "
-                 "MLE); bayes (the prior's precision and the MAP)")
-      ->check(CLI::IsMember({"random", "active", "bayes"}));
+                 "MLE); bayes (the prior's precision and the MAP); info (the mutual "
+                 "information between the answer and the mixture's component; needs --prior "
+                 "mixture)")
+      ->check(CLI::IsMember({"random", "active", "bayes", "info"}));
   app.add_option("--prior", o->prior,
                  "Estimator: population (MAP under the model's prior, else the fitted users' "
-                 "moments) or none (MLE with the paper's 0.001 I ridge)")
-      ->check(CLI::IsMember({"population", "none"}));
+                 "moments), mixture (posterior mean under a mixture of --components Gaussians "
+                 "fitted to the model's users, Laplace per component) or none (MLE with the "
+                 "paper's 0.001 I ridge)")
+      ->check(CLI::IsMember({"population", "mixture", "none"}));
+  app.add_option("--components", o->components,
+                 "Components of --prior mixture (k-means clusters of the fitted users)");
   app.add_option("--group", o->group, "Label group of the pools (default /new_users)");
   app.add_option("--budgets", o->budgets,
                  "Comma-separated answer counts at which to record held-out AUC (default: "
