@@ -465,9 +465,8 @@ LabelTable read_label_table(const std::string& path, InputFormat format, Duplica
   return reader.read(resolve_input_format(path, format));
 }
 
-ImportSummary import_labels(const std::string& input, InputFormat format,
-                            Duplicates duplicates, const std::string& out, bool overwrite,
-                            const mpi::Comm& comm) {
+ImportSummary import_labels(const std::string& input, InputFormat format, Duplicates duplicates,
+                            const std::string& out, bool overwrite, const mpi::Comm& comm) {
   // The output is checked first: a refused --out should not wait for a long parse.
   AtomicOutput output(out, overwrite, comm, "--out", {input});
   LabelTable t;

@@ -57,8 +57,7 @@ struct ImportSummary {
 // Collective. Reads `input` on rank 0 and writes the label file `out` (atomically: an existing
 // file is replaced only with overwrite, and only once the new one is complete). Input errors
 // are collective InputErrors, so every rank fails the same way.
-ImportSummary import_labels(const std::string& input, InputFormat format,
-                            Duplicates duplicates, const std::string& out, bool overwrite,
-                            const mpi::Comm& comm);
+ImportSummary import_labels(const std::string& input, InputFormat format, Duplicates duplicates,
+                            const std::string& out, bool overwrite, const mpi::Comm& comm);
 
 }  // namespace pref::io
