@@ -442,6 +442,20 @@ class Fitter {
   std::vector<double> item_params() const {
     return items_ ? items_->owned_params() : std::vector<double>();
   }
+  // All of theta on every rank (a checkpoint's), and its restore (a resume). Collective.
+  std::vector<double> all_item_params() const {
+    return items_ ? items_->all_params() : std::vector<double>();
+  }
+  void restore_items(const std::optional<std::vector<double>>& all) {
+    if (!items_) return;
+    mpi::agree(comm_, [&] {
+      if (!all || !items_->set_all_params(*all))
+        throw InputError(fmt::format(
+            "the checkpoint holds {} of the item parameters (--items {}: {} values expected)",
+            all ? fmt::format("{} values", all->size()) : std::string("none"),
+            items_name(items_->kind()), items_->all_params().size()));
+    });
+  }
 
   void comparison_half_step() {
     if (items_) {
@@ -794,6 +808,11 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     if (!hooks.on_state) return;
     FitState st{sweep,   half,    stopping, fitter.factors(), pending, res.exchange,
                 nullptr, nullptr, {},       fitter.prior()};
+    std::vector<double> theta;
+    if (fitter.has_items()) {
+      theta = fitter.all_item_params();
+      st.item_params = &theta;
+    }
     if (cfg.extrapolate) {
       st.u_prev = fitter.users_before_push();
       st.z_prev = fitter.comparisons_before_push();
@@ -821,8 +840,8 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
   int first = 1;
   bool half_done = false;
   SweepRecord pending;
-  if (fitter.has_items() && (cfg.extrapolate || !start.history.empty()))
-    throw Error("fit: the item models support neither extrapolation nor resuming yet");
+  if (fitter.has_items() && cfg.extrapolate)
+    throw Error("fit: the item models do not support extrapolation");
   if (start.history.empty()) {
     fitter.init_items(cfg.item_init_steps);
     SweepRecord rec = fitter.evaluate();
@@ -842,6 +861,9 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     // Z_0 becomes the first Z_prev (a push by 0), as after a resume from this state.
     if (cfg.extrapolate && cfg.max_sweeps > 0) fitter.extrapolate_comparisons(0.0);
   } else {
+    // theta of the checkpoint; Z is the checkpoint's too (the fit's Z, A theta up to the
+    // rotations, bitwise as the uninterrupted fit has it).
+    fitter.restore_items(start.item_params);
     res.history = start.history;
     prev = res.history.back().objective;
     first = start.sweep + 1;
