@@ -154,6 +154,7 @@ class ItemModel {
   const char* last_solver_ = "";
   int last_cg_ = 0;
   double last_eta_ = 0;
+  double last_precondition_cpu_ = 0;
 };
 
 }  // namespace pref
