@@ -382,7 +382,10 @@ class Fitter {
       const double t =
           items_->newton_step(f_.Z, d,
                               [&](const std::vector<double>& V, std::span<const double> steps_,
-                                  std::span<double> change) { label_change(V, steps_, change); });
+                                  std::span<double> change,
+                                  bool measure) { label_change(V, steps_, change, measure); });
+      // The line search's pass measured the labels at the step taken: evaluate() uses it.
+      comparisons_measured_ = items_->last_measured();
       if (t == 0) break;
     }
   }
@@ -404,16 +407,24 @@ class Fitter {
     });
     return d;
   }
-  // This rank's sum over its labels of BCE(z_p + t v_p) - BCE(z_p) for each step t.
+  // This rank's sum over its labels of BCE(z_p + t v_p) - BCE(z_p) for each step t; with
+  // `measure`, also each comparison's loss and gradient in z_p at z_p + steps[0] v_p (end_loss_,
+  // end_g_: evaluate()'s measurement when that step is taken).
   void label_change(const std::vector<double>& V, std::span<const double> steps,
-                    std::span<double> change) {
+                    std::span<double> change, bool measure) {
     const std::size_t nc = comps_.rows(), nl = steps.size();
     std::vector<double> per(nc * nl, 0.0);
+    if (measure) {
+      end_loss_.assign(nc, 0.0);
+      end_g_.assign(nc * J_, 0.0);
+    }
     parallel_rows(nc, [&](std::size_t c, RowWorkspace&) {
       const double* z = f_.Z.data() + c * J_;
       const double* v = V.data() + c * J_;
+      double* g = measure ? end_g_.data() + c * J_ : nullptr;
       auto idx = comps_.idx_of(c);
       auto y = comps_.y_of(c);
+      double loss = 0;
       for (std::size_t k = 0; k < idx.size(); ++k) {
         const double* u = ughost_.data() + std::size_t(idx[k]) * J_;
         double m = 0, q = 0;
@@ -422,7 +433,14 @@ class Fitter {
           q += u[a] * v[a];
         }
         for (std::size_t l = 0; l < nl; ++l) per[c * nl + l] += bce_change(m, steps[l] * q, y[k]);
+        if (measure) {
+          const double mt = m + steps[0] * q;
+          loss += bce(mt, y[k]);
+          const double r = sigmoid(mt) - y[k];
+          for (int a = 0; a < J_; ++a) g[a] += r * u[a];
+        }
       }
+      if (measure) end_loss_[c] = loss;
     });
     for (std::size_t c = 0; c < nc; ++c)
       for (std::size_t l = 0; l < nl; ++l) change[l] += per[c * nl + l];
@@ -648,7 +666,10 @@ class Fitter {
     const std::size_t nc = f_.Z.size() / J_;
     std::vector<double>& gz = eval_gz_;
     gz.assign(nc, 0.0);
-    if (measured) {
+    if (measured && items_) {
+      // The line search's pass measured the labels at this Z (label_change).
+      item_grad_share_ = items_->gradient_norm2_share(f_.Z, end_g_);
+    } else if (measured) {
       gz = end_gz_;
     } else if (items_) {
       // The gradient in theta: A^T (g + mu_z z) + mu_w theta.
@@ -756,6 +777,7 @@ class Fitter {
   // comparison half-step; valid for the next evaluate() only.
   std::vector<double> end_loss_, end_gz_;
   bool comparisons_measured_ = false;
+  std::vector<double> end_g_;  // item models: the labels' gradients in z_p (label_change)
   MetricsAccumulator val_acc_;
   std::optional<std::vector<double>> u_prev_, z_prev_;  // extrapolation: see extrapolate_users
   std::optional<ItemModel> items_;                      // FitConfig::items responses or embeddings

@@ -377,6 +377,7 @@ std::vector<double> ItemModel::solve_cg(const std::vector<double>& H,
 
 double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
                               const LabelChange& change) {
+  last_measured_ = false;
   const std::vector<double> G = gradient(Z, d.g);
   if (dot(G, G) == 0) return 0;
   std::vector<double> D;
@@ -432,7 +433,7 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
     const int nl = std::min(kPerRound, kLadder - l0);
     double steps[kPerRound] = {0, 0}, ch[kPerRound] = {0, 0};
     for (int l = 0; l < nl; ++l) steps[l] = ladder_step(l0 + l);
-    change(V, std::span<const double>(steps, nl), std::span<double>(ch, nl));
+    change(V, std::span<const double>(steps, nl), std::span<double>(ch, nl), l0 == 0);
     for (int l = 0; l < nl; ++l) ch[l] += cfg_.mu_z * steps[l] * (zv + 0.5 * steps[l] * vv);
     mpi::allreduce(comm_, std::span<double>(ch, nl), MPI_SUM);
     for (int l = 0; l < nl; ++l) {
@@ -440,13 +441,16 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
       const double df = ch[l] + cfg_.mu_w * t * (td + 0.5 * t * dd);
       if (df <= kArmijo * t * gd) {
         taken = t;
+        last_measured_ = l0 == 0 && l == 0;
         break;
       }
     }
   }
   if (taken == 0) return 0;
   for (std::size_t i = 0; i < theta_.size(); ++i) theta_[i] += taken * D[i];
-  comparisons(Z);
+  // Z + t V = A (theta + t D) up to round-off, and exactly the point the line search (and with
+  // last_measured() the caller's measurement) saw; no pass over the embeddings.
+  for (std::size_t i = 0; i < Z.size(); ++i) Z[i] += taken * V[i];
   return taken;
 }
 

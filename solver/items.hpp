@@ -63,9 +63,11 @@ struct ComparisonDerivs {
 };
 
 // For a direction V (nc x J) of this rank's z and the step lengths `steps`, adds to change[l]
-// this rank's sum over its labels of BCE(z_p + steps[l] v_p) - BCE(z_p), term by term.
+// this rank's sum over its labels of BCE(z_p + steps[l] v_p) - BCE(z_p), term by term. With
+// `measure`, the caller also keeps, from the same pass, its labels' loss and gradient in z_p at
+// z_p + steps[0] v_p: the state's measurement when that step is taken (last_measured()).
 using LabelChange = std::function<void(const std::vector<double>& V, std::span<const double> steps,
-                                       std::span<double> change)>;
+                                       std::span<double> change, bool measure)>;
 
 struct ItemConfig {
   int J = 8;
@@ -124,6 +126,9 @@ class ItemModel {
 
   // How the last direction was solved: "cholesky" or "cg", and CG's iterations.
   const char* last_solver() const { return last_solver_; }
+  // Whether the last newton_step took the step the LabelChange measured (then Z + V is where
+  // the caller's measurement is).
+  bool last_measured() const { return last_measured_; }
   int last_cg_iterations() const { return last_cg_; }
 
  private:
@@ -155,6 +160,7 @@ class ItemModel {
   int last_cg_ = 0;
   double last_eta_ = 0;
   double last_precondition_cpu_ = 0;
+  bool last_measured_ = false;
 };
 
 }  // namespace pref

@@ -102,7 +102,7 @@ struct Dense {
   }
   LabelChange change(const Matrix& Zm, std::uint64_t c0, std::uint64_t nc) const {
     return [this, Zm, c0, nc](const std::vector<double>& V, std::span<const double> steps,
-                              std::span<double> out) {
+                              std::span<double> out, bool) {
       for (std::uint64_t c = 0; c < nc; ++c) {
         const int p = static_cast<int>(c0 + c);
         for (int i = 0; i < n; ++i) {
