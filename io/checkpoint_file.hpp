@@ -12,8 +12,9 @@
 //                        (optional, fit --extrapolate) U and Z before their last push, like
 //                        the factors, attr checksum
 //   /history             uint8: JSON lines, one object per completed sweep (with timings)
-//   /state/<name>        (optional) small float64 vectors of the fit's state, e.g. the
-//                        population prior (solver/prior.hpp), covered by the header checksum
+//   /state/<name>        (optional) float64 vectors of the fit's state, the same on every rank:
+//                        the population prior (solver/prior.hpp), the item parameters theta
+//                        (solver/items.hpp), covered by the header checksum
 // Checksums are 16 hex digits. A factor dataset's is the sum modulo 2^64 of a hash of each row
 // with its global row id (solver/base/hash.hpp), so any number of ranks can check it; the
 // header's covers every root attribute and the history.

@@ -362,7 +362,10 @@ class Fitter {
       const double t =
           items_->newton_step(f_.Z, d,
                               [&](const std::vector<double>& V, std::span<const double> steps_,
-                                  std::span<double> change) { label_change(V, steps_, change); });
+                                  std::span<double> change,
+                                  bool measure) { label_change(V, steps_, change, measure); });
+      // The line search's pass measured the labels at the step taken: evaluate() uses it.
+      comparisons_measured_ = items_->last_measured();
       if (t == 0) break;
     }
   }
@@ -384,16 +387,24 @@ class Fitter {
     });
     return d;
   }
-  // This rank's sum over its labels of BCE(z_p + t v_p) - BCE(z_p) for each step t.
+  // This rank's sum over its labels of BCE(z_p + t v_p) - BCE(z_p) for each step t; with
+  // `measure`, also each comparison's loss and gradient in z_p at z_p + steps[0] v_p (end_loss_,
+  // end_g_: evaluate()'s measurement when that step is taken).
   void label_change(const std::vector<double>& V, std::span<const double> steps,
-                    std::span<double> change) {
+                    std::span<double> change, bool measure) {
     const std::size_t nc = comps_.rows(), nl = steps.size();
     std::vector<double> per(nc * nl, 0.0);
+    if (measure) {
+      end_loss_.assign(nc, 0.0);
+      end_g_.assign(nc * J_, 0.0);
+    }
     parallel_rows(nc, [&](std::size_t c, RowWorkspace&) {
       const double* z = f_.Z.data() + c * J_;
       const double* v = V.data() + c * J_;
+      double* g = measure ? end_g_.data() + c * J_ : nullptr;
       auto idx = comps_.idx_of(c);
       auto y = comps_.y_of(c);
+      double loss = 0;
       for (std::size_t k = 0; k < idx.size(); ++k) {
         const double* u = ughost_.data() + std::size_t(idx[k]) * J_;
         double m = 0, q = 0;
@@ -402,7 +413,14 @@ class Fitter {
           q += u[a] * v[a];
         }
         for (std::size_t l = 0; l < nl; ++l) per[c * nl + l] += bce_change(m, steps[l] * q, y[k]);
+        if (measure) {
+          const double mt = m + steps[0] * q;
+          loss += bce(mt, y[k]);
+          const double r = sigmoid(mt) - y[k];
+          for (int a = 0; a < J_; ++a) g[a] += r * u[a];
+        }
       }
+      if (measure) end_loss_[c] = loss;
     });
     for (std::size_t c = 0; c < nc; ++c)
       for (std::size_t l = 0; l < nl; ++l) change[l] += per[c * nl + l];
@@ -421,6 +439,20 @@ class Fitter {
   }
   std::vector<double> item_params() const {
     return items_ ? items_->owned_params() : std::vector<double>();
+  }
+  // All of theta on every rank (a checkpoint's), and its restore (a resume). Collective.
+  std::vector<double> all_item_params() const {
+    return items_ ? items_->all_params() : std::vector<double>();
+  }
+  void restore_items(const std::optional<std::vector<double>>& all) {
+    if (!items_) return;
+    mpi::agree(comm_, [&] {
+      if (!all || !items_->set_all_params(*all))
+        throw InputError(fmt::format(
+            "the checkpoint holds {} of the item parameters (--items {}: {} values expected)",
+            all ? fmt::format("{} values", all->size()) : std::string("none"),
+            items_name(items_->kind()), items_->all_params().size()));
+    });
   }
 
   void comparison_half_step() {
@@ -614,7 +646,10 @@ class Fitter {
     const std::size_t nc = f_.Z.size() / J_;
     std::vector<double>& gz = eval_gz_;
     gz.assign(nc, 0.0);
-    if (measured) {
+    if (measured && items_) {
+      // The line search's pass measured the labels at this Z (label_change).
+      item_grad_share_ = items_->gradient_norm2_share(f_.Z, end_g_);
+    } else if (measured) {
       gz = end_gz_;
     } else if (items_) {
       // The gradient in theta: A^T (g + mu_z z) + mu_w theta.
@@ -722,6 +757,7 @@ class Fitter {
   // comparison half-step; valid for the next evaluate() only.
   std::vector<double> end_loss_, end_gz_;
   bool comparisons_measured_ = false;
+  std::vector<double> end_g_;  // item models: the labels' gradients in z_p (label_change)
   MetricsAccumulator val_acc_;
   std::optional<std::vector<double>> u_prev_, z_prev_;  // extrapolation: see extrapolate_users
   std::optional<ItemModel> items_;                      // FitConfig::items responses or embeddings
@@ -774,6 +810,11 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     if (!hooks.on_state) return;
     FitState st{sweep,   half,    stopping, fitter.factors(), pending, res.exchange,
                 nullptr, nullptr, {},       fitter.prior()};
+    std::vector<double> theta;
+    if (fitter.has_items()) {
+      theta = fitter.all_item_params();
+      st.item_params = &theta;
+    }
     if (cfg.extrapolate) {
       st.u_prev = fitter.users_before_push();
       st.z_prev = fitter.comparisons_before_push();
@@ -801,8 +842,8 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
   int first = 1;
   bool half_done = false;
   SweepRecord pending;
-  if (fitter.has_items() && (cfg.extrapolate || !start.history.empty()))
-    throw Error("fit: the item models support neither extrapolation nor resuming yet");
+  if (fitter.has_items() && cfg.extrapolate)
+    throw Error("fit: the item models do not support extrapolation");
   if (start.history.empty()) {
     fitter.init_items(cfg.item_init_steps);
     SweepRecord rec = fitter.evaluate();
@@ -822,6 +863,9 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     // Z_0 becomes the first Z_prev (a push by 0), as after a resume from this state.
     if (cfg.extrapolate && cfg.max_sweeps > 0) fitter.extrapolate_comparisons(0.0);
   } else {
+    // theta of the checkpoint; Z is the checkpoint's too (the fit's Z, A theta up to the
+    // rotations, bitwise as the uninterrupted fit has it).
+    fitter.restore_items(start.item_params);
     res.history = start.history;
     prev = res.history.back().objective;
     first = start.sweep + 1;

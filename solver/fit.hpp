@@ -124,6 +124,8 @@ struct FitStart {
   ExtrapolationState extrapolation;
   // With the population prior: the prior of the state (required then).
   std::optional<PopulationPrior> prior;
+  // With an item model: all of theta (ItemModel::all_params; required then).
+  std::optional<std::vector<double>> item_params;
 };
 
 // A state the fit offers for a checkpoint: after every completed sweep (0 included), and after
@@ -141,6 +143,8 @@ struct FitState {
   const std::vector<double>* z_prev = nullptr;
   ExtrapolationState extrapolation;
   const PopulationPrior* prior = nullptr;  // with the population prior: the state's prior
+  // With an item model: all of theta (ItemModel::all_params, every rank the same).
+  const std::vector<double>* item_params = nullptr;
 };
 
 struct FitHooks {

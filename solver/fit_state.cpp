@@ -11,6 +11,7 @@ namespace {
 
 // The /state array of the population prior.
 constexpr const char* kPriorArray = "population_prior";
+constexpr const char* kItemArray = "item_params";
 
 // The extrapolation's attributes (absent in checkpoints of plain sweeps).
 constexpr const char* kBeta = "extrapolation_beta";
@@ -95,6 +96,7 @@ void encode_state(const FitState& st, const std::vector<SweepRecord>& history, b
     hd.attributes["extrapolation_last_decreased"] = static_cast<std::int64_t>(ex.last_decreased);
   }
   if (st.prior) hd.arrays[kPriorArray] = prior_to_array(*st.prior);
+  if (st.item_params) hd.arrays[kItemArray] = *st.item_params;
   hd.history_json = history_lines(history, true);
   hd.pending_json = st.pending ? record_to_json(*st.pending, true).dump() : "";
 }
@@ -143,6 +145,11 @@ FitStart decode_state(io::Checkpoint& ck) {
   // A run of the population prior (--prior, absent before it existed: the ridge) needs it.
   else if (hd.attributes.count("prior") && ck.attribute<std::string>("prior") == "population")
     throw InputError(ck.path + ": missing dataset /state/" + kPriorArray);
+  // A run of an item model needs theta (its size is checked by the fit, which knows it).
+  if (auto it = hd.arrays.find(kItemArray); it != hd.arrays.end())
+    start.item_params = it->second;
+  else if (hd.attributes.count("items") && ck.attribute<std::string>("items") != "comparisons")
+    throw InputError(ck.path + ": missing dataset /state/" + kItemArray);
   return start;
 }
 

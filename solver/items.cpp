@@ -6,9 +6,17 @@
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 
 #include "io/label_file.hpp"
+#include "solver/base/log.hpp"
 #include "solver/newton.hpp"
+
+// BLAS (OpenBLAS): the head's products with the embedding rows.
+extern "C" void dgemm_(const char* transa, const char* transb, const int* m, const int* n,
+                       const int* k, const double* alpha, const double* a, const int* lda,
+                       const double* b, const int* ldb, const double* beta, double* c,
+                       const int* ldc);
 
 namespace pref {
 
@@ -94,6 +102,32 @@ std::vector<double> ItemModel::owned_params() const {
   return theta_;
 }
 
+std::vector<double> ItemModel::all_params() const {
+  if (data_->kind == Items::kEmbeddings) return theta_;  // replicated
+  const int n = comm_.size();
+  std::vector<int> counts(n), displs(n);
+  for (int r = 0; r < n; ++r) {
+    counts[r] = static_cast<int>(rows_.count(r) * J_);
+    displs[r] = static_cast<int>(rows_.begin(r) * J_);
+  }
+  std::vector<double> all(rows_.size() * J_);
+  PREF_MPI_CHECK(MPI_Allgatherv(theta_.data(), counts[comm_.rank()], MPI_DOUBLE, all.data(),
+                                counts.data(), displs.data(), MPI_DOUBLE, comm_.get()));
+  return all;
+}
+
+bool ItemModel::set_all_params(const std::vector<double>& all) {
+  const std::size_t rows = data_->kind == Items::kEmbeddings ? data_->dim : rows_.size();
+  if (all.size() != rows * J_) return false;
+  if (data_->kind == Items::kEmbeddings) {
+    theta_ = all;
+  } else {
+    const auto b = all.begin() + static_cast<std::ptrdiff_t>(rows_.begin(comm_.rank()) * J_);
+    theta_.assign(b, b + static_cast<std::ptrdiff_t>(rows_.count(comm_.rank()) * J_));
+  }
+  return true;
+}
+
 void ItemModel::difference(std::size_t c, double* x) const {
   const std::uint64_t d = data_->dim;
   const double* a = emb_ghost_.data() + std::size_t(ia_[c]) * d;
@@ -101,46 +135,59 @@ void ItemModel::difference(std::size_t c, double* x) const {
   for (std::uint64_t k = 0; k < d; ++k) x[k] = a[k] - b[k];
 }
 
+void ItemModel::embed(const double* V, std::vector<double>& P) const {
+  // Column-major views: V^T is J x d, E_ghost^T is d x G (each response's row contiguous), so
+  // P^T = V^T E_ghost^T is J x G, i.e. P (G x J) row-major.
+  const int G = static_cast<int>(plan_.ghosts()), d = static_cast<int>(data_->dim), J = J_;
+  P.assign(std::size_t(G) * J_, 0.0);
+  if (G == 0) return;
+  const double one = 1, zero = 0;
+  dgemm_("N", "N", &J, &G, &d, &one, V, &J, emb_ghost_.data(), &d, &zero, P.data(), &J);
+}
+
+void ItemModel::embed_adjoint(const std::vector<double>& S, double* out) const {
+  // out^T (J x d) = S^T (J x G) E_ghost (G x d): out is d x J row-major.
+  const int G = static_cast<int>(plan_.ghosts()), d = static_cast<int>(data_->dim), J = J_;
+  std::fill(out, out + std::size_t(d) * J_, 0.0);
+  if (G == 0) return;
+  const double one = 1, zero = 0;
+  dgemm_("N", "T", &J, &d, &G, &one, S.data(), &J, emb_ghost_.data(), &d, &zero, out, &J);
+}
+
 void ItemModel::apply(const std::vector<double>& v, std::vector<double>& out) const {
   out.assign(nc_ * J_, 0.0);
-  if (data_->kind == Items::kEmbeddings) {
-    const std::uint64_t d = data_->dim;
-    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
-        W(v.data(), static_cast<Eigen::Index>(d), J_);
-    Eigen::VectorXd x(d);
-    for (std::uint64_t c = 0; c < nc_; ++c) {
-      difference(c, x.data());
-      Eigen::Map<Eigen::VectorXd>(out.data() + c * J_, J_).noalias() = W.transpose() * x;
-    }
-    return;
-  }
   std::vector<double> ghost;
-  plan_.fetch(comm_, v, J_, ghost);
-  for (std::uint64_t c = 0; c < nc_; ++c)
-    for (int j = 0; j < J_; ++j)
-      out[c * J_ + j] = ghost[std::size_t(ia_[c]) * J_ + j] - ghost[std::size_t(ib_[c]) * J_ + j];
+  // Per response: the head's phi = W^T e (one matrix product), or Phi's rows fetched.
+  if (data_->kind == Items::kEmbeddings)
+    embed(v.data(), ghost);
+  else
+    plan_.fetch(comm_, v, J_, ghost);
+  for (std::uint64_t c = 0; c < nc_; ++c) {
+    const double* a = ghost.data() + std::size_t(ia_[c]) * J_;
+    const double* b = ghost.data() + std::size_t(ib_[c]) * J_;
+    for (int j = 0; j < J_; ++j) out[c * J_ + j] = a[j] - b[j];
+  }
 }
 
 std::vector<double> ItemModel::adjoint(const std::vector<double>& w) const {
-  if (data_->kind == Items::kEmbeddings) {
-    const std::uint64_t d = data_->dim;
-    std::vector<double> G(d * J_, 0.0);
-    Eigen::Map<Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> Gm(
-        G.data(), static_cast<Eigen::Index>(d), J_);
-    Eigen::VectorXd x(d);
-    for (std::uint64_t c = 0; c < nc_; ++c) {
-      difference(c, x.data());
-      Gm.noalias() += x * Eigen::Map<const Eigen::RowVectorXd>(w.data() + c * J_, J_);
+  // The +- scatter of w_p onto the comparison's two responses, then per response: the head's
+  // E^T (one matrix product, summed over the ranks), or a reduce to Phi's owners.
+  std::vector<double> ghost(plan_.ghosts() * J_, 0.0);
+  for (std::uint64_t c = 0; c < nc_; ++c) {
+    double* a = ghost.data() + std::size_t(ia_[c]) * J_;
+    double* b = ghost.data() + std::size_t(ib_[c]) * J_;
+    for (int j = 0; j < J_; ++j) {
+      a[j] += w[c * J_ + j];
+      b[j] -= w[c * J_ + j];
     }
+  }
+  if (data_->kind == Items::kEmbeddings) {
+    std::vector<double> G(data_->dim * J_, 0.0);
+    embed_adjoint(ghost, G.data());
     mpi::allreduce(comm_, std::span<double>(G), MPI_SUM);
     return G;
   }
-  std::vector<double> ghost(plan_.ghosts() * J_, 0.0), out(theta_.size(), 0.0);
-  for (std::uint64_t c = 0; c < nc_; ++c)
-    for (int j = 0; j < J_; ++j) {
-      ghost[std::size_t(ia_[c]) * J_ + j] += w[c * J_ + j];
-      ghost[std::size_t(ib_[c]) * J_ + j] -= w[c * J_ + j];
-    }
+  std::vector<double> out(theta_.size(), 0.0);
   plan_.reduce(comm_, ghost, J_, out);
   return out;
 }
@@ -212,48 +259,103 @@ Eigen::MatrixXd ItemModel::hessian(const std::vector<double>& H) const {
   return out;
 }
 
-std::vector<double> ItemModel::jacobi(const std::vector<double>& H) const {
+std::vector<double> ItemModel::block_jacobi(const std::vector<double>& H) const {
+  // Per row a of theta, the J x J block sum_p A_pa^2 (H_p + mu_z I) + mu_w I of the Hessian:
+  // for the head A_pa = x_pa (the embedding difference's coordinate a), for Phi +-1.
   const std::size_t JJ = std::size_t(J_) * J_;
+  const std::size_t rows = theta_.size() / J_;
+  std::vector<double> B(rows * JJ, 0.0);
   if (data_->kind == Items::kEmbeddings) {
+    // The blocks' lower triangles, T = J (J + 1) / 2 values each: Bt (T x d, column-major) =
+    // sum over blocks of comparisons of (H + mu_z I) packed (T x nb) times X2^T (nb x d), X2
+    // the squared embedding differences: one matrix product per block.
     const std::uint64_t d = data_->dim;
-    std::vector<double> diag(d * J_, 0.0);
-    Eigen::VectorXd x(d);
-    for (std::uint64_t c = 0; c < nc_; ++c) {
-      difference(c, x.data());
-      for (std::uint64_t a = 0; a < d; ++a)
+    const std::size_t T = std::size_t(J_) * (J_ + 1) / 2;
+    constexpr std::uint64_t kBlock = 512;
+    std::vector<double> X2(d * kBlock), Hb(T * kBlock), Bt(T * d, 0.0);
+    for (std::uint64_t c0 = 0; c0 < nc_; c0 += kBlock) {
+      const std::uint64_t nb = std::min(kBlock, nc_ - c0);
+      for (std::uint64_t c = 0; c < nb; ++c) {
+        const double* a = emb_ghost_.data() + std::size_t(ia_[c0 + c]) * d;
+        const double* b = emb_ghost_.data() + std::size_t(ib_[c0 + c]) * d;
+        double* x = X2.data() + c * d;
+        for (std::uint64_t k = 0; k < d; ++k) x[k] = (a[k] - b[k]) * (a[k] - b[k]);
+        const double* h = H.data() + (c0 + c) * JJ;
+        std::size_t t = c * T;
         for (int j = 0; j < J_; ++j)
-          diag[a * J_ + j] += x[a] * x[a] * (H[c * JJ + j * J_ + j] + cfg_.mu_z);
+          for (int i = j; i < J_; ++i)
+            Hb[t++] = h[std::size_t(j) * J_ + i] + (i == j ? cfg_.mu_z : 0.0);
+      }
+      const int m = static_cast<int>(T), n = static_cast<int>(d), k = static_cast<int>(nb);
+      const double one = 1;
+      dgemm_("N", "T", &m, &n, &k, &one, Hb.data(), &m, X2.data(), &n, &one, Bt.data(), &m);
     }
-    mpi::allreduce(comm_, std::span<double>(diag), MPI_SUM);
-    for (auto& v : diag) v += cfg_.mu_w;
-    return diag;
+    mpi::allreduce(comm_, std::span<double>(Bt), MPI_SUM);
+    for (std::uint64_t a = 0; a < d; ++a) {
+      std::size_t t = a * T;
+      for (int j = 0; j < J_; ++j)
+        for (int i = j; i < J_; ++i) {
+          B[a * JJ + std::size_t(j) * J_ + i] = Bt[t];
+          B[a * JJ + std::size_t(i) * J_ + j] = Bt[t++];
+        }
+    }
+  } else {
+    std::vector<double> ghost(plan_.ghosts() * JJ, 0.0);
+    for (std::uint64_t c = 0; c < nc_; ++c)
+      for (std::size_t k = 0; k < JJ; ++k) {
+        const double h = H[c * JJ + k] + (k % (J_ + 1) == 0 ? cfg_.mu_z : 0.0);
+        ghost[std::size_t(ia_[c]) * JJ + k] += h;
+        ghost[std::size_t(ib_[c]) * JJ + k] += h;
+      }
+    plan_.reduce(comm_, ghost, static_cast<int>(JJ), B);
   }
-  std::vector<double> ghost(plan_.ghosts() * J_, 0.0), diag(theta_.size(), 0.0);
-  for (std::uint64_t c = 0; c < nc_; ++c)
-    for (int j = 0; j < J_; ++j) {
-      const double h = H[c * JJ + j * J_ + j] + cfg_.mu_z;
-      ghost[std::size_t(ia_[c]) * J_ + j] += h;
-      ghost[std::size_t(ib_[c]) * J_ + j] += h;
+  for (std::size_t r = 0; r < rows; ++r) {
+    Eigen::Map<Eigen::MatrixXd> b(B.data() + r * JJ, J_, J_);
+    b.diagonal().array() += cfg_.mu_w;
+    Eigen::LLT<Eigen::MatrixXd> llt(b);
+    if (llt.info() == Eigen::Success) {
+      b = llt.matrixL();
+    } else {  // not expected (the block is positive definite): fall back to its diagonal
+      const Eigen::VectorXd diag = b.diagonal().cwiseMax(cfg_.mu_w).cwiseSqrt();
+      b.setZero();
+      b.diagonal() = diag;
     }
-  plan_.reduce(comm_, ghost, J_, diag);
-  for (auto& v : diag) v += cfg_.mu_w;
-  return diag;
+  }
+  return B;
 }
 
 std::vector<double> ItemModel::solve_cg(const std::vector<double>& H,
                                         const std::vector<double>& G) {
-  // Preconditioned CG on (A^T (H + mu_z I) A + mu_w I) D = -G from D = 0.
-  const std::vector<double> M = jacobi(H);
-  const std::size_t n = G.size();
+  // Preconditioned CG on (A^T (H + mu_z I) A + mu_w I) D = -G from D = 0, truncated at the
+  // relative residual eta: cg_tol, or the forcing term min(cg_forcing, sqrt(|G|)). Any
+  // truncation of CG from 0 is a descent direction (the Armijo ladder then takes a step).
+  const std::clock_t c0 = std::clock();
+  const std::vector<double> L = block_jacobi(H);
+  last_precondition_cpu_ = double(std::clock() - c0) / CLOCKS_PER_SEC;
+  const std::size_t n = G.size(), JJ = std::size_t(J_) * J_;
+  auto precondition = [&](const std::vector<double>& r, std::vector<double>& z) {
+    for (std::size_t row = 0; row < n / J_; ++row) {
+      const Eigen::Map<const Eigen::MatrixXd> l(L.data() + row * JJ, J_, J_);
+      Eigen::Map<Eigen::VectorXd> zr(z.data() + row * J_, J_);
+      zr = Eigen::Map<const Eigen::VectorXd>(r.data() + row * J_, J_);
+      l.triangularView<Eigen::Lower>().solveInPlace(zr);
+      l.transpose().triangularView<Eigen::Upper>().solveInPlace(zr);
+    }
+  };
   std::vector<double> D(n, 0.0), r(n), z(n), p(n);
   for (std::size_t i = 0; i < n; ++i) r[i] = -G[i];
-  for (std::size_t i = 0; i < n; ++i) z[i] = r[i] / M[i];
+  precondition(r, z);
   p = z;
   double rz = dot(r, z);
-  const double stop = cfg_.cg_tol * cfg_.cg_tol * dot(r, r);
+  const double gg = dot(r, r);
+  const double eta =
+      cfg_.cg_tol > 0 ? cfg_.cg_tol : std::min(cfg_.cg_forcing, std::sqrt(std::sqrt(gg)));
+  const double stop = eta * eta * gg;
+  last_eta_ = eta;
   last_cg_ = 0;
+  double rr = gg;
   for (int it = 0; it < cfg_.cg_max_iterations; ++it) {
-    if (dot(r, r) <= stop) break;
+    if (rr <= stop) break;
     const std::vector<double> Hp = hessian_times(H, p);
     const double pHp = dot(p, Hp);
     if (!(pHp > 0)) break;
@@ -262,11 +364,12 @@ std::vector<double> ItemModel::solve_cg(const std::vector<double>& H,
       D[i] += alpha * p[i];
       r[i] -= alpha * Hp[i];
     }
-    for (std::size_t i = 0; i < n; ++i) z[i] = r[i] / M[i];
+    precondition(r, z);
     const double rz_new = dot(r, z);
     const double beta = rz_new / rz;
     rz = rz_new;
     for (std::size_t i = 0; i < n; ++i) p[i] = z[i] + beta * p[i];
+    rr = dot(r, r);
     last_cg_ = it + 1;
   }
   return D;
@@ -274,6 +377,7 @@ std::vector<double> ItemModel::solve_cg(const std::vector<double>& H,
 
 double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
                               const LabelChange& change) {
+  last_measured_ = false;
   const std::vector<double> G = gradient(Z, d.g);
   if (dot(G, G) == 0) return 0;
   std::vector<double> D;
@@ -296,7 +400,14 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
     mpi::broadcast(comm_, std::span<double>(D));
   } else {
     last_solver_ = "cg";
+    const double t0 = MPI_Wtime();
+    const std::clock_t c0 = std::clock();
     D = solve_cg(d.H, G);
+    log::info(comm_,
+              "items {}: Newton-CG {} iterations (target relative residual {:.2g}), {:.3f} s "
+              "({:.3f} s CPU on rank 0, {:.3f} s of it the preconditioner)",
+              items_name(data_->kind), last_cg_, last_eta_, MPI_Wtime() - t0,
+              double(std::clock() - c0) / CLOCKS_PER_SEC, last_precondition_cpu_);
     if (data_->kind == Items::kEmbeddings) mpi::broadcast(comm_, std::span<double>(D));
   }
   const double gd = dot(G, D);
@@ -322,7 +433,7 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
     const int nl = std::min(kPerRound, kLadder - l0);
     double steps[kPerRound] = {0, 0}, ch[kPerRound] = {0, 0};
     for (int l = 0; l < nl; ++l) steps[l] = ladder_step(l0 + l);
-    change(V, std::span<const double>(steps, nl), std::span<double>(ch, nl));
+    change(V, std::span<const double>(steps, nl), std::span<double>(ch, nl), l0 == 0);
     for (int l = 0; l < nl; ++l) ch[l] += cfg_.mu_z * steps[l] * (zv + 0.5 * steps[l] * vv);
     mpi::allreduce(comm_, std::span<double>(ch, nl), MPI_SUM);
     for (int l = 0; l < nl; ++l) {
@@ -330,13 +441,16 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
       const double df = ch[l] + cfg_.mu_w * t * (td + 0.5 * t * dd);
       if (df <= kArmijo * t * gd) {
         taken = t;
+        last_measured_ = l0 == 0 && l == 0;
         break;
       }
     }
   }
   if (taken == 0) return 0;
   for (std::size_t i = 0; i < theta_.size(); ++i) theta_[i] += taken * D[i];
-  comparisons(Z);
+  // Z + t V = A (theta + t D) up to round-off, and exactly the point the line search (and with
+  // last_measured() the caller's measurement) saw; no pass over the embeddings.
+  for (std::size_t i = 0; i < Z.size(); ++i) Z[i] += taken * V[i];
   return taken;
 }
 

@@ -13,8 +13,12 @@
 // A^T (H + mu_z I) A + mu_w I, i.e. sum_p x_p g_p^T and sum_p (x_p x_p^T) (x) H_p for the head.
 // The head's direction is solved by Cholesky of the explicit d J x d J Hessian when d J is at
 // most cholesky_max, else (and always for responses, whose Phi is distributed by response) by
-// Newton-CG with matrix-free Hessian products and a Jacobi preconditioner; the step length by
-// the same Armijo ladder as the rows (solver/newton.hpp), summed over all ranks.
+// an inexact Newton-CG: matrix-free Hessian products (for the head, two matrix products with
+// the ranks' embedding rows, E V and E^T S, and a J x J product per comparison), a block-Jacobi
+// preconditioner (one J x J block per row of theta), and a truncated CG whose relative residual
+// is an Eisenstat-Walker forcing term min(cg_forcing, sqrt(|gradient|)) and whose iterations
+// are capped (cg_max_iterations); the step length by the same Armijo ladder as the rows
+// (solver/newton.hpp), summed over all ranks, so every step decreases F.
 #include <Eigen/Core>
 #include <cstdint>
 #include <functional>
@@ -59,17 +63,22 @@ struct ComparisonDerivs {
 };
 
 // For a direction V (nc x J) of this rank's z and the step lengths `steps`, adds to change[l]
-// this rank's sum over its labels of BCE(z_p + steps[l] v_p) - BCE(z_p), term by term.
+// this rank's sum over its labels of BCE(z_p + steps[l] v_p) - BCE(z_p), term by term. With
+// `measure`, the caller also keeps, from the same pass, its labels' loss and gradient in z_p at
+// z_p + steps[0] v_p: the state's measurement when that step is taken (last_measured()).
 using LabelChange = std::function<void(const std::vector<double>& V, std::span<const double> steps,
-                                       std::span<double> change)>;
+                                       std::span<double> change, bool measure)>;
 
 struct ItemConfig {
   int J = 8;
   double mu_z = 3.0;                  // (mu_z/2) sum_p |z_p|^2, as for free comparisons
   double mu_w = 1e-3;                 // (mu_w/2) |theta|^2: fixes what the differences leave free
   std::uint64_t cholesky_max = 4096;  // embeddings: Cholesky when d J is at most this
-  double cg_tol = 1e-12;              // Newton-CG: relative residual
-  int cg_max_iterations = 2000;
+  // Newton-CG: stop at a relative residual of cg_tol when it is positive, else at the forcing
+  // term min(cg_forcing, sqrt(|gradient|)) (inexact Newton), after at most cg_max_iterations.
+  double cg_tol = 0;
+  double cg_forcing = 0.1;
+  int cg_max_iterations = 100;
 };
 
 class ItemModel {
@@ -86,6 +95,10 @@ class ItemModel {
   const std::vector<double>& params() const { return theta_; }
   // This rank's rows of theta as param_rows() places them.
   std::vector<double> owned_params() const;
+  // All of theta, rows in order, on every rank (checkpoints). Collective.
+  std::vector<double> all_params() const;
+  // theta from all_params()'s form (a resume); false when `all` has another size.
+  bool set_all_params(const std::vector<double>& all);
 
   // Z = A theta for this rank's comparisons (nc x J). Collective.
   void comparisons(std::vector<double>& Z) const;
@@ -113,6 +126,9 @@ class ItemModel {
 
   // How the last direction was solved: "cholesky" or "cg", and CG's iterations.
   const char* last_solver() const { return last_solver_; }
+  // Whether the last newton_step took the step the LabelChange measured (then Z + V is where
+  // the caller's measurement is).
+  bool last_measured() const { return last_measured_; }
   int last_cg_iterations() const { return last_cg_; }
 
  private:
@@ -123,7 +139,12 @@ class ItemModel {
   // x_p = e_a - e_b (embeddings).
   void difference(std::size_t c, double* x) const;
   std::vector<double> solve_cg(const std::vector<double>& H, const std::vector<double>& G);
-  std::vector<double> jacobi(const std::vector<double>& H) const;
+  // The block-Jacobi preconditioner: per row of theta the J x J diagonal block of the Hessian,
+  // Cholesky-factored (rows x J x J, lower factors).
+  std::vector<double> block_jacobi(const std::vector<double>& H) const;
+  // Embeddings: P = E_ghost V (ghost responses x J) and E_ghost^T S (d x J, this rank's sum).
+  void embed(const double* V, std::vector<double>& P) const;
+  void embed_adjoint(const std::vector<double>& S, double* out) const;
 
   const mpi::Comm& comm_;
   std::shared_ptr<const ItemData> data_;
@@ -134,9 +155,12 @@ class ItemModel {
   std::vector<double> theta_;
   GhostPlan plan_;                      // responses: Phi rows; embeddings: embedding rows
   std::vector<std::uint32_t> ia_, ib_;  // per comparison: ghost index of its responses
-  std::vector<double> emb_ghost_;       // embeddings: ghost rows x d
+  std::vector<double> emb_ghost_;       // embeddings: ghost rows x d (each row contiguous)
   const char* last_solver_ = "";
   int last_cg_ = 0;
+  double last_eta_ = 0;
+  double last_precondition_cpu_ = 0;
+  bool last_measured_ = false;
 };
 
 }  // namespace pref

@@ -505,6 +505,51 @@ TEST_F(Checkpoint, SigtermUnderTermShieldResumesBitwise) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// With an item model (--items responses: Phi by Newton-CG, distributed by response;
+// --items embeddings: the replicated head W), the checkpoint holds theta (/state/item_params):
+// stopped after sweep 0, after a user half-step and after a sweep, the resumed fit's model is
+// the uninterrupted run's, byte for byte.
+TEST_F(Checkpoint, ItemParametersAreCheckpointed) {
+  const std::string data = path("items.h5");
+  RunResult r =
+      run_pref(2, {"generate", "--users", "3000", "--comparisons", "600", "--answers-per-user",
+                   "30", "--responses-per-prompt", "4", "--embedding-dim", "12",
+                   "--embedding-noise", "0.05", "--seed", "13", "--out", data});
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  for (const std::string items : {"responses", "embeddings"}) {
+    SCOPED_TRACE(items);
+    auto args = [&](const std::string& out, const std::string& ck) {
+      std::vector<std::string> a = {"fit", "--data", data,     "--rank",       "4", "--items",
+                                    items, "--init", "random", "--max-sweeps", "8", "--tol",
+                                    "0",   "--seed", "5",      "--out",        out};
+      if (!ck.empty())
+        a.insert(a.end(), {"--checkpoint-dir", ck, "--checkpoint-every", "3", "--resume"});
+      return a;
+    };
+    const std::string ref = path("items-ref-" + items + ".h5");
+    r = run_pref(2, args(ref, ""));
+    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    for (const int poll : {1, 4, 7}) {
+      SCOPED_TRACE(poll);
+      const std::string tag = items + "-" + std::to_string(poll);
+      const std::string ck = path("ck-items-" + tag), out = path("items-" + tag + ".h5");
+      r = run_raising_at(poll, 2, args(out, ck));
+      ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+      EXPECT_FALSE(fs::exists(out));
+      bool has_theta = false;
+      for (const auto& e : fs::directory_iterator(ck)) {
+        H5Id f = h5_open(e.path().string());
+        has_theta = h5_read<double>(f, "/state/item_params").size() > 0;
+      }
+      EXPECT_TRUE(has_theta);
+      r = run_pref(2, args(out, ck));
+      ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+      EXPECT_TRUE(contains(r.err, "resume: " + ck + "/")) << r.err;
+      expect_identical(ref, out);
+    }
+  }
+}
+
 // Stopped at 2 ranks, resumed at 1 and at 3: the same model to round-off.
 TEST_F(Checkpoint, ResumeAtAnotherRankCount) {
   const auto refU = read_doubles(path("reference.h5"), "/user_factors");

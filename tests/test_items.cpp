@@ -102,7 +102,7 @@ struct Dense {
   }
   LabelChange change(const Matrix& Zm, std::uint64_t c0, std::uint64_t nc) const {
     return [this, Zm, c0, nc](const std::vector<double>& V, std::span<const double> steps,
-                              std::span<double> out) {
+                              std::span<double> out, bool) {
       for (std::uint64_t c = 0; c < nc; ++c) {
         const int p = static_cast<int>(c0 + c);
         for (int i = 0; i < n; ++i) {
@@ -173,6 +173,9 @@ ItemConfig item_config(const Dense& pb) {
   c.J = pb.J;
   c.mu_z = pb.mu_z;
   c.mu_w = pb.mu_w;
+  // Exact Newton directions (the fit's default is an inexact CG): the references are exact.
+  c.cg_tol = 1e-12;
+  c.cg_max_iterations = 2000;
   return c;
 }
 
@@ -339,6 +342,8 @@ TEST(Items, ResponsesAndOneHotEmbeddingsAreTheSameFit) {
   cfg.max_sweeps = 6;
   cfg.tol = 0;
   cfg.item.mu_w = pb.mu_w;
+  cfg.item.cg_tol = 1e-12;  // Phi by exact Newton-CG, as the head by Cholesky
+  cfg.item.cg_max_iterations = 2000;
   cfg.init_scale = 0.5;
   FitConfig cr = cfg, ce = cfg;
   cr.items = item_data(world, pb, Items::kResponses, I);

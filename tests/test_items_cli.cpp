@@ -2,7 +2,7 @@
 // with responses, embeddings and held-out prompts, the head generalizes to comparisons of
 // responses no training label mentions (test split) where free comparisons cannot; fits at 1
 // and 2 ranks agree; the model file holds the item parameters; and the combinations not
-// supported yet, or files without what the option needs, end with exit code 2 and one line.
+// supported, or files without what the option needs, end with exit code 2 and one line.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -138,15 +138,13 @@ TEST_F(ItemsCli, UnsupportedCombinationsAndMissingStructure) {
                      {"--items responses", path("v1.h5"), "no response structure"});
   expect_usage_error(with({"--data", path("noemb.h5"), "--items", "embeddings"}),
                      {"--items embeddings", path("noemb.h5"), "/responses/embedding"});
-  expect_usage_error(
-      with({"--data", data(), "--items", "embeddings", "--checkpoint-dir", path("ckpt")}),
-      {"--checkpoint-dir", "--items embeddings"});
+  expect_usage_error(with({"--data", data(), "--items", "embeddings", "--mu-w", "0"}),
+                     {"--mu-w", "must be > 0"});
   expect_usage_error(with({"--data", data(), "--items", "responses", "--exchange", "reduce"}),
                      {"--exchange reduce", "--items responses"});
   expect_usage_error(with({"--data", data(), "--items", "responses", "--extrapolate"}),
                      {"--extrapolate", "--items responses"});
   EXPECT_FALSE(fs::exists(path("bad.h5")));
-  EXPECT_FALSE(fs::exists(path("ckpt")));
 }
 
 }  // namespace

@@ -371,14 +371,12 @@ void validate_fit_options(FitOptions& o) {
                                           : Exchange::kAuto;
   if (o.ckpt.dir.empty() && o.ckpt.resume) throw InputError("--resume: needs --checkpoint-dir");
   if (o.items != "comparisons") {
-    // What the item models do not support yet (docs/design.md, "Item models").
-    if (!o.ckpt.dir.empty())
-      throw InputError(
-          fmt::format("--checkpoint-dir: not supported with --items {} yet (the "
-                      "checkpoints do not hold the item parameters)",
-                      o.items));
+    // What the item models do not support (docs/design.md, "Item models").
     if (o.given("--extrapolate") && cfg.extrapolate)
-      throw InputError(fmt::format("--extrapolate: not supported with --items {}", o.items));
+      throw InputError(
+          fmt::format("--extrapolate: not supported with --items {} (it pushes free comparison "
+                      "factors; here z = A theta has none)",
+                      o.items));
     if (o.exchange == "reduce")
       throw InputError(
           fmt::format("--exchange reduce: not supported with --items {} (its "
