@@ -10,14 +10,10 @@
 
 #include "io/label_file.hpp"
 #include "solver/base/log.hpp"
+#include "solver/blas.hpp"
 #include "solver/newton.hpp"
 
 // BLAS (OpenBLAS): the head's products with the embedding rows.
-extern "C" void dgemm_(const char* transa, const char* transb, const int* m, const int* n,
-                       const int* k, const double* alpha, const double* a, const int* lda,
-                       const double* b, const int* ldb, const double* beta, double* c,
-                       const int* ldc);
-
 namespace pref {
 
 const char* items_name(Items i) {
