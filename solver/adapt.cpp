@@ -102,14 +102,9 @@ SolveStats solve(Eigen::VectorXd& u, const Answers& a, const Penalty& p, Workspa
       cubic += q * q * q;
     }
     if (kBceCubic * cubic <= kCubicMargin * (0.5 - kArmijo) * -gd) chosen = 0;
-    for (int k = 0; k < kLadder && chosen < 0; ++k) {
-      const double t = ladder_step(k);
-      double df = t * lin + 0.5 * t * t * quad;
-      if (n > 0)
-        df += loss_change(ws.row.margins.data(), ws.row.probs.data(), ws.row.steps.data(),
-                          a.y.data(), n, t, ws.row.change);
-      if (df <= kArmijo * t * gd) chosen = k;
-    }
+    if (chosen < 0)
+      chosen = ladder_search(1.0, lin, quad, gd, ws.row.margins.data(), ws.row.probs.data(),
+                             ws.row.steps.data(), a.y.data(), n, ws.row.change);
     if (chosen < 0) break;
     u += ladder_step(chosen) * ws.d;
     ++st.steps;

@@ -127,6 +127,18 @@ double loss_change(const double* m, const double* p, const double* q, const floa
   return kernels::best().loss_change(m, p, q, y, n, t, scratch);
 }
 
+int ladder_search(double scale, double lin, double quad, double gd, const double* m,
+                  const double* p, const double* q, const float* y, std::size_t n,
+                  std::vector<double>& scratch) {
+  for (int k = 0; k < kLadder; ++k) {
+    const double t = ladder_step(k);
+    double df = scale * t * (lin + 0.5 * t * quad);
+    if (n > 0) df += loss_change(m, p, q, y, n, t, scratch);
+    if (df <= kArmijo * t * gd) return k;
+  }
+  return -1;
+}
+
 RowStats solve_row(double* w, int J, const double* table, std::span<const std::uint32_t> idx,
                    std::span<const float> y, const RowPrior& prior, int steps, RowWorkspace& ws) {
   RowStats st;
@@ -175,14 +187,8 @@ RowStats solve_row(double* w, int J, const double* table, std::span<const std::u
       wd = wv.dot(ws.d);
       dd = ws.d.squaredNorm();
     }
-    int chosen = -1;
-    for (int k = 0; k < kLadder && chosen < 0; ++k) {
-      const double t = ladder_step(k);
-      double df = gaussian ? t * (wd + 0.5 * t * dd) : mu * t * (wd + 0.5 * t * dd);
-      df += loss_change(ws.margins.data(), ws.probs.data(), ws.steps.data(), y.data(), n, t,
-                        ws.change);
-      if (df <= kArmijo * t * gd) chosen = k;
-    }
+    const int chosen = ladder_search(gaussian ? 1.0 : mu, wd, dd, gd, ws.margins.data(),
+                                     ws.probs.data(), ws.steps.data(), y.data(), n, ws.change);
     if (chosen < 0) break;
     wv += ladder_step(chosen) * ws.d;
     ++st.steps_taken;

@@ -50,6 +50,17 @@ double accumulate(const double* w, int J, const double* table, std::span<const s
 double loss_change(const double* m, const double* p, const double* q, const float* y, std::size_t n,
                    double t, std::vector<double>& scratch);
 
+// The line search of one row along a Newton direction d with slope gd = g.d < 0: the first
+// step t of the ladder (solver/loss.hpp) whose change of the objective,
+//   scale t (lin + t quad / 2) + sum_k BCE(m_k + t q_k, y_k) - BCE(m_k, y_k),
+// passes the Armijo test; -1 when none does. The first term is the penalty's change (for the
+// ridge scale mu, lin w.d, quad |d|^2; for a Gaussian prior scale 1, lin d.P(w - m), quad
+// d.P d), the sum the labels' (loss_change, with p_k = sigmoid(m_k) and q_k = x_k . d), each
+// summed apart as loss.hpp explains. The row solver and adapt's new-user solve share it.
+int ladder_search(double scale, double lin, double quad, double gd, const double* m,
+                  const double* p, const double* q, const float* y, std::size_t n,
+                  std::vector<double>& scratch);
+
 // The regularization of a row: the ridge (mu/2)|w|^2, or a Gaussian prior
 // (1/2)(w - mean)^T precision (w - mean) (precision J x J symmetric, mean J; both outlive the
 // call). The ridge converts implicitly, so `solve_row(..., mu, ...)` reads as before.
