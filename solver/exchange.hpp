@@ -76,4 +76,9 @@ class GhostPlan {
   mutable std::vector<double> send_;  // fetch's send buffer, reused
 };
 
+// Moves rows of `width` doubles (row-major) from one contiguous row layout to another (both
+// one range per rank of comm, same total). Collective.
+std::vector<double> move_rows(const mpi::Comm& comm, const Partition& from, const Partition& to,
+                              const std::vector<double>& local, int width);
+
 }  // namespace pref

@@ -9,7 +9,8 @@
 #include <limits>
 
 #include "solver/base/error.hpp"
-#include "solver/blas.hpp"  // dsyrk_, dtrsm_: the local steps of CholeskyQR
+#include "solver/blas.hpp"      // dsyrk_, dtrsm_: the local steps of CholeskyQR
+#include "solver/exchange.hpp"  // move_rows
 
 namespace pref::scalapack {
 
@@ -95,19 +96,6 @@ DistMatrix::DistMatrix(const BlacsGrid& grid, int m, int n, int mb, int nb)
 
 // ---------------------------------------------------------------------------------------------
 // Tall-skinny QR
-
-std::vector<double> move_rows(const mpi::Comm& comm, const Partition& from, const Partition& to,
-                              const std::vector<double>& local, int width) {
-  const int p = comm.size(), me = comm.rank();
-  std::vector<std::uint64_t> counts(p, 0);
-  const GlobalId lo = from.begin(me), hi = from.end(me);
-  for (int r = 0; r < p; ++r) {
-    const GlobalId a = std::max(lo, to.begin(r)), b = std::min(hi, to.end(r));
-    if (a < b) counts[r] = (b - a) * static_cast<std::uint64_t>(width);
-  }
-  // Both layouts are ordered ranges, so this rank's rows go out in order and arrive in order.
-  return mpi::alltoallv<double>(comm, local, counts);
-}
 
 void gemm(const char* transa, const char* transb, int m, int n, int k, const DistMatrix& a,
           const DistMatrix& b, DistMatrix& c) {

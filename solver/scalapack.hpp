@@ -175,11 +175,6 @@ void gemm(const char* transa, const char* transb, int m, int n, int k, const Dis
 // must be the grid's communicator. Collective.
 void qr_in_place(const mpi::Comm& comm, DistMatrix& a, std::vector<double>* r = nullptr);
 
-// Moves rows of `width` doubles (row-major) from one contiguous row layout to another (both
-// one range per rank of comm, same total). Collective.
-std::vector<double> move_rows(const mpi::Comm& comm, const Partition& from, const Partition& to,
-                              const std::vector<double>& local, int width);
-
 // Orthonormalizes the k columns of a tall-skinny m x k matrix (m >= k >= 1) distributed by
 // the contiguous row ranges `rows` (one per rank of comm; local: this rank's rows, row-major):
 // local is replaced by the rows of Q of the Householder QR (pdgeqrf + pdorgqr). The rows are
