@@ -50,8 +50,10 @@ else
 fi
 
 # `pref fit --help` must print fit's own options: CLI11 answers an unknown subcommand followed by
-# --help with the top-level help and exit status 0.
-if "$PREF_BIN" fit --help 2>/dev/null | grep -q -- '--data'; then
+# --help with the top-level help and exit status 0. grep reads the whole help (no -q): with -q
+# it stops at the first match, pref's next write gets SIGPIPE, and pipefail makes the test
+# fail whenever the help is longer than what one write delivered.
+if "$PREF_BIN" fit --help 2>/dev/null | grep -- '--data' >/dev/null; then
   if [ -f "$MODEL" ]; then
     pref_log "fit: $MODEL exists, skipped"
     step fit "skipped ($MODEL exists)"
