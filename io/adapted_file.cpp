@@ -1,5 +1,7 @@
 #include "io/adapted_file.hpp"
 
+#include <array>
+
 #include "io/hdf5.hpp"
 
 namespace pref::io {
@@ -57,30 +59,20 @@ void write_adapted(const std::string& path, const mpi::Comm& comm, const Adapted
   if (!hd.prior_mean.empty()) {
     h5::Handle g = h5::create_group(h, "prior", what);
     h5::write_string_attribute(g.get(), "source", hd.prior_source, what);
-    const hsize_t d1[1] = {J};
-    h5::Handle dm = h5::create_dataset(g.get(), "mean", H5T_IEEE_F64LE, d1, what);
-    h5::write_rows<double>(dm.get(), 0, me == 0 ? J : 0, hd.prior_mean, comm,
-                           what + ": /prior/mean");
-    const hsize_t d2[2] = {J, J};
-    h5::Handle dc = h5::create_dataset(g.get(), "covariance", H5T_IEEE_F64LE, d2, what);
-    h5::write_rows<double>(dc.get(), 0, me == 0 ? J : 0, hd.prior_covariance, comm,
-                           what + ": /prior/covariance");
+    write_replicated(g.get(), "mean", std::array<hsize_t, 1>{J}, hd.prior_mean, comm,
+                     what + ": /prior");
+    write_replicated(g.get(), "covariance", std::array<hsize_t, 2>{J, J}, hd.prior_covariance, comm,
+                     what + ": /prior");
   }
   if (!hd.mixture_weight.empty()) {
     const hsize_t C = hd.mixture_weight.size();
     h5::Handle g = h5::create_group(h, "mixture", what);
-    const hsize_t d1[1] = {C};
-    h5::Handle dw = h5::create_dataset(g.get(), "weight", H5T_IEEE_F64LE, d1, what);
-    h5::write_rows<double>(dw.get(), 0, me == 0 ? C : 0, hd.mixture_weight, comm,
-                           what + ": /mixture/weight");
-    const hsize_t d2[2] = {C, J};
-    h5::Handle dm = h5::create_dataset(g.get(), "mean", H5T_IEEE_F64LE, d2, what);
-    h5::write_rows<double>(dm.get(), 0, me == 0 ? C : 0, hd.mixture_mean, comm,
-                           what + ": /mixture/mean");
-    const hsize_t d3[3] = {C, J, J};
-    h5::Handle dc = h5::create_dataset(g.get(), "covariance", H5T_IEEE_F64LE, d3, what);
-    h5::write_rows<double>(dc.get(), 0, me == 0 ? C : 0, hd.mixture_covariance, comm,
-                           what + ": /mixture/covariance");
+    write_replicated(g.get(), "weight", std::array<hsize_t, 1>{C}, hd.mixture_weight, comm,
+                     what + ": /mixture");
+    write_replicated(g.get(), "mean", std::array<hsize_t, 2>{C, J}, hd.mixture_mean, comm,
+                     what + ": /mixture");
+    write_replicated(g.get(), "covariance", std::array<hsize_t, 3>{C, J, J}, hd.mixture_covariance,
+                     comm, what + ": /mixture");
   }
   mpi::agree(comm, [&] { f.close(path); });
 }

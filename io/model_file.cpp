@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <array>
 
 #include "io/hdf5.hpp"
 
@@ -43,7 +44,6 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
     const std::uint64_t mine = comm.rank() == 0 ? lines.size() : 0;
     h5::write_rows_raw(d.get(), type.get(), 0, mine, buf.data(), comm, what + ": /history");
   }
-  const int me = comm.rank();
   write_factor_rows(h, "user_factors", header.users, header.rank, users, U, comm, what);
   write_factor_rows(h, "comparison_factors", header.comparisons, header.rank, comparisons, Z, comm,
                     what);
@@ -54,14 +54,10 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
     h5::Handle g = h5::create_group(h, "prior", what);
     h5::write_string_attribute(g.get(), "kind", "population", what);
     h5::write_attribute<std::uint64_t>(g.get(), "users", header.prior_users, what);
-    const hsize_t md[1] = {header.rank};
-    h5::Handle dm = h5::create_dataset(g.get(), "mean", H5T_IEEE_F64LE, md, what);
-    h5::write_rows<double>(dm.get(), 0, me == 0 ? header.rank : 0, header.prior_mean, comm,
-                           what + ": /prior/mean");
-    const hsize_t cd[2] = {header.rank, header.rank};
-    h5::Handle dc = h5::create_dataset(g.get(), "covariance", H5T_IEEE_F64LE, cd, what);
-    h5::write_rows<double>(dc.get(), 0, me == 0 ? header.rank : 0, header.prior_covariance, comm,
-                           what + ": /prior/covariance");
+    write_replicated(g.get(), "mean", std::array<hsize_t, 1>{header.rank}, header.prior_mean, comm,
+                     what + ": /prior");
+    write_replicated(g.get(), "covariance", std::array<hsize_t, 2>{header.rank, header.rank},
+                     header.prior_covariance, comm, what + ": /prior");
   }
   h5::finish_file(f, path, comm);
 }

@@ -91,6 +91,14 @@ h5::Handle write_factor_rows(hid_t loc, const std::string& name, std::uint64_t r
   return d;
 }
 
+void write_replicated(hid_t loc, const std::string& name, std::span<const hsize_t> dims,
+                      std::span<const double> data, const mpi::Comm& comm,
+                      const std::string& what) {
+  h5::Handle d = h5::create_dataset(loc, name, H5T_IEEE_F64LE, dims, what);
+  h5::write_rows<double>(d.get(), 0, comm.rank() == 0 ? dims[0] : 0, data, comm,
+                         what + ": " + name);
+}
+
 void check_factor_dataset(hid_t loc, const std::string& name, std::uint64_t rows, std::uint32_t J,
                           const std::string& path) {
   if (!h5::exists(loc, name)) throw InputError(fmt::format("{}: missing dataset /{}", path, name));

@@ -56,6 +56,11 @@ AttributeValue read_any_attribute(hid_t obj, const std::string& name, const std:
 h5::Handle write_factor_rows(hid_t loc, const std::string& name, std::uint64_t rows,
                              std::uint32_t J, const Partition& part, std::span<const double> local,
                              const mpi::Comm& comm, const std::string& path);
+// A small dataset `name` under loc of float64 whose rows every rank holds alike (a prior, the
+// state's vectors): created with `dims`, written from rank 0 (data: all rows). Collective.
+void write_replicated(hid_t loc, const std::string& name, std::span<const hsize_t> dims,
+                      std::span<const double> data, const mpi::Comm& comm, const std::string& what);
+
 // Throws InputError("<path>: /<name>: expected <rows> x <J> floats") unless the dataset is
 // 2-D, rows x J, of a float type; "<path>: missing dataset /<name>" when it is absent.
 void check_factor_dataset(hid_t loc, const std::string& name, std::uint64_t rows, std::uint32_t J,
