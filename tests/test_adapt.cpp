@@ -345,6 +345,23 @@ RefComponent ref_component(const Case& c, const adapt::Penalty& p, double log_pi
   return r;
 }
 
+// Every component of the dense reference and its posterior weight (softmax of the log
+// evidences).
+std::vector<RefComponent> ref_mixture(const Case& c, const adapt::Mixture& mix,
+                                      std::vector<double>& weight) {
+  std::vector<RefComponent> ref;
+  double top = -1e300;
+  for (int k = 0; k < mix.size(); ++k) {
+    ref.push_back(ref_component(c, mix.components[k], mix.log_weight[k], mix.log_det_cov[k]));
+    top = std::max(top, ref.back().log_evidence);
+  }
+  double total = 0;
+  for (auto& r : ref) total += std::exp(r.log_evidence - top);
+  weight.clear();
+  for (auto& r : ref) weight.push_back(std::exp(r.log_evidence - top) / total);
+  return ref;
+}
+
 double ref_entropy(double p) {
   return p <= 0 || p >= 1 ? 0 : -(p * std::log(p) + (1 - p) * std::log(1 - p));
 }
@@ -408,19 +425,13 @@ TEST(Adapt, MixturePosteriorMatchesDenseReference) {
       adapt::MixturePosterior post;
       adapt::mixture_update(mix, answers_of(c), post, ws);
       const int K = mix.size();
-      std::vector<RefComponent> ref;
-      double top = -1e300;
-      for (int k = 0; k < K; ++k) {
-        ref.push_back(ref_component(c, mix.components[k], mix.log_weight[k], mix.log_det_cov[k]));
-        top = std::max(top, ref.back().log_evidence);
-      }
-      double total = 0;
-      for (auto& r : ref) total += std::exp(r.log_evidence - top);
+      std::vector<double> weight;
+      const std::vector<RefComponent> ref = ref_mixture(c, mix, weight);
       Vector mean = Vector::Zero(J);
-      for (int k = 0; k < K; ++k) mean += std::exp(ref[k].log_evidence - top) / total * ref[k].u;
+      for (int k = 0; k < K; ++k) mean += weight[k] * ref[k].u;
       Matrix cov = Matrix::Zero(J, J);
       for (int k = 0; k < K; ++k) {
-        const double w = std::exp(ref[k].log_evidence - top) / total;
+        const double w = weight[k];
         const Vector d = ref[k].u - mean;
         cov += w * (ref[k].H.inverse() + d * d.transpose());
       }
@@ -441,7 +452,7 @@ TEST(Adapt, MixturePosteriorMatchesDenseReference) {
         const Vector z = cand.row(i).transpose();
         double pbar = 0, hbar = 0;
         for (int k = 0; k < K; ++k) {
-          const double w = std::exp(ref[k].log_evidence - top) / total;
+          const double w = weight[k];
           if (w < adapt::kInfoMinWeight) continue;
           const double v = z.dot(ref[k].H.partialPivLu().solve(z));
           const double p = ref_sigmoid(z.dot(ref[k].u) / std::sqrt(1 + M_PI / 8 * v));
@@ -483,14 +494,8 @@ TEST(Adapt, InfoQuestionLoopMatchesBruteForceAtEveryStep) {
     std::vector<char> asked(M - T, 0);
     for (int t = 0; t < plan.answers; ++t) {
       const int K = mix.size();
-      std::vector<RefComponent> ref;
-      double top = -1e300;
-      for (int k = 0; k < K; ++k) {
-        ref.push_back(ref_component(c, mix.components[k], mix.log_weight[k], mix.log_det_cov[k]));
-        top = std::max(top, ref.back().log_evidence);
-      }
-      double total = 0;
-      for (auto& r : ref) total += std::exp(r.log_evidence - top);
+      std::vector<double> weight;
+      const std::vector<RefComponent> ref = ref_mixture(c, mix, weight);
       int best = -1;
       double best_score = 0;
       for (int i = 0; i < M - T; ++i) {
@@ -498,7 +503,7 @@ TEST(Adapt, InfoQuestionLoopMatchesBruteForceAtEveryStep) {
         const Vector z = c.Z.row(i).transpose();
         double pbar = 0, hbar = 0;
         for (int k = 0; k < K; ++k) {
-          const double w = std::exp(ref[k].log_evidence - top) / total;
+          const double w = weight[k];
           if (w < adapt::kInfoMinWeight) continue;
           const double v = z.dot(ref[k].H.partialPivLu().solve(z));
           const double p = ref_sigmoid(z.dot(ref[k].u) / std::sqrt(1 + M_PI / 8 * v));
