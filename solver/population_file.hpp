@@ -1,9 +1,7 @@
 #pragma once
-// The generator's output: a Population (solver/population.hpp) written as a label file with its
-// ground truth and new users (docs/format.md) through io::LabelFileWriter. Kept apart from the
-// generation itself, which knows no files; it stays in solver/ because it draws the labels
-// batch by batch from the Population while writing (io/ sits below the solver and knows no
-// model).
+// The generator's output: a Population (solver/population.hpp) drawn batch by batch and handed to
+// io::PopulationWriter (io/population_writer.hpp), which knows the file's layout
+// (docs/format.md). The generation knows no files and the writer knows no model.
 #include <cstdint>
 #include <string>
 
