@@ -60,7 +60,11 @@ ItemData load_item_data(const io::LabelFile& file, Items kind, const mpi::Comm& 
 
 ItemModel::ItemModel(const mpi::Comm& comm, std::shared_ptr<const ItemData> data,
                      const Partition& comparisons, const ItemConfig& cfg)
-    : comm_(comm), data_(std::move(data)), cfg_(cfg), J_(cfg.J) {
+    : ItemModel(comm, data, comparisons, cfg, data->kind) {}
+
+ItemModel::ItemModel(const mpi::Comm& comm, std::shared_ptr<const ItemData> data,
+                     const Partition& comparisons, const ItemConfig& cfg, Items kind)
+    : comm_(comm), data_(std::move(data)), kind_(kind), cfg_(cfg), J_(cfg.J) {
   const int me = comm.rank();
   c0_ = comparisons.begin(me);
   nc_ = comparisons.count(me);
@@ -70,7 +74,7 @@ ItemModel::ItemModel(const mpi::Comm& comm, std::shared_ptr<const ItemData> data
     need.push_back(data_->first[c0_ + c]);
     need.push_back(data_->second[c0_ + c]);
   }
-  const Partition owners = data_->kind == Items::kEmbeddings
+  const Partition owners = kind_ == Items::kEmbeddings
                                ? data_->response_rows
                                : Partition::uniform(data_->responses, comm.size());
   plan_ = GhostPlan(comm, IdSet({std::span<const std::uint32_t>(need)}), owners);
@@ -80,7 +84,7 @@ ItemModel::ItemModel(const mpi::Comm& comm, std::shared_ptr<const ItemData> data
     ia_[c] = plan_.index_of(data_->first[c0_ + c]);
     ib_[c] = plan_.index_of(data_->second[c0_ + c]);
   }
-  if (data_->kind == Items::kEmbeddings) {
+  if (kind_ == Items::kEmbeddings) {
     const std::uint64_t d = data_->dim;
     plan_.fetch(comm, data_->embedding, static_cast<int>(d), emb_ghost_);
     std::vector<GlobalId> bounds(comm.size() + 1, d);
@@ -94,12 +98,12 @@ ItemModel::ItemModel(const mpi::Comm& comm, std::shared_ptr<const ItemData> data
 }
 
 std::vector<double> ItemModel::owned_params() const {
-  if (data_->kind == Items::kEmbeddings && comm_.rank() != 0) return {};
+  if (kind_ == Items::kEmbeddings && comm_.rank() != 0) return {};
   return theta_;
 }
 
 std::vector<double> ItemModel::all_params() const {
-  if (data_->kind == Items::kEmbeddings) return theta_;  // replicated
+  if (kind_ == Items::kEmbeddings) return theta_;  // replicated
   const int n = comm_.size();
   std::vector<int> counts(n), displs(n);
   for (int r = 0; r < n; ++r) {
@@ -113,9 +117,9 @@ std::vector<double> ItemModel::all_params() const {
 }
 
 bool ItemModel::set_all_params(const std::vector<double>& all) {
-  const std::size_t rows = data_->kind == Items::kEmbeddings ? data_->dim : rows_.size();
+  const std::size_t rows = kind_ == Items::kEmbeddings ? data_->dim : rows_.size();
   if (all.size() != rows * J_) return false;
-  if (data_->kind == Items::kEmbeddings) {
+  if (kind_ == Items::kEmbeddings) {
     theta_ = all;
   } else {
     const auto b = all.begin() + static_cast<std::ptrdiff_t>(rows_.begin(comm_.rank()) * J_);
@@ -154,7 +158,7 @@ void ItemModel::apply(const std::vector<double>& v, std::vector<double>& out) co
   out.assign(nc_ * J_, 0.0);
   std::vector<double> ghost;
   // Per response: the head's phi = W^T e (one matrix product), or Phi's rows fetched.
-  if (data_->kind == Items::kEmbeddings)
+  if (kind_ == Items::kEmbeddings)
     embed(v.data(), ghost);
   else
     plan_.fetch(comm_, v, J_, ghost);
@@ -177,7 +181,7 @@ std::vector<double> ItemModel::adjoint(const std::vector<double>& w) const {
       b[j] -= w[c * J_ + j];
     }
   }
-  if (data_->kind == Items::kEmbeddings) {
+  if (kind_ == Items::kEmbeddings) {
     std::vector<double> G(data_->dim * J_, 0.0);
     embed_adjoint(ghost, G.data());
     mpi::allreduce(comm_, std::span<double>(G), MPI_SUM);
@@ -192,11 +196,17 @@ void ItemModel::comparisons(std::vector<double>& Z) const {
   apply(theta_, Z);
 }
 
+void ItemModel::add_comparisons(std::vector<double>& Z) const {
+  std::vector<double> mine;
+  apply(theta_, mine);
+  for (std::size_t i = 0; i < Z.size(); ++i) Z[i] += mine[i];
+}
+
 double ItemModel::dot(const std::vector<double>& a, const std::vector<double>& b) const {
   double s = 0;
   for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
   // Replicated: rank 0's value, so that every decision taken on it is the same everywhere.
-  if (data_->kind == Items::kEmbeddings) return mpi::broadcast(comm_, s);
+  if (kind_ == Items::kEmbeddings) return mpi::broadcast(comm_, s);
   return mpi::allreduce_sum(comm_, s);
 }
 
@@ -206,7 +216,35 @@ std::vector<double> ItemModel::gradient(const std::vector<double>& Z,
   for (std::size_t i = 0; i < r.size(); ++i) r[i] = g[i] + cfg_.mu_z * Z[i];
   std::vector<double> G = adjoint(r);
   for (std::size_t i = 0; i < G.size(); ++i) G[i] += cfg_.mu_w * theta_[i];
+  mask(G);
   return G;
+}
+
+void ItemModel::mask(std::vector<double>& v) const {
+  // The fixed rows' gradient and Hessian products are 0: CG from 0 (with the block-diagonal
+  // preconditioner) then never moves them.
+  for (std::size_t r = 0; r < fixed_.size(); ++r)
+    if (fixed_[r])
+      std::fill(v.begin() + static_cast<std::ptrdiff_t>(r * J_),
+                v.begin() + static_cast<std::ptrdiff_t>((r + 1) * J_), 0.0);
+}
+
+void ItemModel::fix_unlabelled(std::span<const char> labelled) {
+  if (kind_ != Items::kResponses) throw Error("ItemModel::fix_unlabelled: responses kind only");
+  std::vector<double> ghost(plan_.ghosts(), 0.0), count(theta_.size() / J_, 0.0);
+  for (std::uint64_t c = 0; c < nc_; ++c)
+    if (labelled[c]) {
+      ghost[ia_[c]] += 1;
+      ghost[ib_[c]] += 1;
+    }
+  plan_.reduce(comm_, ghost, 1, count);
+  fixed_.assign(count.size(), 0);
+  for (std::size_t r = 0; r < count.size(); ++r) {
+    fixed_[r] = count[r] == 0;
+    if (fixed_[r])
+      std::fill(theta_.begin() + static_cast<std::ptrdiff_t>(r * J_),
+                theta_.begin() + static_cast<std::ptrdiff_t>((r + 1) * J_), 0.0);
+  }
 }
 
 std::vector<double> ItemModel::hessian_times(const std::vector<double>& H,
@@ -221,6 +259,7 @@ std::vector<double> ItemModel::hessian_times(const std::vector<double>& H,
   }
   std::vector<double> out = adjoint(w);
   for (std::size_t i = 0; i < out.size(); ++i) out[i] += cfg_.mu_w * v[i];
+  mask(out);
   return out;
 }
 
@@ -261,7 +300,7 @@ std::vector<double> ItemModel::block_jacobi(const std::vector<double>& H) const 
   const std::size_t JJ = std::size_t(J_) * J_;
   const std::size_t rows = theta_.size() / J_;
   std::vector<double> B(rows * JJ, 0.0);
-  if (data_->kind == Items::kEmbeddings) {
+  if (kind_ == Items::kEmbeddings) {
     // The blocks' lower triangles, T = J (J + 1) / 2 values each: Bt (T x d, column-major) =
     // sum over blocks of comparisons of (H + mu_z I) packed (T x nb) times X2^T (nb x d), X2
     // the squared embedding differences: one matrix product per block.
@@ -377,8 +416,8 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
   const std::vector<double> G = gradient(Z, d.g);
   if (dot(G, G) == 0) return 0;
   std::vector<double> D;
-  const std::uint64_t n = data_->kind == Items::kEmbeddings ? data_->dim * J_ : 0;
-  if (data_->kind == Items::kEmbeddings && n <= cfg_.cholesky_max) {
+  const std::uint64_t n = kind_ == Items::kEmbeddings ? data_->dim * J_ : 0;
+  if (kind_ == Items::kEmbeddings && n <= cfg_.cholesky_max) {
     last_solver_ = "cholesky";
     last_cg_ = 0;
     Eigen::MatrixXd H = hessian(d.H);
@@ -402,9 +441,9 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
     log::info(comm_,
               "items {}: Newton-CG {} iterations (target relative residual {:.2g}), {:.3f} s "
               "({:.3f} s CPU on rank 0, {:.3f} s of it the preconditioner)",
-              items_name(data_->kind), last_cg_, last_eta_, MPI_Wtime() - t0,
-              double(std::clock() - c0) / CLOCKS_PER_SEC, last_precondition_cpu_);
-    if (data_->kind == Items::kEmbeddings) mpi::broadcast(comm_, std::span<double>(D));
+              kind_ == data_->kind ? items_name(kind_) : "residual", last_cg_, last_eta_,
+              MPI_Wtime() - t0, double(std::clock() - c0) / CLOCKS_PER_SEC, last_precondition_cpu_);
+    if (kind_ == Items::kEmbeddings) mpi::broadcast(comm_, std::span<double>(D));
   }
   const double gd = dot(G, D);
   if (!(gd < 0)) return 0;
@@ -453,14 +492,14 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
 double ItemModel::gradient_norm2_share(const std::vector<double>& Z,
                                        const std::vector<double>& g) const {
   const std::vector<double> G = gradient(Z, g);
-  if (data_->kind == Items::kEmbeddings && comm_.rank() != 0) return 0;
+  if (kind_ == Items::kEmbeddings && comm_.rank() != 0) return 0;
   double s = 0;
   for (double v : G) s += v * v;
   return s;
 }
 
 double ItemModel::regularization_share() const {
-  if (data_->kind == Items::kEmbeddings && comm_.rank() != 0) return 0;
+  if (kind_ == Items::kEmbeddings && comm_.rank() != 0) return 0;
   double s = 0;
   for (double v : theta_) s += v * v;
   return 0.5 * cfg_.mu_w * s;
