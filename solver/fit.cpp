@@ -375,14 +375,13 @@ class Fitter {
                                    std::span<double> ch,
                                    bool measure) { label_change(V, steps_, ch, measure); };
     for (int s = 0; s < steps; ++s) {
-      const double t = items_->newton_step(f_.Z, comparison_derivs(), change);
+      // --residual: one Newton step of the head and the residuals together.
+      const double t = residual_ ? ItemModel::joint_newton_step(*items_, *residual_, f_.Z,
+                                                                comparison_derivs(), change)
+                                 : items_->newton_step(f_.Z, comparison_derivs(), change);
       // The line search's pass measured the labels at the step taken: evaluate() uses it.
       comparisons_measured_ = items_->last_measured();
-      // --residual: then a Newton step of the residuals at the new Z (block coordinate descent;
-      // the derivatives formed again).
-      const double tr = residual_ ? residual_->newton_step(f_.Z, comparison_derivs(), change) : 0;
-      if (residual_) comparisons_measured_ = residual_->last_measured();
-      if (t == 0 && tr == 0) break;
+      if (t == 0) break;
     }
   }
   // The labels' loss gradient and Hessian in z_p of every comparison of this rank (ship).

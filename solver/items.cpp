@@ -489,6 +489,158 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
   return taken;
 }
 
+namespace {
+// z = L^{-T} L^{-1} r per J x J block (the block-Jacobi factors of ItemModel::block_jacobi).
+void apply_block_jacobi(const std::vector<double>& L, int J, const std::vector<double>& r,
+                        std::vector<double>& z) {
+  const std::size_t JJ = std::size_t(J) * J;
+  z.resize(r.size());
+  for (std::size_t row = 0; row < r.size() / J; ++row) {
+    const Eigen::Map<const Eigen::MatrixXd> l(L.data() + row * JJ, J, J);
+    Eigen::Map<Eigen::VectorXd> zr(z.data() + row * J, J);
+    zr = Eigen::Map<const Eigen::VectorXd>(r.data() + row * J, J);
+    l.triangularView<Eigen::Lower>().solveInPlace(zr);
+    l.transpose().triangularView<Eigen::Upper>().solveInPlace(zr);
+  }
+}
+}  // namespace
+
+double ItemModel::joint_newton_step(ItemModel& h, ItemModel& r, std::vector<double>& Z,
+                                    const ComparisonDerivs& d, const LabelChange& change) {
+  h.last_measured_ = r.last_measured_ = false;
+  const int J = h.J_;
+  const std::size_t JJ = std::size_t(J) * J;
+  const std::vector<double> Gh = h.gradient(Z, d.g), Gr = r.gradient(Z, d.g);
+  const double gg = h.dot(Gh, Gh) + r.dot(Gr, Gr);
+  if (gg == 0) return 0;
+  const double t0 = MPI_Wtime();
+  // Preconditioner: the head's exact block (Cholesky) when it is small enough, else its
+  // block-Jacobi; the residuals' block-Jacobi.
+  const std::uint64_t n = h.data_->dim * J;
+  const bool chol = n <= h.cfg_.cholesky_max;
+  Eigen::LLT<Eigen::MatrixXd> llt;
+  std::vector<double> Lh;
+  if (chol)
+    llt.compute(h.hessian(d.H));
+  else
+    Lh = h.block_jacobi(d.H);
+  const std::vector<double> Lr = r.block_jacobi(d.H);
+  auto precondition = [&](const std::vector<double>& rh, const std::vector<double>& rr,
+                          std::vector<double>& zh, std::vector<double>& zr) {
+    if (chol && llt.info() == Eigen::Success) {
+      zh.resize(rh.size());
+      Eigen::Map<Eigen::VectorXd>(zh.data(), static_cast<Eigen::Index>(zh.size())) = llt.solve(
+          Eigen::Map<const Eigen::VectorXd>(rh.data(), static_cast<Eigen::Index>(rh.size())));
+    } else if (chol) {
+      zh = rh;  // not expected (the block is positive definite)
+    } else {
+      apply_block_jacobi(Lh, J, rh, zh);
+    }
+    apply_block_jacobi(Lr, J, rr, zr);
+  };
+  // The joint Hessian product: a = A_W vh + A_D vr, w = (H_p + mu_z I) a_p, then A_W^T w +
+  // mu_w vh and A_D^T w + mu_r vr (the residuals' fixed rows masked).
+  auto hessian_times = [&](const std::vector<double>& vh, const std::vector<double>& vr,
+                           std::vector<double>& oh, std::vector<double>& orr) {
+    std::vector<double> a, ar;
+    h.apply(vh, a);
+    r.apply(vr, ar);
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] += ar[i];
+    std::vector<double> w(a.size());
+    for (std::uint64_t c = 0; c < h.nc_; ++c) {
+      const Eigen::Map<const Eigen::MatrixXd> Hc(d.H.data() + c * JJ, J, J);
+      const Eigen::Map<const Eigen::VectorXd> ac(a.data() + c * J, J);
+      Eigen::Map<Eigen::VectorXd>(w.data() + c * J, J).noalias() = Hc * ac + h.cfg_.mu_z * ac;
+    }
+    oh = h.adjoint(w);
+    orr = r.adjoint(w);
+    for (std::size_t i = 0; i < oh.size(); ++i) oh[i] += h.cfg_.mu_w * vh[i];
+    for (std::size_t i = 0; i < orr.size(); ++i) orr[i] += r.cfg_.mu_w * vr[i];
+    r.mask(orr);
+  };
+  std::vector<double> Dh(Gh.size(), 0.0), Dr(Gr.size(), 0.0), rh(Gh.size()), rr(Gr.size());
+  for (std::size_t i = 0; i < rh.size(); ++i) rh[i] = -Gh[i];
+  for (std::size_t i = 0; i < rr.size(); ++i) rr[i] = -Gr[i];
+  std::vector<double> zh, zr, Hh, Hr;
+  precondition(rh, rr, zh, zr);
+  std::vector<double> ph = zh, pr = zr;
+  double rz = h.dot(rh, zh) + r.dot(rr, zr);
+  const ItemConfig& cfg = h.cfg_;
+  const double eta =
+      cfg.cg_tol > 0 ? cfg.cg_tol : std::min(cfg.cg_forcing, std::sqrt(std::sqrt(gg)));
+  double res = gg;
+  int iterations = 0;
+  for (int it = 0; it < cfg.cg_max_iterations; ++it) {
+    if (res <= eta * eta * gg) break;
+    hessian_times(ph, pr, Hh, Hr);
+    const double pHp = h.dot(ph, Hh) + r.dot(pr, Hr);
+    if (!(pHp > 0)) break;
+    const double alpha = rz / pHp;
+    for (std::size_t i = 0; i < Dh.size(); ++i) {
+      Dh[i] += alpha * ph[i];
+      rh[i] -= alpha * Hh[i];
+    }
+    for (std::size_t i = 0; i < Dr.size(); ++i) {
+      Dr[i] += alpha * pr[i];
+      rr[i] -= alpha * Hr[i];
+    }
+    precondition(rh, rr, zh, zr);
+    const double rz_new = h.dot(rh, zh) + r.dot(rr, zr);
+    const double beta = rz_new / rz;
+    rz = rz_new;
+    for (std::size_t i = 0; i < ph.size(); ++i) ph[i] = zh[i] + beta * ph[i];
+    for (std::size_t i = 0; i < pr.size(); ++i) pr[i] = zr[i] + beta * pr[i];
+    res = h.dot(rh, rh) + r.dot(rr, rr);
+    iterations = it + 1;
+  }
+  // The replicated head's direction: rank 0's, so that the head stays bitwise one.
+  mpi::broadcast(h.comm_, std::span<double>(Dh));
+  h.last_solver_ = chol ? "cg (cholesky-preconditioned)" : "cg";
+  h.last_cg_ = r.last_cg_ = iterations;
+  log::info(h.comm_,
+            "items embeddings + residual: joint Newton-CG {} iterations (target relative "
+            "residual {:.2g}, head block {}), {:.3f} s",
+            iterations, eta, chol ? "by Cholesky" : "block-Jacobi", MPI_Wtime() - t0);
+  const double gd = h.dot(Gh, Dh) + r.dot(Gr, Dr);
+  if (!(gd < 0)) return 0;
+  std::vector<double> V, Vr;
+  h.apply(Dh, V);
+  r.apply(Dr, Vr);
+  for (std::size_t i = 0; i < V.size(); ++i) V[i] += Vr[i];
+  double zv = 0, vv = 0;
+  for (std::size_t i = 0; i < V.size(); ++i) {
+    zv += Z[i] * V[i];
+    vv += V[i] * V[i];
+  }
+  // The theta regularizations' change at step t: sum over the blocks of mu t (theta.D + t/2 |D|^2).
+  const double mh = h.cfg_.mu_w, mr = r.cfg_.mu_w;
+  const double td = mh * h.dot(h.theta_, Dh) + mr * r.dot(r.theta_, Dr);
+  const double dd = mh * h.dot(Dh, Dh) + mr * r.dot(Dr, Dr);
+  constexpr int kPerRound = 2;
+  double taken = 0;
+  for (int l0 = 0; l0 < kLadder && taken == 0; l0 += kPerRound) {
+    const int nl = std::min(kPerRound, kLadder - l0);
+    double steps[kPerRound] = {0, 0}, ch[kPerRound] = {0, 0};
+    for (int l = 0; l < nl; ++l) steps[l] = ladder_step(l0 + l);
+    change(V, std::span<const double>(steps, nl), std::span<double>(ch, nl), l0 == 0);
+    for (int l = 0; l < nl; ++l) ch[l] += cfg.mu_z * steps[l] * (zv + 0.5 * steps[l] * vv);
+    mpi::allreduce(h.comm_, std::span<double>(ch, nl), MPI_SUM);
+    for (int l = 0; l < nl; ++l) {
+      const double t = steps[l];
+      if (ch[l] + t * (td + 0.5 * t * dd) <= kArmijo * t * gd) {
+        taken = t;
+        h.last_measured_ = r.last_measured_ = l0 == 0 && l == 0;
+        break;
+      }
+    }
+  }
+  if (taken == 0) return 0;
+  for (std::size_t i = 0; i < h.theta_.size(); ++i) h.theta_[i] += taken * Dh[i];
+  for (std::size_t i = 0; i < r.theta_.size(); ++i) r.theta_[i] += taken * Dr[i];
+  for (std::size_t i = 0; i < Z.size(); ++i) Z[i] += taken * V[i];
+  return taken;
+}
+
 double ItemModel::gradient_norm2_share(const std::vector<double>& Z,
                                        const std::vector<double>& g) const {
   const std::vector<double> G = gradient(Z, g);

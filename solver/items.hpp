@@ -117,6 +117,14 @@ class ItemModel {
   // One damped Newton step of theta at Z = A theta; updates theta and Z. Returns the step
   // length (0: none decreased F). Collective.
   double newton_step(std::vector<double>& Z, const ComparisonDerivs& d, const LabelChange& change);
+  // --residual: one damped Newton step of theta = (W, D) together, the head `head`
+  // (embeddings) and the residuals `resid` (responses kind on the same data), at Z = A_W W +
+  // A_D D; updates both and Z. The direction by Newton-CG on the joint Hessian, preconditioned
+  // by the head's explicit Hessian block (Cholesky, d J <= cholesky_max) or its block-Jacobi,
+  // and the residuals' block-Jacobi; the Armijo ladder on the joint objective. Returns the step
+  // length (0: none decreased F). Collective.
+  static double joint_newton_step(ItemModel& head, ItemModel& resid, std::vector<double>& Z,
+                                  const ComparisonDerivs& d, const LabelChange& change);
 
   // Pieces, exposed for tests. Vectors in theta's local layout (params()).
   // The gradient A^T (g + mu_z Z) + mu_w theta. Collective.

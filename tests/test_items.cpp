@@ -411,13 +411,13 @@ Matrix stacked(const Matrix& W, const Matrix& D) {
   T << W, D;
   return T;
 }
-// The dense optimum of F + (mu_r - mu_w)/2 |D|^2 in theta = [W; D] on [E | I], by Newton's
-// method with the Hessian written out (Dense::optimum with the residuals' own ridge).
-Matrix residual_optimum(const Dense& pb, double mu_r) {
+// The dense Newton step of F + (mu_r - mu_w)/2 |D|^2 in theta = T = [W; D] on [E | I], the
+// Hessian written out (as Dense::optimum, with the residuals' own ridge); a zero matrix at a
+// gradient below 1e-14.
+Matrix residual_newton_step(const Dense& pb, const Matrix& T, double mu_r) {
   const Matrix Ea = augmented(pb);
   const int n = static_cast<int>(Ea.cols()), J = pb.J;
-  Matrix T = Matrix::Zero(n, J);
-  for (int it = 0; it < 100; ++it) {
+  {
     const Matrix Zm = pb.Z(T, Ea);
     Matrix H = pb.mu_w * Matrix::Identity(n * J, n * J);
     H.bottomRightCorner(pb.R * J, pb.R * J).diagonal().array() += mu_r - pb.mu_w;
@@ -434,11 +434,20 @@ Matrix residual_optimum(const Dense& pb, double mu_r) {
     Matrix G = pb.grad(T, Ea);
     G.bottomRows(pb.R) += (mu_r - pb.mu_w) * T.bottomRows(pb.R);
     const Vector g = Eigen::Map<const Vector>(RowMajor(G).data(), n * J);
-    if (g.norm() < 1e-14) break;
+    if (g.norm() < 1e-14) return Matrix::Zero(n, J);
     const Vector step = H.llt().solve(-g);
-    RowMajor Tr = T;
-    Eigen::Map<Vector>(Tr.data(), n * J) += step;
-    T = Tr;
+    RowMajor S(n, J);
+    Eigen::Map<Vector>(S.data(), n * J) = step;
+    return S;
+  }
+}
+// The dense optimum by Newton's method.
+Matrix residual_optimum(const Dense& pb, double mu_r) {
+  Matrix T = Matrix::Zero(pb.d + pb.R, pb.J);
+  for (int it = 0; it < 100; ++it) {
+    const Matrix S = residual_newton_step(pb, T, mu_r);
+    if (S.isZero(0)) break;
+    T += S;
   }
   return T;
 }
@@ -507,40 +516,86 @@ TEST(Items, ResidualGradientAndHessianMatchFiniteDifferences) {
     EXPECT_NEAR(Hv[k], hd[k], 1e-6 * (1 + std::abs(hd[k]))) << k;
 }
 
-TEST(Items, FitResidualReachesTheAugmentedHeadOptimumAtFixedUsers) {
-  // The alternation head step / residual step at fixed users (max_sweeps 0) converges to the
-  // joint optimum: the head on [E | I] with the residuals' ridge, by the dense Newton reference.
-  // (Block coordinate descent converges linearly, at a rate set by how much W and D can trade:
-  // with mu_residual = mu_w nearly freely, and 400 steps leave 1e-3 in W; at mu_residual = 1,
-  // 20 times mu_w, the error shrinks about 60-fold per 50 steps: 1e-4 after 50, 2e-6 after
-  // 100, below 1e-8 after 200.)
+TEST(Items, JointResidualNewtonStepIsTheDenseNewtonStep) {
+  // One joint step of (W, D) with an exact CG (cg_tol 1e-12) from a random point is the dense
+  // Newton step of the head on [E | I] with the residuals' ridge: the joint Hessian's cross
+  // terms included. With the head block by Cholesky and by block-Jacobi.
   auto world = mpi::Comm::world();
-  Dense pb(12, 3, 2);
-  FitConfig cfg;
-  cfg.J = pb.J;
-  cfg.mu_z = pb.mu_z;
-  cfg.prior = UserPrior::kRidge;
-  cfg.max_sweeps = 0;
-  cfg.item.mu_w = pb.mu_w;
-  cfg.item.residual = true;
-  cfg.item.mu_residual = 1.0;
-  cfg.item.cg_tol = 1e-12;
-  cfg.item.cg_max_iterations = 2000;
-  cfg.item_init_steps = 200;
-  cfg.init_scale = 1.0;
-  cfg.items = item_data(world, pb, Items::kEmbeddings, pb.E);
-  const DistFit f = run_fit(world, as_problem(pb), cfg);
-  pb.U = as_matrix(f.U, pb.J);
+  const Dense pb(14, 3, 2);
+  const double mu_r = 2.5;
   const Matrix Ea = augmented(pb);
-  const Matrix Tstar = residual_optimum(pb, 1.0);
-  EXPECT_LT((as_matrix(f.Z, pb.J) - pb.Z(Tstar, Ea)).cwiseAbs().maxCoeff(), 1e-8);
-  const std::vector<double> W = allgather_rows(world, f.res.item_params);
-  const std::vector<double> D = allgather_rows(world, f.res.residual_params);
-  ASSERT_EQ(W.size(), static_cast<std::size_t>(pb.d * pb.J));
-  ASSERT_EQ(D.size(), static_cast<std::size_t>(pb.R * pb.J));
-  EXPECT_LT((as_matrix(W, pb.J) - Tstar.topRows(pb.d)).cwiseAbs().maxCoeff(), 1e-8);
-  EXPECT_LT((as_matrix(D, pb.J) - Tstar.bottomRows(pb.R)).cwiseAbs().maxCoeff(), 1e-8);
-  EXPECT_GT(Tstar.bottomRows(pb.R).norm(), 0.1);  // the residuals are not trivially 0
+  const Partition comps = Partition::uniform(static_cast<std::uint64_t>(pb.M), world.size());
+  const std::uint64_t c0 = comps.begin(world.rank()), nc = comps.count(world.rank());
+  const auto data = item_data(world, pb, Items::kEmbeddings, pb.E);
+  for (bool cholesky : {true, false}) {
+    ItemConfig hc = item_config(pb);
+    if (!cholesky) hc.cholesky_max = 0;
+    ItemConfig rc = hc;
+    rc.mu_w = mu_r;
+    ItemModel head(world, data, comps, hc);
+    ItemModel resid(world, data, comps, rc, Items::kResponses);
+    std::mt19937 gen(15);
+    std::normal_distribution<double> normal(0.0, 0.3);
+    Matrix W(pb.d, pb.J), D(pb.R, pb.J);
+    for (auto* m : {&W, &D})
+      for (Eigen::Index k = 0; k < m->size(); ++k) m->data()[k] = normal(gen);
+    head.params() = rows_of(W);
+    ASSERT_TRUE(resid.set_all_params(rows_of(D)));
+    std::vector<double> Z;
+    head.comparisons(Z);
+    resid.add_comparisons(Z);
+    const Matrix T = stacked(W, D);
+    const Matrix Zd = pb.Z(T, Ea);
+    const double t =
+        ItemModel::joint_newton_step(head, resid, Z, pb.derivs(Zd, c0, nc), pb.change(Zd, c0, nc));
+    ASSERT_EQ(t, 1.0) << "cholesky " << cholesky;
+    const Matrix ref = T + residual_newton_step(pb, T, mu_r);
+    const Matrix got = stacked(as_matrix(head.params(), pb.J), as_matrix(resid.all_params(), pb.J));
+    EXPECT_LT((got - ref).cwiseAbs().maxCoeff(), 1e-9) << "cholesky " << cholesky << "\n"
+                                                       << got << "\nvs\n"
+                                                       << ref;
+    EXPECT_GT((ref - T).norm(), 0.01);
+    const Matrix Zn = pb.Z(ref, Ea);
+    for (std::uint64_t c = 0; c < nc; ++c)
+      for (int j = 0; j < pb.J; ++j) EXPECT_NEAR(Z[c * pb.J + j], Zn(c0 + c, j), 1e-9);
+  }
+}
+
+TEST(Items, FitResidualReachesTheAugmentedHeadOptimumAtFixedUsers) {
+  // The joint Newton steps of (W, D) at fixed users (max_sweeps 0) converge to the joint
+  // optimum: the head on [E | I] with the residuals' ridge, by the dense Newton reference;
+  // also with mu_residual = mu_w, where W and D trade almost freely (alternating steps of W
+  // and of D, tried first, left 1e-3 in W there after 400 steps).
+  auto world = mpi::Comm::world();
+  for (const double mu_r : {0.05, 1.0}) {
+    Dense pb(12, 3, 2);
+    FitConfig cfg;
+    cfg.J = pb.J;
+    cfg.mu_z = pb.mu_z;
+    cfg.prior = UserPrior::kRidge;
+    cfg.max_sweeps = 0;
+    cfg.item.mu_w = pb.mu_w;
+    cfg.item.residual = true;
+    cfg.item.mu_residual = mu_r;
+    cfg.item.cg_tol = 1e-12;
+    cfg.item.cg_max_iterations = 2000;
+    cfg.item_init_steps = 30;
+    cfg.init_scale = 1.0;
+    cfg.items = item_data(world, pb, Items::kEmbeddings, pb.E);
+    const DistFit f = run_fit(world, as_problem(pb), cfg);
+    pb.U = as_matrix(f.U, pb.J);
+    const Matrix Ea = augmented(pb);
+    ASSERT_EQ(pb.mu_w, 0.05);
+    const Matrix Tstar = residual_optimum(pb, mu_r);
+    EXPECT_LT((as_matrix(f.Z, pb.J) - pb.Z(Tstar, Ea)).cwiseAbs().maxCoeff(), 1e-8);
+    const std::vector<double> W = allgather_rows(world, f.res.item_params);
+    const std::vector<double> D = allgather_rows(world, f.res.residual_params);
+    ASSERT_EQ(W.size(), static_cast<std::size_t>(pb.d * pb.J));
+    ASSERT_EQ(D.size(), static_cast<std::size_t>(pb.R * pb.J));
+    EXPECT_LT((as_matrix(W, pb.J) - Tstar.topRows(pb.d)).cwiseAbs().maxCoeff(), 1e-8);
+    EXPECT_LT((as_matrix(D, pb.J) - Tstar.bottomRows(pb.R)).cwiseAbs().maxCoeff(), 1e-8);
+    EXPECT_GT(Tstar.bottomRows(pb.R).norm(), 0.1);  // the residuals are not trivially 0
+  }
 }
 
 TEST(Items, HugeResidualRidgeIsThePlainHeadFit) {
