@@ -11,7 +11,8 @@ namespace pref::io {
 
 void write_model(const std::string& path, const mpi::Comm& comm, const ModelHeader& header,
                  const Partition& users, const std::vector<double>& U, const Partition& comparisons,
-                 const std::vector<double>& Z, const ModelItems* items) {
+                 const std::vector<double>& Z, const ModelItems* items,
+                 const ModelItems* residual) {
   h5::Handle f;
   mpi::agree(comm, [&] { f = h5::create_file(path, comm); });
   const std::string what = path;
@@ -50,6 +51,9 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
   if (items)
     write_factor_rows(h, items->dataset, items->rows.size(), header.rank, items->rows, items->local,
                       comm, what);
+  if (residual)
+    write_factor_rows(h, residual->dataset, residual->rows.size(), header.rank, residual->rows,
+                      residual->local, comm, what);
   if (!header.prior_mean.empty()) {
     h5::Handle g = h5::create_group(h, "prior", what);
     h5::write_string_attribute(g.get(), "kind", "population", what);

@@ -9,6 +9,8 @@
 //   /prior/mean          (fit --prior population) J float64: the population mean m
 //   /response_factors    (fit --items responses) responses x rank float64: phi_r
 //   /embedding_head      (fit --items embeddings) d x rank float64: W, phi_r = W^T e_r
+//   /embedding_residual  (fit --items embeddings --residual) responses x rank float64: d_r,
+//                        phi_r = W^T e_r + d_r for the fit's responses
 //   /prior/covariance    J x J float64: the population covariance Sigma; the group's attributes
 //                        kind = "population" and users (the users it was estimated from)
 #include <cstdint>
@@ -47,7 +49,8 @@ struct ModelItems {
 // Writes the model collectively; U and Z hold this rank's rows of the given partitions.
 void write_model(const std::string& path, const mpi::Comm& comm, const ModelHeader& header,
                  const Partition& users, const std::vector<double>& U, const Partition& comparisons,
-                 const std::vector<double>& Z, const ModelItems* items = nullptr);
+                 const std::vector<double>& Z, const ModelItems* items = nullptr,
+                 const ModelItems* residual = nullptr);
 
 struct ModelFile {
   ModelHeader header;

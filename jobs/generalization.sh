@@ -6,7 +6,10 @@
 # (fit --items embeddings) AUC on the held-out prompts (test) and in sample (validation: labels
 # held out, comparisons labelled by others), beside free comparisons (fit --items comparisons:
 # nothing to say about held-out prompts; in sample) and the true model. Prints a table, writes
-# generalization.json into the run directory. Usage:
+# generalization.json into the run directory. At the largest noise also the head with a free
+# residual per response (fit --items embeddings --residual, its default --mu-residual): in
+# sample the residuals can recover what the noisy embeddings lose; held-out responses have none
+# (the head alone). Usage:
 #
 #   bash jobs/generalization.sh
 #
@@ -44,6 +47,11 @@ for noise in "${NOISES[@]}"; do
     --items embeddings --out "$model"
   rows+=("$noise $(auc "$data" test --model "$model") $(auc "$data" validation --model "$model")")
 done
+noise="${NOISES[${#NOISES[@]} - 1]}"
+data="$RUN_DIR/data_$noise.h5" model="$RUN_DIR/residual_$noise.h5"
+[ -f "$model" ] || pref_mpirun "$RANKS" "$PREF_BIN" fit --data "$data" --rank 7 \
+  --items embeddings --residual --out "$model"
+residual_row="$noise $(auc "$data" test --model "$model") $(auc "$data" validation --model "$model")"
 data="$RUN_DIR/data_${NOISES[0]}.h5" free="$RUN_DIR/comparisons.h5"
 [ -f "$free" ] || pref_mpirun "$RANKS" "$PREF_BIN" fit --data "$data" --rank 7 --out "$free"
 free_test=$(auc "$data" test --model "$free") free_val=$(auc "$data" validation --model "$free")
@@ -51,11 +59,14 @@ truth_test=$(auc "$data" test --reference truth) truth_val=$(auc "$data" validat
 printf '%s\n' "${rows[@]}" | /usr/bin/python3 -c '
 import json, sys
 ft, fv, tt, tv, out = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+res = dict(zip(["noise", "head_test", "head_validation"], map(float, sys.argv[6].split())))
 rows = [dict(zip(["noise", "head_test", "head_validation"], map(float, l.split()))) for l in sys.stdin if l.strip()]
 print("| embedding noise | head: held-out prompts (test) | head: in sample (validation) | free comparisons in sample | true model (test / validation) |")
 print("|---|---|---|---|---|")
 for r in rows:
     print("| %g | %.4f | %.4f | %.4f | %.4f / %.4f |" % (r["noise"], r["head_test"], r["head_validation"], fv, tt, tv))
+print("| %g, head + residual (--residual) | %.4f | %.4f | %.4f | %.4f / %.4f |" % (res["noise"], res["head_test"], res["head_validation"], fv, tt, tv))
 print("free comparisons on the held-out prompts (test): %.4f" % ft)
-json.dump({"rows": rows, "comparisons": {"test": ft, "validation": fv}, "truth": {"test": tt, "validation": tv}}, open(out, "w"), indent=1)
-' "$free_test" "$free_val" "$truth_test" "$truth_val" "$RUN_DIR/generalization.json"
+json.dump({"rows": rows, "residual": res, "comparisons": {"test": ft, "validation": fv}, "truth": {"test": tt, "validation": tv}}, open(out, "w"), indent=1)
+' "$free_test" "$free_val" "$truth_test" "$truth_val" "$RUN_DIR/generalization.json" \
+  "$residual_row"

@@ -165,6 +165,12 @@ class Fitter {
       ic.J = J_;
       ic.mu_z = cfg.mu_z;
       items_.emplace(comm, cfg.items, parts_.comparisons, ic);
+      if (ic.residual && cfg.items->kind == Items::kEmbeddings) {
+        // --residual: d_r per response, a responses model on the same data (ridge mu_residual).
+        ItemConfig rc = ic;
+        rc.mu_w = ic.mu_residual;
+        residual_.emplace(comm, cfg.items, parts_.comparisons, rc, Items::kResponses);
+      }
     }
     if (exchange_ == Exchange::kShip) {
       comps_ = localize(std::move(train.by_comparison), uplan_);
@@ -172,6 +178,13 @@ class Fitter {
       train.by_comparison = Csr{};
       uplan_ = GhostPlan();
       ghost_comps_ = transpose(users_, zplan_.ghosts());
+    }
+    if (residual_) {
+      // Residuals only for responses in a comparison with training labels (ItemModel::
+      // fix_unlabelled): the others, held-out prompts' responses, are the head's alone.
+      std::vector<char> labelled(comps_.rows());
+      for (std::size_t c = 0; c < labelled.size(); ++c) labelled[c] = !comps_.idx_of(c).empty();
+      residual_->fix_unlabelled(labelled);
     }
   }
 
@@ -338,6 +351,7 @@ class Fitter {
     rotate_rows(f_.U.data(), f_.U.size() / J);
     rotate_rows(f_.Z.data(), f_.Z.size() / J);
     if (items_) items_->rotate(Q);
+    if (residual_) residual_->rotate(Q);
     rotate_rows(zghost_.data(), zghost_.size() / J);
     if (u_prev_) rotate_rows(u_prev_->data(), u_prev_->size() / J);
     if (z_prev_) rotate_rows(z_prev_->data(), z_prev_->size() / J);
@@ -357,13 +371,14 @@ class Fitter {
   void item_half_step(int steps) {
     refresh_ughost();
     comparisons_measured_ = false;
+    const LabelChange change = [&](const std::vector<double>& V, std::span<const double> steps_,
+                                   std::span<double> ch,
+                                   bool measure) { label_change(V, steps_, ch, measure); };
     for (int s = 0; s < steps; ++s) {
-      const ComparisonDerivs d = comparison_derivs();
-      const double t =
-          items_->newton_step(f_.Z, d,
-                              [&](const std::vector<double>& V, std::span<const double> steps_,
-                                  std::span<double> change,
-                                  bool measure) { label_change(V, steps_, change, measure); });
+      // --residual: one Newton step of the head and the residuals together.
+      const double t = residual_ ? ItemModel::joint_newton_step(*items_, *residual_, f_.Z,
+                                                                comparison_derivs(), change)
+                                 : items_->newton_step(f_.Z, comparison_derivs(), change);
       // The line search's pass measured the labels at the step taken: evaluate() uses it.
       comparisons_measured_ = items_->last_measured();
       if (t == 0) break;
@@ -432,6 +447,7 @@ class Fitter {
   void init_items(int steps) {
     if (!items_) return;
     items_->comparisons(f_.Z);
+    if (residual_) residual_->add_comparisons(f_.Z);
     item_half_step(steps);
   }
   Partition item_rows() const {
@@ -442,16 +458,36 @@ class Fitter {
   }
   // All of theta on every rank (a checkpoint's), and its restore (a resume). Collective.
   std::vector<double> all_item_params() const {
-    return items_ ? items_->all_params() : std::vector<double>();
+    std::vector<double> all = items_ ? items_->all_params() : std::vector<double>();
+    if (residual_) {
+      const std::vector<double> r = residual_->all_params();
+      all.insert(all.end(), r.begin(), r.end());
+    }
+    return all;
+  }
+  Partition residual_rows() const {
+    return residual_ ? residual_->param_rows() : Partition();
+  }
+  std::vector<double> residual_params() const {
+    return residual_ ? residual_->owned_params() : std::vector<double>();
   }
   void restore_items(const std::optional<std::vector<double>>& all) {
     if (!items_) return;
     mpi::agree(comm_, [&] {
-      if (!all || !items_->set_all_params(*all))
+      // With --residual: the head's values, then the residuals'.
+      const std::size_t nh = items_->all_params().size();
+      const std::size_t nr = residual_ ? residual_->all_params().size() : 0;
+      bool ok = all && all->size() == nh + nr;
+      if (ok) {
+        const auto mid = all->begin() + static_cast<std::ptrdiff_t>(nh);
+        ok = items_->set_all_params(std::vector<double>(all->begin(), mid)) &&
+             (!residual_ || residual_->set_all_params(std::vector<double>(mid, all->end())));
+      }
+      if (!ok)
         throw InputError(fmt::format(
-            "the checkpoint holds {} of the item parameters (--items {}: {} values expected)",
+            "the checkpoint holds {} of the item parameters (--items {}{}: {} values expected)",
             all ? fmt::format("{} values", all->size()) : std::string("none"),
-            items_name(items_->kind()), items_->all_params().size()));
+            items_name(items_->kind()), residual_ ? " --residual" : "", nh + nr));
     });
   }
 
@@ -649,6 +685,7 @@ class Fitter {
     if (measured && items_) {
       // The line search's pass measured the labels at this Z (label_change).
       item_grad_share_ = items_->gradient_norm2_share(f_.Z, end_g_);
+      if (residual_) item_grad_share_ += residual_->gradient_norm2_share(f_.Z, end_g_);
     } else if (measured) {
       gz = end_gz_;
     } else if (items_) {
@@ -662,6 +699,7 @@ class Fitter {
         std::copy(ws.g.data(), ws.g.data() + J_, g.data() + c * J_);
       });
       item_grad_share_ = items_->gradient_norm2_share(f_.Z, g);
+      if (residual_) item_grad_share_ += residual_->gradient_norm2_share(f_.Z, g);
     } else if (exchange_ == Exchange::kShip) {
       refresh_ughost();
       parallel_rows(nc, [&](std::size_t c, RowWorkspace& ws) {
@@ -687,7 +725,9 @@ class Fitter {
                     .squaredNorm();
     }
     // loss, users' regularization, |Z|^2, |grad|^2, the item parameters' regularization
-    double sums[5] = {0, 0, 0, item_grad_share_, items_ ? items_->regularization_share() : 0.0};
+    double sums[5] = {0, 0, 0, item_grad_share_,
+                      (items_ ? items_->regularization_share() : 0.0) +
+                          (residual_ ? residual_->regularization_share() : 0.0)};
     item_grad_share_ = 0;
     for (std::size_t r = 0; r < nu; ++r) {
       sums[0] += loss[r];
@@ -761,7 +801,8 @@ class Fitter {
   MetricsAccumulator val_acc_;
   std::optional<std::vector<double>> u_prev_, z_prev_;  // extrapolation: see extrapolate_users
   std::optional<ItemModel> items_;                      // FitConfig::items responses or embeddings
-  double item_grad_share_ = 0;  // evaluate(): this rank's share of |gradient in theta|^2
+  std::optional<ItemModel> residual_;  // --residual: d_r per response (kind responses)
+  double item_grad_share_ = 0;         // evaluate(): this rank's share of |gradient in theta|^2
   bool ughost_fresh_ = false;
   std::uint64_t bytes_ = 0;
   double cost_ship_ = 0, cost_reduce_ = 0, bytes_ship_ = 0, bytes_reduce_ = 0;
@@ -826,6 +867,8 @@ FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatri
     if (fitter.prior()) res.prior = *fitter.prior();
     res.item_rows = fitter.item_rows();
     res.item_params = fitter.item_params();
+    res.residual_rows = fitter.residual_rows();
+    res.residual_params = fitter.residual_params();
     res.factors = fitter.take_factors();
     const auto& h = res.history;
     if (!res.stopped && h.size() > 1 && h.front().validation && h.back().validation &&

@@ -94,6 +94,9 @@ struct FitResult {
   // With an item model: theta's rows (ItemModel::param_rows) and this rank's share of them.
   Partition item_rows;
   std::vector<double> item_params;
+  // With --residual (ItemConfig::residual): the residuals' rows (by response) and this rank's.
+  Partition residual_rows;
+  std::vector<double> residual_params;
 };
 
 // The extrapolation's factor and its adaptation (FitConfig::extrapolate; Ang and Gillis 2019,
@@ -124,7 +127,8 @@ struct FitStart {
   ExtrapolationState extrapolation;
   // With the population prior: the prior of the state (required then).
   std::optional<PopulationPrior> prior;
-  // With an item model: all of theta (ItemModel::all_params; required then).
+  // With an item model: all of theta (ItemModel::all_params; required then); with --residual
+  // the head's d x J values followed by the residuals' R x J.
   std::optional<std::vector<double>> item_params;
 };
 
@@ -143,7 +147,8 @@ struct FitState {
   const std::vector<double>* z_prev = nullptr;
   ExtrapolationState extrapolation;
   const PopulationPrior* prior = nullptr;  // with the population prior: the state's prior
-  // With an item model: all of theta (ItemModel::all_params, every rank the same).
+  // With an item model: all of theta (ItemModel::all_params, every rank the same); with
+  // --residual the head's values followed by the residuals'.
   const std::vector<double>* item_params = nullptr;
 };
 

@@ -60,7 +60,11 @@ ItemData load_item_data(const io::LabelFile& file, Items kind, const mpi::Comm& 
 
 ItemModel::ItemModel(const mpi::Comm& comm, std::shared_ptr<const ItemData> data,
                      const Partition& comparisons, const ItemConfig& cfg)
-    : comm_(comm), data_(std::move(data)), cfg_(cfg), J_(cfg.J) {
+    : ItemModel(comm, data, comparisons, cfg, data->kind) {}
+
+ItemModel::ItemModel(const mpi::Comm& comm, std::shared_ptr<const ItemData> data,
+                     const Partition& comparisons, const ItemConfig& cfg, Items kind)
+    : comm_(comm), data_(std::move(data)), kind_(kind), cfg_(cfg), J_(cfg.J) {
   const int me = comm.rank();
   c0_ = comparisons.begin(me);
   nc_ = comparisons.count(me);
@@ -70,7 +74,7 @@ ItemModel::ItemModel(const mpi::Comm& comm, std::shared_ptr<const ItemData> data
     need.push_back(data_->first[c0_ + c]);
     need.push_back(data_->second[c0_ + c]);
   }
-  const Partition owners = data_->kind == Items::kEmbeddings
+  const Partition owners = kind_ == Items::kEmbeddings
                                ? data_->response_rows
                                : Partition::uniform(data_->responses, comm.size());
   plan_ = GhostPlan(comm, IdSet({std::span<const std::uint32_t>(need)}), owners);
@@ -80,7 +84,7 @@ ItemModel::ItemModel(const mpi::Comm& comm, std::shared_ptr<const ItemData> data
     ia_[c] = plan_.index_of(data_->first[c0_ + c]);
     ib_[c] = plan_.index_of(data_->second[c0_ + c]);
   }
-  if (data_->kind == Items::kEmbeddings) {
+  if (kind_ == Items::kEmbeddings) {
     const std::uint64_t d = data_->dim;
     plan_.fetch(comm, data_->embedding, static_cast<int>(d), emb_ghost_);
     std::vector<GlobalId> bounds(comm.size() + 1, d);
@@ -94,12 +98,12 @@ ItemModel::ItemModel(const mpi::Comm& comm, std::shared_ptr<const ItemData> data
 }
 
 std::vector<double> ItemModel::owned_params() const {
-  if (data_->kind == Items::kEmbeddings && comm_.rank() != 0) return {};
+  if (kind_ == Items::kEmbeddings && comm_.rank() != 0) return {};
   return theta_;
 }
 
 std::vector<double> ItemModel::all_params() const {
-  if (data_->kind == Items::kEmbeddings) return theta_;  // replicated
+  if (kind_ == Items::kEmbeddings) return theta_;  // replicated
   const int n = comm_.size();
   std::vector<int> counts(n), displs(n);
   for (int r = 0; r < n; ++r) {
@@ -113,9 +117,9 @@ std::vector<double> ItemModel::all_params() const {
 }
 
 bool ItemModel::set_all_params(const std::vector<double>& all) {
-  const std::size_t rows = data_->kind == Items::kEmbeddings ? data_->dim : rows_.size();
+  const std::size_t rows = kind_ == Items::kEmbeddings ? data_->dim : rows_.size();
   if (all.size() != rows * J_) return false;
-  if (data_->kind == Items::kEmbeddings) {
+  if (kind_ == Items::kEmbeddings) {
     theta_ = all;
   } else {
     const auto b = all.begin() + static_cast<std::ptrdiff_t>(rows_.begin(comm_.rank()) * J_);
@@ -154,7 +158,7 @@ void ItemModel::apply(const std::vector<double>& v, std::vector<double>& out) co
   out.assign(nc_ * J_, 0.0);
   std::vector<double> ghost;
   // Per response: the head's phi = W^T e (one matrix product), or Phi's rows fetched.
-  if (data_->kind == Items::kEmbeddings)
+  if (kind_ == Items::kEmbeddings)
     embed(v.data(), ghost);
   else
     plan_.fetch(comm_, v, J_, ghost);
@@ -177,7 +181,7 @@ std::vector<double> ItemModel::adjoint(const std::vector<double>& w) const {
       b[j] -= w[c * J_ + j];
     }
   }
-  if (data_->kind == Items::kEmbeddings) {
+  if (kind_ == Items::kEmbeddings) {
     std::vector<double> G(data_->dim * J_, 0.0);
     embed_adjoint(ghost, G.data());
     mpi::allreduce(comm_, std::span<double>(G), MPI_SUM);
@@ -192,11 +196,17 @@ void ItemModel::comparisons(std::vector<double>& Z) const {
   apply(theta_, Z);
 }
 
+void ItemModel::add_comparisons(std::vector<double>& Z) const {
+  std::vector<double> mine;
+  apply(theta_, mine);
+  for (std::size_t i = 0; i < Z.size(); ++i) Z[i] += mine[i];
+}
+
 double ItemModel::dot(const std::vector<double>& a, const std::vector<double>& b) const {
   double s = 0;
   for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
   // Replicated: rank 0's value, so that every decision taken on it is the same everywhere.
-  if (data_->kind == Items::kEmbeddings) return mpi::broadcast(comm_, s);
+  if (kind_ == Items::kEmbeddings) return mpi::broadcast(comm_, s);
   return mpi::allreduce_sum(comm_, s);
 }
 
@@ -206,7 +216,35 @@ std::vector<double> ItemModel::gradient(const std::vector<double>& Z,
   for (std::size_t i = 0; i < r.size(); ++i) r[i] = g[i] + cfg_.mu_z * Z[i];
   std::vector<double> G = adjoint(r);
   for (std::size_t i = 0; i < G.size(); ++i) G[i] += cfg_.mu_w * theta_[i];
+  mask(G);
   return G;
+}
+
+void ItemModel::mask(std::vector<double>& v) const {
+  // The fixed rows' gradient and Hessian products are 0: CG from 0 (with the block-diagonal
+  // preconditioner) then never moves them.
+  for (std::size_t r = 0; r < fixed_.size(); ++r)
+    if (fixed_[r])
+      std::fill(v.begin() + static_cast<std::ptrdiff_t>(r * J_),
+                v.begin() + static_cast<std::ptrdiff_t>((r + 1) * J_), 0.0);
+}
+
+void ItemModel::fix_unlabelled(std::span<const char> labelled) {
+  if (kind_ != Items::kResponses) throw Error("ItemModel::fix_unlabelled: responses kind only");
+  std::vector<double> ghost(plan_.ghosts(), 0.0), count(theta_.size() / J_, 0.0);
+  for (std::uint64_t c = 0; c < nc_; ++c)
+    if (labelled[c]) {
+      ghost[ia_[c]] += 1;
+      ghost[ib_[c]] += 1;
+    }
+  plan_.reduce(comm_, ghost, 1, count);
+  fixed_.assign(count.size(), 0);
+  for (std::size_t r = 0; r < count.size(); ++r) {
+    fixed_[r] = count[r] == 0;
+    if (fixed_[r])
+      std::fill(theta_.begin() + static_cast<std::ptrdiff_t>(r * J_),
+                theta_.begin() + static_cast<std::ptrdiff_t>((r + 1) * J_), 0.0);
+  }
 }
 
 std::vector<double> ItemModel::hessian_times(const std::vector<double>& H,
@@ -221,6 +259,7 @@ std::vector<double> ItemModel::hessian_times(const std::vector<double>& H,
   }
   std::vector<double> out = adjoint(w);
   for (std::size_t i = 0; i < out.size(); ++i) out[i] += cfg_.mu_w * v[i];
+  mask(out);
   return out;
 }
 
@@ -261,7 +300,7 @@ std::vector<double> ItemModel::block_jacobi(const std::vector<double>& H) const 
   const std::size_t JJ = std::size_t(J_) * J_;
   const std::size_t rows = theta_.size() / J_;
   std::vector<double> B(rows * JJ, 0.0);
-  if (data_->kind == Items::kEmbeddings) {
+  if (kind_ == Items::kEmbeddings) {
     // The blocks' lower triangles, T = J (J + 1) / 2 values each: Bt (T x d, column-major) =
     // sum over blocks of comparisons of (H + mu_z I) packed (T x nb) times X2^T (nb x d), X2
     // the squared embedding differences: one matrix product per block.
@@ -377,8 +416,8 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
   const std::vector<double> G = gradient(Z, d.g);
   if (dot(G, G) == 0) return 0;
   std::vector<double> D;
-  const std::uint64_t n = data_->kind == Items::kEmbeddings ? data_->dim * J_ : 0;
-  if (data_->kind == Items::kEmbeddings && n <= cfg_.cholesky_max) {
+  const std::uint64_t n = kind_ == Items::kEmbeddings ? data_->dim * J_ : 0;
+  if (kind_ == Items::kEmbeddings && n <= cfg_.cholesky_max) {
     last_solver_ = "cholesky";
     last_cg_ = 0;
     Eigen::MatrixXd H = hessian(d.H);
@@ -402,9 +441,9 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
     log::info(comm_,
               "items {}: Newton-CG {} iterations (target relative residual {:.2g}), {:.3f} s "
               "({:.3f} s CPU on rank 0, {:.3f} s of it the preconditioner)",
-              items_name(data_->kind), last_cg_, last_eta_, MPI_Wtime() - t0,
-              double(std::clock() - c0) / CLOCKS_PER_SEC, last_precondition_cpu_);
-    if (data_->kind == Items::kEmbeddings) mpi::broadcast(comm_, std::span<double>(D));
+              kind_ == data_->kind ? items_name(kind_) : "residual", last_cg_, last_eta_,
+              MPI_Wtime() - t0, double(std::clock() - c0) / CLOCKS_PER_SEC, last_precondition_cpu_);
+    if (kind_ == Items::kEmbeddings) mpi::broadcast(comm_, std::span<double>(D));
   }
   const double gd = dot(G, D);
   if (!(gd < 0)) return 0;
@@ -450,17 +489,169 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
   return taken;
 }
 
+namespace {
+// z = L^{-T} L^{-1} r per J x J block (the block-Jacobi factors of ItemModel::block_jacobi).
+void apply_block_jacobi(const std::vector<double>& L, int J, const std::vector<double>& r,
+                        std::vector<double>& z) {
+  const std::size_t JJ = std::size_t(J) * J;
+  z.resize(r.size());
+  for (std::size_t row = 0; row < r.size() / J; ++row) {
+    const Eigen::Map<const Eigen::MatrixXd> l(L.data() + row * JJ, J, J);
+    Eigen::Map<Eigen::VectorXd> zr(z.data() + row * J, J);
+    zr = Eigen::Map<const Eigen::VectorXd>(r.data() + row * J, J);
+    l.triangularView<Eigen::Lower>().solveInPlace(zr);
+    l.transpose().triangularView<Eigen::Upper>().solveInPlace(zr);
+  }
+}
+}  // namespace
+
+double ItemModel::joint_newton_step(ItemModel& h, ItemModel& r, std::vector<double>& Z,
+                                    const ComparisonDerivs& d, const LabelChange& change) {
+  h.last_measured_ = r.last_measured_ = false;
+  const int J = h.J_;
+  const std::size_t JJ = std::size_t(J) * J;
+  const std::vector<double> Gh = h.gradient(Z, d.g), Gr = r.gradient(Z, d.g);
+  const double gg = h.dot(Gh, Gh) + r.dot(Gr, Gr);
+  if (gg == 0) return 0;
+  const double t0 = MPI_Wtime();
+  // Preconditioner: the head's exact block (Cholesky) when it is small enough, else its
+  // block-Jacobi; the residuals' block-Jacobi.
+  const std::uint64_t n = h.data_->dim * J;
+  const bool chol = n <= h.cfg_.cholesky_max;
+  Eigen::LLT<Eigen::MatrixXd> llt;
+  std::vector<double> Lh;
+  if (chol)
+    llt.compute(h.hessian(d.H));
+  else
+    Lh = h.block_jacobi(d.H);
+  const std::vector<double> Lr = r.block_jacobi(d.H);
+  auto precondition = [&](const std::vector<double>& rh, const std::vector<double>& rr,
+                          std::vector<double>& zh, std::vector<double>& zr) {
+    if (chol && llt.info() == Eigen::Success) {
+      zh.resize(rh.size());
+      Eigen::Map<Eigen::VectorXd>(zh.data(), static_cast<Eigen::Index>(zh.size())) = llt.solve(
+          Eigen::Map<const Eigen::VectorXd>(rh.data(), static_cast<Eigen::Index>(rh.size())));
+    } else if (chol) {
+      zh = rh;  // not expected (the block is positive definite)
+    } else {
+      apply_block_jacobi(Lh, J, rh, zh);
+    }
+    apply_block_jacobi(Lr, J, rr, zr);
+  };
+  // The joint Hessian product: a = A_W vh + A_D vr, w = (H_p + mu_z I) a_p, then A_W^T w +
+  // mu_w vh and A_D^T w + mu_r vr (the residuals' fixed rows masked).
+  auto hessian_times = [&](const std::vector<double>& vh, const std::vector<double>& vr,
+                           std::vector<double>& oh, std::vector<double>& orr) {
+    std::vector<double> a, ar;
+    h.apply(vh, a);
+    r.apply(vr, ar);
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] += ar[i];
+    std::vector<double> w(a.size());
+    for (std::uint64_t c = 0; c < h.nc_; ++c) {
+      const Eigen::Map<const Eigen::MatrixXd> Hc(d.H.data() + c * JJ, J, J);
+      const Eigen::Map<const Eigen::VectorXd> ac(a.data() + c * J, J);
+      Eigen::Map<Eigen::VectorXd>(w.data() + c * J, J).noalias() = Hc * ac + h.cfg_.mu_z * ac;
+    }
+    oh = h.adjoint(w);
+    orr = r.adjoint(w);
+    for (std::size_t i = 0; i < oh.size(); ++i) oh[i] += h.cfg_.mu_w * vh[i];
+    for (std::size_t i = 0; i < orr.size(); ++i) orr[i] += r.cfg_.mu_w * vr[i];
+    r.mask(orr);
+  };
+  std::vector<double> Dh(Gh.size(), 0.0), Dr(Gr.size(), 0.0), rh(Gh.size()), rr(Gr.size());
+  for (std::size_t i = 0; i < rh.size(); ++i) rh[i] = -Gh[i];
+  for (std::size_t i = 0; i < rr.size(); ++i) rr[i] = -Gr[i];
+  std::vector<double> zh, zr, Hh, Hr;
+  precondition(rh, rr, zh, zr);
+  std::vector<double> ph = zh, pr = zr;
+  double rz = h.dot(rh, zh) + r.dot(rr, zr);
+  const ItemConfig& cfg = h.cfg_;
+  const double eta =
+      cfg.cg_tol > 0 ? cfg.cg_tol : std::min(cfg.cg_forcing, std::sqrt(std::sqrt(gg)));
+  double res = gg;
+  int iterations = 0;
+  for (int it = 0; it < cfg.cg_max_iterations; ++it) {
+    if (res <= eta * eta * gg) break;
+    hessian_times(ph, pr, Hh, Hr);
+    const double pHp = h.dot(ph, Hh) + r.dot(pr, Hr);
+    if (!(pHp > 0)) break;
+    const double alpha = rz / pHp;
+    for (std::size_t i = 0; i < Dh.size(); ++i) {
+      Dh[i] += alpha * ph[i];
+      rh[i] -= alpha * Hh[i];
+    }
+    for (std::size_t i = 0; i < Dr.size(); ++i) {
+      Dr[i] += alpha * pr[i];
+      rr[i] -= alpha * Hr[i];
+    }
+    precondition(rh, rr, zh, zr);
+    const double rz_new = h.dot(rh, zh) + r.dot(rr, zr);
+    const double beta = rz_new / rz;
+    rz = rz_new;
+    for (std::size_t i = 0; i < ph.size(); ++i) ph[i] = zh[i] + beta * ph[i];
+    for (std::size_t i = 0; i < pr.size(); ++i) pr[i] = zr[i] + beta * pr[i];
+    res = h.dot(rh, rh) + r.dot(rr, rr);
+    iterations = it + 1;
+  }
+  // The replicated head's direction: rank 0's, so that the head stays bitwise one.
+  mpi::broadcast(h.comm_, std::span<double>(Dh));
+  h.last_solver_ = chol ? "cg (cholesky-preconditioned)" : "cg";
+  h.last_cg_ = r.last_cg_ = iterations;
+  log::info(h.comm_,
+            "items embeddings + residual: joint Newton-CG {} iterations (target relative "
+            "residual {:.2g}, head block {}), {:.3f} s",
+            iterations, eta, chol ? "by Cholesky" : "block-Jacobi", MPI_Wtime() - t0);
+  const double gd = h.dot(Gh, Dh) + r.dot(Gr, Dr);
+  if (!(gd < 0)) return 0;
+  std::vector<double> V, Vr;
+  h.apply(Dh, V);
+  r.apply(Dr, Vr);
+  for (std::size_t i = 0; i < V.size(); ++i) V[i] += Vr[i];
+  double zv = 0, vv = 0;
+  for (std::size_t i = 0; i < V.size(); ++i) {
+    zv += Z[i] * V[i];
+    vv += V[i] * V[i];
+  }
+  // The theta regularizations' change at step t: sum over the blocks of mu t (theta.D + t/2 |D|^2).
+  const double mh = h.cfg_.mu_w, mr = r.cfg_.mu_w;
+  const double td = mh * h.dot(h.theta_, Dh) + mr * r.dot(r.theta_, Dr);
+  const double dd = mh * h.dot(Dh, Dh) + mr * r.dot(Dr, Dr);
+  constexpr int kPerRound = 2;
+  double taken = 0;
+  for (int l0 = 0; l0 < kLadder && taken == 0; l0 += kPerRound) {
+    const int nl = std::min(kPerRound, kLadder - l0);
+    double steps[kPerRound] = {0, 0}, ch[kPerRound] = {0, 0};
+    for (int l = 0; l < nl; ++l) steps[l] = ladder_step(l0 + l);
+    change(V, std::span<const double>(steps, nl), std::span<double>(ch, nl), l0 == 0);
+    for (int l = 0; l < nl; ++l) ch[l] += cfg.mu_z * steps[l] * (zv + 0.5 * steps[l] * vv);
+    mpi::allreduce(h.comm_, std::span<double>(ch, nl), MPI_SUM);
+    for (int l = 0; l < nl; ++l) {
+      const double t = steps[l];
+      if (ch[l] + t * (td + 0.5 * t * dd) <= kArmijo * t * gd) {
+        taken = t;
+        h.last_measured_ = r.last_measured_ = l0 == 0 && l == 0;
+        break;
+      }
+    }
+  }
+  if (taken == 0) return 0;
+  for (std::size_t i = 0; i < h.theta_.size(); ++i) h.theta_[i] += taken * Dh[i];
+  for (std::size_t i = 0; i < r.theta_.size(); ++i) r.theta_[i] += taken * Dr[i];
+  for (std::size_t i = 0; i < Z.size(); ++i) Z[i] += taken * V[i];
+  return taken;
+}
+
 double ItemModel::gradient_norm2_share(const std::vector<double>& Z,
                                        const std::vector<double>& g) const {
   const std::vector<double> G = gradient(Z, g);
-  if (data_->kind == Items::kEmbeddings && comm_.rank() != 0) return 0;
+  if (kind_ == Items::kEmbeddings && comm_.rank() != 0) return 0;
   double s = 0;
   for (double v : G) s += v * v;
   return s;
 }
 
 double ItemModel::regularization_share() const {
-  if (data_->kind == Items::kEmbeddings && comm_.rank() != 0) return 0;
+  if (kind_ == Items::kEmbeddings && comm_.rank() != 0) return 0;
   double s = 0;
   for (double v : theta_) s += v * v;
   return 0.5 * cfg_.mu_w * s;

@@ -79,6 +79,12 @@ struct ItemConfig {
   double cg_tol = 0;
   double cg_forcing = 0.1;
   int cg_max_iterations = 100;
+  // embeddings: phi_r = W^T e_r + d_r with a free residual d_r per response and the ridge
+  // (mu_residual/2) sum_r |d_r|^2 (fit --residual, --mu-residual; docs/design.md, "Item
+  // models"). The fit holds the residuals in a second ItemModel of kind responses on the same
+  // data, whose mu_w is mu_residual.
+  bool residual = false;
+  double mu_residual = 10.0;
 };
 
 class ItemModel {
@@ -86,8 +92,12 @@ class ItemModel {
   // comparisons: the fit's partition of comparisons (this rank's are its range). Collective.
   ItemModel(const mpi::Comm& comm, std::shared_ptr<const ItemData> data,
             const Partition& comparisons, const ItemConfig& cfg);
+  // A model of kind `kind` on `data`: kResponses on embeddings data is the residual d_r of
+  // --residual (its rows by response, its ridge cfg.mu_w). Collective.
+  ItemModel(const mpi::Comm& comm, std::shared_ptr<const ItemData> data,
+            const Partition& comparisons, const ItemConfig& cfg, Items kind);
 
-  Items kind() const { return data_->kind; }
+  Items kind() const { return kind_; }
   // Rows of theta and this rank's share: responses R x J, distributed uniformly by response;
   // embeddings d x J, replicated (param_rows() gives all rows to rank 0, for writing).
   const Partition& param_rows() const { return rows_; }
@@ -102,9 +112,19 @@ class ItemModel {
 
   // Z = A theta for this rank's comparisons (nc x J). Collective.
   void comparisons(std::vector<double>& Z) const;
+  // Z += A theta (a second model's share of z_p: the residual of --residual). Collective.
+  void add_comparisons(std::vector<double>& Z) const;
   // One damped Newton step of theta at Z = A theta; updates theta and Z. Returns the step
   // length (0: none decreased F). Collective.
   double newton_step(std::vector<double>& Z, const ComparisonDerivs& d, const LabelChange& change);
+  // --residual: one damped Newton step of theta = (W, D) together, the head `head`
+  // (embeddings) and the residuals `resid` (responses kind on the same data), at Z = A_W W +
+  // A_D D; updates both and Z. The direction by Newton-CG on the joint Hessian, preconditioned
+  // by the head's explicit Hessian block (Cholesky, d J <= cholesky_max) or its block-Jacobi,
+  // and the residuals' block-Jacobi; the Armijo ladder on the joint objective. Returns the step
+  // length (0: none decreased F). Collective.
+  static double joint_newton_step(ItemModel& head, ItemModel& resid, std::vector<double>& Z,
+                                  const ComparisonDerivs& d, const LabelChange& change);
 
   // Pieces, exposed for tests. Vectors in theta's local layout (params()).
   // The gradient A^T (g + mu_z Z) + mu_w theta. Collective.
@@ -121,6 +141,12 @@ class ItemModel {
   // Global dot product of two vectors in theta's layout. Collective.
   double dot(const std::vector<double>& a, const std::vector<double>& b) const;
 
+  // Fixes at 0 the rows of theta (responses) in no comparison with labels (labelled: one flag
+  // per comparison of this rank): the residuals of --residual exist only for responses with
+  // training labels, so a held-out response's phi is the head's alone (and the mu_z pull on its
+  // unlabelled comparisons cannot move it). Responses kind only. Collective.
+  void fix_unlabelled(std::span<const char> labelled);
+
   // theta <- theta Q (rows rotated as the fit rotates U and Z).
   void rotate(const Eigen::MatrixXd& Q);
 
@@ -132,6 +158,8 @@ class ItemModel {
   int last_cg_iterations() const { return last_cg_; }
 
  private:
+  // Zeroes the fixed rows (fix_unlabelled) of a vector in theta's layout.
+  void mask(std::vector<double>& v) const;
   // v_p = A_p v for this rank's comparisons (nc x J).
   void apply(const std::vector<double>& v, std::vector<double>& out) const;
   // A^T w (w: nc x J), in theta's layout. Collective.
@@ -148,11 +176,13 @@ class ItemModel {
 
   const mpi::Comm& comm_;
   std::shared_ptr<const ItemData> data_;
+  Items kind_;
   ItemConfig cfg_;
   int J_;
   std::uint64_t c0_ = 0, nc_ = 0;
   Partition rows_;
   std::vector<double> theta_;
+  std::vector<char> fixed_;             // fix_unlabelled: per row of theta, held at 0
   GhostPlan plan_;                      // responses: Phi rows; embeddings: embedding rows
   std::vector<std::uint32_t> ia_, ib_;  // per comparison: ghost index of its responses
   std::vector<double> emb_ghost_;       // embeddings: ghost rows x d (each row contiguous)

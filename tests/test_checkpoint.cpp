@@ -505,29 +505,49 @@ TEST_F(Checkpoint, SigtermUnderTermShieldResumesBitwise) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// The label file of the item-model tests (responses with embeddings), made once.
+std::string items_data(const std::string& data) {
+  if (!fs::exists(data)) {
+    const RunResult r =
+        run_pref(2, {"generate", "--users", "3000", "--comparisons", "600", "--answers-per-user",
+                     "30", "--responses-per-prompt", "4", "--embedding-dim", "12",
+                     "--embedding-noise", "0.05", "--seed", "13", "--out", data});
+    EXPECT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  }
+  return data;
+}
+
+// The item models of the checkpoint tests: --items and what else.
+const std::vector<std::vector<std::string>> kItemModels = {
+    {"--items", "responses"},
+    {"--items", "embeddings"},
+    {"--items", "embeddings", "--residual", "--mu-residual", "2"}};
+
+std::string item_tag(const std::vector<std::string>& m) {
+  return m.size() > 2 ? m[1] + "-residual" : m[1];
+}
+
 // With an item model (--items responses: Phi by Newton-CG, distributed by response;
-// --items embeddings: the replicated head W), the checkpoint holds theta (/state/item_params):
-// stopped after sweep 0, after a user half-step and after a sweep, the resumed fit's model is
-// the uninterrupted run's, byte for byte.
+// --items embeddings: the replicated head W; with --residual also the residuals, distributed by
+// response), the checkpoint holds theta (/state/item_params): stopped after sweep 0, after a
+// user half-step and after a sweep, the resumed fit's model is the uninterrupted run's, byte for
+// byte.
 TEST_F(Checkpoint, ItemParametersAreCheckpointed) {
-  const std::string data = path("items.h5");
-  RunResult r =
-      run_pref(2, {"generate", "--users", "3000", "--comparisons", "600", "--answers-per-user",
-                   "30", "--responses-per-prompt", "4", "--embedding-dim", "12",
-                   "--embedding-noise", "0.05", "--seed", "13", "--out", data});
-  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
-  for (const std::string items : {"responses", "embeddings"}) {
+  const std::string data = items_data(path("items.h5"));
+  for (const auto& model : kItemModels) {
+    const std::string items = item_tag(model);
     SCOPED_TRACE(items);
     auto args = [&](const std::string& out, const std::string& ck) {
-      std::vector<std::string> a = {"fit", "--data", data,     "--rank",       "4", "--items",
-                                    items, "--init", "random", "--max-sweeps", "8", "--tol",
-                                    "0",   "--seed", "5",      "--out",        out};
+      std::vector<std::string> a = {"fit",    "--data",       data, "--rank", "4", "--init",
+                                    "random", "--max-sweeps", "8",  "--tol",  "0", "--seed",
+                                    "5",      "--out",        out};
+      a.insert(a.end(), model.begin(), model.end());
       if (!ck.empty())
         a.insert(a.end(), {"--checkpoint-dir", ck, "--checkpoint-every", "3", "--resume"});
       return a;
     };
     const std::string ref = path("items-ref-" + items + ".h5");
-    r = run_pref(2, args(ref, ""));
+    RunResult r = run_pref(2, args(ref, ""));
     ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
     for (const int poll : {1, 4, 7}) {
       SCOPED_TRACE(poll);
@@ -546,6 +566,53 @@ TEST_F(Checkpoint, ItemParametersAreCheckpointed) {
       ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
       EXPECT_TRUE(contains(r.err, "resume: " + ck + "/")) << r.err;
       expect_identical(ref, out);
+    }
+  }
+}
+
+// An item model's checkpoint written at 2 ranks and resumed at 1 and at 3 (theta is
+// checkpointed whole, /state/item_params, and split again by the resuming run's ranks): the
+// model of the uninterrupted 2-rank run to round-off (users, comparisons and item parameters).
+TEST_F(Checkpoint, ItemParametersResumeAtAnotherRankCount) {
+  const std::string data = items_data(path("items.h5"));
+  for (const auto& model : kItemModels) {
+    const std::string items = item_tag(model);
+    auto args = [&](const std::string& out, const std::string& ck) {
+      std::vector<std::string> a = {"fit",    "--data",       data, "--rank", "4", "--init",
+                                    "random", "--max-sweeps", "8",  "--tol",  "0", "--seed",
+                                    "5",      "--out",        out};
+      a.insert(a.end(), model.begin(), model.end());
+      if (!ck.empty())
+        a.insert(a.end(), {"--checkpoint-dir", ck, "--checkpoint-every", "3", "--resume"});
+      return a;
+    };
+    const std::string ref = path("items-ranks-ref-" + items + ".h5");
+    RunResult r = run_pref(2, args(ref, ""));
+    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    std::vector<std::string> sets = {
+        "/user_factors", "/comparison_factors",
+        model[1] == "responses" ? "/response_factors" : "/embedding_head"};
+    if (model.size() > 2) sets.push_back("/embedding_residual");
+    for (const int poll : {4, 7}) {
+      for (const int ranks : {1, 3}) {
+        const std::string tag = items + "-" + std::to_string(poll) + "-" + std::to_string(ranks);
+        SCOPED_TRACE(tag);
+        const std::string ck = path("ck-items-ranks-" + tag),
+                          out = path("items-ranks-" + tag + ".h5");
+        r = run_raising_at(poll, 2, args(out, ck));
+        ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+        r = run_pref(ranks, args(out, ck));
+        ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+        EXPECT_TRUE(contains(r.err, "written at 2 ranks, resumed at " + std::to_string(ranks)))
+            << r.err;
+        double worst = 0;
+        for (const std::string& set : sets) {
+          const double d = max_abs_diff(read_doubles(ref, set), read_doubles(out, set));
+          EXPECT_LT(d, 1e-8) << set;
+          worst = std::max(worst, d);
+        }
+        std::printf("%s: largest difference from the 2-rank run %.3g\n", tag.c_str(), worst);
+      }
     }
   }
 }

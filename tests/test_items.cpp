@@ -396,3 +396,242 @@ TEST(Items, ResponseNewtonStepIsTheOneHotHeadStep) {
     for (std::size_t k = 0; k < Zr.size(); ++k) EXPECT_NEAR(Zr[k], Zh[k], 1e-10) << k;
   }
 }
+
+// --residual (phi_r = W^T e_r + d_r): the head and the residuals together are the head on the
+// augmented embeddings [E | I] (d + R columns), theta = [W; D]; with the residuals' ridge
+// mu_residual differing from mu_w the reference adds (mu_residual - mu_w)/2 |D|^2.
+namespace {
+Matrix augmented(const Dense& pb) {
+  Matrix A(pb.R, pb.d + pb.R);
+  A << pb.E, Matrix::Identity(pb.R, pb.R);
+  return A;
+}
+Matrix stacked(const Matrix& W, const Matrix& D) {
+  Matrix T(W.rows() + D.rows(), W.cols());
+  T << W, D;
+  return T;
+}
+// The dense Newton step of F + (mu_r - mu_w)/2 |D|^2 in theta = T = [W; D] on [E | I], the
+// Hessian written out (as Dense::optimum, with the residuals' own ridge); a zero matrix at a
+// gradient below 1e-14.
+Matrix residual_newton_step(const Dense& pb, const Matrix& T, double mu_r) {
+  const Matrix Ea = augmented(pb);
+  const int n = static_cast<int>(Ea.cols()), J = pb.J;
+  {
+    const Matrix Zm = pb.Z(T, Ea);
+    Matrix H = pb.mu_w * Matrix::Identity(n * J, n * J);
+    H.bottomRightCorner(pb.R * J, pb.R * J).diagonal().array() += mu_r - pb.mu_w;
+    for (int p = 0; p < pb.M; ++p) {
+      Matrix Hp = pb.mu_z * Matrix::Identity(J, J);
+      for (int i = 0; i < pb.n; ++i) {
+        const double s = sigmoid(pb.U.row(i).dot(Zm.row(p)));
+        Hp += s * (1 - s) * pb.U.row(i).transpose() * pb.U.row(i);
+      }
+      const Vector xp = pb.x(p, Ea);
+      for (int k = 0; k < n; ++k)
+        for (int l = 0; l < n; ++l) H.block(k * J, l * J, J, J) += xp[k] * xp[l] * Hp;
+    }
+    Matrix G = pb.grad(T, Ea);
+    G.bottomRows(pb.R) += (mu_r - pb.mu_w) * T.bottomRows(pb.R);
+    const Vector g = Eigen::Map<const Vector>(RowMajor(G).data(), n * J);
+    if (g.norm() < 1e-14) return Matrix::Zero(n, J);
+    const Vector step = H.llt().solve(-g);
+    RowMajor S(n, J);
+    Eigen::Map<Vector>(S.data(), n * J) = step;
+    return S;
+  }
+}
+// The dense optimum by Newton's method.
+Matrix residual_optimum(const Dense& pb, double mu_r) {
+  Matrix T = Matrix::Zero(pb.d + pb.R, pb.J);
+  for (int it = 0; it < 100; ++it) {
+    const Matrix S = residual_newton_step(pb, T, mu_r);
+    if (S.isZero(0)) break;
+    T += S;
+  }
+  return T;
+}
+}  // namespace
+
+TEST(Items, ResidualGradientAndHessianMatchFiniteDifferences) {
+  auto world = mpi::Comm::world();
+  const Dense pb(11, 3, 2);
+  const double mu_r = 2.5;
+  const Matrix Ea = augmented(pb);
+  const Partition comps = Partition::uniform(static_cast<std::uint64_t>(pb.M), world.size());
+  const std::uint64_t c0 = comps.begin(world.rank()), nc = comps.count(world.rank());
+  const auto data = item_data(world, pb, Items::kEmbeddings, pb.E);
+  ItemModel head(world, data, comps, item_config(pb));
+  ItemConfig rc = item_config(pb);
+  rc.mu_w = mu_r;
+  ItemModel resid(world, data, comps, rc, Items::kResponses);
+  ASSERT_EQ(resid.kind(), Items::kResponses);
+  std::mt19937 gen(12);
+  std::normal_distribution<double> normal(0.0, 0.6);
+  Matrix W(pb.d, pb.J), D(pb.R, pb.J);
+  for (auto* m : {&W, &D})
+    for (Eigen::Index k = 0; k < m->size(); ++k) m->data()[k] = normal(gen);
+  head.params() = rows_of(W);
+  const Partition& rows = resid.param_rows();
+  const std::uint64_t r0 = rows.begin(world.rank()), nr = rows.count(world.rank());
+  const std::vector<double> all = rows_of(D);
+  resid.params().assign(all.begin() + static_cast<std::ptrdiff_t>(r0 * pb.J),
+                        all.begin() + static_cast<std::ptrdiff_t>((r0 + nr) * pb.J));
+  EXPECT_EQ(resid.all_params(), all);
+  std::vector<double> Z;
+  head.comparisons(Z);
+  resid.add_comparisons(Z);
+  const Matrix T = stacked(W, D);
+  const Matrix Zd = pb.Z(T, Ea);
+  for (std::uint64_t c = 0; c < nc; ++c)
+    for (int j = 0; j < pb.J; ++j) EXPECT_NEAR(Z[c * pb.J + j], Zd(c0 + c, j), 1e-12);
+  auto F = [&](const Matrix& Dm) {
+    return pb.F(stacked(W, Dm), Ea) + 0.5 * (mu_r - pb.mu_w) * Dm.squaredNorm();
+  };
+  auto grad_d = [&](const Matrix& Dm) {  // the gradient in D (R x J)
+    return Matrix(pb.grad(stacked(W, Dm), Ea).bottomRows(pb.R) + (mu_r - pb.mu_w) * Dm);
+  };
+  const ComparisonDerivs dv = pb.derivs(Zd, c0, nc);
+  const std::vector<double> G = allgather_rows(world, resid.gradient(Z, dv.g));
+  ASSERT_EQ(G.size(), static_cast<std::size_t>(pb.R * pb.J));
+  const std::vector<double> ga = rows_of(grad_d(D));
+  const double h = 1e-5;
+  for (int k = 0; k < pb.R * pb.J; ++k) {
+    Matrix Dp = D, Dm = D;
+    Dp(k / pb.J, k % pb.J) += h;
+    Dm(k / pb.J, k % pb.J) -= h;
+    const double fd = (F(Dp) - F(Dm)) / (2 * h);
+    EXPECT_NEAR(G[k], fd, 1e-6 * (1 + std::abs(fd))) << "gradient " << k;
+    EXPECT_NEAR(G[k], ga[k], 1e-10 * (1 + std::abs(ga[k]))) << "gradient " << k;
+  }
+  // H v against the analytic gradient's finite difference along v.
+  std::vector<double> v(pb.R * pb.J);
+  for (auto& x : v) x = normal(gen);
+  const std::vector<double> vmine(v.begin() + static_cast<std::ptrdiff_t>(r0 * pb.J),
+                                  v.begin() + static_cast<std::ptrdiff_t>((r0 + nr) * pb.J));
+  const std::vector<double> Hv = allgather_rows(world, resid.hessian_times(dv.H, vmine));
+  const Matrix Vm = as_matrix(v, pb.J);
+  const std::vector<double> hd = rows_of((grad_d(D + h * Vm) - grad_d(D - h * Vm)) / (2 * h));
+  for (int k = 0; k < pb.R * pb.J; ++k)
+    EXPECT_NEAR(Hv[k], hd[k], 1e-6 * (1 + std::abs(hd[k]))) << k;
+}
+
+TEST(Items, JointResidualNewtonStepIsTheDenseNewtonStep) {
+  // One joint step of (W, D) with an exact CG (cg_tol 1e-12) from a random point is the dense
+  // Newton step of the head on [E | I] with the residuals' ridge: the joint Hessian's cross
+  // terms included. With the head block by Cholesky and by block-Jacobi.
+  auto world = mpi::Comm::world();
+  const Dense pb(14, 3, 2);
+  const double mu_r = 2.5;
+  const Matrix Ea = augmented(pb);
+  const Partition comps = Partition::uniform(static_cast<std::uint64_t>(pb.M), world.size());
+  const std::uint64_t c0 = comps.begin(world.rank()), nc = comps.count(world.rank());
+  const auto data = item_data(world, pb, Items::kEmbeddings, pb.E);
+  for (bool cholesky : {true, false}) {
+    ItemConfig hc = item_config(pb);
+    if (!cholesky) hc.cholesky_max = 0;
+    ItemConfig rc = hc;
+    rc.mu_w = mu_r;
+    ItemModel head(world, data, comps, hc);
+    ItemModel resid(world, data, comps, rc, Items::kResponses);
+    std::mt19937 gen(15);
+    std::normal_distribution<double> normal(0.0, 0.3);
+    Matrix W(pb.d, pb.J), D(pb.R, pb.J);
+    for (auto* m : {&W, &D})
+      for (Eigen::Index k = 0; k < m->size(); ++k) m->data()[k] = normal(gen);
+    head.params() = rows_of(W);
+    ASSERT_TRUE(resid.set_all_params(rows_of(D)));
+    std::vector<double> Z;
+    head.comparisons(Z);
+    resid.add_comparisons(Z);
+    const Matrix T = stacked(W, D);
+    const Matrix Zd = pb.Z(T, Ea);
+    const double t =
+        ItemModel::joint_newton_step(head, resid, Z, pb.derivs(Zd, c0, nc), pb.change(Zd, c0, nc));
+    ASSERT_EQ(t, 1.0) << "cholesky " << cholesky;
+    const Matrix ref = T + residual_newton_step(pb, T, mu_r);
+    const Matrix got = stacked(as_matrix(head.params(), pb.J), as_matrix(resid.all_params(), pb.J));
+    EXPECT_LT((got - ref).cwiseAbs().maxCoeff(), 1e-9) << "cholesky " << cholesky << "\n"
+                                                       << got << "\nvs\n"
+                                                       << ref;
+    EXPECT_GT((ref - T).norm(), 0.01);
+    const Matrix Zn = pb.Z(ref, Ea);
+    for (std::uint64_t c = 0; c < nc; ++c)
+      for (int j = 0; j < pb.J; ++j) EXPECT_NEAR(Z[c * pb.J + j], Zn(c0 + c, j), 1e-9);
+  }
+}
+
+TEST(Items, FitResidualReachesTheAugmentedHeadOptimumAtFixedUsers) {
+  // The joint Newton steps of (W, D) at fixed users (max_sweeps 0) converge to the joint
+  // optimum: the head on [E | I] with the residuals' ridge, by the dense Newton reference;
+  // also with mu_residual = mu_w, where W and D trade almost freely (alternating steps of W
+  // and of D, tried first, left 1e-3 in W there after 400 steps).
+  auto world = mpi::Comm::world();
+  for (const double mu_r : {0.05, 1.0}) {
+    Dense pb(12, 3, 2);
+    FitConfig cfg;
+    cfg.J = pb.J;
+    cfg.mu_z = pb.mu_z;
+    cfg.prior = UserPrior::kRidge;
+    cfg.max_sweeps = 0;
+    cfg.item.mu_w = pb.mu_w;
+    cfg.item.residual = true;
+    cfg.item.mu_residual = mu_r;
+    cfg.item.cg_tol = 1e-12;
+    cfg.item.cg_max_iterations = 2000;
+    cfg.item_init_steps = 30;
+    cfg.init_scale = 1.0;
+    cfg.items = item_data(world, pb, Items::kEmbeddings, pb.E);
+    const DistFit f = run_fit(world, as_problem(pb), cfg);
+    pb.U = as_matrix(f.U, pb.J);
+    const Matrix Ea = augmented(pb);
+    ASSERT_EQ(pb.mu_w, 0.05);
+    const Matrix Tstar = residual_optimum(pb, mu_r);
+    EXPECT_LT((as_matrix(f.Z, pb.J) - pb.Z(Tstar, Ea)).cwiseAbs().maxCoeff(), 1e-8);
+    const std::vector<double> W = allgather_rows(world, f.res.item_params);
+    const std::vector<double> D = allgather_rows(world, f.res.residual_params);
+    ASSERT_EQ(W.size(), static_cast<std::size_t>(pb.d * pb.J));
+    ASSERT_EQ(D.size(), static_cast<std::size_t>(pb.R * pb.J));
+    EXPECT_LT((as_matrix(W, pb.J) - Tstar.topRows(pb.d)).cwiseAbs().maxCoeff(), 1e-8);
+    EXPECT_LT((as_matrix(D, pb.J) - Tstar.bottomRows(pb.R)).cwiseAbs().maxCoeff(), 1e-8);
+    EXPECT_GT(Tstar.bottomRows(pb.R).norm(), 0.1);  // the residuals are not trivially 0
+  }
+}
+
+TEST(Items, HugeResidualRidgeIsThePlainHeadFit) {
+  // mu_residual = 1e12: the residuals are O(|gradient| / mu_residual) ~ 1e-12, so whole fits
+  // (6 sweeps, users and items) with and without --residual agree to well within 1e-8: the
+  // map from the iterates to the next is smooth, and a 1e-12 change of z stays ~1e-12 times the
+  // fit's conditioning.
+  auto world = mpi::Comm::world();
+  const Dense pb(13, 3, 2);
+  FitConfig cfg;
+  cfg.J = pb.J;
+  cfg.mu_z = pb.mu_z;
+  cfg.max_sweeps = 6;
+  cfg.tol = 0;
+  cfg.item.mu_w = pb.mu_w;
+  cfg.init_scale = 0.5;
+  cfg.items = item_data(world, pb, Items::kEmbeddings, pb.E);
+  FitConfig cr = cfg;
+  cr.item.residual = true;
+  cr.item.mu_residual = 1e12;
+  const Problem prob = as_problem(pb);
+  const DistFit fp = run_fit(world, prob, cfg);
+  const DistFit fr = run_fit(world, prob, cr);
+  ASSERT_EQ(fp.res.history.size(), fr.res.history.size());
+  for (std::size_t s = 0; s < fp.res.history.size(); ++s)
+    EXPECT_NEAR(fp.res.history[s].objective, fr.res.history[s].objective,
+                1e-10 * std::abs(fp.res.history[s].objective))
+        << "sweep " << s;
+  EXPECT_LT((as_matrix(fp.Z, pb.J) - as_matrix(fr.Z, pb.J)).cwiseAbs().maxCoeff(), 1e-8);
+  EXPECT_LT((as_matrix(fp.U, pb.J) - as_matrix(fr.U, pb.J)).cwiseAbs().maxCoeff(), 1e-8);
+  const std::vector<double> Wp = allgather_rows(world, fp.res.item_params);
+  const std::vector<double> Wr = allgather_rows(world, fr.res.item_params);
+  ASSERT_EQ(Wp.size(), Wr.size());
+  for (std::size_t k = 0; k < Wp.size(); ++k) EXPECT_NEAR(Wp[k], Wr[k], 1e-8) << k;
+  const std::vector<double> D = allgather_rows(world, fr.res.residual_params);
+  ASSERT_EQ(D.size(), static_cast<std::size_t>(pb.R * pb.J));
+  for (double v : D) EXPECT_LT(std::abs(v), 1e-9);
+  EXPECT_LT(fp.res.history.back().objective, fp.res.history.front().objective);
+}

@@ -43,10 +43,13 @@ class ItemsCli : public ::testing::Test {
   static std::string path(const std::string& name) { return dir_ + "/" + name; }
   static std::string data() { return path("data.h5"); }
 
-  static std::string fit(int ranks, const std::string& name, const std::string& items) {
-    const RunResult r =
-        run_pref(ranks, {"fit", "--data", data(), "--rank", "7", "--items", items, "--max-sweeps",
-                         "12", "--tol", "0", "--seed", "4", "--out", path(name)});
+  static std::string fit(int ranks, const std::string& name, const std::string& items,
+                         const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> a = {"fit", "--data",       data(),    "--rank", "7", "--items",
+                                  items, "--max-sweeps", "12",      "--tol",  "0", "--seed",
+                                  "4",   "--out",        path(name)};
+    a.insert(a.end(), extra.begin(), extra.end());
+    const RunResult r = run_pref(ranks, a);
     EXPECT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
     return path(name);
   }
@@ -140,11 +143,94 @@ TEST_F(ItemsCli, UnsupportedCombinationsAndMissingStructure) {
                      {"--items embeddings", path("noemb.h5"), "/responses/embedding"});
   expect_usage_error(with({"--data", data(), "--items", "embeddings", "--mu-w", "0"}),
                      {"--mu-w", "must be > 0"});
+  expect_usage_error(with({"--data", data(), "--items", "responses", "--residual"}),
+                     {"--residual", "needs --items embeddings", "--items responses"});
+  expect_usage_error(with({"--data", data(), "--residual"}),
+                     {"--residual", "needs --items embeddings", "--items comparisons"});
+  expect_usage_error(
+      with({"--data", data(), "--items", "embeddings", "--residual", "--mu-residual", "-1"}),
+      {"--mu-residual", "must be >= 0"});
+  expect_usage_error(
+      with({"--data", data(), "--items", "embeddings", "--residual", "--mu-residual", "0"}),
+      {"--mu-residual", "must be > 0"});
+  expect_usage_error(with({"--data", data(), "--items", "embeddings", "--mu-residual", "3"}),
+                     {"--mu-residual", "needs --residual"});
   expect_usage_error(with({"--data", data(), "--items", "responses", "--exchange", "reduce"}),
                      {"--exchange reduce", "--items responses"});
   expect_usage_error(with({"--data", data(), "--items", "responses", "--extrapolate"}),
                      {"--extrapolate", "--items responses"});
   EXPECT_FALSE(fs::exists(path("bad.h5")));
+}
+
+// --residual: phi_r = W^T e_r + d_r. The model file holds the residuals (/embedding_residual,
+// responses x J), Z is the head's plus the residuals' differences, 1 and 2 ranks agree; `pref
+// score --residual` adds them for the fit's responses, and without it scores the head alone.
+TEST_F(ItemsCli, ResidualFitWritesResidualsAndScoreUsesThem) {
+  const std::vector<std::string> res = {"--residual", "--mu-residual", "3"};
+  const std::string m1 = fit(1, "res1.h5", "embeddings", res);
+  const std::string m2 = fit(2, "res2.h5", "embeddings", res);
+  H5Id a = h5_open(m1), b = h5_open(m2), dat = h5_open(data());
+  EXPECT_EQ(h5_dims(a, "/embedding_residual"), (std::vector<hsize_t>{400, 7}));
+  const auto W = h5_read<double>(a, "/embedding_head");
+  const auto D = h5_read<double>(a, "/embedding_residual");
+  const auto D2 = h5_read<double>(b, "/embedding_residual");
+  const auto z = h5_read<double>(a, "/comparison_factors");
+  const auto E = h5_read<float>(dat, "/responses/embedding");
+  const auto first = h5_read<std::uint32_t>(dat, "/comparisons/first");
+  const auto second = h5_read<std::uint32_t>(dat, "/comparisons/second");
+  double dmax = 0, ddiff = 0;
+  for (std::size_t k = 0; k < D.size(); ++k) {
+    dmax = std::max(dmax, std::abs(D[k]));
+    ddiff = std::max(ddiff, std::abs(D[k] - D2[k]));
+  }
+  EXPECT_GT(dmax, 1e-3);  // the residuals moved
+  EXPECT_LT(ddiff, 1e-6 * dmax) << "1 and 2 ranks";
+  auto phi = [&](std::size_t r, int j) {
+    double s = 0;
+    for (int k = 0; k < 12; ++k) s += W[k * 7 + j] * E[r * 12 + k];
+    return s;
+  };
+  for (std::size_t p = 0; p < first.size(); p += 29)
+    for (int j = 0; j < 7; ++j) {
+      const double ref =
+          phi(first[p], j) + D[first[p] * 7 + j] - phi(second[p], j) - D[second[p] * 7 + j];
+      EXPECT_NEAR(z[p * 7 + j], ref, 1e-9 * (1 + std::abs(ref))) << p << "," << j;
+    }
+  // Held-out prompts' responses are in no training comparison: their residuals stay 0 (the
+  // ridge alone), so there the model is the head's.
+  const auto prompt = h5_read<std::uint32_t>(dat, "/responses/prompt");
+  for (std::size_t r = 0; r < prompt.size(); ++r) {
+    if (prompt[r] < 80) continue;
+    for (int j = 0; j < 7; ++j) EXPECT_EQ(D[r * 7 + j], 0.0) << r;
+  }
+  std::printf("residual fit: validation AUC %.4f, test AUC %.4f\n", auc(m1, "validation"),
+              auc(m1, "test"));
+  // Scores: with --residual u_i . (W^T e_r + d_r), without it u_i . W^T e_r.
+  const auto U = h5_read<double>(a, "/user_factors");
+  for (const bool with : {true, false}) {
+    for (const int np : {1, 3}) {
+      std::vector<std::string> args = {
+          "score",           "--model",     m1,        "--responses", data(), "--out",
+          path("scores.h5"), "--overwrite", "--users", "0:20"};
+      if (with) args.push_back("--residual");
+      const RunResult r = run_pref(np, args);
+      ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+      H5Id s = h5_open(path("scores.h5"));
+      const auto S = h5_read<float>(s, "/scores");
+      ASSERT_EQ(S.size(), 20u * 400u);
+      for (std::size_t i = 0; i < 20; ++i)
+        for (std::size_t rr = 0; rr < 400; rr += 7) {
+          double ref = 0;
+          for (int j = 0; j < 7; ++j)
+            ref += U[i * 7 + j] * (phi(rr, j) + (with ? D[rr * 7 + j] : 0.0));
+          EXPECT_NEAR(S[i * 400 + rr], ref, 1e-5 * (1 + std::abs(ref))) << i << "," << rr;
+        }
+    }
+  }
+  // --residual on a model without residuals, or a responses file with fewer responses.
+  expect_usage_error({"score", "--model", fit(1, "nores.h5", "embeddings"), "--responses", data(),
+                      "--residual", "--out", path("bad_scores.h5")},
+                     {"--residual", "no /embedding_residual"});
 }
 
 }  // namespace

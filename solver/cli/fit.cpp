@@ -98,10 +98,13 @@ void FitRun::load_items() {
   if (kind == Items::kComparisons) return;
   auto d = std::make_shared<ItemData>(load_item_data(*data_, kind, comm_, "--items"));
   const bool cholesky = d->dim * static_cast<std::uint64_t>(cfg_.J) <= cfg_.item.cholesky_max;
-  log::info(comm_, "items {}: {} responses{}", o_.items, d->responses,
+  log::info(comm_, "items {}: {} responses{}{}", o_.items, d->responses,
             kind == Items::kEmbeddings
                 ? fmt::format(", embeddings of dimension {} (head solved by {})", d->dim,
                               cholesky ? "Cholesky" : "Newton-CG")
+                : std::string(),
+            cfg_.item.residual
+                ? fmt::format(", a residual per response (ridge {})", cfg_.item.mu_residual)
                 : std::string());
   cfg_.items = std::move(d);
 }
@@ -265,8 +268,11 @@ void FitRun::write_model(const FitResult& res) {
   if (o_.items != "comparisons")
     items = io::ModelItems{o_.items == "responses" ? "response_factors" : "embedding_head",
                            res.item_rows, res.item_params};
+  std::optional<io::ModelItems> residual;  // --residual
+  if (cfg_.item.residual)
+    residual = io::ModelItems{"embedding_residual", res.residual_rows, res.residual_params};
   io::write_model(out_->temp_path(), comm_, hd, parts_.users, res.factors.U, parts_.comparisons,
-                  res.factors.Z, items ? &*items : nullptr);
+                  res.factors.Z, items ? &*items : nullptr, residual ? &*residual : nullptr);
   out_->commit();
   log::info(comm_, "{} after {} sweeps: objective {:.8e}, |grad| {:.3e}; wrote {}",
             res.converged ? "converged" : "stopped at the sweep limit", last.sweep, last.objective,

@@ -290,6 +290,24 @@ const std::vector<FitField>& fit_fields() {
              .absent = 1e-3,  // its default since --items exists
              .checks = {finite_number()},
              .at_least = 0}),
+      field(at(&FitConfig::item, &ItemConfig::residual),
+            {.option = "--residual",
+             .help = "--items embeddings: phi_r = W^T e_r + d_r with a free residual d_r per "
+                     "response, ridge --mu-residual (docs/design.md, \"Item models\")",
+             .attribute = "residual",
+             .role = R::kIdentity,
+             .in_model = true,
+             .absent = std::int64_t{0}}),  // no residual before --residual
+      field(at(&FitConfig::item, &ItemConfig::mu_residual),
+            {.option = "--mu-residual",
+             .help = "--residual: L2 regularization (mu_residual/2) sum_r |d_r|^2 of the "
+                     "residuals",
+             .attribute = "mu_residual",
+             .role = R::kIdentity,
+             .in_model = true,
+             .absent = 10.0,  // its default since --residual exists
+             .checks = {finite_number()},
+             .at_least = 0}),
       field(at(&FitConfig::threads),
             {.option = "--threads", .help = "OpenMP threads per MPI rank", .at_least = 1}),
       field(at(&FitConfig::net_bytes_per_second),
@@ -370,6 +388,13 @@ void validate_fit_options(FitOptions& o) {
                  : o.exchange == "reduce" ? Exchange::kReduce
                                           : Exchange::kAuto;
   if (o.ckpt.dir.empty() && o.ckpt.resume) throw InputError("--resume: needs --checkpoint-dir");
+  if (cfg.item.residual && o.items != "embeddings")
+    throw InputError(fmt::format(
+        "--residual: needs --items embeddings (a residual on the head), not --items {}", o.items));
+  if (o.given("--mu-residual") && !cfg.item.residual)
+    throw InputError("--mu-residual: needs --residual");
+  if (cfg.item.residual && !(cfg.item.mu_residual > 0))
+    throw InputError(fmt::format("--mu-residual: {} must be > 0", cfg.item.mu_residual));
   if (o.items != "comparisons") {
     // What the item models do not support (docs/design.md, "Item models").
     if (o.given("--extrapolate") && cfg.extrapolate)

@@ -31,7 +31,7 @@ using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 
 struct ScoreOptions {
   std::string model, responses, adapted, users, out;
-  bool best = false, overwrite = false;
+  bool best = false, overwrite = false, residual = false;
 };
 
 // Every rank's rows concatenated in rank order.
@@ -82,6 +82,11 @@ Runner add_score(CLI::App& app) {
   app.add_flag("--best-of-N", o->best,
                "Write each user's best response of every prompt (/best, /best_score) instead "
                "of every score (/scores)");
+  app.add_flag("--residual", o->residual,
+               "Model of `fit --items embeddings --residual`: add the fit's residual d_r to "
+               "responses 0..R-1 of --responses (R: the fit's responses; --responses must number "
+               "them as the fit's label file did); later responses, new ones, get the head "
+               "alone. Without it every response gets the head alone");
   app.add_flag("--overwrite", o->overwrite, "Replace an existing output file");
   app.add_option("--out", o->out, "Output scores file (HDF5)")->required();
   return [o](const mpi::Comm& comm) {
@@ -117,6 +122,23 @@ Runner add_score(CLI::App& app) {
                                      o->model, dataset, hd.rank));
       param_rows = s.dims[0];
     });
+    // --residual: the model's /embedding_residual (responses of the fit x J).
+    std::uint64_t residual_rows = 0;
+    mpi::agree(comm, [&] {
+      const bool has = h5::exists(mf.get(), "/embedding_residual");
+      if (o->residual && !has)
+        throw InputError(fmt::format(
+            "--residual: {} has no /embedding_residual (fit with --items embeddings --residual)",
+            o->model));
+      if (!o->residual) return;
+      h5::Handle d = h5::open_dataset(mf.get(), "embedding_residual", o->model);
+      const h5::DatasetShape s = h5::shape_of(d.get(), o->model);
+      if (s.dims.size() != 2 || s.dims[1] != hd.rank || s.type_class != H5T_FLOAT)
+        throw InputError(
+            fmt::format("{}: /embedding_residual: expected a 2-D float dataset of {} columns",
+                        o->model, hd.rank));
+      residual_rows = s.dims[0];
+    });
     const io::LabelFile rf = io::LabelFile::open(o->responses, comm);
     const std::uint64_t R = rf.responses().responses, P = rf.responses().prompts;
     mpi::agree(comm, [&] {
@@ -129,6 +151,11 @@ Runner add_score(CLI::App& app) {
             "{}: /responses/embedding has dimension {}, but the head of {} takes {} (--responses, "
             "--model)",
             o->responses, rf.responses().embedding_dim, o->model, param_rows));
+      if (o->residual && R < residual_rows)
+        throw InputError(fmt::format(
+            "--residual: {} has {} responses, fewer than the {} of the fit's residuals in {} "
+            "(it must number the fit's responses first) (--responses, --model)",
+            o->responses, R, residual_rows, o->model));
       if (items == "responses" && R != param_rows)
         throw InputError(fmt::format(
             "{}: {} responses, but {} has factors of {} (a responses model scores the responses "
@@ -184,6 +211,18 @@ Runner add_score(CLI::App& app) {
         RowMajor mine = E.cast<double>() * Wm;
         phi = allgather_rows(comm, std::vector<double>(mine.data(), mine.data() + mine.size()));
       }
+      if (residual_rows > 0) {
+        // phi_r += d_r for the fit's responses (ids below residual_rows).
+        std::vector<double> D(residual_rows * J);
+        h5::Handle dr = h5::open_dataset(mf.get(), "embedding_residual", o->model);
+        mpi::agree(comm,
+                   [&] { h5::read_rows<double>(dr.get(), 0, residual_rows, D, comm, o->model); });
+        for (std::size_t k = 0; k < D.size(); ++k) phi[k] += D[k];
+        log::info(comm,
+                  "score: the fit's residuals for responses 0..{} (of {}); the head alone "
+                  "for the rest",
+                  residual_rows - 1, R);
+      }
     }
     const Eigen::Map<const RowMajor> Phi(phi.data(), static_cast<Eigen::Index>(R), J);
     const std::vector<std::uint32_t>& prompt = rf.responses().prompt;
@@ -209,6 +248,7 @@ Runner add_score(CLI::App& app) {
     h5::write_attribute<std::uint64_t>(h, "prompts", P, what);
     h5::write_attribute<std::uint32_t>(h, "rank", hd.rank, what);
     h5::write_string_attribute(h, "items", items, what);
+    h5::write_attribute<std::uint64_t>(h, "residual_responses", residual_rows, what);
     h5::write_string_attribute(h, "model", o->model, what);
     h5::write_string_attribute(h, "responses_file", o->responses, what);
     h5::write_string_attribute(h, "source", o->adapted.empty() ? "fitted" : "adapted", what);
