@@ -410,6 +410,41 @@ std::vector<double> ItemModel::solve_cg(const std::vector<double>& H,
   return D;
 }
 
+namespace {
+// The Armijo ladder of an item step (solver/loss.hpp): Z moves along V, the parameters along
+// their direction D. The change of F at each step length t, term by term (solver/newton.hpp):
+// the labels' change from `change`, z's ridge mu_z t (z.V + t/2 |V|^2), the parameters' ridge
+// mu t (td + t/2 dd) with td = theta.D and dd = |D|^2 (summed over the blocks, mu = 1, when
+// several models move together). Returns the step taken, 0 for none; *measured: whether the
+// labels were measured at it (the first rung). Collective.
+double item_ladder(const mpi::Comm& comm, const std::vector<double>& Z,
+                   const std::vector<double>& V, double mu_z, double mu, double td, double dd,
+                   double gd, const LabelChange& change, bool* measured) {
+  double zv = 0, vv = 0;
+  for (std::size_t i = 0; i < V.size(); ++i) {
+    zv += Z[i] * V[i];
+    vv += V[i] * V[i];
+  }
+  constexpr int kPerRound = 2;
+  for (int l0 = 0; l0 < kLadder; l0 += kPerRound) {
+    const int nl = std::min(kPerRound, kLadder - l0);
+    double steps[kPerRound] = {0, 0}, ch[kPerRound] = {0, 0};
+    for (int l = 0; l < nl; ++l) steps[l] = ladder_step(l0 + l);
+    change(V, std::span<const double>(steps, nl), std::span<double>(ch, nl), l0 == 0);
+    for (int l = 0; l < nl; ++l) ch[l] += mu_z * steps[l] * (zv + 0.5 * steps[l] * vv);
+    mpi::allreduce(comm, std::span<double>(ch, nl), MPI_SUM);
+    for (int l = 0; l < nl; ++l) {
+      const double t = steps[l];
+      if (ch[l] + mu * t * (td + 0.5 * t * dd) <= kArmijo * t * gd) {
+        *measured = l0 == 0 && l == 0;
+        return t;
+      }
+    }
+  }
+  return 0;
+}
+}  // namespace
+
 double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
                               const LabelChange& change) {
   last_measured_ = false;
@@ -449,38 +484,9 @@ double ItemModel::newton_step(std::vector<double>& Z, const ComparisonDerivs& d,
   if (!(gd < 0)) return 0;
   std::vector<double> V;
   apply(D, V);
-  // The change of F at each step length of the ladder, term by term (solver/newton.hpp): the
-  // labels' change from the fit, the z and theta regularizations here.
-  const double zv = [&] {
-    double s = 0;
-    for (std::size_t i = 0; i < V.size(); ++i) s += Z[i] * V[i];
-    return s;
-  }();
-  const double vv = [&] {
-    double s = 0;
-    for (double v : V) s += v * v;
-    return s;
-  }();
   const double td = dot(theta_, D), dd = dot(D, D);
-  constexpr int kPerRound = 2;
-  double taken = 0;
-  for (int l0 = 0; l0 < kLadder && taken == 0; l0 += kPerRound) {
-    const int nl = std::min(kPerRound, kLadder - l0);
-    double steps[kPerRound] = {0, 0}, ch[kPerRound] = {0, 0};
-    for (int l = 0; l < nl; ++l) steps[l] = ladder_step(l0 + l);
-    change(V, std::span<const double>(steps, nl), std::span<double>(ch, nl), l0 == 0);
-    for (int l = 0; l < nl; ++l) ch[l] += cfg_.mu_z * steps[l] * (zv + 0.5 * steps[l] * vv);
-    mpi::allreduce(comm_, std::span<double>(ch, nl), MPI_SUM);
-    for (int l = 0; l < nl; ++l) {
-      const double t = steps[l];
-      const double df = ch[l] + cfg_.mu_w * t * (td + 0.5 * t * dd);
-      if (df <= kArmijo * t * gd) {
-        taken = t;
-        last_measured_ = l0 == 0 && l == 0;
-        break;
-      }
-    }
-  }
+  const double taken =
+      item_ladder(comm_, Z, V, cfg_.mu_z, cfg_.mu_w, td, dd, gd, change, &last_measured_);
   if (taken == 0) return 0;
   for (std::size_t i = 0; i < theta_.size(); ++i) theta_[i] += taken * D[i];
   // Z + t V = A (theta + t D) up to round-off, and exactly the point the line search (and with
@@ -607,33 +613,13 @@ double ItemModel::joint_newton_step(ItemModel& h, ItemModel& r, std::vector<doub
   h.apply(Dh, V);
   r.apply(Dr, Vr);
   for (std::size_t i = 0; i < V.size(); ++i) V[i] += Vr[i];
-  double zv = 0, vv = 0;
-  for (std::size_t i = 0; i < V.size(); ++i) {
-    zv += Z[i] * V[i];
-    vv += V[i] * V[i];
-  }
   // The theta regularizations' change at step t: sum over the blocks of mu t (theta.D + t/2 |D|^2).
   const double mh = h.cfg_.mu_w, mr = r.cfg_.mu_w;
   const double td = mh * h.dot(h.theta_, Dh) + mr * r.dot(r.theta_, Dr);
   const double dd = mh * h.dot(Dh, Dh) + mr * r.dot(Dr, Dr);
-  constexpr int kPerRound = 2;
-  double taken = 0;
-  for (int l0 = 0; l0 < kLadder && taken == 0; l0 += kPerRound) {
-    const int nl = std::min(kPerRound, kLadder - l0);
-    double steps[kPerRound] = {0, 0}, ch[kPerRound] = {0, 0};
-    for (int l = 0; l < nl; ++l) steps[l] = ladder_step(l0 + l);
-    change(V, std::span<const double>(steps, nl), std::span<double>(ch, nl), l0 == 0);
-    for (int l = 0; l < nl; ++l) ch[l] += cfg.mu_z * steps[l] * (zv + 0.5 * steps[l] * vv);
-    mpi::allreduce(h.comm_, std::span<double>(ch, nl), MPI_SUM);
-    for (int l = 0; l < nl; ++l) {
-      const double t = steps[l];
-      if (ch[l] + t * (td + 0.5 * t * dd) <= kArmijo * t * gd) {
-        taken = t;
-        h.last_measured_ = r.last_measured_ = l0 == 0 && l == 0;
-        break;
-      }
-    }
-  }
+  bool measured = false;
+  const double taken = item_ladder(h.comm_, Z, V, cfg.mu_z, 1.0, td, dd, gd, change, &measured);
+  h.last_measured_ = r.last_measured_ = measured;
   if (taken == 0) return 0;
   for (std::size_t i = 0; i < h.theta_.size(); ++i) h.theta_[i] += taken * Dh[i];
   for (std::size_t i = 0; i < r.theta_.size(); ++i) r.theta_[i] += taken * Dr[i];
