@@ -4,7 +4,6 @@
 // This writer knows every dataset of that layout and nothing of how a population is drawn:
 // solver/population_file.cpp draws the rows batch by batch and hands them here.
 #include <cstdint>
-#include <optional>
 #include <span>
 #include <string>
 #include <utility>
