@@ -527,6 +527,20 @@ std::string item_tag(const std::vector<std::string>& m) {
   return m.size() > 2 ? m[1] + "-residual" : m[1];
 }
 
+// The item-model fit of the checkpoint tests (8 sweeps of `model` on `data` into `out`), and
+// with a checkpoint directory `ck` every 3 sweeps, resumed from it.
+std::vector<std::string> item_fit_args(const std::string& data,
+                                       const std::vector<std::string>& model,
+                                       const std::string& out, const std::string& ck) {
+  std::vector<std::string> a = {"fit",    "--data",       data, "--rank", "4", "--init",
+                                "random", "--max-sweeps", "8",  "--tol",  "0", "--seed",
+                                "5",      "--out",        out};
+  a.insert(a.end(), model.begin(), model.end());
+  if (!ck.empty())
+    a.insert(a.end(), {"--checkpoint-dir", ck, "--checkpoint-every", "3", "--resume"});
+  return a;
+}
+
 // With an item model (--items responses: Phi by Newton-CG, distributed by response;
 // --items embeddings: the replicated head W; with --residual also the residuals, distributed by
 // response), the checkpoint holds theta (/state/item_params): stopped after sweep 0, after a
@@ -538,13 +552,7 @@ TEST_F(Checkpoint, ItemParametersAreCheckpointed) {
     const std::string items = item_tag(model);
     SCOPED_TRACE(items);
     auto args = [&](const std::string& out, const std::string& ck) {
-      std::vector<std::string> a = {"fit",    "--data",       data, "--rank", "4", "--init",
-                                    "random", "--max-sweeps", "8",  "--tol",  "0", "--seed",
-                                    "5",      "--out",        out};
-      a.insert(a.end(), model.begin(), model.end());
-      if (!ck.empty())
-        a.insert(a.end(), {"--checkpoint-dir", ck, "--checkpoint-every", "3", "--resume"});
-      return a;
+      return item_fit_args(data, model, out, ck);
     };
     const std::string ref = path("items-ref-" + items + ".h5");
     RunResult r = run_pref(2, args(ref, ""));
@@ -578,13 +586,7 @@ TEST_F(Checkpoint, ItemParametersResumeAtAnotherRankCount) {
   for (const auto& model : kItemModels) {
     const std::string items = item_tag(model);
     auto args = [&](const std::string& out, const std::string& ck) {
-      std::vector<std::string> a = {"fit",    "--data",       data, "--rank", "4", "--init",
-                                    "random", "--max-sweeps", "8",  "--tol",  "0", "--seed",
-                                    "5",      "--out",        out};
-      a.insert(a.end(), model.begin(), model.end());
-      if (!ck.empty())
-        a.insert(a.end(), {"--checkpoint-dir", ck, "--checkpoint-every", "3", "--resume"});
-      return a;
+      return item_fit_args(data, model, out, ck);
     };
     const std::string ref = path("items-ranks-ref-" + items + ".h5");
     RunResult r = run_pref(2, args(ref, ""));

@@ -306,6 +306,24 @@ Problem as_problem(const Dense& pb) {
                          static_cast<float>(pb.y[i][p]));
   return out;
 }
+
+// Two whole fits that must be the same: the objective sweep by sweep to obj_tol (relative), U
+// and Z to factor_tol, and the item parameters (gathered) to factor_tol.
+void expect_same_fit(const mpi::Comm& world, const DistFit& a, const DistFit& b, int J,
+                     double obj_tol, double factor_tol) {
+  ASSERT_EQ(a.res.history.size(), b.res.history.size());
+  for (std::size_t s = 0; s < a.res.history.size(); ++s)
+    EXPECT_NEAR(a.res.history[s].objective, b.res.history[s].objective,
+                obj_tol * std::abs(b.res.history[s].objective))
+        << "sweep " << s;
+  EXPECT_LT((as_matrix(a.Z, J) - as_matrix(b.Z, J)).cwiseAbs().maxCoeff(), factor_tol);
+  EXPECT_LT((as_matrix(a.U, J) - as_matrix(b.U, J)).cwiseAbs().maxCoeff(), factor_tol);
+  const std::vector<double> ta = allgather_rows(world, a.res.item_params);
+  const std::vector<double> tb = allgather_rows(world, b.res.item_params);
+  ASSERT_EQ(ta.size(), tb.size());
+  for (std::size_t k = 0; k < ta.size(); ++k) EXPECT_NEAR(ta[k], tb[k], factor_tol) << k;
+}
+
 }  // namespace
 
 TEST(Items, FitHeadHalfStepReachesTheDenseOptimumAtFixedUsers) {
@@ -351,18 +369,8 @@ TEST(Items, ResponsesAndOneHotEmbeddingsAreTheSameFit) {
   const Problem prob = as_problem(pb);
   const DistFit fr = run_fit(world, prob, cr);
   const DistFit fe = run_fit(world, prob, ce);
-  ASSERT_EQ(fr.res.history.size(), fe.res.history.size());
-  for (std::size_t s = 0; s < fr.res.history.size(); ++s)
-    EXPECT_NEAR(fr.res.history[s].objective, fe.res.history[s].objective,
-                1e-8 * std::abs(fe.res.history[s].objective))
-        << "sweep " << s;
-  EXPECT_LT((as_matrix(fr.Z, pb.J) - as_matrix(fe.Z, pb.J)).cwiseAbs().maxCoeff(), 1e-7);
-  EXPECT_LT((as_matrix(fr.U, pb.J) - as_matrix(fe.U, pb.J)).cwiseAbs().maxCoeff(), 1e-7);
   // Phi (responses, by response rows) is the head on one-hot embeddings.
-  const std::vector<double> phi = allgather_rows(world, fr.res.item_params);
-  const std::vector<double> W = allgather_rows(world, fe.res.item_params);
-  ASSERT_EQ(phi.size(), W.size());
-  for (std::size_t k = 0; k < phi.size(); ++k) EXPECT_NEAR(phi[k], W[k], 1e-7) << k;
+  expect_same_fit(world, fr, fe, pb.J, 1e-8, 1e-7);
   // The fit moved: the objective decreased over the sweeps.
   EXPECT_LT(fr.res.history.back().objective, fr.res.history.front().objective);
 }
@@ -619,17 +627,7 @@ TEST(Items, HugeResidualRidgeIsThePlainHeadFit) {
   const Problem prob = as_problem(pb);
   const DistFit fp = run_fit(world, prob, cfg);
   const DistFit fr = run_fit(world, prob, cr);
-  ASSERT_EQ(fp.res.history.size(), fr.res.history.size());
-  for (std::size_t s = 0; s < fp.res.history.size(); ++s)
-    EXPECT_NEAR(fp.res.history[s].objective, fr.res.history[s].objective,
-                1e-10 * std::abs(fp.res.history[s].objective))
-        << "sweep " << s;
-  EXPECT_LT((as_matrix(fp.Z, pb.J) - as_matrix(fr.Z, pb.J)).cwiseAbs().maxCoeff(), 1e-8);
-  EXPECT_LT((as_matrix(fp.U, pb.J) - as_matrix(fr.U, pb.J)).cwiseAbs().maxCoeff(), 1e-8);
-  const std::vector<double> Wp = allgather_rows(world, fp.res.item_params);
-  const std::vector<double> Wr = allgather_rows(world, fr.res.item_params);
-  ASSERT_EQ(Wp.size(), Wr.size());
-  for (std::size_t k = 0; k < Wp.size(); ++k) EXPECT_NEAR(Wp[k], Wr[k], 1e-8) << k;
+  expect_same_fit(world, fr, fp, pb.J, 1e-10, 1e-8);
   const std::vector<double> D = allgather_rows(world, fr.res.residual_params);
   ASSERT_EQ(D.size(), static_cast<std::size_t>(pb.R * pb.J));
   for (double v : D) EXPECT_LT(std::abs(v), 1e-9);
