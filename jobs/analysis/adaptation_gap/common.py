@@ -1,23 +1,16 @@
 """Shared loading and the generic discrete-atom Bayes adaptation (after jobs/adaptation_ceiling.py)."""
-import math, os
+import math, os, sys
 import h5py
 import numpy as np
-from scipy.stats import rankdata
 from scipy.optimize import minimize
 
 # The adaptation run of docs/results.md ("New users"): its data.h5, model.h5 and adapted_*.h5.
 D = os.environ.get("PREF_ADAPT_RUN", "runs/adaptation-prior").rstrip("/") + "/"
 BUDGETS = [1, 2, 5, 10, 20, 40]
 
-
-def auc(s, y):
-    keep = y != 0.5
-    s, y = s[keep], y[keep] > 0.5
-    pos, neg = y.sum(), (~y).sum()
-    if pos == 0 or neg == 0:
-        return math.nan
-    r = rankdata(s)
-    return (r[y].sum() - pos * (pos + 1) / 2) / (pos * neg)
+# The held-out AUC of pref adapt and of the ceiling (ties excluded, mid-ranks): jobs/'s one copy.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from adaptation_ceiling import auc  # noqa: E402
 
 
 def gen_types(A=7):
