@@ -3,12 +3,18 @@
 Model (pref generator, lowrank, user_distribution gaussian, bernoulli labels, T = 1):
   u_i ~ N(0, I_J), z_p ~ N(0, I_J / J), P(y = 1) = sigmoid(u_i . z_p).
 """
+import os
+
 import numpy as np
 import h5py
 from scipy.stats import rankdata
 from scipy.special import expit
 
-DATA = "/work/main/runs/bench-prior/data_model_lowrank_users_{}_comparisons_1e4_answers_per_user_40_rank_8-s5.h5"
+# The files of `bash jobs/bench_prior.sh --users "1e4 1e5"` (docs/results.md), in the repository's
+# runs/bench-prior unless PREF_PRIOR_GAP_DIR names another folder.
+_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+DATA = os.path.join(os.environ.get("PREF_PRIOR_GAP_DIR", os.path.join(_ROOT, "runs", "bench-prior")),
+                    "data_model_lowrank_users_{}_comparisons_1e4_answers_per_user_40_rank_8-s5.h5")
 
 
 def load(tag):
