@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 
 #include "io/hdf5.hpp"
 
@@ -78,6 +79,14 @@ ModelHeader read_model_header(const std::string& path, const mpi::Comm& comm) {
     hd.kind = h5::read_string_attribute(h, "kind", what);
     check_factor_dataset(h, "user_factors", hd.users, hd.rank, path);
     check_factor_dataset(h, "comparison_factors", hd.comparisons, hd.rank, path);
+    if (h5::has_attribute(h, "calibration_scale")) {
+      hd.calibration_scale = h5::read_attribute<double>(h, "calibration_scale", what);
+      if (!(std::isfinite(hd.calibration_scale) && hd.calibration_scale >= 0))
+        throw InputError(
+            fmt::format("{}: attribute 'calibration_scale' is {}, expected a finite "
+                        "number >= 0",
+                        path, hd.calibration_scale));
+    }
     if (h5::exists(h, "/prior")) {
       h5::Handle g = h5::open_group(h, "prior", path);
       const std::string kind = h5::has_attribute(g.get(), "kind")

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "solver/exchange.hpp"
+#include "solver/loss.hpp"
 
 namespace pref {
 
@@ -29,14 +30,18 @@ void for_each_user_margins(const mpi::Comm& comm, const LabelMatrix& m, const Fa
 }
 
 SplitMetrics evaluate_split(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f,
-                            std::vector<double>* user_aucs) {
+                            std::vector<double>* user_aucs, double scale) {
   MetricsAccumulator acc;
   std::vector<Scored> items;
   for_each_user_margins(
       comm, m, f, [&](std::size_t, std::span<const double> margins, std::span<const float> labels) {
         items.resize(margins.size());
-        for (std::size_t k = 0; k < margins.size(); ++k) items[k] = {margins[k], labels[k]};
-        acc.add_user(items);
+        double loss = 0;
+        for (std::size_t k = 0; k < margins.size(); ++k) {
+          items[k] = {margins[k], labels[k]};
+          loss += bce(scale * margins[k], labels[k]);
+        }
+        acc.add_user(items, loss);
       });
   return acc.finish(comm, user_aucs);
 }

@@ -3,6 +3,7 @@
 // `pref evaluate --json` prints one JSON object, the same at any rank count.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -138,6 +139,72 @@ TEST_F(FitCli, EvaluatePrintsOneJsonObject) {
       EXPECT_EQ(j["accuracy"].get<double>(), first["accuracy"].get<double>()) << ranks;
       EXPECT_NEAR(j["logloss"].get<double>(), first["logloss"].get<double>(), 1e-12) << ranks;
     }
+  }
+}
+
+// --calibrate validation (the default) stores the scale s of the probabilities sigmoid(s u.z)
+// that minimizes the validation log-loss, recomputed here from the model's factors and the
+// file's validation labels; `pref evaluate` reports the log-loss at s and at 1; --calibrate none
+// stores s = 1; a bad value exits 2 with one line.
+TEST_F(FitCli, CalibrationScaleMinimizesTheValidationLogLoss) {
+  const std::string model = fit(2, "calibrated.h5", {"--calibrate", "validation"});
+  H5Id mf = h5_open(model);
+  const double s = read_double_attr(mf, "calibration_scale");
+  const std::vector<double> U = h5_read<double>(mf, "/user_factors");
+  const std::vector<double> Z = h5_read<double>(mf, "/comparison_factors");
+  H5Id df = h5_open(data());
+  const auto vu = h5_read<std::uint64_t>(df, "/validation/user");
+  const auto vc = h5_read<std::uint64_t>(df, "/validation/comparison");
+  const auto vq = h5_read<double>(df, "/validation/value");
+  ASSERT_EQ(vu.size(), vq.size());
+  // The generator stores 0/1 labels as uint8 q = 200 v (docs/format.md).
+  const double den = *std::max_element(vq.begin(), vq.end()) > 1 ? 200.0 : 1.0;
+  // Mean log-loss of sigmoid(t m) and its derivative in t, summed in long double.
+  auto at = [&](double t, double* grad = nullptr) {
+    long double f = 0, g = 0;
+    for (std::size_t k = 0; k < vu.size(); ++k) {
+      double m = 0;
+      for (int a = 0; a < kRank; ++a) m += U[vu[k] * kRank + a] * Z[vc[k] * kRank + a];
+      const double y = vq[k] / den, x = t * m;
+      f += std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))) - y * x;
+      g += (1 / (1 + std::exp(-x)) - y) * m;
+    }
+    if (grad) *grad = static_cast<double>(g / vu.size());
+    return static_cast<double>(f / vu.size());
+  };
+  double g = NAN;
+  const double f = at(s, &g);
+  ASSERT_GT(s, 0.0);
+  EXPECT_NE(s, 1.0);  // an over-fitted ridge: its margins need shrinking or stretching
+  EXPECT_LT(std::abs(g), 1e-9) << "the derivative of the validation log-loss at s = " << s;
+  EXPECT_LE(f, at(s * 1.01));
+  EXPECT_LE(f, at(s * 0.99));
+  EXPECT_LT(f, at(1.0));
+  const RunResult r = run_pref(
+      2, {"evaluate", "--model", model, "--data", data(), "--split", "validation", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_NEAR(j["logloss"].get<double>(), f, 1e-12);
+  EXPECT_NEAR(j["logloss_uncalibrated"].get<double>(), at(1.0), 1e-12);
+  EXPECT_EQ(j["calibration_scale"].get<double>(), s);
+
+  const std::string none = fit(2, "uncalibrated.h5", {"--calibrate", "none"});
+  EXPECT_EQ(read_double_attr(h5_open(none), "calibration_scale"), 1.0);
+  const RunResult rn = run_pref(
+      1, {"evaluate", "--model", none, "--data", data(), "--split", "validation", "--json"});
+  ASSERT_EQ(rn.exit_code, 0) << rn.command << "\n" << rn.err;
+  const nlohmann::json jn = nlohmann::json::parse(rn.out);
+  EXPECT_EQ(jn["logloss"].get<double>(), jn["logloss_uncalibrated"].get<double>());
+  EXPECT_NEAR(jn["logloss"].get<double>(), at(1.0), 1e-12);
+  // The factors are those of the calibrated fit: calibration changes nothing else.
+  EXPECT_EQ(h5_read<double>(h5_open(none), "/user_factors"), U);
+
+  for (int ranks : {1, 4}) {
+    const RunResult bad = run_pref(ranks, {"fit", "--data", data(), "--rank", "2", "--calibrate",
+                                           "test", "--out", path("bad.h5")});
+    EXPECT_EQ(bad.exit_code, 2) << bad.command << "\n" << bad.err;
+    EXPECT_NE(bad.err.find("--calibrate"), std::string::npos) << bad.err;
+    EXPECT_FALSE(fs::exists(path("bad.h5")));
   }
 }
 

@@ -79,7 +79,11 @@ Runner add_evaluate(CLI::App& app) {
       f = Factors{static_cast<int>(hd.rank), std::move(mf.U), std::move(mf.Z)};
     }
     std::vector<double> user_aucs;
-    const SplitMetrics s = evaluate_split(comm, m, f, &user_aucs);
+    // A model's log-loss is that of its calibrated probabilities (solver/calibration.hpp);
+    // the uncalibrated one is reported beside it.
+    const double scale = o->model.empty() ? 1.0 : hd.calibration_scale;
+    const SplitMetrics s = evaluate_split(comm, m, f, &user_aucs, scale);
+    const double logloss_raw = scale == 1.0 ? s.logloss : evaluate_split(comm, m, f).logloss;
     const double qs[5] = {0.1, 0.25, 0.5, 0.75, 0.9};
     const std::vector<double> q = global_quantiles(comm, std::move(user_aucs), qs);
     if (comm.rank() != 0) return 0;
@@ -89,6 +93,8 @@ Runner add_evaluate(CLI::App& app) {
                         {"split", o->split},
                         {"labels", s.labels},
                         {"logloss", num(s.logloss)},
+                        {"logloss_uncalibrated", num(logloss_raw)},
+                        {"calibration_scale", scale},
                         {"accuracy", num(s.accuracy)},
                         {"auc", num(s.auc)},
                         {"user_auc_mean", num(s.user_auc_mean)},
@@ -105,8 +111,9 @@ Runner add_evaluate(CLI::App& app) {
     }
     fmt::print("{} on {} ({} split, {} labels)\n", j["model"].get<std::string>(), o->data, o->split,
                s.labels);
-    fmt::print("  logloss   {:.4f}\n  accuracy  {:.4f}\n  ROC-AUC   {:.4f}\n", s.logloss,
-               s.accuracy, s.auc);
+    fmt::print("  logloss   {:.4f} (calibration scale {:.4g}; uncalibrated {:.4f})\n", s.logloss,
+               scale, logloss_raw);
+    fmt::print("  accuracy  {:.4f}\n  ROC-AUC   {:.4f}\n", s.accuracy, s.auc);
     fmt::print(
         "  per-user ROC-AUC: mean {:.4f} over {} users; quantiles 10% {:.3f} 25% {:.3f} "
         "50% {:.3f} 75% {:.3f} 90% {:.3f}\n",

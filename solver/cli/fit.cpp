@@ -9,6 +9,7 @@
 #include "io/output_file.hpp"
 #include "solver/base/log.hpp"
 #include "solver/base/signals.hpp"
+#include "solver/calibration.hpp"
 #include "solver/cli/checkpoint.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
@@ -39,7 +40,8 @@ class FitRun {
   Factors svd_factors();
   void log_sweep(const SweepRecord& r) const;
   FitHooks hooks();
-  void write_model(const FitResult& res);
+  Calibration calibrate(const FitResult& res);
+  void write_model(const FitResult& res, const Calibration& cal);
 
   const mpi::Comm& comm_;
   FitOptions& o_;
@@ -75,7 +77,7 @@ int FitRun::run() {
               signals::name(stop_signal_), kExitStoppedBySignal);
     return kExitStoppedBySignal;
   }
-  write_model(res);
+  write_model(res, calibrate(res));
   return 0;
 }
 
@@ -243,7 +245,31 @@ FitHooks FitRun::hooks() {
   return hooks;
 }
 
-void FitRun::write_model(const FitResult& res) {
+// --calibrate validation: the probabilities' scale s fitted on the validation split with the
+// final factors (solver/calibration.hpp); the split is read again, since the fit has freed its
+// copy.
+Calibration FitRun::calibrate(const FitResult& res) {
+  Calibration cal;
+  if (o_.calibrate == "none") return cal;
+  if (!data_->has(io::Split::kValidation)) {
+    log::info(comm_,
+              "calibration: {} has no validation split; probabilities sigmoid(u.z) as fitted",
+              o_.data);
+    return cal;
+  }
+  const double t0 = MPI_Wtime();
+  const LabelMatrix val = load_split(*data_, io::Split::kValidation, comm_, parts_,
+                                     {parse_duplicates(o_.duplicates), false});
+  cal = calibrate_scale(comm_, val, res.factors);
+  log::info(comm_,
+            "calibration: probabilities sigmoid(s u.z) with s = {:.6g} ({} Newton steps, {:.3f}s): "
+            "validation log-loss {:.4f} -> {:.4f} over {} labels",
+            cal.scale, cal.newton_steps, MPI_Wtime() - t0, cal.logloss_before, cal.logloss_after,
+            cal.labels);
+  return cal;
+}
+
+void FitRun::write_model(const FitResult& res, const Calibration& cal) {
   const SweepRecord& last = res.history.back();
   io::ModelHeader hd;
   hd.users = data_->users();
@@ -251,12 +277,15 @@ void FitRun::write_model(const FitResult& res) {
   hd.rank = static_cast<std::uint32_t>(cfg_.J);
   hd.kind = cfg_.shared ? "shared" : "factor";
   hd.attributes = recorded(o_, /*model=*/true);
-  hd.attributes.merge(io::Attributes{{"sweeps", static_cast<std::int64_t>(last.sweep)},
-                                     {"converged", static_cast<std::int64_t>(res.converged)},
-                                     {"objective", last.objective},
-                                     {"grad_norm", last.grad_norm},
-                                     {"exchange", std::string(exchange_name(res.exchange))},
-                                     {"mpi_ranks", static_cast<std::int64_t>(comm_.size())}});
+  hd.attributes.merge(
+      io::Attributes{{"sweeps", static_cast<std::int64_t>(last.sweep)},
+                     {"converged", static_cast<std::int64_t>(res.converged)},
+                     {"objective", last.objective},
+                     {"grad_norm", last.grad_norm},
+                     {"exchange", std::string(exchange_name(res.exchange))},
+                     {"mpi_ranks", static_cast<std::int64_t>(comm_.size())},
+                     {"calibration", cal.labels ? std::string("validation") : std::string("none")},
+                     {"calibration_scale", cal.scale}});
   hd.history_json = history_lines(history_, /*with_timings=*/false);
   if (res.prior) {
     hd.prior_mean = res.prior->mean;

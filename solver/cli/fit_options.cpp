@@ -264,6 +264,12 @@ const std::vector<FitField>& fit_fields() {
              .role = R::kVariable,
              .resume_note = "the factors agree to round-off, not bitwise",
              .checks = {CLI::IsMember({"auto", "ship", "reduce"})}}),
+      field(at(&FitOptions::calibrate),
+            {.option = "--calibrate",
+             .help = "After the sweeps: validation (fit the scale s of the probabilities "
+                     "sigmoid(s u.z) on the validation split, stored in the model as "
+                     "calibration_scale; no ranking changes) or none (s = 1)",
+             .checks = {CLI::IsMember({"validation", "none"})}}),
       field(at(&FitOptions::drop_ties), {.option = "--drop-ties",
                                          .help = "Drop training labels of 0.5 (as the paper does)",
                                          .attribute = "drop_ties",

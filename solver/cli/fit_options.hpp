@@ -45,6 +45,7 @@ struct FitOptions {
   std::string duplicates = "error";
   std::string prior;                  // --prior; empty: population, or ridge when --mu-u is given
   std::string items = "comparisons";  // --items; FitConfig::item holds --mu-w
+  std::string calibrate = "validation";  // --calibrate: validation or none
   bool overwrite = false, drop_ties = false;
   // The parsed options by name, to tell an option given from its default.
   std::map<std::string, const CLI::Option*> parsed;
