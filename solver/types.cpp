@@ -6,6 +6,7 @@
 #include <Eigen/Core>
 #include <Eigen/Eigenvalues>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -176,7 +177,7 @@ int refit_params(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
   };
   const double tol = 1e-10 * double(std::max<std::uint64_t>(lm.labels, 1));
   int it = 0;
-  for (; it < 100; ++it) {
+  for (; it < kMaxNewtonSteps; ++it) {
     const ordinal::Params p = m.params;
     const std::vector<double> s =
         comparison_sums(comm, lm, m, 10, [&](double mg, int o, double* out) {
@@ -200,18 +201,22 @@ int refit_params(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
     const double slope = g.dot(d);
     const std::array<double, 3> th = p.theta();
     bool moved = false;
-    for (int j = 0; j < 40 && !moved; ++j) {
+    double gain = 0;
+    for (int j = 0; j < 2 * kLadder && !moved; ++j) {
       const double t = std::ldexp(1.0, -j);
       const ordinal::Params q =
           ordinal::Params::from_theta({th[0] + t * d[0], th[1] + t * d[1], th[2] + t * d[2]});
       if (!(q.r > 0 && q.r < 1 && q.s > 0 && q.a > 0 && std::isfinite(q.s) && std::isfinite(q.a)))
         continue;
-      if (value(q) >= s[0] + kArmijo * t * slope) {
+      const double f = value(q);
+      if (f >= s[0] + kArmijo * t * slope) {
         m.params = q;
         moved = true;
+        gain = f - s[0];
       }
     }
-    if (!moved) break;
+    // Done when no step passes, or when the gain is at the level of rounding in L.
+    if (!moved || gain <= 1e-12 * std::abs(s[0])) break;
   }
   return it;
 }
@@ -334,18 +339,25 @@ Model fit(const mpi::Comm& comm, const LabelMatrix& labels, const std::vector<do
     const double sd = std::sqrt(std::max(s[2] / n - mean * mean, 1e-12));
     m.params = {0.5, sd / 3, 1.0};
   }
+  auto t_last = std::chrono::steady_clock::now();
   auto report = [&](const std::string& step) {
     m.objective = objective(comm, labels, m);
-    log(fmt::format("types: {}: objective {:.6f} ({:.6f} per label), r={:.4f} s={:.4f} a={:.4f}",
-                    step, m.objective,
-                    m.objective / double(std::max<std::uint64_t>(labels.labels, 1)), m.params.r,
-                    m.params.s, m.params.a));
+    const auto now = std::chrono::steady_clock::now();
+    log(fmt::format(
+        "types: {}: objective {:.6f} ({:.6f} per label), r={:.6f} s={:.4f} a={:.4f} "
+        "({:.1f} s)",
+        step, m.objective, m.objective / double(std::max<std::uint64_t>(labels.labels, 1)),
+        m.params.r, m.params.s, m.params.a, std::chrono::duration<double>(now - t_last).count()));
+    t_last = now;
   };
+
   report("start (model Z, k-means atoms)");
   m.history.push_back(m.objective);
   refit_params(comm, labels, m);
-  for (int i = 0; i < 2; ++i) {
+  report("(0) ordinal model for the start");
+  for (int i = 0; i < kStartAlternations; ++i) {
     refit_z(comm, labels, m);
+    report("(0) Z");
     refit_params(comm, labels, m);
   }
   report("(0) Z refit given the k-means atoms");

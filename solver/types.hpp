@@ -5,8 +5,8 @@
 //   L = sum_labels log P(y_l | a_{k(u_l)} . z_{p_l}; r, s, a) - kRidge/2 (sum_k |a_k|^2 + sum_p
 //   |z_p|^2)
 // over the assignment k(u), the atoms, Z and (r, s, a). Start: Z from a fitted model, the atoms
-// and the assignment from the k-means of its fitted users; then (0) (r, s, a), and twice Z given
-// the atoms followed by (r, s, a); then `rounds` rounds of
+// and the assignment from the k-means of its fitted users; then (0) (r, s, a), and
+// kStartAlternations times Z given the atoms followed by (r, s, a); then `rounds` rounds of
 //   (a) each user to the atom maximizing its labels' log-likelihood (ties: the lowest atom),
 //   (b) each atom by Newton on its members' labels, (c) each z_p by Newton on its labels given
 //   its labelers' atoms, (d) (r, s, a) by Newton.
@@ -32,6 +32,8 @@
 namespace pref::types {
 
 inline constexpr double kRidge = 1e-2;
+// Step (0): Z given the k-means atoms, then (r, s, a), this many times (refitz.py's 3).
+inline constexpr int kStartAlternations = 3;
 inline constexpr int kMaxNewtonSteps = 30;
 inline constexpr int kLadder = 12;  // step lengths 1, 1/2, ..., 2^-11
 inline constexpr double kArmijo = 1e-4;
