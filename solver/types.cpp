@@ -17,7 +17,9 @@ namespace pref::types {
 
 namespace {
 
-using Visitor = std::function<void(int row, const double* x, int outcome)>;
+// A label of row `row` with partner x; `unit` numbers this rank's users in user order (the
+// atoms' refit) and is unused otherwise.
+using Visitor = std::function<void(int row, const double* x, int outcome, std::size_t unit)>;
 using Visit = std::function<void(const Visitor&)>;
 
 double dot(const double* a, const double* b, int J) {
@@ -48,16 +50,40 @@ void allgather_rows(const mpi::Comm& comm, const Partition& part, int width,
                                 counts.data(), displs.data(), mpi::datatype<T>(), comm.get()));
 }
 
+// out (R x width) = the sum, over every rank's units in global order, of unit u's `width`
+// values (unit_acc row u) added into row unit_row[u] (-1: none): a running sum passed from rank
+// to rank, each adding its own units in order, then broadcast from the last. The additions are
+// those of one rank adding every unit in order, whatever the rank count.
+void chain_fold(const mpi::Comm& comm, const std::vector<int>& unit_row,
+                const std::vector<double>& unit_acc, int width, std::vector<double>& out) {
+  const int me = comm.rank(), P = comm.size();
+  const int n = static_cast<int>(out.size());
+  std::fill(out.begin(), out.end(), 0.0);
+  if (me > 0)
+    PREF_MPI_CHECK(MPI_Recv(out.data(), n, MPI_DOUBLE, me - 1, 0, comm.get(), MPI_STATUS_IGNORE));
+  for (std::size_t u = 0; u < unit_row.size(); ++u) {
+    if (unit_row[u] < 0) continue;
+    double* o = &out[std::size_t(unit_row[u]) * width];
+    const double* a = &unit_acc[u * width];
+    for (int i = 0; i < width; ++i) o[i] += a[i];
+  }
+  if (me + 1 < P) PREF_MPI_CHECK(MPI_Send(out.data(), n, MPI_DOUBLE, me + 1, 0, comm.get()));
+  if (P > 1) PREF_MPI_CHECK(MPI_Bcast(out.data(), n, MPI_DOUBLE, P - 1, comm.get()));
+}
+
 // Maximizes, row by row, sum_{labels of the row} log P(y | w_row . x) - kRidge/2 |w_row|^2
 // (rows x J, row-major W) by Newton with the Fisher curvature and a per-row Armijo ladder.
-// visit calls its argument for every label this rank holds; with `reduce` the rows' sums are
-// partial sums over ranks (the atoms), added by ordered_sum (every rank then takes the same
+// visit calls its argument for every label this rank holds; with `reduce` the rows' sums
+// run over every rank (the atoms): each of this rank's `units` users' sums is formed apart and
+// the users are added in global user order (chain_fold), so every rank takes the same
 // decisions); without, every row is this rank's alone (no communication). Returns the Newton
 // steps taken (the most of any row).
 int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, const Visit& visit,
-               bool reduce, const ordinal::Params& p) {
+               bool reduce, std::size_t units, const ordinal::Params& p) {
   const int nh = J * (J + 1) / 2, stride = 1 + J + nh;
   std::vector<char> active(R, 1);
+  std::vector<int> unit_row;
+  std::vector<double> unit_acc;
   std::vector<double> acc(std::size_t(R) * stride), lad(std::size_t(R) * kLadder),
       dir(std::size_t(R) * J), slope(R);
   double steps[kLadder];
@@ -67,19 +93,24 @@ int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, cons
   int it = 0;
   for (; it < kMaxNewtonSteps; ++it) {
     std::fill(acc.begin(), acc.end(), 0.0);
-    visit([&](int r, const double* x, int o) {
+    if (reduce) {
+      unit_row.assign(units, -1);
+      unit_acc.assign(units * stride, 0.0);
+    }
+    visit([&](int r, const double* x, int o, std::size_t unit) {
       if (!active[r]) return;
       const double m = dot(&W[std::size_t(r) * J], x, J);
       const ordinal::MDerivs md = ordinal::m_derivs(o, m, p);
       const double w = ordinal::fisher_m(m, p);
-      double* a = &acc[std::size_t(r) * stride];
+      if (reduce) unit_row[unit] = r;
+      double* a = reduce ? &unit_acc[unit * stride] : &acc[std::size_t(r) * stride];
       a[0] += md.value;
       for (int i = 0; i < J; ++i) a[1 + i] += md.dm * x[i];
       double* h = a + 1 + J;
       for (int i = 0, c = 0; i < J; ++i)
         for (int j = 0; j <= i; ++j, ++c) h[c] += w * x[i] * x[j];
     });
-    if (reduce) ordered_sum(comm, acc);
+    if (reduce) chain_fold(comm, unit_row, unit_acc, stride, acc);
     bool any = false;
     for (int r = 0; r < R; ++r) {
       if (!active[r]) continue;
@@ -113,14 +144,19 @@ int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, cons
     }
     if (!any) break;
     std::fill(lad.begin(), lad.end(), 0.0);
-    visit([&](int r, const double* x, int o) {
+    if (reduce) {
+      unit_row.assign(units, -1);
+      unit_acc.assign(units * kLadder, 0.0);
+    }
+    visit([&](int r, const double* x, int o, std::size_t unit) {
       if (!active[r]) return;
       const double m = dot(&W[std::size_t(r) * J], x, J);
       const double q = dot(&dir[std::size_t(r) * J], x, J);
-      double* l = &lad[std::size_t(r) * kLadder];
+      if (reduce) unit_row[unit] = r;
+      double* l = reduce ? &unit_acc[unit * kLadder] : &lad[std::size_t(r) * kLadder];
       for (int j = 0; j < kLadder; ++j) l[j] += ordinal::log_lik(o, m + steps[j] * q, p);
     });
-    if (reduce) ordered_sum(comm, lad);
+    if (reduce) chain_fold(comm, unit_row, unit_acc, kLadder, lad);
     std::vector<double> trial(J);
     for (int r = 0; r < R; ++r) {
       if (!active[r]) continue;
@@ -261,10 +297,10 @@ void refit_atoms(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
           const int k = m.assign[u0 + r];
           if (k < 0) continue;
           for (std::uint64_t e = lm.by_user.ptr[r]; e < lm.by_user.ptr[r + 1]; ++e)
-            f(k, &m.Z[std::size_t(lm.by_user.col[e]) * J], ordinal::outcome(lm.by_user.val[e]));
+            f(k, &m.Z[std::size_t(lm.by_user.col[e]) * J], ordinal::outcome(lm.by_user.val[e]), r);
         }
       },
-      true, m.params);
+      true, lm.by_user.rows(), m.params);
 }
 
 void refit_z(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
@@ -278,26 +314,13 @@ void refit_z(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
         for (std::size_t r = 0; r < rows; ++r)
           for (std::uint64_t e = lm.by_comparison.ptr[r]; e < lm.by_comparison.ptr[r + 1]; ++e)
             f(static_cast<int>(r), &m.atoms[std::size_t(m.assign[lm.by_comparison.col[e]]) * J],
-              ordinal::outcome(lm.by_comparison.val[e]));
+              ordinal::outcome(lm.by_comparison.val[e]), 0);
       },
-      false, m.params);
+      false, 0, m.params);
   allgather_rows(comm, lm.parts.comparisons, J, local, m.Z);
 }
 
 }  // namespace
-
-void ordered_sum(const mpi::Comm& comm, std::vector<double>& v) {
-  const int P = comm.size();
-  if (P == 1) return;
-  std::vector<double> all(v.size() * P);
-  PREF_MPI_CHECK(MPI_Allgather(v.data(), static_cast<int>(v.size()), MPI_DOUBLE, all.data(),
-                               static_cast<int>(v.size()), MPI_DOUBLE, comm.get()));
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    double s = 0;
-    for (int r = 0; r < P; ++r) s += all[r * v.size() + i];
-    v[i] = s;
-  }
-}
 
 double objective(const mpi::Comm& comm, const LabelMatrix& labels, const Model& m) {
   const double ll = comparison_sums(comm, labels, m, 1, [&](double mg, int o, double* out) {
