@@ -2,8 +2,8 @@
 // `pref types` (issue 13, docs/design.md "Discrete types"): a discrete-type factorization fitted
 // by hard EM under the ordinal label model (solver/ordinal.hpp). Every training user is one of
 // K atoms a_k, every comparison has factors z_p, and the fit maximizes
-//   L = sum_labels log P(y_l | a_{k(u_l)} . z_{p_l}; r, s, a) - kRidge/2 (sum_k |a_k|^2 + sum_p
-//   |z_p|^2)
+//   L = sum_labels log P(y_l | a_{k(u_l)} . z_{p_l}; r, s, a)
+//       - kRidge/2 (sum_k |a_k|^2 + sum_p |z_p|^2)
 // over the assignment k(u), the atoms, Z and (r, s, a). Start: Z from a fitted model, the atoms
 // and the assignment from the k-means of its fitted users; then (0) (r, s, a), and
 // kStartAlternations times Z given the atoms followed by (r, s, a); then `rounds` rounds of
