@@ -54,6 +54,15 @@ for run in "random population" "random none" "active population" "active none" \
   pref_mpirun "$RANKS" "$PREF_BIN" adapt --model "$MODEL" --data "$DATA" --out "$out" \
     --select "$select" --prior "$prior" "${ADAPT_ARGS[@]}" --overwrite >/dev/null
 done
+# Discrete types (issue 13, docs/design.md "Discrete types"): pref types (K = 128 atoms, 3 hard-EM
+# rounds) and the exact posterior over its atoms with information-gain and random questions.
+TYPES="$RUN_DIR/types.h5"
+[ -f "$TYPES" ] || pref_mpirun "$RANKS" "$PREF_BIN" types --model "$MODEL" --data "$DATA" --out "$TYPES"
+for select in info random; do
+  pref_log "adapt: --types --select $select"
+  pref_mpirun "$RANKS" "$PREF_BIN" adapt --types "$TYPES" --data "$DATA" \
+    --out "$RUN_DIR/adapted_${select}_types.h5" --select "$select" "${ADAPT_ARGS[@]}" --overwrite >/dev/null
+done
 /usr/bin/python3 "$PREF_ROOT/jobs/adaptation_report.py" --run-dir "$RUN_DIR" --data "$DATA" \
   --model "$MODEL" --shared "$SHARED" --test-answers 100
 

@@ -17,7 +17,10 @@ RULES = ["random", "active", "bayes"]
 PRIORS = ["population", "none"]
 # Runs with the mixture prior (--prior mixture): reported beside the Gaussian ones.
 MIXTURE_RUNS = [("random", "mixture"), ("info", "mixture")]
-EST = {"population": "MAP", "none": "MLE", "mixture": "mixture"}
+# Runs of `pref adapt --types` (the discrete posterior over `pref types`' atoms): reported when
+# their files exist.
+TYPES_RUNS = [("info", "types"), ("random", "types")]
+EST = {"population": "MAP", "none": "MLE", "mixture": "mixture", "types": "types"}
 PAPER = {5: 0.80, 10: 0.83, 20: 0.845, 40: 0.88}
 PAPER_RLHF = 0.645
 
@@ -67,6 +70,9 @@ def main():
     per_user = {}  # (rule, prior) -> N x B AUCs
     budgets = None
     runs = [(r, p) for r in RULES for p in PRIORS] + MIXTURE_RUNS
+    types_runs = [rp for rp in TYPES_RUNS
+                  if os.path.exists(os.path.join(a.run_dir, f"adapted_{rp[0]}_{rp[1]}.h5"))]
+    runs += types_runs
     for rule, prior in runs:
         if True:
             path = os.path.join(a.run_dir, f"adapted_{rule}_{prior}.h5")
@@ -127,10 +133,14 @@ def main():
     for rule, prior in MIXTURE_RUNS:
         cells = [f"{next(r[3] for r in rows if r[:3] == (rule, prior, b))['above_0_8']:.2f}" for b in budgets]
         lines.append(f"{'  share>0.8 ' + rule:<22}{EST[prior]:<12}" + "".join(f"{c:>16}" for c in cells))
-    lines.append("info/mixture - bayes/MAP, paired over users: mean [95% interval]")
-    d = per_user[("info", "mixture")] - per_user[("bayes", "population")]
-    lines.append(f"{'':<10}" + " ".join(
-        f"{s['mean']:+.4f}[{s['lo']:+.4f},{s['hi']:+.4f}]" for s in (summary(d[:, j]) for j in range(len(budgets)))))
+    for rule, prior in types_runs:
+        cells = [f"{next(r[3] for r in rows if r[:3] == (rule, prior, b))['above_0_8']:.2f}" for b in budgets]
+        lines.append(f"{'  share>0.8 ' + rule:<22}{EST[prior]:<12}" + "".join(f"{c:>16}" for c in cells))
+    for rule, prior in [("info", "mixture")] + types_runs:
+        lines.append(f"{rule}/{prior} - bayes/MAP, paired over users: mean [95% interval]")
+        d = per_user[(rule, prior)] - per_user[("bayes", "population")]
+        lines.append(f"{'':<10}" + " ".join(
+            f"{s['mean']:+.4f}[{s['lo']:+.4f},{s['hi']:+.4f}]" for s in (summary(d[:, j]) for j in range(len(budgets)))))
     lines.append(f"{'paper PReF (active)':<34}" + "".join(f"{PAPER.get(b, float('nan')):>16.3f}" if b in PAPER else f"{'':>16}" for b in budgets))
     for name, s in baselines.items():
         lines.append(f"{name:<48}{s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]  share>0.8 {s['above_0_8']:.2f}")
@@ -178,6 +188,9 @@ def main():
     for rule, prior in MIXTURE_RUNS:
         m = [next(r[3] for r in rows if r[:3] == (rule, prior, b))["mean"] for b in budgets]
         ax.plot(budgets, m, "-.", marker="^", color=colors[rule], label=f"{rule}, mixture prior")
+    for rule, prior in types_runs:
+        m = [next(r[3] for r in rows if r[:3] == (rule, prior, b))["mean"] for b in budgets]
+        ax.plot(budgets, m, "-", lw=2, marker="D", color=colors[rule], label=f"{rule}, types")
     ax.plot(sorted(PAPER), [PAPER[b] for b in sorted(PAPER)], "k:", marker="s", label="paper PReF")
     ax.axhline(baselines["shared (standard RLHF)"]["mean"], color="tab:red", lw=1, label="shared (RLHF)")
     ax.axhline(baselines["oracle: true utilities projected on fitted Z"]["mean"], color="tab:purple", lw=1,

@@ -1,5 +1,7 @@
 #include "solver/adapt.hpp"
 
+#include <fmt/core.h>
+
 #include <Eigen/LU>
 #include <cmath>
 #include <limits>
@@ -136,13 +138,16 @@ void criterion(const Eigen::VectorXd& u, const Eigen::LLT<Eigen::MatrixXd>& V,
   scores = (sp.square() * norm2).matrix();
 }
 
-Mixture fit_mixture(const double* rows, std::size_t n, int J, int K, std::uint64_t seed) {
-  if (n == 0 || K < 1) throw InputError("mixture prior: no users to cluster");
+KMeans kmeans(const double* rows, std::size_t n, int J, int K, std::uint64_t seed) {
+  if (n == 0 || K < 1) throw InputError("k-means: no rows to cluster");
   using RowM = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Eigen::Map<const RowM> X(rows, static_cast<Eigen::Index>(n), J);
   K = static_cast<int>(std::min<std::size_t>(std::size_t(K), n));
   Rng rng(seed, static_cast<Stream>(kMixtureStream), 0);
-  RowM C(K, J);
+  KMeans out;
+  out.K = K;
+  out.centres.resize(std::size_t(K) * J);
+  Eigen::Map<RowM> C(out.centres.data(), K, J);
   // k-means++: the first centre uniform, each next one drawn with probability proportional to
   // the squared distance to the nearest centre so far (a scan of the cumulative sum).
   std::vector<double> d2(n, std::numeric_limits<double>::infinity());
@@ -169,7 +174,8 @@ Mixture fit_mixture(const double* rows, std::size_t n, int J, int K, std::uint64
     }
     C.row(k) = X.row(pick);
   }
-  std::vector<int> assign(n, -1);
+  std::vector<int>& assign = out.assign;
+  assign.assign(n, -1);
   std::vector<std::size_t> count(K);
   for (int it = 0; it < kMixtureIterations; ++it) {
     bool changed = false;
@@ -189,6 +195,18 @@ Mixture fit_mixture(const double* rows, std::size_t n, int J, int K, std::uint64
     for (int k = 0; k < K; ++k)
       if (count[k] > 0) C.row(k) = S.row(k) / double(count[k]);
   }
+  return out;
+}
+
+Mixture fit_mixture(const double* rows, std::size_t n, int J, int K, std::uint64_t seed) {
+  if (n == 0 || K < 1) throw InputError("mixture prior: no users to cluster");
+  using RowM = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const RowM> X(rows, static_cast<Eigen::Index>(n), J);
+  const KMeans km = kmeans(rows, n, J, K, seed);
+  K = km.K;
+  Eigen::Map<const RowM> C(km.centres.data(), K, J);
+  const std::vector<int>& assign = km.assign;
+  std::vector<std::size_t> count(K);
   std::fill(count.begin(), count.end(), 0);
   std::vector<Eigen::MatrixXd> cov(K, Eigen::MatrixXd::Zero(J, J));
   Eigen::MatrixXd pooled = Eigen::MatrixXd::Zero(J, J);
@@ -322,8 +340,126 @@ int nth_unasked(const std::vector<char>& asked, std::uint64_t r) {
 }
 }  // namespace
 
+Types Types::from_file(const std::vector<double>& atoms, const std::vector<double>& weights, int J,
+                       const ordinal::Params& lik) {
+  Types t;
+  t.J = J;
+  t.lik = lik;
+  double total = 0;
+  for (double w : weights) total += w;
+  for (std::size_t k = 0; k < weights.size(); ++k) {
+    if (!(weights[k] > 0)) continue;
+    t.atoms.insert(t.atoms.end(), atoms.begin() + k * J, atoms.begin() + (k + 1) * J);
+    t.log_prior.push_back(std::log(weights[k] / total));
+  }
+  if (t.log_prior.empty()) throw InputError("the types file has no atom of positive weight");
+  return t;
+}
+
+namespace {
+double entropy3(double a, double b, double c) {
+  double h = 0;
+  for (double p : {a, b, c})
+    if (p > 0) h -= p * std::log(p);
+  return h;
+}
+}  // namespace
+
+void discrete_information(const Eigen::VectorXd& w, const std::array<Eigen::MatrixXd, 3>& Q,
+                          const Eigen::MatrixXd& Hq, Eigen::VectorXd& scores) {
+  const Eigen::Index n = Q[0].rows();
+  const Eigen::VectorXd p0 = Q[0] * w, p1 = Q[1] * w, p2 = Q[2] * w, hbar = Hq * w;
+  scores.resize(n);
+  for (Eigen::Index c = 0; c < n; ++c) scores[c] = entropy3(p0[c], p1[c], p2[c]) - hbar[c];
+}
+
+namespace {
+// adapt_user with plan.types: the exact discrete posterior (Types).
+void adapt_user_types(std::uint64_t user, const double* Z, int J, const UserPool& pool,
+                      const Plan& plan, Workspace& ws, UserResult& out) {
+  const Types& ty = *plan.types;
+  const std::size_t nA = pool.comparison.size();
+  const int K = ty.K();
+  ws.candidates.resize(static_cast<Eigen::Index>(nA), J);
+  for (std::size_t c = 0; c < nA; ++c)
+    ws.candidates.row(c) =
+        Eigen::Map<const Eigen::RowVectorXd>(Z + std::size_t(pool.comparison[c]) * J, J);
+  using RowM = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const RowM> A(ty.atoms.data(), K, J);
+  const Eigen::MatrixXd M = ws.candidates * A.transpose();  // nA x K margins
+  thread_local std::array<Eigen::MatrixXd, 3> Q, LQ;
+  thread_local Eigen::MatrixXd Hq;
+  for (int o = 0; o < 3; ++o) {
+    Q[o].resize(M.rows(), K);
+    LQ[o].resize(M.rows(), K);
+  }
+  Hq.resize(M.rows(), K);
+  for (Eigen::Index k = 0; k < K; ++k)
+    for (Eigen::Index c = 0; c < M.rows(); ++c) {
+      const std::array<double, 3> q = ordinal::probs(M(c, k), ty.lik);
+      for (int o = 0; o < 3; ++o) {
+        Q[o](c, k) = q[o];
+        LQ[o](c, k) = ordinal::log_lik(o, M(c, k), ty.lik);
+      }
+      Hq(c, k) = entropy3(q[0], q[1], q[2]);
+    }
+  Eigen::VectorXd lw = Eigen::Map<const Eigen::VectorXd>(ty.log_prior.data(), K), w(K);
+  auto normalize = [&] {
+    const double top = lw.maxCoeff();
+    w = (lw.array() - top).exp().matrix();
+    w /= w.sum();
+  };
+  normalize();
+  std::vector<char> asked(nA, 0);
+  out.asked.clear();
+  out.answers.clear();
+  out.budget_auc.assign(plan.budgets.size(), std::numeric_limits<double>::quiet_NaN());
+  out.newton_steps = 0;
+  Rng rng(plan.seed, static_cast<Stream>(kAdaptStream), user);
+  Eigen::VectorXd mean = A.transpose() * w;
+  std::size_t b = 0;
+  for (int t = 0; t < plan.answers; ++t) {
+    int pick;
+    if (plan.select == Select::kInfo) {
+      discrete_information(w, Q, Hq, ws.scores);
+      pick = best_unasked(ws.scores, asked);
+      if (pick < 0) pick = nth_unasked(asked, 0);
+    } else {
+      pick = nth_unasked(asked, rng.below(nA - std::size_t(t)));
+    }
+    asked[pick] = 1;
+    out.asked.push_back(pool.comparison[pick]);
+    out.answers.push_back(pool.value[pick]);
+    const int o = ordinal::outcome(pool.value[pick]);
+    if (o < 0)
+      throw InputError(fmt::format("new user {}: answer {} is not 0, 0.5 or 1 (--types)", user,
+                                   pool.value[pick]));
+    lw += LQ[o].row(pick).transpose();
+    normalize();
+    const bool at_budget = b < plan.budgets.size() && plan.budgets[b] == t + 1;
+    if (at_budget || t + 1 == plan.answers) {
+      mean = A.transpose() * w;
+      if (at_budget) out.budget_auc[b++] = held_out_auc(mean, Z, J, pool);
+    }
+  }
+  out.u = mean;
+  out.covariance.setZero(J, J);
+  for (int k = 0; k < K; ++k) {
+    const Eigen::VectorXd d = A.row(k).transpose() - mean;
+    out.covariance.noalias() += w[k] * d * d.transpose();
+  }
+  out.covariance = 0.5 * (out.covariance + out.covariance.transpose()).eval();
+}
+}  // namespace
+
 void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool, const Plan& plan,
                 Workspace& ws, UserResult& out) {
+  if (plan.types) {
+    if (plan.select != Select::kInfo && plan.select != Select::kRandom)
+      throw InputError("--types: --select must be info or random");
+    adapt_user_types(user, Z, J, pool, plan, ws, out);
+    return;
+  }
   const std::size_t nA = pool.comparison.size();
   const int K = plan.answers;
   ws.candidates.resize(static_cast<Eigen::Index>(nA), J);

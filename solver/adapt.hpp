@@ -17,12 +17,14 @@
 // so results do not depend on the rank count.
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "solver/newton.hpp"
+#include "solver/ordinal.hpp"
 
 namespace pref::adapt {
 
@@ -91,6 +93,18 @@ int best_unasked(const Eigen::VectorXd& scores, const std::vector<char>& asked);
 // centre), each cluster's covariance its members' (maximum likelihood, divided by the count)
 // plus kMixtureRidge I, or the pooled within-cluster covariance plus the ridge when the cluster
 // has at most 3 J members; pi_k the cluster's share. Empty clusters are dropped.
+// k-means of n rows (n x J, row-major) into min(K, n) centres: k-means++ seeding from the
+// counter-based stream kMixtureStream, at most kMixtureIterations Lloyd iterations, ties to the
+// lowest centre; a centre left without members keeps its place. assign[i] is the centre of
+// row i after the last assignment step. Pure function of its arguments (the same on every
+// rank). The one k-means of pref: `--prior mixture` and `pref types` (solver/types.hpp).
+struct KMeans {
+  int K = 0;
+  std::vector<double> centres;  // K x J, row-major
+  std::vector<int> assign;      // n
+};
+KMeans kmeans(const double* rows, std::size_t n, int J, int K, std::uint64_t seed);
+
 struct Mixture {
   std::vector<Penalty> components;
   std::vector<double> log_weight;   // log pi_k
@@ -127,6 +141,32 @@ inline constexpr double kInfoMinWeight = 1e-12;
 void information(const MixturePosterior& post, const Eigen::MatrixXd& candidates,
                  Eigen::VectorXd& scores, Workspace& ws);
 
+// The discrete prior of `adapt --types` (a types file of `pref types`, solver/types.hpp): the
+// user is one of K atoms a_k with prior probability pi_k (the atoms' shares of the training
+// users; atoms without members are left out), and answers follow the ordinal label model. The
+// posterior over the atoms is exact: w_k proportional to pi_k prod_s P(y_s | a_k . z_s). The
+// reported weights are its mean sum_k w_k a_k, the covariance its covariance
+// sum_k w_k (a_k - mean)(a_k - mean)^T (singular when the posterior sits on fewer than J + 1
+// atoms).
+struct Types {
+  int J = 0;
+  std::vector<double> atoms;      // K x J, row-major
+  std::vector<double> log_prior;  // K: log pi_k
+  ordinal::Params lik;
+  int K() const { return static_cast<int>(log_prior.size()); }
+  // From a types file's atoms and weights (those of weight 0 dropped); throws InputError when
+  // none is left.
+  static Types from_file(const std::vector<double>& atoms, const std::vector<double>& weights,
+                         int J, const ordinal::Params& lik);
+};
+
+// `info` with --types: the mutual information between a candidate's answer (3 outcomes) and
+// the atom under the posterior w,
+//   H(sum_k w_k q_k) - sum_k w_k H(q_k),  q_k = P(. | a_k . z) (Q[o](c, k), entropies in nats),
+// with Hq(c, k) = H(q_k) of candidate c precomputed.
+void discrete_information(const Eigen::VectorXd& w, const std::array<Eigen::MatrixXd, 3>& Q,
+                          const Eigen::MatrixXd& Hq, Eigen::VectorXd& scores);
+
 struct UserPool {
   std::span<const std::uint32_t> comparison;  // askable part, in pool order
   std::span<const float> value;
@@ -144,6 +184,10 @@ struct Plan {
   // When set, the reported estimator is the mixture posterior's mean (estimate is unused);
   // `info` requires it.
   const Mixture* mixture = nullptr;
+  // When set (adapt --types), the estimator is the exact discrete posterior over its atoms and
+  // the selection random or info (discrete_information); estimate, selection and mixture are
+  // unused.
+  const Types* types = nullptr;
 };
 
 struct UserResult {

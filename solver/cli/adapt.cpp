@@ -16,10 +16,12 @@
 #include "io/model_file.hpp"
 #include "io/model_prior.hpp"
 #include "io/output_file.hpp"
+#include "io/types_file.hpp"
 #include "solver/adapt.hpp"
 #include "solver/base/log.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/distribute.hpp"
+#include "solver/ordinal.hpp"
 #include "solver/population_moments.hpp"
 
 namespace pref::cli {
@@ -29,7 +31,10 @@ namespace {
 constexpr std::uint64_t kMixtureUsers = 65536;
 
 struct AdaptOptions {
-  std::string model, data, out, group, select = "active", prior = "population", budgets;
+  std::string model, types, data, out, group, select = "active", prior = "population", budgets;
+  // Whether --select, --prior, --components were given (they are refused or defaulted with
+  // --types).
+  const CLI::Option *select_opt = nullptr, *prior_opt = nullptr, *components_opt = nullptr;
   int answers = 10, test_answers = 0, components = 64;
   std::uint64_t seed = 1;
   bool overwrite = false, json = false;
@@ -89,13 +94,36 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
              : o.select == "bayes" ? adapt::Select::kBayes
              : o.select == "info"  ? adapt::Select::kInfo
                                    : adapt::Select::kActive;
-    if (select == adapt::Select::kInfo && o.prior != "mixture")
+    if (o.model.empty() == o.types.empty())
+      throw InputError(
+          "--model, --types: give one (a fitted model, or a types file of pref types)");
+    if (!o.types.empty()) {
+      if (o.prior_opt->count() || o.components_opt->count())
+        throw InputError(
+            "--types: the estimator is the discrete posterior over the types file's atoms; "
+            "--prior and --components do not apply");
+      if (!o.select_opt->count()) select = adapt::Select::kInfo;
+      if (select != adapt::Select::kInfo && select != adapt::Select::kRandom)
+        throw InputError(
+            fmt::format("--select {}: with --types only info (the default) or random", o.select));
+    } else if (select == adapt::Select::kInfo && o.prior != "mixture")
       throw InputError(
           "--select info: needs --prior mixture (it chooses among the mixture's "
           "components)");
     if (o.components < 1) throw InputError("--components: must be >= 1");
   });
-  const io::ModelHeader hd = io::read_model_header(o.model, comm);
+  // With --types, Z and the prior come from the types file (hd holds its counts alone).
+  const bool with_types = !o.types.empty();
+  const std::string& source = with_types ? o.types : o.model;
+  std::optional<io::TypesData> td;
+  io::ModelHeader hd;
+  if (with_types) {
+    td = io::read_types(o.types, comm);
+    hd.comparisons = td->comparisons;
+    hd.rank = td->rank;
+  } else {
+    hd = io::read_model_header(o.model, comm);
+  }
   const int J = static_cast<int>(hd.rank);
   mpi::agree(comm, [&] {
     if (hd.kind == "shared")
@@ -109,8 +137,9 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   const io::LabelFile data = io::LabelFile::open(o.data, comm);
   mpi::agree(comm, [&] {
     if (data.comparisons() != hd.comparisons)
-      throw InputError(fmt::format("{}: {} comparisons, but the model {} has {} (--data, --model)",
-                                   o.data, data.comparisons(), o.model, hd.comparisons));
+      throw InputError(fmt::format("{}: {} comparisons, but the {} {} has {} (--data, {})", o.data,
+                                   data.comparisons(), with_types ? "types file" : "model", source,
+                                   hd.comparisons, with_types ? "--types" : "--model"));
     if (!data.has(split)) {
       if (o.group.empty())
         throw InputError(o.data +
@@ -123,9 +152,21 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
 
   // The penalties: the paper's ridge, and the population prior when anything uses it.
   const adapt::Penalty ridge = adapt::Penalty::ridge(J, adapt::kPaperRidge);
-  const bool want_prior = o.prior == "population" || select == adapt::Select::kBayes;
+  const bool want_prior =
+      !with_types && (o.prior == "population" || select == adapt::Select::kBayes);
   std::optional<adapt::Mixture> mixture;
-  if (o.prior == "mixture") {
+  std::optional<adapt::Types> types;
+  if (with_types) {
+    mpi::agree(comm, [&] {
+      types = adapt::Types::from_file(td->atoms, td->atom_weights, J,
+                                      ordinal::Params{td->r, td->s, td->a});
+    });
+    log::info(comm,
+              "prior: the exact discrete posterior over the {} atoms of positive weight of {} "
+              "(prior: the atoms' shares; ordinal labels r={:.4f} s={:.4f} a={:.4f})",
+              types->K(), o.types, td->r, td->s, td->a);
+  }
+  if (!with_types && o.prior == "mixture") {
     // The first kMixtureUsers fitted users (all of a small model), read by every rank and
     // clustered the same way everywhere.
     const std::uint64_t n = std::min<std::uint64_t>(hd.users, kMixtureUsers);
@@ -161,18 +202,27 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   }
   // With the mixture alone, the source attribute names it (/prior is then absent).
   if (mixture && !prior) prior_source = "fitted-users-mixture";
-  const adapt::Penalty& estimate = o.prior == "population" ? *prior : ridge;  // unused: mixture
+  // Unused with a mixture or types.
+  const adapt::Penalty& estimate = o.prior == "population" && prior ? *prior : ridge;
   const adapt::Penalty* selection = select == adapt::Select::kBayes    ? &*prior
                                     : select == adapt::Select::kActive ? &ridge
                                                                        : nullptr;
 
   // Z on every rank, read once; the users by count, each rank a contiguous range.
   const std::vector<double> Z =
-      io::read_model_rows(o.model, comm, "comparison_factors", 0, hd.comparisons, hd.rank);
+      with_types
+          ? std::move(td->Z)
+          : io::read_model_rows(o.model, comm, "comparison_factors", 0, hd.comparisons, hd.rank);
   const std::uint64_t N = data.users_of(split);
   const Partitions parts{Partition::uniform(N, comm.size()),
                          Partition::uniform(data.comparisons(), comm.size())};
-  LabelMatrix m = distribute(comm, data.read(split, comm), parts, N, data.comparisons(),
+  LabelColumns cols = data.read(split, comm);
+  // The ordinal model of --types needs categorical answers.
+  if (with_types)
+    mpi::agree(comm, [&] {
+      ordinal::check_categorical(cols, o.data + ": " + io::split_group(split) + "/value");
+    });
+  LabelMatrix m = distribute(comm, std::move(cols), parts, N, data.comparisons(),
                              Duplicates::kError, o.data + ": " + io::split_group(split));
   m.by_comparison = Csr();  // only the users' rows are needed
   const auto t_read = clock::now();
@@ -192,10 +242,11 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   log::info(comm,
             "adapt: {} users of {}{}, J={}, {} answers each ({}, estimator {}), {} held "
             "out per user, {} ranks",
-            N, o.data, io::split_group(split), J, o.answers, o.select,
-            o.prior == "population" ? "MAP under the population prior"
-            : o.prior == "mixture"  ? "posterior mean under the mixture prior"
-                                    : "MLE with 0.001 I",
+            N, o.data, io::split_group(split), J, o.answers, adapt::select_name(select),
+            with_types                ? "posterior mean over the types' atoms"
+            : o.prior == "population" ? "MAP under the population prior"
+            : o.prior == "mixture"    ? "posterior mean under the mixture prior"
+                                      : "MLE with 0.001 I",
             o.test_answers, comm.size());
 
   const std::size_t K = o.answers, B = budgets.size();
@@ -213,6 +264,7 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   plan.estimate = &estimate;
   plan.selection = selection;
   plan.mixture = mixture ? &*mixture : nullptr;
+  plan.types = types ? &*types : nullptr;
   adapt::Workspace ws;
   adapt::UserResult res;
   std::uint64_t newton_steps = 0;
@@ -255,13 +307,13 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   ah.rank = hd.rank;
   ah.answers = static_cast<std::uint32_t>(o.answers);
   ah.test_answers = static_cast<std::uint32_t>(o.test_answers);
-  ah.select = o.select;
-  ah.prior = o.prior;
-  ah.prior_source = prior_source;
-  ah.model = o.model;
+  ah.select = adapt::select_name(select);
+  ah.prior = with_types ? "types" : o.prior;
+  ah.prior_source = with_types ? "types-atom-weights" : prior_source;
+  ah.model = source;
   ah.data = o.data;
   ah.group = io::split_group(split);
-  ah.ridge = adapt::kPaperRidge;
+  ah.ridge = with_types ? 0.0 : adapt::kPaperRidge;
   ah.seed = o.seed;
   ah.budgets.assign(budgets.begin(), budgets.end());
   if (prior) {
@@ -322,28 +374,35 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
 
 Runner add_adapt(CLI::App& app) {
   auto o = std::make_shared<AdaptOptions>();
-  app.add_option("--model", o->model, "Model file written by pref fit (Z is kept fixed)")
-      ->required();
+  app.add_option("--model", o->model,
+                 "Model file written by pref fit (Z is kept fixed); or give --types");
+  app.add_option("--types", o->types,
+                 "Types file written by pref types instead of --model: Z from it, the estimator "
+                 "the exact posterior over its atoms (prior: their shares of the training "
+                 "users) under its ordinal label model; --select info (default) or random");
   app.add_option("--data", o->data, "Label file holding the new users' answer pools")->required();
   app.add_option("--out", o->out, "Output adapted-users file (HDF5, docs/format.md)")->required();
   app.add_option("--answers", o->answers, "Questions asked per user (K)");
   app.add_option("--test-answers", o->test_answers,
                  "Held out per user: the last T of its pool in comparison-id order, never asked, "
                  "scored by held-out ROC-AUC");
-  app.add_option("--select", o->select,
-                 "Question choice: random; active (the paper's criterion with 0.001 I and the "
-                 "MLE); bayes (the prior's precision and the MAP); info (the mutual "
-                 "information between the answer and the mixture's component; needs --prior "
-                 "mixture)")
-      ->check(CLI::IsMember({"random", "active", "bayes", "info"}));
-  app.add_option("--prior", o->prior,
-                 "Estimator: population (MAP under the model's prior, else the fitted users' "
-                 "moments), mixture (posterior mean under a mixture of --components Gaussians "
-                 "fitted to the model's users, Laplace per component) or none (MLE with the "
-                 "paper's 0.001 I ridge)")
-      ->check(CLI::IsMember({"population", "mixture", "none"}));
-  app.add_option("--components", o->components,
-                 "Components of --prior mixture (k-means clusters of the fitted users)");
+  o->select_opt =
+      app.add_option("--select", o->select,
+                     "Question choice: random; active (the paper's criterion with 0.001 I and the "
+                     "MLE); bayes (the prior's precision and the MAP); info (the mutual "
+                     "information between the answer and the mixture's component; needs --prior "
+                     "mixture)")
+          ->check(CLI::IsMember({"random", "active", "bayes", "info"}));
+  o->prior_opt =
+      app.add_option("--prior", o->prior,
+                     "Estimator: population (MAP under the model's prior, else the fitted users' "
+                     "moments), mixture (posterior mean under a mixture of --components Gaussians "
+                     "fitted to the model's users, Laplace per component) or none (MLE with the "
+                     "paper's 0.001 I ridge)")
+          ->check(CLI::IsMember({"population", "mixture", "none"}));
+  o->components_opt =
+      app.add_option("--components", o->components,
+                     "Components of --prior mixture (k-means clusters of the fitted users)");
   app.add_option("--group", o->group, "Label group of the pools (default /new_users)");
   app.add_option("--budgets", o->budgets,
                  "Comma-separated answer counts at which to record held-out AUC (default: "

@@ -54,7 +54,11 @@ CommandLine::CommandLine()
   scor = app.add_subcommand("score",
                             "Personalized rewards of responses, and each user's best "
                             "response per prompt (models fit with --items)");
+  typs = app.add_subcommand("types",
+                            "Fit discrete user types by hard EM under the ordinal label model "
+                            "(for adapt --types)");
   run_score = add_score(*scor);
+  run_types = add_types(*typs);
   run_gen = add_generate(*gen);
   run_adapt = add_adapt(*adap);
   run_fit = add_fit(*fitc);
@@ -77,7 +81,7 @@ int run(int argc, char** argv, const mpi::Comm& comm) {
       if (comm.rank() == 0) {
         std::fprintf(stderr,
                      "pref: error: unknown command '%s' (commands: generate, inspect, import, "
-                     "fit, evaluate, adapt, score; see pref --help)\n",
+                     "fit, evaluate, adapt, score, types; see pref --help)\n",
                      cmd.c_str());
       }
       return 2;
@@ -104,6 +108,7 @@ int run(int argc, char** argv, const mpi::Comm& comm) {
   if (cl.eval->parsed()) return cl.run_eval(comm);
   if (cl.adap->parsed()) return cl.run_adapt(comm);
   if (cl.scor->parsed()) return cl.run_score(comm);
+  if (cl.typs->parsed()) return cl.run_types(comm);
   return 2;
 }
 

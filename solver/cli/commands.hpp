@@ -19,6 +19,7 @@ Runner add_fit(CLI::App& app);
 Runner add_evaluate(CLI::App& app);
 Runner add_adapt(CLI::App& app);
 Runner add_score(CLI::App& app);
+Runner add_types(CLI::App& app);
 
 // Parses a count such as "1000", "1e6" or "2.5e3" (it must be a whole number); throws
 // InputError naming the option.
@@ -35,8 +36,8 @@ struct CommandLine {
   CommandLine(const CommandLine&) = delete;
   CommandLine& operator=(const CommandLine&) = delete;
   CLI::App app;
-  CLI::App *gen, *insp, *imp, *fitc, *eval, *adap, *scor;
-  Runner run_gen, run_insp, run_imp, run_fit, run_eval, run_adapt, run_score;
+  CLI::App *gen, *insp, *imp, *fitc, *eval, *adap, *scor, *typs;
+  Runner run_gen, run_insp, run_imp, run_fit, run_eval, run_adapt, run_score, run_types;
 };
 
 // Runs the command line; returns the exit code.

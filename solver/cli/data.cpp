@@ -2,11 +2,17 @@
 
 #include <algorithm>
 
+#include "solver/ordinal.hpp"
+
 namespace pref::cli {
 
 LabelMatrix load_split(const io::LabelFile& file, io::Split split, const mpi::Comm& comm,
                        const std::optional<Partitions>& parts, const LoadOptions& opt) {
   LabelColumns cols = file.read(split, comm);
+  if (opt.categorical)
+    mpi::agree(comm, [&] {
+      ordinal::check_categorical(cols, file.path() + ": " + io::split_group(split) + "/value");
+    });
   if (opt.drop_ties) {
     std::size_t out = 0;
     for (std::size_t i = 0; i < cols.size(); ++i) {

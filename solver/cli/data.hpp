@@ -11,6 +11,9 @@ namespace pref::cli {
 struct LoadOptions {
   Duplicates duplicates = Duplicates::kError;
   bool drop_ties = false;
+  // Every value must be 0, 0.5 or 1 (pref types' ordinal model, solver/ordinal.hpp): another
+  // is a collective InputError naming the file, the dataset, the smallest row and the value.
+  bool categorical = false;
 };
 
 // Reads, validates and distributes one split. With parts == nullopt, the partitions are balanced

@@ -1,0 +1,305 @@
+// Discrete types (issue 13): the ordinal label model (solver/ordinal.cpp), the hard-EM fit of
+// pref types (solver/types.cpp) and the information criterion of adapt --types:
+//  - the ordinal model's gradient and Hessian in (m, logit r, log s, log a), m_derivs and the
+//    Fisher information against central finite differences of log_lik;
+//  - discrete_information picks the candidate a brute-force evaluation of the mutual
+//    information (prior entropy minus the expected posterior entropy) picks;
+//  - on a planted population drawn from known atoms under the ordinal model, the fit's
+//    objective never decreases, its assignment recovers the planted types, and the label
+//    model's scale-free parameters r and a s come back;
+//  - the fit is bitwise the same at 1, 2 and the run's rank count (the ranks' sub-communicators
+//    fit the same data) and when repeated at a fixed count.
+// Runs at 1, 2 and 4 ranks.
+#include <gtest/gtest.h>
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <random>
+#include <vector>
+
+#include "solver/adapt.hpp"
+#include "solver/base/mpi.hpp"
+#include "solver/ordinal.hpp"
+#include "solver/types.hpp"
+#include "tests/fit_util.hpp"
+
+using namespace pref;
+
+namespace {
+
+TEST(Ordinal, DerivativesMatchFiniteDifferences) {
+  std::mt19937_64 gen(7);
+  std::normal_distribution<double> nd;
+  std::uniform_real_distribution<double> ud(0.05, 0.95);
+  for (int c = 0; c < 200; ++c) {
+    const ordinal::Params p{ud(gen), 0.1 + 2 * ud(gen), 0.2 + 4 * ud(gen)};
+    const double m = 1.5 * nd(gen);
+    const int o = c % 3;
+    const std::array<double, 3> th = p.theta();
+    // f(x) for x = (m, logit r, log s, log a).
+    auto f = [&](const std::array<double, 4>& x) {
+      return ordinal::log_lik(o, x[0], ordinal::Params::from_theta({x[1], x[2], x[3]}));
+    };
+    const std::array<double, 4> x0 = {m, th[0], th[1], th[2]};
+    const ordinal::Derivs d = ordinal::derivs(o, m, p);
+    ASSERT_NEAR(d.value, f(x0), 1e-12 * (1 + std::abs(d.value)));
+    const double h = 1e-5;
+    for (int i = 0; i < 4; ++i) {
+      auto xp = x0, xm = x0;
+      xp[i] += h;
+      xm[i] -= h;
+      const double g = (f(xp) - f(xm)) / (2 * h);
+      EXPECT_NEAR(d.g[i], g, 1e-6 * (1 + std::abs(g)))
+          << "case " << c << " outcome " << o << " i " << i;
+      for (int j = 0; j < 4; ++j) {
+        auto xpp = xp, xpm = xp, xmp = xm, xmm = xm;
+        xpp[j] += h;
+        xpm[j] -= h;
+        xmp[j] += h;
+        xmm[j] -= h;
+        const double hij = (f(xpp) - f(xpm) - f(xmp) + f(xmm)) / (4 * h * h);
+        EXPECT_NEAR(d.h[i][j], hij, 1e-4 * (1 + std::abs(hij)))
+            << "case " << c << " outcome " << o << " i " << i << " j " << j;
+      }
+    }
+    const ordinal::MDerivs md = ordinal::m_derivs(o, m, p);
+    EXPECT_NEAR(md.value, d.value, 1e-12 * (1 + std::abs(d.value)));
+    EXPECT_NEAR(md.dm, d.g[0], 1e-12 * (1 + std::abs(d.g[0])));
+    // The three outcomes' probabilities sum to one and are exp(log_lik).
+    const std::array<double, 3> q = ordinal::probs(m, p);
+    EXPECT_NEAR(q[0] + q[1] + q[2], 1.0, 1e-14);
+    double fisher = 0;
+    for (int k = 0; k < 3; ++k) {
+      EXPECT_NEAR(q[k], std::exp(ordinal::log_lik(k, m, p)), 1e-13);
+      const double dk = (ordinal::log_lik(k, m + h, p) - ordinal::log_lik(k, m - h, p)) / (2 * h);
+      fisher += q[k] * dk * dk;
+    }
+    EXPECT_NEAR(ordinal::fisher_m(m, p), fisher, 1e-6 * (1 + fisher));
+  }
+}
+
+TEST(Ordinal, OutcomesAreCategorical) {
+  EXPECT_EQ(ordinal::outcome(0.0f), 0);
+  EXPECT_EQ(ordinal::outcome(0.5f), 1);
+  EXPECT_EQ(ordinal::outcome(1.0f), 2);
+  EXPECT_EQ(ordinal::outcome(0.3f), -1);
+  LabelColumns cols;
+  cols.first_row = 10;
+  cols.push_back(0, 0, 1.0f);
+  cols.push_back(0, 1, 0.3f);
+  try {
+    ordinal::check_categorical(cols, "f.h5: /labels/value");
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.order(), 11u);
+    EXPECT_NE(std::string(e.what()).find("f.h5: /labels/value: row 11: value 0.3"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// The mutual information by its other definition: H(w) - sum_y P(y) H(w | y).
+double brute_information(const Eigen::VectorXd& w, const std::vector<double>& margins,
+                         const ordinal::Params& p) {
+  const int K = static_cast<int>(w.size());
+  auto H = [](const Eigen::VectorXd& v) {
+    double h = 0;
+    for (double x : v)
+      if (x > 0) h -= x * std::log(x);
+    return h;
+  };
+  double e = 0;
+  for (int o = 0; o < 3; ++o) {
+    Eigen::VectorXd post(K);
+    for (int k = 0; k < K; ++k) post[k] = w[k] * std::exp(ordinal::log_lik(o, margins[k], p));
+    const double py = post.sum();
+    if (py > 0) e += py * H(post / py);
+  }
+  return H(w) - e;
+}
+
+TEST(TypesInfo, PicksWhatBruteForcePicks) {
+  std::mt19937_64 gen(11);
+  std::normal_distribution<double> nd;
+  for (int c = 0; c < 20; ++c) {
+    const int K = 3 + c % 7, J = 3, n = 40;
+    const ordinal::Params p{0.7, 0.3, 2.0};
+    Eigen::MatrixXd A(K, J), Zc(n, J);
+    for (auto& x : A.reshaped()) x = nd(gen);
+    for (auto& x : Zc.reshaped()) x = nd(gen);
+    Eigen::VectorXd w(K);
+    for (auto& x : w) x = std::exp(nd(gen));
+    w /= w.sum();
+    std::array<Eigen::MatrixXd, 3> Q;
+    for (auto& q : Q) q.resize(n, K);
+    Eigen::MatrixXd Hq(n, K);
+    const Eigen::MatrixXd M = Zc * A.transpose();
+    for (int i = 0; i < n; ++i)
+      for (int k = 0; k < K; ++k) {
+        const auto q = ordinal::probs(M(i, k), p);
+        double h = 0;
+        for (int o = 0; o < 3; ++o) {
+          Q[o](i, k) = q[o];
+          if (q[o] > 0) h -= q[o] * std::log(q[o]);
+        }
+        Hq(i, k) = h;
+      }
+    Eigen::VectorXd scores;
+    adapt::discrete_information(w, Q, Hq, scores);
+    std::vector<char> asked(n, 0);
+    for (int i = 0; i < n; i += 5) asked[i] = 1;  // some already asked
+    int best = -1;
+    double top = -1;
+    for (int i = 0; i < n; ++i) {
+      std::vector<double> m(K);
+      for (int k = 0; k < K; ++k) m[k] = M(i, k);
+      const double mi = brute_information(w, m, p);
+      EXPECT_NEAR(scores[i], mi, 1e-12);
+      if (!asked[i] && mi > top) top = mi, best = i;
+    }
+    EXPECT_EQ(adapt::best_unasked(scores, asked), best) << "case " << c;
+  }
+}
+
+// A planted population: K atoms in J dimensions, users of a uniformly drawn atom, each with L
+// distinct comparisons, labels drawn from the ordinal model at the true margin.
+struct Planted {
+  int J = 3, K = 6;
+  std::uint64_t users = 600, comparisons = 150;
+  int per_user = 30;
+  ordinal::Params truth{0.6, 0.3, 3.0};
+  std::vector<double> atoms, Z, U0, Z0;  // U0, Z0: noisy starts (a "fitted model")
+  std::vector<int> type;
+  fit_test::Problem problem;
+};
+
+Planted make_planted(unsigned seed) {
+  Planted pl;
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> nd;
+  std::uniform_real_distribution<double> ud;
+  const int J = pl.J;
+  // Six well separated types: +-2 along each axis (k-means of the noisy users finds them).
+  pl.atoms.assign(pl.K * J, 0.0);
+  for (int t = 0; t < pl.K; ++t) pl.atoms[t * J + t / 2] = t % 2 ? -2.0 : 2.0;
+  pl.Z.resize(pl.comparisons * J);
+  for (auto& x : pl.Z) x = nd(gen);
+  pl.Z0 = pl.Z;
+  for (auto& x : pl.Z0) x += 0.2 * nd(gen);
+  pl.problem.users = pl.users;
+  pl.problem.comparisons = pl.comparisons;
+  pl.type.resize(pl.users);
+  pl.U0.resize(pl.users * J);
+  std::vector<std::uint32_t> perm(pl.comparisons);
+  for (std::uint64_t u = 0; u < pl.users; ++u) {
+    const int t = static_cast<int>(gen() % pl.K);
+    pl.type[u] = t;
+    for (int j = 0; j < J; ++j) pl.U0[u * J + j] = pl.atoms[t * J + j] + 0.3 * nd(gen);
+    for (std::uint32_t i = 0; i < perm.size(); ++i) perm[i] = i;
+    std::shuffle(perm.begin(), perm.end(), gen);
+    for (int l = 0; l < pl.per_user; ++l) {
+      const std::uint32_t c = perm[l];
+      double m = 0;
+      for (int j = 0; j < J; ++j) m += pl.atoms[t * J + j] * pl.Z[c * J + j];
+      const auto q = ordinal::probs(m, pl.truth);
+      const double x = ud(gen);
+      const float y = x < q[0] ? 0.0f : x < q[0] + q[1] ? 0.5f : 1.0f;
+      pl.problem.cols.push_back(static_cast<std::uint32_t>(u), c, y);
+    }
+  }
+  return pl;
+}
+
+types::Model fit_planted(const mpi::Comm& comm, const Planted& pl, int rounds = 3) {
+  const LabelMatrix lm = fit_test::distribute_problem(comm, pl.problem);
+  types::Options opt;
+  opt.K = pl.K;
+  opt.rounds = rounds;
+  opt.seed = 5;
+  return types::fit(comm, lm, pl.U0, pl.Z0, pl.J, opt, [](const std::string&) {});
+}
+
+TEST(TypesFit, PlantedPopulationIsRecoveredAndTheObjectiveNeverDecreases) {
+  const mpi::Comm world = mpi::Comm::world();
+  const Planted pl = make_planted(21);
+  const types::Model m = fit_planted(world, pl);
+  ASSERT_EQ(m.history.size(), 5u);
+  for (std::size_t i = 1; i < m.history.size(); ++i)
+    EXPECT_GE(m.history[i], m.history[i - 1]) << "step " << i;
+  // The assignment: every fitted atom's members are of one planted type, and every type maps
+  // to one atom (purity 1 both ways, allowing 1% of the users to be misassigned: a user's 30
+  // labels at these margins almost always single out its type).
+  std::map<std::pair<int, int>, int> joint;
+  for (std::uint64_t u = 0; u < pl.users; ++u) ++joint[{m.assign[u], pl.type[u]}];
+  std::map<int, int> best_of_atom;
+  for (const auto& [key, n] : joint) best_of_atom[key.first] = std::max(best_of_atom[key.first], n);
+  int pure = 0;
+  for (const auto& [k, n] : best_of_atom) pure += n;
+  EXPECT_GE(pure, static_cast<int>(0.99 * pl.users));
+  EXPECT_EQ(best_of_atom.size(), static_cast<std::size_t>(pl.K));
+  // The label model. Margins are identified only up to a scale (m -> c m, s -> c s, a -> a / c
+  // leaves every probability unchanged; the ridge alone pins c), so the scale-free r and a s
+  // are checked. They are estimated through fitted margins: each z_p comes from its ~120
+  // labels, and the noise of the fitted margins flattens the fitted link (a s low, r high),
+  // a finite-sample bias that shrinks with more labels per comparison. Measured (seed 21): r
+  // 0.670 and a s 8% low here; 0.611 and 4% low with 2000 users of 40 labels. The tolerances,
+  // 0.1 and 15%, hold those with a margin; a wrong link (e.g. the tie term's derivative off)
+  // lands far outside them.
+  std::printf("planted: r=%.4f s=%.4f a=%.4f a s=%.4f (truth %.4f %.4f %.4f %.4f); pure %d of %d\n",
+              m.params.r, m.params.s, m.params.a, m.params.a * m.params.s, pl.truth.r, pl.truth.s,
+              pl.truth.a, pl.truth.a * pl.truth.s, pure, int(pl.users));
+  EXPECT_NEAR(m.params.r, pl.truth.r, 0.1);
+  const double as = m.params.a * m.params.s, as_true = pl.truth.a * pl.truth.s;
+  EXPECT_NEAR(as / as_true, 1.0, 0.15) << "a=" << m.params.a << " s=" << m.params.s;
+}
+
+bool bitwise_equal(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+
+double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  double d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    d = std::max(d, std::abs(a[i] - b[i]) / (1 + std::abs(a[i])));
+  return d;
+}
+
+TEST(TypesFit, SameAtEveryRankCountAndBitwiseAtAFixedCount) {
+  const mpi::Comm world = mpi::Comm::world();
+  const Planted pl = make_planted(22);
+  const types::Model here = fit_planted(world, pl, 2);
+  const types::Model again = fit_planted(world, pl, 2);
+  EXPECT_TRUE(bitwise_equal(here.Z, again.Z));
+  EXPECT_TRUE(bitwise_equal(here.atoms, again.atoms));
+  EXPECT_EQ(here.assign, again.assign);
+  EXPECT_EQ(std::memcmp(&here.params, &again.params, sizeof(ordinal::Params)), 0);
+  EXPECT_TRUE(bitwise_equal(here.history, again.history));
+  // The same data on 1 and (when there are) 2 ranks: sub-communicators of the world.
+  for (int size : {1, 2}) {
+    if (size > world.size()) continue;
+    MPI_Comm sub;
+    const int me = world.rank();
+    PREF_MPI_CHECK(MPI_Comm_split(world.get(), me < size ? 0 : MPI_UNDEFINED, me, &sub));
+    if (me < size) {
+      const mpi::Comm c(sub);
+      const types::Model m = fit_planted(c, pl, 2);
+      // Bitwise (solver/types.hpp: every sum is added in an order that does not depend on the
+      // rank count); the relative differences are printed when not.
+      EXPECT_EQ(m.assign, here.assign) << size << " ranks";
+      EXPECT_TRUE(bitwise_equal(m.Z, here.Z)) << size << " ranks: " << max_rel_diff(m.Z, here.Z);
+      EXPECT_TRUE(bitwise_equal(m.atoms, here.atoms))
+          << size << " ranks: " << max_rel_diff(m.atoms, here.atoms);
+      EXPECT_TRUE(bitwise_equal(m.history, here.history))
+          << size << " ranks: " << max_rel_diff(m.history, here.history);
+      EXPECT_EQ(std::memcmp(&m.params, &here.params, sizeof(ordinal::Params)), 0) << size;
+      MPI_Comm_free(&sub);
+    }
+    world.barrier();
+  }
+}
+
+}  // namespace
