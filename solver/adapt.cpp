@@ -374,16 +374,28 @@ void discrete_information(const Eigen::VectorXd& w, const std::array<Eigen::Matr
 }
 
 namespace {
+// The pool's comparison factors as the candidate rows (ws.candidates), and out emptied for this
+// user: the start of every adapt_user path.
+void start_user(const double* Z, int J, const UserPool& pool, const Plan& plan, Workspace& ws,
+                UserResult& out) {
+  const std::size_t nA = pool.comparison.size();
+  ws.candidates.resize(static_cast<Eigen::Index>(nA), J);
+  for (std::size_t c = 0; c < nA; ++c)
+    ws.candidates.row(c) =
+        Eigen::Map<const Eigen::RowVectorXd>(Z + std::size_t(pool.comparison[c]) * J, J);
+  out.asked.clear();
+  out.answers.clear();
+  out.budget_auc.assign(plan.budgets.size(), std::numeric_limits<double>::quiet_NaN());
+  out.newton_steps = 0;
+}
+
 // adapt_user with plan.types: the exact discrete posterior (Types).
 void adapt_user_types(std::uint64_t user, const double* Z, int J, const UserPool& pool,
                       const Plan& plan, Workspace& ws, UserResult& out) {
   const Types& ty = *plan.types;
   const std::size_t nA = pool.comparison.size();
   const int K = ty.K();
-  ws.candidates.resize(static_cast<Eigen::Index>(nA), J);
-  for (std::size_t c = 0; c < nA; ++c)
-    ws.candidates.row(c) =
-        Eigen::Map<const Eigen::RowVectorXd>(Z + std::size_t(pool.comparison[c]) * J, J);
+  start_user(Z, J, pool, plan, ws, out);
   using RowM = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Eigen::Map<const RowM> A(ty.atoms.data(), K, J);
   const Eigen::MatrixXd M = ws.candidates * A.transpose();  // nA x K margins
@@ -411,10 +423,6 @@ void adapt_user_types(std::uint64_t user, const double* Z, int J, const UserPool
   };
   normalize();
   std::vector<char> asked(nA, 0);
-  out.asked.clear();
-  out.answers.clear();
-  out.budget_auc.assign(plan.budgets.size(), std::numeric_limits<double>::quiet_NaN());
-  out.newton_steps = 0;
   Rng rng(plan.seed, static_cast<Stream>(kAdaptStream), user);
   Eigen::VectorXd mean = A.transpose() * w;
   std::size_t b = 0;
@@ -462,15 +470,8 @@ void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool
   }
   const std::size_t nA = pool.comparison.size();
   const int K = plan.answers;
-  ws.candidates.resize(static_cast<Eigen::Index>(nA), J);
-  for (std::size_t c = 0; c < nA; ++c)
-    ws.candidates.row(c) =
-        Eigen::Map<const Eigen::RowVectorXd>(Z + std::size_t(pool.comparison[c]) * J, J);
+  start_user(Z, J, pool, plan, ws, out);
   std::vector<char> asked(nA, 0);
-  out.asked.clear();
-  out.answers.clear();
-  out.budget_auc.assign(plan.budgets.size(), std::numeric_limits<double>::quiet_NaN());
-  out.newton_steps = 0;
   Rng rng(plan.seed, static_cast<Stream>(kAdaptStream), user);
 
   const bool info = plan.select == Select::kInfo;
