@@ -373,6 +373,29 @@ void discrete_information(const Eigen::VectorXd& w, const std::array<Eigen::Matr
   for (Eigen::Index c = 0; c < n; ++c) scores[c] = entropy3(p0[c], p1[c], p2[c]) - hbar[c];
 }
 
+void Types::answer_row(const double* z, double* row) const {
+  const int k_atoms = K();
+  for (int k = 0; k < k_atoms; ++k) {
+    const double* a = atoms.data() + std::size_t(k) * J;
+    double m = 0;
+    for (int j = 0; j < J; ++j) m += a[j] * z[j];
+    const std::array<double, 3> q = ordinal::probs(m, lik);
+    for (int o = 0; o < 3; ++o) {
+      row[o * k_atoms + k] = q[o];
+      row[(3 + o) * k_atoms + k] = ordinal::log_lik(o, m, lik);
+    }
+    row[6 * k_atoms + k] = entropy3(q[0], q[1], q[2]);
+  }
+}
+
+void Types::tabulate(const double* Z, std::uint64_t P) {
+  const std::uint64_t width = std::uint64_t(kTableRow) * std::uint64_t(K());
+  table.clear();
+  if (P * width * sizeof(double) > kTableBytes) return;
+  table.resize(P * width);
+  for (std::uint64_t p = 0; p < P; ++p) answer_row(Z + p * J, table.data() + p * width);
+}
+
 namespace {
 // The pool's comparison factors as the candidate rows (ws.candidates), and out emptied for this
 // user: the start of every adapt_user path.
@@ -398,23 +421,30 @@ void adapt_user_types(std::uint64_t user, const double* Z, int J, const UserPool
   start_user(Z, J, pool, plan, ws, out);
   using RowM = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Eigen::Map<const RowM> A(ty.atoms.data(), K, J);
-  const Eigen::MatrixXd M = ws.candidates * A.transpose();  // nA x K margins
   thread_local std::array<Eigen::MatrixXd, 3> Q, LQ;
   thread_local Eigen::MatrixXd Hq;
+  thread_local std::vector<double> scratch;
+  const auto n = static_cast<Eigen::Index>(nA);
   for (int o = 0; o < 3; ++o) {
-    Q[o].resize(M.rows(), K);
-    LQ[o].resize(M.rows(), K);
+    Q[o].resize(n, K);
+    LQ[o].resize(n, K);
   }
-  Hq.resize(M.rows(), K);
-  for (Eigen::Index k = 0; k < K; ++k)
-    for (Eigen::Index c = 0; c < M.rows(); ++c) {
-      const std::array<double, 3> q = ordinal::probs(M(c, k), ty.lik);
+  Hq.resize(n, K);
+  scratch.resize(std::size_t(Types::kTableRow) * K);
+  for (std::size_t c = 0; c < nA; ++c) {
+    const double* row = scratch.data();
+    if (ty.table.empty())
+      ty.answer_row(Z + std::size_t(pool.comparison[c]) * J, scratch.data());
+    else
+      row = ty.table.data() + std::size_t(pool.comparison[c]) * Types::kTableRow * K;
+    for (int k = 0; k < K; ++k) {
       for (int o = 0; o < 3; ++o) {
-        Q[o](c, k) = q[o];
-        LQ[o](c, k) = ordinal::log_lik(o, M(c, k), ty.lik);
+        Q[o](c, k) = row[o * K + k];
+        LQ[o](c, k) = row[(3 + o) * K + k];
       }
-      Hq(c, k) = entropy3(q[0], q[1], q[2]);
+      Hq(c, k) = row[6 * K + k];
     }
+  }
   Eigen::VectorXd lw = Eigen::Map<const Eigen::VectorXd>(ty.log_prior.data(), K), w(K);
   auto normalize = [&] {
     const double top = lw.maxCoeff();

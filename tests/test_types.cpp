@@ -19,6 +19,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "solver/adapt.hpp"
@@ -303,3 +304,54 @@ TEST(TypesFit, SameAtEveryRankCountAndBitwiseAtAFixedCount) {
 }
 
 }  // namespace
+
+// adapt --types gives the same user whether the answer model of every comparison is tabulated
+// once (Types::tabulate, what pref adapt does when it fits in memory) or computed per user from
+// the pool: the same questions, answers, posterior mean and covariance, bitwise.
+TEST(TypesAdapt, TabulatedAndPerUserAnswerModelsGiveTheSameUser) {
+  const Planted pl = make_planted(21);
+  std::vector<double> weights(pl.K, 1.0);
+  adapt::Types plain = adapt::Types::from_file(pl.atoms, weights, pl.J, pl.truth);
+  adapt::Types tab = plain;
+  tab.tabulate(pl.Z.data(), pl.comparisons);
+  ASSERT_EQ(tab.table.size(), pl.comparisons * adapt::Types::kTableRow * pl.K);
+  ASSERT_TRUE(plain.table.empty());
+  std::mt19937_64 gen(3);
+  std::uniform_real_distribution<double> ud;
+  for (int user = 0; user < 12; ++user) {
+    // A pool of 60 comparisons (40 askable, 20 held out) answered by atom user % K.
+    std::vector<std::uint32_t> comp(pl.comparisons);
+    for (std::uint32_t i = 0; i < comp.size(); ++i) comp[i] = i;
+    std::shuffle(comp.begin(), comp.end(), gen);
+    comp.resize(60);
+    std::vector<float> val(comp.size());
+    const int t = user % pl.K;
+    for (std::size_t c = 0; c < comp.size(); ++c) {
+      double m = 0;
+      for (int j = 0; j < pl.J; ++j) m += pl.atoms[t * pl.J + j] * pl.Z[comp[c] * pl.J + j];
+      const auto q = ordinal::probs(m, pl.truth);
+      const double x = ud(gen);
+      val[c] = x < q[0] ? 0.0f : x < q[0] + q[1] ? 0.5f : 1.0f;
+    }
+    const adapt::UserPool pool{std::span(comp).first(40), std::span(val).first(40),
+                               std::span(comp).subspan(40), std::span(val).subspan(40)};
+    for (adapt::Select sel : {adapt::Select::kInfo, adapt::Select::kRandom}) {
+      adapt::Plan plan;
+      plan.select = sel;
+      plan.answers = 15;
+      plan.budgets = {1, 5, 15};
+      plan.seed = 9;
+      adapt::Workspace ws;
+      adapt::UserResult a, b;
+      plan.types = &plain;
+      adapt::adapt_user(user, pl.Z.data(), pl.J, pool, plan, ws, a);
+      plan.types = &tab;
+      adapt::adapt_user(user, pl.Z.data(), pl.J, pool, plan, ws, b);
+      EXPECT_EQ(a.asked, b.asked) << user;
+      EXPECT_EQ(a.answers, b.answers) << user;
+      EXPECT_TRUE(a.u == b.u) << user;
+      EXPECT_TRUE(a.covariance == b.covariance) << user;
+      EXPECT_EQ(a.asked.size(), 15u);
+    }
+  }
+}

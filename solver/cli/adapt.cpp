@@ -213,6 +213,17 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
       with_types
           ? std::move(td->Z)
           : io::read_model_rows(o.model, comm, "comparison_factors", 0, hd.comparisons, hd.rank);
+  if (types) {
+    types->tabulate(Z.data(), Z.size() / std::size_t(J));
+    log::info(
+        comm, "types: {}",
+        types->table.empty()
+            ? std::string("answer model per user (the table of every comparison would "
+                          "exceed 512 MiB per rank)")
+            : fmt::format("answer model of the {} comparisons tabulated ({:.1f} MiB per rank)",
+                          Z.size() / std::size_t(J),
+                          types->table.size() * sizeof(double) / 1048576.0));
+  }
   const std::uint64_t N = data.users_of(split);
   const Partitions parts{Partition::uniform(N, comm.size()),
                          Partition::uniform(data.comparisons(), comm.size())};
