@@ -10,7 +10,8 @@
 #   bash jobs/adaptation.sh           # or sbatch jobs/adaptation.sh from the repository root
 #
 # Environment: PREF_RUN_DIR (default <repository>/runs/adaptation), PREF_NEW_USERS (2000),
-# PREF_ADAPT_SCALE (0), and those of jobs/setup.sh.
+# PREF_ADAPT_SCALE (0), PREF_GENERATE_EXTRA (more `pref generate` options, e.g. "--jitter 0.3"
+# for users that are not discrete types; use another PREF_RUN_DIR), and those of jobs/setup.sh.
 #SBATCH --job-name=pref-adaptation
 #SBATCH --ntasks=2
 #SBATCH --time=01:00:00
@@ -30,6 +31,8 @@ NEW_USERS="${PREF_NEW_USERS:-2000}"
 GENERATE_ARGS=(--model attributes --users 10000 --comparisons 2000 --answers-per-user 40
   --labels deterministic --tie-band 0.2 --label-noise 0.1 --new-users "$NEW_USERS"
   --new-user-answers 200 --seed 1)
+# shellcheck disable=SC2206  # a list of words
+GENERATE_ARGS+=(${PREF_GENERATE_EXTRA:-})
 ADAPT_ARGS=(--answers 40 --test-answers 100 --budgets 1,2,5,10,20,40 --seed 1)
 
 pref_ensure_packages python3-numpy python3-matplotlib
