@@ -1,6 +1,7 @@
 #include "solver/split_scores.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "solver/exchange.hpp"
 #include "solver/loss.hpp"
@@ -30,20 +31,31 @@ void for_each_user_margins(const mpi::Comm& comm, const LabelMatrix& m, const Fa
 }
 
 SplitMetrics evaluate_split(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f,
-                            std::vector<double>* user_aucs, double scale) {
+                            std::vector<double>* user_aucs, double scale,
+                            double* logloss_unscaled) {
   MetricsAccumulator acc;
   std::vector<Scored> items;
+  double unscaled = 0;  // summed per user, as the accumulator sums the scaled loss
   for_each_user_margins(
       comm, m, f, [&](std::size_t, std::span<const double> margins, std::span<const float> labels) {
         items.resize(margins.size());
-        double loss = 0;
+        double loss = 0, raw = 0;
         for (std::size_t k = 0; k < margins.size(); ++k) {
           items[k] = {margins[k], labels[k]};
           loss += bce(scale * margins[k], labels[k]);
+          if (logloss_unscaled && scale != 1.0) raw += bce(margins[k], labels[k]);
         }
         acc.add_user(items, loss);
+        unscaled += raw;
       });
-  return acc.finish(comm, user_aucs);
+  const SplitMetrics s = acc.finish(comm, user_aucs);
+  if (logloss_unscaled) {
+    unscaled = mpi::allreduce_sum(comm, unscaled);
+    *logloss_unscaled = scale == 1.0 ? s.logloss
+                        : s.labels   ? unscaled / double(s.labels)
+                                     : std::numeric_limits<double>::quiet_NaN();
+  }
+  return s;
 }
 
 double rms_margin(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f) {

@@ -26,9 +26,11 @@ void for_each_user_margins(const mpi::Comm& comm, const LabelMatrix& m, const Fa
 // The metrics of every label of m (log-loss, global and per-user ROC-AUC, accuracy; solver/
 // metrics.hpp). user_aucs: each user's AUC on this rank. The log-loss is that of the
 // probabilities sigmoid(scale u.z) (a model's calibration, solver/calibration.hpp); the rankings
-// take the margins as they are. Collective.
+// take the margins as they are. logloss_unscaled: the log-loss of sigmoid(u.z), from the same
+// pass. Collective.
 SplitMetrics evaluate_split(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f,
-                            std::vector<double>* user_aucs = nullptr, double scale = 1.0);
+                            std::vector<double>* user_aucs = nullptr, double scale = 1.0,
+                            double* logloss_unscaled = nullptr);
 
 // The root-mean-square margin over every label of m. Collective.
 double rms_margin(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f);

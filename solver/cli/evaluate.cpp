@@ -82,8 +82,8 @@ Runner add_evaluate(CLI::App& app) {
     // A model's log-loss is that of its calibrated probabilities (solver/calibration.hpp);
     // the uncalibrated one is reported beside it.
     const double scale = o->model.empty() ? 1.0 : hd.calibration_scale;
-    const SplitMetrics s = evaluate_split(comm, m, f, &user_aucs, scale);
-    const double logloss_raw = scale == 1.0 ? s.logloss : evaluate_split(comm, m, f).logloss;
+    double logloss_raw = 0;
+    const SplitMetrics s = evaluate_split(comm, m, f, &user_aucs, scale, &logloss_raw);
     const double qs[5] = {0.1, 0.25, 0.5, 0.75, 0.9};
     const std::vector<double> q = global_quantiles(comm, std::move(user_aucs), qs);
     if (comm.rank() != 0) return 0;

@@ -68,8 +68,8 @@ int run_types(const TypesOptions& o, const mpi::Comm& comm) {
   opt.rounds = o.rounds;
   opt.seed = o.seed;
   const auto t_fit = clock::now();
-  const types::Model m = types::fit(comm, labels, U, std::move(Z), J, opt,
-                                    [&](const std::string& line) { log::info(comm, "{}", line); });
+  types::Model m = types::fit(comm, labels, U, std::move(Z), J, opt,
+                              [&](const std::string& line) { log::info(comm, "{}", line); });
   const double fit_seconds = std::chrono::duration<double>(clock::now() - t_fit).count();
 
   io::TypesData t;
@@ -85,10 +85,10 @@ int run_types(const TypesOptions& o, const mpi::Comm& comm) {
   t.objective = m.objective;
   t.model = o.model;
   t.data = o.data;
-  t.Z = m.Z;
-  t.atoms = m.atoms;
-  t.atom_weights = m.weights;
-  t.history = m.history;
+  t.Z = std::move(m.Z);
+  t.atoms = std::move(m.atoms);
+  t.atom_weights = m.weights;  // counted below
+  t.history = std::move(m.history);
   io::write_types(out.temp_path(), comm, t);
   out.commit();
   int used = 0;
