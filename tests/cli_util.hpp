@@ -9,10 +9,10 @@
 
 namespace pref::test {
 
-// Runs pref at 1 and at 4 ranks: no hang, exit code 2, and one error line holding every needle.
+// Runs pref at 1, 2 and 4 ranks: no hang, exit code 2, and one error line holding every needle.
 inline void expect_usage_error(const std::vector<std::string>& args,
                                const std::vector<std::string>& needles) {
-  for (int np : {1, 4}) {
+  for (int np : {1, 2, 4}) {
     const RunResult r = run_pref(np, args, 120);
     SCOPED_TRACE(r.command);
     ASSERT_FALSE(r.timed_out) << r.err;

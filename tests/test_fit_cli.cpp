@@ -199,7 +199,7 @@ TEST_F(FitCli, CalibrationScaleMinimizesTheValidationLogLoss) {
   // The factors are those of the calibrated fit: calibration changes nothing else.
   EXPECT_EQ(h5_read<double>(h5_open(none), "/user_factors"), U);
 
-  for (int ranks : {1, 4}) {
+  for (int ranks : {1, 2, 4}) {
     const RunResult bad = run_pref(ranks, {"fit", "--data", data(), "--rank", "2", "--calibrate",
                                            "test", "--out", path("bad.h5")});
     EXPECT_EQ(bad.exit_code, 2) << bad.command << "\n" << bad.err;

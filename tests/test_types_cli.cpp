@@ -4,7 +4,7 @@
 //    and holds the documented datasets; its objective history never decreases;
 //  - adapt --types (info and random) gives the same adapted file at 1 and 4 ranks, records the
 //    discrete prior, and its weights are convex combinations of the atoms;
-//  - bad inputs end with exit code 2 and one line at 1 and 4 ranks: a training label 0.3,
+//  - bad inputs end with exit code 2 and one line at 1, 2 and 4 ranks: a training label 0.3,
 //    --types 0, a types file of the wrong kind, a selection other than info or random with
 //    --types, --model with --types, --prior with --types, a new user's answer 0.3.
 #include <gtest/gtest.h>
