@@ -1,7 +1,7 @@
 # Finds ScaLAPACK (the Open MPI flavour on Debian) and BLAS/LAPACK, and provides pref::scalapack.
 # Debian's own scalapack CMake config points at a file that does not exist, so it is not used.
 # BLACS (Cblacs_*) lives inside the same library. There are no C headers: prototypes are declared
-# in solver/scalapack.hpp.
+# in solver/svd/scalapack.hpp.
 find_package(PkgConfig QUIET)
 if(PkgConfig_FOUND)
   pkg_check_modules(PC_SCALAPACK QUIET scalapack-openmpi)

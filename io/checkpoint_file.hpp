@@ -4,7 +4,7 @@
 //                        rank, sweep (completed sweeps), user_half_done (1: the user half-step
 //                        of sweep + 1 is done too), the run's configuration
 //                        (solver/cli/fit_options.hpp) and the identity of its data file
-//                        (solver/cli/checkpoint.hpp), the fit's state (solver/fit_state.hpp),
+//                        (solver/cli/checkpoint.hpp), the fit's state (solver/fit/fit_state.hpp),
 //                        pending (JSON of the sweep in progress, or ""), header_checksum
 //   /user_factors        users x rank, float64, attr checksum
 //   /comparison_factors  comparisons x rank, float64, attr checksum
@@ -13,8 +13,8 @@
 //                        the factors, attr checksum
 //   /history             uint8: JSON lines, one object per completed sweep (with timings)
 //   /state/<name>        (optional) float64 vectors of the fit's state, the same on every rank:
-//                        the population prior (solver/prior.hpp), the item parameters theta
-//                        (solver/items.hpp), covered by the header checksum
+//                        the population prior (solver/prior/population_prior.hpp), the item
+//                        parameters theta (solver/items/items.hpp), covered by the header checksum
 // Checksums are 16 hex digits. A factor dataset's is the sum modulo 2^64 of a hash of each row
 // with its global row id (solver/base/hash.hpp), so any number of ranks can check it; the
 // header's covers every root attribute and the history.

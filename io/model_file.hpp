@@ -35,7 +35,7 @@ struct ModelHeader {
   // The population prior u ~ N(prior_mean, prior_covariance) (empty when the fit had none).
   std::vector<double> prior_mean, prior_covariance;  // J, J x J row-major
   std::uint64_t prior_users = 0;
-  // P(first preferred) = sigmoid(calibration_scale u.z) (solver/calibration.hpp): the root
+  // P(first preferred) = sigmoid(calibration_scale u.z) (solver/eval/calibration.hpp): the root
   // attribute `calibration_scale` when present (read only; the fit writes it among
   // `attributes`), 1 for models written before it existed.
   double calibration_scale = 1;

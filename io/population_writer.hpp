@@ -2,7 +2,7 @@
 // The layout of a generated population file (docs/format.md, "Ground truth", "New users" and
 // "Responses"): a label file (io/label_file.hpp) with /generator, /truth and /new_users/truth.
 // This writer knows every dataset of that layout and nothing of how a population is drawn:
-// solver/population_file.cpp draws the rows batch by batch and hands them here.
+// solver/synthetic/population_file.cpp draws the rows batch by batch and hands them here.
 #include <cstdint>
 #include <span>
 #include <string>

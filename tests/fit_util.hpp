@@ -11,8 +11,8 @@
 
 #include "solver/base/labels.hpp"
 #include "solver/base/mpi.hpp"
-#include "solver/distribute.hpp"
-#include "solver/fit.hpp"
+#include "solver/fit/fit.hpp"
+#include "solver/layout/distribute.hpp"
 
 namespace pref::fit_test {
 

@@ -1,4 +1,4 @@
-// New-user adaptation (solver/adapt.cpp) against independent dense references written here:
+// New-user adaptation (solver/adapt/adapt.cpp) against independent dense references written here:
 //  - the MAP (population prior) and the MLE (0.001 I ridge) satisfy their optimality conditions
 //    to 1e-8 and match a plain dense Newton (LU solves, direct objective) on small random cases,
 //    separable answers included;
@@ -18,7 +18,7 @@
 #include <random>
 #include <vector>
 
-#include "solver/adapt.hpp"
+#include "solver/adapt/adapt.hpp"
 #include "solver/base/mpi.hpp"
 
 using namespace pref;

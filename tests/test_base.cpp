@@ -133,7 +133,7 @@ TEST(Mpi, AgreeReportsTheSmallestOrderOnEveryRank) {
 
 #include <cmath>
 
-#include "solver/vmath.hpp"
+#include "solver/newton/vmath.hpp"
 
 namespace {
 // Distance in units in the last place between two doubles of the same sign.

@@ -1,6 +1,7 @@
-// Exchange plans below the fit (solver/exchange.hpp): IdSet against std::set, and GhostPlan's
-// fetch and reduce against a naive reference built from every rank's requests (allgathered),
-// with uneven owner ranges (some empty), ranks that need nothing, and several row widths.
+// Exchange plans below the fit (solver/layout/exchange.hpp): IdSet against std::set, and
+// GhostPlan's fetch and reduce against a naive reference built from every rank's requests
+// (allgathered), with uneven owner ranges (some empty), ranks that need nothing, and several row
+// widths.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,7 +13,7 @@
 
 #include "solver/base/mpi.hpp"
 #include "solver/base/partition.hpp"
-#include "solver/exchange.hpp"
+#include "solver/layout/exchange.hpp"
 
 using namespace pref;
 

@@ -1,4 +1,5 @@
-// The alternating Newton fit (solver/fit.cpp) at any rank count and with both exchange patterns:
+// The alternating Newton fit (solver/fit/fit.cpp) at any rank count and with both exchange
+// patterns:
 //  - against an independent dense single-process implementation of the same algorithm written
 //    here (same sweeps, one or more exact Newton steps per row, Cholesky, the step-length ladder
 //    1, 1/2, ..., 2^-(kLadder-1) with Armijo constant kArmijo), and to convergence with the
@@ -27,12 +28,12 @@
 
 #include "solver/base/log.hpp"
 #include "solver/base/mpi.hpp"
-#include "solver/calibration.hpp"
-#include "solver/distribute.hpp"
-#include "solver/fit.hpp"
-#include "solver/metrics.hpp"
-#include "solver/newton.hpp"
-#include "solver/population.hpp"
+#include "solver/eval/calibration.hpp"
+#include "solver/eval/metrics.hpp"
+#include "solver/fit/fit.hpp"
+#include "solver/layout/distribute.hpp"
+#include "solver/newton/newton.hpp"
+#include "solver/synthetic/population.hpp"
 #include "tests/fit_util.hpp"
 
 using namespace pref;
@@ -880,7 +881,7 @@ TEST(Metrics, GlobalAucAndQuantilesMatchSerialReference) {
   }
 }
 
-// The calibration scale (solver/calibration.hpp) on planted margins: labels drawn with
+// The calibration scale (solver/eval/calibration.hpp) on planted margins: labels drawn with
 // P(1) = sigmoid(0.4 m). Every rank draws the same labels and keeps its share; the scale matches
 // an independent bisection on the whole sum's derivative to 1e-10, is within sampling error of
 // 0.4, and lowers the loss; anti-correlated labels give s = 0

@@ -12,8 +12,8 @@
 
 #include "io/label_file.hpp"
 #include "solver/base/mpi.hpp"
-#include "solver/population.hpp"
-#include "solver/population_file.hpp"
+#include "solver/synthetic/population.hpp"
+#include "solver/synthetic/population_file.hpp"
 #include "tests/test_util.hpp"
 
 using namespace pref;

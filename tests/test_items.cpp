@@ -1,4 +1,4 @@
-// Item models of the fit (solver/items.hpp; issue 14) at 1, 2 and 4 ranks, against references
+// Item models of the fit (solver/items/items.hpp; issue 14) at 1, 2 and 4 ranks, against references
 // written here on one process:
 //  - the head's (embeddings) and the per-response factors' (responses) gradient and Hessian
 //    against finite differences of a dense objective, and the explicit Hessian against the
@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "solver/base/mpi.hpp"
-#include "solver/fit.hpp"
-#include "solver/items.hpp"
-#include "solver/newton.hpp"
+#include "solver/fit/fit.hpp"
+#include "solver/items/items.hpp"
+#include "solver/newton/newton.hpp"
 #include "tests/fit_util.hpp"
 
 using namespace pref;

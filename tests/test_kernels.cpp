@@ -1,4 +1,4 @@
-// The label kernels (solver/kernels_impl.hpp) of every instruction set this CPU has, against
+// The label kernels (solver/newton/kernels_impl.hpp) of every instruction set this CPU has, against
 // naive references: the label pass (loss, gradient, Hessian, margins, probabilities), the
 // projection of the line search and the Newton direction, for every J they cover and label
 // counts around their block size.
@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "solver/base/rng.hpp"
-#include "solver/kernels.hpp"
-#include "solver/newton.hpp"
+#include "solver/newton/kernels.hpp"
+#include "solver/newton/newton.hpp"
 
 using namespace pref;
 

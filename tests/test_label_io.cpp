@@ -13,8 +13,8 @@
 #include "io/output_file.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/base/partition.hpp"
-#include "solver/distribute.hpp"
-#include "solver/label_stats.hpp"
+#include "solver/eval/label_stats.hpp"
+#include "solver/layout/distribute.hpp"
 #include "tests/test_util.hpp"
 
 using namespace pref;

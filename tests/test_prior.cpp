@@ -1,4 +1,5 @@
-// The population prior of the fit (solver/prior.{hpp,cpp}, FitConfig::prior), at any rank count:
+// The population prior of the fit (solver/prior/population_prior.{hpp,cpp}, FitConfig::prior), at
+// any rank count:
 //  - the inverse kernel against Eigen;
 //  - optimality: every user row solves its MAP problem under the prior it was solved with, and
 //    the prior equals the closed-form M-step recomputed here from the gathered factors and the
@@ -22,9 +23,9 @@
 
 #include "solver/base/log.hpp"
 #include "solver/base/mpi.hpp"
-#include "solver/fit.hpp"
-#include "solver/newton.hpp"
-#include "solver/prior.hpp"
+#include "solver/fit/fit.hpp"
+#include "solver/newton/newton.hpp"
+#include "solver/prior/population_prior.hpp"
 #include "tests/fit_util.hpp"
 
 using namespace pref;

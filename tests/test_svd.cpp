@@ -1,4 +1,4 @@
-// The SVD initialization (solver/svd_init.cpp) and its ScaLAPACK layer (solver/scalapack.cpp):
+// The SVD initialization (solver/svd/init.cpp) and its ScaLAPACK layer (solver/svd/scalapack.cpp):
 //  - the tall-skinny Householder QR on a P x 1 grid from pref's row-range layout, and the
 //    CholeskyQR orthonormalization with its fallbacks (shifted CholeskyQR3, Householder) and its
 //    replicated, repeatable Gram matrix;
@@ -23,10 +23,10 @@
 #include <vector>
 
 #include "solver/base/mpi.hpp"
-#include "solver/distribute.hpp"
-#include "solver/fit.hpp"
-#include "solver/scalapack.hpp"
-#include "solver/svd_init.hpp"
+#include "solver/fit/fit.hpp"
+#include "solver/layout/distribute.hpp"
+#include "solver/svd/init.hpp"
+#include "solver/svd/scalapack.hpp"
 
 using namespace pref;
 

@@ -1,5 +1,5 @@
-// Discrete types (issue 13): the ordinal label model (solver/ordinal.cpp), the hard-EM fit of
-// pref types (solver/types.cpp) and the information criterion of adapt --types:
+// Discrete types (issue 13): the ordinal label model (solver/newton/ordinal.cpp), the hard-EM fit
+// of pref types (solver/discrete/types.cpp) and the information criterion of adapt --types:
 //  - the ordinal model's gradient and Hessian in (m, logit r, log s, log a), m_derivs and the
 //    Fisher information against central finite differences of log_lik;
 //  - discrete_information picks the candidate a brute-force evaluation of the mutual
@@ -22,10 +22,10 @@
 #include <span>
 #include <vector>
 
-#include "solver/adapt.hpp"
+#include "solver/adapt/adapt.hpp"
 #include "solver/base/mpi.hpp"
-#include "solver/ordinal.hpp"
-#include "solver/types.hpp"
+#include "solver/discrete/types.hpp"
+#include "solver/newton/ordinal.hpp"
 #include "tests/fit_util.hpp"
 
 using namespace pref;
@@ -288,8 +288,8 @@ TEST(TypesFit, SameAtEveryRankCountAndBitwiseAtAFixedCount) {
     if (me < size) {
       const mpi::Comm c(sub);
       const types::Model m = fit_planted(c, pl, 2);
-      // Bitwise (solver/types.hpp: every sum is added in an order that does not depend on the
-      // rank count); the relative differences are printed when not.
+      // Bitwise (solver/discrete/types.hpp: every sum is added in an order that does not depend on
+      // the rank count); the relative differences are printed when not.
       EXPECT_EQ(m.assign, here.assign) << size << " ranks";
       EXPECT_TRUE(bitwise_equal(m.Z, here.Z)) << size << " ranks: " << max_rel_diff(m.Z, here.Z);
       EXPECT_TRUE(bitwise_equal(m.atoms, here.atoms))

@@ -17,12 +17,12 @@
 #include "io/model_prior.hpp"
 #include "io/output_file.hpp"
 #include "io/types_file.hpp"
-#include "solver/adapt.hpp"
+#include "solver/adapt/adapt.hpp"
 #include "solver/base/log.hpp"
 #include "solver/cli/commands.hpp"
-#include "solver/distribute.hpp"
-#include "solver/ordinal.hpp"
-#include "solver/population_moments.hpp"
+#include "solver/layout/distribute.hpp"
+#include "solver/newton/ordinal.hpp"
+#include "solver/prior/moments.hpp"
 
 namespace pref::cli {
 

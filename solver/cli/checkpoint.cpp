@@ -15,7 +15,7 @@
 #include "io/output_file.hpp"
 #include "solver/base/hash.hpp"
 #include "solver/base/log.hpp"
-#include "solver/fit_state.hpp"
+#include "solver/fit/fit_state.hpp"
 
 namespace pref::cli {
 

@@ -9,8 +9,8 @@
 
 #include "io/checkpoint_file.hpp"
 #include "solver/cli/fit_options.hpp"
-#include "solver/distribute.hpp"
-#include "solver/fit.hpp"
+#include "solver/fit/fit.hpp"
+#include "solver/layout/distribute.hpp"
 
 namespace pref::cli {
 

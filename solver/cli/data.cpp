@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "solver/ordinal.hpp"
+#include "solver/newton/ordinal.hpp"
 
 namespace pref::cli {
 

@@ -4,14 +4,14 @@
 #include <string>
 
 #include "io/label_file.hpp"
-#include "solver/distribute.hpp"
+#include "solver/layout/distribute.hpp"
 
 namespace pref::cli {
 
 struct LoadOptions {
   Duplicates duplicates = Duplicates::kError;
   bool drop_ties = false;
-  // Every value must be 0, 0.5 or 1 (pref types' ordinal model, solver/ordinal.hpp): another
+  // Every value must be 0, 0.5 or 1 (pref types' ordinal model, solver/newton/ordinal.hpp): another
   // is a collective InputError naming the file, the dataset, the smallest row and the value.
   bool categorical = false;
 };

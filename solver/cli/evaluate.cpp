@@ -9,8 +9,8 @@
 #include "solver/base/log.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
-#include "solver/fit.hpp"
-#include "solver/reference.hpp"
+#include "solver/fit/fit.hpp"
+#include "solver/synthetic/reference.hpp"
 
 namespace pref::cli {
 
@@ -79,7 +79,7 @@ Runner add_evaluate(CLI::App& app) {
       f = Factors{static_cast<int>(hd.rank), std::move(mf.U), std::move(mf.Z)};
     }
     std::vector<double> user_aucs;
-    // A model's log-loss is that of its calibrated probabilities (solver/calibration.hpp);
+    // A model's log-loss is that of its calibrated probabilities (solver/eval/calibration.hpp);
     // the uncalibrated one is reported beside it.
     const double scale = o->model.empty() ? 1.0 : hd.calibration_scale;
     double logloss_raw = 0;

@@ -9,15 +9,15 @@
 #include "io/output_file.hpp"
 #include "solver/base/log.hpp"
 #include "solver/base/signals.hpp"
-#include "solver/calibration.hpp"
 #include "solver/cli/checkpoint.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
 #include "solver/cli/stop_poll_hook.hpp"
-#include "solver/fit.hpp"
-#include "solver/fit_state.hpp"
-#include "solver/items.hpp"
-#include "solver/svd_init.hpp"
+#include "solver/eval/calibration.hpp"
+#include "solver/fit/fit.hpp"
+#include "solver/fit/fit_state.hpp"
+#include "solver/items/items.hpp"
+#include "solver/svd/init.hpp"
 
 namespace pref::cli {
 
@@ -246,7 +246,7 @@ FitHooks FitRun::hooks() {
 }
 
 // --calibrate validation: the probabilities' scale s fitted on the validation split with the
-// final factors (solver/calibration.hpp); the split is read again, since the fit has freed its
+// final factors (solver/eval/calibration.hpp); the split is read again, since the fit has freed its
 // copy.
 Calibration FitRun::calibrate(const FitResult& res) {
   Calibration cal;

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "io/checkpoint_file.hpp"
-#include "solver/fit.hpp"
-#include "solver/svd_init.hpp"
+#include "solver/fit/fit.hpp"
+#include "solver/svd/init.hpp"
 
 namespace pref::cli {
 

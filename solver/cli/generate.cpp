@@ -7,8 +7,8 @@
 #include "io/output_file.hpp"
 #include "solver/base/log.hpp"
 #include "solver/cli/commands.hpp"
-#include "solver/population.hpp"
-#include "solver/population_file.hpp"
+#include "solver/synthetic/population.hpp"
+#include "solver/synthetic/population_file.hpp"
 
 namespace pref::cli {
 

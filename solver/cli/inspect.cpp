@@ -8,8 +8,8 @@
 #include "solver/base/log.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
-#include "solver/distribute.hpp"
-#include "solver/label_stats.hpp"
+#include "solver/eval/label_stats.hpp"
+#include "solver/layout/distribute.hpp"
 
 namespace pref::cli {
 

@@ -1,6 +1,6 @@
 // pref types: a discrete-type factorization by hard EM under the ordinal label model, from a
-// fitted model and its training labels (issue 13, solver/types.hpp, docs/format.md "Discrete
-// types"). Its output replaces --model in `pref adapt --types`.
+// fitted model and its training labels (issue 13, solver/discrete/types.hpp, docs/format.md
+// "Discrete types"). Its output replaces --model in `pref adapt --types`.
 #include <fmt/core.h>
 
 #include <chrono>
@@ -14,7 +14,7 @@
 #include "solver/base/log.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
-#include "solver/types.hpp"
+#include "solver/discrete/types.hpp"
 
 namespace pref::cli {
 

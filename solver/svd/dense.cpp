@@ -8,8 +8,8 @@
 
 #include "solver/base/error.hpp"
 #include "solver/base/rng.hpp"
-#include "solver/scalapack.hpp"
 #include "solver/svd/range_finder.hpp"
+#include "solver/svd/scalapack.hpp"
 
 namespace pref::svd {
 

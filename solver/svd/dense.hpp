@@ -1,9 +1,9 @@
 #pragma once
 // The dense paths of the SVD initialization (`--init svd-exact` and `--init svd-impute`,
-// solver/svd_init.hpp): M as a block-cyclic ScaLAPACK matrix. Collective.
+// solver/svd/init.hpp): M as a block-cyclic ScaLAPACK matrix. Collective.
 #include "solver/base/mpi.hpp"
-#include "solver/distribute.hpp"
-#include "solver/svd_init.hpp"
+#include "solver/layout/distribute.hpp"
+#include "solver/svd/init.hpp"
 
 namespace pref::svd {
 

@@ -6,8 +6,8 @@
 
 #include "solver/base/error.hpp"
 #include "solver/base/rng.hpp"
-#include "solver/blas.hpp"
-#include "solver/scalapack.hpp"
+#include "solver/newton/blas.hpp"
+#include "solver/svd/scalapack.hpp"
 #include "solver/svd/sparse_op.hpp"
 
 namespace pref::svd {

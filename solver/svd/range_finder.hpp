@@ -1,5 +1,5 @@
 #pragma once
-// The randomized range finder of the SVD initialization (`--init svd`, solver/svd_init.hpp) on
+// The randomized range finder of the SVD initialization (`--init svd`, solver/svd/init.hpp) on
 // the sparse label matrix, and the stopping rule of its power iterations, which the dense
 // randomized path (solver/svd/dense.hpp) shares.
 #include <Eigen/SVD>
@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "solver/base/mpi.hpp"
-#include "solver/distribute.hpp"
-#include "solver/svd_init.hpp"
+#include "solver/layout/distribute.hpp"
+#include "solver/svd/init.hpp"
 
 namespace pref::svd {
 

@@ -1,6 +1,6 @@
 #pragma once
 // The sparse label matrix M of the SVD initialization as a distributed operator
-// (solver/svd_init.hpp): products M X and M^T Q on row-major blocks of k columns.
+// (solver/svd/init.hpp): products M X and M^T Q on row-major blocks of k columns.
 #include <algorithm>
 #include <cstdint>
 #include <span>
@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "solver/base/mpi.hpp"
-#include "solver/distribute.hpp"
-#include "solver/exchange.hpp"
-#include "solver/svd_init.hpp"
+#include "solver/layout/distribute.hpp"
+#include "solver/layout/exchange.hpp"
+#include "solver/svd/init.hpp"
 
 namespace pref::svd {
 

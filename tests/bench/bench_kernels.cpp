@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "solver/base/rng.hpp"
-#include "solver/blas.hpp"
-#include "solver/newton.hpp"
+#include "solver/newton/blas.hpp"
+#include "solver/newton/newton.hpp"
 
 namespace {
 double now() {

@@ -1,6 +1,6 @@
 """The calibration scale of a fitted model, computed outside pref (numpy/scipy): the s that
 minimizes the validation log-loss of sigmoid(s u.z), found by brentq on the derivative, and the
-test log-loss at 1 and at s. The same minimization as solver/calibration.cpp (which pref fit runs
+test log-loss at 1 and at s. The same minimization as solver/eval/calibration.cpp (which pref fit runs
 after its sweeps); used for the 10^7 models of docs/results.md, written before the calibration.
 
 usage: /usr/bin/python3 calibrate.py DATA.h5 MODEL.h5

@@ -1,0 +1,409 @@
+#include "solver/discrete/types.hpp"
+
+#include <fmt/core.h>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <Eigen/Eigenvalues>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "solver/base/error.hpp"
+#include "solver/discrete/kmeans.hpp"
+
+namespace pref::types {
+
+namespace {
+
+// A label of row `row` with partner x; `unit` numbers this rank's users in user order (the
+// atoms' refit) and is unused otherwise.
+using Visitor = std::function<void(int row, const double* x, int outcome, std::size_t unit)>;
+using Visit = std::function<void(const Visitor&)>;
+
+double dot(const double* a, const double* b, int J) {
+  double s = 0;
+  for (int i = 0; i < J; ++i) s += a[i] * b[i];
+  return s;
+}
+
+double norm2(const double* a, std::size_t n) {
+  double s = 0;
+  for (std::size_t i = 0; i < n; ++i) s += a[i] * a[i];
+  return s;
+}
+
+// Rows [part.begin(me), part.end(me)) of a row-major array of `width` columns from every rank,
+// into `full` (part.size() x width) on every rank.
+template <class T>
+void allgather_rows(const mpi::Comm& comm, const Partition& part, int width,
+                    const std::vector<T>& local, std::vector<T>& full) {
+  const int P = comm.size();
+  std::vector<int> counts(P), displs(P);
+  for (int r = 0; r < P; ++r) {
+    counts[r] = static_cast<int>(part.count(r) * width);
+    displs[r] = static_cast<int>(part.begin(r) * width);
+  }
+  full.resize(part.size() * width);
+  PREF_MPI_CHECK(MPI_Allgatherv(local.data(), counts[comm.rank()], mpi::datatype<T>(), full.data(),
+                                counts.data(), displs.data(), mpi::datatype<T>(), comm.get()));
+}
+
+// out (R x width) = the sum, over every rank's units in global order, of unit u's `width`
+// values (unit_acc row u) added into row unit_row[u] (-1: none): a running sum passed from rank
+// to rank, each adding its own units in order, then broadcast from the last. The additions are
+// those of one rank adding every unit in order, whatever the rank count.
+void chain_fold(const mpi::Comm& comm, const std::vector<int>& unit_row,
+                const std::vector<double>& unit_acc, int width, std::vector<double>& out) {
+  const int me = comm.rank(), P = comm.size();
+  const int n = static_cast<int>(out.size());
+  std::fill(out.begin(), out.end(), 0.0);
+  if (me > 0)
+    PREF_MPI_CHECK(MPI_Recv(out.data(), n, MPI_DOUBLE, me - 1, 0, comm.get(), MPI_STATUS_IGNORE));
+  for (std::size_t u = 0; u < unit_row.size(); ++u) {
+    if (unit_row[u] < 0) continue;
+    double* o = &out[std::size_t(unit_row[u]) * width];
+    const double* a = &unit_acc[u * width];
+    for (int i = 0; i < width; ++i) o[i] += a[i];
+  }
+  if (me + 1 < P) PREF_MPI_CHECK(MPI_Send(out.data(), n, MPI_DOUBLE, me + 1, 0, comm.get()));
+  if (P > 1) PREF_MPI_CHECK(MPI_Bcast(out.data(), n, MPI_DOUBLE, P - 1, comm.get()));
+}
+
+// Maximizes, row by row, sum_{labels of the row} log P(y | w_row . x) - kRidge/2 |w_row|^2
+// (rows x J, row-major W) by Newton with the Fisher curvature and a per-row Armijo ladder.
+// visit calls its argument for every label this rank holds; with `reduce` the rows' sums
+// run over every rank (the atoms): each of this rank's `units` users' sums is formed apart and
+// the users are added in global user order (chain_fold), so every rank takes the same
+// decisions); without, every row is this rank's alone (no communication). Returns the Newton
+// steps taken (the most of any row).
+int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, const Visit& visit,
+               bool reduce, std::size_t units, const ordinal::Params& p) {
+  const int nh = J * (J + 1) / 2, stride = 1 + J + nh;
+  std::vector<char> active(R, 1);
+  std::vector<int> unit_row;
+  std::vector<double> unit_acc;
+  std::vector<double> acc(std::size_t(R) * stride), lad(std::size_t(R) * kLadder),
+      dir(std::size_t(R) * J), slope(R);
+  double steps[kLadder];
+  for (int j = 0; j < kLadder; ++j) steps[j] = std::ldexp(1.0, -j);
+  Eigen::MatrixXd H(J, J);
+  Eigen::VectorXd G(J);
+  int it = 0;
+  for (; it < kMaxNewtonSteps; ++it) {
+    std::fill(acc.begin(), acc.end(), 0.0);
+    if (reduce) {
+      unit_row.assign(units, -1);
+      unit_acc.assign(units * stride, 0.0);
+    }
+    visit([&](int r, const double* x, int o, std::size_t unit) {
+      if (!active[r]) return;
+      const double m = dot(&W[std::size_t(r) * J], x, J);
+      const ordinal::MDerivs md = ordinal::m_derivs(o, m, p);
+      const double w = ordinal::fisher_m(m, p);
+      if (reduce) unit_row[unit] = r;
+      double* a = reduce ? &unit_acc[unit * stride] : &acc[std::size_t(r) * stride];
+      a[0] += md.value;
+      for (int i = 0; i < J; ++i) a[1 + i] += md.dm * x[i];
+      double* h = a + 1 + J;
+      for (int i = 0, c = 0; i < J; ++i)
+        for (int j = 0; j <= i; ++j, ++c) h[c] += w * x[i] * x[j];
+    });
+    if (reduce) chain_fold(comm, unit_row, unit_acc, stride, acc);
+    bool any = false;
+    for (int r = 0; r < R; ++r) {
+      if (!active[r]) continue;
+      const double* a = &acc[std::size_t(r) * stride];
+      const double* w = &W[std::size_t(r) * J];
+      double gmax = 0;
+      for (int i = 0; i < J; ++i) {
+        G[i] = a[1 + i] - kRidge * w[i];
+        gmax = std::max(gmax, std::abs(G[i]));
+      }
+      if (!(gmax > kGradTol)) {
+        active[r] = 0;
+        continue;
+      }
+      const double* h = a + 1 + J;
+      for (int i = 0, c = 0; i < J; ++i)
+        for (int j = 0; j <= i; ++j, ++c) H(i, j) = H(j, i) = h[c] + (i == j ? kRidge : 0.0);
+      Eigen::LLT<Eigen::MatrixXd> llt(H);
+      if (llt.info() != Eigen::Success) {
+        active[r] = 0;
+        continue;
+      }
+      Eigen::Map<Eigen::VectorXd> d(&dir[std::size_t(r) * J], J);
+      d = llt.solve(G);
+      slope[r] = G.dot(d);
+      if (!(slope[r] > 0)) {
+        active[r] = 0;
+        continue;
+      }
+      any = true;
+    }
+    if (!any) break;
+    std::fill(lad.begin(), lad.end(), 0.0);
+    if (reduce) {
+      unit_row.assign(units, -1);
+      unit_acc.assign(units * kLadder, 0.0);
+    }
+    visit([&](int r, const double* x, int o, std::size_t unit) {
+      if (!active[r]) return;
+      const double m = dot(&W[std::size_t(r) * J], x, J);
+      const double q = dot(&dir[std::size_t(r) * J], x, J);
+      if (reduce) unit_row[unit] = r;
+      double* l = reduce ? &unit_acc[unit * kLadder] : &lad[std::size_t(r) * kLadder];
+      for (int j = 0; j < kLadder; ++j) l[j] += ordinal::log_lik(o, m + steps[j] * q, p);
+    });
+    if (reduce) chain_fold(comm, unit_row, unit_acc, kLadder, lad);
+    std::vector<double> trial(J);
+    for (int r = 0; r < R; ++r) {
+      if (!active[r]) continue;
+      double* w = &W[std::size_t(r) * J];
+      const double* d = &dir[std::size_t(r) * J];
+      const double f0 = acc[std::size_t(r) * stride] - 0.5 * kRidge * norm2(w, J);
+      bool moved = false;
+      for (int j = 0; j < kLadder && !moved; ++j) {
+        for (int i = 0; i < J; ++i) trial[i] = w[i] + steps[j] * d[i];
+        const double f = lad[std::size_t(r) * kLadder + j] - 0.5 * kRidge * norm2(trial.data(), J);
+        if (f >= f0 + kArmijo * steps[j] * slope[r]) {
+          std::copy(trial.begin(), trial.end(), w);
+          moved = true;
+        }
+      }
+      if (!moved) active[r] = 0;
+    }
+  }
+  return it;
+}
+
+// Sums over this rank's comparisons' labels of `width` values per comparison (fill adds a
+// label's into its comparison's), gathered and added in comparison order: the total does not
+// depend on the rank count.
+std::vector<double> comparison_sums(
+    const mpi::Comm& comm, const LabelMatrix& lm, const Model& m, int width,
+    const std::function<void(double margin, int outcome, double* out)>& fill) {
+  const int J = m.J;
+  const std::uint64_t c0 = lm.parts.comparisons.begin(comm.rank());
+  const std::size_t rows = lm.by_comparison.rows();
+  std::vector<double> local(rows * width, 0.0), full;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const double* z = &m.Z[(c0 + r) * J];
+    for (std::uint64_t e = lm.by_comparison.ptr[r]; e < lm.by_comparison.ptr[r + 1]; ++e) {
+      const int k = m.assign[lm.by_comparison.col[e]];
+      const double mg = dot(&m.atoms[std::size_t(k) * J], z, J);
+      fill(mg, ordinal::outcome(lm.by_comparison.val[e]), &local[r * width]);
+    }
+  }
+  allgather_rows(comm, lm.parts.comparisons, width, local, full);
+  std::vector<double> total(width, 0.0);
+  for (std::size_t c = 0; c < lm.comparisons; ++c)
+    for (int i = 0; i < width; ++i) total[i] += full[c * width + i];
+  return total;
+}
+
+// (r, s, a) by Newton in theta = (logit r, log s, log a): the 3 x 3 Hessian of -L with its
+// eigenvalues made positive (|lambda|, at least 1e-10 of the largest), Armijo backtracking.
+int refit_params(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
+  auto value = [&](const ordinal::Params& p) {
+    return comparison_sums(comm, lm, m, 1, [&](double mg, int o, double* out) {
+      out[0] += ordinal::log_lik(o, mg, p);
+    })[0];
+  };
+  const double tol = 1e-10 * double(std::max<std::uint64_t>(lm.labels, 1));
+  int it = 0;
+  for (; it < kMaxNewtonSteps; ++it) {
+    const ordinal::Params p = m.params;
+    const std::vector<double> s =
+        comparison_sums(comm, lm, m, 10, [&](double mg, int o, double* out) {
+          const ordinal::Derivs d = ordinal::derivs(o, mg, p);
+          out[0] += d.value;
+          for (int i = 0; i < 3; ++i) out[1 + i] += d.g[1 + i];
+          for (int i = 0, c = 0; i < 3; ++i)
+            for (int j = 0; j <= i; ++j, ++c) out[4 + c] += d.h[1 + i][1 + j];
+        });
+    Eigen::Vector3d g(s[1], s[2], s[3]);
+    if (!(g.cwiseAbs().maxCoeff() > tol)) break;
+    Eigen::Matrix3d H;
+    for (int i = 0, c = 0; i < 3; ++i)
+      for (int j = 0; j <= i; ++j, ++c) H(i, j) = H(j, i) = -s[4 + c];
+    Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d> es(H);
+    Eigen::Vector3d ev = es.eigenvalues().cwiseAbs();
+    const double floor = std::max(1e-10 * ev.maxCoeff(), 1e-300);
+    for (int i = 0; i < 3; ++i) ev[i] = std::max(ev[i], floor);
+    const Eigen::Vector3d d =
+        es.eigenvectors() * (es.eigenvectors().transpose() * g).cwiseQuotient(ev);
+    const double slope = g.dot(d);
+    const std::array<double, 3> th = p.theta();
+    bool moved = false;
+    double gain = 0;
+    for (int j = 0; j < 2 * kLadder && !moved; ++j) {
+      const double t = std::ldexp(1.0, -j);
+      const ordinal::Params q =
+          ordinal::Params::from_theta({th[0] + t * d[0], th[1] + t * d[1], th[2] + t * d[2]});
+      if (!(q.r > 0 && q.r < 1 && q.s > 0 && q.a > 0 && std::isfinite(q.s) && std::isfinite(q.a)))
+        continue;
+      const double f = value(q);
+      if (f >= s[0] + kArmijo * t * slope) {
+        m.params = q;
+        moved = true;
+        gain = f - s[0];
+      }
+    }
+    // Done when no step passes, or when the gain is at the level of rounding in L.
+    if (!moved || gain <= 1e-12 * std::abs(s[0])) break;
+  }
+  return it;
+}
+
+// Each of this rank's users to the atom maximizing its labels' log-likelihood (-1 without
+// labels), gathered into m.assign. Returns the users whose atom changed (all ranks).
+std::uint64_t assign_users(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
+  const int J = m.J, K = m.K;
+  const std::uint64_t u0 = lm.parts.users.begin(comm.rank());
+  const std::size_t rows = lm.by_user.rows();
+  std::vector<int> local(rows, -1);
+  std::vector<double> ll(K);
+  std::uint64_t changed = 0;
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (lm.by_user.row_size(r) == 0) continue;
+    std::fill(ll.begin(), ll.end(), 0.0);
+    for (std::uint64_t e = lm.by_user.ptr[r]; e < lm.by_user.ptr[r + 1]; ++e) {
+      const double* z = &m.Z[std::size_t(lm.by_user.col[e]) * J];
+      const int o = ordinal::outcome(lm.by_user.val[e]);
+      for (int k = 0; k < K; ++k)
+        ll[k] += ordinal::log_lik(o, dot(&m.atoms[std::size_t(k) * J], z, J), m.params);
+    }
+    int best = 0;
+    for (int k = 1; k < K; ++k)
+      if (ll[k] > ll[best]) best = k;
+    local[r] = best;
+    changed += m.assign[u0 + r] != best;
+  }
+  std::vector<int> full;
+  allgather_rows(comm, lm.parts.users, 1, local, full);
+  m.assign = std::move(full);
+  return mpi::allreduce_sum(comm, changed);
+}
+
+void refit_atoms(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
+  const int J = m.J;
+  const std::uint64_t u0 = lm.parts.users.begin(comm.rank());
+  refit_rows(
+      comm, m.K, J, m.atoms,
+      [&](const Visitor& f) {
+        for (std::size_t r = 0; r < lm.by_user.rows(); ++r) {
+          const int k = m.assign[u0 + r];
+          if (k < 0) continue;
+          for (std::uint64_t e = lm.by_user.ptr[r]; e < lm.by_user.ptr[r + 1]; ++e)
+            f(k, &m.Z[std::size_t(lm.by_user.col[e]) * J], ordinal::outcome(lm.by_user.val[e]), r);
+        }
+      },
+      true, lm.by_user.rows(), m.params);
+}
+
+void refit_z(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
+  const int J = m.J;
+  const std::uint64_t c0 = lm.parts.comparisons.begin(comm.rank());
+  const std::size_t rows = lm.by_comparison.rows();
+  std::vector<double> local(m.Z.begin() + c0 * J, m.Z.begin() + (c0 + rows) * J);
+  refit_rows(
+      comm, static_cast<int>(rows), J, local,
+      [&](const Visitor& f) {
+        for (std::size_t r = 0; r < rows; ++r)
+          for (std::uint64_t e = lm.by_comparison.ptr[r]; e < lm.by_comparison.ptr[r + 1]; ++e)
+            f(static_cast<int>(r), &m.atoms[std::size_t(m.assign[lm.by_comparison.col[e]]) * J],
+              ordinal::outcome(lm.by_comparison.val[e]), 0);
+      },
+      false, 0, m.params);
+  allgather_rows(comm, lm.parts.comparisons, J, local, m.Z);
+}
+
+}  // namespace
+
+double objective(const mpi::Comm& comm, const LabelMatrix& labels, const Model& m) {
+  const double ll = comparison_sums(comm, labels, m, 1, [&](double mg, int o, double* out) {
+    out[0] += ordinal::log_lik(o, mg, m.params);
+  })[0];
+  return ll -
+         0.5 * kRidge * (norm2(m.atoms.data(), m.atoms.size()) + norm2(m.Z.data(), m.Z.size()));
+}
+
+Model fit(const mpi::Comm& comm, const LabelMatrix& labels, const std::vector<double>& U,
+          std::vector<double> Z, int J, const Options& opt,
+          const std::function<void(const std::string&)>& log) {
+  Model m;
+  m.J = J;
+  m.comparisons = labels.comparisons;
+  m.Z = std::move(Z);
+  // The k-means of the fitted users (the same on every rank), then users without training
+  // labels set aside (-1).
+  KMeans km = kmeans(U.data(), labels.users, J, opt.K, opt.seed);
+  m.K = km.K;
+  m.atoms = std::move(km.centres);
+  m.assign = std::move(km.assign);
+  {
+    const std::uint64_t u0 = labels.parts.users.begin(comm.rank());
+    std::vector<int> local(labels.by_user.rows());
+    for (std::size_t r = 0; r < local.size(); ++r)
+      local[r] = labels.by_user.row_size(r) ? m.assign[u0 + r] : -1;
+    allgather_rows(comm, labels.parts.users, 1, local, m.assign);
+  }
+  // (r, s, a) start: a tie rate of a half, s a third of the margins' spread, a = 1 (em.py's).
+  {
+    const std::vector<double> s =
+        comparison_sums(comm, labels, m, 3, [](double mg, int, double* o) {
+          o[0] += 1;
+          o[1] += mg;
+          o[2] += mg * mg;
+        });
+    const double n = std::max(s[0], 1.0), mean = s[1] / n;
+    const double sd = std::sqrt(std::max(s[2] / n - mean * mean, 1e-12));
+    m.params = {0.5, sd / 3, 1.0};
+  }
+  auto t_last = std::chrono::steady_clock::now();
+  auto report = [&](const std::string& step) {
+    m.objective = objective(comm, labels, m);
+    const auto now = std::chrono::steady_clock::now();
+    log(fmt::format(
+        "types: {}: objective {:.6f} ({:.6f} per label), r={:.6f} s={:.4f} a={:.4f} "
+        "({:.1f} s)",
+        step, m.objective, m.objective / double(std::max<std::uint64_t>(labels.labels, 1)),
+        m.params.r, m.params.s, m.params.a, std::chrono::duration<double>(now - t_last).count()));
+    t_last = now;
+  };
+
+  report("start (model Z, k-means atoms)");
+  m.history.push_back(m.objective);
+  refit_params(comm, labels, m);
+  report("(0) ordinal model for the start");
+  for (int i = 0; i < kStartAlternations; ++i) {
+    refit_z(comm, labels, m);
+    report("(0) Z");
+    refit_params(comm, labels, m);
+  }
+  report("(0) Z refit given the k-means atoms");
+  m.history.push_back(m.objective);
+  for (int round = 0; round < opt.rounds; ++round) {
+    const std::uint64_t changed = assign_users(comm, labels, m);
+    std::uint64_t n = 0;
+    for (int k : m.assign) n += k >= 0;
+    m.reassigned.push_back(double(changed) / double(std::max<std::uint64_t>(n, 1)));
+    refit_atoms(comm, labels, m);
+    refit_z(comm, labels, m);
+    refit_params(comm, labels, m);
+    report(
+        fmt::format("round {} ({:.3f} of the users reassigned)", round + 1, m.reassigned.back()));
+    m.history.push_back(m.objective);
+  }
+  m.weights.assign(m.K, 0.0);
+  std::uint64_t n = 0;
+  for (int k : m.assign)
+    if (k >= 0) m.weights[k] += 1, ++n;
+  m.users = n;
+  for (double& w : m.weights) w /= double(std::max<std::uint64_t>(n, 1));
+  return m;
+}
+
+}  // namespace pref::types

@@ -1,0 +1,81 @@
+#include "solver/eval/calibration.hpp"
+
+#include <array>
+#include <cmath>
+#include <vector>
+
+#include "solver/eval/split_scores.hpp"
+#include "solver/newton/loss.hpp"
+
+namespace pref {
+
+namespace {
+
+// sum BCE, its first and second derivatives in s, at s (all ranks).
+std::array<double, 3> sums_at(const mpi::Comm& comm, std::span<const double> m,
+                              std::span<const float> y, double s) {
+  std::array<double, 3> a{0, 0, 0};
+  for (std::size_t k = 0; k < m.size(); ++k) {
+    const double x = s * m[k];
+    const double p = sigmoid(x);
+    a[0] += bce(x, y[k]);
+    a[1] += (p - y[k]) * m[k];
+    a[2] += p * (1 - p) * m[k] * m[k];
+  }
+  mpi::allreduce(comm, std::span<double>(a), MPI_SUM);
+  return a;
+}
+
+}  // namespace
+
+Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> margins,
+                              std::span<const float> labels) {
+  constexpr int kMaxSteps = 100;
+  constexpr int kHalvings = 60;
+  Calibration c;
+  c.labels = mpi::allreduce_sum(comm, static_cast<std::uint64_t>(margins.size()));
+  std::array<double, 3> a = sums_at(comm, margins, labels, 1.0);
+  const double n = static_cast<double>(c.labels);
+  c.logloss_before = c.logloss_after = c.labels ? a[0] / n : 0.0;
+  if (c.labels == 0 || !(a[2] > 0)) return c;  // nothing to fit: s = 1
+  double s = 1;
+  for (int it = 0; it < kMaxSteps; ++it) {
+    if (s == 0 && a[1] >= 0) break;  // the minimum is at the boundary
+    // Newton's step on a convex function; where it leaves [0, inf) or does not lower the
+    // loss, it is halved (the sum is convex, so a short enough step along -g lowers it).
+    double step = -a[1] / a[2];
+    double taken = 0;
+    for (int h = 0; h < kHalvings; ++h, step *= 0.5) {
+      const double t = std::max(0.0, s + step);
+      if (t == s) break;
+      const std::array<double, 3> b = sums_at(comm, margins, labels, t);
+      if (b[0] < a[0]) {
+        taken = t - s;
+        s = t;
+        a = b;
+        break;
+      }
+    }
+    ++c.newton_steps;
+    // Stop when no step lowers the loss, or the step is at round-off of s.
+    if (taken == 0 || std::abs(taken) <= 1e-12 * std::max(1.0, s) || !(a[2] > 0)) break;
+  }
+  c.scale = s;
+  c.logloss_after = a[0] / n;
+  return c;
+}
+
+Calibration calibrate_scale(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f) {
+  std::vector<double> margins;
+  std::vector<float> labels;
+  margins.reserve(m.by_user.val.size());
+  labels.reserve(m.by_user.val.size());
+  for_each_user_margins(comm, m, f,
+                        [&](std::size_t, std::span<const double> mg, std::span<const float> y) {
+                          margins.insert(margins.end(), mg.begin(), mg.end());
+                          labels.insert(labels.end(), y.begin(), y.end());
+                        });
+  return calibrate_margins(comm, margins, labels);
+}
+
+}  // namespace pref

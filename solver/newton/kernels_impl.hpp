@@ -1,0 +1,421 @@
+// The label kernels, compiled once per instruction set (kernels_*.cpp define PREF_KERNEL_ISA
+// and include this file); kernels::best() picks the widest the CPU has. Only rounding differs
+// between them (fused multiply-adds, and the lane-sum trees of vectors of different widths);
+// each is deterministic, so a run is bitwise repeatable on the same kind of CPU.
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "solver/newton/kernels.hpp"
+#include "solver/newton/loss.hpp"
+#include "solver/newton/vmath.hpp"
+
+namespace pref::kernels::PREF_KERNEL_ISA {
+namespace {
+
+// Scalar code is faster with libm's functions; vector code with vmath's polynomials.
+#ifdef PREF_KERNEL_LIBM
+inline double exp_nonpos(double x) {
+  return std::exp(x);
+}
+inline double expm1_small(double x) {
+  return std::expm1(x);
+}
+inline double log1p_pos(double x) {
+  return std::log1p(x);
+}
+#else
+using vmath::exp_nonpos;
+using vmath::expm1_small;
+using vmath::log1p_pos;
+#endif
+
+// Vectors of the instruction set as GCC vector extensions: arithmetic on them compiles to the
+// widest registers the target has (SSE2: 2 doubles, AVX2: 4, AVX-512: 8).
+#if defined(__AVX512F__)
+constexpr int kV = 8;
+constexpr int kMR = 4;  // Hessian tile: kMR vectors of rows x kNR columns of accumulators
+#elif defined(__AVX2__)
+constexpr int kV = 4;
+constexpr int kMR = 3;
+#else
+constexpr int kV = 2;
+constexpr int kMR = 2;
+#endif
+constexpr int kNR = 4;
+template <int N>
+struct Vec;
+template <>
+struct Vec<1> {
+  typedef double type;
+};
+template <>
+struct Vec<2> {
+  typedef double type __attribute__((vector_size(2 * sizeof(double))));
+};
+template <>
+struct Vec<4> {
+  typedef double type __attribute__((vector_size(4 * sizeof(double))));
+};
+template <>
+struct Vec<8> {
+  typedef double type __attribute__((vector_size(8 * sizeof(double))));
+};
+template <int N>
+using vec = typename Vec<N>::type;
+using vd = vec<kV>;
+
+// The sum of a vector's lanes as a fixed tree (halves added until one lane is left).
+template <int N>
+inline double hsum(vec<N> v) {
+  if constexpr (N == 2) {
+    return v[0] + v[1];
+  } else {
+    auto halves = [&]<int... I>(std::integer_sequence<int, I...>) {
+      const vec<N / 2> lo = __builtin_shufflevector(v, v, I...);
+      const vec<N / 2> hi = __builtin_shufflevector(v, v, (I + N / 2)...);
+      return lo + hi;
+    };
+    return hsum<N / 2>(halves(std::make_integer_sequence<int, N / 2>{}));
+  }
+}
+constexpr int kPad = kV > kNR ? kV : kNR;
+constexpr int padded(int J) {
+  return (J + kPad - 1) / kPad * kPad;
+}
+
+inline vd load(const double* p) {
+  vd v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(double* p, vd v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
+
+// The label loop for a compile-time J (JJ > 0) or a runtime one (JJ == 0), in blocks of kBlock
+// labels. Each block's partner rows are gathered as rows (kBlock x Jp, zero-padded to a whole
+// number of vectors); the margins are vector dot products of those rows, summed across lanes by
+// a fixed tree, and the sigmoid terms (vmath's polynomial exp and log1p) are loops over labels
+// that vectorize. The Hessian's lower triangle is a weighted rank-kBlock update formed in
+// register tiles (kMR vectors of rows x kNR columns, as a dgemm micro-kernel does), so the
+// accumulators stay in registers across the block instead of making a round trip through
+// memory per label. The order of every sum depends only on the row's own labels.
+constexpr int kBlock = 32;
+
+// acc(a0.., b0..) += sum_k X[k][a0..] * S[k][b0..]: NV vectors of rows, kNR columns.
+template <int NV>
+inline void hessian_tile(const double* X, const double* S, int Jp, int c, int a0, int b0,
+                         double* hl) {
+  vd acc[kNR][NV];
+  for (int j = 0; j < kNR; ++j)
+    for (int i = 0; i < NV; ++i) acc[j][i] = load(hl + (b0 + j) * Jp + a0 + i * kV);
+  for (int k = 0; k < c; ++k) {
+    const double* xr = X + k * Jp + a0;
+    const double* sr = S + k * Jp + b0;
+    vd xa[NV];
+    for (int i = 0; i < NV; ++i) xa[i] = load(xr + i * kV);
+    for (int j = 0; j < kNR; ++j) {
+      const double b = sr[j];
+      for (int i = 0; i < NV; ++i) acc[j][i] += xa[i] * b;
+    }
+  }
+  for (int j = 0; j < kNR; ++j)
+    for (int i = 0; i < NV; ++i) store(hl + (b0 + j) * Jp + a0 + i * kV, acc[j][i]);
+}
+
+// The lower triangle of hl (Jp x Jp column-major) += X^T diag(s) X over c rows, as tiles.
+inline void hessian_block(const double* X, const double* S, int J, int Jp, int c, double* hl) {
+  for (int b0 = 0; b0 < J; b0 += kNR) {
+    for (int a0 = b0 / kV * kV; a0 < J; a0 += kMR * kV) {
+      const int nv = std::min(kMR, (Jp - a0) / kV);
+      switch (nv) {
+        case 1:
+          hessian_tile<1>(X, S, Jp, c, a0, b0, hl);
+          break;
+        case 2:
+          hessian_tile<2>(X, S, Jp, c, a0, b0, hl);
+          break;
+#if defined(__AVX2__)
+        case 3:
+          hessian_tile<3>(X, S, Jp, c, a0, b0, hl);
+          break;
+#endif
+#if defined(__AVX512F__)
+        case 4:
+          hessian_tile<4>(X, S, Jp, c, a0, b0, hl);
+          break;
+#endif
+        default:
+          break;
+      }
+    }
+  }
+}
+
+// Gathers the block's partner rows into X (c rows of stride Jp; the padding columns are left
+// as they are, i.e. zero).
+template <int JJ>
+inline void gather_rows(const double* table, int J, int Jp, const std::uint32_t* idx, int c,
+                        double* X) {
+  if (JJ > 0 && JJ % kV == 0) {
+    for (int k = 0; k < c; ++k) {
+      const double* x = table + std::size_t(idx[k]) * JJ;
+      for (int i = 0; i < JJ; i += kV) store(X + k * Jp + i, load(x + i));
+    }
+  } else {
+    for (int k = 0; k < c; ++k) {
+      const double* x = table + std::size_t(idx[k]) * J;
+      for (int a = 0; a < J; ++a) X[k * Jp + a] = x[a];
+    }
+  }
+}
+
+// m[k] = X[k] . v for c rows of stride Jp (v zero-padded to Jp).
+inline void dot_rows(const double* X, int Jp, int c, const double* v, double* m) {
+  for (int k = 0; k < c; ++k) {
+    vd acc = load(X + k * Jp) * load(v);
+    for (int i = kV; i < Jp; i += kV) acc += load(X + k * Jp + i) * load(v + i);
+    m[k] = hsum<kV>(acc);
+  }
+}
+
+// Asks for the rows of labels [from, to) (scattered over a table that may be far larger than
+// the caches) while the current block is being worked on.
+inline void prefetch_rows(const double* table, int J, const std::uint32_t* idx, std::size_t from,
+                          std::size_t to) {
+  for (std::size_t k = from; k < to; ++k) {
+    const double* x = table + std::size_t(idx[k]) * J;
+    __builtin_prefetch(x);
+    __builtin_prefetch(x + J - 1);  // a row may straddle two cache lines
+  }
+}
+
+template <int JJ>
+double accumulate_small(const double* w, int Jrt, const double* table,
+                        std::span<const std::uint32_t> idx, std::span<const float> y,
+                        const LabelPass& out) {
+  constexpr int kMaxJ = JJ > 0 ? JJ : kMaxSmallJ;
+  constexpr int kMaxJp = padded(kMaxJ);
+  const int J = JJ > 0 ? JJ : Jrt;
+  const int Jp = JJ > 0 ? kMaxJp : padded(J);
+  double* g = out.g;
+  double* H = out.H;                      // J x J column-major, lower triangle
+  alignas(64) double X[kBlock * kMaxJp];  // rows, stride Jp
+  alignas(64) double S[kBlock * kMaxJp];  // rows weighted by p (1 - p)
+  alignas(64) double m[kBlock], e[kBlock], p[kBlock], r[kBlock], sw[kBlock], yb[kBlock],
+      lossb[kBlock];
+  alignas(64) double wp[kMaxJp] = {};
+  alignas(64) double gl[kMaxJp] = {};
+  alignas(64) double hl[kMaxJp * kMaxJp];
+  for (int a = 0; a < J; ++a) wp[a] = w[a];
+  if (H)
+    for (int i = 0; i < Jp * Jp; ++i) hl[i] = 0;
+  if (Jp > J)
+    for (int k = 0; k < kBlock; ++k)
+      for (int a = J; a < Jp; ++a) X[k * Jp + a] = S[k * Jp + a] = 0;
+  double loss = 0;
+  const std::size_t n = idx.size();
+  for (std::size_t k0 = 0; k0 < n; k0 += kBlock) {
+    const int c = static_cast<int>(std::min<std::size_t>(kBlock, n - k0));
+    prefetch_rows(table, J, idx.data(), k0 + kBlock, std::min<std::size_t>(n, k0 + 2 * kBlock));
+    gather_rows<JJ>(table, J, Jp, idx.data() + k0, c, X);
+    dot_rows(X, Jp, c, wp, m);
+    for (int k = 0; k < c; ++k) yb[k] = y[k0 + k];
+    for (int k = c; k < kBlock; ++k) yb[k] = m[k] = 0;
+    for (int k = 0; k < kBlock; ++k) {
+      const double mk = m[k];
+      const double ek = exp_nonpos(mk >= 0 ? -mk : mk);
+      e[k] = ek;
+      const double pk = (mk >= 0 ? 1.0 : ek) / (1.0 + ek);
+      p[k] = pk;
+      r[k] = pk - yb[k];
+      sw[k] = pk * (1 - pk);
+    }
+    if (out.loss) {
+      for (int k = 0; k < kBlock; ++k)
+        lossb[k] = (m[k] > 0 ? m[k] : 0.0) + log1p_pos(e[k]) - yb[k] * m[k];
+      for (int k = 0; k < c; ++k) loss += lossb[k];
+    }
+    if (out.margins)
+      for (int k = 0; k < c; ++k) out.margins[k0 + k] = m[k];
+    if (out.probs)
+      for (int k = 0; k < c; ++k) out.probs[k0 + k] = p[k];
+    if (g)
+      for (int k = 0; k < c; ++k)
+        for (int a = 0; a < Jp; ++a) gl[a] += r[k] * X[k * Jp + a];
+    if (H) {
+      for (int k = 0; k < c; ++k)
+        for (int a = 0; a < J; ++a) S[k * Jp + a] = sw[k] * X[k * Jp + a];
+      hessian_block(X, S, J, Jp, c, hl);
+    }
+  }
+  if (g)
+    for (int a = 0; a < J; ++a) g[a] += gl[a];
+  if (H)
+    for (int b = 0; b < J; ++b)
+      for (int a = b; a < J; ++a) H[std::size_t(b) * J + a] += hl[b * Jp + a];
+  return loss;
+}
+
+// q[k] = x_k . d for the row's partners (the line search's change of margin per unit step).
+template <int JJ>
+void project_small(const double* d, int Jrt, const double* table,
+                   std::span<const std::uint32_t> idx, double* q) {
+  constexpr int kMaxJ = JJ > 0 ? JJ : kMaxSmallJ;
+  constexpr int kMaxJp = padded(kMaxJ);
+  const int J = JJ > 0 ? JJ : Jrt;
+  const int Jp = JJ > 0 ? kMaxJp : padded(J);
+  alignas(64) double X[kBlock * kMaxJp];
+  alignas(64) double dp[kMaxJp] = {};
+  for (int a = 0; a < J; ++a) dp[a] = d[a];
+  if (Jp > J)
+    for (int k = 0; k < kBlock; ++k)
+      for (int a = J; a < Jp; ++a) X[k * Jp + a] = 0;
+  const std::size_t n = idx.size();
+  for (std::size_t k0 = 0; k0 < n; k0 += kBlock) {
+    const int c = static_cast<int>(std::min<std::size_t>(kBlock, n - k0));
+    prefetch_rows(table, J, idx.data(), k0 + kBlock, std::min<std::size_t>(n, k0 + 2 * kBlock));
+    gather_rows<JJ>(table, J, Jp, idx.data() + k0, c, X);
+    dot_rows(X, Jp, c, dp, q + k0);
+  }
+}
+
+// d = -H^-1 g by an LDL^T factorization of the lower triangle of H (J x J column-major): no
+// square roots, one division per column. Fails (returns false) when a pivot (the square of
+// the Cholesky factor's diagonal entry) is not above min_pivot or d is not finite: the caller
+// then takes the general path (newton_direction), which decides again.
+template <int JJ>
+bool direction_small(int Jrt, const double* H, const double* g, double min_pivot, double* d) {
+  constexpr int kMaxJ = JJ > 0 ? JJ : kMaxSmallJ;
+  constexpr int kMaxJp = padded(kMaxJ);
+  const int J = JJ > 0 ? JJ : Jrt;
+  const int Jp = JJ > 0 ? kMaxJp : padded(J);
+  // Columns of stride Jp, in vectors. Column j holds, once factored, L's strictly lower part
+  // with zeros above, so that updates and solves are whole-vector operations.
+  alignas(64) double L[kMaxJp * kMaxJp];
+  alignas(64) double v[kMaxJp], x[kMaxJp], dinv[kMaxJp];
+  for (int b = 0; b < J; ++b)
+    for (int a = 0; a < Jp; ++a) L[b * Jp + a] = a >= b && a < J ? H[b * J + a] : 0.0;
+  for (int j = 0; j < J; ++j) {
+    double* cj = L + j * Jp;
+    const double piv = cj[j];
+    if (!(piv > min_pivot)) return false;
+    const double inv = 1.0 / piv;
+    dinv[j] = inv;
+    // Clear column j down to its diagonal (the updates below leave values above the diagonal
+    // of later columns, which are never needed), so that whole-vector updates and solves only
+    // see its strictly lower part.
+    for (int a = 0; a <= j; ++a) cj[a] = 0;
+    // Right-looking: column b -= (L_bj / piv) column j for the trailing columns.
+    const int i0 = (j + 1) / kV * kV;
+    for (int b = j + 1; b < J; ++b) {
+      const double f = cj[b] * inv;
+      double* cb = L + b * Jp;
+      for (int i = i0; i < Jp; i += kV) store(cb + i, load(cb + i) - load(cj + i) * f);
+    }
+    for (int i = i0; i < Jp; i += kV) store(cj + i, load(cj + i) * inv);
+  }
+  // L v = -g (unit diagonal), v = D^-1 v, then L^T x = v.
+  for (int a = 0; a < Jp; ++a) {
+    v[a] = a < J ? -g[a] : 0.0;
+    x[a] = 0;
+  }
+  for (int j = 0; j < J; ++j) {
+    const double vj = v[j];
+    const double* cj = L + j * Jp;
+    for (int i = (j + 1) / kV * kV; i < Jp; i += kV) store(v + i, load(v + i) - load(cj + i) * vj);
+  }
+  for (int a = 0; a < J; ++a) v[a] *= dinv[a];
+  for (int j = J - 1; j >= 0; --j) {
+    const double* cj = L + j * Jp;
+    const int i0 = (j + 1) / kV * kV;
+    if (i0 >= Jp) {
+      x[j] = v[j];
+      continue;
+    }
+    vd acc = load(cj + i0) * load(x + i0);
+    for (int i = i0 + kV; i < Jp; i += kV) acc += load(cj + i) * load(x + i);
+    x[j] = v[j] - hsum<kV>(acc);
+  }
+  for (int a = 0; a < J; ++a) {
+    if (!std::isfinite(x[a])) return false;
+    d[a] = x[a];
+  }
+  return true;
+}
+
+// Calls F::run<J>(args...) for the compile-time J equal to the runtime one (1..kMaxSmallJ).
+template <class F, int... Js, class... Args>
+auto dispatch(std::integer_sequence<int, Js...>, int J, Args&&... args) {
+  using R = decltype(F::template run<1>(args...));
+  R result{};
+  const bool done =
+      ((J == Js + 1 ? (result = F::template run<Js + 1>(args...), true) : false) || ...);
+  if (!done) result = F::template run<0>(args...);
+  return result;
+}
+constexpr auto kSmallJs = std::make_integer_sequence<int, kMaxSmallJ>{};
+
+struct Accumulate {
+  template <int JJ>
+  static double run(int J, const double* w, const double* table, std::span<const std::uint32_t> idx,
+                    std::span<const float> y, const LabelPass& out) {
+    return accumulate_small<JJ>(w, J, table, idx, y, out);
+  }
+};
+struct Project {
+  template <int JJ>
+  static bool run(int J, const double* d, const double* table, std::span<const std::uint32_t> idx,
+                  double* q) {
+    project_small<JJ>(d, J, table, idx, q);
+    return true;
+  }
+};
+struct Direction {
+  template <int JJ>
+  static bool run(int J, const double* H, const double* g, double min_pivot, double* d) {
+    return direction_small<JJ>(J, H, g, min_pivot, d);
+  }
+};
+
+double accumulate(int J, const double* w, const double* table, std::span<const std::uint32_t> idx,
+                  std::span<const float> y, const LabelPass& out) {
+  return dispatch<Accumulate>(kSmallJs, J, J, w, table, idx, y, out);
+}
+
+void project(int J, const double* d, const double* table, std::span<const std::uint32_t> idx,
+             double* q) {
+  dispatch<Project>(kSmallJs, J, J, d, table, idx, q);
+}
+
+bool direction(int J, const double* H, const double* g, double min_pivot, double* d) {
+  return dispatch<Direction>(kSmallJs, J, J, H, g, min_pivot, d);
+}
+
+double loss_change(const double* m, const double* p, const double* q, const float* y, std::size_t n,
+                   double t, std::vector<double>& scratch) {
+  // Per label into scratch (a loop that vectorizes), then summed in label order. Steps with
+  // |t q| > 1 (rare: far from the optimum) take the exact softplus difference instead.
+  scratch.resize(n);
+  double* out = scratch.data();
+  for (std::size_t i = 0; i < n; ++i) {
+    const double delta = t * q[i];
+    const double dc = delta > 1.0 ? 1.0 : (delta < -1.0 ? -1.0 : delta);
+    out[i] = log1p_pos(p[i] * expm1_small(dc)) - y[i] * delta;
+  }
+  double sum = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double delta = t * q[i];
+    sum += std::abs(delta) <= 1.0 ? out[i] : bce_change(m[i], p[i], delta, y[i]);
+  }
+  return sum;
+}
+
+}  // namespace
+
+Table table() {
+  return {&accumulate, &project, &direction, &loss_change, PREF_KERNEL_ISA_NAME};
+}
+
+}  // namespace pref::kernels::PREF_KERNEL_ISA

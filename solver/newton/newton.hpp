@@ -1,0 +1,90 @@
+#pragma once
+// The row problem of both half-steps: a J-dimensional L2-regularized logistic regression
+//   f(w) = sum_k BCE(sigmoid(x_k . w), y_k) + (mu/2) |w|^2,
+// solved by Newton steps with the exact Hessian (Cholesky) and a backtracking line search over a
+// fixed ladder of step lengths, so that f never increases. The same rule is applied by the
+// distributed comparison half-step (solver/fit/fit.cpp), which evaluates the ladder remotely.
+#include <Eigen/Core>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "solver/newton/loss.hpp"
+
+namespace pref {
+
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Newton direction d = -(H)^-1 g for a symmetric H (lower triangle used). When H is not
+// positive definite (only possible without regularization), a growing multiple of the identity
+// is added. Returns false if no direction could be found.
+bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::VectorXd& d);
+// The same, by the fixed-J Cholesky of solver/newton/kernels.hpp when J <= kMaxSmallJ and H is
+// clearly positive definite, else by newton_direction.
+bool direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::VectorXd& d);
+
+// q[k] = x_k . d for the partners x_k = table row idx[k].
+void project(const double* d, int J, const double* table, std::span<const std::uint32_t> idx,
+             double* q);
+
+struct RowStats {
+  double grad_norm2 = 0;  // |gradient|^2 at the starting w of the last step tried
+  int steps_taken = 0;
+};
+
+// Scratch space of one thread, reused across rows so rows allocate nothing.
+struct RowWorkspace {
+  RowMatrix x;  // gathered partner rows (chunk x J)
+  Eigen::VectorXd m, q, r, s, g, d, pr;
+  Eigen::MatrixXd h;
+  std::vector<double> margins, probs, steps, change;
+};
+
+// One LabelPass (solver/newton/loss.hpp) over a row's labels by the label kernels.
+double accumulate(const double* w, int J, const double* table, std::span<const std::uint32_t> idx,
+                  std::span<const float> y, const LabelPass& out, RowWorkspace& ws);
+
+// The change of sum_k BCE along a step: sum_k BCE(m_k + t q_k, y_k) - BCE(m_k, y_k), summed
+// term by term (see bce_change); p_k = sigmoid(m_k).
+double loss_change(const double* m, const double* p, const double* q, const float* y, std::size_t n,
+                   double t, std::vector<double>& scratch);
+
+// The line search of one row along a Newton direction d with slope gd = g.d < 0: the first
+// step t of the ladder (solver/newton/loss.hpp) whose change of the objective,
+//   scale t (lin + t quad / 2) + sum_k BCE(m_k + t q_k, y_k) - BCE(m_k, y_k),
+// passes the Armijo test; -1 when none does. The first term is the penalty's change (for the
+// ridge scale mu, lin w.d, quad |d|^2; for a Gaussian prior scale 1, lin d.P(w - m), quad
+// d.P d), the sum the labels' (loss_change, with p_k = sigmoid(m_k) and q_k = x_k . d), each
+// summed apart as loss.hpp explains. The row solver and adapt's new-user solve share it.
+int ladder_search(double scale, double lin, double quad, double gd, const double* m,
+                  const double* p, const double* q, const float* y, std::size_t n,
+                  std::vector<double>& scratch);
+
+// The regularization of a row: the ridge (mu/2)|w|^2, or a Gaussian prior
+// (1/2)(w - mean)^T precision (w - mean) (precision J x J symmetric, mean J; both outlive the
+// call). The ridge converts implicitly, so `solve_row(..., mu, ...)` reads as before.
+struct RowPrior {
+  double mu = 0;
+  const double* precision = nullptr;  // nullptr: the ridge
+  const double* mean = nullptr;
+  RowPrior(double ridge) : mu(ridge) {}  // NOLINT(google-explicit-constructor)
+  RowPrior(const double* precision_, const double* mean_) : precision(precision_), mean(mean_) {}
+};
+
+// Solves one row in place: partners are rows idx[k] of `table` (row-major, J columns), labels
+// y[k]. steps Newton steps (each with line search). On return ws.h holds the objective's
+// Hessian (lower triangle) at the start of the last step: at convergence the Laplace
+// approximation's posterior precision of the row.
+RowStats solve_row(double* w, int J, const double* table, std::span<const std::uint32_t> idx,
+                   std::span<const float> y, const RowPrior& prior, int steps, RowWorkspace& ws);
+
+// Accumulates, for w, the loss sum_k BCE(x_k.w, y_k), the gradient sum_k (s(m_k)-y_k) x_k and the
+// Hessian sum_k s'(m_k) x_k x_k^T (its lower triangle, as LabelPass) of the given partners. g and
+// H are added to.
+double accumulate_row(const double* w, int J, const double* table,
+                      std::span<const std::uint32_t> idx, std::span<const float> y,
+                      Eigen::VectorXd& g, Eigen::MatrixXd* H, RowWorkspace& ws,
+                      std::vector<double>* margins);
+
+}  // namespace pref

@@ -1,0 +1,221 @@
+#include "solver/prior/population_prior.hpp"
+
+#include <fmt/core.h>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <Eigen/Eigenvalues>
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "solver/base/error.hpp"
+
+namespace pref {
+
+namespace {
+
+using Matrix = Eigen::MatrixXd;
+
+// H^-1 added to acc by H = L D L^T (unit lower L), W = L^-1, H^-1 = W^T D^-1 W: about J^3/2
+// multiply-adds with no square root, in fixed-size loops the compiler unrolls for JJ > 0.
+// False when a pivot is not positive (H not positive definite to working precision).
+template <int JJ>
+bool add_inverse_fixed(int Jrt, const double* H, double* acc) {
+  constexpr int kMax = JJ > 0 ? JJ : 32;
+  const int J = JJ > 0 ? JJ : Jrt;
+  double L[kMax * kMax], W[kMax * kMax], D[kMax], Dinv[kMax];  // column-major: (i, j) at j*J + i
+  for (int j = 0; j < J; ++j) {
+    double d = H[j * J + j];
+    for (int k = 0; k < j; ++k) d -= L[k * J + j] * L[k * J + j] * D[k];
+    if (!(d > 0) || !std::isfinite(d)) return false;
+    D[j] = d;
+    Dinv[j] = 1.0 / d;
+    L[j * J + j] = 1.0;
+    for (int i = j + 1; i < J; ++i) {
+      double v = H[j * J + i];
+      for (int k = 0; k < j; ++k) v -= L[k * J + i] * L[k * J + j] * D[k];
+      L[j * J + i] = v * Dinv[j];
+    }
+  }
+  // W = L^-1, unit lower triangular, column by column.
+  for (int j = 0; j < J; ++j) {
+    W[j * J + j] = 1.0;
+    for (int i = j + 1; i < J; ++i) {
+      double v = 0;
+      for (int k = j; k < i; ++k) v -= L[k * J + i] * W[j * J + k];
+      W[j * J + i] = v;
+    }
+  }
+  // (H^-1)(a, b) = sum_{k >= max(a, b)} W(k, a) W(k, b) / D(k), lower triangle a >= b.
+  for (int b = 0; b < J; ++b)
+    for (int a = b; a < J; ++a) {
+      double v = 0;
+      for (int k = a; k < J; ++k) v += W[a * J + k] * W[b * J + k] * Dinv[k];
+      acc[b * J + a] += v;
+    }
+  return true;
+}
+
+template <int... Js>
+bool add_inverse_dispatch(std::integer_sequence<int, Js...>, int J, const double* H, double* acc) {
+  bool ok = false;
+  const bool done =
+      ((J == Js + 1 ? (ok = add_inverse_fixed<Js + 1>(J, H, acc), true) : false) || ...);
+  if (!done) ok = add_inverse_fixed<0>(J, H, acc);
+  return ok;
+}
+
+Matrix symmetric_from_lower(int J, std::span<const double> lower_colmajor) {
+  Matrix m(J, J);
+  for (int b = 0; b < J; ++b)
+    for (int a = b; a < J; ++a) m(a, b) = m(b, a) = lower_colmajor[b * J + a];
+  return m;
+}
+
+}  // namespace
+
+PopulationPrior PopulationPrior::isotropic(int J, double mu, std::uint64_t users) {
+  PopulationPrior p;
+  p.J = J;
+  p.mean.assign(J, 0.0);
+  std::vector<double> cov(std::size_t(J) * J, 0.0);
+  for (int a = 0; a < J; ++a) cov[a * J + a] = 1.0 / mu;
+  p.set_covariance(std::move(cov));
+  p.users = users;
+  p.spread.assign(std::size_t(J) * J, 0.0);
+  for (int a = 0; a < J; ++a) p.spread[a * J + a] = double(users) / mu;
+  return p;
+}
+
+void PopulationPrior::set_covariance(std::vector<double> cov) {
+  const Eigen::Map<const Matrix> c(cov.data(), J, J);
+  Eigen::LLT<Matrix> llt(c);
+  if (llt.info() != Eigen::Success || !c.allFinite())
+    throw Error(
+        fmt::format("population prior: the covariance is not positive definite "
+                    "(trace {})",
+                    c.trace()));
+  const Matrix L = llt.matrixL();
+  log_det = 2.0 * L.diagonal().array().log().sum();
+  Matrix P = llt.solve(Matrix::Identity(J, J));
+  P = (0.5 * (P + P.transpose())).eval();  // exactly symmetric
+  precision.assign(P.data(), P.data() + P.size());
+  covariance = std::move(cov);
+}
+
+double PopulationPrior::trace() const {
+  double t = 0;
+  for (int a = 0; a < J; ++a) t += covariance[a * J + a];
+  return t;
+}
+
+std::vector<double> PopulationPrior::eigenvalues() const {
+  Eigen::SelfAdjointEigenSolver<Matrix> es(Eigen::Map<const Matrix>(covariance.data(), J, J),
+                                           Eigen::EigenvaluesOnly);
+  std::vector<double> ev(es.eigenvalues().data(), es.eigenvalues().data() + J);
+  std::sort(ev.rbegin(), ev.rend());
+  return ev;
+}
+
+void add_spd_inverse(int J, const double* H, double* acc) {
+  if (J <= 32 && add_inverse_dispatch(std::make_integer_sequence<int, 32>{}, J, H, acc)) return;
+  // Large J, or a pivot lost to rounding: Eigen's pivoted LDL^T of the lower triangle.
+  Matrix h(J, J);
+  for (int b = 0; b < J; ++b)
+    for (int a = b; a < J; ++a) h(a, b) = h(b, a) = H[b * J + a];
+  const Matrix inv = h.ldlt().solve(Matrix::Identity(J, J));
+  for (int b = 0; b < J; ++b)
+    for (int a = b; a < J; ++a) acc[b * J + a] += inv(a, b);
+}
+
+PopulationPrior update_prior(const mpi::Comm& comm, int J, std::span<const double> U,
+                             std::span<const double> spread_lower, std::uint64_t users) {
+  const std::size_t rows = U.size() / J;
+  const double n = static_cast<double>(users);
+  std::vector<double> mean(J, 0.0);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (int a = 0; a < J; ++a) mean[a] += U[r * J + a];
+  mpi::allreduce(comm, std::span<double>(mean), MPI_SUM);
+  for (double& v : mean) v /= n;
+  // Lower triangles, column-major: the centred second moments, then the spread.
+  const std::size_t JJ = std::size_t(J) * J;
+  std::vector<double> sums(2 * JJ, 0.0);
+  std::vector<double> c(J);
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (int a = 0; a < J; ++a) c[a] = U[r * J + a] - mean[a];
+    for (int b = 0; b < J; ++b)
+      for (int a = b; a < J; ++a) sums[b * J + a] += c[a] * c[b];
+  }
+  for (int b = 0; b < J; ++b)
+    for (int a = b; a < J; ++a) sums[JJ + b * J + a] = spread_lower[b * J + a];
+  mpi::allreduce(comm, std::span<double>(sums), MPI_SUM);
+  PopulationPrior p;
+  p.J = J;
+  p.mean = std::move(mean);
+  p.users = users;
+  const Matrix outer = symmetric_from_lower(J, std::span<const double>(sums.data(), JJ));
+  const Matrix spread = symmetric_from_lower(J, std::span<const double>(sums.data() + JJ, JJ));
+  const Matrix cov = (outer + spread) / n;
+  p.set_covariance(std::vector<double>(cov.data(), cov.data() + JJ));
+  p.spread.assign(spread.data(), spread.data() + JJ);
+  return p;
+}
+
+double prior_rows_term(const PopulationPrior& p, std::span<const double> U) {
+  const int J = p.J;
+  const Eigen::Map<const Matrix> P(p.precision.data(), J, J);
+  const Eigen::Map<const Eigen::VectorXd> m(p.mean.data(), J);
+  Eigen::VectorXd c(J);
+  double s = 0;
+  for (std::size_t r = 0; r < U.size() / J; ++r) {
+    c = Eigen::Map<const Eigen::VectorXd>(U.data() + r * J, J) - m;
+    s += 0.5 * c.dot(P * c);
+  }
+  return s;
+}
+
+double prior_constant(const PopulationPrior& p) {
+  const int J = p.J;
+  const Eigen::Map<const Matrix> P(p.precision.data(), J, J);
+  const Eigen::Map<const Matrix> S(p.spread.data(), J, J);
+  return 0.5 * (P.cwiseProduct(S)).sum() + 0.5 * static_cast<double>(p.users) * p.log_det;
+}
+
+PriorSummary summarize(const PopulationPrior& p, int top) {
+  PriorSummary s;
+  s.trace = p.trace();
+  std::vector<double> ev = p.eigenvalues();
+  ev.resize(std::min<std::size_t>(ev.size(), std::max(0, top)));
+  s.top_eigenvalues = std::move(ev);
+  return s;
+}
+
+std::vector<double> prior_to_array(const PopulationPrior& p) {
+  std::vector<double> a;
+  a.insert(a.end(), p.mean.begin(), p.mean.end());
+  a.insert(a.end(), p.covariance.begin(), p.covariance.end());
+  a.insert(a.end(), p.spread.begin(), p.spread.end());
+  a.push_back(static_cast<double>(p.users));
+  return a;
+}
+
+PopulationPrior prior_from_array(int J, std::span<const double> a, const std::string& what) {
+  const std::size_t JJ = std::size_t(J) * J;
+  if (a.size() != J + 2 * JJ + 1)
+    throw InputError(fmt::format("{}: population prior of {} numbers, expected {} for rank {}",
+                                 what, a.size(), J + 2 * JJ + 1, J));
+  PopulationPrior p;
+  p.J = J;
+  p.mean.assign(a.begin(), a.begin() + J);
+  try {
+    p.set_covariance(std::vector<double>(a.begin() + J, a.begin() + J + JJ));
+  } catch (const Error& e) {
+    throw InputError(what + ": " + e.what());
+  }
+  p.spread.assign(a.begin() + J + JJ, a.begin() + J + 2 * JJ);
+  p.users = static_cast<std::uint64_t>(a.back());
+  return p;
+}
+
+}  // namespace pref
