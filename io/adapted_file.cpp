@@ -23,8 +23,7 @@ void write_adapted(const std::string& path, const mpi::Comm& comm, const Adapted
   h5::write_string_attribute(h, "prior_source", hd.prior_source, what);
   h5::write_attribute<double>(h, "ridge", hd.ridge, what);
   h5::write_attribute<std::uint64_t>(h, "seed", hd.seed, what);
-  h5::write_string_attribute(h, "model", hd.model, what);
-  h5::write_string_attribute(h, "data", hd.data, what);
+  write_provenance(h, {hd.model, hd.model_checksum, hd.data, hd.data_checksum}, what);
   h5::write_string_attribute(h, "group", hd.group, what);
   h5::write_attribute<std::uint32_t>(h, "mpi_ranks", static_cast<std::uint32_t>(comm.size()), what);
   const int me = comm.rank();
@@ -75,6 +74,34 @@ void write_adapted(const std::string& path, const mpi::Comm& comm, const Adapted
                      comm, what + ": /mixture");
   }
   mpi::agree(comm, [&] { f.close(path); });
+}
+
+AdaptedFile open_adapted(const std::string& path, const mpi::Comm& comm,
+                         const std::string& option) {
+  AdaptedFile a;
+  a.path = path;
+  a.file = open_pref_file(path, kAdaptedFile, comm, option).file;
+  mpi::agree(comm, [&] {
+    const hid_t h = a.file.get();
+    const std::string what = path + ": /";
+    a.users = h5::read_attribute<std::uint64_t>(h, "users", what);
+    a.comparisons = h5::read_attribute<std::uint64_t>(h, "comparisons", what);
+    a.rank = h5::read_attribute<std::uint32_t>(h, "rank", what);
+    a.provenance = read_provenance(h, what);
+    check_factor_dataset(h, "weights", a.users, a.rank, path);
+  });
+  return a;
+}
+
+std::vector<double> read_adapted_weights(const AdaptedFile& f, std::uint64_t row0,
+                                         std::uint64_t rows, const mpi::Comm& comm) {
+  std::vector<double> out(rows * f.rank);
+  mpi::agree(comm, [&] {
+    h5::Handle d = h5::open_dataset(f.file.get(), "weights", f.path);
+    h5::read_rows<double>(d.get(), row0, rows, out, comm, f.path + ": /weights");
+    require_finite<double>(out, f.rank, row0, f.path + ": /weights");
+  });
+  return out;
 }
 
 }  // namespace pref::io

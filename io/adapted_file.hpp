@@ -2,7 +2,8 @@
 // The adapted-users file written by `pref adapt` (docs/format.md, "Adapted users"):
 //   /                 attrs format="pref-adapted", format_version=1, users (N), comparisons (M),
 //                     rank (J), answers (K), test_answers, select, prior, prior_source, ridge,
-//                     seed, model, data, group, mpi_ranks
+//                     seed, model, data, group, mpi_ranks, model_checksum, data_checksum (the
+//                     identity of the model and of the group's labels, io/provenance.hpp)
 //   /weights          N x J float64       the estimate after K answers
 //   /covariance       N x J x J float64   the inverse Hessian of the estimator's objective there
 //   /asked            N x K uint32        comparison ids asked, in order
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "io/pref_file.hpp"
+#include "io/provenance.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/base/partition.hpp"
 
@@ -28,6 +30,10 @@ struct AdaptedHeader {
   std::uint64_t users = 0, comparisons = 0;
   std::uint32_t rank = 0, answers = 0, test_answers = 0;
   std::string select, prior, prior_source, model, data, group;
+  // Cross-file identity (io/provenance.hpp): hex checksums of the comparison factors of the model
+  // the weights belong to (with --types, the model the types file records) and of the group's
+  // labels; "" in files written before they were recorded.
+  std::string model_checksum, data_checksum;
   double ridge = 0;
   std::uint64_t seed = 0;
   std::vector<std::uint32_t> budgets;
@@ -46,5 +52,23 @@ struct AdaptedRows {
 // Collective: every rank writes its rows at its offset of `users`.
 void write_adapted(const std::string& path, const mpi::Comm& comm, const AdaptedHeader& header,
                    const Partition& users, const AdaptedRows& rows);
+
+// What a reader of the weights needs: the counts, the provenance, and the open file.
+struct AdaptedFile {
+  std::string path;
+  std::uint64_t users = 0, comparisons = 0;
+  std::uint32_t rank = 0;
+  Provenance provenance;
+  h5::Handle file;
+};
+
+// Collective: opens and validates an adapted-users file (format, attributes, /weights users x
+// rank floats); errors name the file and `option`.
+AdaptedFile open_adapted(const std::string& path, const mpi::Comm& comm,
+                         const std::string& option = "--adapted");
+// Collective: rows [row0, row0 + rows) of /weights (rank columns), every value checked to be
+// finite (an InputError naming the row).
+std::vector<double> read_adapted_weights(const AdaptedFile& f, std::uint64_t row0,
+                                         std::uint64_t rows, const mpi::Comm& comm);
 
 }  // namespace pref::io

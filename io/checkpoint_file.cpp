@@ -44,18 +44,9 @@ std::string canonical(const CheckpointHeader& hd) {
   return s;
 }
 
-herr_t collect_name(hid_t, const char* name, const H5A_info_t*, void* data) {
-  static_cast<std::vector<std::string>*>(data)->push_back(name);
-  return 0;
-}
 herr_t collect_link(hid_t, const char* name, const H5L_info_t*, void* data) {
   static_cast<std::vector<std::string>*>(data)->push_back(name);
   return 0;
-}
-
-std::uint64_t factor_checksum(const mpi::Comm& comm, const Partition& part,
-                              const std::vector<double>& rows, std::uint32_t J) {
-  return mpi::allreduce_sum(comm, hash::rows(part.begin(comm.rank()), rows, J));
 }
 
 }  // namespace
@@ -145,10 +136,7 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
     hd.user_half_done = h5::read_attribute<std::int64_t>(h, "user_half_done", what) != 0;
     hd.pending_json = h5::read_string_attribute(h, "pending", what);
     const std::string stored = h5::read_string_attribute(h, "header_checksum", what);
-    std::vector<std::string> names;
-    hsize_t idx = 0;
-    PREF_H5_CHECK(H5Aiterate2(h, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &names), what);
-    for (const auto& name : names)
+    for (const auto& name : h5::attribute_names(h, what))
       if (!kFixed.count(name)) hd.attributes[name] = read_any_attribute(h, name, what);
     if (hd.rank < 1 || hd.sweep < 0)
       throw InputError(fmt::format("{}: bad rank {} or sweep {}", path, hd.rank, hd.sweep));
@@ -166,8 +154,8 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
       h5::Handle g = h5::open_group(h, "state", path);
       std::vector<std::string> arrays;
       hsize_t at = 0;
-      PREF_H5_CHECK(H5Literate(g.get(), H5_INDEX_NAME, H5_ITER_INC, &at, collect_link, &arrays),
-                    path + ": /state");
+      PREF_H5_READ(H5Literate(g.get(), H5_INDEX_NAME, H5_ITER_INC, &at, collect_link, &arrays),
+                   path + ": /state");
       for (const auto& name : arrays) {
         h5::Handle d = h5::open_dataset(g.get(), name, path);
         const auto s = h5::shape_of(d.get(), path);

@@ -30,7 +30,9 @@
 
 namespace pref::io {
 
-inline constexpr FileKind kCheckpointFile{"pref-checkpoint", "checkpoint", 1};
+// A fit reads its checkpoints and then replaces them: they are not inputs that no output may
+// replace (io/output_file.hpp).
+inline constexpr FileKind kCheckpointFile{"pref-checkpoint", "checkpoint", 1, /*input=*/false};
 
 struct CheckpointHeader {
   std::uint64_t users = 0, comparisons = 0;

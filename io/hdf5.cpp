@@ -1,11 +1,25 @@
 #include "io/hdf5.hpp"
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <cstring>
 
 #include "io/mpiio_guard.hpp"
 
 namespace pref::h5 {
+
+void throw_failure(const std::string& what, const char* file, int line) {
+  const std::string msg = take_error_message();
+  const char* base = std::strrchr(file, '/');
+  throw Error(fmt::format("{}: {} (at {}:{})", what, msg.empty() ? "HDF5 failed" : msg,
+                          base ? base + 1 : file, line));
+}
+
+void throw_read_failure(const std::string& what) {
+  const std::string msg = take_error_message();
+  throw InputError(what + ": cannot read" + (msg.empty() ? "" : " (" + msg + ")"));
+}
 
 void silence_errors() {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
@@ -94,8 +108,67 @@ bool exists(hid_t loc, const std::string& path) {
   return o > 0;
 }
 
+ObjectKind object_kind(hid_t loc, const std::string& path) {
+  if (!exists(loc, path)) return ObjectKind::kMissing;
+  H5O_info_t info{};
+  if (H5Oget_info_by_name2(loc, path.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) {
+    take_error_message();
+    return ObjectKind::kOther;  // an object HDF5 cannot describe is neither
+  }
+  switch (info.type) {
+    case H5O_TYPE_GROUP:
+      return ObjectKind::kGroup;
+    case H5O_TYPE_DATASET:
+      return ObjectKind::kDataset;
+    default:
+      return ObjectKind::kOther;
+  }
+}
+
+std::string object_name(hid_t loc, const std::string& path) {
+  std::string file(1024, '\0'), base(1024, '\0');
+  const ssize_t nf = H5Fget_name(loc, file.data(), file.size());
+  const ssize_t nb = path.rfind('/', 0) == 0 ? 0 : H5Iget_name(loc, base.data(), base.size());
+  if (nf < 0 || nb < 0) take_error_message();
+  file.resize(nf > 0 ? std::min<std::size_t>(nf, file.size() - 1) : 0);
+  base.resize(nb > 0 ? std::min<std::size_t>(nb, base.size() - 1) : 0);
+  std::string full = path.rfind('/', 0) == 0       ? path
+                     : base.empty() || base == "/" ? "/" + path
+                                                   : base + "/" + path;
+  return (file.empty() ? std::string("?") : file) + ": " + full;
+}
+
+namespace {
+const char* kind_noun(ObjectKind k) {
+  switch (k) {
+    case ObjectKind::kGroup:
+      return "a group";
+    case ObjectKind::kDataset:
+      return "a dataset";
+    case ObjectKind::kOther:
+      return "an object that is neither a group nor a dataset";
+    case ObjectKind::kMissing:
+      break;
+  }
+  return "missing";
+}
+
+// The object at path must be of kind `want`: else an InputError naming it.
+void require_kind(hid_t loc, const std::string& path, ObjectKind want) {
+  const ObjectKind k = object_kind(loc, path);
+  if (k == want) return;
+  const std::string name = object_name(loc, path);
+  const char* expected = want == ObjectKind::kGroup ? "group" : "dataset";
+  if (k == ObjectKind::kMissing)
+    throw InputError(
+        fmt::format("{}: no such {} (or a link that resolves to nothing)", name, expected));
+  throw InputError(fmt::format("{} is {}, expected a {}", name, kind_noun(k), expected));
+}
+}  // namespace
+
 Handle open_group(hid_t loc, const std::string& path, const std::string& what) {
-  return Handle(PREF_H5_CHECK(H5Gopen2(loc, path.c_str(), H5P_DEFAULT), what), H5Gclose);
+  require_kind(loc, path, ObjectKind::kGroup);
+  return Handle(PREF_H5_READ(H5Gopen2(loc, path.c_str(), H5P_DEFAULT), what), H5Gclose);
 }
 
 Handle create_group(hid_t loc, const std::string& path, const std::string& what) {
@@ -107,7 +180,8 @@ Handle create_group(hid_t loc, const std::string& path, const std::string& what)
 }
 
 Handle open_dataset(hid_t loc, const std::string& path, const std::string& what) {
-  return Handle(PREF_H5_CHECK(H5Dopen2(loc, path.c_str(), H5P_DEFAULT), what), H5Dclose);
+  require_kind(loc, path, ObjectKind::kDataset);
+  return Handle(PREF_H5_READ(H5Dopen2(loc, path.c_str(), H5P_DEFAULT), what), H5Dclose);
 }
 
 std::string DatasetShape::type_name() const {
@@ -129,14 +203,33 @@ std::string DatasetShape::type_name() const {
 
 DatasetShape shape_of(hid_t dataset, const std::string& what) {
   DatasetShape s;
-  Handle space(PREF_H5_CHECK(H5Dget_space(dataset), what), H5Sclose);
-  int nd = PREF_H5_CHECK(H5Sget_simple_extent_ndims(space.get()), what);
+  Handle space(PREF_H5_READ(H5Dget_space(dataset), what), H5Sclose);
+  int nd = PREF_H5_READ(H5Sget_simple_extent_ndims(space.get()), what);
   s.dims.resize(nd);
-  if (nd > 0) PREF_H5_CHECK(H5Sget_simple_extent_dims(space.get(), s.dims.data(), nullptr), what);
-  Handle type(PREF_H5_CHECK(H5Dget_type(dataset), what), H5Tclose);
+  if (nd > 0) PREF_H5_READ(H5Sget_simple_extent_dims(space.get(), s.dims.data(), nullptr), what);
+  Handle type(PREF_H5_READ(H5Dget_type(dataset), what), H5Tclose);
   s.type_class = H5Tget_class(type.get());
   s.type_size = H5Tget_size(type.get());
   if (s.type_class == H5T_INTEGER) s.is_signed = H5Tget_sign(type.get()) == H5T_SGN_2;
+  // A contiguous dataset's bytes lie within the file: a damaged or truncated file whose header
+  // declares more is refused here, before a reader allocates room for it.
+  const haddr_t offset = H5Dget_offset(dataset);
+  if (offset != HADDR_UNDEF) {
+    long double bytes = static_cast<long double>(s.type_size);
+    for (hsize_t d : s.dims) bytes *= static_cast<long double>(d);
+    const hid_t file = H5Iget_file_id(dataset);
+    hsize_t size = 0;
+    const bool known = file >= 0 && H5Fget_filesize(file, &size) >= 0;
+    if (file >= 0) H5Fclose(file);
+    if (!known) take_error_message();
+    if (known && static_cast<long double>(offset) + bytes > static_cast<long double>(size))
+      throw InputError(
+          fmt::format("{}: its data ({:.0f} bytes at offset {}) lies beyond the end "
+                      "of the file ({} bytes): damaged or truncated",
+                      what, static_cast<double>(bytes), offset, size));
+  } else {
+    take_error_message();  // not contiguous, or not allocated: nothing to check
+  }
   return s;
 }
 
@@ -146,11 +239,46 @@ bool has_attribute(hid_t obj, const std::string& name) {
   return e > 0;
 }
 
+namespace {
+herr_t collect_attribute_name(hid_t, const char* name, const H5A_info_t*, void* data) {
+  static_cast<std::vector<std::string>*>(data)->push_back(name);
+  return 0;
+}
+}  // namespace
+
+namespace {
+herr_t collect_link_name(hid_t, const char* name, const H5L_info_t*, void* data) {
+  static_cast<std::vector<std::string>*>(data)->push_back(name);
+  return 0;
+}
+}  // namespace
+
+std::vector<std::string> link_names(hid_t loc, const std::string& what) {
+  std::vector<std::string> names;
+  hsize_t idx = 0;
+  PREF_H5_READ(H5Literate(loc, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_link_name, &names), what);
+  return names;
+}
+
+std::vector<std::string> attribute_names(hid_t obj, const std::string& what) {
+  std::vector<std::string> names;
+  hsize_t idx = 0;
+  PREF_H5_READ(H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_attribute_name, &names),
+               what);
+  return names;
+}
+
 template <class T>
 T read_attribute(hid_t obj, const std::string& name, const std::string& what) {
   if (!has_attribute(obj, name)) throw InputError(what + ": missing attribute '" + name + "'");
-  Handle a(PREF_H5_CHECK(H5Aopen(obj, name.c_str(), H5P_DEFAULT), what), H5Aclose);
-  Handle type(PREF_H5_CHECK(H5Aget_type(a.get()), what), H5Tclose);
+  const std::string attr = what + ": attribute '" + name + "'";
+  Handle a(PREF_H5_READ(H5Aopen(obj, name.c_str(), H5P_DEFAULT), attr), H5Aclose);
+  Handle type(PREF_H5_READ(H5Aget_type(a.get()), attr), H5Tclose);
+  {
+    Handle space(PREF_H5_READ(H5Aget_space(a.get()), attr), H5Sclose);
+    if (H5Sget_simple_extent_npoints(space.get()) != 1)
+      throw InputError(attr + " is not a single value");
+  }
   H5T_class_t cls = H5Tget_class(type.get());
   if (cls != H5T_INTEGER && cls != H5T_FLOAT)
     throw InputError(what + ": attribute '" + name + "' is not a number");
@@ -164,21 +292,27 @@ T read_attribute(hid_t obj, const std::string& name, const std::string& what) {
 
 std::string read_string_attribute(hid_t obj, const std::string& name, const std::string& what) {
   if (!has_attribute(obj, name)) throw InputError(what + ": missing attribute '" + name + "'");
-  Handle a(PREF_H5_CHECK(H5Aopen(obj, name.c_str(), H5P_DEFAULT), what), H5Aclose);
-  Handle type(PREF_H5_CHECK(H5Aget_type(a.get()), what), H5Tclose);
+  const std::string attr = what + ": attribute '" + name + "'";
+  Handle a(PREF_H5_READ(H5Aopen(obj, name.c_str(), H5P_DEFAULT), attr), H5Aclose);
+  Handle type(PREF_H5_READ(H5Aget_type(a.get()), attr), H5Tclose);
   if (H5Tget_class(type.get()) != H5T_STRING)
     throw InputError(what + ": attribute '" + name + "' is not a string");
+  {
+    Handle space(PREF_H5_READ(H5Aget_space(a.get()), attr), H5Sclose);
+    if (H5Sget_simple_extent_npoints(space.get()) != 1)
+      throw InputError(attr + " is not a single string");
+  }
   // The memory type takes the file type's character set (h5py writes UTF-8, C tools ASCII):
   // HDF5 has no conversion between the two.
   Handle mem(PREF_H5_CHECK(H5Tcopy(H5T_C_S1), what), H5Tclose);
-  PREF_H5_CHECK(H5Tset_cset(mem.get(), PREF_H5_CHECK(H5Tget_cset(type.get()), what)), what);
+  PREF_H5_READ(H5Tset_cset(mem.get(), PREF_H5_READ(H5Tget_cset(type.get()), attr)), attr);
   auto fail = [&] {
     const std::string msg = take_error_message();
     throw InputError(what + ": cannot read string attribute '" + name + "'" +
                      (msg.empty() ? "" : " (" + msg + ")"));
   };
   if (H5Tis_variable_str(type.get()) > 0) {
-    PREF_H5_CHECK(H5Tset_size(mem.get(), H5T_VARIABLE), what);
+    PREF_H5_READ(H5Tset_size(mem.get(), H5T_VARIABLE), attr);
     char* s = nullptr;
     if (H5Aread(a.get(), mem.get(), &s) < 0) fail();
     std::string out = s ? s : "";
@@ -187,8 +321,9 @@ std::string read_string_attribute(hid_t obj, const std::string& name, const std:
   }
   const std::size_t n = H5Tget_size(type.get());
   if (n == 0) fail();
+  if (n > (std::size_t{1} << 24)) throw InputError(attr + " is longer than 16 MiB");
   std::string out(n + 1, '\0');
-  PREF_H5_CHECK(H5Tset_size(mem.get(), n + 1), what);  // room for the terminating NUL of C strings
+  PREF_H5_READ(H5Tset_size(mem.get(), n + 1), attr);  // room for the terminating NUL of C strings
   if (H5Aread(a.get(), mem.get(), out.data()) < 0) fail();
   out.resize(std::strlen(out.c_str()));
   return out;
@@ -267,14 +402,18 @@ template <class Op>
 std::string transfer_rows(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint64_t rows,
                           char* data, const mpi::Comm& comm, const std::string& what,
                           bool collective, Op op) {
-  Handle fspace(PREF_H5_CHECK(H5Dget_space(dataset), what), H5Sclose);
-  const int nd = PREF_H5_CHECK(H5Sget_simple_extent_ndims(fspace.get()), what);
+  // Reads (collective) are of inputs: a failure there is bad input (PREF_H5_READ).
+  auto check = [&](auto rc) {
+    return collective ? check_read(rc, what) : check_rc(rc, what, __FILE__, __LINE__);
+  };
+  Handle fspace(check(H5Dget_space(dataset)), H5Sclose);
+  const int nd = check(H5Sget_simple_extent_ndims(fspace.get()));
   std::vector<hsize_t> dims(nd);
-  if (nd > 0) PREF_H5_CHECK(H5Sget_simple_extent_dims(fspace.get(), dims.data(), nullptr), what);
+  if (nd > 0) check(H5Sget_simple_extent_dims(fspace.get(), dims.data(), nullptr));
   hsize_t cols = 1;
   for (int d = 1; d < nd; ++d) cols *= dims[d];
   const std::size_t elem = H5Tget_size(mem_type);  // 0 is its failure
-  if (elem == 0) check_rc(-1, "H5Tget_size(mem_type)", what, __FILE__, __LINE__);
+  if (elem == 0) check_rc(-1, what, __FILE__, __LINE__);
   const std::uint64_t round_rows =
       std::max<std::uint64_t>(1, (std::uint64_t{1} << 30) / (std::max<hsize_t>(cols, 1) * elem));
   const std::uint64_t my_rounds = (rows + round_rows - 1) / round_rows;
@@ -292,12 +431,11 @@ std::string transfer_rows(hid_t dataset, hid_t mem_type, std::uint64_t row0, std
     hsize_t mcount = n * cols;
     Handle mspace(PREF_H5_CHECK(H5Screate_simple(1, &mcount, nullptr), what), H5Sclose);
     if (n == 0 || cols == 0) {
-      PREF_H5_CHECK(H5Sselect_none(fspace.get()), what);
+      check(H5Sselect_none(fspace.get()));
       PREF_H5_CHECK(H5Sselect_none(mspace.get()), what);
     } else {
-      PREF_H5_CHECK(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr,
-                                        count.data(), nullptr),
-                    what);
+      check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(),
+                                nullptr));
     }
     if (op(dataset, mem_type, mspace.get(), fspace.get(), dxpl.get(), data + lo * cols * elem) <
         0) {
@@ -360,7 +498,7 @@ void read_rows_raw(hid_t dataset, hid_t mem_type, std::uint64_t row0, std::uint6
                     /*collective=*/true, [](hid_t d, hid_t t, hid_t m, hid_t f, hid_t x, char* p) {
                       return H5Dread(d, t, m, f, x, p);
                     });
-  if (!failure.empty()) throw Error(what + ": H5Dread failed (" + failure + ")");
+  if (!failure.empty()) throw InputError(what + ": cannot read the data (" + failure + ")");
 }
 
 template <class T>

@@ -20,15 +20,24 @@ void silence_errors();
 // The innermost message of HDF5's current error stack (empty if none), and clears the stack.
 std::string take_error_message();
 
-// Throws Error("<what>: <call> failed at <file>:<line> (<hdf5 message>)") when rc < 0.
-#define PREF_H5_CHECK(call, what) ::pref::h5::check_rc((call), #call, (what), __FILE__, __LINE__)
+// Failures of the library become exceptions whose message names the object (`what`) and
+// carries HDF5's innermost message, never the name of an HDF5 function: users read them.
+//  - PREF_H5_CHECK: writing, creating, property lists: Error("<what>: <hdf5 message> (at
+//    <source file>:<line>)"), exit code 1 (a bug or the environment).
+//  - PREF_H5_READ: reading an input file: InputError("<what>: cannot read (<hdf5 message>)"),
+//    exit code 2: a file that HDF5 cannot read is bad input (corrupt, truncated, foreign).
+#define PREF_H5_CHECK(call, what) ::pref::h5::check_rc((call), (what), __FILE__, __LINE__)
+#define PREF_H5_READ(call, what) ::pref::h5::check_read((call), (what))
+[[noreturn]] void throw_failure(const std::string& what, const char* file, int line);
+[[noreturn]] void throw_read_failure(const std::string& what);
 template <class T>
-T check_rc(T rc, const char* call, const std::string& what, const char* file, int line) {
-  if (rc < 0) {
-    std::string msg = take_error_message();
-    throw Error(what + ": " + call + " failed at " + file + ":" + std::to_string(line) +
-                (msg.empty() ? "" : " (" + msg + ")"));
-  }
+T check_rc(T rc, const std::string& what, const char* file, int line) {
+  if (rc < 0) throw_failure(what, file, line);
+  return rc;
+}
+template <class T>
+T check_read(T rc, const std::string& what) {
+  if (rc < 0) throw_read_failure(what);
   return rc;
 }
 
@@ -67,7 +76,7 @@ class Handle {
     if (id_ < 0) return;
     hid_t id = id_;
     id_ = H5I_INVALID_HID;
-    check_rc(closer_(id), "close", what, __FILE__, __LINE__);
+    check_rc(closer_(id), what, __FILE__, __LINE__);
   }
 
  private:
@@ -108,9 +117,20 @@ Handle create_file(const std::string& path, const mpi::Comm& comm);
 
 // Every component of path exists and the path resolves to an object (not a dangling link).
 bool exists(hid_t loc, const std::string& path);
+
+// What the object at `path` under loc is (kMissing: no such object, or a link to nothing).
+enum class ObjectKind { kMissing, kGroup, kDataset, kOther };
+ObjectKind object_kind(hid_t loc, const std::string& path);
+// "<file>: <absolute object path>", for messages (e.g. "model.h5: /prior/mean").
+std::string object_name(hid_t loc, const std::string& path);
+
+// Checked opens of an input's objects: a missing object or one of another kind is an
+// InputError naming the file and the object and saying what was found and what was expected
+// ("m.h5: /prior is a dataset, expected a group"); `what` is not needed for those messages and
+// names the object in any other failure.
 Handle open_group(hid_t loc, const std::string& path, const std::string& what);
-Handle create_group(hid_t loc, const std::string& path, const std::string& what);
 Handle open_dataset(hid_t loc, const std::string& path, const std::string& what);
+Handle create_group(hid_t loc, const std::string& path, const std::string& what);
 
 struct DatasetShape {
   std::vector<hsize_t> dims;
@@ -124,6 +144,10 @@ DatasetShape shape_of(hid_t dataset, const std::string& what);
 // Attributes on an object (file root, group or dataset). Writes are collective: every rank
 // must write the same value.
 bool has_attribute(hid_t obj, const std::string& name);
+// The names of the links (objects) directly in group `loc`, in name order.
+std::vector<std::string> link_names(hid_t loc, const std::string& what);
+// The names of obj's attributes, in name order.
+std::vector<std::string> attribute_names(hid_t obj, const std::string& what);
 template <class T>
 T read_attribute(hid_t obj, const std::string& name, const std::string& what);
 std::string read_string_attribute(hid_t obj, const std::string& name, const std::string& what);

@@ -23,10 +23,7 @@
 namespace pref::io {
 
 InputFormat parse_input_format(const std::string& name, const std::string& option) {
-  if (name == "auto") return InputFormat::kAuto;
-  if (name == "csv") return InputFormat::kCsv;
-  if (name == "jsonl") return InputFormat::kJsonLines;
-  throw InputError(option + ": unknown format '" + name + "' (expected auto, csv or jsonl)");
+  return kInputFormatNames.parse(name, option);
 }
 
 InputFormat resolve_input_format(const std::string& path, InputFormat format) {

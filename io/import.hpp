@@ -12,13 +12,18 @@
 #include <vector>
 
 #include "io/label_file.hpp"
+#include "solver/base/enum_names.hpp"
 #include "solver/base/labels.hpp"
 #include "solver/base/mpi.hpp"
 
 namespace pref::io {
 
 enum class InputFormat { kAuto, kCsv, kJsonLines };
-// "auto" | "csv" | "jsonl"; throws InputError naming `option`.
+inline constexpr EnumNames<InputFormat, 3> kInputFormatNames{
+    {{{InputFormat::kAuto, "auto"},
+      {InputFormat::kCsv, "csv"},
+      {InputFormat::kJsonLines, "jsonl"}}}};
+// "auto" | "csv" | "jsonl" (kInputFormatNames); throws InputError naming `option`.
 InputFormat parse_input_format(const std::string& name, const std::string& option);
 // kAuto becomes kJsonLines for a name ending in .jsonl or .ndjson, else kCsv.
 InputFormat resolve_input_format(const std::string& path, InputFormat format);

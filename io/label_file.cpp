@@ -9,20 +9,6 @@
 
 namespace pref::io {
 
-const char* split_name(Split s) {
-  switch (s) {
-    case Split::kTrain:
-      return "train";
-    case Split::kValidation:
-      return "validation";
-    case Split::kTest:
-      return "test";
-    case Split::kNewUsers:
-      return "new_users";
-  }
-  return "?";
-}
-
 const char* split_group(Split s) {
   switch (s) {
     case Split::kTrain:
@@ -35,13 +21,6 @@ const char* split_group(Split s) {
       return "/new_users";
   }
   return "?";
-}
-
-Split parse_split(const std::string& name, const std::string& option) {
-  for (Split s : kAllSplits)
-    if (name == split_name(s)) return s;
-  throw InputError(option + ": unknown split '" + name +
-                   "' (expected train, validation, test or new_users)");
 }
 
 bool is_quantizable(float v) {
@@ -212,10 +191,11 @@ ResponseTable read_response_table(hid_t h, const std::string& path, std::uint32_
 
 }  // namespace
 
-LabelFile LabelFile::open(const std::string& path, const mpi::Comm& comm) {
+LabelFile LabelFile::open(const std::string& path, const mpi::Comm& comm,
+                          const std::string& option) {
   LabelFile f;
   f.path_ = path;
-  OpenedFile opened = open_pref_file(path, kLabelFile, comm);
+  OpenedFile opened = open_pref_file(path, kLabelFile, comm, option);
   f.file_ = std::move(opened.file);
   f.version_ = opened.version;
   mpi::agree(comm, [&] {
@@ -226,10 +206,8 @@ LabelFile LabelFile::open(const std::string& path, const mpi::Comm& comm) {
     for (Split s : kAllSplits) {
       const std::string g = split_group(s);
       if (!h5::exists(h, g)) continue;
-      if (s == Split::kNewUsers) {
-        h5::Handle grp = h5::open_group(h, g, path + ": " + g);
-        f.new_users_ = positive_count(grp.get(), "users", path + ": " + g);
-      }
+      h5::Handle grp = h5::open_group(h, g, path + ": " + g);  // a group, or an InputError
+      if (s == Split::kNewUsers) f.new_users_ = positive_count(grp.get(), "users", path + ": " + g);
       auto [rows, denominator] = check_columns(h, path, g);
       f.labels_[static_cast<int>(s)] = rows;
       f.value_denominator_[static_cast<int>(s)] = denominator;
@@ -479,27 +457,54 @@ void LabelFileWriter::close() {
   h5::finish_file(file_, path_, comm_);
 }
 
-std::vector<float> read_matrix_rows(hid_t file, const std::string& dataset, std::uint64_t row0,
-                                    std::uint64_t rows, std::uint64_t* cols_out,
-                                    const mpi::Comm& comm, const std::string& what) {
+LabelFile::Generator LabelFile::generator(const mpi::Comm& comm) const {
+  Generator g;
+  mpi::agree(comm, [&] {
+    const hid_t h = file_.get();
+    if (!h5::exists(h, "/generator")) return;
+    const std::string what = path_ + ": /generator";
+    h5::Handle grp = h5::open_group(h, "/generator", what);
+    g.present = true;
+    if (h5::has_attribute(grp.get(), "model"))
+      g.model = h5::read_string_attribute(grp.get(), "model", what);
+    if (h5::has_attribute(grp.get(), "seed"))
+      g.seed = h5::read_attribute<std::uint64_t>(grp.get(), "seed", what);
+    if (h5::has_attribute(grp.get(), "temperature"))
+      g.temperature = h5::read_attribute<double>(grp.get(), "temperature", what);
+    if (!(g.temperature > 0) || !std::isfinite(g.temperature))
+      throw InputError(fmt::format("{}: /generator: temperature {} is not a positive number", path_,
+                                   g.temperature));
+  });
+  return g;
+}
+
+bool LabelFile::has_truth() const {
+  return h5::exists(file_.get(), "/truth/user_weights");
+}
+
+bool LabelFile::has_ids() const {
+  return h5::exists(file_.get(), "/ids");
+}
+
+std::vector<float> LabelFile::read_truth(const std::string& name, std::uint64_t total,
+                                         std::uint64_t row0, std::uint64_t rows,
+                                         std::uint64_t* cols, const mpi::Comm& comm) const {
   std::vector<float> out;
-  std::uint64_t cols = 0;
+  const std::string ds = "/truth/" + name, what = path_ + ": " + ds;
   mpi::agree(comm, [&] {
-    if (!h5::exists(file, dataset)) throw InputError(what + ": missing dataset " + dataset);
-  });
-  h5::Handle d = h5::open_dataset(file, dataset, what);
-  h5::DatasetShape s = h5::shape_of(d.get(), what);
-  mpi::agree(comm, [&] {
+    h5::Handle d = h5::open_dataset(file_.get(), ds, what);
+    const h5::DatasetShape s = h5::shape_of(d.get(), what);
     if (s.dims.size() != 2 || s.type_class != H5T_FLOAT)
-      throw InputError(what + ": " + dataset + ": expected a 2-D float dataset");
-    if (row0 + rows > s.dims[0])
-      throw InputError(fmt::format("{}: {}: has {} rows, expected at least {}", what, dataset,
-                                   s.dims[0], row0 + rows));
+      throw InputError(what + ": expected a 2-D float dataset");
+    // The whole dataset's row count, so that the message does not depend on the rank count.
+    if (s.dims[0] != total || s.dims[1] == 0)
+      throw InputError(fmt::format("{}: {} x {}, expected {} rows and at least one column", what,
+                                   s.dims[0], s.dims[1], total));
+    *cols = s.dims[1];
+    out.resize(rows * s.dims[1]);
+    h5::read_rows<float>(d.get(), row0, rows, out, comm, what);
+    require_finite<float>(out, s.dims[1], row0, what);
   });
-  cols = s.dims[1];
-  out.resize(rows * cols);
-  h5::read_rows<float>(d.get(), row0, rows, out, comm, what + ": " + dataset);
-  if (cols_out) *cols_out = cols;
   return out;
 }
 

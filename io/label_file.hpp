@@ -20,6 +20,7 @@
 
 #include "io/hdf5.hpp"
 #include "io/pref_file.hpp"
+#include "solver/base/enum_names.hpp"
 #include "solver/base/labels.hpp"
 #include "solver/base/mpi.hpp"
 
@@ -38,10 +39,18 @@ inline constexpr std::uint64_t kMaxIds = 0xFFFFFFFFull;
 enum class Split { kTrain, kValidation, kTest, kNewUsers };
 inline constexpr std::array<Split, 4> kAllSplits = {Split::kTrain, Split::kValidation, Split::kTest,
                                                     Split::kNewUsers};
-const char* split_name(Split s);   // "train", "validation", "test", "new_users"
+inline constexpr EnumNames<Split, 4> kSplitNames{{{{Split::kTrain, "train"},
+                                                   {Split::kValidation, "validation"},
+                                                   {Split::kTest, "test"},
+                                                   {Split::kNewUsers, "new_users"}}}};
+inline const char* split_name(Split s) {  // "train", "validation", "test", "new_users"
+  return kSplitNames.name(s);
+}
 const char* split_group(Split s);  // "/labels", "/validation", "/test", "/new_users"
 // Parses "train" | "validation" | "test" | "new_users"; throws InputError naming `option`.
-Split parse_split(const std::string& name, const std::string& option);
+inline Split parse_split(const std::string& name, const std::string& option) {
+  return kSplitNames.parse(name, option);
+}
 
 // The response structure of a version-2 file (docs/format.md): comparison p is the pair
 // (first[p], second[p]) of responses of one prompt; a label of 1 prefers first[p]. Held whole on
@@ -58,8 +67,9 @@ class LabelFile {
  public:
   // Collective. Opens the file and validates its metadata (format, counts, the columns of every
   // split present: element types, lengths). Errors are collective InputErrors naming the file
-  // and the dataset.
-  static LabelFile open(const std::string& path, const mpi::Comm& comm);
+  // and the dataset (and `option` when the file was not found or is not a label file).
+  static LabelFile open(const std::string& path, const mpi::Comm& comm,
+                        const std::string& option = {});
 
   const std::string& path() const { return path_; }
   hid_t handle() const { return file_.get(); }
@@ -88,6 +98,24 @@ class LabelFile {
   // range, value finite and in [0, 1]. A bad row is a collective InputError naming the file, the
   // dataset, the smallest bad row and its value.
   LabelColumns read(Split s, const mpi::Comm& comm) const;
+
+  // What a synthetic population records besides its labels (docs/format.md): the generator's
+  // attributes and the ground truth. Collective; a malformed object is an InputError naming it.
+  struct Generator {
+    bool present = false;  // a /generator group
+    std::string model;     // its attributes (model "" and seed 0 when absent)
+    std::uint64_t seed = 0;
+    double temperature = 1;  // positive and finite (1 when absent)
+  };
+  Generator generator(const mpi::Comm& comm) const;
+  bool has_truth() const;  // a /truth group with the users' true weights
+  bool has_ids() const;    // an /ids group (imported data)
+  // Rows [row0, row0 + rows) of /truth/<name>, a 2-D float dataset of exactly `total` rows (users
+  // or comparisons), as floats; its columns in `cols`. A value that is not finite is an
+  // InputError naming the dataset and the smallest such row, the same at any rank count.
+  std::vector<float> read_truth(const std::string& name, std::uint64_t total, std::uint64_t row0,
+                                std::uint64_t rows, std::uint64_t* cols,
+                                const mpi::Comm& comm) const;
 
  private:
   std::string path_;
@@ -146,11 +174,5 @@ class LabelFileWriter {
 
 // True when v is a multiple of 1/kValueDenominator (so the one-byte encoding is exact).
 bool is_quantizable(float v);
-
-// Reads rows [row0, row0+rows) of a 2-D float dataset (e.g. /truth/user_weights) into a
-// row-major buffer. Collective.
-std::vector<float> read_matrix_rows(hid_t file, const std::string& dataset, std::uint64_t row0,
-                                    std::uint64_t rows, std::uint64_t* cols_out,
-                                    const mpi::Comm& comm, const std::string& what);
 
 }  // namespace pref::io

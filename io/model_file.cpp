@@ -22,7 +22,7 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
   h5::write_attribute<std::uint64_t>(h, "users", header.users, what);
   h5::write_attribute<std::uint64_t>(h, "comparisons", header.comparisons, what);
   h5::write_attribute<std::uint32_t>(h, "rank", header.rank, what);
-  h5::write_string_attribute(h, "kind", header.kind, what);
+  h5::write_string_attribute(h, "kind", kModelKindNames.name(header.kind), what);
   write_attributes(h, header.attributes, what);
   {
     // One fixed-length string per sweep (a JSON object): a dataset, since attributes are
@@ -67,18 +67,52 @@ void write_model(const std::string& path, const mpi::Comm& comm, const ModelHead
   h5::finish_file(f, path, comm);
 }
 
-ModelHeader read_model_header(const std::string& path, const mpi::Comm& comm) {
+namespace {
+
+// The first entry (a, b) with |C_ab - C_ba| beyond round-off of the matrix's scale, or the first
+// pivot of a Cholesky factorization that is not positive: the reason a covariance is not one.
+std::string covariance_problem(const std::vector<double>& C, std::uint64_t J) {
+  double scale = 0;
+  for (double x : C) scale = std::max(scale, std::abs(x));
+  for (std::uint64_t a = 0; a < J; ++a)
+    for (std::uint64_t b = a + 1; b < J; ++b)
+      if (std::abs(C[a * J + b] - C[b * J + a]) > kSymmetryTolerance * scale)
+        return fmt::format("not symmetric: entry ({}, {}) is {} but entry ({}, {}) is {}", a, b,
+                           C[a * J + b], b, a, C[b * J + a]);
+  std::vector<double> L(J * J, 0.0);  // Cholesky of the lower triangle
+  for (std::uint64_t j = 0; j < J; ++j) {
+    double d = C[j * J + j];
+    for (std::uint64_t k = 0; k < j; ++k) d -= L[j * J + k] * L[j * J + k];
+    if (!(d > 0)) return fmt::format("not positive definite (pivot {} is {})", j, d);
+    L[j * J + j] = std::sqrt(d);
+    for (std::uint64_t i = j + 1; i < J; ++i) {
+      double v = C[i * J + j];
+      for (std::uint64_t k = 0; k < j; ++k) v -= L[i * J + k] * L[j * J + k];
+      L[i * J + j] = v / L[j * J + j];
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+ModelHeader read_model_header(const std::string& path, const mpi::Comm& comm, bool as_input) {
   ModelHeader hd;
-  const OpenedFile f = open_pref_file(path, kModelFile, comm, "--model");
+  const OpenedFile f = open_pref_file(path, kModelFile, comm, "--model", as_input);
   mpi::agree(comm, [&] {
     const hid_t h = f.file.get();
     const std::string what = path + ": /";
     hd.users = h5::read_attribute<std::uint64_t>(h, "users", what);
     hd.comparisons = h5::read_attribute<std::uint64_t>(h, "comparisons", what);
     hd.rank = h5::read_attribute<std::uint32_t>(h, "rank", what);
-    hd.kind = h5::read_string_attribute(h, "kind", what);
+    hd.kind = kModelKindNames.parse(h5::read_string_attribute(h, "kind", what),
+                                    path + ": attribute 'kind'");
+    if (hd.rank < 1 || hd.rank > kMaxRank)
+      throw InputError(
+          fmt::format("{}: attribute 'rank' is {}, expected 1..{}", path, hd.rank, kMaxRank));
     check_factor_dataset(h, "user_factors", hd.users, hd.rank, path);
     check_factor_dataset(h, "comparison_factors", hd.comparisons, hd.rank, path);
+    hd.objects = h5::link_names(h, what);
     if (h5::has_attribute(h, "calibration_scale")) {
       hd.calibration_scale = h5::read_attribute<double>(h, "calibration_scale", what);
       if (!(std::isfinite(hd.calibration_scale) && hd.calibration_scale >= 0))
@@ -96,21 +130,11 @@ ModelHeader read_model_header(const std::string& path, const mpi::Comm& comm) {
         throw InputError(
             fmt::format("{}: /prior: attribute 'kind' is '{}', expected 'population'", path, kind));
       const std::uint64_t J = hd.rank;
-      for (const char* ds : {"mean", "covariance"}) {
-        if (!h5::exists(g.get(), ds))
-          throw InputError(fmt::format("{}: missing dataset /prior/{}", path, ds));
-        h5::Handle d = h5::open_dataset(g.get(), ds, path);
-        const auto s = h5::shape_of(d.get(), path);
-        const bool mean = std::string(ds) == "mean";
-        const bool ok = s.type_class == H5T_FLOAT && s.dims.size() == (mean ? 1u : 2u) &&
-                        s.dims[0] == J && (mean || s.dims[1] == J);
-        if (!ok)
-          throw InputError(fmt::format("{}: /prior/{}: expected {} float64", path, ds,
-                                       mean ? fmt::format("{}", J) : fmt::format("{} x {}", J, J)));
-        std::vector<double>& out = mean ? hd.prior_mean : hd.prior_covariance;
-        out.resize(mean ? J : J * J);
-        h5::read_rows<double>(d.get(), 0, J, out, comm, path + ": /prior/" + ds);
-      }
+      hd.prior_mean = read_small_floats(g.get(), "mean", {J}, comm, path);
+      hd.prior_covariance = read_small_floats(g.get(), "covariance", {J, J}, comm, path);
+      const std::string problem = covariance_problem(hd.prior_covariance, J);
+      if (!problem.empty())
+        throw InputError(fmt::format("{}: /prior/covariance: {}", path, problem));
       if (h5::has_attribute(g.get(), "users"))
         hd.prior_users = h5::read_attribute<std::uint64_t>(g.get(), "users", path + ": /prior");
     }
@@ -122,10 +146,46 @@ ModelFile read_model(const std::string& path, const mpi::Comm& comm, const Parti
                      const Partition& comparisons) {
   ModelFile m;
   m.header = read_model_header(path, comm);
-  h5::Handle f = h5::open_file(path, comm);
+  h5::Handle f;
+  mpi::agree(comm, [&] { f = h5::open_file(path, comm); });
   read_factor_rows(f.get(), "user_factors", m.header.rank, users, m.U, comm, path);
   read_factor_rows(f.get(), "comparison_factors", m.header.rank, comparisons, m.Z, comm, path);
   return m;
+}
+
+Attributes read_model_attributes(const std::string& path, const mpi::Comm& comm) {
+  Attributes out;
+  h5::Handle f;
+  mpi::agree(comm, [&] { f = h5::open_file(path, comm); });
+  mpi::agree(comm, [&] {
+    for (const std::string& name : h5::attribute_names(f.get(), path + ": /"))
+      out[name] = read_any_attribute(f.get(), name, path + ": /");
+  });
+  return out;
+}
+
+std::vector<double> read_model_matrix(const std::string& path, const mpi::Comm& comm,
+                                      const std::string& dataset, std::uint32_t J,
+                                      std::uint64_t* rows) {
+  std::vector<double> out;
+  h5::Handle f;
+  mpi::agree(comm, [&] { f = h5::open_file(path, comm); });
+  mpi::agree(comm, [&] {
+    std::vector<std::uint64_t> dims;
+    out = read_small_floats(f.get(), dataset, {0, J}, comm, path, &dims);
+    if (rows) *rows = dims[0];
+  });
+  return out;
+}
+
+std::uint64_t model_comparison_checksum(const std::string& path, const mpi::Comm& comm,
+                                        const ModelHeader& hd) {
+  const Partition rows = Partition::uniform(hd.comparisons, comm.size());
+  h5::Handle f;
+  mpi::agree(comm, [&] { f = h5::open_file(path, comm); });
+  std::vector<double> Z;
+  read_factor_rows(f.get(), "comparison_factors", hd.rank, rows, Z, comm, path);
+  return factor_checksum(comm, rows, Z, hd.rank);
 }
 
 }  // namespace pref::io

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "io/pref_file.hpp"
+#include "solver/base/enum_names.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/base/partition.hpp"
 
@@ -25,10 +26,16 @@ namespace pref::io {
 
 inline constexpr FileKind kModelFile{"pref-model", "model file", 1};
 
+// The model's root attribute `kind` (and `fit --model`): personalized factors U and Z, or one
+// shared score per comparison (u_i = 1).
+enum class ModelKind { kFactor, kShared };
+inline constexpr EnumNames<ModelKind, 2> kModelKindNames{
+    {{{ModelKind::kFactor, "factor"}, {ModelKind::kShared, "shared"}}}};
+
 struct ModelHeader {
   std::uint64_t users = 0, comparisons = 0;
   std::uint32_t rank = 0;
-  std::string kind = "factor";
+  ModelKind kind = ModelKind::kFactor;
   // Configuration and results stored as root attributes (numbers or strings).
   Attributes attributes;
   std::string history_json;
@@ -39,6 +46,13 @@ struct ModelHeader {
   // attribute `calibration_scale` when present (read only; the fit writes it among
   // `attributes`), 1 for models written before it existed.
   double calibration_scale = 1;
+  // The names of the objects at the file's root (e.g. "embedding_head").
+  std::vector<std::string> objects;
+  bool has(const std::string& name) const {
+    for (const std::string& o : objects)
+      if (o == name) return true;
+    return false;
+  }
 };
 
 // The item parameters of `fit --items responses|embeddings` (docs/format.md): a float64 dataset
@@ -61,9 +75,34 @@ struct ModelFile {
   std::vector<double> U, Z;  // this rank's rows of the partitions passed to read_model
 };
 
-// Opens and validates the model (collective errors naming the file); reads this rank's rows.
-ModelHeader read_model_header(const std::string& path, const mpi::Comm& comm);
+// The largest rank a model may declare (fit --rank's bound).
+inline constexpr std::uint32_t kMaxRank = 4096;
+// |Sigma_ab - Sigma_ba| beyond this times the largest |entry| makes a stored covariance "not
+// symmetric" (an input error), instead of one triangle being used and the other ignored.
+inline constexpr double kSymmetryTolerance = 1e-10;
+
+// Opens and validates the model (collective errors naming the file): its attributes, the
+// factor datasets' shapes, and the prior when there is one (finite values, a symmetric positive
+// definite covariance). Reads this rank's rows (read_model), every value checked to be finite.
+// as_input = false: reading the run's own output (fit --resume's finished model), which is not
+// noted as an input (io/output_file.hpp).
+ModelHeader read_model_header(const std::string& path, const mpi::Comm& comm, bool as_input = true);
 ModelFile read_model(const std::string& path, const mpi::Comm& comm, const Partition& users,
                      const Partition& comparisons);
+
+// Every root attribute of the model (configuration and results), after read_model_header.
+// Collective.
+Attributes read_model_attributes(const std::string& path, const mpi::Comm& comm);
+
+// A whole rows x J float dataset of the model (e.g. /embedding_head), read by every rank, every
+// value checked to be finite; its rows in `rows`. Collective.
+std::vector<double> read_model_matrix(const std::string& path, const mpi::Comm& comm,
+                                      const std::string& dataset, std::uint32_t J,
+                                      std::uint64_t* rows);
+
+// The checksum of the model's /comparison_factors (io::factor_checksum): what files derived from
+// the model record of it (cross-file identity, io/provenance.hpp). Collective.
+std::uint64_t model_comparison_checksum(const std::string& path, const mpi::Comm& comm,
+                                        const ModelHeader& header);
 
 }  // namespace pref::io

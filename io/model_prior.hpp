@@ -11,7 +11,8 @@
 namespace pref::io {
 
 // Collective. Rows [row0, row0 + rows) of /user_factors or /comparison_factors (J columns);
-// ranks may ask for overlapping ranges (e.g. all of them for Z).
+// ranks may ask for overlapping ranges (e.g. all of them for Z). A value that is not finite is an
+// InputError naming the file, the dataset and the row.
 std::vector<double> read_model_rows(const std::string& path, const mpi::Comm& comm,
                                     const std::string& dataset, std::uint64_t row0,
                                     std::uint64_t rows, std::uint32_t J);

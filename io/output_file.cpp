@@ -14,17 +14,60 @@ namespace pref::io {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+struct Noted {
+  std::string path, option;
+};
+struct Registry {
+  std::vector<Noted> inputs, outputs;
+};
+Registry* g_run = nullptr;  // the RunFiles in scope, if any
+
+// Whether a and b name the same existing file (stat follows symbolic links).
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {
+  }, sb{};
+  return !a.empty() && !b.empty() && ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 &&
+         sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+std::string with_option(const std::string& option) {
+  return option.empty() ? std::string() : " (" + option + ")";
+}
+
+}  // namespace
+
+RunFiles::RunFiles() {
+  delete g_run;
+  g_run = new Registry;
+}
+
+RunFiles::~RunFiles() {
+  delete g_run;
+  g_run = nullptr;
+}
+
+void note_input(const std::string& path, const std::string& option) {
+  if (!g_run) return;
+  for (const Noted& out : g_run->outputs)
+    if (same_file(path, out.path))
+      throw InputError(path + ": is the output " + out.path + with_option(out.option) +
+                       " of this run; an output never replaces an input" + with_option(option));
+  g_run->inputs.push_back({path, option});
+}
+
 void refuse_as_output(const std::string& path, const std::vector<std::string>& inputs,
                       const std::string& option) {
   struct stat out {};
   if (::stat(path.c_str(), &out) != 0) return;  // nothing there yet (or a dangling link)
-  for (const std::string& in : inputs) {
-    struct stat st {};
-    if (!in.empty() && ::stat(in.c_str(), &st) == 0 && st.st_dev == out.st_dev &&
-        st.st_ino == out.st_ino)
-      throw InputError(path + ": is the input " + in + "; an output never replaces an input (" +
-                       option + ")");
-  }
+  std::vector<Noted> all;
+  for (const std::string& in : inputs) all.push_back({in, {}});
+  if (g_run) all.insert(all.end(), g_run->inputs.begin(), g_run->inputs.end());
+  for (const Noted& in : all)
+    if (same_file(path, in.path))
+      throw InputError(path + ": is the input " + in.path + with_option(in.option) +
+                       "; an output never replaces an input" + with_option(option));
   if (!S_ISREG(out.st_mode))
     throw InputError(path + ": " +
                      (S_ISDIR(out.st_mode) ? std::string("names a directory")
@@ -36,7 +79,7 @@ void refuse_as_output(const std::string& path, const std::vector<std::string>& i
 
 AtomicOutput::AtomicOutput(std::string path, bool overwrite, const mpi::Comm& comm,
                            const std::string& option, const std::vector<std::string>& inputs)
-    : path_(std::move(path)), comm_(comm.view()) {
+    : path_(std::move(path)), option_(option), inputs_(inputs), comm_(comm.view()) {
   mpi::agree(comm_, [&] {
     if (comm_.rank() != 0) return;
     if (path_.empty()) throw InputError(option + ": empty path");
@@ -68,6 +111,7 @@ AtomicOutput::AtomicOutput(std::string path, bool overwrite, const mpi::Comm& co
     ::close(fd);
     ::unlink(temp_.c_str());
   });
+  if (g_run) g_run->outputs.push_back({path_, option_});
 }
 
 AtomicOutput::~AtomicOutput() {
@@ -81,6 +125,8 @@ void AtomicOutput::commit() {
   comm_.barrier();  // every rank has closed its handle on the file
   mpi::agree(comm_, [&] {
     if (comm_.rank() != 0) return;
+    // Inputs opened after the output was reserved are checked again here, last.
+    refuse_as_output(path_, inputs_, option_);
     std::error_code ec;
     fs::rename(temp_, path_, ec);
     if (ec) throw IoError(path_ + ": cannot rename " + temp_ + " into place: " + ec.message());
@@ -102,6 +148,7 @@ LineOutput::LineOutput(std::string path, bool replace, const mpi::Comm& comm,
       throw InputError(path_ + ": cannot open for writing: " + std::strerror(errno) + " (" +
                        option + ")");
   });
+  if (g_run) g_run->outputs.push_back({path_, option});
 }
 
 LineOutput::~LineOutput() {

@@ -12,9 +12,31 @@
 
 namespace pref::io {
 
-// Throws an InputError naming `option` when `path` is the same file as one of `inputs` (same
-// device and inode: links and other names of one file count) or when it exists and is not a
-// regular file. Not collective: call it on one rank inside mpi::agree.
+// The files of one run of a command: every input it reads and every output it reserves, by
+// device and inode (so that links, `..` and other names of one file count as that file). While a
+// RunFiles exists (cli::run makes one per command; library code and unit tests run without),
+//  - every input opened through io (open_pref_file, hence every pref file kind; the import's
+//    input) is noted with note_input, which refuses a file that is an output of the run;
+//  - AtomicOutput and LineOutput refuse to replace any input noted so far, and AtomicOutput
+//    checks again right before it renames its file into place;
+// so an output never replaces an input, whichever order a command opens them in.
+class RunFiles {
+ public:
+  RunFiles();
+  ~RunFiles();
+  RunFiles(const RunFiles&) = delete;
+  RunFiles& operator=(const RunFiles&) = delete;
+};
+
+// Notes `path` as an input of the run (nothing without a RunFiles). Throws an InputError naming
+// `option` when it is an output the run has reserved. Not collective (every rank may call it;
+// errors are made collective by the caller's mpi::agree).
+void note_input(const std::string& path, const std::string& option = {});
+
+// Throws an InputError naming `option` when `path` is the same file as one of `inputs` or of
+// the inputs noted by note_input (same device and inode: links and other names of one file
+// count) or when it exists and is not a regular file. Not collective: call it on one rank inside
+// mpi::agree.
 void refuse_as_output(const std::string& path, const std::vector<std::string>& inputs,
                       const std::string& option);
 
@@ -36,6 +58,8 @@ class AtomicOutput {
  private:
   std::string path_;
   std::string temp_;
+  std::string option_;
+  std::vector<std::string> inputs_;
   mpi::Comm comm_;
   bool committed_ = false;
 };

@@ -2,8 +2,12 @@
 
 #include <fmt/core.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+
+#include "io/output_file.hpp"
+#include "solver/base/hash.hpp"
 
 namespace pref::io {
 
@@ -13,13 +17,18 @@ std::string suffix(const std::string& option) {
 }
 }  // namespace
 
+void init_io() {
+  h5::silence_errors();
+}
+
 OpenedFile open_pref_file(const std::string& path, const FileKind& kind, const mpi::Comm& comm,
-                          const std::string& option) {
+                          const std::string& option, bool as_input) {
   const std::string opt = suffix(option);
   mpi::agree(comm, [&] {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) throw InputError(path + ": no such file" + opt);
     if (std::filesystem::is_directory(path, ec)) throw InputError(path + ": is a directory" + opt);
+    if (kind.input && as_input) note_input(path, option);
     std::ifstream probe(path, std::ios::binary);
     if (!probe) throw InputError(path + ": cannot be read" + opt);
     if (H5Fis_hdf5(path.c_str()) <= 0) {
@@ -67,8 +76,8 @@ void write_attributes(hid_t obj, const Attributes& attributes, const std::string
 }
 
 AttributeValue read_any_attribute(hid_t obj, const std::string& name, const std::string& what) {
-  h5::Handle a(PREF_H5_CHECK(H5Aopen(obj, name.c_str(), H5P_DEFAULT), what), H5Aclose);
-  h5::Handle type(PREF_H5_CHECK(H5Aget_type(a.get()), what), H5Tclose);
+  h5::Handle a(PREF_H5_READ(H5Aopen(obj, name.c_str(), H5P_DEFAULT), what), H5Aclose);
+  h5::Handle type(PREF_H5_READ(H5Aget_type(a.get()), what), H5Tclose);
   switch (H5Tget_class(type.get())) {
     case H5T_INTEGER:
       return h5::read_attribute<std::int64_t>(obj, name, what);
@@ -116,7 +125,59 @@ void read_factor_rows(hid_t loc, const std::string& name, std::uint32_t J, const
     h5::Handle d = h5::open_dataset(loc, name, path);
     h5::read_rows<double>(d.get(), part.begin(me), part.count(me), local, comm,
                           path + ": /" + name);
+    require_finite<double>(local, J, part.begin(me), path + ": /" + name);
   });
 }
+
+std::uint64_t factor_checksum(const mpi::Comm& comm, const Partition& part,
+                              const std::vector<double>& rows, std::uint32_t J) {
+  return mpi::allreduce_sum(comm, hash::rows(part.begin(comm.rank()), rows, J));
+}
+
+std::vector<double> read_small_floats(hid_t loc, const std::string& name,
+                                      const std::vector<std::uint64_t>& dims, const mpi::Comm& comm,
+                                      const std::string& path, std::vector<std::uint64_t>* found) {
+  const std::string what = h5::object_name(loc, name);
+  h5::Handle d = h5::open_dataset(loc, name, path);
+  const h5::DatasetShape s = h5::shape_of(d.get(), what);
+  bool ok = s.type_class == H5T_FLOAT && (dims.empty() || s.dims.size() == dims.size());
+  for (std::size_t k = 0; ok && k < dims.size(); ++k) ok = dims[k] == 0 || s.dims[k] == dims[k];
+  std::uint64_t n = 1;
+  for (hsize_t x : s.dims) n *= x;
+  if (!ok || n > (std::uint64_t{1} << 28)) {
+    std::string want;
+    for (std::size_t k = 0; k < dims.size(); ++k)
+      want += (k ? " x " : "") + (dims[k] ? std::to_string(dims[k]) : std::string("any"));
+    std::string have;
+    for (std::size_t k = 0; k < s.dims.size(); ++k)
+      have += (k ? " x " : "") + std::to_string(s.dims[k]);
+    throw InputError(fmt::format("{}: {} {}, expected {} floats", what,
+                                 have.empty() ? "scalar" : have, s.type_name(),
+                                 want.empty() ? "some" : want));
+  }
+  std::vector<double> out(n);
+  const std::uint64_t rows = s.dims.empty() ? 1 : s.dims[0];
+  h5::read_rows<double>(d.get(), 0, rows, out, comm, what);
+  require_finite<double>(out, rows ? n / rows : 1, 0, what);
+  if (found) found->assign(s.dims.begin(), s.dims.end());
+  return out;
+}
+
+template <class T>
+void require_finite(std::span<const T> values, std::uint64_t cols, std::uint64_t row0,
+                    const std::string& what) {
+  cols = std::max<std::uint64_t>(cols, 1);
+  for (std::size_t k = 0; k < values.size(); ++k)
+    if (!std::isfinite(values[k])) {
+      const std::uint64_t row = row0 + k / cols;
+      throw InputError(
+          fmt::format("{}: row {}, column {}: {} is not finite", what, row, k % cols, values[k]),
+          row);
+    }
+}
+template void require_finite<double>(std::span<const double>, std::uint64_t, std::uint64_t,
+                                     const std::string&);
+template void require_finite<float>(std::span<const float>, std::uint64_t, std::uint64_t,
+                                    const std::string&);
 
 }  // namespace pref::io

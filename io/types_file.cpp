@@ -25,8 +25,7 @@ void write_types(const std::string& path, const mpi::Comm& comm, const TypesData
   h5::write_attribute<double>(h, "s", t.s, what);
   h5::write_attribute<double>(h, "a", t.a, what);
   h5::write_attribute<double>(h, "objective", t.objective, what);
-  h5::write_string_attribute(h, "model", t.model, what);
-  h5::write_string_attribute(h, "data", t.data, what);
+  write_provenance(h, t.provenance(), what);
   h5::write_attribute<std::uint32_t>(h, "mpi_ranks", static_cast<std::uint32_t>(comm.size()), what);
   write_replicated(h, "comparison_factors", std::array<hsize_t, 2>{t.comparisons, t.rank}, t.Z,
                    comm, what);
@@ -52,48 +51,33 @@ TypesData read_types(const std::string& path, const mpi::Comm& comm, const std::
     t.s = h5::read_attribute<double>(h, "s", what);
     t.a = h5::read_attribute<double>(h, "a", what);
     t.objective = h5::read_attribute<double>(h, "objective", what);
-    t.model = h5::read_string_attribute(h, "model", what);
-    t.data = h5::read_string_attribute(h, "data", what);
+    const Provenance p = read_provenance(h, what);
+    t.model = p.model;
+    t.data = p.data;
+    t.model_checksum = p.model_checksum;
+    t.data_checksum = p.data_checksum;
     if (!(t.r > 0 && t.r < 1 && t.s > 0 && t.a > 0 && std::isfinite(t.s) && std::isfinite(t.a)))
       throw InputError(
           fmt::format("{}: the ordinal model r={}, s={}, a={} is out of range "
                       "(0 < r < 1, s > 0, a > 0)",
                       path, t.r, t.s, t.a));
-    if (t.rank < 1 || t.K < 1) throw InputError(fmt::format("{}: rank and K must be >= 1", path));
+    if (t.rank < 1 || t.rank > kMaxTypesRank || t.K < 1 || t.K > kMaxAtoms)
+      throw InputError(fmt::format("{}: rank {} and K {} must be in 1..{} and 1..{}", path, t.rank,
+                                   t.K, kMaxTypesRank, kMaxAtoms));
     check_factor_dataset(h, "comparison_factors", t.comparisons, t.rank, path);
     check_factor_dataset(h, "atoms", t.K, t.rank, path);
-    t.Z.resize(t.comparisons * t.rank);
-    t.atoms.resize(std::size_t(t.K) * t.rank);
-    t.atom_weights.resize(t.K);
-    {
-      h5::Handle d = h5::open_dataset(h, "comparison_factors", path);
-      h5::read_rows<double>(d.get(), 0, t.comparisons, t.Z, comm, path + ": /comparison_factors");
-    }
-    {
-      h5::Handle d = h5::open_dataset(h, "atoms", path);
-      h5::read_rows<double>(d.get(), 0, t.K, t.atoms, comm, path + ": /atoms");
-    }
-    {
-      if (!h5::exists(h, "atom_weights"))
-        throw InputError(fmt::format("{}: missing dataset /atom_weights", path));
-      h5::Handle d = h5::open_dataset(h, "atom_weights", path);
-      const auto s = h5::shape_of(d.get(), path);
-      if (s.type_class != H5T_FLOAT || s.dims.size() != 1 || s.dims[0] != t.K)
-        throw InputError(fmt::format("{}: /atom_weights: expected {} float64", path, t.K));
-      h5::read_rows<double>(d.get(), 0, t.K, t.atom_weights, comm, path + ": /atom_weights");
-    }
+    t.Z = read_small_floats(h, "comparison_factors", {t.comparisons, t.rank}, comm, path);
+    t.atoms = read_small_floats(h, "atoms", {t.K, t.rank}, comm, path);
+    t.atom_weights = read_small_floats(h, "atom_weights", {t.K}, comm, path);
     double total = 0;
-    for (double w : t.atom_weights) {
-      if (!(w >= 0 && std::isfinite(w)))
-        throw InputError(fmt::format("{}: /atom_weights: {} is not a weight >= 0", path, w));
+    for (std::uint32_t k = 0; k < t.K; ++k) {
+      const double w = t.atom_weights[k];
+      if (!(w >= 0))
+        throw InputError(
+            fmt::format("{}: /atom_weights: row {}: {} is not a weight >= 0", path, k, w), k);
       total += w;
     }
     if (!(total > 0)) throw InputError(fmt::format("{}: /atom_weights: all zero", path));
-    for (double x : t.Z)
-      if (!std::isfinite(x))
-        throw InputError(fmt::format("{}: /comparison_factors: not finite", path));
-    for (double x : t.atoms)
-      if (!std::isfinite(x)) throw InputError(fmt::format("{}: /atoms: not finite", path));
   });
   return t;
 }

@@ -90,7 +90,7 @@ check_sanitize() {
 check_fuzz() {
   local seconds="${1:-60}"
   configure_sanitized
-  local targets=(import options) t status=0
+  local targets=(import options files) t status=0
   pref_log "build: fuzz targets ${targets[*]}"
   # shellcheck disable=SC2046  # one word per target
   cmake --build "$PREF_BUILD_DIR" --parallel "${PREF_JOBS:-$PREF_CORES}" \

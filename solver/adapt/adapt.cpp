@@ -11,20 +11,6 @@
 
 namespace pref::adapt {
 
-const char* select_name(Select s) {
-  switch (s) {
-    case Select::kRandom:
-      return "random";
-    case Select::kActive:
-      return "active";
-    case Select::kBayes:
-      return "bayes";
-    case Select::kInfo:
-      return "info";
-  }
-  return "?";
-}
-
 namespace {
 double held_out_auc(const Eigen::VectorXd& u, const double* Z, int J, const UserPool& pool) {
   std::vector<Scored> items(pool.test_comparison.size());

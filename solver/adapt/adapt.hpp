@@ -16,11 +16,27 @@
 #include "solver/adapt/mixture.hpp"
 #include "solver/adapt/new_user.hpp"
 #include "solver/adapt/questions.hpp"
+#include "solver/base/enum_names.hpp"
 
 namespace pref::adapt {
 
 enum class Select { kRandom, kActive, kBayes, kInfo };
-const char* select_name(Select s);
+inline constexpr EnumNames<Select, 4> kSelectNames{{{{Select::kRandom, "random"},
+                                                     {Select::kActive, "active"},
+                                                     {Select::kBayes, "bayes"},
+                                                     {Select::kInfo, "info"}}}};
+inline const char* select_name(Select s) {
+  return kSelectNames.name(s);
+}
+
+// The estimator of a new user's weights (`adapt --prior`; the adapted file's `prior`): the MAP
+// under the population prior, the posterior mean under the mixture prior, the MLE with the
+// paper's ridge, or the exact posterior over a types file's atoms (`adapt --types`).
+enum class PriorKind { kPopulation, kMixture, kNone, kTypes };
+inline constexpr EnumNames<PriorKind, 4> kPriorKindNames{{{{PriorKind::kPopulation, "population"},
+                                                           {PriorKind::kMixture, "mixture"},
+                                                           {PriorKind::kNone, "none"},
+                                                           {PriorKind::kTypes, "types"}}}};
 
 struct UserPool {
   std::span<const std::uint32_t> comparison;  // askable part, in pool order

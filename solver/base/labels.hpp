@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "solver/base/enum_names.hpp"
+
 namespace pref {
 
 struct LabelColumns {
@@ -49,5 +51,7 @@ struct Csr {
 // importing: an error naming both rows, or one label with their mean (`--duplicates
 // error|mean`, parsed by cli::parse_duplicates).
 enum class Duplicates { kError, kMean };
+inline constexpr EnumNames<Duplicates, 2> kDuplicatesNames{
+    {{{Duplicates::kError, "error"}, {Duplicates::kMean, "mean"}}}};
 
 }  // namespace pref

@@ -150,6 +150,12 @@ std::vector<T> allgather(const Comm& comm, T v) {
   return out;
 }
 
+// Every rank's `mine` concatenated in rank order, on every rank (e.g. each rank's rows of a
+// contiguous partition gathered into the whole table). Any sizes: when a count or offset would
+// exceed INT_MAX the items move in rounds that keep every MPI count below it.
+template <class T>
+std::vector<T> allgatherv(const Comm& comm, std::span<const T> mine);
+
 // Personalized all-to-all with 64-bit counts: send[counts[0] items for rank 0, then rank 1...].
 // Runs in rounds so that no single MPI call sees a count above INT_MAX.
 // Returns the received items ordered by source rank; recv_counts gets the per-source counts.

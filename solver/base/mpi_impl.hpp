@@ -45,6 +45,44 @@ struct Rounds {
 }  // namespace detail
 
 template <class T>
+std::vector<T> allgatherv(const Comm& comm, std::span<const T> mine) {
+  const int p = comm.size();
+  const std::vector<std::uint64_t> counts = allgather(comm, std::uint64_t{mine.size()});
+  std::vector<std::uint64_t> off(p + 1, 0);
+  for (int r = 0; r < p; ++r) off[r + 1] = off[r] + counts[r];
+  std::vector<T> all(off[p]);
+  // Items per rank and round: every count and displacement of a round stays below INT_MAX.
+  const std::uint64_t cap = std::max<std::uint64_t>(1, (INT_MAX / 2) / p);
+  const std::uint64_t most = *std::max_element(counts.begin(), counts.end());
+  std::vector<int> c(p), d(p);
+  if (off[p] <= static_cast<std::uint64_t>(INT_MAX)) {  // one call, straight into place
+    for (int r = 0; r < p; ++r) {
+      c[r] = static_cast<int>(counts[r]);
+      d[r] = static_cast<int>(off[r]);
+    }
+    PREF_MPI_CHECK(MPI_Allgatherv(mine.data(), c[comm.rank()], datatype<T>(), all.data(), c.data(),
+                                  d.data(), datatype<T>(), comm.get()));
+    return all;
+  }
+  std::vector<T> buf;
+  for (std::uint64_t lo = 0; lo < most; lo += cap) {
+    int total = 0;
+    for (int r = 0; r < p; ++r) {
+      c[r] = static_cast<int>(counts[r] > lo ? std::min(cap, counts[r] - lo) : 0);
+      d[r] = total;
+      total += c[r];
+    }
+    buf.resize(total);
+    const int me = comm.rank();
+    PREF_MPI_CHECK(MPI_Allgatherv(mine.data() + std::min<std::uint64_t>(lo, mine.size()), c[me],
+                                  datatype<T>(), buf.data(), c.data(), d.data(), datatype<T>(),
+                                  comm.get()));
+    for (int r = 0; r < p; ++r) std::copy_n(buf.data() + d[r], c[r], all.data() + off[r] + lo);
+  }
+  return all;
+}
+
+template <class T>
 void alltoallv_into(const Comm& comm, std::span<const T> send,
                     std::span<const std::uint64_t> send_counts,
                     std::span<const std::uint64_t> recv_counts, std::span<T> recv) {

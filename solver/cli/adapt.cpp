@@ -16,8 +16,10 @@
 #include "io/model_file.hpp"
 #include "io/model_prior.hpp"
 #include "io/output_file.hpp"
+#include "io/provenance.hpp"
 #include "io/types_file.hpp"
 #include "solver/adapt/adapt.hpp"
+#include "solver/base/hash.hpp"
 #include "solver/base/log.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/layout/distribute.hpp"
@@ -90,10 +92,7 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
     if (o.test_answers < 0) throw InputError("--test-answers: must be >= 0");
     budgets = parse_budgets(o.budgets, o.answers);
     split = parse_group(o.group);
-    select = o.select == "random"  ? adapt::Select::kRandom
-             : o.select == "bayes" ? adapt::Select::kBayes
-             : o.select == "info"  ? adapt::Select::kInfo
-                                   : adapt::Select::kActive;
+    select = adapt::kSelectNames.parse(o.select, "--select");
     if (o.model.empty() == o.types.empty())
       throw InputError(
           "--model, --types: give one (a fitted model, or a types file of pref types)");
@@ -126,20 +125,16 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   }
   const int J = static_cast<int>(hd.rank);
   mpi::agree(comm, [&] {
-    if (hd.kind == "shared")
+    if (hd.kind == io::ModelKind::kShared)
       throw InputError(o.model +
                        ": a shared model (kind 'shared': one score per comparison, the "
                        "same for every user) has no user weights to adapt (--model)");
-    if (hd.kind != "factor")
-      throw InputError(
-          fmt::format("{}: model kind '{}' is not supported (--model)", o.model, hd.kind));
   });
-  const io::LabelFile data = io::LabelFile::open(o.data, comm);
+  const io::LabelFile data = io::LabelFile::open(o.data, comm, "--data");
   mpi::agree(comm, [&] {
-    if (data.comparisons() != hd.comparisons)
-      throw InputError(fmt::format("{}: {} comparisons, but the {} {} has {} (--data, {})", o.data,
-                                   data.comparisons(), with_types ? "types file" : "model", source,
-                                   hd.comparisons, with_types ? "--types" : "--model"));
+    io::require_compatible({source, with_types ? "--types" : "--model",
+                            with_types ? "types file" : "model", hd.users, hd.comparisons},
+                           data, "--data", /*users=*/false);
     if (!data.has(split)) {
       if (o.group.empty())
         throw InputError(o.data +
@@ -172,8 +167,13 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
     const std::uint64_t n = std::min<std::uint64_t>(hd.users, kMixtureUsers);
     const std::vector<double> rows =
         io::read_model_rows(o.model, comm, "user_factors", 0, n, hd.rank);
-    mpi::agree(comm,
-               [&] { mixture = adapt::fit_mixture(rows.data(), n, J, o.components, o.seed); });
+    mpi::agree(comm, [&] {
+      try {
+        mixture = adapt::fit_mixture(rows.data(), n, J, o.components, o.seed);
+      } catch (const InputError& e) {
+        throw InputError(o.model + ": /user_factors: " + e.what());
+      }
+    });
     log::info(comm,
               "prior: a mixture of {} Gaussians (k-means of the first {} of {}'s {} fitted users)",
               mixture->size(), n, o.model, hd.users);
@@ -235,6 +235,11 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
     });
   LabelMatrix m = distribute(comm, std::move(cols), parts, N, data.comparisons(),
                              Duplicates::kError, o.data + ": " + io::split_group(split));
+  // Cross-file identity of the output: the model's comparison factors (with --types, the model
+  // the types file records) and the labels of the group.
+  const std::string model_checksum =
+      with_types ? td->model_checksum : hash::hex(hash::rows(0, Z, hd.rank));
+  const std::string data_checksum = hash::hex(labels_checksum(comm, m));
   m.by_comparison = Csr();  // only the users' rows are needed
   const auto t_read = clock::now();
   const int me = comm.rank();
@@ -319,10 +324,12 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   ah.answers = static_cast<std::uint32_t>(o.answers);
   ah.test_answers = static_cast<std::uint32_t>(o.test_answers);
   ah.select = adapt::select_name(select);
-  ah.prior = with_types ? "types" : o.prior;
+  ah.prior = with_types ? adapt::kPriorKindNames.name(adapt::PriorKind::kTypes) : o.prior;
   ah.prior_source = with_types ? "types-atom-weights" : prior_source;
   ah.model = source;
   ah.data = o.data;
+  ah.model_checksum = model_checksum;
+  ah.data_checksum = data_checksum;
   ah.group = io::split_group(split);
   ah.ridge = with_types ? 0.0 : adapt::kPaperRidge;
   ah.seed = o.seed;
@@ -403,14 +410,14 @@ Runner add_adapt(CLI::App& app) {
                      "MLE); bayes (the prior's precision and the MAP); info (the mutual "
                      "information between the answer and the mixture's component; needs --prior "
                      "mixture)")
-          ->check(CLI::IsMember({"random", "active", "bayes", "info"}));
+          ->check(one_of(adapt::kSelectNames));
   o->prior_opt =
       app.add_option("--prior", o->prior,
                      "Estimator: population (MAP under the model's prior, else the fitted users' "
                      "moments), mixture (posterior mean under a mixture of --components Gaussians "
                      "fitted to the model's users, Laplace per component) or none (MLE with the "
                      "paper's 0.001 I ridge)")
-          ->check(CLI::IsMember({"population", "mixture", "none"}));
+          ->check(one_of(adapt::kPriorKindNames, {adapt::PriorKind::kTypes}));
   o->components_opt =
       app.add_option("--components", o->components,
                      "Components of --prior mixture (k-means clusters of the fitted users)");

@@ -10,7 +10,6 @@
 #include <regex>
 #include <sstream>
 
-#include "io/hdf5.hpp"
 #include "io/model_file.hpp"
 #include "io/output_file.hpp"
 #include "solver/base/hash.hpp"
@@ -91,13 +90,7 @@ void require_configuration(const io::Checkpoint& ck) {
 }  // namespace
 
 DataIdentity data_identity(const mpi::Comm& comm, const LabelMatrix& train) {
-  const Csr& c = train.by_user;
-  const std::uint64_t u0 = train.parts.users.begin(comm.rank());
-  std::uint64_t s = 0;
-  for (std::size_t r = 0; r < c.rows(); ++r)
-    for (std::uint64_t k = c.ptr[r]; k < c.ptr[r + 1]; ++k)
-      s += hash::label(u0 + r, c.col[k], c.val[k]);
-  return {train.users, train.comparisons, train.labels, mpi::allreduce_sum(comm, s)};
+  return {train.users, train.comparisons, train.labels, labels_checksum(comm, train)};
 }
 
 std::string checkpoint_name(int sweep, bool user_half_done) {
@@ -278,34 +271,21 @@ bool finished_output(const mpi::Comm& comm, const FitOptions& o) {
       mpi::broadcast(comm, comm.rank() == 0 && fs::is_regular_file(o.out, ec) ? 1 : 0);
   if (!exists) return false;
   io::ModelHeader hd;
+  io::Attributes stored;
   try {
-    hd = io::read_model_header(o.out, comm);
+    // The run's own output, not an input of it (io/output_file.hpp).
+    hd = io::read_model_header(o.out, comm, /*as_input=*/false);
+    stored = io::read_model_attributes(o.out, comm);
   } catch (const Error& e) {
     if (!e.collective()) throw;
     return false;  // not a model file: AtomicOutput refuses it as an existing file
   }
   bool same = hd.rank == static_cast<std::uint32_t>(o.cfg.J);
-  if (same) {
-    h5::Handle f;
-    mpi::agree(comm, [&] { f = h5::open_file(o.out, comm); });
-    mpi::agree(comm, [&] {
-      const std::string what = o.out + ": /";
-      for (const FitField& field : fit_fields()) {
-        if (!field.in_model) continue;
-        const io::AttributeValue ours = field.value(o);
-        const std::string& name = field.attribute;
-        if (!h5::has_attribute(f.get(), name)) {
-          same = same && field.absent == ours;
-        } else if (auto* d = std::get_if<double>(&ours)) {
-          same = same && h5::read_attribute<double>(f.get(), name, what) == *d;
-        } else if (auto* i = std::get_if<std::int64_t>(&ours)) {
-          same = same && h5::read_attribute<std::int64_t>(f.get(), name, what) == *i;
-        } else {
-          same =
-              same && h5::read_string_attribute(f.get(), name, what) == std::get<std::string>(ours);
-        }
-      }
-    });
+  for (const FitField& field : fit_fields()) {
+    if (!same || !field.in_model) continue;
+    const io::AttributeValue ours = field.value(o);
+    const auto it = stored.find(field.attribute);
+    same = it == stored.end() ? field.absent == ours : it->second == ours;
   }
   if (same)
     log::info(comm,

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <regex>
 
+#include "io/output_file.hpp"
 #include "solver/base/error.hpp"
 
 namespace pref::cli {
@@ -37,6 +38,25 @@ const CLI::Validator& finite_number() {
   return v;
 }
 
+CLI::Validator whole_number(bool is_unsigned) {
+  return CLI::Validator(
+      [is_unsigned](std::string& text) -> std::string {
+        std::size_t a = text.find_first_not_of(" \t");
+        const bool negative = a != std::string::npos && text[a] == '-';
+        if (negative && is_unsigned)
+          return "'" + text + "' is negative (expected a count such as 1000 or 1e6)";
+        try {
+          const std::uint64_t v = parse_count(negative ? text.substr(a + 1) : text, "");
+          text = (negative ? "-" : "") + std::to_string(v);
+          return "";
+        } catch (const InputError& e) {
+          const std::string m = e.what();  // ": '...' is not a count (...)"
+          return m.rfind(": ", 0) == 0 ? m.substr(2) : m;
+        }
+      },
+      /*validator_desc=*/"", "whole number");
+}
+
 CommandLine::CommandLine()
     : app("pref: personalized reward factorization (PReF) at scale.\n"
           "Runs the same as one process, under mpirun -np N, or under srun --mpi=pmix.",
@@ -65,10 +85,29 @@ CommandLine::CommandLine()
   run_eval = add_evaluate(*eval);
   run_insp = add_inspect(*insp);
   run_imp = add_import(*imp);
+  // One way to read whole numbers, for every command's integer options.
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    for (CLI::Option* opt : sub->get_options()) {
+      const std::string type = opt->get_type_name();
+      const std::string base = type.substr(0, type.find(':'));
+      if (base == "INT" || base == "UINT") opt->transform(whole_number(base == "UINT"));
+    }
 }
+
+namespace {
+// A message on one line (CLI11's may hold several).
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+}  // namespace
 
 int run(int argc, char** argv, const mpi::Comm& comm) {
   CommandLine cl;
+  // The inputs and outputs of this run, so that no output replaces an input (io/output_file.hpp).
+  io::RunFiles files;
   CLI::App& app = cl.app;
   // CLI11 would print the top-level help with exit code 0 for `pref frobnicate --help`: an
   // unknown command is bad usage whatever follows it.
@@ -95,8 +134,11 @@ int run(int argc, char** argv, const mpi::Comm& comm) {
       if (e.get_exit_code() == 0) {
         app.exit(e);  // --help, --version: printed on standard output
       } else {
-        std::fprintf(stderr, "pref: error: %s\n", e.what());
-        std::fprintf(stderr, "Run with --help for more information.\n");
+        // One line, like every other usage error, with where to find the options.
+        std::string where = "pref";
+        for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
+        std::fprintf(stderr, "pref: error: %s (see %s --help)\n", one_line(e.what()).c_str(),
+                     where.c_str());
       }
     }
     return e.get_exit_code() == 0 ? 0 : 2;

@@ -29,12 +29,20 @@ LabelMatrix load_split(const io::LabelFile& file, io::Split split, const mpi::Co
   const std::uint64_t users = file.users_of(split);
   const Partitions p =
       parts ? *parts : balanced_partitions(comm, cols, users, file.comparisons(), file.path());
-  return distribute(comm, std::move(cols), p, users, file.comparisons(), opt.duplicates,
-                    file.path() + ": " + io::split_group(split));
+  try {
+    return distribute(comm, std::move(cols), p, users, file.comparisons(), opt.duplicates,
+                      file.path() + ": " + io::split_group(split));
+  } catch (const InputError& e) {
+    // distribute's errors are collective; a duplicate says how this command averages them.
+    const std::string what = e.what();
+    if (!opt.duplicates_option || what.find("duplicate label") == std::string::npos) throw;
+    throw InputError(what + "; or pass --duplicates mean to average them", e.order(),
+                     e.collective());
+  }
 }
 
 Duplicates parse_duplicates(const std::string& s) {
-  return s == "mean" ? Duplicates::kMean : Duplicates::kError;
+  return kDuplicatesNames.parse(s, "--duplicates");
 }
 
 }  // namespace pref::cli

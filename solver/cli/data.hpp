@@ -14,6 +14,9 @@ struct LoadOptions {
   // Every value must be 0, 0.5 or 1 (pref types' ordinal model, solver/newton/ordinal.hpp): another
   // is a collective InputError naming the file, the dataset, the smallest row and the value.
   bool categorical = false;
+  // Whether the command has --duplicates: a duplicate's message then says how to average them
+  // (a suggestion names only options the command has).
+  bool duplicates_option = true;
 };
 
 // Reads, validates and distributes one split. With parts == nullopt, the partitions are balanced
@@ -21,7 +24,8 @@ struct LoadOptions {
 LabelMatrix load_split(const io::LabelFile& file, io::Split split, const mpi::Comm& comm,
                        const std::optional<Partitions>& parts, const LoadOptions& opt);
 
-// "error" | "mean" (the option's checks allow only these) as the duplicate-label policy.
+// "error" | "mean" (kDuplicatesNames) as the duplicate-label policy; InputError naming
+// --duplicates otherwise.
 Duplicates parse_duplicates(const std::string& s);
 
 }  // namespace pref::cli

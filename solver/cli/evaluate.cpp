@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/model_file.hpp"
+#include "io/provenance.hpp"
 #include "solver/base/log.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
@@ -31,12 +32,12 @@ Runner add_evaluate(CLI::App& app) {
                  "covariance as prior: the known-comparisons Bayes ceiling) or known-users (each "
                  "comparison's MAP estimate with the true users, then each user's MAP as in "
                  "bayes with those: what the labels can tell of the comparisons at best)")
-      ->check(CLI::IsMember({"truth", "bayes", "known-users"}));
+      ->check(one_of(kReferenceNames));
   app.add_option("--data", o->data, "Label file (HDF5)")->required();
   app.add_option("--split", o->split, "Which labels to score")
-      ->check(CLI::IsMember({"train", "validation", "test"}));
+      ->check(one_of(io::kSplitNames, {io::Split::kNewUsers}));
   app.add_option("--duplicates", o->duplicates, "Two labels of one (user, comparison)")
-      ->check(CLI::IsMember({"error", "mean"}));
+      ->check(one_of(kDuplicatesNames));
   app.add_flag("--json", o->json, "Print one JSON object on standard output");
   return [o](const mpi::Comm& comm) {
     if (o->json) log::set_quiet(true);
@@ -44,20 +45,14 @@ Runner add_evaluate(CLI::App& app) {
       if (o->model.empty() == o->reference.empty())
         throw InputError("--model, --reference: give exactly one of them");
     });
-    const io::LabelFile data = io::LabelFile::open(o->data, comm);
+    const io::LabelFile data = io::LabelFile::open(o->data, comm, "--data");
     const io::Split split = io::parse_split(o->split, "--split");
     io::ModelHeader hd;  // a reference needs only the data's shape
-    if (o->model.empty()) {
-      hd.users = data.users();
-      hd.comparisons = data.comparisons();
-    } else {
-      hd = io::read_model_header(o->model, comm);
-    }
+    if (!o->model.empty()) hd = io::read_model_header(o->model, comm);
     mpi::agree(comm, [&] {
-      if (hd.users != data.users() || hd.comparisons != data.comparisons())
-        throw InputError(fmt::format(
-            "{}: the model has {} users and {} comparisons but {} has {} and {} (--model, --data)",
-            o->model, hd.users, hd.comparisons, o->data, data.users(), data.comparisons()));
+      if (!o->model.empty())
+        io::require_compatible({o->model, "--model", "model", hd.users, hd.comparisons}, data,
+                               "--data", /*users=*/true);
       if (!data.has(split))
         throw InputError(fmt::format("{}: no {} split (group {}) (--split)", o->data, o->split,
                                      io::split_group(split)));
@@ -65,15 +60,15 @@ Runner add_evaluate(CLI::App& app) {
     const LoadOptions lo{parse_duplicates(o->duplicates), false};
     Factors f;
     std::optional<LabelMatrix> train;  // --reference bayes: the users' answers
-    if (o->reference == "bayes" || o->reference == "known-users")
+    const std::optional<Reference> reference =
+        o->reference.empty() ? std::nullopt
+                             : std::optional(kReferenceNames.parse(o->reference, "--reference"));
+    if (reference == Reference::kBayes || reference == Reference::kKnownUsers)
       train = load_split(data, io::Split::kTrain, comm, std::nullopt, lo);
     LabelMatrix m =
         load_split(data, split, comm, train ? std::optional(train->parts) : std::nullopt, lo);
-    if (!o->reference.empty()) {
-      const Reference kind = o->reference == "truth"   ? Reference::kTruth
-                             : o->reference == "bayes" ? Reference::kBayes
-                                                       : Reference::kKnownUsers;
-      f = reference_factors(comm, data, kind, train ? *train : m);
+    if (reference) {
+      f = reference_factors(comm, data, *reference, train ? *train : m);
     } else {
       io::ModelFile mf = io::read_model(o->model, comm, m.parts.users, m.parts.comparisons);
       f = Factors{static_cast<int>(hd.rank), std::move(mf.U), std::move(mf.Z)};

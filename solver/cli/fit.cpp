@@ -94,9 +94,7 @@ bool FitRun::set_up_checkpoints() {
 // --items responses|embeddings: the label file's response structure (and embeddings), which
 // the item model reads (exit 2 when the file has none).
 void FitRun::load_items() {
-  const Items kind = o_.items == "responses"    ? Items::kResponses
-                     : o_.items == "embeddings" ? Items::kEmbeddings
-                                                : Items::kComparisons;
+  const Items kind = kItemsNames.parse(o_.items, "--items");
   if (kind == Items::kComparisons) return;
   auto d = std::make_shared<ItemData>(load_item_data(*data_, kind, comm_, "--items"));
   const bool cholesky = d->dim * static_cast<std::uint64_t>(cfg_.J) <= cfg_.item.cholesky_max;
@@ -250,7 +248,7 @@ FitHooks FitRun::hooks() {
 // copy.
 Calibration FitRun::calibrate(const FitResult& res) {
   Calibration cal;
-  if (o_.calibrate == "none") return cal;
+  if (kCalibrateOnNames.parse(o_.calibrate, "--calibrate") == CalibrateOn::kNone) return cal;
   if (!data_->has(io::Split::kValidation)) {
     log::info(comm_,
               "calibration: {} has no validation split; probabilities sigmoid(u.z) as fitted",
@@ -261,6 +259,8 @@ Calibration FitRun::calibrate(const FitResult& res) {
   const LabelMatrix val = load_split(*data_, io::Split::kValidation, comm_, parts_,
                                      {parse_duplicates(o_.duplicates), false});
   cal = calibrate_scale(comm_, val, res.factors);
+  if (!cal.kept.empty())
+    log::warn(comm_, "calibration: {}; probabilities sigmoid(u.z) as fitted (s = 1)", cal.kept);
   log::info(comm_,
             "calibration: probabilities sigmoid(s u.z) with s = {:.6g} ({} Newton steps, {:.3f}s): "
             "validation log-loss {:.4f} -> {:.4f} over {} labels",
@@ -275,17 +275,18 @@ void FitRun::write_model(const FitResult& res, const Calibration& cal) {
   hd.users = data_->users();
   hd.comparisons = data_->comparisons();
   hd.rank = static_cast<std::uint32_t>(cfg_.J);
-  hd.kind = cfg_.shared ? "shared" : "factor";
+  hd.kind = cfg_.shared ? io::ModelKind::kShared : io::ModelKind::kFactor;
   hd.attributes = recorded(o_, /*model=*/true);
-  hd.attributes.merge(
-      io::Attributes{{"sweeps", static_cast<std::int64_t>(last.sweep)},
-                     {"converged", static_cast<std::int64_t>(res.converged)},
-                     {"objective", last.objective},
-                     {"grad_norm", last.grad_norm},
-                     {"exchange", std::string(exchange_name(res.exchange))},
-                     {"mpi_ranks", static_cast<std::int64_t>(comm_.size())},
-                     {"calibration", cal.labels ? std::string("validation") : std::string("none")},
-                     {"calibration_scale", cal.scale}});
+  hd.attributes.merge(io::Attributes{
+      {"sweeps", static_cast<std::int64_t>(last.sweep)},
+      {"converged", static_cast<std::int64_t>(res.converged)},
+      {"objective", last.objective},
+      {"grad_norm", last.grad_norm},
+      {"exchange", std::string(exchange_name(res.exchange))},
+      {"mpi_ranks", static_cast<std::int64_t>(comm_.size())},
+      {"calibration", std::string(kCalibrateOnNames.name(cal.labels ? CalibrateOn::kValidation
+                                                                    : CalibrateOn::kNone))},
+      {"calibration_scale", cal.scale}});
   hd.history_json = history_lines(history_, /*with_timings=*/false);
   if (res.prior) {
     hd.prior_mean = res.prior->mean;
@@ -294,8 +295,9 @@ void FitRun::write_model(const FitResult& res, const Calibration& cal) {
   }
   // The item model's parameters (--items responses|embeddings).
   std::optional<io::ModelItems> items;
-  if (o_.items != "comparisons")
-    items = io::ModelItems{o_.items == "responses" ? "response_factors" : "embedding_head",
+  const Items kind = kItemsNames.parse(o_.items, "--items");
+  if (kind != Items::kComparisons)
+    items = io::ModelItems{kind == Items::kResponses ? "response_factors" : "embedding_head",
                            res.item_rows, res.item_params};
   std::optional<io::ModelItems> residual;  // --residual
   if (cfg_.item.residual)

@@ -7,8 +7,10 @@
 #include <type_traits>
 #include <utility>
 
+#include "io/model_file.hpp"
 #include "solver/base/error.hpp"
 #include "solver/cli/commands.hpp"
+#include "solver/eval/calibration.hpp"
 
 namespace pref::cli {
 
@@ -86,6 +88,7 @@ struct Spec {
   bool required = false;
   std::vector<CLI::Validator> checks = {};
   std::optional<double> at_least = std::nullopt, at_most = std::nullopt;
+  std::optional<double> above = std::nullopt;  // an exclusive lower bound (a ridge that must bite)
 };
 
 template <class Member>
@@ -117,6 +120,8 @@ FitField field(Member member, Spec s) {
         return fmt::format("{}: {} outside [{}, {}]", s.option, v, *s.at_least, *s.at_most);
       if (s.at_least && !(v >= *s.at_least))
         return fmt::format("{}: {} must be >= {}", s.option, v, *s.at_least);
+      if (s.above && !(v > *s.above))
+        return fmt::format("{}: {} must be > {}", s.option, v, *s.above);
       return std::nullopt;
     };
   }
@@ -152,7 +157,7 @@ const std::vector<FitField>& fit_fields() {
                      "comparison for all users (the paper's standard RLHF baseline)",
              .attribute = "model",
              .role = R::kIdentity,
-             .checks = {CLI::IsMember({"factor", "shared"})}}),
+             .checks = {one_of(io::kModelKindNames)}}),
       field(at(&FitConfig::J), {.option = "--rank",
                                 .help = "Number of factors J",
                                 .attribute = "rank",
@@ -169,7 +174,7 @@ const std::vector<FitField>& fit_fields() {
              .attribute = "init",
              .role = R::kIdentity,
              .in_model = true,
-             .checks = {CLI::IsMember({"svd", "svd-exact", "svd-impute", "random"})}}),
+             .checks = {one_of(kInitNames)}}),
       field(at(&SvdConfig::oversampling), {.option = "--svd-oversampling",
                                            .help = "--init svd: sketch columns beyond the rank",
                                            .at_least = 0}),
@@ -193,7 +198,7 @@ const std::vector<FitField>& fit_fields() {
              .help = "--init svd: tall-skinny orthonormalization: cholesky (CholeskyQR2, "
                      "shifted CholeskyQR3 and ScaLAPACK Householder as fallbacks) or householder "
                      "(always ScaLAPACK pdgeqrf + pdorgqr)",
-             .checks = {CLI::IsMember({"cholesky", "householder"})}}),
+             .checks = {one_of(scalapack::kTallSkinnyQrNames)}}),
       field(at(&FitConfig::max_sweeps), {.option = "--max-sweeps",
                                          .help = "Most alternating sweeps",
                                          .attribute = "max_sweeps",
@@ -237,7 +242,7 @@ const std::vector<FitField>& fit_fields() {
              .role = R::kIdentity,
              .in_model = true,
              .absent = std::string("ridge"),  // the only regularization before --prior
-             .checks = {CLI::IsMember({"population", "ridge"})}}),
+             .checks = {one_of(kUserPriorNames)}}),
       field(at(&FitConfig::newton_steps), {.option = "--newton-steps",
                                            .help = "Newton steps per row per half-step",
                                            .attribute = "newton_steps",
@@ -263,13 +268,13 @@ const std::vector<FitField>& fit_fields() {
              .attribute = "exchange",
              .role = R::kVariable,
              .resume_note = "the factors agree to round-off, not bitwise",
-             .checks = {CLI::IsMember({"auto", "ship", "reduce"})}}),
+             .checks = {one_of(kExchangeNames)}}),
       field(at(&FitOptions::calibrate),
             {.option = "--calibrate",
              .help = "After the sweeps: validation (fit the scale s of the probabilities "
                      "sigmoid(s u.z) on the validation split, stored in the model as "
                      "calibration_scale; no ranking changes) or none (s = 1)",
-             .checks = {CLI::IsMember({"validation", "none"})}}),
+             .checks = {one_of(kCalibrateOnNames)}}),
       field(at(&FitOptions::drop_ties), {.option = "--drop-ties",
                                          .help = "Drop training labels of 0.5 (as the paper does)",
                                          .attribute = "drop_ties",
@@ -285,7 +290,7 @@ const std::vector<FitField>& fit_fields() {
              .role = R::kIdentity,
              .in_model = true,
              .absent = std::string("comparisons"),  // the only item model before --items
-             .checks = {CLI::IsMember({"comparisons", "responses", "embeddings"})}}),
+             .checks = {one_of(kItemsNames)}}),
       field(at(&FitConfig::item, &ItemConfig::mu_w),
             {.option = "--mu-w",
              .help = "--items responses|embeddings: L2 regularization (mu_w/2)|theta|^2 of the "
@@ -295,7 +300,7 @@ const std::vector<FitField>& fit_fields() {
              .in_model = true,
              .absent = 1e-3,  // its default since --items exists
              .checks = {finite_number()},
-             .at_least = 0}),
+             .above = 0}),
       field(at(&FitConfig::item, &ItemConfig::residual),
             {.option = "--residual",
              .help = "--items embeddings: phi_r = W^T e_r + d_r with a free residual d_r per "
@@ -313,7 +318,7 @@ const std::vector<FitField>& fit_fields() {
              .in_model = true,
              .absent = 10.0,  // its default since --residual exists
              .checks = {finite_number()},
-             .at_least = 0}),
+             .above = 0}),
       field(at(&FitConfig::threads),
             {.option = "--threads", .help = "OpenMP threads per MPI rank", .at_least = 1}),
       field(at(&FitConfig::net_bytes_per_second),
@@ -330,7 +335,7 @@ const std::vector<FitField>& fit_fields() {
                                           .help = "Two labels of one (user, comparison)",
                                           .attribute = "duplicates",
                                           .role = R::kIdentity,
-                                          .checks = {CLI::IsMember({"error", "mean"})}}),
+                                          .checks = {one_of(kDuplicatesNames)}}),
       field(at(&FitOptions::metrics),
             {.option = "--metrics",
              .help = "Write one JSON line per sweep to this file (an existing file is replaced "
@@ -366,7 +371,7 @@ void add_fit_options(CLI::App& app, FitOptions& o) {
 
 void validate_fit_options(FitOptions& o) {
   FitConfig& cfg = o.cfg;
-  cfg.shared = o.model == "shared";
+  cfg.shared = io::kModelKindNames.parse(o.model, "--model") == io::ModelKind::kShared;
   if (cfg.shared) {
     // u_i = 1: one factor, nothing to regularize, and always the random start (the model is
     // convex), which is what is recorded.
@@ -378,29 +383,23 @@ void validate_fit_options(FitOptions& o) {
     if (f.check)
       if (auto error = f.check(o)) throw InputError(*error);
   if (o.prior.empty()) o.prior = o.given("--mu-u") ? "ridge" : "population";
-  cfg.prior = o.prior == "ridge" ? UserPrior::kRidge : UserPrior::kPopulation;
+  cfg.prior = kUserPriorNames.parse(o.prior, "--prior");
   if (!o.given("--extrapolate")) cfg.extrapolate = cfg.prior == UserPrior::kRidge;
   if (cfg.prior == UserPrior::kPopulation && !(cfg.mu_u > 0))
     throw InputError(
         fmt::format("--mu-u: {} with --prior population; the first user "
                     "half-step's prior N(0, I / mu_u) needs mu_u > 0",
                     cfg.mu_u));
-  o.svd.qr = o.svd_qr == "householder" ? scalapack::TallSkinnyQr::kHouseholder
-                                       : scalapack::TallSkinnyQr::kCholesky;
-  o.svd.kind = o.init == "svd-exact"    ? SvdKind::kExact
-               : o.init == "svd-impute" ? SvdKind::kImpute
-                                        : SvdKind::kRandomized;
-  cfg.exchange = o.exchange == "ship"     ? Exchange::kShip
-                 : o.exchange == "reduce" ? Exchange::kReduce
-                                          : Exchange::kAuto;
+  o.svd.qr = scalapack::kTallSkinnyQrNames.parse(o.svd_qr, "--svd-qr");
+  o.svd.kind = svd_kind(kInitNames.parse(o.init, "--init"));
+  cfg.exchange = kExchangeNames.parse(o.exchange, "--exchange");
   if (o.ckpt.dir.empty() && o.ckpt.resume) throw InputError("--resume: needs --checkpoint-dir");
   if (cfg.item.residual && o.items != "embeddings")
     throw InputError(fmt::format(
         "--residual: needs --items embeddings (a residual on the head), not --items {}", o.items));
   if (o.given("--mu-residual") && !cfg.item.residual)
     throw InputError("--mu-residual: needs --residual");
-  if (cfg.item.residual && !(cfg.item.mu_residual > 0))
-    throw InputError(fmt::format("--mu-residual: {} must be > 0", cfg.item.mu_residual));
+
   if (o.items != "comparisons") {
     // What the item models do not support (docs/design.md, "Item models").
     if (o.given("--extrapolate") && cfg.extrapolate)
@@ -413,8 +412,6 @@ void validate_fit_options(FitOptions& o) {
           fmt::format("--exchange reduce: not supported with --items {} (its "
                       "half-step needs the ship pattern)",
                       o.items));
-    if (!(cfg.item.mu_w > 0))
-      throw InputError(fmt::format("--mu-w: {} must be > 0", cfg.item.mu_w));
     cfg.extrapolate = false;
   }
 }

@@ -30,8 +30,7 @@ struct GenerateOptions {
 Runner add_generate(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
   PopulationConfig& c = o->cfg;
-  app.add_option("--model", o->model, "Population model")
-      ->check(CLI::IsMember({"attributes", "lowrank"}));
+  app.add_option("--model", o->model, "Population model")->check(one_of(kPopulationModelNames));
   app.add_option("--users", o->users, "Number of users (e.g. 1000 or 1e6)");
   app.add_option("--comparisons", o->comparisons, "Number of comparisons (items)");
   app.add_option("--answers-per-user", o->answers,
@@ -43,17 +42,16 @@ Runner add_generate(CLI::App& app) {
   app.add_option("--new-user-answers", o->new_user_answers, "Answer pool of each new user");
   app.add_option("--seed", o->seed, "Random seed");
   app.add_option("--temperature", c.temperature, "Labels: P(first preferred) = sigmoid(u.z/T)");
-  app.add_option("--labels", o->labels, "How labels are drawn")
-      ->check(CLI::IsMember({"bernoulli", "deterministic"}));
+  app.add_option("--labels", o->labels, "How labels are drawn")->check(one_of(kLabelModeNames));
   app.add_option("--tie-band", c.tie_band, "|u.z| below this gives a tie (label 0.5)");
   app.add_option("--label-noise", c.label_noise, "Probability of flipping a 0/1 label");
   app.add_option("--jitter", c.jitter, "Attributes: per-user Gaussian noise on the weights");
   app.add_option("--user-distribution", o->user_dist, "Lowrank: user weights")
-      ->check(CLI::IsMember({"gaussian", "mixture"}));
+      ->check(one_of(kUserDistNames));
   app.add_option("--clusters", c.clusters, "Lowrank mixture: number of user clusters");
   app.add_option("--cluster-spread", c.cluster_spread, "Lowrank mixture: spread around a centre");
   app.add_option("--popularity", o->popularity, "How often each comparison is asked")
-      ->check(CLI::IsMember({"uniform", "zipf"}));
+      ->check(one_of(kPopularityNames));
   app.add_option("--zipf-exponent", c.zipf_exponent, "Zipf popularity exponent");
   app.add_option("--validation-fraction", c.validation_fraction,
                  "Share of each user's answers held out for validation");
@@ -78,8 +76,7 @@ Runner add_generate(CLI::App& app) {
     std::unique_ptr<Population> pop;
     // Options are checked identically on every rank; agree() makes the error collective.
     mpi::agree(comm, [&] {
-      cfg.model = o->model == "attributes" ? PopulationConfig::Model::kAttributes
-                                           : PopulationConfig::Model::kLowRank;
+      cfg.model = kPopulationModelNames.parse(o->model, "--model");
       cfg.users = parse_count(o->users, "--users");
       cfg.comparisons = parse_count(o->comparisons, "--comparisons");
       cfg.answers_per_user = parse_count(o->answers, "--answers-per-user");
@@ -87,12 +84,9 @@ Runner add_generate(CLI::App& app) {
       cfg.new_user_answers = parse_count(o->new_user_answers, "--new-user-answers");
       cfg.rank = o->rank ? o->rank : (cfg.model == PopulationConfig::Model::kAttributes ? 7 : 8);
       cfg.seed = o->seed;
-      cfg.label_mode = o->labels == "bernoulli" ? PopulationConfig::LabelMode::kBernoulli
-                                                : PopulationConfig::LabelMode::kDeterministic;
-      cfg.user_dist = o->user_dist == "gaussian" ? PopulationConfig::UserDist::kGaussian
-                                                 : PopulationConfig::UserDist::kMixture;
-      cfg.popularity = o->popularity == "uniform" ? PopulationConfig::Popularity::kUniform
-                                                  : PopulationConfig::Popularity::kZipf;
+      cfg.label_mode = kLabelModeNames.parse(o->labels, "--labels");
+      cfg.user_dist = kUserDistNames.parse(o->user_dist, "--user-distribution");
+      cfg.popularity = kPopularityNames.parse(o->popularity, "--popularity");
       cfg.prompts = parse_count(o->prompts, "--prompts");
       cfg.heldout_prompts = parse_count(o->heldout_prompts, "--heldout-prompts");
       cfg.validate();

@@ -29,10 +29,10 @@ Runner add_import(CLI::App& app) {
       ->required();
   app.add_option("--format", o->format,
                  "Input format; auto: JSON lines for names ending in .jsonl or .ndjson, else CSV")
-      ->check(CLI::IsMember({"auto", "csv", "jsonl"}));
+      ->check(one_of(io::kInputFormatNames));
   app.add_option("--duplicates", o->duplicates,
                  "Two labels of one (user, comparison) in one split: an error, or averaged")
-      ->check(CLI::IsMember({"error", "mean"}));
+      ->check(one_of(kDuplicatesNames));
   app.add_flag("--overwrite", o->overwrite, "Replace an existing output file");
   app.add_option("--out", o->out, "Output label file (HDF5)")->required();
   return [o](const mpi::Comm& comm) {

@@ -31,7 +31,7 @@ Runner add_inspect(CLI::App& app) {
   app.add_flag("--json", o->json, "Print one JSON object on standard output");
   app.add_option("--duplicates", o->duplicates,
                  "Two labels of one (user, comparison): an error, or averaged")
-      ->check(CLI::IsMember({"error", "mean"}));
+      ->check(one_of(kDuplicatesNames));
   return [o](const mpi::Comm& comm) {
     if (o->json) log::set_quiet(true);
     const io::LabelFile f = io::LabelFile::open(o->file, comm);
@@ -78,17 +78,10 @@ Runner add_inspect(CLI::App& app) {
                           {"comparison_bounds", parts.comparisons.bounds()}};
       }
     }
-    // The same file on every rank, but a bad attribute must still end the run collectively.
-    mpi::agree(comm, [&] {
-      j["truth"] = h5::exists(f.handle(), "/truth/user_weights");
-      if (h5::exists(f.handle(), "/generator")) {
-        const std::string what = o->file + ": /generator";
-        h5::Handle g = h5::open_group(f.handle(), "/generator", what);
-        j["generator"] = {{"model", h5::read_string_attribute(g.get(), "model", what)},
-                          {"seed", h5::read_attribute<std::uint64_t>(g.get(), "seed", what)}};
-      }
-      j["ids"] = h5::exists(f.handle(), "/ids");
-    });
+    j["truth"] = f.has_truth();
+    const io::LabelFile::Generator g = f.generator(comm);
+    if (g.present) j["generator"] = {{"model", g.model}, {"seed", g.seed}};
+    j["ids"] = f.has_ids();
     if (comm.rank() != 0) return 0;
     if (o->json) {
       fmt::print("{}\n", j.dump());

@@ -10,7 +10,9 @@
 #include "io/model_file.hpp"
 #include "io/model_prior.hpp"
 #include "io/output_file.hpp"
+#include "io/provenance.hpp"
 #include "io/types_file.hpp"
+#include "solver/base/hash.hpp"
 #include "solver/base/log.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
@@ -37,28 +39,30 @@ int run_types(const TypesOptions& o, const mpi::Comm& comm) {
   const io::ModelHeader hd = io::read_model_header(o.model, comm);
   const int J = static_cast<int>(hd.rank);
   mpi::agree(comm, [&] {
-    if (hd.kind != "factor")
+    if (hd.kind != io::ModelKind::kFactor)
       throw InputError(fmt::format(
           "{}: model kind '{}' has no user weights to cluster (--model needs kind 'factor')",
-          o.model, hd.kind));
+          o.model, io::kModelKindNames.name(hd.kind)));
   });
-  const io::LabelFile data = io::LabelFile::open(o.data, comm);
+  const io::LabelFile data = io::LabelFile::open(o.data, comm, "--data");
   mpi::agree(comm, [&] {
-    if (data.comparisons() != hd.comparisons || data.users() != hd.users)
-      throw InputError(fmt::format(
-          "{}: {} users and {} comparisons, but the model {} has {} and {} (--data, --model)",
-          o.data, data.users(), data.comparisons(), o.model, hd.users, hd.comparisons));
+    io::require_compatible({o.model, "--model", "model", hd.users, hd.comparisons}, data, "--data",
+                           /*users=*/true);
     if (!data.has(io::Split::kTrain))
       throw InputError(o.data + ": no /labels group (the training labels) (--data)");
   });
-  io::AtomicOutput out(o.out, o.overwrite, comm, "--out", {o.model, o.data});
+  io::AtomicOutput out(o.out, o.overwrite, comm);
   LoadOptions lo;
   lo.categorical = true;
+  lo.duplicates_option = false;
   const LabelMatrix labels = load_split(data, io::Split::kTrain, comm, std::nullopt, lo);
   const std::vector<double> U =
       io::read_model_rows(o.model, comm, "user_factors", 0, hd.users, hd.rank);
   std::vector<double> Z =
       io::read_model_rows(o.model, comm, "comparison_factors", 0, hd.comparisons, hd.rank);
+  // Cross-file identity: the model's comparison factors and the training labels.
+  const std::string model_checksum = hash::hex(hash::rows(0, Z, hd.rank));
+  const std::string data_checksum = hash::hex(labels_checksum(comm, labels));
   log::info(comm,
             "types: {} users, {} comparisons, {} training labels of {}, J={}, K={}, {} rounds, "
             "{} ranks",
@@ -85,6 +89,8 @@ int run_types(const TypesOptions& o, const mpi::Comm& comm) {
   t.objective = m.objective;
   t.model = o.model;
   t.data = o.data;
+  t.model_checksum = model_checksum;
+  t.data_checksum = data_checksum;
   t.Z = std::move(m.Z);
   t.atoms = std::move(m.atoms);
   t.atom_weights = m.weights;  // counted below

@@ -39,15 +39,8 @@ double norm2(const double* a, std::size_t n) {
 template <class T>
 void allgather_rows(const mpi::Comm& comm, const Partition& part, int width,
                     const std::vector<T>& local, std::vector<T>& full) {
-  const int P = comm.size();
-  std::vector<int> counts(P), displs(P);
-  for (int r = 0; r < P; ++r) {
-    counts[r] = static_cast<int>(part.count(r) * width);
-    displs[r] = static_cast<int>(part.begin(r) * width);
-  }
-  full.resize(part.size() * width);
-  PREF_MPI_CHECK(MPI_Allgatherv(local.data(), counts[comm.rank()], mpi::datatype<T>(), full.data(),
-                                counts.data(), displs.data(), mpi::datatype<T>(), comm.get()));
+  full =
+      mpi::allgatherv<T>(comm, std::span<const T>(local.data(), part.count(comm.rank()) * width));
 }
 
 // out (R x width) = the sum, over every rank's units in global order, of unit u's `width`

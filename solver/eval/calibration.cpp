@@ -1,5 +1,7 @@
 #include "solver/eval/calibration.hpp"
 
+#include <fmt/core.h>
+
 #include <array>
 #include <cmath>
 #include <vector>
@@ -38,6 +40,14 @@ Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> mar
   const double n = static_cast<double>(c.labels);
   c.logloss_before = c.logloss_after = c.labels ? a[0] / n : 0.0;
   if (c.labels == 0 || !(a[2] > 0)) return c;  // nothing to fit: s = 1
+  if (c.labels < kCalibrationMinLabels) {
+    c.kept = fmt::format(
+        "the validation split has {} labels, fewer than the {} needed to estimate "
+        "the scale",
+        c.labels, kCalibrationMinLabels);
+    return c;
+  }
+  const double loss_at_one = a[0];
   double s = 1;
   for (int it = 0; it < kMaxSteps; ++it) {
     if (s == 0 && a[1] >= 0) break;  // the minimum is at the boundary
@@ -59,6 +69,15 @@ Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> mar
     ++c.newton_steps;
     // Stop when no step lowers the loss, or the step is at round-off of s.
     if (taken == 0 || std::abs(taken) <= 1e-12 * std::max(1.0, s) || !(a[2] > 0)) break;
+  }
+  c.fitted = s;
+  const double ratio = 2 * (loss_at_one - a[0]), wald = (s - 1) * (s - 1) * a[2];
+  if (!(ratio > kCalibrationChi2 && wald > kCalibrationChi2)) {
+    c.kept = fmt::format(
+        "the {} validation labels do not tell the fitted scale {:.4g} from 1 (likelihood ratio "
+        "{:.3g}, Wald {:.3g}; both must exceed {})",
+        c.labels, s, ratio, wald, kCalibrationChi2);
+    return c;
   }
   c.scale = s;
   c.logloss_after = a[0] / n;

@@ -23,22 +23,6 @@
 
 namespace pref {
 
-const char* user_prior_name(UserPrior p) {
-  return p == UserPrior::kRidge ? "ridge" : "population";
-}
-
-const char* exchange_name(Exchange e) {
-  switch (e) {
-    case Exchange::kAuto:
-      return "auto";
-    case Exchange::kShip:
-      return "ship";
-    case Exchange::kReduce:
-      return "reduce";
-  }
-  return "?";
-}
-
 namespace {
 
 // Cost model constant: seconds per label of the reduce pattern's extra pass (the comparison

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "solver/base/enum_names.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/eval/metrics.hpp"
 #include "solver/eval/split_scores.hpp"
@@ -26,13 +27,21 @@
 namespace pref {
 
 enum class Exchange { kAuto, kShip, kReduce };
-const char* exchange_name(Exchange e);
+inline constexpr EnumNames<Exchange, 3> kExchangeNames{
+    {{{Exchange::kAuto, "auto"}, {Exchange::kShip, "ship"}, {Exchange::kReduce, "reduce"}}}};
+inline const char* exchange_name(Exchange e) {
+  return kExchangeNames.name(e);
+}
 
 // The users' regularization: a fixed ridge (mu_u/2)|u_i|^2, or the population prior
 // u_i ~ N(m, Sigma) learned from all users during the fit (solver/prior/population_prior.hpp;
 // docs/design.md, "The population prior"), which starts at N(0, I / mu_u).
 enum class UserPrior { kRidge, kPopulation };
-const char* user_prior_name(UserPrior p);
+inline constexpr EnumNames<UserPrior, 2> kUserPriorNames{
+    {{{UserPrior::kPopulation, "population"}, {UserPrior::kRidge, "ridge"}}}};
+inline const char* user_prior_name(UserPrior p) {
+  return kUserPriorNames.name(p);
+}
 
 struct FitConfig {
   int J = 8;

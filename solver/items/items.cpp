@@ -16,18 +16,6 @@
 // BLAS (OpenBLAS): the head's products with the embedding rows.
 namespace pref {
 
-const char* items_name(Items i) {
-  switch (i) {
-    case Items::kComparisons:
-      return "comparisons";
-    case Items::kResponses:
-      return "responses";
-    case Items::kEmbeddings:
-      return "embeddings";
-  }
-  return "?";
-}
-
 ItemData load_item_data(const io::LabelFile& file, Items kind, const mpi::Comm& comm,
                         const std::string& option) {
   ItemData d;
@@ -104,16 +92,8 @@ std::vector<double> ItemModel::owned_params() const {
 
 std::vector<double> ItemModel::all_params() const {
   if (kind_ == Items::kEmbeddings) return theta_;  // replicated
-  const int n = comm_.size();
-  std::vector<int> counts(n), displs(n);
-  for (int r = 0; r < n; ++r) {
-    counts[r] = static_cast<int>(rows_.count(r) * J_);
-    displs[r] = static_cast<int>(rows_.begin(r) * J_);
-  }
-  std::vector<double> all(rows_.size() * J_);
-  PREF_MPI_CHECK(MPI_Allgatherv(theta_.data(), counts[comm_.rank()], MPI_DOUBLE, all.data(),
-                                counts.data(), displs.data(), MPI_DOUBLE, comm_.get()));
-  return all;
+  return mpi::allgatherv<double>(
+      comm_, std::span<const double>(theta_.data(), rows_.count(comm_.rank()) * J_));
 }
 
 bool ItemModel::set_all_params(const std::vector<double>& all) {

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "solver/base/enum_names.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/base/partition.hpp"
 #include "solver/layout/exchange.hpp"
@@ -38,7 +39,12 @@ class LabelFile;
 }
 
 enum class Items { kComparisons, kResponses, kEmbeddings };
-const char* items_name(Items i);
+inline constexpr EnumNames<Items, 3> kItemsNames{{{{Items::kComparisons, "comparisons"},
+                                                   {Items::kResponses, "responses"},
+                                                   {Items::kEmbeddings, "embeddings"}}}};
+inline const char* items_name(Items i) {
+  return kItemsNames.name(i);
+}
 
 // The response structure the item models need, read from a version-2 label file.
 struct ItemData {

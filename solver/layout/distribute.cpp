@@ -1,5 +1,6 @@
 #include "solver/layout/distribute.hpp"
 
+#include "solver/base/hash.hpp"
 #include "solver/base/memory.hpp"
 
 #include <fmt/core.h>
@@ -174,6 +175,16 @@ void merge_duplicates(Csr& csr) {
 
 }  // namespace
 
+std::uint64_t labels_checksum(const mpi::Comm& comm, const LabelMatrix& m) {
+  const Csr& c = m.by_user;
+  const std::uint64_t u0 = m.parts.users.begin(comm.rank());
+  std::uint64_t s = 0;
+  for (std::size_t r = 0; r < c.rows(); ++r)
+    for (std::uint64_t k = c.ptr[r]; k < c.ptr[r + 1]; ++k)
+      s += hash::label(u0 + r, c.col[k], c.val[k]);
+  return mpi::allreduce_sum(comm, s);
+}
+
 LabelMatrix distribute(const mpi::Comm& comm, LabelColumns cols, const Partitions& parts,
                        std::uint64_t users, std::uint64_t comparisons, Duplicates dups,
                        const std::string& what) {
@@ -205,7 +216,7 @@ LabelMatrix distribute(const mpi::Comm& comm, LabelColumns cols, const Partition
       const std::uint64_t r0 = mpi::allreduce_min(comm, rows[0]);
       const std::uint64_t r1 = mpi::allreduce_min(comm, rows[0] == r0 ? rows[1] : rows[0]);
       throw InputError(fmt::format("{}: duplicate label for user {}, comparison {} (rows {} and "
-                                   "{}); pass --duplicates mean to average them",
+                                   "{}); one label per user and comparison is expected",
                                    what, du, dc, r0, r1),
                        r0, /*collective=*/true);
     }

@@ -30,6 +30,12 @@ struct LabelMatrix {
   }
 };
 
+// A checksum of a split's labels: the sum modulo 2^64 of a hash of every (user, comparison,
+// value) (solver/base/hash.hpp), the same at any rank count. It is what a checkpoint records of
+// its training data and what a types or adapted file records of the labels it came from
+// (io/provenance.hpp). Collective.
+std::uint64_t labels_checksum(const mpi::Comm& comm, const LabelMatrix& m);
+
 // Partitions users and comparisons into contiguous ranges holding about the same number of labels
 // (of `cols`, normally the training labels). Collective; depends only on the global labels and
 // the rank count. Declared ids whose per-id arrays would not fit in the node's memory are a

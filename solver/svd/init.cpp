@@ -17,18 +17,6 @@
 
 namespace pref {
 
-const char* svd_kind_name(SvdKind k) {
-  switch (k) {
-    case SvdKind::kRandomized:
-      return "svd";
-    case SvdKind::kExact:
-      return "svd-exact";
-    case SvdKind::kImpute:
-      return "svd-impute";
-  }
-  return "?";
-}
-
 namespace {
 
 // Flips each singular pair so that the largest-magnitude entry of B's column is positive.

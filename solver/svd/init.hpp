@@ -46,6 +46,7 @@
 #include <string>
 #include <vector>
 
+#include "solver/base/enum_names.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/eval/split_scores.hpp"  // rms_margin
 #include "solver/layout/distribute.hpp"
@@ -55,7 +56,25 @@
 namespace pref {
 
 enum class SvdKind { kRandomized, kExact, kImpute };
-const char* svd_kind_name(SvdKind k);
+inline constexpr EnumNames<SvdKind, 3> kSvdKindNames{{{{SvdKind::kRandomized, "svd"},
+                                                       {SvdKind::kExact, "svd-exact"},
+                                                       {SvdKind::kImpute, "svd-impute"}}}};
+inline const char* svd_kind_name(SvdKind k) {
+  return kSvdKindNames.name(k);
+}
+
+// `fit --init`: one of the SVD initializations, or random factors (solver/layout/factors.hpp).
+enum class Init { kSvd, kSvdExact, kSvdImpute, kRandom };
+inline constexpr EnumNames<Init, 4> kInitNames{{{{Init::kSvd, "svd"},
+                                                 {Init::kSvdExact, "svd-exact"},
+                                                 {Init::kSvdImpute, "svd-impute"},
+                                                 {Init::kRandom, "random"}}}};
+// The SVD kind of an SVD initialization (kRandom: none, kRandomized returned).
+inline SvdKind svd_kind(Init i) {
+  return i == Init::kSvdExact    ? SvdKind::kExact
+         : i == Init::kSvdImpute ? SvdKind::kImpute
+                                 : SvdKind::kRandomized;
+}
 
 struct SvdConfig {
   SvdKind kind = SvdKind::kRandomized;

@@ -248,22 +248,6 @@ void small_svd(const mpi::Comm& comm, int n, const std::vector<double>& a, std::
 // ---------------------------------------------------------------------------------------------
 // CholeskyQR
 
-const char* tall_skinny_qr_name(TallSkinnyQr m) {
-  return m == TallSkinnyQr::kCholesky ? "cholesky" : "householder";
-}
-
-const char* qr_path_name(QrPath p) {
-  switch (p) {
-    case QrPath::kCholeskyQr2:
-      return "CholeskyQR2";
-    case QrPath::kShiftedCholeskyQr3:
-      return "shifted CholeskyQR3";
-    case QrPath::kHouseholder:
-      return "Householder";
-  }
-  return "?";
-}
-
 std::vector<double> gram(const mpi::Comm& comm, int k, const std::vector<double>& local,
                          int threads) {
   const std::size_t kk = static_cast<std::size_t>(k) * k;

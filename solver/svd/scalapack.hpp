@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "solver/base/enum_names.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/base/partition.hpp"
 
@@ -189,10 +190,20 @@ enum class TallSkinnyQr {
   kCholesky,     // CholeskyQR2, shifted CholeskyQR3 when ill-conditioned, Householder last
   kHouseholder,  // always tall_skinny_qr() (pdgeqrf + pdorgqr)
 };
-const char* tall_skinny_qr_name(TallSkinnyQr m);
+inline constexpr EnumNames<TallSkinnyQr, 2> kTallSkinnyQrNames{
+    {{{TallSkinnyQr::kCholesky, "cholesky"}, {TallSkinnyQr::kHouseholder, "householder"}}}};
+inline const char* tall_skinny_qr_name(TallSkinnyQr m) {
+  return kTallSkinnyQrNames.name(m);
+}
 // Which algorithm produced a Q.
 enum class QrPath { kCholeskyQr2, kShiftedCholeskyQr3, kHouseholder };
-const char* qr_path_name(QrPath p);
+inline constexpr EnumNames<QrPath, 3> kQrPathNames{
+    {{{QrPath::kCholeskyQr2, "CholeskyQR2"},
+      {QrPath::kShiftedCholeskyQr3, "shifted CholeskyQR3"},
+      {QrPath::kHouseholder, "Householder"}}}};
+inline const char* qr_path_name(QrPath p) {
+  return kQrPathNames.name(p);
+}
 
 // The Gram matrix A^T A (k x k, row-major, both triangles) of a tall-skinny matrix distributed
 // by contiguous row ranges (local: this rank's n x k rows, row-major): each rank sums dsyrk

@@ -124,10 +124,6 @@ void PopulationConfig::validate() const {
                      new_user_answers, train));
 }
 
-const char* model_name(PopulationConfig::Model m) {
-  return m == PopulationConfig::Model::kAttributes ? "attributes" : "lowrank";
-}
-
 AttributeType attribute_type(int t) {
   // Pairs (a, b) with a < b in lexicographic order, then the four sign combinations.
   int pair = t / 4, signs = t % 4;

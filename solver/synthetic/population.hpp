@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "solver/base/enum_names.hpp"
 #include "solver/base/labels.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/base/rng.hpp"
@@ -69,7 +70,21 @@ struct PopulationConfig {
   void validate() const;
 };
 
-const char* model_name(PopulationConfig::Model m);
+inline constexpr EnumNames<PopulationConfig::Model, 2> kPopulationModelNames{
+    {{{PopulationConfig::Model::kAttributes, "attributes"},
+      {PopulationConfig::Model::kLowRank, "lowrank"}}}};
+inline constexpr EnumNames<PopulationConfig::LabelMode, 2> kLabelModeNames{
+    {{{PopulationConfig::LabelMode::kBernoulli, "bernoulli"},
+      {PopulationConfig::LabelMode::kDeterministic, "deterministic"}}}};
+inline constexpr EnumNames<PopulationConfig::UserDist, 2> kUserDistNames{
+    {{{PopulationConfig::UserDist::kGaussian, "gaussian"},
+      {PopulationConfig::UserDist::kMixture, "mixture"}}}};
+inline constexpr EnumNames<PopulationConfig::Popularity, 2> kPopularityNames{
+    {{{PopulationConfig::Popularity::kUniform, "uniform"},
+      {PopulationConfig::Popularity::kZipf, "zipf"}}}};
+inline const char* model_name(PopulationConfig::Model m) {
+  return kPopulationModelNames.name(m);
+}
 
 inline constexpr int kAttributes = 7;
 inline constexpr int kAttributeTypes = 84;

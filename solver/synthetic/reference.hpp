@@ -14,6 +14,8 @@
 //          truth does. Where comparisons have few labels it lies well below bayes.
 #include <string>
 
+#include "solver/base/enum_names.hpp"
+
 #include "io/label_file.hpp"
 #include "solver/fit/fit.hpp"
 #include "solver/layout/distribute.hpp"
@@ -21,6 +23,10 @@
 namespace pref {
 
 enum class Reference { kTruth, kBayes, kKnownUsers };
+inline constexpr EnumNames<Reference, 3> kReferenceNames{
+    {{{Reference::kTruth, "truth"},
+      {Reference::kBayes, "bayes"},
+      {Reference::kKnownUsers, "known-users"}}}};
 
 // Factors of this rank's rows of `parts` (users and comparisons) for the reference. `train`
 // (partitioned by `parts`) gives the answers for kBayes and kKnownUsers. Collective; a file without
