@@ -88,7 +88,7 @@ TEST(ModelFile, RoundTripIsExact) {
   hd.users = users;
   hd.comparisons = comparisons;
   hd.rank = J;
-  hd.kind = "shared";
+  hd.kind = io::ModelKind::kShared;
   hd.attributes["tol"] = 1e-6;
   hd.attributes["max_sweeps"] = std::int64_t{-42};
   hd.attributes["init"] = std::string("svd");
@@ -103,7 +103,7 @@ TEST(ModelFile, RoundTripIsExact) {
   EXPECT_EQ(m.header.users, users);
   EXPECT_EQ(m.header.comparisons, comparisons);
   EXPECT_EQ(m.header.rank, static_cast<std::uint32_t>(J));
-  EXPECT_EQ(m.header.kind, "shared");
+  EXPECT_EQ(m.header.kind, io::ModelKind::kShared);
   expect_bits(m.U, rows_of(ru, me, J, 1), "user factors");
   expect_bits(m.Z, rows_of(rz, me, J, 2), "comparison factors");
 

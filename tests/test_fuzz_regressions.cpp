@@ -41,3 +41,8 @@ TEST(FuzzRegressions, OptionsCorpusAndRegressions) {
   EXPECT_GT(feed("corpus", "options", pref::fuzz::options_one), 5);
   feed("regressions", "options", pref::fuzz::options_one);
 }
+
+TEST(FuzzRegressions, FilesCorpusAndRegressions) {
+  EXPECT_GE(feed("corpus", "files", pref::fuzz::files_one), 6);
+  feed("regressions", "files", pref::fuzz::files_one);
+}

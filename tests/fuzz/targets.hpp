@@ -5,7 +5,8 @@
 //
 // An input may be rejected, as an InputError or a CLI11 parse error; anything else (another
 // exception, a crash, a sanitizer report, or a result that breaks the checks below) is a bug.
-// None of it needs MPI_Init: the parsers run before any communication.
+// The parsers need no MPI_Init (they run before any communication); the file readers
+// (files_one) initialize MPI once, as a singleton process, and read over MPI_COMM_SELF.
 #include <unistd.h>
 
 #include <cmath>
@@ -15,9 +16,15 @@
 #include <string>
 #include <vector>
 
+#include "io/adapted_file.hpp"
+#include "io/checkpoint_file.hpp"
 #include "io/import.hpp"
 #include "io/label_file.hpp"
+#include "io/model_file.hpp"
+#include "io/scores_file.hpp"
+#include "io/types_file.hpp"
 #include "solver/base/error.hpp"
+#include "solver/base/mpi.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
 
@@ -107,7 +114,10 @@ inline void options_one(const std::uint8_t* data, std::size_t size) {
       io::parse_input_format(a, "--format");
     } catch (const InputError&) {
     }
-    cli::parse_duplicates(a);
+    try {
+      PREF_FUZZ_EXPECT(kDuplicatesNames.name(cli::parse_duplicates(a)) == a);
+    } catch (const InputError&) {
+    }
   }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -116,6 +126,107 @@ inline void options_one(const std::uint8_t* data, std::size_t size) {
     cl.app.parse(static_cast<int>(argv.size()), argv.data());
   } catch (const CLI::ParseError&) {
   }
+}
+
+// The readers of pref's HDF5 files: the first byte picks the kind (model, types, adapted, scores,
+// label or checkpoint file, modulo 6), the rest is the file, read as the commands read it. A
+// damaged file must be refused as bad input (an InputError: exit code 2), never crash, hang, or
+// end in another error (exit code 1). The seed corpus (corpus/files/) holds small valid files
+// of each kind, which libFuzzer damages byte by byte.
+inline void ensure_mpi() {
+  static const bool once = [] {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) {
+      MPI_Init(nullptr, nullptr);
+      std::atexit([] {
+        int finalized = 0;
+        MPI_Finalized(&finalized);
+        if (!finalized) MPI_Finalize();
+      });
+    }
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    io::init_io();
+    return true;
+  }();
+  (void)once;
+}
+
+inline void read_file_as(int kind, const std::string& path, const mpi::Comm& comm) {
+  switch (kind) {
+    case 0: {  // model: what evaluate, adapt, types and score read
+      const io::ModelHeader hd = io::read_model_header(path, comm);
+      io::read_model(path, comm, Partition::uniform(hd.users, 1),
+                     Partition::uniform(hd.comparisons, 1));
+      io::read_model_attributes(path, comm);
+      io::model_comparison_checksum(path, comm, hd);
+      for (const char* d : {"response_factors", "embedding_head", "embedding_residual"}) {
+        std::uint64_t rows = 0;
+        if (hd.has(d)) io::read_model_matrix(path, comm, d, hd.rank, &rows);
+      }
+      return;
+    }
+    case 1:
+      io::read_types(path, comm);
+      return;
+    case 2: {
+      const io::AdaptedFile a = io::open_adapted(path, comm);
+      io::read_adapted_weights(a, 0, a.users, comm);
+      return;
+    }
+    case 3: {
+      const io::ScoresFile s = io::open_scores(path, comm);
+      std::vector<std::uint32_t> best;
+      std::vector<float> score;
+      if (s.header.best)
+        io::read_best(s, 0, s.header.users, best, score, comm);
+      else
+        io::read_scores(s, 0, s.header.users, comm);
+      return;
+    }
+    case 4: {
+      const io::LabelFile f = io::LabelFile::open(path, comm);
+      for (io::Split s : io::kAllSplits)
+        if (f.has(s)) f.read(s, comm);
+      f.check_embedding(comm);
+      f.generator(comm);
+      if (f.has_truth()) {
+        std::uint64_t cols = 0;
+        f.read_truth("user_weights", f.users(), 0, f.users(), &cols, comm);
+        f.read_truth("comparison_factors", f.comparisons(), 0, f.comparisons(), &cols, comm);
+      }
+      return;
+    }
+    default: {
+      // A checkpoint is read with the partitions of the data it is for; read its header's.
+      const io::Checkpoint ck =
+          io::read_checkpoint(path, comm, Partition::uniform(0, 1), Partition::uniform(0, 1));
+      io::read_checkpoint(path, comm, Partition::uniform(ck.header.users, 1),
+                          Partition::uniform(ck.header.comparisons, 1));
+      return;
+    }
+  }
+}
+
+inline void files_one(const std::uint8_t* data, std::size_t size) {
+  if (size < 2) return;
+  ensure_mpi();
+  static const std::string path = "/tmp/pref-fuzz-files." + std::to_string(::getpid()) + ".h5";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    PREF_FUZZ_EXPECT(f != nullptr);
+    PREF_FUZZ_EXPECT(std::fwrite(data + 1, 1, size - 1, f) == size - 1);
+    PREF_FUZZ_EXPECT(std::fclose(f) == 0);
+  }
+  const mpi::Comm self = mpi::Comm::self();
+  try {
+    read_file_as(data[0] % 6, path, self);
+  } catch (const InputError&) {
+  } catch (const Error& e) {
+    std::fprintf(stderr, "fuzz: not an input error: %s\n", e.what());
+    std::abort();
+  }
+  std::remove(path.c_str());
 }
 
 }  // namespace pref::fuzz
