@@ -310,11 +310,10 @@ class TableReader {
   }
 
   Split split_of(std::uint64_t n, std::string_view name) const {
-    const std::string t = lower(trim(name));
-    if (t == "train") return Split::kTrain;
-    if (t == "validation") return Split::kValidation;
-    if (t == "test") return Split::kTest;
-    fail(n, fmt::format("unknown split {} (expected train, validation or test)", shown(name)));
+    const std::optional<Split> s = kSplitNames.find(lower(trim(name)));
+    if (s && *s != Split::kNewUsers) return *s;
+    fail(n, fmt::format("unknown split {} (expected {})", shown(name),
+                        kSplitNames.list({Split::kNewUsers})));
   }
 
   void check_id(std::uint64_t n, std::string_view id, const char* kind) const {

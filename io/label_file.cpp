@@ -465,10 +465,8 @@ LabelFile::Generator LabelFile::generator(const mpi::Comm& comm) const {
     const std::string what = path_ + ": /generator";
     h5::Handle grp = h5::open_group(h, "/generator", what);
     g.present = true;
-    if (h5::has_attribute(grp.get(), "model"))
-      g.model = h5::read_string_attribute(grp.get(), "model", what);
-    if (h5::has_attribute(grp.get(), "seed"))
-      g.seed = h5::read_attribute<std::uint64_t>(grp.get(), "seed", what);
+    g.model = h5::read_string_attribute(grp.get(), "model", what);
+    g.seed = h5::read_attribute<std::uint64_t>(grp.get(), "seed", what);
     if (h5::has_attribute(grp.get(), "temperature"))
       g.temperature = h5::read_attribute<double>(grp.get(), "temperature", what);
     if (!(g.temperature > 0) || !std::isfinite(g.temperature))

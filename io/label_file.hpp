@@ -103,7 +103,7 @@ class LabelFile {
   // attributes and the ground truth. Collective; a malformed object is an InputError naming it.
   struct Generator {
     bool present = false;  // a /generator group
-    std::string model;     // its attributes (model "" and seed 0 when absent)
+    std::string model;     // its attributes `model` and `seed` (required in the group)
     std::uint64_t seed = 0;
     double temperature = 1;  // positive and finite (1 when absent)
   };

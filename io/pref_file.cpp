@@ -151,9 +151,9 @@ std::vector<double> read_small_floats(hid_t loc, const std::string& name,
     std::string have;
     for (std::size_t k = 0; k < s.dims.size(); ++k)
       have += (k ? " x " : "") + std::to_string(s.dims[k]);
-    throw InputError(fmt::format("{}: {} {}, expected {} floats", what,
-                                 have.empty() ? "scalar" : have, s.type_name(),
-                                 want.empty() ? "some" : want));
+    throw InputError(fmt::format("{}: expected {} float64, found {} {}", what,
+                                 want.empty() ? "some" : want, have.empty() ? "a scalar" : have,
+                                 s.type_name()));
   }
   std::vector<double> out(n);
   const std::uint64_t rows = s.dims.empty() ? 1 : s.dims[0];

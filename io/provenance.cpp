@@ -32,10 +32,10 @@ void require_compatible(const FactorSource& source, const LabelFile& data,
   const bool same_users = !users || data.users() == source.users;
   if (same_comparisons && same_users) return;
   if (users)
-    throw InputError(fmt::format(
-        "{}: {} users and {} comparisons, but the {} {} has {} and {} ({}, {})", data.path(),
-        data.users(), data.comparisons(), source.noun, source.path, source.users,
-        source.comparisons, data_option, source.option));
+    throw InputError(
+        fmt::format("{}: {} users and {} comparisons, but the {} {} has {} and {} ({}, {})",
+                    data.path(), data.users(), data.comparisons(), source.noun, source.path,
+                    source.users, source.comparisons, data_option, source.option));
   throw InputError(fmt::format("{}: {} comparisons, but the {} {} has {} ({}, {})", data.path(),
                                data.comparisons(), source.noun, source.path, source.comparisons,
                                data_option, source.option));
@@ -50,8 +50,8 @@ void require_same_model(const std::string& derived, const std::string& derived_o
   throw InputError(fmt::format(
       "{}: made from {}, whose model's comparison factors have the checksum {}, not from the "
       "model {} (checksum {}) ({}, {})",
-      derived, recorded.model.empty() ? std::string("?") : recorded.model,
-      recorded.model_checksum, model, model_checksum, derived_option, model_option));
+      derived, recorded.model.empty() ? std::string("?") : recorded.model, recorded.model_checksum,
+      model, model_checksum, derived_option, model_option));
 }
 
 }  // namespace pref::io

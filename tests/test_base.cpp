@@ -1,9 +1,11 @@
-// The base layer: counter-based randomness, partitions, the all-to-all and error agreement.
+// The base layer: counter-based randomness, partitions, the all-to-all, the gather of rows, error
+// agreement and the enums' name tables.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <numeric>
 
+#include "solver/base/enum_names.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/base/partition.hpp"
 #include "solver/base/rng.hpp"
@@ -112,6 +114,40 @@ TEST(Mpi, AlltoallvRoundsDeliversEverythingInOrder) {
     std::vector<std::uint64_t> want;
     for (std::uint64_t k = 0; k < rcounts[s]; ++k) want.push_back(1000 * s + 100 * me + k);
     EXPECT_EQ(got[s], want) << "from rank " << s;
+  }
+}
+
+// Every rank's rows, in rank order, on every rank, whatever the sizes (some ranks empty).
+TEST(Mpi, AllgathervConcatenatesInRankOrder) {
+  const mpi::Comm world = mpi::Comm::world();
+  const int me = world.rank();
+  // Rank r holds r * 3 items (rank 0 none): values r * 1000 + k.
+  std::vector<std::uint64_t> mine(static_cast<std::size_t>(me) * 3);
+  for (std::size_t k = 0; k < mine.size(); ++k) mine[k] = std::uint64_t(me) * 1000 + k;
+  const std::vector<std::uint64_t> all =
+      mpi::allgatherv<std::uint64_t>(world, std::span<const std::uint64_t>(mine));
+  std::vector<std::uint64_t> want;
+  for (int r = 0; r < world.size(); ++r)
+    for (int k = 0; k < r * 3; ++k) want.push_back(std::uint64_t(r) * 1000 + k);
+  EXPECT_EQ(all, want);
+}
+
+enum class Fruit { kApple, kPear, kPlum };
+constexpr EnumNames<Fruit, 3> kFruitNames{
+    {{{Fruit::kApple, "apple"}, {Fruit::kPear, "pear"}, {Fruit::kPlum, "plum"}}}};
+
+TEST(EnumNames, NamesParseAndRefuse) {
+  static_assert(kFruitNames.find("pear") == Fruit::kPear);
+  EXPECT_STREQ(kFruitNames.name(Fruit::kPlum), "plum");
+  EXPECT_EQ(kFruitNames.parse("apple", "--fruit"), Fruit::kApple);
+  EXPECT_EQ(kFruitNames.names(), (std::vector<std::string>{"apple", "pear", "plum"}));
+  EXPECT_EQ(kFruitNames.names({Fruit::kPear}), (std::vector<std::string>{"apple", "plum"}));
+  EXPECT_EQ(kFruitNames.list(), "apple, pear or plum");
+  try {
+    kFruitNames.parse("Apple", "f.h5: attribute 'fruit'");
+    ADD_FAILURE() << "accepted a name not in the table";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "f.h5: attribute 'fruit': 'Apple' is not one of apple, pear or plum");
   }
 }
 

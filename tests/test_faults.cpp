@@ -361,16 +361,23 @@ std::string model_with(const std::string& model, const std::string& copy, std::s
 TEST_F(Faults, NonFiniteScoresDoNotHangTheAuc) {
   const std::string model = path("auc_model.h5");
   expect_ok(run_pref(1, fit_args(model)));
+  // Finite factors whose products are inf - inf: NaN scores, which the AUC ranks lowest.
+  const std::string huge_model = model_with(model, path("huge_model.h5"), 0, 1.7e308, true);
+  // A NaN factor is refused where it is read (issue 22), naming the dataset and the row.
   const std::string nan_model =
       model_with(model, path("nan_model.h5"), 5, std::numeric_limits<double>::quiet_NaN());
-  const std::string huge_model = model_with(model, path("huge_model.h5"), 0, 1.7e308, true);
-  for (int np : {1, 2, 4})
-    for (const std::string& m : {nan_model, huge_model}) {
-      const RunResult r = run_pref(np, {"evaluate", "--model", m, "--data", data_, "--json"}, 60);
-      ASSERT_FALSE(r.timed_out) << r.command << " hung";
-      EXPECT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
-      EXPECT_TRUE(contains(r.out, "\"auc\"")) << r.out;
-    }
+  for (int np : {1, 2, 4}) {
+    const RunResult r =
+        run_pref(np, {"evaluate", "--model", huge_model, "--data", data_, "--json"}, 60);
+    ASSERT_FALSE(r.timed_out) << r.command << " hung";
+    EXPECT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    EXPECT_TRUE(contains(r.out, "\"auc\"")) << r.out;
+    const RunResult n =
+        run_pref(np, {"evaluate", "--model", nan_model, "--data", data_, "--json"}, 60);
+    ASSERT_FALSE(n.timed_out) << n.command << " hung";
+    EXPECT_EQ(n.exit_code, 2) << n.command << "\n" << n.err;
+    EXPECT_TRUE(contains(n.err, "/user_factors: row 1, column 2: nan is not finite")) << n.err;
+  }
 }
 
 TEST_F(Faults, NonFiniteOptionsAndObjectivesAreRefused) {

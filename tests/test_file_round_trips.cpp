@@ -1,6 +1,8 @@
-// Model and checkpoint files below the CLI (io/model_file, io/checkpoint_file): written by one
-// row layout, read back by another, everything equal bit for bit; values chosen so that any
-// conversion (float64 -> float32, a lost sign of zero, a flushed subnormal) would show.
+// Model, checkpoint and scores files below the CLI (io/model_file, io/checkpoint_file,
+// io/scores_file): written by one row layout, read back by another, everything equal bit for
+// bit; values chosen so that any conversion (float64 -> float32, a lost sign of zero, a flushed
+// subnormal) would show. Cross-file identity (io/provenance) and the run's inputs
+// (io/output_file's RunFiles).
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -15,6 +17,10 @@
 #include "io/checkpoint_file.hpp"
 #include "io/hdf5.hpp"
 #include "io/model_file.hpp"
+#include "io/output_file.hpp"
+#include "io/provenance.hpp"
+#include "io/scores_file.hpp"
+#include "solver/base/hash.hpp"
 #include "solver/base/mpi.hpp"
 #include "solver/base/partition.hpp"
 #include "tests/test_util.hpp"
@@ -204,4 +210,135 @@ TEST(CheckpointFile, ReadingForOtherDataSaysSo) {
   EXPECT_TRUE(other.U.empty() && other.Z.empty());
   EXPECT_TRUE(io::read_checkpoint(path, world, u, z).shape_matches);
   remove_on_root(world, path);
+}
+
+// The scores file (io/scores_file): written by every rank's rows, read back the same.
+TEST(ScoresFile, RoundTripOfScoresAndBest) {
+  const mpi::Comm world = mpi::Comm::world();
+  const int me = world.rank();
+  constexpr std::uint64_t kUsers = 11, kResponses = 6, kPrompts = 3;
+  const Partition users = Partition::uniform(kUsers, world.size());
+  for (const bool best : {false, true}) {
+    const std::string path = shared_path(world, best ? "best.h5" : "scores.h5");
+    io::ScoresHeader hd;
+    hd.users = kUsers;
+    hd.first_user = 4;
+    hd.responses = kResponses;
+    hd.prompts = kPrompts;
+    hd.rank = 2;
+    hd.items = "embeddings";
+    hd.model = "m.h5";
+    hd.responses_file = "r.h5";
+    hd.source = "fitted";
+    hd.best = best;
+    const std::uint64_t cols = best ? kPrompts : kResponses;
+    std::vector<float> s(users.count(me) * cols);
+    std::vector<std::uint32_t> b(users.count(me) * cols);
+    for (std::size_t k = 0; k < s.size(); ++k) {
+      s[k] = static_cast<float>(users.begin(me) * cols + k) * 0.25f - 3.0f;
+      b[k] = static_cast<std::uint32_t>((users.begin(me) * cols + k) % kResponses);
+    }
+    {
+      io::ScoresWriter w(path, world, hd);
+      if (best)
+        w.write_best(users.begin(me), users.count(me), b, s);
+      else
+        w.write_scores(users.begin(me), users.count(me), s);
+      w.close();
+    }
+    const io::ScoresFile f = io::open_scores(path, world);
+    EXPECT_EQ(f.header.users, kUsers);
+    EXPECT_EQ(f.header.first_user, 4u);
+    EXPECT_EQ(f.header.items, "embeddings");
+    EXPECT_EQ(f.header.best, best);
+    // Read back in another layout: every rank all rows.
+    std::vector<float> all_s;
+    std::vector<std::uint32_t> all_b;
+    if (best)
+      io::read_best(f, 0, kUsers, all_b, all_s, world);
+    else
+      all_s = io::read_scores(f, 0, kUsers, world);
+    for (std::uint64_t k = 0; k < kUsers * cols; ++k) {
+      EXPECT_EQ(all_s[k], static_cast<float>(k) * 0.25f - 3.0f) << k;
+      if (best) {
+        EXPECT_EQ(all_b[k], k % kResponses) << k;
+      }
+    }
+    world.barrier();
+    if (me == 0) std::filesystem::remove(path);
+  }
+}
+
+// The checksum of factors does not depend on how the rows are spread over the ranks, and is the
+// hash of all rows computed by one process.
+TEST(Provenance, FactorChecksumIsTheSameAtAnyLayout) {
+  const mpi::Comm world = mpi::Comm::world();
+  const int J = 3;
+  const Partition rows = Partition::uniform(37, world.size());
+  const std::vector<double> mine = rows_of(rows, world.rank(), J, 5);
+  const Partition one = Partition::uniform(37, 1);
+  const std::vector<double> all = rows_of(one, 0, J, 5);
+  const std::uint64_t distributed = io::factor_checksum(world, rows, mine, J);
+  EXPECT_EQ(distributed, hash::rows(0, all, J));
+  std::vector<double> changed = all;
+  changed[17] = std::nextafter(changed[17], 2.0);
+  EXPECT_NE(hash::rows(0, changed, J), distributed);
+}
+
+TEST(Provenance, DerivedFileOfAnotherModelIsRefusedNamingBoth) {
+  io::Provenance p{"m1.h5", "00000000000000aa", "d.h5", "00000000000000bb"};
+  bool unchecked = true;
+  EXPECT_NO_THROW(io::require_same_model("a.h5", "--adapted", p, "m1.h5", "--model",
+                                         "00000000000000aa", &unchecked));
+  EXPECT_FALSE(unchecked);
+  try {
+    io::require_same_model("a.h5", "--adapted", p, "m2.h5", "--model", "00000000000000cc");
+    ADD_FAILURE() << "accepted another model";
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    for (const char* n :
+         {"a.h5", "m1.h5", "m2.h5", "00000000000000aa", "00000000000000cc", "--adapted", "--model"})
+      EXPECT_NE(m.find(n), std::string::npos) << n << " not in: " << m;
+  }
+  // A file written before checksums were recorded: not checked, and said so.
+  p.model_checksum.clear();
+  EXPECT_NO_THROW(io::require_same_model("a.h5", "--adapted", p, "m2.h5", "--model",
+                                         "00000000000000cc", &unchecked));
+  EXPECT_TRUE(unchecked);
+}
+
+// With a RunFiles in scope, an input of the run is never an output, by any name.
+TEST(RunFiles, AnInputIsNeverReplaced) {
+  const mpi::Comm world = mpi::Comm::world();
+  const std::string input = shared_path(world, "input.txt");
+  const std::string link = shared_path(world, "link.txt");
+  if (world.rank() == 0) {
+    test::write_text(input, "data");
+    std::filesystem::remove(link);
+    std::filesystem::create_symlink(input, link);
+  }
+  world.barrier();
+  {
+    io::RunFiles run;
+    io::note_input(input, "--data");
+    EXPECT_THROW(io::AtomicOutput(link, /*overwrite=*/true, world), InputError);
+    EXPECT_THROW(io::AtomicOutput(input, /*overwrite=*/true, world), InputError);
+    const std::string out = shared_path(world, "out.txt");
+    io::AtomicOutput o(out, /*overwrite=*/true, world);
+    // An output reserved by the run is not an input either (a symbolic link to it neither),
+    // once it exists.
+    if (world.rank() == 0) test::write_text(out, "old");
+    world.barrier();
+    EXPECT_THROW(io::note_input(out, "--model"), InputError);
+  }
+  // Without a RunFiles (library use) nothing is noted.
+  io::note_input(input, "--data");
+  EXPECT_NO_THROW(io::AtomicOutput(input, /*overwrite=*/true, world));
+  EXPECT_EQ(test::read_bytes(input), "data");
+  world.barrier();
+  if (world.rank() == 0) {
+    std::filesystem::remove(input);
+    std::filesystem::remove(link);
+    std::filesystem::remove(shared_path(world, "out.txt"));
+  }
 }

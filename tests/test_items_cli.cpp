@@ -149,7 +149,7 @@ TEST_F(ItemsCli, UnsupportedCombinationsAndMissingStructure) {
                      {"--residual", "needs --items embeddings", "--items comparisons"});
   expect_usage_error(
       with({"--data", data(), "--items", "embeddings", "--residual", "--mu-residual", "-1"}),
-      {"--mu-residual", "must be >= 0"});
+      {"--mu-residual", "must be > 0"});  // one bound for -1 and for 0 (issue 22)
   expect_usage_error(
       with({"--data", data(), "--items", "embeddings", "--residual", "--mu-residual", "0"}),
       {"--mu-residual", "must be > 0"});

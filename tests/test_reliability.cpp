@@ -40,11 +40,27 @@ class Reliability : public ::testing::Test {
     // its embeddings, its types, an adapted file; a second model of the same data (another Z)
     // and one of another population (another number of comparisons).
     auto gen = [](const std::string& out, int comparisons, int seed) {
-      return std::vector<std::string>{
-          "generate", "--model", "attributes", "--users", "300", "--comparisons",
-          std::to_string(comparisons), "--responses-per-prompt", "4", "--embedding-dim", "6",
-          "--answers-per-user", "20", "--new-users", "12", "--new-user-answers", "24", "--seed",
-          std::to_string(seed), "--out", out};
+      return std::vector<std::string>{"generate",
+                                      "--model",
+                                      "attributes",
+                                      "--users",
+                                      "300",
+                                      "--comparisons",
+                                      std::to_string(comparisons),
+                                      "--responses-per-prompt",
+                                      "4",
+                                      "--embedding-dim",
+                                      "6",
+                                      "--answers-per-user",
+                                      "20",
+                                      "--new-users",
+                                      "12",
+                                      "--new-user-answers",
+                                      "24",
+                                      "--seed",
+                                      std::to_string(seed),
+                                      "--out",
+                                      out};
     };
     std::vector<std::future<RunResult>> gens;
     gens.push_back(std::async(std::launch::async, run_pref, 1, gen(path("data.h5"), 60, 3), 300));
@@ -52,9 +68,8 @@ class Reliability : public ::testing::Test {
         std::async(std::launch::async, run_pref, 1, gen(path("other_data.h5"), 80, 4), 300));
     for (auto& g : gens) must(g.get());
     auto fit = [](const std::string& data, const std::string& out, const std::string& seed) {
-      return std::vector<std::string>{"fit",       data,  "--rank", "3",   "--items",
-                                      "embeddings", "--max-sweeps", "4", "--seed", seed,
-                                      "--out",      out};
+      return std::vector<std::string>{"fit",          data, "--rank", "3",  "--items", "embeddings",
+                                      "--max-sweeps", "4",  "--seed", seed, "--out",   out};
     };
     auto with_data = [](std::vector<std::string> a) {
       a.insert(a.begin() + 1, "--data");
@@ -71,8 +86,8 @@ class Reliability : public ::testing::Test {
     for (auto& f : fits) must(f.get());
     must(run_pref(1, {"types", "--model", path("model.h5"), "--data", path("data.h5"), "--types",
                       "6", "--out", path("types.h5")}));
-    must(run_pref(1, {"adapt", "--model", path("model.h5"), "--data", path("data.h5"),
-                      "--answers", "5", "--out", path("adapted.h5")}));
+    must(run_pref(1, {"adapt", "--model", path("model.h5"), "--data", path("data.h5"), "--answers",
+                      "5", "--out", path("adapted.h5")}));
     must(run_pref(1, {"adapt", "--model", path("other_model.h5"), "--data", path("other_data.h5"),
                       "--answers", "5", "--out", path("other_adapted.h5")}));
     must(run_pref(1, {"adapt", "--model", path("model_b.h5"), "--data", path("data.h5"),
@@ -178,9 +193,7 @@ TEST_F(Reliability, OutputsNeverReplaceInputs) {
     std::vector<std::string> inputs;
   };
   const std::vector<Case> cases = {
-      {"fit",
-       {"fit", "--data", path("data.h5"), "--rank", "2", "--max-sweeps", "1"},
-       {"--data"}},
+      {"fit", {"fit", "--data", path("data.h5"), "--rank", "2", "--max-sweeps", "1"}, {"--data"}},
       {"adapt",
        {"adapt", "--model", path("model.h5"), "--data", path("data.h5"), "--answers", "2"},
        {"--model", "--data"}},
@@ -188,8 +201,8 @@ TEST_F(Reliability, OutputsNeverReplaceInputs) {
        {"adapt", "--types", path("types.h5"), "--data", path("data.h5"), "--answers", "2"},
        {"--types"}},
       {"types",
-       {"types", "--model", path("model.h5"), "--data", path("data.h5"), "--types", "3",
-        "--rounds", "0"},
+       {"types", "--model", path("model.h5"), "--data", path("data.h5"), "--types", "3", "--rounds",
+        "0"},
        {"--model", "--data"}},
       {"score",
        {"score", "--model", path("model.h5"), "--responses", path("data.h5"), "--adapted",
@@ -221,8 +234,9 @@ TEST_F(Reliability, OutputsNeverReplaceInputs) {
             for (const auto& i : c.inputs) listed = listed || i == option;
         a = b + 1;
       }
-      if (names_file && !output)
+      if (names_file && !output) {
         EXPECT_TRUE(listed) << cmd << " " << names << " reads a file but is not tested: " << line;
+      }
     }
   }
   std::vector<std::future<RunResult>> runs;
@@ -268,23 +282,23 @@ TEST_F(Reliability, PriorThatIsADatasetIsBadInput) {
   // model.h5 of the default fit has a /prior group.
   const std::string m =
       variant("model.h5", "prior_dataset.h5", [](hid_t f) { replace_with_dataset(f, "/prior"); });
-  expect_input_error({"adapt", "--model", m, "--data", path("data.h5"), "--answers", "2", "--out",
-                      path("x.h5")},
-                     {m, "/prior is a dataset, expected a group"});
+  expect_input_error(
+      {"adapt", "--model", m, "--data", path("data.h5"), "--answers", "2", "--out", path("x.h5")},
+      {m, "/prior is a dataset, expected a group"});
   expect_input_error({"evaluate", "--model", m, "--data", path("data.h5")},
                      {m, "/prior is a dataset, expected a group"});
 }
 
 TEST_F(Reliability, FactorsThatAreAGroupAreBadInput) {
-  const std::string m = variant("model.h5", "uf_group.h5",
-                                [](hid_t f) { replace_with_group(f, "/user_factors"); });
+  const std::string m =
+      variant("model.h5", "uf_group.h5", [](hid_t f) { replace_with_group(f, "/user_factors"); });
   const std::vector<std::string> needles = {m, "/user_factors is a group, expected a dataset"};
   expect_input_error({"evaluate", "--model", m, "--data", path("data.h5")}, needles);
   expect_input_error({"types", "--model", m, "--data", path("data.h5"), "--out", path("x.h5")},
                      needles);
-  expect_input_error({"adapt", "--model", m, "--data", path("data.h5"), "--answers", "2", "--out",
-                      path("x.h5")},
-                     needles);
+  expect_input_error(
+      {"adapt", "--model", m, "--data", path("data.h5"), "--answers", "2", "--out", path("x.h5")},
+      needles);
   expect_input_error({"score", "--model", m, "--responses", path("data.h5"), "--out", path("x.h5")},
                      needles);
 }
@@ -292,29 +306,29 @@ TEST_F(Reliability, FactorsThatAreAGroupAreBadInput) {
 TEST_F(Reliability, AtomsThatAreAGroupAreBadInput) {
   const std::string t =
       variant("types.h5", "atoms_group.h5", [](hid_t f) { replace_with_group(f, "/atoms"); });
-  expect_input_error({"adapt", "--types", t, "--data", path("data.h5"), "--answers", "2", "--out",
-                      path("x.h5")},
-                     {t, "/atoms is a group, expected a dataset"});
+  expect_input_error(
+      {"adapt", "--types", t, "--data", path("data.h5"), "--answers", "2", "--out", path("x.h5")},
+      {t, "/atoms is a group, expected a dataset"});
 }
 
 TEST_F(Reliability, LabelColumnThatIsAGroupIsBadInput) {
-  const std::string d = variant("data.h5", "user_group.h5",
-                                [](hid_t f) { replace_with_group(f, "/labels/user"); });
+  const std::string d =
+      variant("data.h5", "user_group.h5", [](hid_t f) { replace_with_group(f, "/labels/user"); });
   const std::vector<std::string> needles = {d, "/labels/user is a group, expected a dataset"};
   expect_input_error({"evaluate", "--model", path("model.h5"), "--data", d}, needles);
   expect_input_error({"types", "--model", path("model.h5"), "--data", d, "--out", path("x.h5")},
                      needles);
-  expect_input_error({"adapt", "--model", path("model.h5"), "--data", d, "--answers", "2", "--out",
-                      path("x.h5")},
-                     needles);
+  expect_input_error(
+      {"adapt", "--model", path("model.h5"), "--data", d, "--answers", "2", "--out", path("x.h5")},
+      needles);
 }
 
 TEST_F(Reliability, NewUsersOrResponsesThatAreADatasetAreBadInput) {
   const std::string d = variant("data.h5", "new_users_dataset.h5",
                                 [](hid_t f) { replace_with_dataset(f, "/new_users"); });
-  expect_input_error({"adapt", "--model", path("model.h5"), "--data", d, "--answers", "2", "--out",
-                      path("x.h5")},
-                     {d, "/new_users is a dataset, expected a group"});
+  expect_input_error(
+      {"adapt", "--model", path("model.h5"), "--data", d, "--answers", "2", "--out", path("x.h5")},
+      {d, "/new_users is a dataset, expected a group"});
   const std::string r = variant("data.h5", "responses_dataset.h5",
                                 [](hid_t f) { replace_with_dataset(f, "/responses"); });
   expect_input_error(
@@ -350,15 +364,14 @@ TEST_F(Reliability, NonFiniteModelFactorsAreRefusedWhereRead) {
   // Before: types wrote s = nan, objective nan; adapt wrote NaN covariances; both exit 0.
   expect_input_error({"types", "--model", m, "--data", path("data.h5"), "--out", path("x.h5")},
                      needles);
-  expect_input_error({"adapt", "--model", m, "--data", path("data.h5"), "--answers", "2", "--out",
-                      path("x.h5")},
-                     needles);
+  expect_input_error(
+      {"adapt", "--model", m, "--data", path("data.h5"), "--answers", "2", "--out", path("x.h5")},
+      needles);
   expect_input_error({"evaluate", "--model", m, "--data", path("data.h5")}, needles);
-  const std::string u = variant("model.h5", "inf_u.h5", [](hid_t f) {
-    set_value(f, "/user_factors", 250 * 3, INFINITY);
-  });
-  expect_input_error({"adapt", "--model", u, "--data", path("data.h5"), "--answers", "2",
-                      "--prior", "mixture", "--select", "info", "--out", path("x.h5")},
+  const std::string u = variant("model.h5", "inf_u.h5",
+                                [](hid_t f) { set_value(f, "/user_factors", 250 * 3, INFINITY); });
+  expect_input_error({"adapt", "--model", u, "--data", path("data.h5"), "--answers", "2", "--prior",
+                      "mixture", "--select", "info", "--out", path("x.h5")},
                      {u, "/user_factors", "row 250", "not finite"});
   EXPECT_FALSE(fs::exists(path("x.h5")));
 }
@@ -368,17 +381,17 @@ TEST_F(Reliability, NonFiniteEmbeddingHeadIsRefused) {
     set_value(f, "/embedding_head", 4 * 3 + 2, std::nan(""));
   });
   // Before: all-NaN best scores, "best" the first response, exit 0.
-  expect_input_error({"score", "--model", m, "--responses", path("data.h5"), "--best-of-N",
-                      "--out", path("x.h5")},
-                     {m, "/embedding_head", "row 4", "not finite"});
+  expect_input_error(
+      {"score", "--model", m, "--responses", path("data.h5"), "--best-of-N", "--out", path("x.h5")},
+      {m, "/embedding_head", "row 4", "not finite"});
 }
 
 TEST_F(Reliability, NonFiniteAtomsAreRefusedNamingTheRow) {
   const std::string t =
       variant("types.h5", "nan_atom.h5", [](hid_t f) { set_value(f, "/atoms", 2 * 3, NAN); });
-  expect_input_error({"adapt", "--types", t, "--data", path("data.h5"), "--answers", "2", "--out",
-                      path("x.h5")},
-                     {t, "/atoms", "row 2", "not finite"});
+  expect_input_error(
+      {"adapt", "--types", t, "--data", path("data.h5"), "--answers", "2", "--out", path("x.h5")},
+      {t, "/atoms", "row 2", "not finite"});
 }
 
 TEST_F(Reliability, PriorMeanAndCovarianceAreChecked) {
@@ -399,12 +412,11 @@ TEST_F(Reliability, PriorMeanAndCovarianceAreChecked) {
 }
 
 TEST_F(Reliability, UnknownItemsAttributeIsBadInput) {
-  const std::string m = variant("model.h5", "bogus_items.h5",
-                                [](hid_t f) { set_string_attr(f, "items", "bogus"); });
+  const std::string m =
+      variant("model.h5", "bogus_items.h5", [](hid_t f) { set_string_attr(f, "items", "bogus"); });
   // Before: accepted by score.
-  expect_input_error(
-      {"score", "--model", m, "--responses", path("data.h5"), "--out", path("x.h5")},
-      {m, "attribute 'items'", "'bogus'", "comparisons, responses or embeddings"});
+  expect_input_error({"score", "--model", m, "--responses", path("data.h5"), "--out", path("x.h5")},
+                     {m, "attribute 'items'", "'bogus'", "comparisons, responses or embeddings"});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -421,12 +433,15 @@ TEST_F(Reliability, ReferencesWorkOnTinyPopulations) {
       for (int np : kRanks) {
         // Before: exit 1 ("population prior: the covariance is not positive definite") and an
         // MPI abort banner on every rank.
-        const RunResult r = expect_success({"evaluate", "--reference", ref, "--data", d, "--json"}, np);
+        const RunResult r =
+            expect_success({"evaluate", "--reference", ref, "--data", d, "--json"}, np);
         const auto j = nlohmann::json::parse(r.out);
         EXPECT_GT(j["labels"].get<double>(), 0);
         EXPECT_TRUE(j["logloss"].is_number()) << r.out;
         EXPECT_TRUE(std::isfinite(j["logloss"].get<double>())) << r.out;
-        if (ref != "truth") EXPECT_TRUE(contains(r.err, "is singular")) << r.err;
+        if (ref != "truth") {
+          EXPECT_TRUE(contains(r.err, "is singular")) << r.err;
+        }
       }
 }
 
@@ -452,7 +467,8 @@ TEST_F(Reliability, ExtremeTruthHasADefinedReference) {
   // A row of 1e30 (finite): before, exit 1 from the prior's Cholesky.
   const std::string d = variant("data.h5", "huge_truth.h5", [](hid_t f) {
     const auto dims = h5_dims(f, "/truth/user_weights");
-    for (hsize_t c = 0; c < dims[1]; ++c) set_value(f, "/truth/user_weights", 5 * dims[1] + c, 1e30);
+    for (hsize_t c = 0; c < dims[1]; ++c)
+      set_value(f, "/truth/user_weights", 5 * dims[1] + c, 1e30);
   });
   for (const std::string ref : {"truth", "bayes", "known-users"})
     for (int np : kRanks) {
@@ -480,8 +496,7 @@ TEST_F(Reliability, ShortTruthNamesTheSameRowCountAtEveryRankCount) {
 // A safe calibration
 
 // The same data with its validation split cut to its first k labels.
-std::string with_validation_labels(const std::string& dir, const std::string& from,
-                                   std::size_t k) {
+std::string with_validation_labels(const std::string& dir, const std::string& from, std::size_t k) {
   const std::string p = dir + "/val" + std::to_string(k) + ".h5";
   fs::copy_file(from, p, fs::copy_options::overwrite_existing);
   H5Id f = h5_open(p, true);
@@ -519,11 +534,12 @@ TEST_F(Reliability, CalibrationIsSafeOnSmallValidationSplits) {
     SCOPED_TRACE(k);
     const std::string d = with_validation_labels(dir_, data, k);
     for (int np : kRanks) {
-      const std::string m = path("cal_model_" + std::to_string(k) + "_" + std::to_string(np) + ".h5");
-      const RunResult fit = expect_success({"fit", "--data", d, "--rank", "7", "--prior", "ridge",
-                                            "--mu-u", "0.01", "--mu-z", "0.01", "--max-sweeps",
-                                            "15", "--out", m},
-                                           np);
+      const std::string m =
+          path("cal_model_" + std::to_string(k) + "_" + std::to_string(np) + ".h5");
+      const RunResult fit =
+          expect_success({"fit", "--data", d, "--rank", "7", "--prior", "ridge", "--mu-u", "0.01",
+                          "--mu-z", "0.01", "--max-sweeps", "15", "--out", m},
+                         np);
       if (k < 50) {
         // Before: s = 66 from one label (test log-loss 12 against 0.67), with no warning.
         int warnings = 0;
@@ -594,10 +610,10 @@ TEST_F(Reliability, CountsTakeTheExponentForms) {
                     "1e1", "--components", "1e1", "--prior", "mixture", "--select", "info",
                     "--seed", "1e3", "--out", path("e_adapt.h5"), "--overwrite"},
                    np);
-    expect_success({"types", "--model", path("model.h5"), "--data", path("data.h5"), "--types",
-                    "1e1", "--rounds", "1e0", "--seed", "1e3", "--out", path("e_types.h5"),
-                    "--overwrite"},
-                   np);
+    expect_success(
+        {"types", "--model", path("model.h5"), "--data", path("data.h5"), "--types", "1e1",
+         "--rounds", "1e0", "--seed", "1e3", "--out", path("e_types.h5"), "--overwrite"},
+        np);
   }
 }
 

@@ -87,12 +87,14 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   std::vector<int> budgets;
   io::Split split{};
   adapt::Select select = adapt::Select::kActive;
+  adapt::PriorKind prior_kind = adapt::PriorKind::kPopulation;
   mpi::agree(comm, [&] {
     if (o.answers < 1) throw InputError("--answers: must be >= 1");
     if (o.test_answers < 0) throw InputError("--test-answers: must be >= 0");
     budgets = parse_budgets(o.budgets, o.answers);
     split = parse_group(o.group);
     select = adapt::kSelectNames.parse(o.select, "--select");
+    prior_kind = adapt::kPriorKindNames.parse(o.prior, "--prior");
     if (o.model.empty() == o.types.empty())
       throw InputError(
           "--model, --types: give one (a fitted model, or a types file of pref types)");
@@ -105,7 +107,7 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
       if (select != adapt::Select::kInfo && select != adapt::Select::kRandom)
         throw InputError(
             fmt::format("--select {}: with --types only info (the default) or random", o.select));
-    } else if (select == adapt::Select::kInfo && o.prior != "mixture")
+    } else if (select == adapt::Select::kInfo && prior_kind != adapt::PriorKind::kMixture)
       throw InputError(
           "--select info: needs --prior mixture (it chooses among the mixture's "
           "components)");
@@ -147,8 +149,8 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
 
   // The penalties: the paper's ridge, and the population prior when anything uses it.
   const adapt::Penalty ridge = adapt::Penalty::ridge(J, adapt::kPaperRidge);
-  const bool want_prior =
-      !with_types && (o.prior == "population" || select == adapt::Select::kBayes);
+  const bool want_prior = !with_types && (prior_kind == adapt::PriorKind::kPopulation ||
+                                          select == adapt::Select::kBayes);
   std::optional<adapt::Mixture> mixture;
   std::optional<adapt::Types> types;
   if (with_types) {
@@ -161,7 +163,7 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
               "(prior: the atoms' shares; ordinal labels r={:.4f} s={:.4f} a={:.4f})",
               types->K(), o.types, td->r, td->s, td->a);
   }
-  if (!with_types && o.prior == "mixture") {
+  if (!with_types && prior_kind == adapt::PriorKind::kMixture) {
     // The first kMixtureUsers fitted users (all of a small model), read by every rank and
     // clustered the same way everywhere.
     const std::uint64_t n = std::min<std::uint64_t>(hd.users, kMixtureUsers);
@@ -203,7 +205,8 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   // With the mixture alone, the source attribute names it (/prior is then absent).
   if (mixture && !prior) prior_source = "fitted-users-mixture";
   // Unused with a mixture or types.
-  const adapt::Penalty& estimate = o.prior == "population" && prior ? *prior : ridge;
+  const adapt::Penalty& estimate =
+      prior_kind == adapt::PriorKind::kPopulation && prior ? *prior : ridge;
   const adapt::Penalty* selection = select == adapt::Select::kBayes    ? &*prior
                                     : select == adapt::Select::kActive ? &ridge
                                                                        : nullptr;
@@ -259,10 +262,10 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
             "adapt: {} users of {}{}, J={}, {} answers each ({}, estimator {}), {} held "
             "out per user, {} ranks",
             N, o.data, io::split_group(split), J, o.answers, adapt::select_name(select),
-            with_types                ? "posterior mean over the types' atoms"
-            : o.prior == "population" ? "MAP under the population prior"
-            : o.prior == "mixture"    ? "posterior mean under the mixture prior"
-                                      : "MLE with 0.001 I",
+            with_types                                    ? "posterior mean over the types' atoms"
+            : prior_kind == adapt::PriorKind::kPopulation ? "MAP under the population prior"
+            : prior_kind == adapt::PriorKind::kMixture    ? "posterior mean under the mixture prior"
+                                                          : "MLE with 0.001 I",
             o.test_answers, comm.size());
 
   const std::size_t K = o.answers, B = budgets.size();
@@ -324,7 +327,7 @@ int run_adapt(const AdaptOptions& o, const mpi::Comm& comm) {
   ah.answers = static_cast<std::uint32_t>(o.answers);
   ah.test_answers = static_cast<std::uint32_t>(o.test_answers);
   ah.select = adapt::select_name(select);
-  ah.prior = with_types ? adapt::kPriorKindNames.name(adapt::PriorKind::kTypes) : o.prior;
+  ah.prior = adapt::kPriorKindNames.name(with_types ? adapt::PriorKind::kTypes : prior_kind);
   ah.prior_source = with_types ? "types-atom-weights" : prior_source;
   ah.model = source;
   ah.data = o.data;

@@ -166,7 +166,8 @@ Factors FitRun::initial_factors() {
     return f;
   }
   // (The shared model fixes u_i = 1 and is convex: validate_fit_options made its init random.)
-  if (o_.init == "random") return random_factors(comm_, parts_, cfg_);
+  if (kInitNames.parse(o_.init, "--init") == Init::kRandom)
+    return random_factors(comm_, parts_, cfg_);
   return svd_factors();
 }
 

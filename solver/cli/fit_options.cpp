@@ -393,21 +393,22 @@ void validate_fit_options(FitOptions& o) {
   o.svd.qr = scalapack::kTallSkinnyQrNames.parse(o.svd_qr, "--svd-qr");
   o.svd.kind = svd_kind(kInitNames.parse(o.init, "--init"));
   cfg.exchange = kExchangeNames.parse(o.exchange, "--exchange");
+  const Items items = kItemsNames.parse(o.items, "--items");
   if (o.ckpt.dir.empty() && o.ckpt.resume) throw InputError("--resume: needs --checkpoint-dir");
-  if (cfg.item.residual && o.items != "embeddings")
+  if (cfg.item.residual && items != Items::kEmbeddings)
     throw InputError(fmt::format(
         "--residual: needs --items embeddings (a residual on the head), not --items {}", o.items));
   if (o.given("--mu-residual") && !cfg.item.residual)
     throw InputError("--mu-residual: needs --residual");
 
-  if (o.items != "comparisons") {
+  if (items != Items::kComparisons) {
     // What the item models do not support (docs/design.md, "Item models").
     if (o.given("--extrapolate") && cfg.extrapolate)
       throw InputError(
           fmt::format("--extrapolate: not supported with --items {} (it pushes free comparison "
                       "factors; here z = A theta has none)",
                       o.items));
-    if (o.exchange == "reduce")
+    if (cfg.exchange == Exchange::kReduce)
       throw InputError(
           fmt::format("--exchange reduce: not supported with --items {} (its "
                       "half-step needs the ship pattern)",

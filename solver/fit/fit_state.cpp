@@ -143,12 +143,14 @@ FitStart decode_state(io::Checkpoint& ck) {
     start.prior = prior_from_array(static_cast<int>(hd.rank), it->second,
                                    ck.path + ": /state/" + kPriorArray);
   // A run of the population prior (--prior, absent before it existed: the ridge) needs it.
-  else if (hd.attributes.count("prior") && ck.attribute<std::string>("prior") == "population")
+  else if (hd.attributes.count("prior") &&
+           kUserPriorNames.find(ck.attribute<std::string>("prior")) == UserPrior::kPopulation)
     throw InputError(ck.path + ": missing dataset /state/" + kPriorArray);
   // A run of an item model needs theta (its size is checked by the fit, which knows it).
   if (auto it = hd.arrays.find(kItemArray); it != hd.arrays.end())
     start.item_params = it->second;
-  else if (hd.attributes.count("items") && ck.attribute<std::string>("items") != "comparisons")
+  else if (hd.attributes.count("items") &&
+           kItemsNames.find(ck.attribute<std::string>("items")) != Items::kComparisons)
     throw InputError(ck.path + ": missing dataset /state/" + kItemArray);
   return start;
 }

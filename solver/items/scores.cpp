@@ -7,8 +7,8 @@
 #include <cmath>
 #include <limits>
 
-#include "io/provenance.hpp"
 #include "io/model_prior.hpp"
+#include "io/provenance.hpp"
 #include "io/scores_file.hpp"
 #include "solver/base/hash.hpp"
 #include "solver/base/log.hpp"
@@ -61,9 +61,10 @@ void choose_users(const mpi::Comm& comm, const ScoreJob& job, ScoreInputs& in) {
     mpi::agree(comm, [&] {
       const io::AdaptedFile& a = *in.adapted;
       if (a.rank != in.header.rank)
-        throw InputError(fmt::format("{}: /weights: {} columns, the model {} has rank {} "
-                                     "(--adapted, --model)",
-                                     job.adapted, a.rank, job.model, in.header.rank));
+        throw InputError(
+            fmt::format("{}: /weights: {} columns, the model {} has rank {} "
+                        "(--adapted, --model)",
+                        job.adapted, a.rank, job.model, in.header.rank));
       if (a.comparisons != in.header.comparisons)
         throw InputError(fmt::format(
             "{}: adapted over {} comparisons, but the model {} has {} (--adapted, --model)",
@@ -87,9 +88,9 @@ void choose_users(const mpi::Comm& comm, const ScoreJob& job, ScoreInputs& in) {
   const std::uint64_t b = b0 == std::numeric_limits<std::uint64_t>::max() ? in.header.users : b0;
   mpi::agree(comm, [&] {
     if (a >= b || b > in.header.users)
-      throw InputError(fmt::format(
-          "--users: {}:{} is not a non-empty range within [0, {}) (the model's users)", a, b,
-          in.header.users));
+      throw InputError(
+          fmt::format("--users: {}:{} is not a non-empty range within [0, {}) (the model's users)",
+                      a, b, in.header.users));
   });
   in.first_user = a;
   in.users = b - a;
@@ -212,10 +213,9 @@ void write_scores(const mpi::Comm& comm, const ScoreInputs& in, const ScoreJob& 
           std::uint32_t& b = bbuf[i * P + q];
           // The highest score; on a tie the lowest response id; NaN (an overflow of huge
           // finite factors) never wins over a number.
-          const double best =
-              b == io::kNoResponse
-                  ? 0.0
-                  : S(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(b));
+          const double best = b == io::kNoResponse
+                                  ? 0.0
+                                  : S(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(b));
           if (b == io::kNoResponse || s > best || (std::isnan(best) && !std::isnan(s))) {
             b = static_cast<std::uint32_t>(r);
             bsbuf[i * P + q] = static_cast<float>(s);

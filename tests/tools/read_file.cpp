@@ -10,7 +10,8 @@
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: pref_read_file model|types|adapted|scores|labels|checkpoint FILE\n");
+    std::fprintf(stderr,
+                 "usage: pref_read_file model|types|adapted|scores|labels|checkpoint FILE\n");
     return 64;
   }
   const std::string kinds[] = {"model", "types", "adapted", "scores", "labels", "checkpoint"};
