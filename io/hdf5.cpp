@@ -39,12 +39,21 @@ Handle plist(hid_t cls) {
 // Files are written with independent MPI-IO writes (each rank its own rows, and its share of
 // the metadata): Open MPI's collective write (fcoll vulcan) hangs when the write of one
 // aggregator fails (a full disk at 3 and 4 ranks), while an independent write's failure stays
-// with its rank, where io/mpiio_guard.hpp records it for the agreement. Reads stay collective.
+// with its rank, where io/mpiio_guard.hpp records it for the agreement. Raw data reads stay
+// collective.
+// The metadata of a file opened for reading (an input, possibly damaged) is read by every rank
+// itself, not collectively: with collective metadata reads, rank 0 reads and broadcasts, and
+// HDF5 1.10.8 leaves the other ranks waiting in that broadcast for ever when rank 0 fails to
+// decode what it read (a damaged object header: `evaluate` and `types` hung at 2 ranks on 2
+// of 100 damaged models, jobs/corrupt.sh; open_file covers the reads of the open itself).
+// Read independently, every rank decodes the same bytes and fails the same way, and
+// mpi::agree makes the error collective. The cost is each rank reading a file's few kilobytes
+// of metadata itself.
 Handle file_access(const mpi::Comm& comm, bool writing) {
   Handle fapl = plist(H5P_FILE_ACCESS);
   PREF_H5_CHECK(H5Pset_fapl_mpio(fapl.get(), comm.get(), MPI_INFO_NULL), "MPI-IO driver");
-  PREF_H5_CHECK(H5Pset_all_coll_metadata_ops(fapl.get(), true), "collective metadata");
-  PREF_H5_CHECK(H5Pset_coll_metadata_write(fapl.get(), !writing), "collective metadata");
+  PREF_H5_CHECK(H5Pset_all_coll_metadata_ops(fapl.get(), writing), "collective metadata");
+  PREF_H5_CHECK(H5Pset_coll_metadata_write(fapl.get(), false), "collective metadata");
   return fapl;
 }
 
@@ -65,6 +74,19 @@ std::string take_error_message() {
 }
 
 Handle open_file(const std::string& path, const mpi::Comm& comm, bool writable) {
+  if (!writable) {
+    // HDF5 1.10.8 reads the superblock and the root group's header collectively while opening
+    // a file, whatever the access properties say: rank 0 reads and broadcasts, and when it
+    // cannot decode a damaged header the other ranks wait in the broadcast for ever. So every
+    // rank first opens the file by itself with the serial driver (the same bytes, so the same
+    // outcome everywhere; the callers' mpi::agree makes a failure collective).
+    const hid_t probe = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (probe < 0) {
+      std::string msg = take_error_message();
+      throw InputError(path + ": cannot open as HDF5" + (msg.empty() ? "" : " (" + msg + ")"));
+    }
+    if (H5Fclose(probe) < 0) take_error_message();
+  }
   Handle fapl = file_access(comm, writable);
   hid_t f = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl.get());
   if (f < 0) {

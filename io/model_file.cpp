@@ -153,13 +153,15 @@ ModelFile read_model(const std::string& path, const mpi::Comm& comm, const Parti
   return m;
 }
 
-Attributes read_model_attributes(const std::string& path, const mpi::Comm& comm) {
+Attributes read_model_attributes(const std::string& path, const mpi::Comm& comm,
+                                 const std::vector<std::string>& names) {
   Attributes out;
   h5::Handle f;
   mpi::agree(comm, [&] { f = h5::open_file(path, comm); });
   mpi::agree(comm, [&] {
-    for (const std::string& name : h5::attribute_names(f.get(), path + ": /"))
-      out[name] = read_any_attribute(f.get(), name, path + ": /");
+    for (const std::string& name : names)
+      if (h5::has_attribute(f.get(), name))
+        out[name] = read_any_attribute(f.get(), name, path + ": /");
   });
   return out;
 }

@@ -352,6 +352,36 @@ TEST_F(Reliability, ModelWithItsSecondHalfZeroedIsBadInput) {
   EXPECT_FALSE(fs::exists(path("x.h5")));
 }
 
+// The root group's header continued at a damaged address (what jobs/corrupt.sh's random bytes
+// did to 2 of 100 models): HDF5 1.10.8 reads the root group collectively while opening a file,
+// rank 0 failed to read the continuation and every other rank waited for its broadcast for ever
+// (evaluate and types hung at 2 and 4 ranks).
+TEST_F(Reliability, DamagedRootGroupIsBadInputAtEveryRankCount) {
+  const std::string m = path("bad_root.h5");
+  fs::copy_file(path("model.h5"), m, fs::copy_options::overwrite_existing);
+  haddr_t root = 0;
+  {
+    H5Id f = h5_open(m);
+    H5O_info_t info{};
+    h5check(H5Oget_info_by_name2(f, "/", &info, H5O_INFO_BASIC, H5P_DEFAULT), "info");
+    root = info.addr;
+  }
+  std::string bytes = bytes_of(m);
+  // A version-1 object header: 16 bytes of prefix, then its first message: type (2 bytes), size
+  // (2), flags and reserved (4), data. pref's files start the root's with a continuation
+  // message (type 0x10: the address and length of the rest of the header).
+  ASSERT_LT(root + 32, bytes.size());
+  if (bytes[root] != 1 || bytes[root + 16] != 0x10 || bytes[root + 17] != 0)
+    GTEST_SKIP() << "the root group's header does not start with a continuation message";
+  bytes[root + 27] = '\xd6';  // the continuation's address, far beyond the end of the file
+  write_text(m, bytes);
+  expect_input_error({"evaluate", "--model", m, "--data", path("data.h5")}, {m, "cannot open"},
+                     {1, 2, 4});
+  expect_input_error({"types", "--model", m, "--data", path("data.h5"), "--out", path("x.h5")},
+                     {m, "cannot open"}, {1, 2, 4});
+  EXPECT_FALSE(fs::exists(path("x.h5")));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Non-finite values are refused where they are read
 

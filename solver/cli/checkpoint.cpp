@@ -275,7 +275,10 @@ bool finished_output(const mpi::Comm& comm, const FitOptions& o) {
   try {
     // The run's own output, not an input of it (io/output_file.hpp).
     hd = io::read_model_header(o.out, comm, /*as_input=*/false);
-    stored = io::read_model_attributes(o.out, comm);
+    std::vector<std::string> names;
+    for (const FitField& field : fit_fields())
+      if (field.in_model) names.push_back(field.attribute);
+    stored = io::read_model_attributes(o.out, comm, names);
   } catch (const Error& e) {
     if (!e.collective()) throw;
     return false;  // not a model file: AtomicOutput refuses it as an existing file

@@ -26,7 +26,7 @@ const char* params_dataset(Items items) {
 
 // The item model and its parameters (finite, J columns), and the residuals with --residual.
 void read_item_params(const mpi::Comm& comm, const ScoreJob& job, ScoreInputs& in) {
-  const io::Attributes attributes = io::read_model_attributes(job.model, comm);
+  const io::Attributes attributes = io::read_model_attributes(job.model, comm, {"items"});
   mpi::agree(comm, [&] {
     const auto it = attributes.find("items");
     const std::string items = it == attributes.end() ? std::string("comparisons")
@@ -84,7 +84,7 @@ void choose_users(const mpi::Comm& comm, const ScoreJob& job, ScoreInputs& in) {
   in.first_user = 0;
   in.users = in.header.users;
   if (!job.users) return;
-  const auto [a, b0] = *job.users;
+  const std::uint64_t a = job.users->first, b0 = job.users->second;  // (lambdas capture them)
   const std::uint64_t b = b0 == std::numeric_limits<std::uint64_t>::max() ? in.header.users : b0;
   mpi::agree(comm, [&] {
     if (a >= b || b > in.header.users)

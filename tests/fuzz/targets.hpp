@@ -158,7 +158,7 @@ inline void read_file_as(int kind, const std::string& path, const mpi::Comm& com
       const io::ModelHeader hd = io::read_model_header(path, comm);
       io::read_model(path, comm, Partition::uniform(hd.users, 1),
                      Partition::uniform(hd.comparisons, 1));
-      io::read_model_attributes(path, comm);
+      io::read_model_attributes(path, comm, {"items", "residual", "data", "prior"});
       io::model_comparison_checksum(path, comm, hd);
       for (const char* d : {"response_factors", "embedding_head", "embedding_residual"}) {
         std::uint64_t rows = 0;
