@@ -45,6 +45,9 @@ inline constexpr EnumNames<Items, 3> kItemsNames{{{{Items::kComparisons, "compar
 inline const char* items_name(Items i) {
   return kItemsNames.name(i);
 }
+// The model file's dataset of each item model's parameters (docs/format.md).
+inline constexpr EnumNames<Items, 2> kItemParamsDatasets{
+    {{{Items::kResponses, "response_factors"}, {Items::kEmbeddings, "embedding_head"}}}};
 
 // The response structure the item models need, read from a version-2 label file.
 struct ItemData {

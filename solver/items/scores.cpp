@@ -21,7 +21,7 @@ namespace {
 using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 const char* params_dataset(Items items) {
-  return items == Items::kResponses ? "response_factors" : "embedding_head";
+  return kItemParamsDatasets.name(items);
 }
 
 // The item model and its parameters (finite, J columns), and the residuals with --residual.
