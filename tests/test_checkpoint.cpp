@@ -212,21 +212,13 @@ class Checkpoint : public ::testing::Test {
 
   static std::vector<std::string> fit_args(const std::string& out, int sweeps = kSweeps,
                                            const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> a = {"fit",
-                                  "--data",
-                                  path("data.h5"),
-                                  "--rank",
-                                  std::to_string(kRank),
-                                  "--init",
-                                  "random",
-                                  "--max-sweeps",
-                                  std::to_string(sweeps),
-                                  "--tol",
-                                  "0",
-                                  "--seed",
-                                  "5",
-                                  "--out",
-                                  out};
+    std::vector<std::string> a = {"fit", "--data", path("data.h5"), "--rank", std::to_string(kRank),
+                                  "--init", "random", "--max-sweeps", std::to_string(sweeps),
+                                  "--tol", "0",
+                                  // The default stopping rule, held off to the sweep limit: the
+                                  // runs take kSweeps sweeps (SQUAREM cycles, best-state copies
+                                  // and all) and keep the best state.
+                                  "--patience", "100", "--seed", "5", "--out", out};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }

@@ -15,7 +15,7 @@
 #include "io/output_file.hpp"
 #include "solver/base/hash.hpp"
 #include "solver/base/log.hpp"
-#include "solver/fit/fit_state.hpp"
+#include "solver/fit/checkpoint_state.hpp"
 
 namespace pref::cli {
 
@@ -192,12 +192,13 @@ std::optional<Resumed> Checkpointer::find_resumable(const Partitions& parts, con
   for (const std::string& name : list_checkpoints(comm_, opt_.dir)) {
     const std::string path = (fs::path(opt_.dir) / name).string();
     io::Checkpoint ck;
-    FitStart start;
+    FitState state;
     try {
       ck = io::read_checkpoint(path, comm_, parts.users, parts.comparisons);
       mpi::agree(comm_, [&] {
         require_configuration(ck);
-        start = decode_state(ck);
+        // (A checkpoint of other data has no factors read: check_resumable refuses it below.)
+        if (ck.shape_matches) state = decode_state(ck);
       });
     } catch (const Error& e) {
       if (!e.collective()) throw;
@@ -224,23 +225,24 @@ std::optional<Resumed> Checkpointer::find_resumable(const Partitions& parts, con
               ck.header.sweep,
               ck.header.user_half_done ? " and the user half-step of the next" : "",
               ck.attribute<std::int64_t>("mpi_ranks"), comm_.size());
-    return Resumed{std::move(ck), std::move(start)};
+    return Resumed{std::move(ck), std::move(state)};
   }
   log::info(comm_, "resume: no valid checkpoint in {}: starting fresh", opt_.dir);
   return std::nullopt;
 }
 
 void Checkpointer::write(const FitState& state, const FitOptions& o, const DataIdentity& data,
-                         const std::vector<SweepRecord>& history, const Partitions& parts) {
+                         const Partitions& parts, Exchange exchange) {
   const double t0 = MPI_Wtime();
   io::CheckpointHeader hd;
   hd.users = parts.users.size();
   hd.comparisons = parts.comparisons.size();
   hd.attributes = recorded(o, /*model=*/false);
   hd.attributes.merge(to_attributes(data));
-  hd.attributes["exchange_used"] = std::string(exchange_name(state.exchange));
+  hd.attributes["exchange_used"] = std::string(exchange_name(exchange));
   hd.attributes["mpi_ranks"] = static_cast<std::int64_t>(comm_.size());
-  encode_state(state, history, o.cfg.extrapolate, hd);
+  io::CheckpointFactors factors;
+  encode_state(state, o.cfg.extrapolate, hd, factors);
   // Rank 0's: the records hold each rank's own timings, and every rank must write the same.
   hd.history_json = mpi::broadcast(comm_, hd.history_json);
   hd.pending_json = mpi::broadcast(comm_, hd.pending_json);
@@ -248,8 +250,7 @@ void Checkpointer::write(const FitState& state, const FitOptions& o, const DataI
   const std::string path = (fs::path(opt_.dir) / name).string();
   {
     io::AtomicOutput out(path, /*overwrite=*/true, comm_, "--checkpoint-dir");
-    io::write_checkpoint(out.temp_path(), comm_, hd, parts.users, state.factors.U,
-                         parts.comparisons, state.factors.Z, state.u_prev, state.z_prev);
+    io::write_checkpoint(out.temp_path(), comm_, hd, parts.users, parts.comparisons, factors);
     out.commit();
   }
   if (comm_.rank() == 0) {

@@ -24,10 +24,11 @@ struct DataIdentity {
 // comparison, value), the same at any rank count. Collective.
 DataIdentity data_identity(const mpi::Comm& comm, const LabelMatrix& train);
 
-// A checkpoint to resume from: the file (its factors, this rank's rows) and the fit's start.
+// A checkpoint to resume from: the file (its header; the factors are moved into the state) and
+// the fit's state.
 struct Resumed {
   io::Checkpoint checkpoint;
-  FitStart start;
+  FitState state;
 };
 
 // ckpt-000012.h5 (after 12 sweeps), ckpt-000013-half.h5 (after the user half-step of sweep 13).
@@ -57,7 +58,7 @@ class Checkpointer {
   // Writes the state atomically (temporary name, flushed, renamed) and removes all but the
   // newest `keep` checkpoints. Collective.
   void write(const FitState& state, const FitOptions& o, const DataIdentity& data,
-             const std::vector<SweepRecord>& history, const Partitions& parts);
+             const Partitions& parts, Exchange exchange);
 
   const std::string& dir() const { return opt_.dir; }
 

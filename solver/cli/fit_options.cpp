@@ -207,6 +207,42 @@ const std::vector<FitField>& fit_fields() {
                                   .in_model = true,
                                   .checks = {finite_number()},
                                   .at_least = 0}),
+      field(at(&FitOptions::stop),
+            {.option = "--stop",
+             .help = "When the sweeps end: predictions (when the validation log-loss has not "
+                     "improved by more than --stop-tol for --patience sweeps, keeping the best "
+                     "state; without a validation split of 1000 labels, when the training "
+                     "log-loss stops changing) or objective (at the EM fixed point: the "
+                     "objective's relative change below --tol); docs/design.md, \"Stopping\"",
+             .attribute = "stop",
+             .role = R::kIdentity,
+             .in_model = true,
+             .absent = std::string("objective"),  // the only rule before --stop
+             .checks = {CLI::IsMember({"predictions", "objective"})}}),
+      field(at(&FitConfig::patience),
+            {.option = "--patience",
+             .help = "--stop predictions: sweeps without an improvement before the fit ends",
+             .attribute = "patience",
+             .role = R::kVariable,
+             .in_model = true,
+             .absent = std::int64_t{3},
+             .at_least = 1}),
+      field(at(&FitConfig::stop_tol),
+            {.option = "--stop-tol",
+             .help = "--stop predictions: the smallest relative change of the monitored "
+                     "log-loss that counts as an improvement",
+             .attribute = "stop_tol",
+             .role = R::kVariable,
+             .in_model = true,
+             .absent = 1e-4,
+             .checks = {finite_number()},
+             .at_least = 0}),
+      field(at(&FitOptions::auc_every),
+            {.option = "--auc-every",
+             .help = "Measure the validation ROC-AUC (a distributed sort) and the gradient norm "
+                     "every N sweeps (and at sweep 0 and for the final state; 0: only then); 1 "
+                     "for every sweep's record in --metrics",
+             .at_least = 0}),
       field(at(&FitConfig::seed), {.option = "--seed",
                                    .help = "Random seed (initialization)",
                                    .attribute = "seed",
@@ -314,6 +350,17 @@ const std::vector<FitField>& fit_fields() {
              .absent = 10.0,  // its default since --residual exists
              .checks = {finite_number()},
              .at_least = 0}),
+      field(at(&FitOptions::accelerate),
+            {.option = "--accelerate",
+             .help = "Under the population prior with free comparison factors: squarem "
+                     "(SQUAREM cycles over sweeps with their safeguard, plus px), px (after each "
+                     "M-step, rescale the factor space to the balance the objective prefers) or "
+                     "none (plain sweeps); docs/design.md, \"Accelerating the EM\"",
+             .attribute = "accelerate",
+             .role = R::kIdentity,
+             .in_model = true,
+             .absent = std::string("none"),  // plain sweeps before --accelerate
+             .checks = {CLI::IsMember({"squarem", "px", "none"})}}),
       field(at(&FitConfig::threads),
             {.option = "--threads", .help = "OpenMP threads per MPI rank", .at_least = 1}),
       field(at(&FitConfig::net_bytes_per_second),
@@ -394,6 +441,28 @@ void validate_fit_options(FitOptions& o) {
                  : o.exchange == "reduce" ? Exchange::kReduce
                                           : Exchange::kAuto;
   if (o.ckpt.dir.empty() && o.ckpt.resume) throw InputError("--resume: needs --checkpoint-dir");
+  cfg.stop = o.stop == "objective" ? StopRule::kObjective : StopRule::kPredictions;
+  cfg.monitor_calibrated = o.calibrate == "validation";
+  cfg.auc_every = o.auc_every;
+  // The accelerations need the population prior and free comparison factors; by default they
+  // are simply off where they do not apply (and recorded so).
+  const char* no_acceleration = cfg.shared                                       ? "--model shared"
+                                : cfg.prior == UserPrior::kRidge                 ? "--prior ridge"
+                                : o.items != "comparisons"                       ? "--items"
+                                : (cfg.extrapolate && o.accelerate == "squarem") ? "--extrapolate"
+                                                                                 : nullptr;
+  if (no_acceleration && o.accelerate != "none") {
+    if (o.given("--accelerate"))
+      throw InputError(
+          fmt::format("--accelerate {}: not supported with {} (it needs the "
+                      "population prior and free comparison factors, without "
+                      "--extrapolate)",
+                      o.accelerate, no_acceleration));
+    o.accelerate = "none";
+  }
+  cfg.accelerate = o.accelerate == "squarem" ? Acceleration::kSquarem
+                   : o.accelerate == "px"    ? Acceleration::kPx
+                                             : Acceleration::kNone;
   if (cfg.item.residual && o.items != "embeddings")
     throw InputError(fmt::format(
         "--residual: needs --items embeddings (a residual on the head), not --items {}", o.items));
