@@ -61,7 +61,8 @@ io::Attributes to_attributes(const DataIdentity& d) {
   return {{"data_users", static_cast<std::int64_t>(d.users)},
           {"data_comparisons", static_cast<std::int64_t>(d.comparisons)},
           {"data_train_labels", static_cast<std::int64_t>(d.train_labels)},
-          {"data_train_checksum", hash::hex(d.checksum)}};
+          {"data_train_checksum", hash::hex(d.checksum)},
+          {"init_model_checksum", d.init_model}};
 }
 
 // What a checkpoint records for an option: its attribute, the file's rank, or what the
@@ -157,6 +158,14 @@ void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const FitO
     if (ours != theirs)
       refuse("--data", fmt::format("{} ({})", o.data, ours),
              fmt::format("{} ({})", ck.attribute<std::string>("data"), theirs));
+    // The model a warm start began from (absent before --init model:).
+    const auto it = ck.header.attributes.find("init_model_checksum");
+    const std::string was = it == ck.header.attributes.end()
+                                ? std::string()
+                                : ck.attribute<std::string>("init_model_checksum");
+    if (was != data.init_model)
+      refuse("--init", fmt::format("{} (a model of checksum {})", o.init, data.init_model),
+             fmt::format("{} (checksum {})", ck.attribute<std::string>("init"), was));
   });
   // Options that may change between runs: said, not refused.
   for (const FitField& f : fit_fields()) {

@@ -18,6 +18,8 @@ namespace pref::cli {
 // same data): sizes and a checksum of the training labels. A resume must find the same.
 struct DataIdentity {
   std::uint64_t users = 0, comparisons = 0, train_labels = 0, checksum = 0;
+  // --init model:PATH: the checksum of the model it starts from ("" otherwise).
+  std::string init_model;
 };
 
 // The identity of `train`: the checksum is the sum over the training labels of a hash of (user,

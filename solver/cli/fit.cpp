@@ -7,6 +7,7 @@
 
 #include "io/model_file.hpp"
 #include "io/output_file.hpp"
+#include "solver/base/hash.hpp"
 #include "solver/base/log.hpp"
 #include "solver/base/signals.hpp"
 #include "solver/cli/checkpoint.hpp"
@@ -16,6 +17,7 @@
 #include "solver/eval/calibration.hpp"
 #include "solver/fit/checkpoint_state.hpp"
 #include "solver/fit/fit.hpp"
+#include "solver/fit/warm_start.hpp"
 #include "solver/items/items.hpp"
 #include "solver/svd/init.hpp"
 
@@ -36,7 +38,7 @@ class FitRun {
   void load_items();
   void find_checkpoint();
   void open_metrics();
-  Factors initial_factors();
+  FitState initial_state();
   Factors svd_factors();
   void log_sweep(const SweepRecord& r) const;
   FitHooks hooks();
@@ -53,6 +55,7 @@ class FitRun {
   Partitions parts_;
   DataIdentity identity_;
   std::optional<Resumed> resumed_;
+  std::optional<WarmStart> warm_;  // --init model:PATH
   std::optional<io::LineOutput> metrics_;
   int stop_signal_ = 0;
 };
@@ -60,11 +63,21 @@ class FitRun {
 int FitRun::run() {
   mpi::agree(comm_, [&] { validate_fit_options(o_); });
   if (!set_up_checkpoints()) return 0;
-  out_.emplace(o_.out, o_.overwrite, comm_, "--out", std::vector<std::string>{o_.data});
+  std::vector<std::string> inputs = {o_.data};
+  if (o_.init.rfind("model:", 0) == 0) inputs.push_back(o_.init.substr(6));
+  out_.emplace(o_.out, o_.overwrite, comm_, "--out", inputs);
   load();
+  if (o_.init.rfind("model:", 0) == 0) {
+    warm_ = warm_start(comm_, o_.init.substr(6), "--init " + o_.init, parts_, cfg_);
+    identity_.init_model = hash::hex(warm_->checksum);
+    log::info(comm_,
+              "init {}: {} users and {} comparisons from the model (checksum {}), {} and {} new",
+              o_.init, warm_->users, warm_->comparisons, identity_.init_model,
+              parts_.users.size() - warm_->users, parts_.comparisons.size() - warm_->comparisons);
+  }
   if (ckpt_) find_checkpoint();
   open_metrics();
-  FitState state = resumed_ ? std::move(resumed_->state) : FitState::start(initial_factors());
+  FitState state = resumed_ ? std::move(resumed_->state) : initial_state();
   FitResult res = fit(comm_, std::move(*train_), std::move(val_), std::move(state), cfg_, hooks());
   if (res.stopped) {
     log::info(comm_,
@@ -138,7 +151,9 @@ void FitRun::load() {
 // The checkpoint to resume from (--resume) and the history it continues, or a fresh start in
 // the directory.
 void FitRun::find_checkpoint() {
+  const std::string init_model = identity_.init_model;
   identity_ = data_identity(comm_, *train_);
+  identity_.init_model = init_model;
   if (!o_.ckpt.resume) return ckpt_->start_fresh(o_.overwrite);
   resumed_ = ckpt_->find_resumable(parts_, o_, identity_);
 }
@@ -147,8 +162,9 @@ void FitRun::open_metrics() {
   if (o_.metrics.empty()) return;
   // A resumed run rewrites the sweeps it continues from (a killed run may have written later
   // ones).
-  metrics_.emplace(o_.metrics, o_.overwrite || o_.ckpt.resume, comm_, "--metrics",
-                   std::vector<std::string>{o_.data, o_.out});
+  std::vector<std::string> inputs = {o_.data, o_.out};
+  if (o_.init.rfind("model:", 0) == 0) inputs.push_back(o_.init.substr(6));
+  metrics_.emplace(o_.metrics, o_.overwrite || o_.ckpt.resume, comm_, "--metrics", inputs);
   std::vector<std::string> lines;
   if (resumed_)
     for (const SweepRecord& r : resumed_->state.history)
@@ -156,10 +172,11 @@ void FitRun::open_metrics() {
   metrics_->write(lines);
 }
 
-Factors FitRun::initial_factors() {
+FitState FitRun::initial_state() {
+  if (warm_) return std::move(warm_->state);
   // (The shared model fixes u_i = 1 and is convex: validate_fit_options made its init random.)
-  if (o_.init == "random") return random_factors(comm_, parts_, cfg_);
-  return svd_factors();
+  if (o_.init == "random") return FitState::start(random_factors(comm_, parts_, cfg_));
+  return FitState::start(svd_factors());
 }
 
 Factors FitRun::svd_factors() {

@@ -47,7 +47,7 @@ struct FitOptions {
   std::string items = "comparisons";  // --items; FitConfig::item holds --mu-w
   std::string calibrate = "validation";  // --calibrate: validation or none
   std::string stop = "predictions";      // --stop: predictions or objective
-  std::string accelerate = "squarem";    // --accelerate: squarem, px or none
+  std::string accelerate = "none";       // --accelerate: none or squarem
   int auc_every = 10;                    // --auc-every (FitConfig::auc_every)
   bool overwrite = false, drop_ties = false;
   // The parsed options by name, to tell an option given from its default.

@@ -67,7 +67,9 @@ struct FitContext {
     plan.reduce(comm, ghost, width, local);
     bytes += plan.remote_rows() * width * 8;
   }
-  void fetch_z() { fetch(layout.zplan, cur.factors.Z, J, zghost); }
+  void fetch_z() {
+    fetch(layout.zplan, cur.factors.Z, J, zghost);
+  }
   void refresh_ughost() {
     if (ughost_fresh) return;
     fetch(layout.uplan, cur.factors.U, J, ughost);

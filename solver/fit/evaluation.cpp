@@ -84,8 +84,8 @@ SweepRecord Evaluation::measure(bool full, double scale_start) {
     // cfg.monitor_labels labels are in it whatever the rank count.
     const bool monitor = cfg.monitor_calibrated;
     const double share =
-        std::min(1.0, double(cfg.monitor_labels) / double(std::max<std::uint64_t>(
-                                                       1, c.layout.validation_labels)));
+        std::min(1.0, double(cfg.monitor_labels) /
+                          double(std::max<std::uint64_t>(1, c.layout.validation_labels)));
     const std::uint64_t threshold =
         share >= 1.0 ? ~std::uint64_t{0} : static_cast<std::uint64_t>(share * 0x1p64);
     const std::uint64_t first_user = c.layout.parts.users.begin(c.comm.rank());
@@ -109,7 +109,8 @@ SweepRecord Evaluation::measure(bool full, double scale_start) {
     }
     rec.validation = val_acc_.finish(c.comm, nullptr, full);
     if (monitor) {
-      const Calibration cal = calibrate_margins(c.comm, monitor_margins_, monitor_labels_, scale_start);
+      const Calibration cal =
+          calibrate_margins(c.comm, monitor_margins_, monitor_labels_, scale_start);
       rec.calibrated_logloss = cal.logloss_after;
       rec.calibration_scale = cal.scale;
     }
@@ -139,8 +140,8 @@ double Evaluation::comparison_gradients(bool measured) {
     std::vector<double> g(nc * J, 0.0);
     c.parallel_rows(nc, [&](std::size_t r, RowWorkspace& ws) {
       ws.g.setZero(J);
-      accumulate_row(f.Z.data() + r * J, J, c.ughost.data(), comps.idx_of(r), comps.y_of(r),
-                     ws.g, nullptr, ws, nullptr);
+      accumulate_row(f.Z.data() + r * J, J, c.ughost.data(), comps.idx_of(r), comps.y_of(r), ws.g,
+                     nullptr, ws, nullptr);
       std::copy(ws.g.data(), ws.g.data() + J, g.data() + r * J);
     });
     items_share = c.items->gradient_norm2_share(f.Z, g);
@@ -149,8 +150,8 @@ double Evaluation::comparison_gradients(bool measured) {
     c.refresh_ughost();
     c.parallel_rows(nc, [&](std::size_t r, RowWorkspace& ws) {
       ws.g.setZero(J);
-      accumulate_row(f.Z.data() + r * J, J, c.ughost.data(), comps.idx_of(r), comps.y_of(r),
-                     ws.g, nullptr, ws, nullptr);
+      accumulate_row(f.Z.data() + r * J, J, c.ughost.data(), comps.idx_of(r), comps.y_of(r), ws.g,
+                     nullptr, ws, nullptr);
       gz_[r] = (ws.g + c.cfg.mu_z * Eigen::Map<const Eigen::VectorXd>(f.Z.data() + r * J, J))
                    .squaredNorm();
     });

@@ -41,8 +41,6 @@ const char* acceleration_name(Acceleration a) {
   switch (a) {
     case Acceleration::kNone:
       return "none";
-    case Acceleration::kPx:
-      return "px";
     case Acceleration::kSquarem:
       return "squarem";
   }
@@ -108,13 +106,18 @@ class Sweeps {
         squarem_(ctx_),
         rule_(cfg, validation ? validation->labels : 0) {
     const bool under_prior = !cfg.shared && cfg.prior == UserPrior::kPopulation;
-    if (under_prior && !st.current.prior)
+    const bool free_comparisons = !steps_.has_items();
+    squarem_on_ = under_prior && free_comparisons && cfg.accelerate == Acceleration::kSquarem &&
+                  !cfg.extrapolate;
+    // A fresh start (not a warm start, which brings its prior) in its balanced form, and the
+    // first prior the start's own moments: a start moved along the gauge (U A^-T, Z A, A a
+    // scale or a rotation) then gives the same predictions. Otherwise N(0, I / mu_u).
+    canonical_ =
+        cfg.canonical_start && st.fresh() && !st.current.prior && free_comparisons && !cfg.shared;
+    if (!under_prior) st.current.prior.reset();
+    if (under_prior && !st.current.prior && !canonical_)
       st.current.prior =
           PopulationPrior::isotropic(cfg.J, cfg.mu_u, ctx_.layout.parts.users.size());
-    if (!under_prior) st.current.prior.reset();
-    const bool free_comparisons = !steps_.has_items();
-    px_ = under_prior && free_comparisons && cfg.accelerate != Acceleration::kNone;
-    squarem_on_ = px_ && cfg.accelerate == Acceleration::kSquarem && !cfg.extrapolate;
     rotate_each_ = under_prior && cfg.rotate_to_prior && !squarem_on_;
   }
 
@@ -145,7 +148,8 @@ class Sweeps {
   Evaluation eval_;
   Squarem squarem_;
   StoppingRule rule_;
-  bool px_ = false, squarem_on_ = false, rotate_each_ = false;
+  bool squarem_on_ = false, rotate_each_ = false;
+  bool canonical_ = false;   // a fresh start to put in its canonical form (balance_start)
   double push_seconds_ = 0;  // the last push of Z (extrapolation), counted in the next sweep
   std::string reason_;       // why the sweeps ended
 };
@@ -163,7 +167,7 @@ void Sweeps::log_start() {
             l.cost_reduce, cfg_.exchange == Exchange::kAuto ? "" : ", forced",
             cfg_.J <= kernels::kMaxSmallJ ? kernels::best().isa : "BLAS-3 (dsyrk)");
   log::info(comm_, "stopping rule: {}{}", rule_.describe(),
-            px_ ? fmt::format("; acceleration: {}", squarem_on_ ? "squarem (with px)" : "px") : "");
+            squarem_on_ ? "; acceleration: squarem" : "");
 }
 
 void Sweeps::user_half_step() {
@@ -172,7 +176,6 @@ void Sweeps::user_half_step() {
   std::vector<double>* u_more = st_.u_prev ? &*st_.u_prev : nullptr;
   std::vector<double>* z_more = st_.z_prev ? &*st_.z_prev : nullptr;
   if (rotate_each_) rotate_to_prior_basis(ctx_, u_more, z_more);
-  if (px_) expand_parameters(ctx_, u_more, z_more);
 }
 
 void Sweeps::offer(bool stopping) {
@@ -198,6 +201,12 @@ void Sweeps::settle(const StopDecision& d) {
 // Sweep 0: the initial state, evaluated. False: stopped by a signal.
 bool Sweeps::fresh_start(FitResult& res) {
   auto t = Clock::now();
+  if (canonical_) {
+    balance_start(ctx_);
+    if (!cfg_.shared && cfg_.prior == UserPrior::kPopulation)
+      st_.current.prior = PopulationPrior::of_start(comm_, cfg_.J, st_.current.factors.U,
+                                                    ctx_.layout.parts.users.size(), cfg_.mu_u);
+  }
   steps_.init_items(cfg_.item_init_steps);
   SweepRecord rec = eval_.measure(true);
   rec.seconds_eval = since(t);
@@ -259,8 +268,9 @@ bool Sweeps::resume_start(FitResult&) {
   } else {
     // The Z rows the users read, as the evaluation of the last completed sweep left them (its
     // bytes were counted in that sweep's record), or as the push of Z_hat that preceded the
-    // checkpoint (counted: they are this sweep's).
-    if (cfg_.extrapolate && st_.user_half_done)
+    // checkpoint, or SQUAREM's jump to x' (counted: they are this sweep's).
+    const bool pushed = cfg_.extrapolate || (squarem_on_ && st_.squarem.phase == 3);
+    if (pushed && st_.user_half_done)
       ctx_.fetch_z();
     else
       ctx_.layout.zplan.fetch(comm_, st_.current.factors.Z, cfg_.J, ctx_.zghost);
@@ -278,7 +288,10 @@ bool Sweeps::sweep(int s, int last, FitResult& res) {
   } else {
     r.sweep = s;
     auto t = Clock::now();
-    if (squarem_on_) {
+    // SQUAREM's cycles start after the first sweep: its jump from the start is far from EM's
+    // linear regime, and the start's gauge (which the first M-step and px step remove) would
+    // otherwise enter the step length.
+    if (squarem_on_ && s >= 2) {
       std::string note;
       r.extrapolation = squarem_.before_sweep(st_, note);
       if (!note.empty()) log::info(comm_, "{}", note);
@@ -345,7 +358,7 @@ bool Sweeps::sweep(int s, int last, FitResult& res) {
     st_.stop.best = std::move(best);
   }
   std::string note;
-  if (squarem_on_ && squarem_.after_sweep(st_, r.objective, note))
+  if (squarem_on_ && s >= 2 && squarem_.after_sweep(st_, r.objective, note))
     st_.reference_objective = st_.squarem.objective2;
   if (d.stop) settle(d);
   // (A return to x2 or to the best state fetched Z rows: this sweep's bytes.)

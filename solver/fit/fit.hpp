@@ -39,11 +39,10 @@ const char* user_prior_name(UserPrior p);
 enum class StopRule { kPredictions, kObjective };
 const char* stop_rule_name(StopRule s);
 
-// Under the population prior: after each M-step, the parameter-expanded step that rescales
-// the factor space along the prior's eigen-directions to the balance the objective prefers
-// (px; solver/fit/gauge.hpp), and optionally SQUAREM cycles over whole sweeps (squarem, which
-// implies px; solver/fit/squarem.hpp); none: plain sweeps.
-enum class Acceleration { kNone, kPx, kSquarem };
+// Under the population prior with free comparison factors: SQUAREM cycles over whole sweeps
+// (solver/fit/squarem.hpp; an experiment with a known limit, docs/design.md "Accelerating the
+// EM"), or plain sweeps.
+enum class Acceleration { kNone, kSquarem };
 const char* acceleration_name(Acceleration a);
 
 struct FitConfig {
@@ -64,7 +63,7 @@ struct FitConfig {
   // kPredictions: stop when the monitored log-loss has not improved by more than stop_tol
   // (relative) for `patience` sweeps.
   int patience = 3;
-  double stop_tol = 1e-4;
+  double stop_tol = 3e-5;
   // The monitored validation log-loss is the calibrated one (calibrated_logloss: the model will
   // be calibrated after the sweeps, `pref fit --calibrate validation`), over the validation
   // labels of a sample of users chosen by their ids, of about monitor_labels labels.
@@ -75,6 +74,11 @@ struct FitConfig {
   // for the final state; 1: every sweep. The users' gradient norm likewise (a pass over the
   // training labels); the objective and the validation log-loss are measured every sweep.
   int auc_every = 1;
+  // A fresh start moved to its balanced form (U^T U = Z^T Z diagonal; solver/fit/gauge.hpp), and
+  // under the population prior the first prior its users' own moments instead of N(0, I / mu_u):
+  // the fit then does not depend on the gauge of the start. `pref fit` sets it; the library's
+  // default is the plain EM of the tests' references.
+  bool canonical_start = false;
   int newton_steps = 1;
   // Extrapolated alternating sweeps (docs/design.md, "Extrapolation"): each half-step's result
   // is pushed further along its last change, by a factor adapted from the objective (Ang and

@@ -61,43 +61,66 @@ void rotate_to_prior_basis(FitContext& ctx, std::vector<double>* u_more,
   p.set_covariance(std::vector<double>(c.data(), c.data() + J * J));
 }
 
-std::pair<double, double> expand_parameters(FitContext& ctx, std::vector<double>* u_more,
-                                            std::vector<double>* z_more) {
-  PopulationPrior& p = *ctx.cur.prior;
+namespace {
+// Z^T Z over all ranks (each rank's rows in order, then one allreduce).
+Eigen::MatrixXd gram_of_z(FitContext& ctx) {
   const int J = ctx.J;
   const std::vector<double>& Z = ctx.cur.factors.Z;
-  // Z^T Z over all ranks (each rank's rows in order, then one allreduce).
   Eigen::MatrixXd G = Eigen::MatrixXd::Zero(J, J);
   for (std::size_t r = 0; r < Z.size() / J; ++r) {
     const Eigen::Map<const Eigen::VectorXd> z(Z.data() + r * J, J);
     G.noalias() += z * z.transpose();
   }
   mpi::allreduce(ctx.comm, std::span<double>(G.data(), std::size_t(J) * J), MPI_SUM);
-  G = (0.5 * (G + G.transpose())).eval();
-  const Eigen::Map<const Eigen::MatrixXd> Sigma(p.covariance.data(), J, J);
-  const Eigen::Map<const Eigen::MatrixXd> S(p.spread.data(), J, J);
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(Sigma);
-  const Eigen::MatrixXd& Q = es.eigenvectors();
-  const Eigen::MatrixXd Sq = Q.transpose() * S * Q, Gq = Q.transpose() * G * Q;
-  const double n = static_cast<double>(p.users);
-  Eigen::VectorXd a(J);
-  for (int j = 0; j < J; ++j) {
-    const double denom = Sq(j, j) / es.eigenvalues()[j] + ctx.cfg.mu_z * Gq(j, j);
-    a[j] = denom > 0 && n > 0 ? std::sqrt(n / denom) : 1.0;
-    if (!std::isfinite(a[j]) || !(a[j] > 0)) a[j] = 1.0;
+  return (0.5 * (G + G.transpose())).eval();
+}
+
+}  // namespace
+
+void balance_start(FitContext& ctx) {
+  const int J = ctx.J;
+  // The RMS margin of the training labels, then U and Z scaled alike to make it 1.
+  ctx.fetch_z();
+  const LocalRows& users = ctx.layout.users;
+  std::vector<double>& Uw = ctx.cur.factors.U;
+  double sum = 0;
+  for (std::size_t r = 0; r < users.rows(); ++r)
+    for (const std::uint32_t g : users.idx_of(r)) {
+      double m = 0;
+      for (int j = 0; j < J; ++j) m += Uw[r * J + j] * ctx.zghost[std::size_t(g) * J + j];
+      sum += m * m;
+    }
+  sum = mpi::allreduce_sum(ctx.comm, sum);
+  const double rms = ctx.layout.labels ? std::sqrt(sum / double(ctx.layout.labels)) : 0.0;
+  if (rms > 0 && std::isfinite(rms)) {
+    const double c = 1.0 / std::sqrt(rms);
+    for (double& v : Uw) v *= c;
+    for (double& v : ctx.cur.factors.Z) v *= c;
   }
-  // u -> A^-1 u, z -> A z (A symmetric): rows times A^-1 and A.
-  const Eigen::MatrixXd A = Q * a.asDiagonal() * Q.transpose();
-  const Eigen::MatrixXd Ai = Q * a.cwiseInverse().asDiagonal() * Q.transpose();
-  transform_state(ctx, Ai, A, u_more, z_more);
-  if (ctx.items) ctx.items->rotate(A);
-  if (ctx.residual) ctx.residual->rotate(A);
-  Eigen::VectorXd m = Ai * Eigen::Map<const Eigen::VectorXd>(p.mean.data(), J);
-  p.mean.assign(m.data(), m.data() + J);
-  Eigen::MatrixXd c = Ai * Sigma * Ai;
-  c = (0.5 * (c + c.transpose())).eval();
-  p.set_covariance(std::vector<double>(c.data(), c.data() + J * J));
-  return {a.minCoeff(), a.maxCoeff()};
+  const std::vector<double>& U = ctx.cur.factors.U;
+  Eigen::MatrixXd Gu = Eigen::MatrixXd::Zero(J, J);
+  for (std::size_t r = 0; r < U.size() / J; ++r) {
+    const Eigen::Map<const Eigen::VectorXd> u(U.data() + r * J, J);
+    Gu.noalias() += u * u.transpose();
+  }
+  mpi::allreduce(ctx.comm, std::span<double>(Gu.data(), std::size_t(J) * J), MPI_SUM);
+  Gu = (0.5 * (Gu + Gu.transpose())).eval();
+  const Eigen::MatrixXd Gz = gram_of_z(ctx);
+  // (Every rank holds the same Gu and Gz, so every rank decides alike.)
+  const Eigen::LLT<Eigen::MatrixXd> llt(Gu);
+  if (llt.info() != Eigen::Success) return;
+  const Eigen::MatrixXd L = llt.matrixL();
+  Eigen::MatrixXd M = L.transpose() * Gz * L;
+  M = (0.5 * (M + M.transpose())).eval();
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(M);
+  const Eigen::VectorXd lambda2 = es.eigenvalues();
+  if (!(lambda2.minCoeff() > 0) || !lambda2.allFinite()) return;
+  const Eigen::VectorXd scale = lambda2.array().sqrt().sqrt().inverse().matrix();  // Lambda^-1/2
+  const Eigen::MatrixXd T = L * es.eigenvectors() * scale.asDiagonal();
+  const Eigen::MatrixXd Ti = T.inverse();
+  // U <- U T^-T, Z <- Z T; then the users' ghost Z rows again.
+  transform_state(ctx, Ti.transpose(), T, nullptr, nullptr);
+  ctx.fetch_z();
 }
 
 }  // namespace pref

@@ -1,22 +1,26 @@
 #pragma once
-// The factorization's gauge under the population prior (docs/design.md, "The population
-// prior"): the model is unchanged by U -> U A^-T, Z -> Z A with m -> A^-1 m, Sigma -> A^-1 Sigma
-// A^-T for any invertible J x J matrix A; only Z's ridge and the prior's log det see A. Two steps
-// after each M-step use that freedom:
-//   - rotate_to_prior_basis: A orthogonal, the prior's eigenbasis (largest variance first, each
-//     eigenvector's largest entry positive): fixes the frame of the output;
-//   - expand_parameters (--accelerate px|squarem): A = Q diag(a) Q^T in that eigenbasis Q, with
-//     a_j^2 = n / ((Q^T Sigma^-1 Q)_jj (Q^T S Q)_jj + mu_z (Q^T Z^T Z Q)_jj), S = sum_i C_i,
-//     the minimizer over such A of the objective with the users' posterior spreads C_i held
-//     fixed (a parameter-expanded EM step, Liu, Rubin and Wu 1998). At the EM fixed point
-//     A = I (there mu_z Z^T Z = n I - Sigma^-1 S), so the fixed point is the same; away from it
-//     the step moves the factors' scales, which plain sweeps change only slowly, to the
-//     balance the objective prefers. Every rank computes the same A from replicated numbers.
+// The factorization's gauge (docs/design.md, "The population prior"): the model is unchanged by
+// U -> U A^-T, Z -> Z A (with m -> A^-1 m, Sigma -> A^-1 Sigma A^-T) for any invertible J x J
+// matrix A; only Z's ridge and the prior's log det see A. Two uses of that freedom:
+//   - rotate_to_prior_basis, after each M-step: A orthogonal, the prior's eigenbasis (largest
+//     variance first, each eigenvector's largest entry positive): fixes the frame of the output;
+//   - balance_start, once before a fresh fit: the start's balanced form (below).
 #include <vector>
 
 #include "solver/fit/context.hpp"
 
 namespace pref {
+
+// The start of a fresh fit in a canonical form (FitConfig::canonical_start): U and Z scaled
+// alike so that the training labels' RMS margin is 1 (as the SVD initialization leaves it; a
+// random start's margins are tiny), then moved along the gauge to its balanced form:
+// U^T U = Z^T Z = Lambda diagonal (the "balanced realization": with
+// U^T U = L L^T and L^T Z^T Z L = W Lambda^2 W^T, A = L W Lambda^-1/2). An SVD start
+// (U = V S^1/2, Z = U S^1/2) is balanced already; starts that differ from each other by a scale
+// or a rotation of the factor space land on the same state up to the signs of its factors,
+// which no prediction sees, so they give the same predictions sweep after sweep
+// (tests/test_fit_rules.cpp). Left as it is when U^T U is singular. Collective.
+void balance_start(FitContext& ctx);
 
 // `more`: further row arrays of the state that turn with U (and the same for Z), e.g. the
 // extrapolation's previous factors; null entries are skipped.

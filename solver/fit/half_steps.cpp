@@ -42,8 +42,8 @@ void HalfSteps::user_half_step() {
   const int J = c.J;
   if (!c.cur.prior) {
     c.parallel_rows(users.rows(), [&](std::size_t r, RowWorkspace& ws) {
-      solve_row(f.U.data() + r * J, J, c.zghost.data(), users.idx_of(r), users.y_of(r),
-                c.cfg.mu_u, c.cfg.newton_steps, ws);
+      solve_row(f.U.data() + r * J, J, c.zghost.data(), users.idx_of(r), users.y_of(r), c.cfg.mu_u,
+                c.cfg.newton_steps, ws);
     });
     return;
   }
@@ -89,8 +89,8 @@ void HalfSteps::ship_comparison_half_step() {
   c.end_gz.resize(comps.rows());
   c.parallel_rows(comps.rows(), [&](std::size_t r, RowWorkspace& ws) {
     double* z = c.cur.factors.Z.data() + r * J;
-    solve_row(z, J, c.ughost.data(), comps.idx_of(r), comps.y_of(r), c.cfg.mu_z,
-              c.cfg.newton_steps, ws);
+    solve_row(z, J, c.ughost.data(), comps.idx_of(r), comps.y_of(r), c.cfg.mu_z, c.cfg.newton_steps,
+              ws);
     ws.g.setZero(J);
     LabelPass pass;
     pass.g = ws.g.data();
@@ -232,10 +232,10 @@ void HalfSteps::item_half_step(int steps) {
                                  bool measure) { label_change(V, steps_, ch, measure); };
   for (int s = 0; s < steps; ++s) {
     // --residual: one Newton step of the head and the residuals together.
-    const double t = c.residual ? ItemModel::joint_newton_step(*c.items, *c.residual,
-                                                               c.cur.factors.Z,
-                                                               comparison_derivs(), change)
-                                : c.items->newton_step(c.cur.factors.Z, comparison_derivs(), change);
+    const double t = c.residual
+                         ? ItemModel::joint_newton_step(*c.items, *c.residual, c.cur.factors.Z,
+                                                        comparison_derivs(), change)
+                         : c.items->newton_step(c.cur.factors.Z, comparison_derivs(), change);
     // The line search's pass measured the labels at the step taken: the evaluation uses it.
     c.comparisons_measured = c.items->last_measured();
     if (t == 0) break;

@@ -71,8 +71,8 @@ FitLayout::FitLayout(const mpi::Comm& comm, LabelMatrix&& train, LabelMatrix* va
   const double ru = static_cast<double>(uplan.remote_rows());
   const double labels_here = static_cast<double>(users.idx.size());
   bytes_ship = mpi::allreduce_max(comm, 8.0 * J * (rz + ru));
-  bytes_reduce = mpi::allreduce_max(
-      comm, 8.0 * (J * rz + cfg.newton_steps * rz * ((J + hw) + J + 2 + 1)));
+  bytes_reduce =
+      mpi::allreduce_max(comm, 8.0 * (J * rz + cfg.newton_steps * rz * ((J + hw) + J + 2 + 1)));
   const double extra_pass = mpi::allreduce_max(comm, labels_here) * cfg.newton_steps;
   cost_ship = bytes_ship / cfg.net_bytes_per_second;
   cost_reduce = bytes_reduce / cfg.net_bytes_per_second + extra_pass * kReducePassSeconds;

@@ -38,8 +38,8 @@ struct LocalRows {
 
 struct FitLayout {
   Partitions parts;
-  std::uint64_t labels = 0;     // training labels, all ranks
-  bool has_validation = false;  // a validation split with labels
+  std::uint64_t labels = 0;             // training labels, all ranks
+  bool has_validation = false;          // a validation split with labels
   std::uint64_t validation_labels = 0;  // all ranks
   // zplan: the Z rows the users' training and validation labels touch; uplan (ship): the U rows
   // the comparisons' labels touch.

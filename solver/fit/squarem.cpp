@@ -69,7 +69,8 @@ double Squarem::before_sweep(FitState& st, std::string& note) {
   Snapshot& r = sq.saved[1];
   Snapshot v = copy_current();
   const Snapshot& x0 = sq.saved[0];
-  auto combine = [](std::vector<double>& x2v, std::vector<double>& x1r, const std::vector<double>& x0v) {
+  auto combine = [](std::vector<double>& x2v, std::vector<double>& x1r,
+                    const std::vector<double>& x0v) {
     for (std::size_t k = 0; k < x2v.size(); ++k) {
       x2v[k] = x2v[k] - 2 * x1r[k] + x0v[k];
       x1r[k] = x1r[k] - x0v[k];
@@ -97,7 +98,8 @@ double Squarem::before_sweep(FitState& st, std::string& note) {
   Snapshot next = std::move(sq.saved[0]);
   auto jump = [alpha](std::vector<double>& x, const std::vector<double>& rv,
                       const std::vector<double>& vv_) {
-    for (std::size_t k = 0; k < x.size(); ++k) x[k] = x[k] - 2 * alpha * rv[k] + alpha * alpha * vv_[k];
+    for (std::size_t k = 0; k < x.size(); ++k)
+      x[k] = x[k] - 2 * alpha * rv[k] + alpha * alpha * vv_[k];
   };
   jump(next.factors.U, r.factors.U, v.factors.U);
   jump(next.factors.Z, r.factors.Z, v.factors.Z);

@@ -15,8 +15,7 @@ std::string StoppingRule::describe() const {
   return fmt::format(
       "the {} log-loss {} by more than {:g} (relative) for {} sweeps (--stop predictions{})",
       validation_ ? (cfg_.monitor_calibrated ? "calibrated validation" : "validation") : "training",
-      validation_ ? "not improving" : "not changing",
-      cfg_.stop_tol, cfg_.patience,
+      validation_ ? "not improving" : "not changing", cfg_.stop_tol, cfg_.patience,
       validation_ ? "; the best state is kept"
                   : fmt::format("; no validation split of at least {} labels", kMinMonitorLabels));
 }
@@ -30,18 +29,19 @@ StopDecision StoppingRule::observe(const SweepRecord& r, StopState& st,
     if (ex) converged = ex->calm_run >= 2;
     if (converged) {
       d.stop = true;
-      d.reason = ex ? fmt::format("the objective changed by less than {:g} (relative) in two "
-                                  "sweeps in a row",
-                                  cfg_.tol)
+      d.reason = ex ? fmt::format(
+                          "the objective changed by less than {:g} (relative) in two "
+                          "sweeps in a row",
+                          cfg_.tol)
                     : fmt::format("the objective changed by {:.2e} (relative), below --tol {:g}",
                                   r.rel_change, cfg_.tol);
     }
     return d;
   }
-  const double loss = !validation_ ? r.train_logloss
+  const double loss = !validation_              ? r.train_logloss
                       : cfg_.monitor_calibrated ? r.calibrated_logloss
-                      : r.validation ? r.validation->logloss
-                                     : r.train_logloss;
+                      : r.validation            ? r.validation->logloss
+                                                : r.train_logloss;
   if (r.sweep == 0 || !std::isfinite(loss)) return d;
   // A sweep from SQUAREM's extrapolated state is the accelerator's trial: kept or undone by its
   // safeguard, it is neither a candidate nor an improvement (it still counts as a sweep).
@@ -57,8 +57,9 @@ StopDecision StoppingRule::observe(const SweepRecord& r, StopState& st,
       st.reference_loss = loss;
       st.reference_sweep = r.sweep;
     }
-  } else if (!trial && (st.reference_sweep < 0 || std::abs(loss - st.reference_loss) >
-                                                     cfg_.stop_tol * std::abs(st.reference_loss))) {
+  } else if (!trial &&
+             (st.reference_sweep < 0 ||
+              std::abs(loss - st.reference_loss) > cfg_.stop_tol * std::abs(st.reference_loss))) {
     st.reference_loss = loss;
     st.reference_sweep = r.sweep;
   }
@@ -69,8 +70,8 @@ StopDecision StoppingRule::observe(const SweepRecord& r, StopState& st,
       d.reason = fmt::format(
           "the {}validation log-loss has not improved by more than {:g} (relative) for {} "
           "sweeps; keeping the state of sweep {} ({:.6f})",
-          cfg_.monitor_calibrated ? "calibrated " : "", cfg_.stop_tol, cfg_.patience,
-          st.best_sweep, st.best_loss);
+          cfg_.monitor_calibrated ? "calibrated " : "", cfg_.stop_tol, cfg_.patience, st.best_sweep,
+          st.best_loss);
     } else {
       d.reason = fmt::format(
           "the training log-loss has changed by less than {:g} (relative) for {} sweeps",
