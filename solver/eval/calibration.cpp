@@ -31,7 +31,7 @@ std::array<double, 3> sums_at(const mpi::Comm& comm, std::span<const double> m,
 }  // namespace
 
 Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> margins,
-                              std::span<const float> labels) {
+                              std::span<const float> labels, double start) {
   constexpr int kMaxSteps = 100;
   constexpr int kHalvings = 60;
   Calibration c;
@@ -40,15 +40,11 @@ Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> mar
   const double n = static_cast<double>(c.labels);
   c.logloss_before = c.logloss_after = c.labels ? a[0] / n : 0.0;
   if (c.labels == 0 || !(a[2] > 0)) return c;  // nothing to fit: s = 1
-  if (c.labels < kCalibrationMinLabels) {
-    c.kept = fmt::format(
-        "the validation split has {} labels, fewer than the {} needed to estimate "
-        "the scale",
-        c.labels, kCalibrationMinLabels);
-    return c;
-  }
-  const double loss_at_one = a[0];
   double s = 1;
+  if (start != 1.0 && std::isfinite(start) && start >= 0) {
+    const std::array<double, 3> b = sums_at(comm, margins, labels, start);
+    if (b[0] < a[0] && b[2] > 0) s = start, a = b;
+  }
   for (int it = 0; it < kMaxSteps; ++it) {
     if (s == 0 && a[1] >= 0) break;  // the minimum is at the boundary
     // Newton's step on a convex function; where it leaves [0, inf) or does not lower the
@@ -70,17 +66,39 @@ Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> mar
     // Stop when no step lowers the loss, or the step is at round-off of s.
     if (taken == 0 || std::abs(taken) <= 1e-12 * std::max(1.0, s) || !(a[2] > 0)) break;
   }
-  c.fitted = s;
-  const double ratio = 2 * (loss_at_one - a[0]), wald = (s - 1) * (s - 1) * a[2];
+  c.scale = c.fitted = s;
+  c.information = a[2];
+  c.logloss_after = a[0] / n;
+  return c;
+}
+
+Calibration calibrate_margins_safely(const mpi::Comm& comm, std::span<const double> margins,
+                                     std::span<const float> labels) {
+  const std::uint64_t count = mpi::allreduce_sum(comm, static_cast<std::uint64_t>(margins.size()));
+  if (count > 0 && count < kCalibrationMinLabels) {
+    Calibration c;
+    c.labels = count;
+    std::array<double, 3> a = sums_at(comm, margins, labels, 1.0);
+    c.logloss_before = c.logloss_after = a[0] / static_cast<double>(count);
+    c.kept = fmt::format(
+        "the validation split has {} labels, fewer than the {} needed to estimate "
+        "the scale",
+        c.labels, kCalibrationMinLabels);
+    return c;
+  }
+  Calibration c = calibrate_margins(comm, margins, labels);
+  if (c.scale == 1.0) return c;  // nothing fitted (no labels, margins all zero) or s = 1 exactly
+  const double n = static_cast<double>(c.labels);
+  const double ratio = 2 * n * (c.logloss_before - c.logloss_after);
+  const double wald = (c.fitted - 1) * (c.fitted - 1) * c.information;
   if (!(ratio > kCalibrationChi2 && wald > kCalibrationChi2)) {
     c.kept = fmt::format(
         "the {} validation labels do not tell the fitted scale {:.4g} from 1 (likelihood ratio "
         "{:.3g}, Wald {:.3g}; both must exceed {})",
-        c.labels, s, ratio, wald, kCalibrationChi2);
-    return c;
+        c.labels, c.fitted, ratio, wald, kCalibrationChi2);
+    c.scale = 1;
+    c.logloss_after = c.logloss_before;
   }
-  c.scale = s;
-  c.logloss_after = a[0] / n;
   return c;
 }
 
@@ -94,7 +112,7 @@ Calibration calibrate_scale(const mpi::Comm& comm, const LabelMatrix& m, const F
                           margins.insert(margins.end(), mg.begin(), mg.end());
                           labels.insert(labels.end(), y.begin(), y.end());
                         });
-  return calibrate_margins(comm, margins, labels);
+  return calibrate_margins_safely(comm, margins, labels);
 }
 
 }  // namespace pref

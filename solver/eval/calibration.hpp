@@ -41,19 +41,28 @@ struct Calibration {
   double logloss_after = 0;   // at s
   std::uint64_t labels = 0;   // held-out labels it was fitted on (all ranks)
   int newton_steps = 0;
-  double fitted = 1;  // the minimizing s, whether or not it was kept
-  std::string kept;   // why s stayed 1 when it was not estimated or not used ("": it was used)
+  double fitted = 1;       // the minimizing s, whether or not it was kept
+  double information = 0;  // sum p (1 - p) m^2 at the minimizing s (all ranks)
+  std::string kept;        // why s stayed 1 when it was not estimated or not used ("": it was used)
 };
 
 // The minimizing s >= 0 of sum_k BCE(sigmoid(s margins[k]), labels[k]) over every rank's
 // (margins, labels), by Newton's method on this convex function of one variable (from s = 1,
-// halving a step that does not lower it, s clamped at 0), used when it passes the tests above
-// (else s = 1 and `kept` says why). With no labels, or margins all zero, s = 1. Collective; the
-// sums are allreduced, so s is bitwise the same for the same rank count.
+// halving a step that does not lower it, s clamped at 0). With no labels, or margins all zero,
+// s = 1. Collective; the sums are allreduced, so s is bitwise the same for the same rank count.
+// `start`: where Newton's method starts (a previous s, when the margins changed little since).
+// The raw estimate, without the tests of a safe calibration (the fit's stopping rule uses it).
 Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> margins,
-                              std::span<const float> labels);
+                              std::span<const float> labels, double start = 1.0);
 
-// The same over the labels of m scored with f (solver/eval/split_scores.hpp). Collective.
+// A safe calibration: calibrate_margins' s, used only when it passes the tests above (else
+// s = 1, logloss_after = logloss_before and `kept` says why; below kCalibrationMinLabels labels
+// s is not estimated at all). Collective.
+Calibration calibrate_margins_safely(const mpi::Comm& comm, std::span<const double> margins,
+                                     std::span<const float> labels);
+
+// The safe calibration over the labels of m scored with f (solver/eval/split_scores.hpp): what
+// `pref fit` stores in the model. Collective.
 Calibration calibrate_scale(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f);
 
 }  // namespace pref
