@@ -936,3 +936,55 @@ TEST(Calibration, ScaleMinimizesTheLogLossOfTheHeldOutLabels) {
   const Calibration flat = calibrate_margins(comm, mine(zeros), mine(y));
   EXPECT_EQ(flat.scale, 1.0);
 }
+
+// The safe calibration (calibrate_margins_safely): on the same 20000 labels s = 0.4 is clearly
+// not 1, so it is used, the same as calibrate_margins'; on labels drawn at s = 1 (where the
+// fitted s differs from 1 by sampling error alone) it is kept at 1 unless both tests reject 1,
+// and its log-loss is then the uncalibrated one; below 50 labels it is not estimated at all.
+// Each rank holds its share, so these hold at any rank count.
+TEST(Calibration, SafeScaleIsUsedOnlyWhenTheLabelsTellItFromOne) {
+  auto comm = mpi::Comm::world();
+  const std::size_t n = 20000;
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> normal(0.0, 2.0);
+  std::uniform_real_distribution<double> unif(0.0, 1.0);
+  std::vector<double> m(n);
+  std::vector<float> low(n), one(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    m[k] = normal(rng);
+    const double u = unif(rng);
+    low[k] = u < 1 / (1 + std::exp(-0.4 * m[k])) ? 1.0f : 0.0f;
+    one[k] = u < 1 / (1 + std::exp(-m[k])) ? 1.0f : 0.0f;
+  }
+  auto share = [&]<class T>(const std::vector<T>& v, std::size_t count) {
+    const std::size_t b = count * comm.rank() / comm.size();
+    const std::size_t e = count * (comm.rank() + 1) / comm.size();
+    return std::span<const T>(v.data() + b, e - b);
+  };
+  const Calibration raw = calibrate_margins(comm, share(m, n), share(low, n));
+  const Calibration safe = calibrate_margins_safely(comm, share(m, n), share(low, n));
+  EXPECT_TRUE(safe.kept.empty()) << safe.kept;
+  EXPECT_EQ(safe.scale, raw.scale);
+  EXPECT_NEAR(safe.scale, 0.4, 0.03);
+  EXPECT_LT(safe.logloss_after, safe.logloss_before);
+
+  const Calibration at_one = calibrate_margins_safely(comm, share(m, n), share(one, n));
+  EXPECT_NEAR(at_one.fitted, 1.0, 0.05);
+  const double ratio =
+      2 * n *
+      (at_one.logloss_before - calibrate_margins(comm, share(m, n), share(one, n)).logloss_after);
+  if (ratio <= kCalibrationChi2) {
+    EXPECT_EQ(at_one.scale, 1.0);
+    EXPECT_FALSE(at_one.kept.empty());
+    EXPECT_EQ(at_one.logloss_after, at_one.logloss_before);
+  }
+  EXPECT_LE(at_one.logloss_after, at_one.logloss_before);
+
+  // 49 labels (the first 49, spread over the ranks): not estimated, s = 1, the reason given.
+  const std::size_t few = kCalibrationMinLabels - 1;
+  const Calibration small = calibrate_margins_safely(comm, share(m, few), share(low, few));
+  EXPECT_EQ(small.labels, few);
+  EXPECT_EQ(small.scale, 1.0);
+  EXPECT_NE(small.kept.find("fewer than the 50"), std::string::npos) << small.kept;
+  EXPECT_EQ(small.logloss_after, small.logloss_before);
+}
