@@ -275,8 +275,11 @@ Calibration FitRun::calibrate(const FitResult& res) {
   const LabelMatrix val = load_split(*data_, io::Split::kValidation, comm_, parts_,
                                      {parse_duplicates(o_.duplicates), false});
   cal = calibrate_scale(comm_, val, res.factors);
-  if (!cal.kept.empty())
+  // Too few labels to estimate s is a warning; a scale the labels do not tell from 1 is not.
+  if (!cal.kept.empty() && cal.labels < kCalibrationMinLabels)
     log::warn(comm_, "calibration: {}; probabilities sigmoid(u.z) as fitted (s = 1)", cal.kept);
+  else if (!cal.kept.empty())
+    log::info(comm_, "calibration: {}; probabilities sigmoid(u.z) as fitted (s = 1)", cal.kept);
   log::info(comm_,
             "calibration: probabilities sigmoid(s u.z) with s = {:.6g} ({} Newton steps, {:.3f}s): "
             "validation log-loss {:.4f} -> {:.4f} over {} labels",
