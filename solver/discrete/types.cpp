@@ -203,58 +203,15 @@ std::vector<double> comparison_sums(
   return total;
 }
 
-// (r, s, a) by Newton in theta = (logit r, log s, log a): the 3 x 3 Hessian of -L with its
-// eigenvalues made positive (|lambda|, at least 1e-10 of the largest), Armijo backtracking.
+// (r, s, a) by maximum likelihood (ordinal::maximize_params) with sums in comparison order.
 int refit_params(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
-  auto value = [&](const ordinal::Params& p) {
-    return comparison_sums(comm, lm, m, 1, [&](double mg, int o, double* out) {
-      out[0] += ordinal::log_lik(o, mg, p);
-    })[0];
-  };
   const double tol = 1e-10 * double(std::max<std::uint64_t>(lm.labels, 1));
-  int it = 0;
-  for (; it < kMaxNewtonSteps; ++it) {
-    const ordinal::Params p = m.params;
-    const std::vector<double> s =
-        comparison_sums(comm, lm, m, 10, [&](double mg, int o, double* out) {
-          const ordinal::Derivs d = ordinal::derivs(o, mg, p);
-          out[0] += d.value;
-          for (int i = 0; i < 3; ++i) out[1 + i] += d.g[1 + i];
-          for (int i = 0, c = 0; i < 3; ++i)
-            for (int j = 0; j <= i; ++j, ++c) out[4 + c] += d.h[1 + i][1 + j];
+  return ordinal::maximize_params(
+      m.params, tol, kMaxNewtonSteps, [&](const ordinal::Params& p, bool derivs) {
+        return comparison_sums(comm, lm, m, derivs ? 10 : 1, [&](double mg, int o, double* out) {
+          ordinal::add_param_sums(o, mg, p, derivs, out);
         });
-    Eigen::Vector3d g(s[1], s[2], s[3]);
-    if (!(g.cwiseAbs().maxCoeff() > tol)) break;
-    Eigen::Matrix3d H;
-    for (int i = 0, c = 0; i < 3; ++i)
-      for (int j = 0; j <= i; ++j, ++c) H(i, j) = H(j, i) = -s[4 + c];
-    Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d> es(H);
-    Eigen::Vector3d ev = es.eigenvalues().cwiseAbs();
-    const double floor = std::max(1e-10 * ev.maxCoeff(), 1e-300);
-    for (int i = 0; i < 3; ++i) ev[i] = std::max(ev[i], floor);
-    const Eigen::Vector3d d =
-        es.eigenvectors() * (es.eigenvectors().transpose() * g).cwiseQuotient(ev);
-    const double slope = g.dot(d);
-    const std::array<double, 3> th = p.theta();
-    bool moved = false;
-    double gain = 0;
-    for (int j = 0; j < 2 * kLadder && !moved; ++j) {
-      const double t = std::ldexp(1.0, -j);
-      const ordinal::Params q =
-          ordinal::Params::from_theta({th[0] + t * d[0], th[1] + t * d[1], th[2] + t * d[2]});
-      if (!(q.r > 0 && q.r < 1 && q.s > 0 && q.a > 0 && std::isfinite(q.s) && std::isfinite(q.a)))
-        continue;
-      const double f = value(q);
-      if (f >= s[0] + kArmijo * t * slope) {
-        m.params = q;
-        moved = true;
-        gain = f - s[0];
-      }
-    }
-    // Done when no step passes, or when the gain is at the level of rounding in L.
-    if (!moved || gain <= 1e-12 * std::abs(s[0])) break;
-  }
-  return it;
+      });
 }
 
 // Each of this rank's users to the atom maximizing its labels' log-likelihood (-1 without
