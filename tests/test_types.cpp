@@ -135,31 +135,35 @@ TEST(TypesInfo, PicksWhatBruteForcePicks) {
     Eigen::VectorXd w(K);
     for (auto& x : w) x = std::exp(nd(gen));
     w /= w.sum();
-    std::array<Eigen::MatrixXd, 3> Q;
-    for (auto& q : Q) q.resize(n, K);
-    Eigen::MatrixXd Hq(n, K);
     const Eigen::MatrixXd M = Zc * A.transpose();
-    for (int i = 0; i < n; ++i)
-      for (int k = 0; k < K; ++k) {
-        const auto q = ordinal::probs(M(i, k), p);
-        double h = 0;
-        for (int o = 0; o < 3; ++o) {
-          Q[o](i, k) = q[o];
-          if (q[o] > 0) h -= q[o] * std::log(q[o]);
-        }
-        Hq(i, k) = h;
-      }
-    Eigen::VectorXd scores;
-    adapt::discrete_information(w, Q, Hq, scores);
+    // The candidates' answer rows as pref adapt makes them (Types::answer_row).
+    std::vector<double> atoms(K * J);
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j < J; ++j) atoms[k * J + j] = A(k, j);
+    const adapt::Types ty = adapt::Types::from_file(atoms, std::vector<double>(K, 1.0), J, p);
+    std::vector<double> table(std::size_t(n) * adapt::Types::kTableRow * K);
+    std::vector<const double*> rows(n);
+    for (int i = 0; i < n; ++i) {
+      const Eigen::VectorXd z = Zc.row(i).transpose();
+      rows[i] = table.data() + std::size_t(i) * adapt::Types::kTableRow * K;
+      ty.answer_row(z.data(), table.data() + std::size_t(i) * adapt::Types::kTableRow * K);
+    }
     std::vector<char> asked(n, 0);
     for (int i = 0; i < n; i += 5) asked[i] = 1;  // some already asked
+    Eigen::VectorXd scores;
+    std::vector<int> all(K);
+    for (int k = 0; k < K; ++k) all[k] = k;
+    adapt::discrete_information(std::vector<double>(w.begin(), w.end()), all, rows, asked, scores);
     int best = -1;
     double top = -1;
     for (int i = 0; i < n; ++i) {
       std::vector<double> m(K);
       for (int k = 0; k < K; ++k) m[k] = M(i, k);
       const double mi = brute_information(w, m, p);
-      EXPECT_NEAR(scores[i], mi, 1e-12);
+      if (asked[i])
+        EXPECT_TRUE(std::isnan(scores[i]));
+      else
+        EXPECT_NEAR(scores[i], mi, 1e-12);
       if (!asked[i] && mi > top) top = mi, best = i;
     }
     EXPECT_EQ(adapt::best_unasked(scores, asked), best) << "case " << c;

@@ -104,40 +104,50 @@ void adapt_user_types(std::uint64_t user, const double* Z, int J, const UserPool
   const Types& ty = *plan.types;
   const std::size_t nA = pool.comparison.size();
   const int K = ty.K();
+  const bool info = plan.select == Select::kInfo;
   start_user(Z, J, pool, plan, ws, out);
   using RowM = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Eigen::Map<const RowM> A(ty.atoms.data(), K, J);
-  thread_local std::array<Eigen::MatrixXd, 3> Q, LQ;
-  thread_local Eigen::MatrixXd Hq;
-  thread_local std::vector<double> scratch;
-  const auto n = static_cast<Eigen::Index>(nA);
-  for (int o = 0; o < 3; ++o) {
-    Q[o].resize(n, K);
-    LQ[o].resize(n, K);
-  }
-  Hq.resize(n, K);
-  scratch.resize(std::size_t(Types::kTableRow) * K);
+  // The answer model of each pool entry against every atom (Types::answer_row): a row of the
+  // table, or of this user's own rows when there is no table.
+  thread_local std::vector<double> own;
+  thread_local std::vector<const double*> rows;
+  const std::size_t width = std::size_t(Types::kTableRow) * K;
+  if (ty.table.empty()) own.resize(nA * width);
+  rows.resize(nA);
   for (std::size_t c = 0; c < nA; ++c) {
-    const double* row = scratch.data();
-    if (ty.table.empty())
-      ty.answer_row(Z + std::size_t(pool.comparison[c]) * J, scratch.data());
-    else
-      row = ty.table.data() + std::size_t(pool.comparison[c]) * Types::kTableRow * K;
-    for (int k = 0; k < K; ++k) {
-      for (int o = 0; o < 3; ++o) {
-        Q[o](c, k) = row[o * K + k];
-        LQ[o](c, k) = row[(3 + o) * K + k];
-      }
-      Hq(c, k) = row[6 * K + k];
+    if (ty.table.empty()) {
+      rows[c] = own.data() + c * width;
+      ty.answer_row(Z + std::size_t(pool.comparison[c]) * J, own.data() + c * width);
+    } else {
+      rows[c] = ty.table.data() + std::size_t(pool.comparison[c]) * width;
     }
   }
+  // The posterior: log weights lw; w normalized over every atom (the reported mean and
+  // covariance), and over the support alone for info (discrete_posterior.hpp).
+  thread_local std::vector<int> support;
+  thread_local std::vector<double> focus;
   Eigen::VectorXd lw = Eigen::Map<const Eigen::VectorXd>(ty.log_prior.data(), K), w(K);
   auto normalize = [&] {
     const double top = lw.maxCoeff();
     w = (lw.array() - top).exp().matrix();
     w /= w.sum();
   };
+  auto refocus = [&] {
+    const double top = lw.maxCoeff();
+    support.clear();
+    focus.clear();
+    double total = 0;
+    for (int k = 0; k < K; ++k)
+      if (lw[k] >= top - kPosteriorCut) {
+        support.push_back(k);
+        focus.push_back(std::exp(lw[k] - top));
+        total += focus.back();
+      }
+    for (double& x : focus) x /= total;
+  };
   normalize();
+  if (info) refocus();
   std::vector<char> asked(nA, 0);
   Rng rng(plan.seed, static_cast<Stream>(kAdaptStream), user);
   Eigen::VectorXd mean = A.transpose() * w;
@@ -145,7 +155,7 @@ void adapt_user_types(std::uint64_t user, const double* Z, int J, const UserPool
   for (int t = 0; t < plan.answers; ++t) {
     int pick;
     if (plan.select == Select::kInfo) {
-      discrete_information(w, Q, Hq, ws.scores);
+      discrete_information(focus, support, rows, asked, ws.scores);
       pick = best_unasked(ws.scores, asked);
       if (pick < 0) pick = nth_unasked(asked, 0);
     } else {
@@ -158,10 +168,11 @@ void adapt_user_types(std::uint64_t user, const double* Z, int J, const UserPool
     if (o < 0)
       throw InputError(fmt::format("new user {}: answer {} is not 0, 0.5 or 1 (--types)", user,
                                    pool.value[pick]));
-    lw += LQ[o].row(pick).transpose();
-    normalize();
+    lw += Eigen::Map<const Eigen::VectorXd>(rows[pick] + (4 + o) * K, K);
     const bool at_budget = b < plan.budgets.size() && plan.budgets[b] == t + 1;
+    if (info && t + 1 < plan.answers) refocus();
     if (at_budget || t + 1 == plan.answers) {
+      normalize();
       mean = A.transpose() * w;
       if (at_budget) out.budget_auc[b++] = held_out_auc(mean, Z, J, pool);
     }

@@ -1,6 +1,7 @@
 #include "solver/adapt/discrete_posterior.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "solver/base/error.hpp"
 
@@ -23,7 +24,7 @@ Types Types::from_file(const std::vector<double>& atoms, const std::vector<doubl
 }
 
 namespace {
-double entropy3(double a, double b, double c) {
+double entropy3(double a, double b, double c) {  // the answer's entropy in the table
   double h = 0;
   for (double p : {a, b, c})
     if (p > 0) h -= p * std::log(p);
@@ -31,12 +32,35 @@ double entropy3(double a, double b, double c) {
 }
 }  // namespace
 
-void discrete_information(const Eigen::VectorXd& w, const std::array<Eigen::MatrixXd, 3>& Q,
-                          const Eigen::MatrixXd& Hq, Eigen::VectorXd& scores) {
-  const Eigen::Index n = Q[0].rows();
-  const Eigen::VectorXd p0 = Q[0] * w, p1 = Q[1] * w, p2 = Q[2] * w, hbar = Hq * w;
-  scores.resize(n);
-  for (Eigen::Index c = 0; c < n; ++c) scores[c] = entropy3(p0[c], p1[c], p2[c]) - hbar[c];
+void discrete_information(const std::vector<double>& w, const std::vector<int>& support,
+                          const std::vector<const double*>& rows, const std::vector<char>& asked,
+                          Eigen::VectorXd& scores) {
+  const auto n = static_cast<Eigen::Index>(rows.size());
+  const std::size_t S = support.size();
+  thread_local Eigen::ArrayXd p0, p1, p2, hbar;
+  p0.setConstant(n, 1.0);
+  p1.setZero(n);
+  p2.setZero(n);
+  hbar.setZero(n);
+  for (Eigen::Index c = 0; c < n; ++c) {
+    if (asked[c]) continue;
+    double a0 = 0, a1 = 0, a2 = 0, h = 0;
+    for (std::size_t i = 0; i < S; ++i) {
+      const double* e = rows[c] + 4 * std::size_t(support[i]);
+      const double wi = w[i];
+      a0 += wi * e[0];
+      a1 += wi * e[1];
+      a2 += wi * e[2];
+      h += wi * e[3];
+    }
+    p0[c] = a0, p1[c] = a1, p2[c] = a2, hbar[c] = h;
+  }
+  // p log p, 0 at p = 0, over the pool at once (Eigen's vectorized log).
+  constexpr double kTiny = 1e-300;
+  auto xlogx = [&](const Eigen::ArrayXd& p) { return p * p.max(kTiny).log(); };
+  scores = (-(xlogx(p0) + xlogx(p1) + xlogx(p2)) - hbar).matrix();
+  for (Eigen::Index c = 0; c < n; ++c)
+    if (asked[c]) scores[c] = std::numeric_limits<double>::quiet_NaN();
 }
 
 void Types::answer_row(const double* z, double* row) const {
@@ -47,10 +71,10 @@ void Types::answer_row(const double* z, double* row) const {
     for (int j = 0; j < J; ++j) m += a[j] * z[j];
     const std::array<double, 3> q = ordinal::probs(m, lik);
     for (int o = 0; o < 3; ++o) {
-      row[o * k_atoms + k] = q[o];
-      row[(3 + o) * k_atoms + k] = ordinal::log_lik(o, m, lik);
+      row[4 * k + o] = q[o];
+      row[(4 + o) * k_atoms + k] = ordinal::log_lik(o, m, lik);
     }
-    row[6 * k_atoms + k] = entropy3(q[0], q[1], q[2]);
+    row[4 * k + 3] = entropy3(q[0], q[1], q[2]);
   }
 }
 

@@ -31,20 +31,31 @@ struct Types {
   // none is left.
   static Types from_file(const std::vector<double>& atoms, const std::vector<double>& weights,
                          int J, const ordinal::Params& lik);
-  // Comparison z against the K atoms, into row (kTableRow K doubles): P(outcome o | a_k . z) at
-  // [o K + k], its log at [(3 + o) K + k] (o = 0 second, 1 tie, 2 first), the answer's entropy
-  // at [6 K + k].
+  // Comparison z against the K atoms, into row (kTableRow K doubles): for atom k, P(outcome o |
+  // a_k . z) at [4 k + o] (o = 0 second, 1 tie, 2 first) and the answer's entropy at [4 k + 3]
+  // (what info reads of an atom, side by side), then log P(o | a_k . z) at [4 K + o K + k] (what
+  // an answer adds to the log posterior, one outcome's K values side by side).
   void answer_row(const double* z, double* row) const;
   // The table of all P comparisons (Z: P x J, row-major), unless it would exceed kTableBytes
   // (then adapt computes each pool's rows per user; the values are the same).
   void tabulate(const double* Z, std::uint64_t P);
 };
 
+// The posterior's support as `info` uses it: the atoms whose log weight is within kPosteriorCut
+// of the largest. The others weigh less than e^-50 of it together (K e^-50 < 1e-19 for any
+// K below 10^3), below the rounding of the sums the criterion forms, and leaving them out makes a
+// question cost O(n |support|) instead of O(n K): after a few answers the posterior sits on a
+// handful of atoms.
+inline constexpr double kPosteriorCut = 50;
+
 // `info` with --types: the mutual information between a candidate's answer (3 outcomes) and
-// the atom under the posterior w,
-//   H(sum_k w_k q_k) - sum_k w_k H(q_k),  q_k = P(. | a_k . z) (Q[o](c, k), entropies in nats),
-// with Hq(c, k) = H(q_k) of candidate c precomputed.
-void discrete_information(const Eigen::VectorXd& w, const std::array<Eigen::MatrixXd, 3>& Q,
-                          const Eigen::MatrixXd& Hq, Eigen::VectorXd& scores);
+// the atom under the posterior,
+//   H(sum_k w_k q_k) - sum_k w_k H(q_k),  q_k = P(. | a_k . z) (entropies in nats),
+// for each candidate c not asked (asked ones score NaN) from its answer row rows[c]
+// (Types::answer_row); the sums run over the atoms of `support` (increasing), whose weights are
+// w (w[i] of atom support[i]).
+void discrete_information(const std::vector<double>& w, const std::vector<int>& support,
+                          const std::vector<const double*>& rows, const std::vector<char>& asked,
+                          Eigen::VectorXd& scores);
 
 }  // namespace pref::adapt

@@ -28,8 +28,8 @@ std::vector<SampleLabel> gather_sample(const io::LabelFile& data, io::Split s,
   for (std::size_t i = 0; i < cols.size(); ++i) {
     const auto it = std::lower_bound(users.begin(), users.end(), cols.user[i]);
     if (it != users.end() && *it == cols.user[i])
-      mine.push_back({static_cast<std::uint32_t>(it - users.begin()), cols.comparison[i],
-                      cols.value[i]});
+      mine.push_back(
+          {static_cast<std::uint32_t>(it - users.begin()), cols.comparison[i], cols.value[i]});
   }
   return mpi::allgatherv<SampleLabel>(comm, mine);
 }

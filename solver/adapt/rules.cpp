@@ -67,12 +67,13 @@ void Sources::prepare(const Rule& rule, int components, const mpi::Comm& comm) {
               "(prior: the atoms' shares; ordinal labels r={:.4f} s={:.4f} a={:.4f})",
               types_->K(), files_.types, td.r, td.s, td.a);
     types_->tabulate(td.Z.data(), td.comparisons);
-    log::info(comm, "types: {}",
-              types_->table.empty()
-                  ? std::string("answer model per user (the table of every comparison would "
-                                "exceed 512 MiB per rank)")
-                  : fmt::format("answer model of the {} comparisons tabulated ({:.1f} MiB per rank)",
-                                td.comparisons, types_->table.size() * sizeof(double) / 1048576.0));
+    log::info(
+        comm, "types: {}",
+        types_->table.empty()
+            ? std::string("answer model per user (the table of every comparison would "
+                          "exceed 512 MiB per rank)")
+            : fmt::format("answer model of the {} comparisons tabulated ({:.1f} MiB per rank)",
+                          td.comparisons, types_->table.size() * sizeof(double) / 1048576.0));
     return;
   }
   const io::ModelHeader& hd = files_.model_header;
@@ -83,8 +84,7 @@ void Sources::prepare(const Rule& rule, int components, const mpi::Comm& comm) {
     const std::uint64_t n = std::min<std::uint64_t>(hd.users, kMixtureUsers);
     const std::vector<double> rows =
         io::read_model_rows(files_.model, comm, "user_factors", 0, n, hd.rank);
-    mpi::agree(comm,
-               [&] { mixture_ = fit_mixture(rows.data(), n, J, components, seed_); });
+    mpi::agree(comm, [&] { mixture_ = fit_mixture(rows.data(), n, J, components, seed_); });
     log::info(comm,
               "prior: a mixture of {} Gaussians (k-means of the first {} of {}'s {} fitted users)",
               mixture_->size(), n, files_.model, hd.users);
@@ -107,8 +107,7 @@ void Sources::prepare(const Rule& rule, int components, const mpi::Comm& comm) {
                 "fitted users",
                 files_.model, hd.users);
     }
-    mpi::agree(comm,
-               [&] { prior_ = Penalty::gaussian(mean, cov, files_.model + ": prior"); });
+    mpi::agree(comm, [&] { prior_ = Penalty::gaussian(mean, cov, files_.model + ": prior"); });
   }
   if (model_Z_.empty())
     model_Z_ =
@@ -145,7 +144,7 @@ void Sources::describe(const Rule& rule, io::AdaptedHeader& ah) const {
   ah.select = select_name(rule.select);
   ah.prior = prior_name(rule.prior);
   // With the mixture alone, the source attribute names it (/prior is then absent).
-  ah.prior_source = types                                               ? "types-atom-weights"
+  ah.prior_source = types                                                 ? "types-atom-weights"
                     : rule.prior == Prior::kMixture && !rule.uses_prior() ? "fitted-users-mixture"
                     : rule.uses_prior()                                   ? prior_source_
                                                                           : "none";

@@ -28,13 +28,15 @@ struct Rule {
     return prior != Prior::kTypes && (prior == Prior::kPopulation || select == Select::kBayes);
   }
   // Needs answers of 0, 0.5 or 1 (the ordinal label model).
-  bool categorical() const { return prior == Prior::kTypes || answer_model == AnswerModel::kOrdinal; }
+  bool categorical() const {
+    return prior == Prior::kTypes || answer_model == AnswerModel::kOrdinal;
+  }
 };
 
 // The files of a run: a model (--model), a types file (--types), or both.
 struct SourceFiles {
   std::string model, types;
-  io::ModelHeader model_header;           // when model is given
+  io::ModelHeader model_header;             // when model is given
   std::optional<io::TypesData> types_data;  // when types is given
   int J = 0;
   std::uint64_t comparisons = 0;

@@ -65,23 +65,24 @@ std::optional<Rule> given_rule(const Request& r) {
   if (r.test_answers < 0) throw InputError("--test-answers: must be >= 0");
   if (r.components < 1) throw InputError("--components: must be >= 1");
   if (!has_model && !has_types)
-    throw InputError("--model, --types: give one or both (a fitted model, a types file of pref "
-                     "types)");
+    throw InputError(
+        "--model, --types: give one or both (a fitted model, a types file of pref "
+        "types)");
   if (has_types && !has_model && (r.components_given || (r.prior && *r.prior != Prior::kTypes)))
     throw InputError(
         "--types: the estimator is the discrete posterior over the types file's atoms; "
         "--prior and --components need --model");
   if (!r.select && (r.prior || r.answer_model) && r.select_given)
-    throw InputError("--select auto chooses the prior and the answer model itself; --prior and "
-                     "--likelihood need another --select");
+    throw InputError(
+        "--select auto chooses the prior and the answer model itself; --prior and "
+        "--likelihood need another --select");
   if (!r.select && !r.prior) {
     if (r.answer_model)
       throw InputError("--likelihood: needs --select (--select auto chooses the answer model)");
     return std::nullopt;
   }
   Rule rule;
-  rule.select = r.select ? *r.select
-                         : (r.prior == Prior::kTypes ? Select::kInfo : Select::kActive);
+  rule.select = r.select ? *r.select : (r.prior == Prior::kTypes ? Select::kInfo : Select::kActive);
   rule.prior = r.prior ? *r.prior : default_prior(rule.select, has_model, has_types);
   rule.answer_model = r.answer_model.value_or(AnswerModel::kLogistic);
   const char* s = select_name(rule.select);
@@ -107,8 +108,8 @@ std::optional<Rule> given_rule(const Request& r) {
 }
 
 // The model's (or types file's) comparisons against the data, and the group.
-void check_data(const SourceFiles& f, const io::LabelFile& data, io::Split split,
-                const Request& r, const mpi::Comm& comm) {
+void check_data(const SourceFiles& f, const io::LabelFile& data, io::Split split, const Request& r,
+                const mpi::Comm& comm) {
   mpi::agree(comm, [&] {
     const bool model = !f.model.empty();
     if (data.comparisons() != f.comparisons)
@@ -228,8 +229,8 @@ LabelMatrix load_new_users(const io::LabelFile& data, io::Split split, const Rul
         throw InputError(
             fmt::format("{}: {}: user {} has {} answers in its pool, fewer than --answers {} + "
                         "--test-answers {}",
-                        r.data, io::split_group(split), first + u, m.by_user.row_size(u),
-                        r.answers, r.test_answers),
+                        r.data, io::split_group(split), first + u, m.by_user.row_size(u), r.answers,
+                        r.test_answers),
             first + u);
   });
   return m;
@@ -240,7 +241,8 @@ Report run(const Request& req, const mpi::Comm& comm) {
   const auto t0 = Clock::now();
   std::optional<Rule> given;
   io::Split split{};
-  const std::vector<int> budgets = req.budgets.empty() ? std::vector<int>{req.answers} : req.budgets;
+  const std::vector<int> budgets =
+      req.budgets.empty() ? std::vector<int>{req.answers} : req.budgets;
   mpi::agree(comm, [&] {
     given = given_rule(req);
     split = parse_group(req.group);
@@ -250,7 +252,8 @@ Report run(const Request& req, const mpi::Comm& comm) {
   check_data(files, data, split, req, comm);
   io::AtomicOutput out(req.out, req.overwrite, comm, "--out", {req.model, req.types, req.data});
   Sources src(std::move(files), req.seed);
-  const Choice choice = given ? Choice{*given, std::nullopt} : choose(req, src, data, budgets, comm);
+  const Choice choice =
+      given ? Choice{*given, std::nullopt} : choose(req, src, data, budgets, comm);
   const Rule& rule = choice.rule;
   src.prepare(rule, req.components, comm);
   if (rule.answer_model == AnswerModel::kOrdinal && !src.answer_model())
@@ -263,7 +266,7 @@ Report run(const Request& req, const mpi::Comm& comm) {
             "adapt: {} users of {}{}, J={}, {} answers each ({}, estimator {}), {} held "
             "out per user, {} ranks",
             N, req.data, io::split_group(split), src.J(), req.answers, select_name(rule.select),
-            rule.prior == Prior::kTypes        ? "posterior mean over the types' atoms"
+            rule.prior == Prior::kTypes ? "posterior mean over the types' atoms"
             : rule.answer_model == AnswerModel::kOrdinal
                 ? (rule.prior == Prior::kPopulation ? "MAP under the population prior, tie-aware"
                                                     : "MLE with 0.001 I, tie-aware")
@@ -281,14 +284,14 @@ Report run(const Request& req, const mpi::Comm& comm) {
   const Plan plan = src.plan(rule, req.answers, budgets);
   // Progress from rank 0's own users (no communication): ranks hold equal counts.
   std::uint64_t next_report = mine / 10;
-  rep.newton_steps = adapt_rows(
-      {&m.by_user, m.parts.users.begin(comm.rank()), std::size_t(req.test_answers)}, src.Z(rule),
-      src.J(), plan, rows, rep.tally, [&](std::size_t r) {
-        if (r == next_report && r > 0) {
-          log::info(comm, "adapt: {}% of rank 0's {} users done", 100 * r / mine, mine);
-          next_report += mine / 10;
-        }
-      });
+  rep.newton_steps =
+      adapt_rows({&m.by_user, m.parts.users.begin(comm.rank()), std::size_t(req.test_answers)},
+                 src.Z(rule), src.J(), plan, rows, rep.tally, [&](std::size_t r) {
+                   if (r == next_report && r > 0) {
+                     log::info(comm, "adapt: {}% of rank 0's {} users done", 100 * r / mine, mine);
+                     next_report += mine / 10;
+                   }
+                 });
   rep.adapt_seconds =
       mpi::allreduce_max(comm, std::chrono::duration<double>(Clock::now() - t_read).count());
 
