@@ -225,7 +225,12 @@ types::Model fit_planted(const mpi::Comm& comm, const Planted& pl, int rounds = 
   opt.K = pl.K;
   opt.rounds = rounds;
   opt.seed = 5;
-  return types::fit(comm, lm, pl.U0, pl.Z0, pl.J, opt, [](const std::string&) {});
+  // This rank's even share of the fitted users (the distributed k-means start).
+  const Partition part = Partition::uniform(pl.users, comm.size());
+  const std::vector<double> U(pl.U0.begin() + part.begin(comm.rank()) * pl.J,
+                              pl.U0.begin() + part.end(comm.rank()) * pl.J);
+  return types::fit(comm, lm, U, part.begin(comm.rank()), pl.Z0, pl.J, opt,
+                    [](const std::string&) {});
 }
 
 TEST(TypesFit, PlantedPopulationIsRecoveredAndTheObjectiveNeverDecreases) {
