@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 #include <span>
@@ -24,6 +25,8 @@
 
 #include "solver/adapt/adapt.hpp"
 #include "solver/base/mpi.hpp"
+#include "solver/base/rng.hpp"
+#include "solver/discrete/kmeans.hpp"
 #include "solver/discrete/types.hpp"
 #include "solver/newton/ordinal.hpp"
 #include "tests/fit_util.hpp"
@@ -363,4 +366,141 @@ TEST(TypesAdapt, TabulatedAndPerUserAnswerModelsGiveTheSameUser) {
       EXPECT_EQ(a.asked.size(), 15u);
     }
   }
+}
+
+namespace {
+// The one-process k-means as pref had it before it was distributed (issue 24), written out here:
+// the distributed one must give exactly its centres and assignment.
+KMeans reference_kmeans(const double* rows, std::size_t n, int J, int K, std::uint64_t seed) {
+  using RowM = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const RowM> X(rows, static_cast<Eigen::Index>(n), J);
+  K = static_cast<int>(std::min<std::size_t>(std::size_t(K), n));
+  Rng rng(seed, static_cast<Stream>(kKMeansStream), 0);
+  KMeans out;
+  out.K = K;
+  out.centres.resize(std::size_t(K) * J);
+  Eigen::Map<RowM> C(out.centres.data(), K, J);
+  std::vector<double> d2(n, std::numeric_limits<double>::infinity());
+  C.row(0) = X.row(static_cast<Eigen::Index>(rng.below(n)));
+  for (int k = 1; k < K; ++k) {
+    double total = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      d2[i] = std::min(d2[i], (X.row(i) - C.row(k - 1)).squaredNorm());
+      total += d2[i];
+    }
+    std::size_t pick = n - 1;
+    if (total > 0) {
+      const double r = rng.uniform() * total;
+      double acc = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        acc += d2[i];
+        if (r < acc) {
+          pick = i;
+          break;
+        }
+      }
+    } else {
+      pick = rng.below(n);
+    }
+    C.row(k) = X.row(pick);
+  }
+  out.assign.assign(n, -1);
+  std::vector<std::size_t> count(K);
+  for (int it = 0; it < kKMeansIterations; ++it) {
+    bool changed = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      int best = 0;
+      double bd = (X.row(i) - C.row(0)).squaredNorm();
+      for (int k = 1; k < K; ++k) {
+        const double d = (X.row(i) - C.row(k)).squaredNorm();
+        if (d < bd) bd = d, best = k;
+      }
+      if (out.assign[i] != best) changed = true, out.assign[i] = best;
+    }
+    if (!changed) break;
+    RowM S = RowM::Zero(K, J);
+    std::fill(count.begin(), count.end(), 0);
+    for (std::size_t i = 0; i < n; ++i) S.row(out.assign[i]) += X.row(i), ++count[out.assign[i]];
+    for (int k = 0; k < K; ++k)
+      if (count[k] > 0) C.row(k) = S.row(k) / double(count[k]);
+  }
+  return out;
+}
+}  // namespace
+
+// The distributed k-means (each rank its even share, or an uneven one, of the rows) gives the
+// one-process k-means' centres and assignment bitwise, at any rank count; duplicate rows (ties
+// between centres, zero distances) included.
+TEST(KMeans, DistributedIsTheOneProcessKMeansBitwise) {
+  const mpi::Comm world = mpi::Comm::world();
+  for (unsigned seed = 1; seed <= 6; ++seed) {
+    std::mt19937_64 gen(seed);
+    std::normal_distribution<double> nd;
+    const int J = 1 + int(seed % 5), K = 3 + int(seed * 7 % 20);
+    const std::size_t n = 200 + 131 * seed;
+    std::vector<double> X(n * J);
+    for (auto& x : X) x = nd(gen) + (seed % 2 ? std::round(nd(gen)) * 3 : 0.0);
+    for (std::size_t i = 0; i < n / 10; ++i)  // some duplicate rows
+      std::copy(X.begin() + i * J, X.begin() + (i + 1) * J, X.begin() + (n - 1 - i) * J);
+    const KMeans ref = reference_kmeans(X.data(), n, J, K, seed);
+    // Even shares, and shares of unequal sizes (the first rank's larger).
+    for (bool even : {true, false}) {
+      const int P = world.size(), me = world.rank();
+      std::vector<std::uint64_t> bounds(P + 1);
+      for (int r = 0; r <= P; ++r)
+        bounds[r] =
+            even || r == 0 || r == P ? n * r / P : 2 * n / 3 + (n - 2 * n / 3) * (r - 1) / (P - 1);
+      const std::size_t local = bounds[me + 1] - bounds[me];
+      const KMeans km = kmeans(world, X.data() + bounds[me] * J, bounds[me], local, n, J, K, seed);
+      ASSERT_EQ(km.K, ref.K);
+      EXPECT_EQ(km.centres, ref.centres) << "seed " << seed << (even ? " even" : " uneven");
+      EXPECT_EQ(km.assign, std::vector<int>(ref.assign.begin() + bounds[me],
+                                            ref.assign.begin() + bounds[me + 1]));
+      const KMeans serial = kmeans(X.data(), n, J, K, seed);
+      EXPECT_EQ(serial.centres, ref.centres);
+      EXPECT_EQ(serial.assign, ref.assign);
+    }
+  }
+}
+
+// info over the posterior's support: leaving out atoms more than kPosteriorCut below the best
+// changes no score beyond rounding.
+TEST(TypesInfo, TheSupportChangesNoScoreBeyondRounding) {
+  std::mt19937_64 gen(4);
+  std::normal_distribution<double> nd;
+  const int K = 40, J = 4, n = 30;
+  const ordinal::Params p{0.9, 0.3, 1.5};
+  std::vector<double> atoms(K * J);
+  for (auto& x : atoms) x = nd(gen);
+  const adapt::Types ty = adapt::Types::from_file(atoms, std::vector<double>(K, 1.0), J, p);
+  std::vector<double> table(std::size_t(n) * adapt::Types::kTableRow * K);
+  std::vector<const double*> rows(n);
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> z(J);
+    for (auto& x : z) x = nd(gen);
+    rows[i] = table.data() + std::size_t(i) * adapt::Types::kTableRow * K;
+    ty.answer_row(z.data(), table.data() + std::size_t(i) * adapt::Types::kTableRow * K);
+  }
+  // Log weights: a few atoms near the top, the rest 50 to 400 nats below it.
+  std::vector<double> lw(K);
+  for (int k = 0; k < K; ++k) lw[k] = k < 5 ? nd(gen) : -50.5 - 350 * std::abs(nd(gen));
+  std::vector<int> all, support;
+  std::vector<double> w_all, w_support;
+  double total = 0, total_support = 0;
+  for (int k = 0; k < K; ++k) total += std::exp(lw[k]);
+  for (int k = 0; k < K; ++k) {
+    all.push_back(k);
+    w_all.push_back(std::exp(lw[k]) / total);
+    if (lw[k] >= *std::max_element(lw.begin(), lw.end()) - adapt::kPosteriorCut) {
+      support.push_back(k);
+      total_support += std::exp(lw[k]);
+    }
+  }
+  for (int k : support) w_support.push_back(std::exp(lw[k]) / total_support);
+  ASSERT_EQ(support.size(), 5u);
+  const std::vector<char> asked(n, 0);
+  Eigen::VectorXd full, cut;
+  adapt::discrete_information(w_all, all, rows, asked, full);
+  adapt::discrete_information(w_support, support, rows, asked, cut);
+  for (int i = 0; i < n; ++i) EXPECT_NEAR(full[i], cut[i], 1e-15) << i;
 }

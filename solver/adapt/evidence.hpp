@@ -28,7 +28,7 @@ struct TrainingSample {
 };
 
 // Collective. The training users of `data` to sample: at most `size`, evenly spaced over the
-// ids. An InputError naming the file when it has no training labels (/labels).
+// ids (every label file has /labels: io::LabelFile::open checks it).
 TrainingSample load_training_sample(const io::LabelFile& data, std::uint64_t size,
                                     const mpi::Comm& comm);
 
