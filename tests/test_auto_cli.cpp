@@ -9,9 +9,9 @@
 //    --select auto end with exit code 2 and one line at 1 and 4 ranks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <algorithm>
 #include <future>
 #include <random>
 
@@ -49,19 +49,36 @@ class AutoCli : public ::testing::Test {
                       "--types", "8", "--rounds", "2", "--out", path("planted_types.h5")}));
     // A generated Attributes population, and another with one comparison more.
     auto gen = [](const std::string& out, int comparisons) {
-      return std::vector<std::string>{"generate", "--model", "attributes", "--users", "500",
-                                      "--comparisons", std::to_string(comparisons),
-                                      "--answers-per-user", "30", "--labels", "deterministic",
-                                      "--tie-band", "0.2", "--label-noise", "0.1", "--new-users",
-                                      std::to_string(kNewUsers), "--new-user-answers",
-                                      std::to_string(kPool), "--seed", "3", "--out", out};
+      return std::vector<std::string>{"generate",
+                                      "--model",
+                                      "attributes",
+                                      "--users",
+                                      "500",
+                                      "--comparisons",
+                                      std::to_string(comparisons),
+                                      "--answers-per-user",
+                                      "30",
+                                      "--labels",
+                                      "deterministic",
+                                      "--tie-band",
+                                      "0.2",
+                                      "--label-noise",
+                                      "0.1",
+                                      "--new-users",
+                                      std::to_string(kNewUsers),
+                                      "--new-user-answers",
+                                      std::to_string(kPool),
+                                      "--seed",
+                                      "3",
+                                      "--out",
+                                      out};
     };
     must(run_pref(2, gen(path("data.h5"), 80)));
     must(run_pref(2, gen(path("other.h5"), 81)));
     for (const char* d : {"data", "other"})
-      must(run_pref(2, {"fit", "--data", path(std::string(d) + ".h5"), "--rank",
-                        std::to_string(kRank), "--max-sweeps", "8", "--out",
-                        path(std::string(d) + "_model.h5")}));
+      must(run_pref(2,
+                    {"fit", "--data", path(std::string(d) + ".h5"), "--rank", std::to_string(kRank),
+                     "--max-sweeps", "8", "--out", path(std::string(d) + "_model.h5")}));
     must(run_pref(2, {"types", "--model", path("data_model.h5"), "--data", path("data.h5"),
                       "--types", "12", "--rounds", "2", "--out", path("types.h5")}));
   }
@@ -72,14 +89,23 @@ class AutoCli : public ::testing::Test {
   static std::string path(const std::string& name) { return dir_ + "/" + name; }
   static std::vector<std::string> auto_args(const std::string& out,
                                             std::vector<std::string> extra = {}) {
-    std::vector<std::string> a = {"adapt",       "--model", path("data_model.h5"),
-                                  "--types",     path("types.h5"),
-                                  "--data",      path("data.h5"),
-                                  "--out",       out,
-                                  "--answers",   "8",
-                                  "--test-answers", "20",
-                                  "--budgets",   "2,8",
-                                  "--auto-users", "300"};
+    std::vector<std::string> a = {"adapt",
+                                  "--model",
+                                  path("data_model.h5"),
+                                  "--types",
+                                  path("types.h5"),
+                                  "--data",
+                                  path("data.h5"),
+                                  "--out",
+                                  out,
+                                  "--answers",
+                                  "8",
+                                  "--test-answers",
+                                  "20",
+                                  "--budgets",
+                                  "2,8",
+                                  "--auto-users",
+                                  "300"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -175,12 +201,15 @@ double mean_auc(const std::string& file, std::size_t b, std::size_t B) {
 }
 
 TEST_F(AutoCli, EvidenceIsTheTrainingUsersAdaptedAsNewUsersByEachRule) {
-  const std::vector<std::string> common = {
-      "--data",    path("planted.h5"), "--answers", "8",           "--budgets", "2,8",
-      "--test-answers", std::to_string(kValid), "--auto-users", std::to_string(kUsers)};
+  const std::vector<std::string> common = {"--data",         path("planted.h5"),
+                                           "--answers",      "8",
+                                           "--budgets",      "2,8",
+                                           "--test-answers", std::to_string(kValid),
+                                           "--auto-users",   std::to_string(kUsers)};
   auto args = [&](const std::string& out, std::vector<std::string> extra) {
-    std::vector<std::string> a = {"adapt", "--model", path("planted_model.h5"), "--types",
-                                  path("planted_types.h5"), "--out", out};
+    std::vector<std::string> a = {
+        "adapt", "--model", path("planted_model.h5"), "--types", path("planted_types.h5"),
+        "--out", out};
     a.insert(a.end(), common.begin(), common.end());
     a.insert(a.end(), extra.begin(), extra.end());
     return a;

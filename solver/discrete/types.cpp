@@ -178,23 +178,24 @@ int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, cons
   return it;
 }
 
-// Sums over this rank's comparisons' labels of `width` values per comparison (fill adds a
-// label's into its comparison's), gathered and added in comparison order: the total does not
-// depend on the rank count.
-std::vector<double> comparison_sums(
-    const mpi::Comm& comm, const LabelMatrix& lm, const Model& m, int width,
-    const std::function<void(double margin, int outcome, double* out)>& fill) {
+// Sums over this rank's comparisons' labels of `width` values per comparison (fill(margin,
+// outcome, out) adds a label's into its comparison's), gathered and added in comparison order:
+// the total does not depend on the rank count. A comparison's K margins are computed once, not
+// once per label (the same values).
+template <class Fill>
+std::vector<double> comparison_sums(const mpi::Comm& comm, const LabelMatrix& lm, const Model& m,
+                                    int width, Fill&& fill) {
   const int J = m.J;
   const std::uint64_t c0 = lm.parts.comparisons.begin(comm.rank());
   const std::size_t rows = lm.by_comparison.rows();
-  std::vector<double> local(rows * width, 0.0), full;
+  std::vector<double> local(rows * width, 0.0), full, margin(m.K);
   for (std::size_t r = 0; r < rows; ++r) {
     const double* z = &m.Z[(c0 + r) * J];
-    for (std::uint64_t e = lm.by_comparison.ptr[r]; e < lm.by_comparison.ptr[r + 1]; ++e) {
-      const int k = m.assign[lm.by_comparison.col[e]];
-      const double mg = dot(&m.atoms[std::size_t(k) * J], z, J);
-      fill(mg, ordinal::outcome(lm.by_comparison.val[e]), &local[r * width]);
-    }
+    for (int k = 0; k < m.K; ++k) margin[k] = dot(&m.atoms[std::size_t(k) * J], z, J);
+    double* out = &local[r * width];
+    for (std::uint64_t e = lm.by_comparison.ptr[r]; e < lm.by_comparison.ptr[r + 1]; ++e)
+      fill(margin[m.assign[lm.by_comparison.col[e]]], ordinal::outcome(lm.by_comparison.val[e]),
+           out);
   }
   allgather_rows(comm, lm.parts.comparisons, width, local, full);
   std::vector<double> total(width, 0.0);
