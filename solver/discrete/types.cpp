@@ -19,7 +19,10 @@ namespace {
 
 // A label of row `row` with partner x; `unit` numbers this rank's users in user order (the
 // atoms' refit) and is unused otherwise.
-using Visitor = std::function<void(int row, const double* x, int outcome, std::size_t unit)>;
+// `key` names x among the row's partners (an atom for a comparison's row, a comparison for an
+// atom's) so that refit_rows can memoize what depends only on (row, x, outcome); -1: none.
+using Visitor =
+    std::function<void(int row, const double* x, int outcome, std::size_t unit, int key)>;
 using Visit = std::function<void(const Visitor&)>;
 
 double dot(const double* a, const double* b, int J) {
@@ -78,9 +81,41 @@ void chain_fold(const mpi::Comm& comm, const std::vector<int>& unit_row,
 // the users are added in global user order (chain_fold), so every rank takes the same
 // decisions); without, every row is this rank's alone (no communication). Returns the Newton
 // steps taken (the most of any row).
+// A label's terms depend only on (row, partner, outcome) within a pass: they are computed once
+// per triple when keys > 0 (the partners' count) and the memo takes at most kMemoBytes, and
+// reused for the row's other labels with that partner and outcome (the same values, added in
+// the same order).
+constexpr std::uint64_t kMemoBytes = std::uint64_t{1} << 28;
+struct Memo {
+  std::vector<std::uint32_t> stamp;  // R x keys x 3: the pass that filled the entry
+  std::vector<double> value;         // R x keys x 3 x width
+  std::uint32_t pass = 0;
+  int width = 0;
+  Memo(int R, int keys, int w) : width(w) {
+    const std::uint64_t n = std::uint64_t(R) * std::uint64_t(std::max(keys, 0)) * 3;
+    if (keys > 0 && n * (4 + 8 * std::uint64_t(w)) <= kMemoBytes) {
+      stamp.assign(n, 0);
+      value.resize(n * w);
+    }
+  }
+  // The entry of (row, key, outcome) when memoizing, after fill(out) if it is new this pass;
+  // nullptr otherwise.
+  template <class Fill>
+  const double* get(int r, int key, int o, int keys, Fill&& fill) {
+    if (stamp.empty() || key < 0) return nullptr;
+    const std::size_t i = (std::size_t(r) * keys + key) * 3 + o;
+    if (stamp[i] != pass) {
+      stamp[i] = pass;
+      fill(&value[i * width]);
+    }
+    return &value[i * width];
+  }
+};
+
 int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, const Visit& visit,
-               bool reduce, std::size_t units, const ordinal::Params& p) {
+               bool reduce, std::size_t units, const ordinal::Params& p, int keys) {
   const int nh = J * (J + 1) / 2, stride = 1 + J + nh;
+  Memo derivs(R, keys, 3), ladder(R, keys, kLadder);
   std::vector<char> active(R, 1);
   std::vector<int> unit_row;
   std::vector<double> unit_acc;
@@ -97,11 +132,19 @@ int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, cons
       unit_row.assign(units, -1);
       unit_acc.assign(units * stride, 0.0);
     }
-    visit([&](int r, const double* x, int o, std::size_t unit) {
+    ++derivs.pass;
+    visit([&](int r, const double* x, int o, std::size_t unit, int key) {
       if (!active[r]) return;
-      const double m = dot(&W[std::size_t(r) * J], x, J);
-      const ordinal::MDerivs md = ordinal::m_derivs(o, m, p);
-      const double w = ordinal::fisher_m(m, p);
+      auto fill = [&](double* v) {
+        const double m = dot(&W[std::size_t(r) * J], x, J);
+        const ordinal::MDerivs md = ordinal::m_derivs(o, m, p);
+        v[0] = md.value, v[1] = md.dm, v[2] = ordinal::fisher_m(m, p);
+      };
+      double own[3];
+      const double* v = derivs.get(r, key, o, keys, fill);
+      if (!v) fill(own), v = own;
+      const ordinal::MDerivs md{v[0], v[1]};
+      const double w = v[2];
       if (reduce) unit_row[unit] = r;
       double* a = reduce ? &unit_acc[unit * stride] : &acc[std::size_t(r) * stride];
       a[0] += md.value;
@@ -148,13 +191,20 @@ int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, cons
       unit_row.assign(units, -1);
       unit_acc.assign(units * kLadder, 0.0);
     }
-    visit([&](int r, const double* x, int o, std::size_t unit) {
+    ++ladder.pass;
+    visit([&](int r, const double* x, int o, std::size_t unit, int key) {
       if (!active[r]) return;
-      const double m = dot(&W[std::size_t(r) * J], x, J);
-      const double q = dot(&dir[std::size_t(r) * J], x, J);
+      auto fill = [&](double* v) {
+        const double m = dot(&W[std::size_t(r) * J], x, J);
+        const double q = dot(&dir[std::size_t(r) * J], x, J);
+        for (int j = 0; j < kLadder; ++j) v[j] = ordinal::log_lik(o, m + steps[j] * q, p);
+      };
+      double own[kLadder];
+      const double* v = ladder.get(r, key, o, keys, fill);
+      if (!v) fill(own), v = own;
       if (reduce) unit_row[unit] = r;
       double* l = reduce ? &unit_acc[unit * kLadder] : &lad[std::size_t(r) * kLadder];
-      for (int j = 0; j < kLadder; ++j) l[j] += ordinal::log_lik(o, m + steps[j] * q, p);
+      for (int j = 0; j < kLadder; ++j) l[j] += v[j];
     });
     if (reduce) chain_fold(comm, unit_row, unit_acc, kLadder, lad);
     std::vector<double> trial(J);
@@ -274,10 +324,11 @@ void refit_atoms(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
           const int k = m.assign[u0 + r];
           if (k < 0) continue;
           for (std::uint64_t e = lm.by_user.ptr[r]; e < lm.by_user.ptr[r + 1]; ++e)
-            f(k, &m.Z[std::size_t(lm.by_user.col[e]) * J], ordinal::outcome(lm.by_user.val[e]), r);
+            f(k, &m.Z[std::size_t(lm.by_user.col[e]) * J], ordinal::outcome(lm.by_user.val[e]), r,
+              static_cast<int>(lm.by_user.col[e]));
         }
       },
-      true, lm.by_user.rows(), m.params);
+      true, lm.by_user.rows(), m.params, static_cast<int>(lm.comparisons));
 }
 
 void refit_z(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
@@ -291,9 +342,9 @@ void refit_z(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
         for (std::size_t r = 0; r < rows; ++r)
           for (std::uint64_t e = lm.by_comparison.ptr[r]; e < lm.by_comparison.ptr[r + 1]; ++e)
             f(static_cast<int>(r), &m.atoms[std::size_t(m.assign[lm.by_comparison.col[e]]) * J],
-              ordinal::outcome(lm.by_comparison.val[e]), 0);
+              ordinal::outcome(lm.by_comparison.val[e]), 0, m.assign[lm.by_comparison.col[e]]);
       },
-      false, 0, m.params);
+      false, 0, m.params, m.K);
   allgather_rows(comm, lm.parts.comparisons, J, local, m.Z);
 }
 
