@@ -239,13 +239,27 @@ std::vector<double> comparison_sums(const mpi::Comm& comm, const LabelMatrix& lm
   const std::uint64_t c0 = lm.parts.comparisons.begin(comm.rank());
   const std::size_t rows = lm.by_comparison.rows();
   std::vector<double> local(rows * width, 0.0), full, margin(m.K);
+  // A label's share depends only on (atom, outcome): made once per comparison and pair (fill
+  // into zeros gives the values fill adds) and added label by label, in the same order.
+  std::vector<double> share(std::size_t(m.K) * 3 * width);
+  std::vector<std::uint32_t> stamp(std::size_t(m.K) * 3, 0);
   for (std::size_t r = 0; r < rows; ++r) {
     const double* z = &m.Z[(c0 + r) * J];
     for (int k = 0; k < m.K; ++k) margin[k] = dot(&m.atoms[std::size_t(k) * J], z, J);
     double* out = &local[r * width];
-    for (std::uint64_t e = lm.by_comparison.ptr[r]; e < lm.by_comparison.ptr[r + 1]; ++e)
-      fill(margin[m.assign[lm.by_comparison.col[e]]], ordinal::outcome(lm.by_comparison.val[e]),
-           out);
+    const auto pass = static_cast<std::uint32_t>(r + 1);
+    for (std::uint64_t e = lm.by_comparison.ptr[r]; e < lm.by_comparison.ptr[r + 1]; ++e) {
+      const int k = m.assign[lm.by_comparison.col[e]];
+      const int o = ordinal::outcome(lm.by_comparison.val[e]);
+      const std::size_t i = std::size_t(k) * 3 + o;
+      double* v = &share[i * width];
+      if (stamp[i] != pass) {
+        stamp[i] = pass;
+        std::fill(v, v + width, 0.0);
+        fill(margin[k], o, v);
+      }
+      for (int j = 0; j < width; ++j) out[j] += v[j];
+    }
   }
   allgather_rows(comm, lm.parts.comparisons, width, local, full);
   std::vector<double> total(width, 0.0);
