@@ -17,14 +17,6 @@ namespace pref::types {
 
 namespace {
 
-// A label of row `row` with partner x; `unit` numbers this rank's users in user order (the
-// atoms' refit) and is unused otherwise.
-// `key` names x among the row's partners (an atom for a comparison's row, a comparison for an
-// atom's) so that refit_rows can memoize what depends only on (row, x, outcome); -1: none.
-using Visitor =
-    std::function<void(int row, const double* x, int outcome, std::size_t unit, int key)>;
-using Visit = std::function<void(const Visitor&)>;
-
 double dot(const double* a, const double* b, int J) {
   double s = 0;
   for (int i = 0; i < J; ++i) s += a[i] * b[i];
@@ -42,123 +34,65 @@ double norm2(const double* a, std::size_t n) {
 template <class T>
 void allgather_rows(const mpi::Comm& comm, const Partition& part, int width,
                     const std::vector<T>& local, std::vector<T>& full) {
-  const int P = comm.size();
-  std::vector<int> counts(P), displs(P);
-  for (int r = 0; r < P; ++r) {
-    counts[r] = static_cast<int>(part.count(r) * width);
-    displs[r] = static_cast<int>(part.begin(r) * width);
-  }
-  full.resize(part.size() * width);
-  PREF_MPI_CHECK(MPI_Allgatherv(local.data(), counts[comm.rank()], mpi::datatype<T>(), full.data(),
-                                counts.data(), displs.data(), mpi::datatype<T>(), comm.get()));
+  full =
+      mpi::allgatherv<T>(comm, std::span<const T>(local.data(), part.count(comm.rank()) * width));
 }
 
-// out (R x width) = the sum, over every rank's units in global order, of unit u's `width`
-// values (unit_acc row u) added into row unit_row[u] (-1: none): a running sum passed from rank
-// to rank, each adding its own units in order, then broadcast from the last. The additions are
-// those of one rank adding every unit in order, whatever the rank count.
-void chain_fold(const mpi::Comm& comm, const std::vector<int>& unit_row,
-                const std::vector<double>& unit_acc, int width, std::vector<double>& out) {
-  const int me = comm.rank(), P = comm.size();
-  const int n = static_cast<int>(out.size());
-  std::fill(out.begin(), out.end(), 0.0);
-  if (me > 0)
-    PREF_MPI_CHECK(MPI_Recv(out.data(), n, MPI_DOUBLE, me - 1, 0, comm.get(), MPI_STATUS_IGNORE));
-  for (std::size_t u = 0; u < unit_row.size(); ++u) {
-    if (unit_row[u] < 0) continue;
-    double* o = &out[std::size_t(unit_row[u]) * width];
-    const double* a = &unit_acc[u * width];
-    for (int i = 0; i < width; ++i) o[i] += a[i];
-  }
-  if (me + 1 < P) PREF_MPI_CHECK(MPI_Send(out.data(), n, MPI_DOUBLE, me + 1, 0, comm.get()));
-  if (P > 1) PREF_MPI_CHECK(MPI_Bcast(out.data(), n, MPI_DOUBLE, P - 1, comm.get()));
-}
-
-// Maximizes, row by row, sum_{labels of the row} log P(y | w_row . x) - kRidge/2 |w_row|^2
-// (rows x J, row-major W) by Newton with the Fisher curvature and a per-row Armijo ladder.
-// visit calls its argument for every label this rank holds; with `reduce` the rows' sums
-// run over every rank (the atoms): each of this rank's `units` users' sums is formed apart and
-// the users are added in global user order (chain_fold), so every rank takes the same
-// decisions); without, every row is this rank's alone (no communication). Returns the Newton
-// steps taken (the most of any row).
-// A label's terms depend only on (row, partner, outcome) within a pass: they are computed once
-// per triple when keys > 0 (the partners' count) and the memo takes at most kMemoBytes, and
-// reused for the row's other labels with that partner and outcome (the same values, added in
-// the same order).
-constexpr std::uint64_t kMemoBytes = std::uint64_t{1} << 28;
-struct Memo {
-  std::vector<std::uint32_t> stamp;  // R x keys x 3: the pass that filled the entry
-  std::vector<double> value;         // R x keys x 3 x width
-  std::uint32_t pass = 0;
-  int width = 0;
-  Memo(int R, int keys, int w) : width(w) {
-    const std::uint64_t n = std::uint64_t(R) * std::uint64_t(std::max(keys, 0)) * 3;
-    if (keys > 0 && n * (4 + 8 * std::uint64_t(w)) <= kMemoBytes) {
-      stamp.assign(n, 0);
-      value.resize(n * w);
-    }
-  }
-  // The entry of (row, key, outcome) when memoizing, after fill(out) if it is new this pass;
-  // nullptr otherwise.
-  template <class Fill>
-  const double* get(int r, int key, int o, int keys, Fill&& fill) {
-    if (stamp.empty() || key < 0) return nullptr;
-    const std::size_t i = (std::size_t(r) * keys + key) * 3 + o;
-    if (stamp[i] != pass) {
-      stamp[i] = pass;
-      fill(&value[i * width]);
-    }
-    return &value[i * width];
+// A row's labels grouped by partner and outcome: every label of the row with that partner (an
+// atom for a comparison's row, a comparison for an atom's) and outcome has the same terms, so
+// the row's sums are sum over groups of count x the group's term, in (partner, outcome) order.
+struct Group {
+  std::uint32_t partner;
+  int outcome;
+  double count;
+};
+struct Groups {
+  std::vector<std::uint64_t> ptr{0};  // rows + 1
+  std::vector<Group> group;
+  // Appends a row from counts[partner * 3 + outcome] (partners x 3).
+  void add_row(const std::vector<std::uint32_t>& counts) {
+    for (std::size_t i = 0; i < counts.size(); ++i)
+      if (counts[i] > 0)
+        group.push_back(
+            {static_cast<std::uint32_t>(i / 3), static_cast<int>(i % 3), double(counts[i])});
+    ptr.push_back(group.size());
   }
 };
 
-int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, const Visit& visit,
-               bool reduce, std::size_t units, const ordinal::Params& p, int keys) {
+// Maximizes, row by row, sum_{labels of the row} log P(y | w_row . x) - kRidge/2 |w_row|^2
+// (R x J, row-major W) by Newton with the Fisher curvature and a per-row Armijo ladder, the
+// labels given as groups (partner rows of X, J columns). Every row's sums run over its groups in
+// order, so the result is a function of the groups alone. Returns the Newton steps taken (the
+// most of any row).
+int refit_rows(int R, int J, std::vector<double>& W, const Groups& g, const double* X,
+               const ordinal::Params& p) {
   const int nh = J * (J + 1) / 2, stride = 1 + J + nh;
-  Memo derivs(R, keys, 3), ladder(R, keys, kLadder);
   std::vector<char> active(R, 1);
-  std::vector<int> unit_row;
-  std::vector<double> unit_acc;
-  std::vector<double> acc(std::size_t(R) * stride), lad(std::size_t(R) * kLadder),
-      dir(std::size_t(R) * J), slope(R);
+  std::vector<double> acc(std::size_t(R) * stride), dir(std::size_t(R) * J), slope(R), trial(J), mq;
   double steps[kLadder];
   for (int j = 0; j < kLadder; ++j) steps[j] = std::ldexp(1.0, -j);
   Eigen::MatrixXd H(J, J);
   Eigen::VectorXd G(J);
   int it = 0;
   for (; it < kMaxNewtonSteps; ++it) {
-    std::fill(acc.begin(), acc.end(), 0.0);
-    if (reduce) {
-      unit_row.assign(units, -1);
-      unit_acc.assign(units * stride, 0.0);
-    }
-    ++derivs.pass;
-    visit([&](int r, const double* x, int o, std::size_t unit, int key) {
-      if (!active[r]) return;
-      auto fill = [&](double* v) {
-        const double m = dot(&W[std::size_t(r) * J], x, J);
-        const ordinal::MDerivs md = ordinal::m_derivs(o, m, p);
-        v[0] = md.value, v[1] = md.dm, v[2] = ordinal::fisher_m(m, p);
-      };
-      double own[3];
-      const double* v = derivs.get(r, key, o, keys, fill);
-      if (!v) fill(own), v = own;
-      const ordinal::MDerivs md{v[0], v[1]};
-      const double w = v[2];
-      if (reduce) unit_row[unit] = r;
-      double* a = reduce ? &unit_acc[unit * stride] : &acc[std::size_t(r) * stride];
-      a[0] += md.value;
-      for (int i = 0; i < J; ++i) a[1 + i] += md.dm * x[i];
-      double* h = a + 1 + J;
-      for (int i = 0, c = 0; i < J; ++i)
-        for (int j = 0; j <= i; ++j, ++c) h[c] += w * x[i] * x[j];
-    });
-    if (reduce) chain_fold(comm, unit_row, unit_acc, stride, acc);
     bool any = false;
     for (int r = 0; r < R; ++r) {
       if (!active[r]) continue;
-      const double* a = &acc[std::size_t(r) * stride];
+      double* a = &acc[std::size_t(r) * stride];
+      std::fill(a, a + stride, 0.0);
       const double* w = &W[std::size_t(r) * J];
+      for (std::uint64_t e = g.ptr[r]; e < g.ptr[r + 1]; ++e) {
+        const Group& gr = g.group[e];
+        const double* x = X + std::size_t(gr.partner) * J;
+        const double m = dot(w, x, J), c = gr.count;
+        const ordinal::MDerivs md = ordinal::m_derivs(gr.outcome, m, p);
+        const double f = c * ordinal::fisher_m(m, p);
+        a[0] += c * md.value;
+        for (int i = 0; i < J; ++i) a[1 + i] += c * md.dm * x[i];
+        double* h = a + 1 + J;
+        for (int i = 0, k = 0; i < J; ++i)
+          for (int j = 0; j <= i; ++j, ++k) h[k] += f * x[i] * x[j];
+      }
       double gmax = 0;
       for (int i = 0; i < J; ++i) {
         G[i] = a[1 + i] - kRidge * w[i];
@@ -169,8 +103,8 @@ int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, cons
         continue;
       }
       const double* h = a + 1 + J;
-      for (int i = 0, c = 0; i < J; ++i)
-        for (int j = 0; j <= i; ++j, ++c) H(i, j) = H(j, i) = h[c] + (i == j ? kRidge : 0.0);
+      for (int i = 0, k = 0; i < J; ++i)
+        for (int j = 0; j <= i; ++j, ++k) H(i, j) = H(j, i) = h[k] + (i == j ? kRidge : 0.0);
       Eigen::LLT<Eigen::MatrixXd> llt(H);
       if (llt.info() != Eigen::Success) {
         active[r] = 0;
@@ -184,46 +118,34 @@ int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, cons
         continue;
       }
       any = true;
-    }
-    if (!any) break;
-    std::fill(lad.begin(), lad.end(), 0.0);
-    if (reduce) {
-      unit_row.assign(units, -1);
-      unit_acc.assign(units * kLadder, 0.0);
-    }
-    ++ladder.pass;
-    visit([&](int r, const double* x, int o, std::size_t unit, int key) {
-      if (!active[r]) return;
-      auto fill = [&](double* v) {
-        const double m = dot(&W[std::size_t(r) * J], x, J);
-        const double q = dot(&dir[std::size_t(r) * J], x, J);
-        for (int j = 0; j < kLadder; ++j) v[j] = ordinal::log_lik(o, m + steps[j] * q, p);
-      };
-      double own[kLadder];
-      const double* v = ladder.get(r, key, o, keys, fill);
-      if (!v) fill(own), v = own;
-      if (reduce) unit_row[unit] = r;
-      double* l = reduce ? &unit_acc[unit * kLadder] : &lad[std::size_t(r) * kLadder];
-      for (int j = 0; j < kLadder; ++j) l[j] += v[j];
-    });
-    if (reduce) chain_fold(comm, unit_row, unit_acc, kLadder, lad);
-    std::vector<double> trial(J);
-    for (int r = 0; r < R; ++r) {
-      if (!active[r]) continue;
-      double* w = &W[std::size_t(r) * J];
-      const double* d = &dir[std::size_t(r) * J];
-      const double f0 = acc[std::size_t(r) * stride] - 0.5 * kRidge * norm2(w, J);
+      // The ladder, one step length at a time (usually the first passes): the row's
+      // log-likelihood there, over the groups in order.
+      const std::size_t n = g.ptr[r + 1] - g.ptr[r];
+      mq.resize(2 * n);
+      for (std::size_t e = 0; e < n; ++e) {
+        const double* x = X + std::size_t(g.group[g.ptr[r] + e].partner) * J;
+        mq[2 * e] = dot(w, x, J);
+        mq[2 * e + 1] = dot(d.data(), x, J);
+      }
+      double* wr = &W[std::size_t(r) * J];
+      const double f0 = a[0] - 0.5 * kRidge * norm2(wr, J);
       bool moved = false;
       for (int j = 0; j < kLadder && !moved; ++j) {
-        for (int i = 0; i < J; ++i) trial[i] = w[i] + steps[j] * d[i];
-        const double f = lad[std::size_t(r) * kLadder + j] - 0.5 * kRidge * norm2(trial.data(), J);
+        double l = 0;
+        for (std::size_t e = 0; e < n; ++e) {
+          const Group& gr = g.group[g.ptr[r] + e];
+          l += gr.count * ordinal::log_lik(gr.outcome, mq[2 * e] + steps[j] * mq[2 * e + 1], p);
+        }
+        for (int i = 0; i < J; ++i) trial[i] = wr[i] + steps[j] * d[i];
+        const double f = l - 0.5 * kRidge * norm2(trial.data(), J);
         if (f >= f0 + kArmijo * steps[j] * slope[r]) {
-          std::copy(trial.begin(), trial.end(), w);
+          std::copy(trial.begin(), trial.end(), wr);
           moved = true;
         }
       }
       if (!moved) active[r] = 0;
     }
+    if (!any) break;
   }
   return it;
 }
@@ -328,37 +250,47 @@ std::uint64_t assign_users(const mpi::Comm& comm, const LabelMatrix& lm, Model& 
   return mpi::allreduce_sum(comm, changed);
 }
 
+// The atoms: each atom's labels are its members', grouped by (comparison, outcome); the counts
+// are summed over the ranks (integers: exact in any order), so every rank refits every atom
+// from the same groups.
 void refit_atoms(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
-  const int J = m.J;
   const std::uint64_t u0 = lm.parts.users.begin(comm.rank());
-  refit_rows(
-      comm, m.K, J, m.atoms,
-      [&](const Visitor& f) {
-        for (std::size_t r = 0; r < lm.by_user.rows(); ++r) {
-          const int k = m.assign[u0 + r];
-          if (k < 0) continue;
-          for (std::uint64_t e = lm.by_user.ptr[r]; e < lm.by_user.ptr[r + 1]; ++e)
-            f(k, &m.Z[std::size_t(lm.by_user.col[e]) * J], ordinal::outcome(lm.by_user.val[e]), r,
-              static_cast<int>(lm.by_user.col[e]));
-        }
-      },
-      true, lm.by_user.rows(), m.params, static_cast<int>(lm.comparisons));
+  const std::size_t M = lm.comparisons, width = M * 3;
+  std::vector<std::uint32_t> counts(std::size_t(m.K) * width, 0);
+  for (std::size_t r = 0; r < lm.by_user.rows(); ++r) {
+    const int k = m.assign[u0 + r];
+    if (k < 0) continue;
+    for (std::uint64_t e = lm.by_user.ptr[r]; e < lm.by_user.ptr[r + 1]; ++e)
+      ++counts[std::size_t(k) * width + std::size_t(lm.by_user.col[e]) * 3 +
+               ordinal::outcome(lm.by_user.val[e])];
+  }
+  mpi::allreduce(comm, std::span<std::uint32_t>(counts), MPI_SUM);
+  Groups g;
+  std::vector<std::uint32_t> row(width);
+  for (int k = 0; k < m.K; ++k) {
+    std::copy(counts.begin() + std::size_t(k) * width, counts.begin() + std::size_t(k + 1) * width,
+              row.begin());
+    g.add_row(row);
+  }
+  refit_rows(m.K, m.J, m.atoms, g, m.Z.data(), m.params);
 }
 
+// Z: each of this rank's comparisons from its labels grouped by (labeler's atom, outcome).
 void refit_z(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
   const int J = m.J;
   const std::uint64_t c0 = lm.parts.comparisons.begin(comm.rank());
   const std::size_t rows = lm.by_comparison.rows();
   std::vector<double> local(m.Z.begin() + c0 * J, m.Z.begin() + (c0 + rows) * J);
-  refit_rows(
-      comm, static_cast<int>(rows), J, local,
-      [&](const Visitor& f) {
-        for (std::size_t r = 0; r < rows; ++r)
-          for (std::uint64_t e = lm.by_comparison.ptr[r]; e < lm.by_comparison.ptr[r + 1]; ++e)
-            f(static_cast<int>(r), &m.atoms[std::size_t(m.assign[lm.by_comparison.col[e]]) * J],
-              ordinal::outcome(lm.by_comparison.val[e]), 0, m.assign[lm.by_comparison.col[e]]);
-      },
-      false, 0, m.params, m.K);
+  Groups g;
+  std::vector<std::uint32_t> counts(std::size_t(m.K) * 3);
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::fill(counts.begin(), counts.end(), 0u);
+    for (std::uint64_t e = lm.by_comparison.ptr[r]; e < lm.by_comparison.ptr[r + 1]; ++e)
+      ++counts[std::size_t(m.assign[lm.by_comparison.col[e]]) * 3 +
+               ordinal::outcome(lm.by_comparison.val[e])];
+    g.add_row(counts);
+  }
+  refit_rows(static_cast<int>(rows), J, local, g, m.atoms.data(), m.params);
   allgather_rows(comm, lm.parts.comparisons, J, local, m.Z);
 }
 

@@ -18,9 +18,10 @@
 // distribute() places them; Z, the atoms, the assignment and (r, s, a) replicated. Sums over
 // comparisons (the objective, the likelihood parameters' gradient and Hessian) are gathered per
 // comparison and added in comparison order, and each z_p is refit by its owner alone, so they
-// do not depend on the rank count; the atoms' sums over users are formed user by user and
-// added in global user order by a running sum passed from rank to rank. So the fit is bitwise
-// the same at every rank count (the tests check it at 1, 2 and 4 ranks).
+// do not depend on the rank count; the atoms' labels are counted per (atom, comparison,
+// outcome), the counts summed over the ranks (exact), and every rank refits every atom from
+// them. So the fit is bitwise the same at every rank count (the tests check it at 1, 2 and 4
+// ranks). A row's Newton sums run over its labels grouped by (partner, outcome): count x term.
 #include <cstdint>
 #include <functional>
 #include <string>
