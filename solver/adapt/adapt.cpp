@@ -127,6 +127,8 @@ void adapt_user_types(std::uint64_t user, const double* Z, int J, const UserPool
   // covariance), and over the support alone for info (discrete_posterior.hpp).
   thread_local std::vector<int> support;
   thread_local std::vector<double> focus;
+  thread_local InfoTerms terms;
+  if (info) terms.start(rows, K);
   Eigen::VectorXd lw = Eigen::Map<const Eigen::VectorXd>(ty.log_prior.data(), K), w(K);
   auto normalize = [&] {
     const double top = lw.maxCoeff();
@@ -155,7 +157,7 @@ void adapt_user_types(std::uint64_t user, const double* Z, int J, const UserPool
   for (int t = 0; t < plan.answers; ++t) {
     int pick;
     if (plan.select == Select::kInfo) {
-      discrete_information(focus, support, rows, asked, ws.scores);
+      terms.scores(support, focus, asked, ws.scores);
       pick = best_unasked(ws.scores, asked);
       if (pick < 0) pick = nth_unasked(asked, 0);
     } else {

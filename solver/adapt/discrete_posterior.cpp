@@ -1,5 +1,6 @@
 #include "solver/adapt/discrete_posterior.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -32,35 +33,71 @@ double entropy3(double a, double b, double c) {  // the answer's entropy in the 
 }
 }  // namespace
 
+namespace {
+// H(p0, p1, p2) - hbar for every candidate (p: p0, p1, p2 and hbar of the n candidates one after
+// the other); asked candidates score NaN.
+void information_scores(const Eigen::VectorXd& p, const std::vector<char>& asked,
+                        Eigen::VectorXd& scores) {
+  const auto n = static_cast<Eigen::Index>(asked.size());
+  // p log p, 0 at p = 0, over the pool at once (Eigen's vectorized log).
+  constexpr double kTiny = 1e-300;
+  auto xlogx = [&](int o) {
+    const auto q = p.segment(o * n, n).array();
+    return q * q.max(kTiny).log();
+  };
+  scores = (-(xlogx(0) + xlogx(1) + xlogx(2)) - p.segment(3 * n, n).array()).matrix();
+  for (Eigen::Index c = 0; c < n; ++c)
+    if (asked[c]) scores[c] = std::numeric_limits<double>::quiet_NaN();
+}
+}  // namespace
+
+void InfoTerms::start(const std::vector<const double*>& rows, int K) {
+  rows_ = &rows;
+  K_ = K;
+  atom_.clear();
+  column_.assign(K, -1);
+}
+
+void InfoTerms::fill(const std::vector<int>& support) {
+  const std::vector<const double*>& rows = *rows_;
+  const auto n = static_cast<Eigen::Index>(rows.size()),
+             W = static_cast<Eigen::Index>(support.size());
+  for (int k : atom_) column_[k] = -1;
+  atom_ = support;
+  for (Eigen::Index i = 0; i < W; ++i) column_[atom_[i]] = static_cast<int>(i);
+  // Row o n + c: term o (P(second), P(tie), P(first), the entropy) of candidate c.
+  terms_.resize(4 * n, W);
+  const bool all = W == K_;  // the support is every atom, in order
+  for (int o = 0; o < 4; ++o)
+    for (Eigen::Index c = 0; c < n; ++c) {
+      const double* from = rows[c] + std::size_t(o) * K_;
+      double* to = &terms_(o * n + c, 0);
+      if (all)
+        std::copy(from, from + W, to);
+      else
+        for (Eigen::Index i = 0; i < W; ++i) to[i] = from[atom_[i]];
+    }
+}
+
+void InfoTerms::scores(const std::vector<int>& support, const std::vector<double>& w,
+                       const std::vector<char>& asked, Eigen::VectorXd& out) {
+  bool covered = 2 * support.size() > atom_.size();
+  for (int k : support) covered = covered && column_[k] >= 0;
+  if (!covered) fill(support);
+  weight_.setZero(static_cast<Eigen::Index>(atom_.size()));
+  for (std::size_t i = 0; i < support.size(); ++i) weight_[column_[support[i]]] = w[i];
+  p_.noalias() = terms_ * weight_;
+  information_scores(p_, asked, out);
+}
+
 void discrete_information(const std::vector<double>& w, const std::vector<int>& support,
                           const std::vector<const double*>& rows, const std::vector<char>& asked,
                           Eigen::VectorXd& scores) {
-  const auto n = static_cast<Eigen::Index>(rows.size());
-  const std::size_t S = support.size();
-  thread_local Eigen::ArrayXd p0, p1, p2, hbar;
-  p0.setConstant(n, 1.0);
-  p1.setZero(n);
-  p2.setZero(n);
-  hbar.setZero(n);
-  for (Eigen::Index c = 0; c < n; ++c) {
-    if (asked[c]) continue;
-    double a0 = 0, a1 = 0, a2 = 0, h = 0;
-    for (std::size_t i = 0; i < S; ++i) {
-      const double* e = rows[c] + 4 * std::size_t(support[i]);
-      const double wi = w[i];
-      a0 += wi * e[0];
-      a1 += wi * e[1];
-      a2 += wi * e[2];
-      h += wi * e[3];
-    }
-    p0[c] = a0, p1[c] = a1, p2[c] = a2, hbar[c] = h;
-  }
-  // p log p, 0 at p = 0, over the pool at once (Eigen's vectorized log).
-  constexpr double kTiny = 1e-300;
-  auto xlogx = [&](const Eigen::ArrayXd& p) { return p * p.max(kTiny).log(); };
-  scores = (-(xlogx(p0) + xlogx(p1) + xlogx(p2)) - hbar).matrix();
-  for (Eigen::Index c = 0; c < n; ++c)
-    if (asked[c]) scores[c] = std::numeric_limits<double>::quiet_NaN();
+  int K = 0;
+  for (int k : support) K = std::max(K, k + 1);
+  InfoTerms t;
+  t.start(rows, K);
+  t.scores(support, w, asked, scores);
 }
 
 void Types::answer_row(const double* z, double* row) const {
@@ -71,10 +108,10 @@ void Types::answer_row(const double* z, double* row) const {
     for (int j = 0; j < J; ++j) m += a[j] * z[j];
     const std::array<double, 3> q = ordinal::probs(m, lik);
     for (int o = 0; o < 3; ++o) {
-      row[4 * k + o] = q[o];
+      row[o * k_atoms + k] = q[o];
       row[(4 + o) * k_atoms + k] = ordinal::log_lik(o, m, lik);
     }
-    row[4 * k + 3] = entropy3(q[0], q[1], q[2]);
+    row[3 * k_atoms + k] = entropy3(q[0], q[1], q[2]);
   }
 }
 
