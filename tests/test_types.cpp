@@ -156,7 +156,8 @@ TEST(TypesInfo, PicksWhatBruteForcePicks) {
     Eigen::VectorXd scores;
     std::vector<int> all(K);
     for (int k = 0; k < K; ++k) all[k] = k;
-    adapt::discrete_information(std::vector<double>(w.begin(), w.end()), all, rows, asked, scores);
+    adapt::discrete_information(std::vector<double>(w.begin(), w.end()), all, rows, K, asked,
+                                scores);
     int best = -1;
     double top = -1;
     for (int i = 0; i < n; ++i) {
@@ -500,7 +501,56 @@ TEST(TypesInfo, TheSupportChangesNoScoreBeyondRounding) {
   ASSERT_EQ(support.size(), 5u);
   const std::vector<char> asked(n, 0);
   Eigen::VectorXd full, cut;
-  adapt::discrete_information(w_all, all, rows, asked, full);
-  adapt::discrete_information(w_support, support, rows, asked, cut);
+  adapt::discrete_information(w_all, all, rows, K, asked, full);
+  adapt::discrete_information(w_support, support, rows, K, asked, cut);
   for (int i = 0; i < n; ++i) EXPECT_NEAR(full[i], cut[i], 1e-15) << i;
+}
+
+// One user's successive questions: InfoTerms keeps a working set of atoms as the support shrinks
+// (and grows back) and gives every question the scores computed afresh for that support.
+TEST(TypesInfo, TheWorkingSetGivesTheScoresOfEachSupport) {
+  std::mt19937_64 gen(6);
+  std::normal_distribution<double> nd;
+  const int K = 24, J = 3, n = 20;
+  const ordinal::Params p{0.8, 0.4, 1.3};
+  std::vector<double> atoms(K * J);
+  for (auto& x : atoms) x = nd(gen);
+  const adapt::Types ty = adapt::Types::from_file(atoms, std::vector<double>(K, 1.0), J, p);
+  std::vector<double> table(std::size_t(n) * adapt::Types::kTableRow * K);
+  std::vector<const double*> rows(n);
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> z(J);
+    for (auto& x : z) x = nd(gen);
+    rows[i] = table.data() + std::size_t(i) * adapt::Types::kTableRow * K;
+    ty.answer_row(z.data(), table.data() + std::size_t(i) * adapt::Types::kTableRow * K);
+  }
+  adapt::InfoTerms terms;
+  terms.start(rows, K);
+  std::vector<char> asked(n, 0);
+  // Supports: all, most, a third, a quarter, back to half (atoms that had left), two.
+  const std::vector<std::vector<int>> supports = {
+      {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23},
+      {0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21, 23},
+      {1, 3, 5, 7, 9, 11, 13, 15},
+      {3, 7, 11, 15, 19, 23},
+      {3, 4, 7, 11, 12, 15, 19, 20, 21, 22, 23},
+      {11, 15}};
+  for (std::size_t t = 0; t < supports.size(); ++t) {
+    std::vector<double> w;
+    double total = 0;
+    for (std::size_t i = 0; i < supports[t].size(); ++i)
+      w.push_back(std::exp(nd(gen))), total += w.back();
+    for (double& x : w) x /= total;
+    asked[t * 3] = 1;
+    Eigen::VectorXd kept, fresh;
+    terms.scores(supports[t], w, asked, kept);
+    adapt::discrete_information(w, supports[t], rows, K, asked, fresh);
+    for (int i = 0; i < n; ++i) {
+      if (asked[i]) {
+        EXPECT_TRUE(std::isnan(kept[i]));
+        continue;
+      }
+      EXPECT_NEAR(kept[i], fresh[i], 1e-14) << "question " << t << " candidate " << i;
+    }
+  }
 }

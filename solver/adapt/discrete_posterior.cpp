@@ -91,10 +91,8 @@ void InfoTerms::scores(const std::vector<int>& support, const std::vector<double
 }
 
 void discrete_information(const std::vector<double>& w, const std::vector<int>& support,
-                          const std::vector<const double*>& rows, const std::vector<char>& asked,
-                          Eigen::VectorXd& scores) {
-  int K = 0;
-  for (int k : support) K = std::max(K, k + 1);
+                          const std::vector<const double*>& rows, int K,
+                          const std::vector<char>& asked, Eigen::VectorXd& scores) {
   InfoTerms t;
   t.start(rows, K);
   t.scores(support, w, asked, scores);

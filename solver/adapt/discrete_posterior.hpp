@@ -52,11 +52,11 @@ inline constexpr double kPosteriorCut = 50;
 // the atom under the posterior,
 //   H(sum_k w_k q_k) - sum_k w_k H(q_k),  q_k = P(. | a_k . z) (entropies in nats),
 // for each candidate c not asked (asked ones score NaN) from its answer row rows[c]
-// (Types::answer_row); the sums run over the atoms of `support` (increasing), whose weights are
-// w (w[i] of atom support[i]).
+// (Types::answer_row of K atoms); the sums run over the atoms of `support` (increasing), whose
+// weights are w (w[i] of atom support[i]).
 void discrete_information(const std::vector<double>& w, const std::vector<int>& support,
-                          const std::vector<const double*>& rows, const std::vector<char>& asked,
-                          Eigen::VectorXd& scores);
+                          const std::vector<const double*>& rows, int K,
+                          const std::vector<char>& asked, Eigen::VectorXd& scores);
 
 // The same for one user's successive questions: the candidates' terms (the three outcome
 // probabilities and the entropy, for every atom of a working set) are copied once into one
