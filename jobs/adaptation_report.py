@@ -183,7 +183,8 @@ def main():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = {"random": "tab:gray", "active": "tab:blue", "bayes": "tab:green", "info": "tab:orange"}
+    colors = {"random": "tab:gray", "active": "tab:blue", "bayes": "tab:green", "info": "tab:orange",
+              "auto": "black"}
     for rule in RULES:
         for prior, style in (("population", "-"), ("none", "--")):
             m = [next(r[3] for r in rows if r[:3] == (rule, prior, b))["mean"] for b in budgets]
@@ -194,7 +195,7 @@ def main():
         ax.plot(budgets, m, "-.", marker="^", color=colors[rule], label=f"{rule}, mixture prior")
     for rule, prior in types_runs:
         m = [next(r[3] for r in rows if r[:3] == (rule, prior, b))["mean"] for b in budgets]
-        ax.plot(budgets, m, "-", lw=2, marker="D", color=colors[rule], label=f"{rule}, types")
+        ax.plot(budgets, m, "-", lw=2, marker="D", color=colors[rule], label=f"{rule}, {EST[prior]}")
     ax.plot(sorted(PAPER), [PAPER[b] for b in sorted(PAPER)], "k:", marker="s", label="paper PReF")
     ax.axhline(baselines["shared (standard RLHF)"]["mean"], color="tab:red", lw=1, label="shared (RLHF)")
     ax.axhline(baselines["oracle: true utilities projected on fitted Z"]["mean"], color="tab:purple", lw=1,
