@@ -937,7 +937,7 @@ TEST(Calibration, ScaleMinimizesTheLogLossOfTheHeldOutLabels) {
   EXPECT_EQ(flat.scale, 1.0);
 }
 
-// The safe calibration (calibrate_margins_safely): on the same 20000 labels s = 0.4 is clearly
+// The safe calibration (calibrate_scores): on the same 20000 labels s = 0.4 is clearly
 // not 1, so it is used, the same as calibrate_margins'; on labels drawn at s = 1 (where the
 // fitted s differs from 1 by sampling error alone) it is kept at 1 unless both tests reject 1,
 // and its log-loss is then the uncalibrated one; below 50 labels it is not estimated at all.
@@ -962,13 +962,13 @@ TEST(Calibration, SafeScaleIsUsedOnlyWhenTheLabelsTellItFromOne) {
     return std::span<const T>(v.data() + b, e - b);
   };
   const Calibration raw = calibrate_margins(comm, share(m, n), share(low, n));
-  const Calibration safe = calibrate_margins_safely(comm, share(m, n), share(low, n));
+  const Calibration safe = calibrate_scores(comm, share(m, n), share(low, n));
   EXPECT_TRUE(safe.kept.empty()) << safe.kept;
   EXPECT_EQ(safe.scale, raw.scale);
   EXPECT_NEAR(safe.scale, 0.4, 0.03);
   EXPECT_LT(safe.logloss_after, safe.logloss_before);
 
-  const Calibration at_one = calibrate_margins_safely(comm, share(m, n), share(one, n));
+  const Calibration at_one = calibrate_scores(comm, share(m, n), share(one, n));
   EXPECT_NEAR(at_one.fitted, 1.0, 0.05);
   const double ratio =
       2 * n *
@@ -982,7 +982,7 @@ TEST(Calibration, SafeScaleIsUsedOnlyWhenTheLabelsTellItFromOne) {
 
   // 49 labels (the first 49, spread over the ranks): not estimated, s = 1, the reason given.
   const std::size_t few = kCalibrationMinLabels - 1;
-  const Calibration small = calibrate_margins_safely(comm, share(m, few), share(low, few));
+  const Calibration small = calibrate_scores(comm, share(m, few), share(low, few));
   EXPECT_EQ(small.labels, few);
   EXPECT_EQ(small.scale, 1.0);
   EXPECT_NE(small.kept.find("fewer than the 50"), std::string::npos) << small.kept;

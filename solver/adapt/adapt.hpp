@@ -10,33 +10,55 @@
 #include <Eigen/Core>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "solver/adapt/discrete_posterior.hpp"
 #include "solver/adapt/mixture.hpp"
 #include "solver/adapt/new_user.hpp"
+#include "solver/adapt/ordinal_user.hpp"
 #include "solver/adapt/questions.hpp"
 #include "solver/base/enum_names.hpp"
 
 namespace pref::adapt {
 
+// The question rule, the estimator's prior and the answer model of a rule (`pref adapt
+// --select --prior --likelihood`), each named as on the command line and in the adapted file.
 enum class Select { kRandom, kActive, kBayes, kInfo };
 inline constexpr EnumNames<Select, 4> kSelectNames{{{{Select::kRandom, "random"},
                                                      {Select::kActive, "active"},
                                                      {Select::kBayes, "bayes"},
                                                      {Select::kInfo, "info"}}}};
-inline const char* select_name(Select s) {
-  return kSelectNames.name(s);
-}
-
 // The estimator of a new user's weights (`adapt --prior`; the adapted file's `prior`): the MAP
 // under the population prior, the posterior mean under the mixture prior, the MLE with the
 // paper's ridge, or the exact posterior over a types file's atoms (`adapt --types`).
-enum class PriorKind { kPopulation, kMixture, kNone, kTypes };
-inline constexpr EnumNames<PriorKind, 4> kPriorKindNames{{{{PriorKind::kPopulation, "population"},
-                                                           {PriorKind::kMixture, "mixture"},
-                                                           {PriorKind::kNone, "none"},
-                                                           {PriorKind::kTypes, "types"}}}};
+enum class Prior { kPopulation, kMixture, kNone, kTypes };
+inline constexpr EnumNames<Prior, 4> kPriorNames{{{{Prior::kPopulation, "population"},
+                                                   {Prior::kMixture, "mixture"},
+                                                   {Prior::kNone, "none"},
+                                                   {Prior::kTypes, "types"}}}};
+enum class AnswerModel { kLogistic, kOrdinal };
+inline constexpr EnumNames<AnswerModel, 2> kAnswerModelNames{
+    {{{AnswerModel::kLogistic, "logistic"}, {AnswerModel::kOrdinal, "ordinal"}}}};
+inline const char* select_name(Select s) {
+  return kSelectNames.name(s);
+}
+inline const char* prior_name(Prior p) {
+  return kPriorNames.name(p);
+}
+inline const char* answer_model_name(AnswerModel m) {
+  return kAnswerModelNames.name(m);
+}
+// Parse the names above; throw InputError naming `option` for any other.
+inline Select parse_select(const std::string& name, const std::string& option) {
+  return kSelectNames.parse(name, option);
+}
+inline Prior parse_prior(const std::string& name, const std::string& option) {
+  return kPriorNames.parse(name, option);
+}
+inline AnswerModel parse_answer_model(const std::string& name, const std::string& option) {
+  return kAnswerModelNames.parse(name, option);
+}
 
 struct UserPool {
   std::span<const std::uint32_t> comparison;  // askable part, in pool order
@@ -59,6 +81,9 @@ struct Plan {
   // the selection random or info (discrete_information); estimate, selection and mixture are
   // unused.
   const Types* types = nullptr;
+  // When set, the Gaussian estimator and criterion use this tie-aware answer model
+  // (solver/adapt/ordinal_user.hpp) instead of the logistic one; not with a mixture or types.
+  const ordinal::Params* answer_model = nullptr;
 };
 
 struct UserResult {
@@ -74,8 +99,6 @@ struct UserResult {
 // Runs one user's question loop. user is the global id (it keys the random stream).
 void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool, const Plan& plan,
                 Workspace& ws, UserResult& out);
-
-// The Philox stream of the random question choices (and of `active`'s first question):
 
 // The Philox stream of the random question choices (and of `active`'s first question):
 // draw t of user i picks uniformly among the unasked pool entries, Rng(seed, kAdaptStream, i).

@@ -91,7 +91,7 @@ void require_configuration(const io::Checkpoint& ck) {
 }  // namespace
 
 DataIdentity data_identity(const mpi::Comm& comm, const LabelMatrix& train) {
-  return {train.users, train.comparisons, train.labels, labels_checksum(comm, train)};
+  return {train.users, train.comparisons, train.labels, labels_checksum(comm, train), {}};
 }
 
 std::string checkpoint_name(int sweep, bool user_half_done) {

@@ -72,8 +72,8 @@ Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> mar
   return c;
 }
 
-Calibration calibrate_margins_safely(const mpi::Comm& comm, std::span<const double> margins,
-                                     std::span<const float> labels) {
+Calibration calibrate_scores(const mpi::Comm& comm, std::span<const double> margins,
+                             std::span<const float> labels) {
   const std::uint64_t count = mpi::allreduce_sum(comm, static_cast<std::uint64_t>(margins.size()));
   if (count > 0 && count < kCalibrationMinLabels) {
     Calibration c;
@@ -112,7 +112,7 @@ Calibration calibrate_scale(const mpi::Comm& comm, const LabelMatrix& m, const F
                           margins.insert(margins.end(), mg.begin(), mg.end());
                           labels.insert(labels.end(), y.begin(), y.end());
                         });
-  return calibrate_margins_safely(comm, margins, labels);
+  return calibrate_scores(comm, margins, labels);
 }
 
 }  // namespace pref

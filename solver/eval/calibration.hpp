@@ -55,14 +55,14 @@ struct Calibration {
 Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> margins,
                               std::span<const float> labels, double start = 1.0);
 
-// A safe calibration: calibrate_margins' s, used only when it passes the tests above (else
-// s = 1, logloss_after = logloss_before and `kept` says why; below kCalibrationMinLabels labels
-// s is not estimated at all). Collective.
-Calibration calibrate_margins_safely(const mpi::Comm& comm, std::span<const double> margins,
-                                     std::span<const float> labels);
+// The calibration `pref fit` stores in the model, over held-out (margins, labels) of every rank:
+// a safe calibration, calibrate_margins' s used only when it passes the tests above (else s = 1,
+// logloss_after = logloss_before and `kept` says why; below kCalibrationMinLabels labels s is not
+// estimated at all). Collective.
+Calibration calibrate_scores(const mpi::Comm& comm, std::span<const double> margins,
+                             std::span<const float> labels);
 
-// The safe calibration over the labels of m scored with f (solver/eval/split_scores.hpp): what
-// `pref fit` stores in the model. Collective.
+// The same over the labels of m scored with f (solver/eval/split_scores.hpp). Collective.
 Calibration calibrate_scale(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f);
 
 }  // namespace pref
