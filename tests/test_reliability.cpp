@@ -610,6 +610,20 @@ TEST_F(Reliability, AdaptedFileOfAnotherModelIsRefused) {
                    np);
 }
 
+TEST_F(Reliability, TypesFileOfAnotherModelIsRefusedByAdapt) {
+  // adapt --model with --types (issue 24): the types file of model.h5 with model_b.h5, a fit of
+  // the same data with the same shapes; only the checksum tells them apart.
+  expect_input_error(
+      {"adapt", "--model", path("model_b.h5"), "--types", path("types.h5"), "--data",
+       path("data.h5"), "--answers", "2", "--out", path("x.h5")},
+      {path("types.h5"), path("model.h5"), path("model_b.h5"), "checksum", "--types", "--model"});
+  // With its own model it runs, and the adapted file records that model's checksum.
+  for (int np : kRanks)
+    expect_success({"adapt", "--model", path("model.h5"), "--types", path("types.h5"), "--data",
+                    path("data.h5"), "--answers", "2", "--out", path("mt.h5"), "--overwrite"},
+                   np);
+}
+
 TEST_F(Reliability, TypesAndAdaptedFilesRecordTheirSources) {
   H5Id t = h5_open(path("types.h5"));
   H5Id a = h5_open(path("adapted.h5"));

@@ -52,11 +52,18 @@ SourceFiles SourceFiles::open(const std::string& model, const std::string& types
   f.comparisons = hd.comparisons;
   f.model_Z = io::read_model_rows(model, comm, "comparison_factors", 0, hd.comparisons, hd.rank);
   f.model_checksum = hash::hex(hash::rows(0, f.model_Z, hd.rank));
-  if (f.types_data)
+  if (f.types_data) {
+    bool unchecked = false;
     mpi::agree(comm, [&] {
       io::require_same_model(types, "--types", f.types_data->provenance(), model, "--model",
-                             f.model_checksum);
+                             f.model_checksum, &unchecked);
     });
+    if (unchecked)
+      log::warn(comm,
+                "{}: records no model checksum (written before pref recorded them); not checked "
+                "against --model {}",
+                types, model);
+  }
   return f;
 }
 
