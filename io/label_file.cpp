@@ -431,7 +431,7 @@ void LabelFileWriter::write(Split s, std::uint64_t row0, const LabelColumns& col
 }
 
 void LabelFileWriter::create_responses(std::uint64_t responses, std::uint64_t prompts,
-                                       std::uint64_t embedding_dim) {
+                                       std::uint64_t embedding_dim, hid_t embedding_type) {
   const std::string what = path_ + ": /responses";
   h5::Handle grp = h5::create_group(file_.get(), "/responses", what);
   h5::write_attribute<std::uint64_t>(grp.get(), "responses", responses, what);
@@ -441,7 +441,7 @@ void LabelFileWriter::create_responses(std::uint64_t responses, std::uint64_t pr
   embedding_dim_ = embedding_dim;
   if (embedding_dim > 0) {
     const hsize_t edims[2] = {responses, embedding_dim};
-    embedding_ = h5::create_dataset(grp.get(), "embedding", H5T_IEEE_F32LE, edims, what);
+    embedding_ = h5::create_dataset(grp.get(), "embedding", embedding_type, edims, what);
   }
   const std::string cwhat = path_ + ": /comparisons";
   h5::Handle cg = h5::create_group(file_.get(), "/comparisons", cwhat);
@@ -457,6 +457,12 @@ void LabelFileWriter::write_responses(std::uint64_t row0, std::span<const std::u
   if (embedding_.valid())
     h5::write_rows<float>(embedding_.get(), row0, prompt.size(), embedding, comm_,
                           what + "/embedding");
+}
+
+void LabelFileWriter::write_response_prompts(std::uint64_t row0,
+                                             std::span<const std::uint32_t> prompt) {
+  h5::write_rows<std::uint32_t>(response_prompt_.get(), row0, prompt.size(), prompt, comm_,
+                                path_ + ": /responses/prompt");
 }
 
 void LabelFileWriter::write_pairs(std::uint64_t row0, std::span<const std::uint32_t> first,

@@ -109,6 +109,17 @@ void FitRun::load_items() {
                 ? fmt::format(", a residual per response (ridge {})", cfg_.item.mu_residual)
                 : std::string());
   cfg_.items = std::move(d);
+  if (!o_.given("--mu-z")) {
+    // The item models' ridge on every z_p by default totals one per user on the mean |z_p|^2
+    // (mu_z = users / comparisons per comparison): a ridge of 3 on each z_p outweighs the
+    // labels when comparisons have about one label each, and the fit collapses
+    // (docs/design.md, "Item models").
+    cfg_.mu_z = static_cast<double>(data_->users()) / static_cast<double>(data_->comparisons());
+    log::info(comm_,
+              "items {}: ridge mu_z = {:.4g} on each z_p ({} users / {} comparisons; --mu-z "
+              "sets it)",
+              o_.items, cfg_.mu_z, data_->users(), data_->comparisons());
+  }
 }
 
 void FitRun::load() {
@@ -271,6 +282,8 @@ Calibration FitRun::calibrate(const FitResult& res) {
 
 void FitRun::write_model(const FitResult& res, const Calibration& cal) {
   const SweepRecord& last = res.history.back();
+  const std::string chance =
+      chance_verdict(last.train_logloss, last.validation ? &*last.validation : nullptr);
   io::ModelHeader hd;
   hd.users = data_->users();
   hd.comparisons = data_->comparisons();
@@ -280,6 +293,7 @@ void FitRun::write_model(const FitResult& res, const Calibration& cal) {
   hd.attributes.merge(
       io::Attributes{{"sweeps", static_cast<std::int64_t>(last.sweep)},
                      {"converged", static_cast<std::int64_t>(res.converged)},
+                     {"at_chance", static_cast<std::int64_t>(!chance.empty())},
                      {"objective", last.objective},
                      {"grad_norm", last.grad_norm},
                      {"exchange", std::string(exchange_name(res.exchange))},
@@ -303,6 +317,15 @@ void FitRun::write_model(const FitResult& res, const Calibration& cal) {
   io::write_model(out_->temp_path(), comm_, hd, parts_.users, res.factors.U, parts_.comparisons,
                   res.factors.Z, items ? &*items : nullptr, residual ? &*residual : nullptr);
   out_->commit();
+  if (!chance.empty()) {
+    log::warn(comm_,
+              "the fit ends at chance: {}. Its predictions are worth no more than a coin's; see "
+              "docs/design.md, \"Item models\" and \"Where it falls short\"",
+              chance);
+    log::info(comm_, "ended at chance after {} sweeps: objective {:.8e}, |grad| {:.3e}; wrote {}",
+              last.sweep, last.objective, last.grad_norm, out_->path());
+    return;
+  }
   log::info(comm_, "{} after {} sweeps: objective {:.8e}, |grad| {:.3e}; wrote {}",
             res.converged ? "converged" : "stopped at the sweep limit", last.sweep, last.objective,
             last.grad_norm, out_->path());
