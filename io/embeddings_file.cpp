@@ -93,17 +93,17 @@ std::vector<std::string> read_embedding_ids(const std::string& path, EmbeddingsI
   const h5::DatasetShape is = h5::shape_of(ids.get(), ids_what);
   const h5::DatasetShape es = h5::shape_of(emb.get(), emb_what);
   if (is.dims.size() != 1)
-    throw InputError(fmt::format("{}: expected a 1-D dataset, found {} dimensions", ids_what,
-                                 is.dims.size()));
+    throw InputError(
+        fmt::format("{}: expected a 1-D dataset, found {} dimensions", ids_what, is.dims.size()));
   if (is.type_class != H5T_STRING)
-    throw InputError(fmt::format("{}: element type {}, expected strings", ids_what,
-                                 is.type_name()));
+    throw InputError(
+        fmt::format("{}: element type {}, expected strings", ids_what, is.type_name()));
   if (es.dims.size() != 2)
-    throw InputError(fmt::format("{}: expected a 2-D dataset (ids x dimension), found {} "
-                                 "dimensions",
-                                 emb_what, es.dims.size()));
-  if (es.type_class != H5T_FLOAT ||
-      (es.type_size != 2 && es.type_size != 4 && es.type_size != 8))
+    throw InputError(
+        fmt::format("{}: expected a 2-D dataset (ids x dimension), found {} "
+                    "dimensions",
+                    emb_what, es.dims.size()));
+  if (es.type_class != H5T_FLOAT || (es.type_size != 2 && es.type_size != 4 && es.type_size != 8))
     throw InputError(fmt::format("{}: element type {}, expected float16, float32 or float64",
                                  emb_what, es.type_name()));
   if (es.dims[0] != is.dims[0])
@@ -197,7 +197,8 @@ void copy_embedding_rows(const std::string& path, const EmbeddingsInfo& info,
                               : reinterpret_cast<const float*>(outbuf.data())[(r - a) * d + c];
         if (!std::isfinite(v)) {
           bad_row = src[r];
-          bad_msg = fmt::format("{}: row {}, column {}: value {} is not finite", what, src[r], c, v);
+          bad_msg =
+              fmt::format("{}: row {}, column {}: value {} is not finite", what, src[r], c, v);
           break;
         }
       }

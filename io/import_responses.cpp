@@ -35,9 +35,9 @@ class PairBuilder {
  public:
   explicit PairBuilder(const Files& files) : files_(files) {}
 
-  void add(Position where, std::string_view user, std::string_view prompt,
-           std::string_view first, std::string_view second, double label,
-           std::string_view label_text, Split s, const FieldNames& names) {
+  void add(Position where, std::string_view user, std::string_view prompt, std::string_view first,
+           std::string_view second, double label, std::string_view label_text, Split s,
+           const FieldNames& names) {
     check_id(where, user, names.user, "user");
     check_id(where, prompt, names.prompt, "prompt");
     check_id(where, first, names.first.c_str(), "response");
@@ -138,8 +138,8 @@ json parse_object(const Files& files, Position where, const std::string& line, c
     files.fail(where, fmt::format("not valid JSON: {}", json_syntax_message(e.what())));
   }
   if (!j.is_object())
-    files.fail(where, fmt::format("expected a JSON object ({}), found a JSON {}", what,
-                                  j.type_name()));
+    files.fail(where,
+               fmt::format("expected a JSON object ({}), found a JSON {}", what, j.type_name()));
   return j;
 }
 
@@ -182,9 +182,8 @@ Split split_of(const Files& files, Position where, std::string_view name) {
 }
 
 // responses: user,prompt,first,second,label[,split] (CSV) or the same keys (JSON lines).
-void read_responses(const std::string& path, InputFormat format, PairBuilder& b,
-                    const Files& files, const std::function<void(std::uint64_t)>& progress,
-                    std::uint64_t& lines) {
+void read_responses(const std::string& path, InputFormat format, PairBuilder& b, const Files& files,
+                    const std::function<void(std::uint64_t)>& progress, std::uint64_t& lines) {
   LineReader in(path, progress);
   const FieldNames names;
   std::string line;
@@ -227,8 +226,7 @@ void read_responses(const std::string& path, InputFormat format, PairBuilder& b,
         record += line;
       }
       if (st == CsvStatus::kBadQuote)
-        files.fail(w,
-                   fmt::format("field {}: text after the closing quote of a quoted field", bad));
+        files.fail(w, fmt::format("field {}: text after the closing quote of a quoted field", bad));
       if (columns == 0) {
         if (fields.size() != 5 && fields.size() != 6)
           files.fail(w, fmt::format("expected 5 fields (user,prompt,first,second,label) or 6 "
@@ -297,8 +295,8 @@ void read_sff(const std::vector<std::string>& paths, PairBuilder& b, const Files
       }
       const json* choice = member(j, "choice");
       if (!choice) files.fail(w, "missing key 'choice'");
-      if (!choice->is_number_integer() || (choice->get<std::int64_t>() != 0 &&
-                                           choice->get<std::int64_t>() != 1))
+      if (!choice->is_number_integer() ||
+          (choice->get<std::int64_t>() != 0 && choice->get<std::int64_t>() != 1))
         files.fail(w, fmt::format("choice {} is not 0 or 1 (the index of the preferred summary)",
                                   shown(choice->dump())));
       const json* split = member(j, "split");
@@ -314,7 +312,8 @@ void read_sff(const std::vector<std::string>& paths, PairBuilder& b, const Files
       else if (sp == "valid2")
         s = Split::kTest;
       else
-        files.fail(w, fmt::format("unknown split {} (expected train, valid1 or valid2)", shown(sp)));
+        files.fail(w,
+                   fmt::format("unknown split {} (expected train, valid1 or valid2)", shown(sp)));
       // choice 0: summaries[0] preferred, the label 1 of the pair (summaries[0], summaries[1]).
       const bool first_won = choice->get<std::int64_t>() == 0;
       b.add(w, worker, post, text[0], text[1], first_won ? 1.0 : 0.0, choice->dump(), s, names);
@@ -354,7 +353,8 @@ void read_prism(const std::string& path, const ResponseOptions& o, PairBuilder& 
     if (const json* c = member(j, "if_chosen")) {
       if (c->is_boolean())
         u.chosen = c->get<bool>();
-      else if (c->is_number_integer() && (c->get<std::int64_t>() == 0 || c->get<std::int64_t>() == 1))
+      else if (c->is_number_integer() &&
+               (c->get<std::int64_t>() == 0 || c->get<std::int64_t>() == 1))
         u.chosen = c->get<std::int64_t>() == 1;
       else
         files.fail(w, fmt::format("if_chosen {} is not true or false", shown(c->dump())));
@@ -376,8 +376,8 @@ void read_prism(const std::string& path, const ResponseOptions& o, PairBuilder& 
       interaction_ids.push_back(inter);
     }
     if (!members[k].empty() && rows[members[k].front()].user != u.user)
-      files.fail(w, fmt::format("interaction {} is of user {} on {}, here of user {}",
-                                shown(inter), shown(rows[members[k].front()].user),
+      files.fail(w, fmt::format("interaction {} is of user {} on {}, here of user {}", shown(inter),
+                                shown(rows[members[k].front()].user),
                                 files.ref(rows[members[k].front()].where, w), shown(u.user)));
     members[k].push_back(static_cast<std::uint32_t>(rows.size()));
     rows.push_back(std::move(u));
@@ -410,8 +410,8 @@ void read_prism(const std::string& path, const ResponseOptions& o, PairBuilder& 
         if (!rows[x].chosen) continue;
         for (std::uint32_t y : m) {
           if (rows[y].chosen) continue;
-          b.add(std::max(rows[x].where, rows[y].where), rows[x].user, inter, rows[x].id,
-                rows[y].id, 1.0, "1", Split::kTrain, names);
+          b.add(std::max(rows[x].where, rows[y].where), rows[x].user, inter, rows[x].id, rows[y].id,
+                1.0, "1", Split::kTrain, names);
           ++added;
         }
       }
@@ -459,8 +459,8 @@ void read_multipref(const std::string& path, PairBuilder& b, const Files& files,
         names.second = "comparison_id";
         const std::string evaluator = id_of(files, w, member(ann, "evaluator"), evaluator_field);
         if (!pref->is_string())
-          files.fail(w, fmt::format("{}.overall_pref {} is not a string", field,
-                                    shown(pref->dump())));
+          files.fail(w,
+                     fmt::format("{}.overall_pref {} is not a string", field, shown(pref->dump())));
         const std::string p = lower(trim(pref->get_ref<const std::string&>()));
         double label;
         if (p == "a-is-clearly-better" || p == "a-is-slightly-better" || p == "a-is-better")
@@ -503,13 +503,13 @@ std::vector<std::string> sff_files(const std::string& path) {
 }  // namespace
 
 ResponseLabelTable read_response_labels(const std::string& path, Layout layout,
-                                  const ResponseOptions& options,
-                                  const std::function<void(std::uint64_t)>& progress) {
+                                        const ResponseOptions& options,
+                                        const std::function<void(std::uint64_t)>& progress) {
   if (layout == Layout::kLabels)
     throw Error("read_response_labels: the labels layout has no responses");
   Files files;
-  files.paths = layout == Layout::kSummarizeFromFeedback ? sff_files(path)
-                                                         : std::vector<std::string>{path};
+  files.paths =
+      layout == Layout::kSummarizeFromFeedback ? sff_files(path) : std::vector<std::string>{path};
   PairBuilder b(files);
   std::uint64_t lines = 0, skipped = 0;
   std::string skipped_what;

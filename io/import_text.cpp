@@ -135,7 +135,9 @@ void LineReader::check_end() const {
   if (in_.bad()) throw InputError(path_ + ": read error after line " + std::to_string(lines_));
 }
 
-bool blank(std::string_view s) { return trim(s).empty(); }
+bool blank(std::string_view s) {
+  return trim(s).empty();
+}
 
 std::string json_syntax_message(std::string_view what) {
   if (what.starts_with('[') && what.find("] ") != std::string_view::npos)
@@ -274,7 +276,8 @@ bool split_named(std::string_view name, Split& s) {
 }
 
 std::string label_problem(double v, std::string_view text) {
-  if (std::isnan(v)) return fmt::format("label {} is NaN, expected a number in [0, 1]", shown(text));
+  if (std::isnan(v))
+    return fmt::format("label {} is NaN, expected a number in [0, 1]", shown(text));
   if (std::isinf(v))
     return fmt::format("label {} is infinite, expected a number in [0, 1]", shown(text));
   if (v < 0 || v > 1) return fmt::format("label {} is outside [0, 1]", shown(text));

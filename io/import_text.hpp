@@ -40,8 +40,12 @@ inline constexpr int kLineBits = 40;
 inline Position position(std::size_t file, std::uint64_t line) {
   return (static_cast<std::uint64_t>(file) << kLineBits) | line;
 }
-inline std::size_t file_of(Position p) { return static_cast<std::size_t>(p >> kLineBits); }
-inline std::uint64_t line_of(Position p) { return p & ((std::uint64_t{1} << kLineBits) - 1); }
+inline std::size_t file_of(Position p) {
+  return static_cast<std::size_t>(p >> kLineBits);
+}
+inline std::uint64_t line_of(Position p) {
+  return p & ((std::uint64_t{1} << kLineBits) - 1);
+}
 
 // The input's files by index, for messages: "FILE: line N" and, for a second position, "line M"
 // in the same file or "FILE2, line M" in another.

@@ -105,7 +105,7 @@ Runner add_import(CLI::App& app) {
     if (s.flipped)
       log::info(comm, "{} labels were of a pair given in the other order (stored as 1 - label)",
                 s.flipped);
-    if (s.skipped) log::info(comm, "skipped {} {}", s.skipped, s.skipped_what);
+    if (s.skipped) log::info(comm, "left out {}: {}", s.skipped, s.skipped_what);
     if (s.embedding_dim)
       log::info(comm, "embeddings: dimension {}, {}; {} rows of {} belong to no response (ignored)",
                 s.embedding_dim, s.embedding_type, s.embeddings_unused, o->embeddings);
