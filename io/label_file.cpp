@@ -368,6 +368,24 @@ LabelColumns LabelFile::read(Split s, const mpi::Comm& comm) const {
   return out;
 }
 
+IdsSummary read_ids_summary(const LabelFile& f, const mpi::Comm& comm) {
+  IdsSummary s;
+  mpi::agree(comm, [&] {
+    const hid_t h = f.handle();
+    if (!h5::exists(h, "/ids")) return;
+    s.present = true;
+    const std::string what = f.path() + ": /ids";
+    h5::Handle g = h5::open_group(h, "/ids", what);
+    for (const char* name : {"users", "comparisons", "prompts", "responses"})
+      if (h5::exists(g.get(), name)) s.datasets.push_back(name);
+    for (auto [name, out] : {std::pair<const char*, std::string*>{"source", &s.source},
+                             {"layout", &s.layout},
+                             {"embeddings", &s.embeddings}})
+      if (h5::has_attribute(g.get(), name)) *out = h5::read_string_attribute(g.get(), name, what);
+  });
+  return s;
+}
+
 LabelFileWriter::LabelFileWriter(const std::string& path, const mpi::Comm& comm,
                                  std::uint64_t users, std::uint64_t comparisons,
                                  bool with_responses)

@@ -99,6 +99,16 @@ class LabelFile {
   ResponseTable responses_;
 };
 
+// What /ids of an imported file says (docs/import.md): the id datasets it holds and the
+// import's attributes.
+struct IdsSummary {
+  bool present = false;
+  std::vector<std::string> datasets;       // e.g. users, prompts, responses
+  std::string source, layout, embeddings;  // empty when absent
+};
+// Collective (the file is the same on every rank; a bad attribute ends every rank alike).
+IdsSummary read_ids_summary(const LabelFile& f, const mpi::Comm& comm);
+
 // Writes a label file collectively. Each split is created with its total number of rows, then
 // written by every rank at its own row offset.
 class LabelFileWriter {

@@ -157,9 +157,14 @@ void expect_responses_fixture(const Imported& m) {
 // summarize-from-feedback (sff/batch3.json then sff/cnndm0.json): worker -> user, info.id ->
 // prompt, summaries[k].text -> response (its text is its id), label 1 when choice is 0; train,
 // valid1, valid2 -> train, validation, test. " short one" of t3_a and of t3_c are two responses.
-const std::vector<std::string> kSffResponses = {
-    " short one",  " café ☕", "tl;dr: \"quoted\", with\nnewline", "\xF0\x9F\x98\x80 emoji",
-    " short one",  " b",      "Sissoko was sent off.",             "Newcastle lost."};
+const std::vector<std::string> kSffResponses = {" short one",
+                                                " café ☕",
+                                                "tl;dr: \"quoted\", with\nnewline",
+                                                "\xF0\x9F\x98\x80 emoji",
+                                                " short one",
+                                                " b",
+                                                "Sissoko was sent off.",
+                                                "Newcastle lost."};
 
 void expect_sff_fixture(const Imported& m) {
   EXPECT_EQ(m.user_ids, (std::vector<std::string>{"w1", "w2", "w3", "w4"}));
@@ -186,9 +191,9 @@ TEST(ImportLayouts, ResponsesCsvAndJsonLinesAtOneAndFourRanks) {
       import_both(dir + "/j", {"--layout", "responses", "--input", kFixtures + "/responses.jsonl"});
   expect_responses_fixture(read_imported(jsonl));
   // The default --duplicates of the response layouts is mean; error names both lines.
-  const RunResult r = run_pref(1, {"import", "--layout", "responses", "--input",
-                                   kFixtures + "/responses.csv", "--duplicates", "error", "--out",
-                                   dir + "/dup.h5"});
+  const RunResult r =
+      run_pref(1, {"import", "--layout", "responses", "--input", kFixtures + "/responses.csv",
+                   "--duplicates", "error", "--out", dir + "/dup.h5"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   ASSERT_EQ(error_lines(r).size(), 1u) << r.err;
   EXPECT_TRUE(contains(error_lines(r)[0],
@@ -321,16 +326,16 @@ TEST(ImportLayouts, EmbeddingsAreCopiedRowByRow) {
       ASSERT_NE(it, ids.end()) << m.response_ids[k];
       rows.push_back(static_cast<std::size_t>(it - ids.begin()));
       for (hsize_t c = 0; c < d; ++c)
-        EXPECT_EQ(got[k * d + c], e == f16 ? emb[rows.back() * d + c]
-                                           : emb[rows.back() * d + c] + 1e-9)
+        EXPECT_EQ(got[k * d + c],
+                  e == f16 ? emb[rows.back() * d + c] : emb[rows.back() * d + c] + 1e-9)
             << m.response_ids[k] << " column " << c;
     }
     EXPECT_TRUE(std::is_sorted(rows.begin(), rows.end()));
   }
   // The log counts the unused ids.
-  const RunResult r = run_pref(1, {"import", "--layout", "summarize-from-feedback", "--input",
-                                   kFixtures + "/sff", "--embeddings", f16, "--out",
-                                   dir + "/log.h5"});
+  const RunResult r =
+      run_pref(1, {"import", "--layout", "summarize-from-feedback", "--input", kFixtures + "/sff",
+                   "--embeddings", f16, "--out", dir + "/log.h5"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.err, "2 rows of " + f16 + " belong to no response (ignored)")) << r.err;
   EXPECT_TRUE(contains(r.err, "dimension 5, float16")) << r.err;
@@ -345,9 +350,9 @@ TEST(ImportLayouts, MissingEmbeddingNamesTheResponseAndWritesNothing) {
     h5_write_matrix(f, "/embedding", std::vector<float>(6, 1.0f), 3);
   }
   for (int np : {1, 2, 4}) {
-    const RunResult r = run_pref(np, {"import", "--layout", "summarize-from-feedback", "--input",
-                                      kFixtures + "/sff", "--embeddings", e, "--out",
-                                      dir + "/out.h5"});
+    const RunResult r =
+        run_pref(np, {"import", "--layout", "summarize-from-feedback", "--input",
+                      kFixtures + "/sff", "--embeddings", e, "--out", dir + "/out.h5"});
     SCOPED_TRACE(r.command);
     EXPECT_EQ(r.exit_code, 2) << r.err;
     const auto lines = error_lines(r);
@@ -365,8 +370,12 @@ TEST(ImportLayouts, MissingEmbeddingNamesTheResponseAndWritesNothing) {
 
 TEST(ImportLayouts, BadEmbeddingFiles) {
   const std::string dir = fresh_dir("import-layouts-bad-embeddings");
-  const std::vector<std::string> ids = {" short one", " café ☕", "tl;dr: \"quoted\", with\nnewline",
-                                        "\xF0\x9F\x98\x80 emoji", " b", "Sissoko was sent off.",
+  const std::vector<std::string> ids = {" short one",
+                                        " café ☕",
+                                        "tl;dr: \"quoted\", with\nnewline",
+                                        "\xF0\x9F\x98\x80 emoji",
+                                        " b",
+                                        "Sissoko was sent off.",
                                         "Newcastle lost."};
   auto file = [&](const std::string& name, const std::vector<std::string>& id,
                   const std::vector<float>& values, hsize_t rows) {
@@ -399,11 +408,11 @@ TEST(ImportLayouts, BadEmbeddingFiles) {
     write_vlen_strings(f, "/ids", ids);
     h5_write_matrix(f, "/embedding", std::vector<std::int32_t>(ids.size() * 2, 1), ids.size());
   }
-  expect_usage_error({"import", "--layout", "summarize-from-feedback", "--input",
-                      kFixtures + "/sff", "--embeddings", dir + "/ints.h5", "--out",
-                      dir + "/out.h5"},
-                     {"ints.h5: /embedding: element type int32, expected float16, float32 or "
-                      "float64"});
+  expect_usage_error(
+      {"import", "--layout", "summarize-from-feedback", "--input", kFixtures + "/sff",
+       "--embeddings", dir + "/ints.h5", "--out", dir + "/out.h5"},
+      {"ints.h5: /embedding: element type int32, expected float16, float32 or "
+       "float64"});
   // Options of other layouts.
   expect_usage_error({"import", "--input", kFixtures + "/responses.csv", "--embeddings",
                       dir + "/nan.h5", "--out", dir + "/out.h5"},
@@ -422,7 +431,8 @@ TEST(ImportLayouts, BadRowsNameFileLineAndField) {
     std::string needle;
   };
   const std::vector<Case> cases = {
-      {"summarize-from-feedback", "c.json", good_sff + "\n" +
+      {"summarize-from-feedback", "c.json",
+       good_sff + "\n" +
            R"({"info": {"id": "t3_a"}, "summaries": [{"text": "x"}, {"text": "y"}], "choice": 2, "worker": "w", "split": "train"})",
        "c.json: line 2: choice '2' is not 0 or 1"},
       {"summarize-from-feedback", "w.json",
@@ -440,8 +450,8 @@ TEST(ImportLayouts, BadRowsNameFileLineAndField) {
       {"summarize-from-feedback", "same.json",
        R"({"info": {"id": "t3_a"}, "summaries": [{"text": "x"}, {"text": "x"}], "choice": 0, "worker": "w", "split": "train"})",
        "same.json: line 1: summaries[0].text and summaries[1].text are the same response 'x'"},
-      {"summarize-from-feedback", "j.json", good_sff + "\n{\"info\": ",
-       "j.json: line 2: not valid JSON"},
+      {"summarize-from-feedback", "j.json",
+       good_sff + "\n{\"info\": ", "j.json: line 2: not valid JSON"},
       {"responses", "f.csv", "u,p,a,b,1\nu,p,a,b\n",
        "f.csv: line 2: expected 5 fields (user,prompt,first,second,label) as on line 1, found 4"},
       {"responses", "l.csv", "u,p,a,b,yes\n", "l.csv: line 1: label 'yes' is not a number"},
@@ -465,9 +475,9 @@ TEST(ImportLayouts, BadRowsNameFileLineAndField) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     write_text(dir + "/" + c.name, c.text + "\n");
-    expect_usage_error({"import", "--layout", c.layout, "--input", dir + "/" + c.name, "--out",
-                        dir + "/out.h5"},
-                       {c.needle});
+    expect_usage_error(
+        {"import", "--layout", c.layout, "--input", dir + "/" + c.name, "--out", dir + "/out.h5"},
+        {c.needle});
     EXPECT_FALSE(fs::exists(dir + "/out.h5"));
   }
 }
