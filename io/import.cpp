@@ -269,25 +269,24 @@ struct EmbeddingMatch {
 
 EmbeddingMatch match_embeddings(const std::string& path, const std::vector<std::string>& ids,
                                 ResponseLabelTable& t) {
-  std::unordered_map<std::string_view, std::uint64_t> row_of;
-  row_of.reserve(ids.size());
+  IdMap row_of;  // ids are unique, so an id's number is its row
   for (std::uint64_t k = 0; k < ids.size(); ++k) {
-    auto [it, added] = row_of.emplace(ids[k], k);
-    if (!added)
-      throw InputError(fmt::format("{}: /ids: row {} repeats the id {} of row {}", path, k,
-                                   shown(ids[k]), it->second),
-                       k);
+    const std::uint32_t row = row_of.get(ids[k]);
+    if (row != k)
+      throw InputError(
+          fmt::format("{}: /ids: row {} repeats the id {} of row {}", path, k, shown(ids[k]), row),
+          k);
   }
   const std::uint64_t R = t.responses.size;
   std::vector<std::uint64_t> row(R);
   for (std::uint64_t r = 0; r < R; ++r) {
     const std::string id = t.responses.id(r);
-    auto it = row_of.find(id);
-    if (it == row_of.end())
+    const std::uint32_t k = row_of.find(id);
+    if (k == IdMap::kFull)
       throw InputError(fmt::format("{}: no embedding for response {} (prompt {}, first used at {})",
                                    path, shown(id), shown(t.prompts.id(t.response_prompt[r])),
                                    t.where(r)));
-    row[r] = it->second;
+    row[r] = k;
   }
   // New order: by row of EMB.h5, then by first appearance.
   std::vector<std::uint32_t> order(R);

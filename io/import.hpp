@@ -80,6 +80,10 @@ struct ResponseOptions {
   Duplicates duplicates = Duplicates::kMean;
   PrismPairs pairs = PrismPairs::kChosen;
   double tie_band = 5;  // --pairs scores: scores that differ by at most this are a tie
+  // Labels whose input gives no split (prism, multipref, responses rows without one) go to
+  // validation and test with these probabilities, by a hash of (seed, user, prompt).
+  double validation_fraction = 0, test_fraction = 0;
+  std::uint64_t seed = 1;
 };
 
 // An input of a response layout read into memory and checked: comparison p pairs responses

@@ -8,10 +8,12 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <unordered_map>
 
 #include "io/import.hpp"
 #include "io/import_text.hpp"
+#include "solver/base/hash.hpp"
 
 namespace pref::io {
 
@@ -33,11 +35,13 @@ struct FieldNames {
 // appears; a label of the other order becomes 1 - y).
 class PairBuilder {
  public:
-  explicit PairBuilder(const Files& files) : files_(files) {}
+  PairBuilder(const Files& files, const ResponseOptions& o) : files_(files), o_(o) {}
 
+  // given: the split the input gives, or none (then --validation-fraction and --test-fraction
+  // hold out the user's labels of the prompt by a hash of the two ids, else train).
   void add(Position where, std::string_view user, std::string_view prompt, std::string_view first,
-           std::string_view second, double label, std::string_view label_text, Split s,
-           const FieldNames& names) {
+           std::string_view second, double label, std::string_view label_text,
+           std::optional<Split> given, const FieldNames& names) {
     check_id(where, user, names.user, "user");
     check_id(where, prompt, names.prompt, "prompt");
     check_id(where, first, names.first.c_str(), "response");
@@ -53,20 +57,20 @@ class PairBuilder {
       files_.fail(where, fmt::format("{} and {} are the same response {} (of prompt {})",
                                      names.first, names.second, shown(first), shown(prompt)));
     const std::uint64_t key = (std::uint64_t{std::min(a, b)} << 32) | std::max(a, b);
-    auto [it, added] = pairs_.emplace(key, static_cast<std::uint32_t>(first_.size()));
+    if (first_.size() >= kMaxIds - 1)
+      files_.fail(where, fmt::format("more than {} distinct comparisons", kMaxIds - 1));
+    bool added = false;
+    const std::uint32_t c = pairs_.get(key, static_cast<std::uint32_t>(first_.size()), added);
     if (added) {
-      if (first_.size() >= kMaxIds)
-        files_.fail(where, fmt::format("more than {} distinct comparisons", kMaxIds));
       first_.push_back(a);
       second_.push_back(b);
     }
-    const std::uint32_t c = it->second;
     double v = label;
     if (first_[c] != a) {
       v = 1.0 - label;
       ++flipped_;
     }
-    rows_.add(where, u, c, static_cast<float>(v), s);
+    rows_.add(where, u, c, static_cast<float>(v), given ? *given : held_out(user, prompt));
   }
 
   ResponseLabelTable finish(Duplicates duplicates, const std::string& input) {
@@ -80,7 +84,7 @@ class PairBuilder {
     t.response_where = std::move(response_where_);
     t.first = std::move(first_);
     t.second = std::move(second_);
-    pairs_ = {};
+    pairs_ = KeyMap();
     LabelRows::Result r =
         rows_.finish(duplicates, files_, input, [&](std::uint32_t u, std::uint32_t c) {
           return fmt::format("user {} and responses {} and {} of prompt {}", shown(t.users.id(u)),
@@ -116,12 +120,27 @@ class PairBuilder {
     return r;
   }
 
+  // The split of a label the input gives none: a hash of (seed, user, prompt) in [0, 1) against
+  // the fractions, so that one user's labels of one prompt (e.g. an interaction's pairs) stay
+  // together and the same input always splits the same way.
+  Split held_out(std::string_view user, std::string_view prompt) const {
+    if (!(o_.validation_fraction > 0) && !(o_.test_fraction > 0)) return Split::kTrain;
+    std::uint64_t h = hash::mix(o_.seed ^ 0x686f6c646f7574ull);
+    for (std::string_view part : {user, std::string_view("\x1f", 1), prompt})
+      for (unsigned char ch : part) h = hash::mix(h ^ ch);
+    const double x = static_cast<double>(h >> 11) * 0x1.0p-53;
+    if (x < o_.validation_fraction) return Split::kValidation;
+    if (x < o_.validation_fraction + o_.test_fraction) return Split::kTest;
+    return Split::kTrain;
+  }
+
   const Files& files_;
+  const ResponseOptions& o_;
   IdMap users_, prompts_, responses_;
   std::string key_;
   std::vector<std::uint32_t> response_prompt_;
   std::vector<Position> response_where_;
-  std::unordered_map<std::uint64_t, std::uint32_t> pairs_;
+  KeyMap pairs_;
   std::vector<std::uint32_t> first_, second_;
   std::uint64_t flipped_ = 0;
   LabelRows rows_;
@@ -199,7 +218,7 @@ void read_responses(const std::string& path, InputFormat format, PairBuilder& b,
       const json* l = member(j, "label");
       if (!l) files.fail(w, "missing key 'label'");
       if (!l->is_number()) files.fail(w, fmt::format("label {} is not a number", shown(l->dump())));
-      Split s = Split::kTrain;
+      std::optional<Split> s;
       if (const json* sp = member(j, "split")) {
         if (!sp->is_string())
           files.fail(w, fmt::format("split {} is not a string", shown(sp->dump())));
@@ -252,7 +271,8 @@ void read_responses(const std::string& path, InputFormat format, PairBuilder& b,
                                       ? " (a header line names the fifth column 'label')"
                                       : ""));
       b.add(w, fields[0], fields[1], fields[2], fields[3], v, fields[4],
-            columns == 6 ? split_of(files, w, fields[5]) : Split::kTrain, names);
+            columns == 6 ? std::optional<Split>(split_of(files, w, fields[5])) : std::nullopt,
+            names);
     }
   }
   in.check_end();
@@ -400,7 +420,7 @@ void read_prism(const std::string& path, const ResponseOptions& o, PairBuilder& 
           if (!a.rated || !c.rated) continue;
           const double diff = a.score - c.score;
           const double label = std::abs(diff) <= o.tie_band ? 0.5 : diff > 0 ? 1.0 : 0.0;
-          b.add(std::max(a.where, c.where), a.user, inter, a.id, c.id, label, "", Split::kTrain,
+          b.add(std::max(a.where, c.where), a.user, inter, a.id, c.id, label, "", std::nullopt,
                 names);
           ++added;
         }
@@ -411,7 +431,7 @@ void read_prism(const std::string& path, const ResponseOptions& o, PairBuilder& 
         for (std::uint32_t y : m) {
           if (rows[y].chosen) continue;
           b.add(std::max(rows[x].where, rows[y].where), rows[x].user, inter, rows[x].id, rows[y].id,
-                1.0, "1", Split::kTrain, names);
+                1.0, "1", std::nullopt, names);
           ++added;
         }
       }
@@ -474,7 +494,7 @@ void read_multipref(const std::string& path, PairBuilder& b, const Files& files,
                                     "A-is-slightly-better, Tie, B-is-slightly-better, "
                                     "B-is-clearly-better",
                                     field, shown(pref->get_ref<const std::string&>())));
-        b.add(w, evaluator, prompt, a, c, label, "", Split::kTrain, names);
+        b.add(w, evaluator, prompt, a, c, label, "", std::nullopt, names);
       }
     }
   }
@@ -510,7 +530,7 @@ ResponseLabelTable read_response_labels(const std::string& path, Layout layout,
   Files files;
   files.paths =
       layout == Layout::kSummarizeFromFeedback ? sff_files(path) : std::vector<std::string>{path};
-  PairBuilder b(files);
+  PairBuilder b(files, options);
   std::uint64_t lines = 0, skipped = 0;
   std::string skipped_what;
   switch (layout) {

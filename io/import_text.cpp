@@ -1,5 +1,7 @@
 #include "io/import_text.hpp"
 
+#include "solver/base/hash.hpp"
+
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -147,30 +149,105 @@ std::string json_syntax_message(std::string_view what) {
   return std::string(what);
 }
 
+namespace {
+constexpr std::uint64_t kEmpty = 0;
+
+std::uint64_t hash_of(std::string_view s) {
+  return hash::mix(std::hash<std::string_view>{}(s));
+}
+}  // namespace
+
+std::uint64_t IdMap::slot(std::string_view s, std::uint64_t h) const {
+  const std::uint64_t mask = table_.size() - 1;
+  const std::uint64_t tag = h >> 32 << 32;
+  for (std::uint64_t i = h & mask;; i = (i + 1) & mask) {
+    const std::uint64_t e = table_[i];
+    if (e == kEmpty) return i;
+    if ((e & 0xFFFFFFFF00000000ull) == tag && key(static_cast<std::uint32_t>(e) - 1) == s) return i;
+  }
+}
+
+void IdMap::grow() {
+  std::vector<std::uint64_t> old(std::max<std::size_t>(64, 2 * table_.size()), kEmpty);
+  old.swap(table_);
+  const std::uint64_t mask = table_.size() - 1;
+  for (std::uint64_t e : old) {
+    if (e == kEmpty) continue;
+    std::uint64_t i = hashes_[static_cast<std::uint32_t>(e) - 1] & mask;
+    while (table_[i] != kEmpty) i = (i + 1) & mask;
+    table_[i] = e;
+  }
+}
+
 std::uint32_t IdMap::get(std::string_view s) {
-  auto it = map_.find(s);
-  if (it != map_.end()) return it->second;
-  if (map_.size() >= kMaxIds) return kFull;
-  const auto id = static_cast<std::uint32_t>(map_.size());
-  map_.emplace(std::string(s), id);
+  if (table_.empty()) grow();
+  const std::uint64_t h = hash_of(s);
+  std::uint64_t i = slot(s, h);
+  if (table_[i] != kEmpty) return static_cast<std::uint32_t>(table_[i]) - 1;
+  if (size() >= kMaxIds) return kFull;
+  const auto id = static_cast<std::uint32_t>(size());
+  chars_.insert(chars_.end(), s.begin(), s.end());
+  offsets_.push_back(chars_.size());
+  hashes_.push_back(h);
   width_ = std::max(width_, s.size());
+  if (2 * (size() + 1) > table_.size()) {  // keep the table at most half full
+    grow();
+    i = slot(s, h);
+  }
+  table_[i] = (h >> 32 << 32) | (std::uint64_t{id} + 1);
   return id;
 }
 
 std::uint32_t IdMap::find(std::string_view s) const {
-  auto it = map_.find(s);
-  return it == map_.end() ? kFull : it->second;
+  if (table_.empty()) return kFull;
+  const std::uint64_t e = table_[slot(s, hash_of(s))];
+  return e == kEmpty ? kFull : static_cast<std::uint32_t>(e) - 1;
 }
 
 IdTable IdMap::take(std::size_t skip) {
   IdTable t;
-  t.size = map_.size();
+  t.size = size();
   t.width = std::max<std::size_t>(1, width_ > skip ? width_ - skip : 1);
   t.chars.assign(t.size * t.width, '\0');
-  for (const auto& [s, id] : map_)
-    std::memcpy(t.chars.data() + id * t.width, s.data() + skip, s.size() - skip);
-  map_ = {};
+  for (std::uint64_t id = 0; id < t.size; ++id) {
+    const std::string_view k = key(static_cast<std::uint32_t>(id));
+    std::memcpy(t.chars.data() + id * t.width, k.data() + skip, k.size() - skip);
+  }
+  *this = IdMap();
   return t;
+}
+
+std::uint32_t KeyMap::get(std::uint64_t key, std::uint32_t next, bool& added) {
+  if (2 * (size_ + 1) > keys_.size()) grow();
+  const std::uint64_t mask = keys_.size() - 1;
+  for (std::uint64_t i = hash::mix(key) & mask;; i = (i + 1) & mask) {
+    if (values_[i] == 0) {
+      keys_[i] = key;
+      values_[i] = next + 1;
+      ++size_;
+      added = true;
+      return next;
+    }
+    if (keys_[i] == key) {
+      added = false;
+      return values_[i] - 1;
+    }
+  }
+}
+
+void KeyMap::grow() {
+  std::vector<std::uint64_t> keys(std::max<std::size_t>(64, 2 * keys_.size()));
+  std::vector<std::uint32_t> values(keys.size(), 0);
+  const std::uint64_t mask = keys.size() - 1;
+  for (std::size_t k = 0; k < keys_.size(); ++k) {
+    if (values_[k] == 0) continue;
+    std::uint64_t i = hash::mix(keys_[k]) & mask;
+    while (values[i] != 0) i = (i + 1) & mask;
+    keys[i] = keys_[k];
+    values[i] = values_[k];
+  }
+  keys_.swap(keys);
+  values_.swap(values);
 }
 
 void LabelRows::add(Position where, std::uint32_t user, std::uint32_t comparison, float value,

@@ -6,6 +6,7 @@
 // float64, unused ids, a response id under two prompts) compared row by row with the embeddings
 // file; bad input (a field, a line, a missing embedding) ends with exit code 2 and one message
 // naming the file, line and field, and no output file.
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -250,6 +251,51 @@ TEST(ImportLayouts, PrismChosenAndScoresAtOneAndFourRanks) {
                                    "scores", "--tie-band", "1", "--out", dir + "/band.h5"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(std::get<2>(read_imported(dir + "/band.h5").splits.at("train")[2]), 1.0);
+}
+
+TEST(ImportLayouts, HeldOutLabelsStayTogetherByUserAndPrompt) {
+  const std::string dir = fresh_dir("import-layouts-holdout");
+  const std::string in = kFixtures + "/prism_utterances.jsonl";
+  const Imported all = read_imported(import_both(dir, {"--layout", "prism", "--input", in}));
+  fs::create_directories(dir + "/h");
+  const Imported h = read_imported(
+      import_both(dir + "/h", {"--layout", "prism", "--input", in, "--validation-fraction", "0.3",
+                               "--test-fraction", "0.3", "--seed", "3"}));
+  // The same labels, only some of them held out; the pairs of one interaction in one split.
+  auto strip = [](const std::multiset<Named>& named) {
+    std::multiset<Named> out;
+    for (Named n : named) {
+      std::get<5>(n) = "";
+      out.insert(n);
+    }
+    return out;
+  };
+  EXPECT_EQ(strip(named_labels(h)), strip(named_labels(all)));
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> splits_of;
+  for (const Named& n : named_labels(h))
+    splits_of[{std::get<0>(n), std::get<1>(n)}].insert(std::get<5>(n));
+  for (const auto& [key, splits] : splits_of) EXPECT_EQ(splits.size(), 1u) << key.second;
+  EXPECT_GE(h.splits.count("train"), 1u);
+  // Over many (user, prompt) groups the shares are near the fractions.
+  std::string text;
+  for (int k = 0; k < 3000; ++k) text += fmt::format("u{},p{},a,b,1\n", k % 97, k);
+  write_text(dir + "/many.csv", text);
+  const RunResult r = run_pref(
+      1, {"import", "--layout", "responses", "--input", dir + "/many.csv", "--validation-fraction",
+          "0.1", "--test-fraction", "0.2", "--out", dir + "/many.h5"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Imported m = read_imported(dir + "/many.h5");
+  EXPECT_NEAR(m.splits.at("validation").size() / 3000.0, 0.1, 0.02);
+  EXPECT_NEAR(m.splits.at("test").size() / 3000.0, 0.2, 0.025);
+  expect_usage_error({"import", "--layout", "summarize-from-feedback", "--input",
+                      kFixtures + "/sff", "--test-fraction", "0.1", "--out", dir + "/x.h5"},
+                     {"--test-fraction: summarize-from-feedback gives every label its split"});
+  expect_usage_error({"import", "--input", kFixtures + "/responses.csv", "--validation-fraction",
+                      "0.1", "--out", dir + "/x.h5"},
+                     {"--validation-fraction: only for the response layouts"});
+  expect_usage_error({"import", "--layout", "prism", "--input", in, "--validation-fraction", "0.5",
+                      "--test-fraction", "0.5", "--out", dir + "/x.h5"},
+                     {"leaves no training labels"});
 }
 
 TEST(ImportLayouts, MultiPrefAtOneAndFourRanks) {

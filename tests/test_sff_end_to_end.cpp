@@ -41,9 +41,9 @@ TEST(SffEndToEnd, DefaultsReachThreeQuartersOfTheTrueLift) {
 
   // Import at 1 and 4 ranks: the same file.
   for (auto [np, out] : {std::pair<int, std::string>{1, "data.h5"}, {4, "data4.h5"}}) {
-    const RunResult r = run_pref(np, {"import", "--layout", "summarize-from-feedback", "--input",
-                                      dir + "/comparisons", "--embeddings",
-                                      dir + "/embeddings.h5", "--out", dir + "/" + out});
+    const RunResult r = run_pref(
+        np, {"import", "--layout", "summarize-from-feedback", "--input", dir + "/comparisons",
+             "--embeddings", dir + "/embeddings.h5", "--out", dir + "/" + out});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(contains(r.err, std::to_string(truth["unused_embeddings"].get<int>()) +
                                     " rows of " + dir + "/embeddings.h5 belong to no response"))
@@ -62,8 +62,9 @@ TEST(SffEndToEnd, DefaultsReachThreeQuartersOfTheTrueLift) {
   }
 
   // Fit with the defaults (the rank is the only choice), at 2 ranks.
-  const RunResult fit = run_pref(2, {"fit", "--data", dir + "/data.h5", "--items", "embeddings",
-                                     "--rank", "4", "--out", dir + "/model.h5"},
+  const RunResult fit = run_pref(2,
+                                 {"fit", "--data", dir + "/data.h5", "--items", "embeddings",
+                                  "--rank", "4", "--out", dir + "/model.h5"},
                                  600);
   ASSERT_EQ(fit.exit_code, 0) << fit.err;
   EXPECT_FALSE(contains(fit.err, "ends at chance")) << fit.err;
@@ -83,8 +84,8 @@ TEST(SffEndToEnd, DefaultsReachThreeQuartersOfTheTrueLift) {
   ASSERT_EQ(ev.exit_code, 0) << ev.err;
   const double auc = nlohmann::json::parse(ev.out)["auc"].get<double>();
   const double true_auc = truth["test"]["auc"].get<double>();
-  std::printf("test AUC %.4f, the true rewards' %.4f: %.1f%% of the lift over 0.5\n", auc,
-              true_auc, 100 * (auc - 0.5) / (true_auc - 0.5));
+  std::printf("test AUC %.4f, the true rewards' %.4f: %.1f%% of the lift over 0.5\n", auc, true_auc,
+              100 * (auc - 0.5) / (true_auc - 0.5));
   EXPECT_GE(auc - 0.5, 0.75 * (true_auc - 0.5)) << "AUC " << auc << ", truth " << true_auc;
 
   // Personalized rewards and each worker's best summary of each post.
@@ -105,9 +106,9 @@ TEST(SffEndToEnd, DefaultsReachThreeQuartersOfTheTrueLift) {
 TEST(SffEndToEnd, AFitOfCoinFlipsEndsAtChanceLoudly) {
   const std::string dir = fresh_dir("fit-at-chance");
   // Labels with no signal: the Bradley-Terry probability at an enormous temperature is 1/2.
-  const RunResult gen = run_pref(1, {"generate", "--model", "attributes", "--users", "400",
-                                     "--comparisons", "300", "--answers-per-user", "30",
-                                     "--temperature", "1e9", "--out", dir + "/coin.h5"});
+  const RunResult gen =
+      run_pref(1, {"generate", "--model", "attributes", "--users", "400", "--comparisons", "300",
+                   "--answers-per-user", "30", "--temperature", "1e9", "--out", dir + "/coin.h5"});
   ASSERT_EQ(gen.exit_code, 0) << gen.err;
   const RunResult fit = run_pref(2, {"fit", "--data", dir + "/coin.h5", "--rank", "4",
                                      "--max-sweeps", "20", "--out", dir + "/model.h5"});

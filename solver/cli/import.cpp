@@ -20,9 +20,12 @@ struct ImportOptions {
   std::string embeddings;
   std::string pairs = "chosen";
   double tie_band = 5;
+  double validation_fraction = 0, test_fraction = 0;
+  std::uint64_t seed = 1;
   bool overwrite = false;
   std::string out;
   CLI::Option *format_opt = nullptr, *pairs_opt = nullptr, *tie_opt = nullptr;
+  CLI::Option *validation_opt = nullptr, *test_opt = nullptr;
 };
 }  // namespace
 
@@ -59,6 +62,19 @@ Runner add_import(CLI::App& app) {
                               "tie (label 0.5)")
                    ->check(finite_number())
                    ->check(CLI::NonNegativeNumber);
+  o->validation_opt =
+      app.add_option("--validation-fraction", o->validation_fraction,
+                     "Response layouts: the share of labels without a split of their own (prism, "
+                     "multipref, responses rows without one) held out for validation, by user "
+                     "and prompt")
+          ->check(finite_number())
+          ->check(CLI::Range(0.0, 1.0));
+  o->test_opt = app.add_option("--test-fraction", o->test_fraction,
+                               "Response layouts: the same for the test split")
+                    ->check(finite_number())
+                    ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--seed", o->seed,
+                 "Seed of the held-out labels' hash (--validation-fraction, --test-fraction)");
   app.add_flag("--overwrite", o->overwrite, "Replace an existing output file");
   app.add_option("--out", o->out, "Output label file (HDF5)")->required();
   return [o](const mpi::Comm& comm) {
@@ -84,6 +100,25 @@ Runner add_import(CLI::App& app) {
                : io::InputFormat::kJsonLines;
       x.read.pairs = io::parse_prism_pairs(o->pairs, "--pairs");
       x.read.tie_band = o->tie_band;
+      const bool holdout = o->validation_opt->count() || o->test_opt->count();
+      if (holdout && x.layout == io::Layout::kLabels)
+        throw InputError(
+            fmt::format("{}: only for the response layouts (--layout labels keeps "
+                        "the split column)",
+                        o->validation_opt->count() ? "--validation-fraction" : "--test-fraction"));
+      if (holdout && x.layout == io::Layout::kSummarizeFromFeedback)
+        throw InputError(
+            fmt::format("{}: summarize-from-feedback gives every label its split "
+                        "(train, valid1, valid2)",
+                        o->validation_opt->count() ? "--validation-fraction" : "--test-fraction"));
+      if (o->validation_fraction + o->test_fraction >= 1)
+        throw InputError(
+            fmt::format("--test-fraction: {} with --validation-fraction {} leaves "
+                        "no training labels",
+                        o->test_fraction, o->validation_fraction));
+      x.read.validation_fraction = o->validation_fraction;
+      x.read.test_fraction = o->test_fraction;
+      x.read.seed = o->seed;
       x.duplicates = o->duplicates.empty() ? io::default_duplicates(x.layout)
                                            : parse_duplicates(o->duplicates);
       x.embeddings = o->embeddings;
