@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -222,6 +223,22 @@ class TableReader {
   LabelRows rows_;
 };
 
+// Runs fn on rank 0 while the other ranks sleep at a barrier (they would spin in the agreement's
+// collective otherwise, taking the cores of a shared node from the parse). fn's error is
+// rethrown on rank 0 after the barrier, so that every rank reaches it.
+void on_root_while_others_sleep(const mpi::Comm& comm, const std::function<void()>& fn) {
+  std::exception_ptr error;
+  if (comm.rank() == 0) {
+    try {
+      fn();
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  mpi::sleeping_barrier(comm);
+  if (error) std::rethrow_exception(error);
+}
+
 void write_ids(hid_t group, const char* name, const IdTable& t, std::uint64_t size,
                std::uint64_t width, const mpi::Comm& comm, const std::string& what) {
   h5::Handle d = h5::create_string_dataset(group, name, size, width, what);
@@ -330,9 +347,10 @@ ImportSummary import_label_layout(const ImportOptions& o, const mpi::Comm& comm)
   AtomicOutput output(o.out, o.overwrite, comm, "--out", {o.input});
   LabelTable t;
   mpi::agree(comm, [&] {
-    if (comm.rank() != 0) return;
-    t = read_label_table(o.input, o.read.format, o.duplicates, [&](std::uint64_t lines) {
-      log::info(comm, "{}: read {} lines", o.input, lines);
+    on_root_while_others_sleep(comm, [&] {
+      t = read_label_table(o.input, o.read.format, o.duplicates, [&](std::uint64_t lines) {
+        log::info(comm, "{}: read {} lines", o.input, lines);
+      });
     });
   });
   std::array<std::uint64_t, 6> ids{t.users.size,        t.users.width, t.comparisons.size,
@@ -374,14 +392,15 @@ ImportSummary import_response_layout(const ImportOptions& o, const mpi::Comm& co
   ResponseOptions ro = o.read;
   ro.duplicates = o.duplicates;
   mpi::agree(comm, [&] {
-    if (comm.rank() != 0) return;
-    // The embeddings file is checked (and its ids read) before the long parse.
-    std::vector<std::string> emb_ids;
-    if (with_embeddings) emb_ids = read_embedding_ids(o.embeddings, info);
-    t = read_response_labels(o.input, o.layout, ro, [&](std::uint64_t lines) {
-      log::info(comm, "{}: read {} lines", o.input, lines);
+    on_root_while_others_sleep(comm, [&] {
+      // The embeddings file is checked (and its ids read) before the long parse.
+      std::vector<std::string> emb_ids;
+      if (with_embeddings) emb_ids = read_embedding_ids(o.embeddings, info);
+      t = read_response_labels(o.input, o.layout, ro, [&](std::uint64_t lines) {
+        log::info(comm, "{}: read {} lines", o.input, lines);
+      });
+      if (with_embeddings) match = match_embeddings(o.embeddings, emb_ids, t);
     });
-    if (with_embeddings) match = match_embeddings(o.embeddings, emb_ids, t);
   });
   std::array<std::uint64_t, 18> meta{};
   Meta m;
