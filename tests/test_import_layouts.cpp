@@ -326,10 +326,10 @@ TEST(ImportLayouts, EmbeddingsAreCopiedRowByRow) {
                                         " café ☕",
                                         "unused two",
                                         "Sissoko was sent off."};
-  const hsize_t n = ids.size(), d = 5;
-  std::vector<double> emb(n * d);
+  const hsize_t n = ids.size();
+  std::vector<double> emb(n * 5);
   for (hsize_t r = 0; r < n; ++r)
-    for (hsize_t c = 0; c < d; ++c) emb[r * d + c] = 0.25 * static_cast<double>(r) - 0.5 * c + 1;
+    for (hsize_t c = 0; c < 5; ++c) emb[r * 5 + c] = 0.25 * static_cast<double>(r) - 0.5 * c + 1;
   const std::string f16 = dir + "/emb16.h5", f64 = dir + "/emb64.h5";
   {
     H5Id f = h5_create(f16);
@@ -344,9 +344,20 @@ TEST(ImportLayouts, EmbeddingsAreCopiedRowByRow) {
     for (double& x : fine) x += 1e-9;  // not a float32
     h5_write_matrix(f, "/embedding", fine, n);
   }
-  for (const std::string& e : {f16, f64}) {
+  // And the widest embeddings the issue names: d = 4096 (float32).
+  const std::string f32 = dir + "/emb4096.h5";
+  const hsize_t wide = 4096;
+  std::vector<float> emb32(n * wide);
+  for (hsize_t k = 0; k < emb32.size(); ++k) emb32[k] = static_cast<float>(k % 977) - 400.0f;
+  {
+    H5Id f = h5_create(f32);
+    write_vlen_strings(f, "/ids", ids);
+    h5_write_matrix(f, "/embedding", emb32, n);
+  }
+  for (const std::string& e : {f16, f64, f32}) {
     SCOPED_TRACE(e);
-    const std::string sub = dir + (e == f16 ? "/a" : "/b");
+    const hsize_t d = e == f32 ? wide : 5;
+    const std::string sub = dir + (e == f16 ? "/a" : e == f64 ? "/b" : "/c");
     fs::create_directories(sub);
     const std::string out = import_both(sub, {"--layout", "summarize-from-feedback", "--input",
                                               kFixtures + "/sff", "--embeddings", e});
@@ -363,7 +374,10 @@ TEST(ImportLayouts, EmbeddingsAreCopiedRowByRow) {
     {
       H5Id ds(H5Dopen2(f, "/responses/embedding", H5P_DEFAULT), H5Dclose);
       H5Id t(H5Dget_type(ds), H5Tclose);
-      EXPECT_EQ(H5Tget_size(t), e == f16 ? 2u : 8u) << "the input's precision is kept";
+      EXPECT_EQ(H5Tget_size(t), e == f16   ? 2u
+                                : e == f64 ? 8u
+                                           : 4u)
+          << "the input's precision is kept";
     }
     const auto got = h5_read<double>(f, "/responses/embedding");
     std::vector<std::size_t> rows;
@@ -371,10 +385,12 @@ TEST(ImportLayouts, EmbeddingsAreCopiedRowByRow) {
       const auto it = std::find(ids.begin(), ids.end(), m.response_ids[k]);
       ASSERT_NE(it, ids.end()) << m.response_ids[k];
       rows.push_back(static_cast<std::size_t>(it - ids.begin()));
-      for (hsize_t c = 0; c < d; ++c)
-        EXPECT_EQ(got[k * d + c],
-                  e == f16 ? emb[rows.back() * d + c] : emb[rows.back() * d + c] + 1e-9)
-            << m.response_ids[k] << " column " << c;
+      for (hsize_t c = 0; c < d; ++c) {
+        const double want = e == f16   ? emb[rows.back() * d + c]
+                            : e == f64 ? emb[rows.back() * d + c] + 1e-9
+                                       : emb32[rows.back() * d + c];
+        ASSERT_EQ(got[k * d + c], want) << m.response_ids[k] << " column " << c;
+      }
     }
     EXPECT_TRUE(std::is_sorted(rows.begin(), rows.end()));
   }
