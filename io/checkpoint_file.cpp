@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -60,20 +61,35 @@ std::uint64_t factor_checksum(const mpi::Comm& comm, const Partition& part,
 
 }  // namespace
 
+namespace {
+bool by_user(const std::string& name) {
+  const std::string tail = "user_factors";
+  return name.size() >= tail.size() &&
+         name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+}
+bool factor_name(const std::string& name) {
+  const std::string tail = "comparison_factors";
+  return by_user(name) || (name.size() >= tail.size() &&
+                           name.compare(name.size() - tail.size(), tail.size(), tail) == 0);
+}
+}  // namespace
+
 void write_checkpoint(const std::string& path, const mpi::Comm& comm, const CheckpointHeader& hd,
-                      const Partition& users, const std::vector<double>& U,
-                      const Partition& comparisons, const std::vector<double>& Z,
-                      const std::vector<double>* U_prev, const std::vector<double>* Z_prev) {
+                      const Partition& users, const Partition& comparisons,
+                      const CheckpointFactors& factors) {
   struct FactorSet {
-    const char* name;
+    std::string name;
     const Partition& part;
     const std::vector<double>* rows;
     std::uint64_t checksum = 0;
   };
-  std::vector<FactorSet> sets = {{"user_factors", users, &U, 0},
-                                 {"comparison_factors", comparisons, &Z, 0}};
-  if (U_prev) sets.push_back({"previous_user_factors", users, U_prev, 0});
-  if (Z_prev) sets.push_back({"previous_comparison_factors", comparisons, Z_prev, 0});
+  std::vector<FactorSet> sets;
+  for (const auto& [name, rows] : factors) {
+    if (!factor_name(name) || !rows) throw Error(path + ": bad checkpoint factor set " + name);
+    sets.push_back({name, by_user(name) ? users : comparisons, rows, 0});
+  }
+  if (!factors.count("user_factors") || !factors.count("comparison_factors"))
+    throw Error(path + ": a checkpoint needs user_factors and comparison_factors");
   for (FactorSet& fs : sets) fs.checksum = factor_checksum(comm, fs.part, *fs.rows, hd.rank);
   h5::Handle f;
   mpi::agree(comm, [&] { f = h5::create_file(path, comm); });
@@ -123,18 +139,14 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
   CheckpointHeader& hd = ck.header;
   const OpenedFile opened = open_pref_file(path, kCheckpointFile, comm);
   const h5::Handle& f = opened.file;
-  // The factor datasets: name, rows from users (else comparisons), required, stored checksum.
+  // The factor datasets (every root dataset named *user_factors or *comparison_factors):
+  // name, rows from users (else comparisons), stored checksum.
   struct FactorSet {
-    const char* name;
+    std::string name;
     bool users;
-    bool required;
-    bool present = false;
     std::string checksum;
   };
-  std::vector<FactorSet> sets = {{"user_factors", true, true, false, {}},
-                                 {"comparison_factors", false, true, false, {}},
-                                 {"previous_user_factors", true, false, false, {}},
-                                 {"previous_comparison_factors", false, false, false, {}}};
+  std::vector<FactorSet> sets;
   mpi::agree(comm, [&] {
     const hid_t h = f.get();
     const std::string what = path + ": /";
@@ -180,12 +192,16 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
     }
     if (hash::hex(hash::bytes(canonical(hd))) != stored)
       throw InputError(path + ": header checksum mismatch (attributes or history corrupt)");
+    std::vector<std::string> links;
+    hsize_t at = 0;
+    PREF_H5_CHECK(H5Literate(h, H5_INDEX_NAME, H5_ITER_INC, &at, collect_link, &links), what);
+    for (const std::string& name : links)
+      if (factor_name(name)) sets.push_back({name, by_user(name), {}});
+    for (const char* required : {"user_factors", "comparison_factors"})
+      if (std::none_of(sets.begin(), sets.end(),
+                       [&](const FactorSet& fs) { return fs.name == required; }))
+        throw InputError(fmt::format("{}: missing dataset /{}", path, required));
     for (FactorSet& fs : sets) {
-      fs.present = h5::exists(h, std::string("/") + fs.name);
-      if (!fs.present) {
-        if (fs.required) throw InputError(fmt::format("{}: missing dataset /{}", path, fs.name));
-        continue;
-      }
       check_factor_dataset(h, fs.name, fs.users ? hd.users : hd.comparisons, hd.rank, path);
       h5::Handle d = h5::open_dataset(h, fs.name, path);
       fs.checksum = h5::read_string_attribute(d.get(), "checksum", path + ": /" + fs.name);
@@ -195,20 +211,10 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
   if (!ck.shape_matches) return ck;
   const std::uint32_t J = hd.rank;
   for (const FactorSet& fs : sets) {
-    if (!fs.present) continue;
     const Partition& part = fs.users ? users : comparisons;
-    std::vector<double>* out = nullptr;
-    const std::string name = fs.name;
-    if (name == "user_factors")
-      out = &ck.U;
-    else if (name == "comparison_factors")
-      out = &ck.Z;
-    else if (name == "previous_user_factors")
-      out = &ck.U_prev.emplace();
-    else
-      out = &ck.Z_prev.emplace();
-    read_factor_rows(f.get(), fs.name, J, part, *out, comm, path);
-    const std::string sum = hash::hex(factor_checksum(comm, part, *out, J));
+    std::vector<double>& out = ck.factors[fs.name];
+    read_factor_rows(f.get(), fs.name, J, part, out, comm, path);
+    const std::string sum = hash::hex(factor_checksum(comm, part, out, J));
     mpi::agree(comm, [&] {
       if (sum != fs.checksum)
         throw InputError(fmt::format("{}: /{} checksum mismatch (stored {}, data {})", path,

@@ -4,13 +4,16 @@
 //                        rank, sweep (completed sweeps), user_half_done (1: the user half-step
 //                        of sweep + 1 is done too), the run's configuration
 //                        (solver/cli/fit_options.hpp) and the identity of its data file
-//                        (solver/cli/checkpoint.hpp), the fit's state (solver/fit/fit_state.hpp),
-//                        pending (JSON of the sweep in progress, or ""), header_checksum
+//                        (solver/cli/checkpoint.hpp), the fit's state
+//                        (solver/fit/checkpoint_state.hpp), pending (JSON of the sweep in progress,
+//                        or ""), header_checksum
 //   /user_factors        users x rank, float64, attr checksum
 //   /comparison_factors  comparisons x rank, float64, attr checksum
-//   /previous_user_factors, /previous_comparison_factors
-//                        (optional, fit --extrapolate) U and Z before their last push, like
-//                        the factors, attr checksum
+//   /<name>_user_factors, /<name>_comparison_factors
+//                        (optional) further states' rows, like the factors, attr checksum:
+//                        previous_ (fit --extrapolate: U and Z before their last push), best_
+//                        (the stopping rule's best state), squarem0_, squarem1_ (the SQUAREM
+//                        cycle's saved states); solver/fit/checkpoint_state.cpp
 //   /history             uint8: JSON lines, one object per completed sweep (with timings)
 //   /state/<name>        (optional) float64 vectors of the fit's state, the same on every rank:
 //                        the population prior (solver/prior/population_prior.hpp), the item
@@ -44,21 +47,23 @@ struct CheckpointHeader {
   std::map<std::string, std::vector<double>> arrays;
 };
 
-// Writes the checkpoint collectively (U and Z: this rank's rows of the partitions), computes
-// and stores the checksums, and flushes the file to storage (MPI_File_sync) before closing it.
-// U_prev and Z_prev (nullptr: not written; the same choice on every rank) are the optional
-// previous factors.
+// The factor datasets of a checkpoint by name: this rank's rows (of the users' partition when
+// the name ends in "user_factors", else of the comparisons'). "user_factors" and
+// "comparison_factors" are required; the others (the same names on every rank) optional.
+using CheckpointFactors = std::map<std::string, const std::vector<double>*>;
+
+// Writes the checkpoint collectively, computes and stores the checksums, and flushes the file to
+// storage (MPI_File_sync) before closing it.
 void write_checkpoint(const std::string& path, const mpi::Comm& comm, const CheckpointHeader& hd,
-                      const Partition& users, const std::vector<double>& U,
-                      const Partition& comparisons, const std::vector<double>& Z,
-                      const std::vector<double>* U_prev = nullptr,
-                      const std::vector<double>* Z_prev = nullptr);
+                      const Partition& users, const Partition& comparisons,
+                      const CheckpointFactors& factors);
 
 struct Checkpoint {
   std::string path;
   CheckpointHeader header;
-  std::vector<double> U, Z;  // this rank's rows of the partitions passed to read_checkpoint
-  std::optional<std::vector<double>> U_prev, Z_prev;  // when the file has them
+  // Every factor dataset of the file by name: this rank's rows of the partitions passed to
+  // read_checkpoint ("user_factors" and "comparison_factors" always).
+  std::map<std::string, std::vector<double>> factors;
   // False when the checkpoint is valid but holds another number of users or comparisons than
   // the partitions: then no factors were read, and the caller refuses it as written for other
   // data (it is not corrupt, so it must not be discarded).

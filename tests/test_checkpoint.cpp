@@ -228,6 +228,10 @@ class Checkpoint : public ::testing::Test {
                                   "--out",
                                   out};
     a.insert(a.end(), extra.begin(), extra.end());
+    // The default stopping rule, held off to the sweep limit unless `extra` sets --patience: the
+    // runs take kSweeps sweeps (best-state copies and all) and keep the best state.
+    if (std::find(extra.begin(), extra.end(), "--patience") == extra.end())
+      a.insert(a.end(), {"--patience", "100"});
     return a;
   }
   // fit_args with checkpoints in `ckdir` and --resume.
@@ -311,6 +315,47 @@ TEST_F(Checkpoint, StopAtEveryKindOfPointAndResumeBitwise) {
     ASSERT_EQ(lines.size(), static_cast<std::size_t>(kSweeps + 1));
     for (int s = 0; s <= kSweeps; ++s)
       EXPECT_TRUE(contains(lines[s], "\"sweep\":" + std::to_string(s) + ",")) << lines[s];
+  }
+}
+
+// The stopping rule's state (the best state, its copy) and SQUAREM's cycle (its saved states)
+// are in the checkpoints: a fit stopped anywhere resumes to the uninterrupted run's model, byte
+// for byte, (a) with --accelerate squarem to the sweep limit, (b) with the defaults, where the
+// rule ends the fit before it and keeps an earlier state.
+TEST_F(Checkpoint, StoppingRuleAndSquaremStateAreCheckpointed) {
+  struct Variant {
+    std::string name;
+    std::vector<std::string> extra;
+    std::vector<int> polls;
+  };
+  // With --patience 3 (not fit_args' 100) the rule stops the fit.
+  const std::vector<Variant> variants = {
+      {"squarem", {"--accelerate", "squarem"}, {4, 7, 8, 9, 12, 13, 31}},
+      {"rule", {"--patience", "3"}, {3, 6, 20, 31, 40, 47, 51, 52}}};
+  constexpr int kRuleSweeps = 60;  // the rule ends the random start's fit well before
+  for (const Variant& v : variants) {
+    SCOPED_TRACE(v.name);
+    const std::string reference = path("reference-" + v.name + ".h5");
+    const int sweeps = v.name == "rule" ? kRuleSweeps : kSweeps;
+    RunResult r = run_pref(2, fit_args(reference, sweeps, v.extra));
+    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    if (v.name == "rule") {
+      EXPECT_TRUE(contains(r.err, "has not improved")) << r.err;
+      EXPECT_TRUE(contains(r.err, "keeping the state of sweep")) << r.err;
+    }
+    for (int poll : v.polls) {
+      SCOPED_TRACE(poll);
+      const std::string ck = path("ck-" + v.name + "-" + std::to_string(poll));
+      const std::string out = path(v.name + "-" + std::to_string(poll) + ".h5");
+      const auto args = ck_args(out, ck, 1, sweeps, v.extra);
+      r = run_raising_at(poll, 2, args);
+      if (r.exit_code == 0) continue;  // the fit ended before that poll
+      ASSERT_EQ(r.exit_code, 3) << r.command << "\n" << r.err;
+      r = run_pref(2, args);
+      ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+      EXPECT_TRUE(contains(r.err, "resume: ")) << r.err;
+      expect_identical(reference, out);
+    }
   }
 }
 

@@ -332,7 +332,9 @@ TEST_F(Faults, InputsAndSpecialFilesAreNeverReplaced) {
                                      "--answers-per-user", "3", "--out", special, "--overwrite"}),
                        2, {special, "not a regular file"});
     }
-    if (specials.size() > 1) EXPECT_TRUE(fs::is_character_file(device));
+    if (specials.size() > 1) {
+      EXPECT_TRUE(fs::is_character_file(device));
+    }
     EXPECT_TRUE(fs::is_fifo(fifo));
   }
 }

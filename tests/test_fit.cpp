@@ -30,6 +30,7 @@
 #include "solver/base/mpi.hpp"
 #include "solver/eval/calibration.hpp"
 #include "solver/eval/metrics.hpp"
+#include "solver/eval/split_scores.hpp"
 #include "solver/fit/fit.hpp"
 #include "solver/layout/distribute.hpp"
 #include "solver/newton/newton.hpp"

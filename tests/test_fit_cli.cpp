@@ -286,3 +286,149 @@ TEST_F(FitCli, PopulationPriorIsTheDefaultAndIsStored) {
 }
 
 }  // namespace
+
+namespace {
+
+// The default fit (issue 21: --stop predictions on the calibrated validation log-loss, the
+// balanced start) of a population large enough for the validation monitor (9000 validation
+// labels), at `ranks` ranks.
+class DefaultFitCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    dir_ = fresh_dir("test_fit_cli_default");
+    for (auto [name, users] : {std::pair{"data.h5", "3000"}, std::pair{"grown.h5", "3300"}}) {
+      const RunResult r = run_pref(
+          2, {"generate", "--model", "lowrank", "--users", users, "--comparisons", "150",
+              "--answers-per-user", "30", "--rank", "3", "--seed", "4", "--out", path(name)});
+      ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    }
+  }
+  static void TearDownTestSuite() {
+    if (!::testing::UnitTest::GetInstance()->Failed()) fs::remove_all(dir_);
+  }
+  static std::string path(const std::string& name) { return dir_ + "/" + name; }
+  static RunResult fit(int ranks, const std::string& data, const std::string& out,
+                       const std::vector<std::string>& extra = {}, const std::string& rank = "3") {
+    std::vector<std::string> args = {"fit", "--data", path(data), "--rank",
+                                     rank,  "--out",  path(out)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_pref(ranks, args);
+  }
+  static std::int64_t int_attr(const std::string& file, const std::string& name) {
+    H5Id f = h5_open(file);
+    H5Id a(h5check(H5Aopen_by_name(f, "/", name.c_str(), H5P_DEFAULT, H5P_DEFAULT), "attr"),
+           H5Aclose);
+    std::int64_t v = -1;
+    h5check(H5Aread(a, H5T_NATIVE_INT64, &v), "read attr");
+    return v;
+  }
+  // U Z^T of a model file (users x comparisons, row-major).
+  static std::vector<double> predictions(const std::string& file) {
+    const Model m = read_model(file);
+    const std::size_t n = m.udims[0], c = m.zdims[0], J = m.udims[1];
+    std::vector<double> X(n * c, 0.0);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t p = 0; p < c; ++p)
+        for (std::size_t j = 0; j < J; ++j) X[i * c + p] += m.U[i * J + j] * m.Z[p * J + j];
+    return X;
+  }
+  static inline std::string dir_;
+};
+
+// The stopping rule ends the fit at the same sweep, keeping the same state, at 1, 2 and 4 ranks,
+// before the sweep limit; the predictions agree to round-off.
+TEST_F(DefaultFitCli, RuleStopsAtTheSameSweepAtOneTwoAndFourRanks) {
+  std::vector<std::int64_t> sweeps, kept;
+  std::vector<std::vector<double>> X;
+  for (int ranks : {1, 2, 4}) {
+    const std::string out = "ranks" + std::to_string(ranks) + ".h5";
+    const RunResult r = fit(ranks, "data.h5", out);
+    ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+    EXPECT_TRUE(contains(r.err, "calibrated validation log-loss has not improved")) << r.err;
+    EXPECT_EQ(int_attr(path(out), "converged"), 1);
+    sweeps.push_back(int_attr(path(out), "sweeps"));
+    kept.push_back(int_attr(path(out), "state_sweep"));
+    X.push_back(predictions(path(out)));
+  }
+  EXPECT_LT(sweeps[0], 100) << "the rule did not stop the fit";
+  EXPECT_LE(kept[0], sweeps[0]);
+  for (std::size_t k = 1; k < sweeps.size(); ++k) {
+    EXPECT_EQ(sweeps[k], sweeps[0]);
+    EXPECT_EQ(kept[k], kept[0]);
+    EXPECT_LT(max_abs_diff(X[k], X[0]), 1e-7);
+  }
+}
+
+// --init model:PATH starts from the model: with no sweeps the output is the model (same
+// predictions and prior); on grown data (10% more users, the same first ones) the model's users
+// keep their rows and the new ones start at the prior's mean; the fit then runs and stops by
+// its rule.
+TEST_F(DefaultFitCli, WarmStartStartsFromTheModel) {
+  RunResult r = fit(2, "data.h5", "source.h5");
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  const std::string init = "model:" + path("source.h5");
+  r = fit(2, "data.h5", "same0.h5", {"--init", init, "--max-sweeps", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  EXPECT_LT(max_abs_diff(predictions(path("same0.h5")), predictions(path("source.h5"))), 1e-12);
+  {
+    H5Id a = h5_open(path("same0.h5")), b = h5_open(path("source.h5"));
+    EXPECT_LT(max_abs_diff(h5_read<double>(a, "/prior/covariance"),
+                           h5_read<double>(b, "/prior/covariance")),
+              1e-15);
+  }
+  r = fit(4, "grown.h5", "grown0.h5", {"--init", init, "--max-sweeps", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  EXPECT_TRUE(contains(r.err, "3000 users and 150 comparisons from the model")) << r.err;
+  const Model src = read_model(path("source.h5")), grown = read_model(path("grown0.h5"));
+  ASSERT_EQ(grown.udims[0], 3300u);
+  H5Id sf = h5_open(path("source.h5"));
+  const std::vector<double> mean = h5_read<double>(sf, "/prior/mean");
+  double moved = 0, off_mean = 0;
+  for (std::size_t k = 0; k < src.U.size(); ++k)
+    moved = std::max(moved, std::abs(src.U[k] - grown.U[k]));
+  for (std::size_t i = 3000; i < 3300; ++i)
+    for (std::size_t j = 0; j < 3; ++j)
+      off_mean = std::max(off_mean, std::abs(grown.U[i * 3 + j] - mean[j]));
+  EXPECT_LT(moved, 1e-12);
+  EXPECT_LT(off_mean, 1e-12);
+  EXPECT_LT(max_abs_diff(src.Z, grown.Z), 1e-12);
+  r = fit(2, "grown.h5", "warm.h5", {"--init", init});
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  EXPECT_EQ(int_attr(path("warm.h5"), "converged"), 1);
+}
+
+// A source that cannot start this fit is refused with one line naming it, exit code 2, at 1 and
+// 4 ranks, and nothing is written.
+TEST_F(DefaultFitCli, BadWarmStartSourceIsRefused) {
+  RunResult r = fit(2, "grown.h5", "big.h5", {"--max-sweeps", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  r = fit(2, "data.h5", "rank2.h5", {"--max-sweeps", "1"}, "2");
+  ASSERT_EQ(r.exit_code, 0) << r.command << "\n" << r.err;
+  struct Case {
+    std::string init, expect;
+    std::vector<std::string> extra;
+  };
+  const std::vector<Case> cases = {
+      {"model:" + path("missing.h5"), path("missing.h5"), {}},
+      {"model:" + path("rank2.h5"), "the model has rank 2, the fit --rank 3", {}},
+      {"model:" + path("data.h5"), path("data.h5"), {}},
+      {"model:" + path("big.h5"),
+       "the model has 3300 users and 150 comparisons, the data 3000",
+       {}},
+      {"model:" + path("rank2.h5"), "--init model:", {"--model", "shared"}},
+  };
+  for (const Case& c : cases)
+    for (int ranks : {1, 4}) {
+      std::vector<std::string> extra = {"--init", c.init};
+      extra.insert(extra.end(), c.extra.begin(), c.extra.end());
+      r = fit(ranks, "data.h5", "refused.h5", extra);
+      EXPECT_EQ(r.exit_code, 2) << r.command << "\n" << r.err;
+      const auto lines = error_lines(r);
+      ASSERT_EQ(lines.size(), 1u) << r.command << "\n" << r.err;
+      EXPECT_TRUE(contains(lines[0], c.expect)) << lines[0];
+      EXPECT_FALSE(fs::exists(path("refused.h5")));
+    }
+}
+
+}  // namespace

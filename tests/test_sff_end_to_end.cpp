@@ -79,6 +79,15 @@ TEST(SffEndToEnd, DefaultsReachThreeQuartersOfTheTrueLift) {
     EXPECT_DOUBLE_EQ(attr_double(f, "mu_z"), users / static_cast<double>(comparisons));
     EXPECT_EQ(attr_double(f, "at_chance"), 0.0);
   }
+  {
+    // A requeued --resume of the finished fit finds its model (the default mu_z is resolved
+    // before the options are compared with the model's).
+    const RunResult again =
+        run_pref(1, {"fit", "--data", dir + "/data.h5", "--items", "embeddings", "--rank", "4",
+                     "--checkpoint-dir", dir + "/ckpt", "--resume", "--out", dir + "/model.h5"});
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_TRUE(contains(again.err, "already holds the finished fit")) << again.err;
+  }
   const RunResult ev = run_pref(2, {"evaluate", "--model", dir + "/model.h5", "--data",
                                     dir + "/data.h5", "--split", "test", "--json"});
   ASSERT_EQ(ev.exit_code, 0) << ev.err;

@@ -8,8 +8,8 @@
 
 namespace pref::adapt {
 
-// The discrete prior of `adapt --types` (a types file of `pref types`, solver/discrete/types.hpp): the
-// user is one of K atoms a_k with prior probability pi_k (the atoms' shares of the training
+// The discrete prior of `adapt --types` (a types file of `pref types`, solver/discrete/types.hpp):
+// the user is one of K atoms a_k with prior probability pi_k (the atoms' shares of the training
 // users; atoms without members are left out), and answers follow the ordinal label model. The
 // posterior over the atoms is exact: w_k proportional to pi_k prod_s P(y_s | a_k . z_s). The
 // reported weights are its mean sum_k w_k a_k, the covariance its covariance

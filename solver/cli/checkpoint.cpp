@@ -15,7 +15,7 @@
 #include "io/output_file.hpp"
 #include "solver/base/hash.hpp"
 #include "solver/base/log.hpp"
-#include "solver/fit/fit_state.hpp"
+#include "solver/fit/checkpoint_state.hpp"
 
 namespace pref::cli {
 
@@ -61,7 +61,8 @@ io::Attributes to_attributes(const DataIdentity& d) {
   return {{"data_users", static_cast<std::int64_t>(d.users)},
           {"data_comparisons", static_cast<std::int64_t>(d.comparisons)},
           {"data_train_labels", static_cast<std::int64_t>(d.train_labels)},
-          {"data_train_checksum", hash::hex(d.checksum)}};
+          {"data_train_checksum", hash::hex(d.checksum)},
+          {"init_model_checksum", d.init_model}};
 }
 
 // What a checkpoint records for an option: its attribute, the file's rank, or what the
@@ -157,6 +158,14 @@ void check_resumable(const mpi::Comm& comm, const io::Checkpoint& ck, const FitO
     if (ours != theirs)
       refuse("--data", fmt::format("{} ({})", o.data, ours),
              fmt::format("{} ({})", ck.attribute<std::string>("data"), theirs));
+    // The model a warm start began from (absent before --init model:).
+    const auto it = ck.header.attributes.find("init_model_checksum");
+    const std::string was = it == ck.header.attributes.end()
+                                ? std::string()
+                                : ck.attribute<std::string>("init_model_checksum");
+    if (was != data.init_model)
+      refuse("--init", fmt::format("{} (a model of checksum {})", o.init, data.init_model),
+             fmt::format("{} (checksum {})", ck.attribute<std::string>("init"), was));
   });
   // Options that may change between runs: said, not refused.
   for (const FitField& f : fit_fields()) {
@@ -192,12 +201,13 @@ std::optional<Resumed> Checkpointer::find_resumable(const Partitions& parts, con
   for (const std::string& name : list_checkpoints(comm_, opt_.dir)) {
     const std::string path = (fs::path(opt_.dir) / name).string();
     io::Checkpoint ck;
-    FitStart start;
+    FitState state;
     try {
       ck = io::read_checkpoint(path, comm_, parts.users, parts.comparisons);
       mpi::agree(comm_, [&] {
         require_configuration(ck);
-        start = decode_state(ck);
+        // (A checkpoint of other data has no factors read: check_resumable refuses it below.)
+        if (ck.shape_matches) state = decode_state(ck);
       });
     } catch (const Error& e) {
       if (!e.collective()) throw;
@@ -224,23 +234,24 @@ std::optional<Resumed> Checkpointer::find_resumable(const Partitions& parts, con
               ck.header.sweep,
               ck.header.user_half_done ? " and the user half-step of the next" : "",
               ck.attribute<std::int64_t>("mpi_ranks"), comm_.size());
-    return Resumed{std::move(ck), std::move(start)};
+    return Resumed{std::move(ck), std::move(state)};
   }
   log::info(comm_, "resume: no valid checkpoint in {}: starting fresh", opt_.dir);
   return std::nullopt;
 }
 
 void Checkpointer::write(const FitState& state, const FitOptions& o, const DataIdentity& data,
-                         const std::vector<SweepRecord>& history, const Partitions& parts) {
+                         const Partitions& parts, Exchange exchange) {
   const double t0 = MPI_Wtime();
   io::CheckpointHeader hd;
   hd.users = parts.users.size();
   hd.comparisons = parts.comparisons.size();
   hd.attributes = recorded(o, /*model=*/false);
   hd.attributes.merge(to_attributes(data));
-  hd.attributes["exchange_used"] = std::string(exchange_name(state.exchange));
+  hd.attributes["exchange_used"] = std::string(exchange_name(exchange));
   hd.attributes["mpi_ranks"] = static_cast<std::int64_t>(comm_.size());
-  encode_state(state, history, o.cfg.extrapolate, hd);
+  io::CheckpointFactors factors;
+  encode_state(state, o.cfg.extrapolate, hd, factors);
   // Rank 0's: the records hold each rank's own timings, and every rank must write the same.
   hd.history_json = mpi::broadcast(comm_, hd.history_json);
   hd.pending_json = mpi::broadcast(comm_, hd.pending_json);
@@ -248,8 +259,7 @@ void Checkpointer::write(const FitState& state, const FitOptions& o, const DataI
   const std::string path = (fs::path(opt_.dir) / name).string();
   {
     io::AtomicOutput out(path, /*overwrite=*/true, comm_, "--checkpoint-dir");
-    io::write_checkpoint(out.temp_path(), comm_, hd, parts.users, state.factors.U,
-                         parts.comparisons, state.factors.Z, state.u_prev, state.z_prev);
+    io::write_checkpoint(out.temp_path(), comm_, hd, parts.users, parts.comparisons, factors);
     out.commit();
   }
   if (comm_.rank() == 0) {

@@ -18,16 +18,19 @@ namespace pref::cli {
 // same data): sizes and a checksum of the training labels. A resume must find the same.
 struct DataIdentity {
   std::uint64_t users = 0, comparisons = 0, train_labels = 0, checksum = 0;
+  // --init model:PATH: the checksum of the model it starts from ("" otherwise).
+  std::string init_model;
 };
 
 // The identity of `train`: the checksum is the sum over the training labels of a hash of (user,
 // comparison, value), the same at any rank count. Collective.
 DataIdentity data_identity(const mpi::Comm& comm, const LabelMatrix& train);
 
-// A checkpoint to resume from: the file (its factors, this rank's rows) and the fit's start.
+// A checkpoint to resume from: the file (its header; the factors are moved into the state) and
+// the fit's state.
 struct Resumed {
   io::Checkpoint checkpoint;
-  FitStart start;
+  FitState state;
 };
 
 // ckpt-000012.h5 (after 12 sweeps), ckpt-000013-half.h5 (after the user half-step of sweep 13).
@@ -57,7 +60,7 @@ class Checkpointer {
   // Writes the state atomically (temporary name, flushed, renamed) and removes all but the
   // newest `keep` checkpoints. Collective.
   void write(const FitState& state, const FitOptions& o, const DataIdentity& data,
-             const std::vector<SweepRecord>& history, const Partitions& parts);
+             const Partitions& parts, Exchange exchange);
 
   const std::string& dir() const { return opt_.dir; }
 

@@ -9,6 +9,7 @@
 #include "solver/base/log.hpp"
 #include "solver/cli/commands.hpp"
 #include "solver/cli/data.hpp"
+#include "solver/eval/split_scores.hpp"
 #include "solver/fit/fit.hpp"
 #include "solver/synthetic/reference.hpp"
 

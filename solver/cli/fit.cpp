@@ -7,6 +7,7 @@
 
 #include "io/model_file.hpp"
 #include "io/output_file.hpp"
+#include "solver/base/hash.hpp"
 #include "solver/base/log.hpp"
 #include "solver/base/signals.hpp"
 #include "solver/cli/checkpoint.hpp"
@@ -14,8 +15,9 @@
 #include "solver/cli/data.hpp"
 #include "solver/cli/stop_poll_hook.hpp"
 #include "solver/eval/calibration.hpp"
+#include "solver/fit/checkpoint_state.hpp"
 #include "solver/fit/fit.hpp"
-#include "solver/fit/fit_state.hpp"
+#include "solver/fit/warm_start.hpp"
 #include "solver/items/items.hpp"
 #include "solver/svd/init.hpp"
 
@@ -34,9 +36,10 @@ class FitRun {
   bool set_up_checkpoints();
   void load();
   void load_items();
+  void default_mu_z();
   void find_checkpoint();
   void open_metrics();
-  Factors initial_factors();
+  FitState initial_state();
   Factors svd_factors();
   void log_sweep(const SweepRecord& r) const;
   FitHooks hooks();
@@ -53,23 +56,31 @@ class FitRun {
   Partitions parts_;
   DataIdentity identity_;
   std::optional<Resumed> resumed_;
-  // Every completed sweep's record (this rank's timings), for checkpoints and the model file.
-  std::vector<SweepRecord> history_;
+  std::optional<WarmStart> warm_;  // --init model:PATH
   std::optional<io::LineOutput> metrics_;
   int stop_signal_ = 0;
 };
 
 int FitRun::run() {
   mpi::agree(comm_, [&] { validate_fit_options(o_); });
+  default_mu_z();
   if (!set_up_checkpoints()) return 0;
-  out_.emplace(o_.out, o_.overwrite, comm_, "--out", std::vector<std::string>{o_.data});
+  std::vector<std::string> inputs = {o_.data};
+  if (o_.init.rfind("model:", 0) == 0) inputs.push_back(o_.init.substr(6));
+  out_.emplace(o_.out, o_.overwrite, comm_, "--out", inputs);
   load();
+  if (o_.init.rfind("model:", 0) == 0) {
+    warm_ = warm_start(comm_, o_.init.substr(6), "--init " + o_.init, parts_, cfg_);
+    identity_.init_model = hash::hex(warm_->checksum);
+    log::info(comm_,
+              "init {}: {} users and {} comparisons from the model (checksum {}), {} and {} new",
+              o_.init, warm_->users, warm_->comparisons, identity_.init_model,
+              parts_.users.size() - warm_->users, parts_.comparisons.size() - warm_->comparisons);
+  }
   if (ckpt_) find_checkpoint();
   open_metrics();
-  Factors init = initial_factors();
-  const FitStart start = resumed_ ? std::move(resumed_->start) : FitStart{};
-  FitResult res =
-      fit(comm_, std::move(*train_), std::move(val_), std::move(init), cfg_, start, hooks());
+  FitState state = resumed_ ? std::move(resumed_->state) : initial_state();
+  FitResult res = fit(comm_, std::move(*train_), std::move(val_), std::move(state), cfg_, hooks());
   if (res.stopped) {
     log::info(comm_,
               "stopped by {} after a checkpoint: exit code {} (safe to requeue; resume "
@@ -109,21 +120,25 @@ void FitRun::load_items() {
                 ? fmt::format(", a residual per response (ridge {})", cfg_.item.mu_residual)
                 : std::string());
   cfg_.items = std::move(d);
-  if (!o_.given("--mu-z")) {
-    // The item models' ridge on every z_p by default totals one per user on the mean |z_p|^2
-    // (mu_z = users / comparisons per comparison): a ridge of 3 on each z_p outweighs the
-    // labels when comparisons have about one label each, and the fit collapses
-    // (docs/design.md, "Item models").
-    cfg_.mu_z = static_cast<double>(data_->users()) / static_cast<double>(data_->comparisons());
-    log::info(comm_,
-              "items {}: ridge mu_z = {:.4g} on each z_p ({} users / {} comparisons; --mu-z "
-              "sets it)",
-              o_.items, cfg_.mu_z, data_->users(), data_->comparisons());
-  }
+}
+
+// --items responses|embeddings without --mu-z: the item models' ridge on every z_p by default
+// totals one per user on the mean |z_p|^2 (mu_z = users / comparisons per comparison): a ridge
+// of 3 on each z_p outweighs the labels when comparisons have about one label each, and the fit
+// collapses (docs/design.md, "Item models"). Resolved before anything compares the options with
+// a model or checkpoint written with them (a requeued --resume of a finished fit).
+void FitRun::default_mu_z() {
+  if (o_.items == "comparisons" || o_.given("--mu-z")) return;
+  data_.emplace(io::LabelFile::open(o_.data, comm_));
+  cfg_.mu_z = static_cast<double>(data_->users()) / static_cast<double>(data_->comparisons());
+  log::info(comm_,
+            "items {}: ridge mu_z = {:.4g} on each z_p ({} users / {} comparisons; --mu-z "
+            "sets it)",
+            o_.items, cfg_.mu_z, data_->users(), data_->comparisons());
 }
 
 void FitRun::load() {
-  data_.emplace(io::LabelFile::open(o_.data, comm_));
+  if (!data_) data_.emplace(io::LabelFile::open(o_.data, comm_));
   load_items();
   const LoadOptions lo{parse_duplicates(o_.duplicates), o_.drop_ties};
   train_ = load_split(*data_, io::Split::kTrain, comm_, std::nullopt, lo);
@@ -153,34 +168,32 @@ void FitRun::load() {
 // The checkpoint to resume from (--resume) and the history it continues, or a fresh start in
 // the directory.
 void FitRun::find_checkpoint() {
+  const std::string init_model = identity_.init_model;
   identity_ = data_identity(comm_, *train_);
+  identity_.init_model = init_model;
   if (!o_.ckpt.resume) return ckpt_->start_fresh(o_.overwrite);
   resumed_ = ckpt_->find_resumable(parts_, o_, identity_);
-  if (resumed_) history_ = resumed_->start.history;
 }
 
 void FitRun::open_metrics() {
   if (o_.metrics.empty()) return;
   // A resumed run rewrites the sweeps it continues from (a killed run may have written later
   // ones).
-  metrics_.emplace(o_.metrics, o_.overwrite || o_.ckpt.resume, comm_, "--metrics",
-                   std::vector<std::string>{o_.data, o_.out});
+  std::vector<std::string> inputs = {o_.data, o_.out};
+  if (o_.init.rfind("model:", 0) == 0) inputs.push_back(o_.init.substr(6));
+  metrics_.emplace(o_.metrics, o_.overwrite || o_.ckpt.resume, comm_, "--metrics", inputs);
   std::vector<std::string> lines;
-  for (const SweepRecord& r : history_) lines.push_back(record_to_json(r, true).dump());
+  if (resumed_)
+    for (const SweepRecord& r : resumed_->state.history)
+      lines.push_back(record_to_json(r, true).dump());
   metrics_->write(lines);
 }
 
-Factors FitRun::initial_factors() {
-  if (resumed_) {
-    Factors f;
-    f.J = cfg_.J;
-    f.U = std::move(resumed_->checkpoint.U);
-    f.Z = std::move(resumed_->checkpoint.Z);
-    return f;
-  }
+FitState FitRun::initial_state() {
+  if (warm_) return std::move(warm_->state);
   // (The shared model fixes u_i = 1 and is convex: validate_fit_options made its init random.)
-  if (o_.init == "random") return random_factors(comm_, parts_, cfg_);
-  return svd_factors();
+  if (o_.init == "random") return FitState::start(random_factors(comm_, parts_, cfg_));
+  return FitState::start(svd_factors());
 }
 
 Factors FitRun::svd_factors() {
@@ -222,20 +235,28 @@ void FitRun::log_sweep(const SweepRecord& r) const {
     v += fmt::format(" | prior tr {:.4g} eig{}", r.prior->trace, ev);
   }
   if (r.validation)
-    v += fmt::format(" | val logloss {:.4f} acc {:.4f} auc {:.4f} user-auc {:.4f}",
-                     r.validation->logloss, r.validation->accuracy, r.validation->auc,
+    v += fmt::format(" | val logloss {:.4f}{} acc {:.4f}{} user-auc {:.4f}", r.validation->logloss,
+                     std::isnan(r.calibrated_logloss)
+                         ? std::string()
+                         : fmt::format(" (calibrated {:.4f}, s {:.3g})", r.calibrated_logloss,
+                                       r.calibration_scale),
+                     r.validation->accuracy,
+                     std::isnan(r.validation->auc) ? std::string()
+                                                   : fmt::format(" auc {:.4f}", r.validation->auc),
                      r.validation->user_auc_mean);
   log::info(comm_,
-            "sweep {:3d}: objective {:.8e} (rel {:.2e}) train logloss {:.4f} |grad| {:.2e}{} | "
+            "sweep {:3d}: objective {:.8e} (rel {:.2e}){} train logloss {:.4f}{}{} | "
             "user {:.3f}s comparison {:.3f}s eval {:.3f}s | {:.3g} MB exchanged",
-            r.sweep, r.objective, r.rel_change, r.train_logloss, r.grad_norm, v, r.seconds_user,
-            r.seconds_comparison, r.seconds_eval, r.bytes_exchanged / 1e6);
+            r.sweep, r.objective, r.rel_change,
+            r.extrapolation != 0 ? fmt::format(" from a step {:.3g}", r.extrapolation) : "",
+            r.train_logloss,
+            std::isnan(r.grad_norm) ? std::string() : fmt::format(" |grad| {:.2e}", r.grad_norm), v,
+            r.seconds_user, r.seconds_comparison, r.seconds_eval, r.bytes_exchanged / 1e6);
 }
 
 FitHooks FitRun::hooks() {
   FitHooks hooks;
   hooks.on_sweep = [this](const SweepRecord& r) {
-    history_.push_back(r);
     if (metrics_) metrics_->write({record_to_json(r, true).dump()});
     log_sweep(r);
   };
@@ -249,9 +270,9 @@ FitHooks FitRun::hooks() {
     stop_signal_ = sig;
     return sig != 0;
   };
-  hooks.on_state = [this](const FitState& st) {
-    if (!st.stopping && (st.user_half_done || !ckpt_->due(st.sweep))) return;
-    ckpt_->write(st, o_, identity_, history_, parts_);
+  hooks.on_state = [this](const FitState& st, bool stopping, Exchange exchange) {
+    if (!stopping && (st.user_half_done || !ckpt_->due(st.sweep))) return;
+    ckpt_->write(st, o_, identity_, parts_, exchange);
   };
   return hooks;
 }
@@ -282,8 +303,10 @@ Calibration FitRun::calibrate(const FitResult& res) {
 
 void FitRun::write_model(const FitResult& res, const Calibration& cal) {
   const SweepRecord& last = res.history.back();
+  const SweepRecord& final = res.final_record;
+  // The verdict of the state written (the best one under the predictions rule).
   const std::string chance =
-      chance_verdict(last.train_logloss, last.validation ? &*last.validation : nullptr);
+      chance_verdict(final.train_logloss, final.validation ? &*final.validation : nullptr);
   io::ModelHeader hd;
   hd.users = data_->users();
   hd.comparisons = data_->comparisons();
@@ -292,15 +315,17 @@ void FitRun::write_model(const FitResult& res, const Calibration& cal) {
   hd.attributes = recorded(o_, /*model=*/true);
   hd.attributes.merge(
       io::Attributes{{"sweeps", static_cast<std::int64_t>(last.sweep)},
+                     {"state_sweep", static_cast<std::int64_t>(res.state_sweep)},
                      {"converged", static_cast<std::int64_t>(res.converged)},
                      {"at_chance", static_cast<std::int64_t>(!chance.empty())},
-                     {"objective", last.objective},
-                     {"grad_norm", last.grad_norm},
+                     {"stop_reason", res.reason},
+                     {"objective", final.objective},
+                     {"grad_norm", final.grad_norm},
                      {"exchange", std::string(exchange_name(res.exchange))},
                      {"mpi_ranks", static_cast<std::int64_t>(comm_.size())},
                      {"calibration", cal.labels ? std::string("validation") : std::string("none")},
                      {"calibration_scale", cal.scale}});
-  hd.history_json = history_lines(history_, /*with_timings=*/false);
+  hd.history_json = history_lines(res.history, /*with_timings=*/false);
   if (res.prior) {
     hd.prior_mean = res.prior->mean;
     hd.prior_covariance = res.prior->covariance;
@@ -317,18 +342,27 @@ void FitRun::write_model(const FitResult& res, const Calibration& cal) {
   io::write_model(out_->temp_path(), comm_, hd, parts_.users, res.factors.U, parts_.comparisons,
                   res.factors.Z, items ? &*items : nullptr, residual ? &*residual : nullptr);
   out_->commit();
+  std::string quality;
+  if (final.validation)
+    quality = fmt::format(", validation log-loss {:.4f} AUC {:.4f}", final.validation->logloss,
+                          final.validation->auc);
   if (!chance.empty()) {
     log::warn(comm_,
               "the fit ends at chance: {}. Its predictions are worth no more than a coin's; see "
               "docs/design.md, \"Item models\" and \"Where it falls short\"",
               chance);
-    log::info(comm_, "ended at chance after {} sweeps: objective {:.8e}, |grad| {:.3e}; wrote {}",
-              last.sweep, last.objective, last.grad_norm, out_->path());
+    log::info(comm_,
+              "ended at chance after {} sweeps ({}): the state of sweep {}: objective {:.8e}, "
+              "|grad| {:.3e}{}; wrote {}",
+              last.sweep, res.reason, res.state_sweep, final.objective, final.grad_norm, quality,
+              out_->path());
     return;
   }
-  log::info(comm_, "{} after {} sweeps: objective {:.8e}, |grad| {:.3e}; wrote {}",
-            res.converged ? "converged" : "stopped at the sweep limit", last.sweep, last.objective,
-            last.grad_norm, out_->path());
+  log::info(
+      comm_,
+      "{} after {} sweeps ({}): the state of sweep {}: objective {:.8e}, |grad| {:.3e}{}; wrote {}",
+      res.converged ? "converged" : "stopped", last.sweep, res.reason, res.state_sweep,
+      final.objective, final.grad_norm, quality, out_->path());
 }
 
 }  // namespace

@@ -165,11 +165,20 @@ const std::vector<FitField>& fit_fields() {
             {.option = "--init",
              .help = "Initialization: svd (randomized truncated SVD of the +-1 label matrix, "
                      "scaled to RMS margin 1), svd-exact (dense ScaLAPACK SVD, small problems), "
-                     "svd-impute (the paper's 0.5-imputation rounds, dense), random",
+                     "svd-impute (the paper's 0.5-imputation rounds, dense), random, or "
+                     "model:PATH (a warm start from a model of the same J whose users and "
+                     "comparisons are the first ones of --data; docs/design.md, \"Warm start\")",
              .attribute = "init",
              .role = R::kIdentity,
              .in_model = true,
-             .checks = {CLI::IsMember({"svd", "svd-exact", "svd-impute", "random"})}}),
+             .checks = {CLI::Validator(
+                 [](std::string& v) -> std::string {
+                   if (v == "svd" || v == "svd-exact" || v == "svd-impute" || v == "random")
+                     return "";
+                   if (v.rfind("model:", 0) == 0 && v.size() > 6) return "";
+                   return v + " not in {svd, svd-exact, svd-impute, random, model:PATH}";
+                 },
+                 "svd|svd-exact|svd-impute|random|model:PATH")}}),
       field(at(&SvdConfig::oversampling), {.option = "--svd-oversampling",
                                            .help = "--init svd: sketch columns beyond the rank",
                                            .at_least = 0}),
@@ -207,6 +216,42 @@ const std::vector<FitField>& fit_fields() {
                                   .in_model = true,
                                   .checks = {finite_number()},
                                   .at_least = 0}),
+      field(at(&FitOptions::stop),
+            {.option = "--stop",
+             .help = "When the sweeps end: predictions (when the validation log-loss has not "
+                     "improved by more than --stop-tol for --patience sweeps, keeping the best "
+                     "state; without a validation split of 1000 labels, when the training "
+                     "log-loss stops changing) or objective (at the EM fixed point: the "
+                     "objective's relative change below --tol); docs/design.md, \"Stopping\"",
+             .attribute = "stop",
+             .role = R::kIdentity,
+             .in_model = true,
+             .absent = std::string("objective"),  // the only rule before --stop
+             .checks = {CLI::IsMember({"predictions", "objective"})}}),
+      field(at(&FitConfig::patience),
+            {.option = "--patience",
+             .help = "--stop predictions: sweeps without an improvement before the fit ends",
+             .attribute = "patience",
+             .role = R::kVariable,
+             .in_model = true,
+             .absent = std::int64_t{3},
+             .at_least = 1}),
+      field(at(&FitConfig::stop_tol),
+            {.option = "--stop-tol",
+             .help = "--stop predictions: the smallest relative change of the monitored "
+                     "log-loss that counts as an improvement",
+             .attribute = "stop_tol",
+             .role = R::kVariable,
+             .in_model = true,
+             .absent = 3e-5,
+             .checks = {finite_number()},
+             .at_least = 0}),
+      field(at(&FitOptions::auc_every),
+            {.option = "--auc-every",
+             .help = "Measure the validation ROC-AUC (a distributed sort) and the gradient norm "
+                     "every N sweeps (and at sweep 0 and for the final state; 0: only then); 1 "
+                     "for every sweep's record in --metrics",
+             .at_least = 0}),
       field(at(&FitConfig::seed), {.option = "--seed",
                                    .help = "Random seed (initialization)",
                                    .attribute = "seed",
@@ -317,6 +362,17 @@ const std::vector<FitField>& fit_fields() {
              .absent = 10.0,  // its default since --residual exists
              .checks = {finite_number()},
              .at_least = 0}),
+      field(at(&FitOptions::accelerate),
+            {.option = "--accelerate",
+             .help = "none (plain sweeps) or squarem (under the population prior with free "
+                     "comparison factors: SQUAREM cycles over sweeps, kept when they do not "
+                     "raise the objective; an experiment: the objective is not bounded below "
+                     "along every direction, docs/design.md, \"Accelerating the EM\")",
+             .attribute = "accelerate",
+             .role = R::kIdentity,
+             .in_model = true,
+             .absent = std::string("none"),  // plain sweeps before --accelerate
+             .checks = {CLI::IsMember({"none", "squarem"})}}),
       field(at(&FitConfig::threads),
             {.option = "--threads", .help = "OpenMP threads per MPI rank", .at_least = 1}),
       field(at(&FitConfig::net_bytes_per_second),
@@ -370,6 +426,11 @@ void add_fit_options(CLI::App& app, FitOptions& o) {
 void validate_fit_options(FitOptions& o) {
   FitConfig& cfg = o.cfg;
   cfg.shared = o.model == "shared";
+  if (cfg.shared && o.init.rfind("model:", 0) == 0)
+    throw InputError(
+        fmt::format("--init {}: a warm start needs a factor model and fit, not "
+                    "--model shared",
+                    o.init));
   if (cfg.shared) {
     // u_i = 1: one factor, nothing to regularize, and always the random start (the model is
     // convex), which is what is recorded.
@@ -397,6 +458,24 @@ void validate_fit_options(FitOptions& o) {
                  : o.exchange == "reduce" ? Exchange::kReduce
                                           : Exchange::kAuto;
   if (o.ckpt.dir.empty() && o.ckpt.resume) throw InputError("--resume: needs --checkpoint-dir");
+  cfg.stop = o.stop == "objective" ? StopRule::kObjective : StopRule::kPredictions;
+  cfg.monitor_calibrated = o.calibrate == "validation";
+  cfg.canonical_start = true;
+  cfg.auc_every = o.auc_every;
+  // SQUAREM needs the population prior and free comparison factors: refused where it does not
+  // apply.
+  const char* no_acceleration = cfg.shared                                       ? "--model shared"
+                                : cfg.prior == UserPrior::kRidge                 ? "--prior ridge"
+                                : o.items != "comparisons"                       ? "--items"
+                                : (cfg.extrapolate && o.accelerate == "squarem") ? "--extrapolate"
+                                                                                 : nullptr;
+  if (no_acceleration && o.accelerate != "none")
+    throw InputError(
+        fmt::format("--accelerate {}: not supported with {} (it needs the "
+                    "population prior and free comparison factors, without "
+                    "--extrapolate)",
+                    o.accelerate, no_acceleration));
+  cfg.accelerate = o.accelerate == "squarem" ? Acceleration::kSquarem : Acceleration::kNone;
   if (cfg.item.residual && o.items != "embeddings")
     throw InputError(fmt::format(
         "--residual: needs --items embeddings (a residual on the head), not --items {}", o.items));

@@ -46,6 +46,9 @@ struct FitOptions {
   std::string prior;                  // --prior; empty: population, or ridge when --mu-u is given
   std::string items = "comparisons";  // --items; FitConfig::item holds --mu-w
   std::string calibrate = "validation";  // --calibrate: validation or none
+  std::string stop = "predictions";      // --stop: predictions or objective
+  std::string accelerate = "none";       // --accelerate: none or squarem
+  int auc_every = 10;                    // --auc-every (FitConfig::auc_every)
   bool overwrite = false, drop_ties = false;
   // The parsed options by name, to tell an option given from its default.
   std::map<std::string, const CLI::Option*> parsed;

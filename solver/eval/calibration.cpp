@@ -29,7 +29,7 @@ std::array<double, 3> sums_at(const mpi::Comm& comm, std::span<const double> m,
 }  // namespace
 
 Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> margins,
-                              std::span<const float> labels) {
+                              std::span<const float> labels, double start) {
   constexpr int kMaxSteps = 100;
   constexpr int kHalvings = 60;
   Calibration c;
@@ -39,6 +39,10 @@ Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> mar
   c.logloss_before = c.logloss_after = c.labels ? a[0] / n : 0.0;
   if (c.labels == 0 || !(a[2] > 0)) return c;  // nothing to fit: s = 1
   double s = 1;
+  if (start != 1.0 && std::isfinite(start) && start >= 0) {
+    const std::array<double, 3> b = sums_at(comm, margins, labels, start);
+    if (b[0] < a[0] && b[2] > 0) s = start, a = b;
+  }
   for (int it = 0; it < kMaxSteps; ++it) {
     if (s == 0 && a[1] >= 0) break;  // the minimum is at the boundary
     // Newton's step on a convex function; where it leaves [0, inf) or does not lower the

@@ -28,8 +28,9 @@ struct Calibration {
 // (margins, labels), by Newton's method on this convex function of one variable (from s = 1,
 // halving a step that does not lower it, s clamped at 0). With no labels, or margins all zero,
 // s = 1. Collective; the sums are allreduced, so s is bitwise the same for the same rank count.
+// `start`: where Newton's method starts (a previous s, when the margins changed little since).
 Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> margins,
-                              std::span<const float> labels);
+                              std::span<const float> labels, double start = 1.0);
 
 // The same over the labels of m scored with f (solver/eval/split_scores.hpp). Collective.
 Calibration calibrate_scale(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f);

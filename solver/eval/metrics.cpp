@@ -194,7 +194,8 @@ void MetricsAccumulator::add_user(std::span<Scored> items, double loss) {
   if (!std::isnan(a)) user_aucs_.push_back(a);
 }
 
-SplitMetrics MetricsAccumulator::finish(const mpi::Comm& comm, std::vector<double>* user_aucs) {
+SplitMetrics MetricsAccumulator::finish(const mpi::Comm& comm, std::vector<double>* user_aucs,
+                                        bool with_auc) {
   SplitMetrics m;
   m.labels = mpi::allreduce_sum(comm, static_cast<std::uint64_t>(all_.size()));
   double sums[3] = {loss_, correct_, 0};
@@ -206,7 +207,7 @@ SplitMetrics MetricsAccumulator::finish(const mpi::Comm& comm, std::vector<doubl
   m.accuracy = decided ? sums[1] / double(decided) : std::numeric_limits<double>::quiet_NaN();
   m.user_auc_mean = m.users_with_auc ? sums[2] / double(m.users_with_auc)
                                      : std::numeric_limits<double>::quiet_NaN();
-  m.auc = global_auc(comm, all_, scratch_);
+  m.auc = with_auc ? global_auc(comm, all_, scratch_) : std::numeric_limits<double>::quiet_NaN();
   if (user_aucs) *user_aucs = std::move(user_aucs_);
   all_.clear();
   user_aucs_.clear();

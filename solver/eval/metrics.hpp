@@ -53,7 +53,9 @@ class MetricsAccumulator {
   void add_user(std::span<Scored> items);
   // The same when the sum of the items' BCE is already known (computed with the margins).
   void add_user(std::span<Scored> items, double loss);
-  SplitMetrics finish(const mpi::Comm& comm, std::vector<double>* user_aucs = nullptr);
+  // with_auc false: the global ROC-AUC (a distributed sort) is left out (NaN).
+  SplitMetrics finish(const mpi::Comm& comm, std::vector<double>* user_aucs = nullptr,
+                      bool with_auc = true);
 
  private:
   std::vector<Scored> all_, scratch_;

@@ -1,30 +1,29 @@
 #pragma once
 // The rank-distributed alternating Newton fit of U (users x J) and Z (comparisons x J).
 //
-// A sweep is a user half-step (every u_i solved with Z fixed) then a comparison half-step (every
-// z_p with U fixed). Users always read the Z rows they need from their owners (fetch). For the
-// comparison half-step there are two exchange patterns:
-//   ship:   comparison owners fetch the U rows of their labels and solve locally;
-//   reduce: users stay in place; every rank sums, per comparison it touches, the partial
-//           gradient, Hessian and loss of its own users, and reduces them to the owner, which
-//           takes the Newton step; the line search runs the same way.
-// A cost model (bytes exchanged per sweep) picks one unless forced.
+// A sweep is a user half-step (every u_i solved with Z fixed, then, under the population prior,
+// the prior's M-step) then a comparison half-step (every z_p with U fixed), then an evaluation
+// of the state. fit() composes the parts of this folder: the labels' local layout and exchange
+// plans (layout.hpp), the half-steps (half_steps.hpp), the gauge steps that follow the M-step
+// (gauge.hpp), the evaluation (evaluation.hpp), the stopping rule (stopping.hpp) and the
+// accelerations (extrapolation here, SQUAREM in squarem.hpp), all working on one FitState
+// (state.hpp).
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "solver/base/mpi.hpp"
-#include "solver/eval/metrics.hpp"
-#include "solver/eval/split_scores.hpp"
+#include "solver/fit/state.hpp"
 #include "solver/items/items.hpp"
 #include "solver/layout/distribute.hpp"
 #include "solver/layout/factors.hpp"
-#include "solver/prior/population_prior.hpp"
 
 namespace pref {
 
+// The comparison half-step's exchange pattern (solver/fit/layout.hpp).
 enum class Exchange { kAuto, kShip, kReduce };
 const char* exchange_name(Exchange e);
 
@@ -33,6 +32,18 @@ const char* exchange_name(Exchange e);
 // docs/design.md, "The population prior"), which starts at N(0, I / mu_u).
 enum class UserPrior { kRidge, kPopulation };
 const char* user_prior_name(UserPrior p);
+
+// When the sweeps end (solver/fit/stopping.hpp): when the held-out predictions stop improving
+// (the best state is kept), or at the EM fixed point (the objective's relative change below
+// --tol).
+enum class StopRule { kPredictions, kObjective };
+const char* stop_rule_name(StopRule s);
+
+// Under the population prior with free comparison factors: SQUAREM cycles over whole sweeps
+// (solver/fit/squarem.hpp; an experiment with a known limit, docs/design.md "Accelerating the
+// EM"), or plain sweeps.
+enum class Acceleration { kNone, kSquarem };
+const char* acceleration_name(Acceleration a);
 
 struct FitConfig {
   int J = 8;
@@ -45,7 +56,29 @@ struct FitConfig {
   // 3: best held-out AUC on the Attributes ablation (docs/results.md, "Regularization").
   double mu_u = 3.0, mu_z = 3.0;
   int max_sweeps = 100;
-  double tol = 1e-6;  // stop when the relative objective change falls below
+  // The library's defaults of stop, accelerate and auc_every are the plain EM of the tests'
+  // references; `pref fit`'s are predictions, squarem and 10 (solver/cli/fit_options.cpp).
+  StopRule stop = StopRule::kObjective;
+  double tol = 1e-6;  // kObjective: stop when the relative objective change falls below
+  // kPredictions: stop when the monitored log-loss has not improved by more than stop_tol
+  // (relative) for `patience` sweeps.
+  int patience = 3;
+  double stop_tol = 3e-5;
+  // The monitored validation log-loss is the calibrated one (calibrated_logloss: the model will
+  // be calibrated after the sweeps, `pref fit --calibrate validation`), over the validation
+  // labels of a sample of users chosen by their ids, of about monitor_labels labels.
+  bool monitor_calibrated = false;
+  std::uint64_t monitor_labels = std::uint64_t{1} << 20;
+  Acceleration accelerate = Acceleration::kNone;
+  // The global validation ROC-AUC (a distributed sort) at sweep 0, every auc_every sweeps and
+  // for the final state; 1: every sweep. The users' gradient norm likewise (a pass over the
+  // training labels); the objective and the validation log-loss are measured every sweep.
+  int auc_every = 1;
+  // A fresh start moved to its balanced form (U^T U = Z^T Z diagonal; solver/fit/gauge.hpp), and
+  // under the population prior the first prior its users' own moments instead of N(0, I / mu_u):
+  // the fit then does not depend on the gauge of the start. `pref fit` sets it; the library's
+  // default is the plain EM of the tests' references.
+  bool canonical_start = false;
   int newton_steps = 1;
   // Extrapolated alternating sweeps (docs/design.md, "Extrapolation"): each half-step's result
   // is pushed further along its last change, by a factor adapted from the objective (Ang and
@@ -60,25 +93,17 @@ struct FitConfig {
   int threads = 1;
   // Cost model: network bandwidth per rank, bytes per second.
   double net_bytes_per_second = 5e9;
-  // Item model (solver/items/items.hpp): null, free comparison factors; else z_p = A_p theta over
-  // responses or response embeddings, whose half-step replaces the comparison half-step (ship
-  // pattern only; no extrapolation). item.J and item.mu_z are taken from J and mu_z.
+  // Item model (solver/items/items.hpp): null, free comparison factors; else z_p = A_p theta
+  // over responses or response embeddings, whose half-step replaces the comparison half-step
+  // (ship pattern only; no extrapolation, no acceleration). item.J and item.mu_z are taken from
+  // J and mu_z.
   std::shared_ptr<const ItemData> items;
   ItemConfig item;
   int item_init_steps = 5;  // Newton steps of theta from 0 at the initial U, before sweep 0
 };
 
-struct SweepRecord {
-  int sweep = 0;  // 0: the initial state
-  double objective = 0, train_logloss = 0, grad_norm = 0, rel_change = 0;
-  std::optional<SplitMetrics> validation;
-  std::optional<PriorSummary> prior;  // with the population prior: the prior of the state
-  double seconds_user = 0, seconds_comparison = 0, seconds_eval = 0;
-  std::uint64_t bytes_exchanged = 0;  // by all ranks during the sweep
-};
-
-// The fit's random initialization (solver/layout/factors.hpp) with its J, seed and init_scale (unit
-// users for the shared model).
+// The fit's random initialization (solver/layout/factors.hpp) with its J, seed and init_scale
+// (unit users for the shared model).
 inline Factors random_factors(const mpi::Comm& comm, const Partitions& parts,
                               const FitConfig& cfg) {
   return random_factors(comm, parts, RandomInit{cfg.J, cfg.seed, cfg.init_scale, cfg.shared});
@@ -89,6 +114,11 @@ struct FitResult {
   std::vector<SweepRecord> history;
   bool converged = false;
   bool stopped = false;  // ended early by FitHooks::stop_requested (a checkpoint was offered)
+  std::string reason;    // why the sweeps ended, one line
+  // The sweep whose state is returned (the best one under the predictions rule) and its
+  // measurement with every metric (validation AUC, gradient norm).
+  int state_sweep = 0;
+  SweepRecord final_record;
   Exchange exchange = Exchange::kShip;
   std::optional<PopulationPrior> prior;  // the learned prior (FitConfig::prior population)
   // With an item model: theta's rows (ItemModel::param_rows) and this rank's share of them.
@@ -99,59 +129,6 @@ struct FitResult {
   std::vector<double> residual_params;
 };
 
-// The extrapolation's factor and its adaptation (FitConfig::extrapolate; Ang and Gillis 2019,
-// "Accelerating nonnegative matrix factorization algorithms using extrapolation", Neural
-// Computation 31): beta grows by 5% after each sweep that lowered the objective, up to a
-// ceiling that itself grows by 1% (at most 1); a sweep that raised it divides beta by 1.5,
-// lowers the ceiling to the previous beta and skips the next push of Z. calm_run counts the
-// sweeps in a row that lowered the objective by less than the tolerance: converged at 2.
-struct ExtrapolationState {
-  double beta = 0.5, ceiling = 1.0, previous = 0.5;
-  int calm_run = 0;
-  bool last_decreased = true;
-  void update(bool decreased, bool calm);
-};
-
-// Where a fit starts: fresh (empty history: `init` is evaluated as sweep 0) or from a checkpoint
-// (docs/checkpoints.md): `init` is the state after `sweep` completed sweeps, or, with
-// user_half_done, after the user half-step of sweep + 1 as well. A resumed fit continues exactly
-// as the uninterrupted one (bitwise at the same rank count): no evaluation of the starting
-// state, and the tolerance test compares with the objective of history.back().
-struct FitStart {
-  int sweep = 0;
-  bool user_half_done = false;
-  std::vector<SweepRecord> history;  // records 0..sweep (empty: a fresh start)
-  SweepRecord pending;               // with user_half_done: sweep + 1's record so far
-  // With FitConfig::extrapolate: FitState's u_prev and z_prev (absent: none yet) and the factor.
-  std::optional<std::vector<double>> u_prev, z_prev;
-  ExtrapolationState extrapolation;
-  // With the population prior: the prior of the state (required then).
-  std::optional<PopulationPrior> prior;
-  // With an item model: all of theta (ItemModel::all_params; required then); with --residual
-  // the head's d x J values followed by the residuals' R x J.
-  std::optional<std::vector<double>> item_params;
-};
-
-// A state the fit offers for a checkpoint: after every completed sweep (0 included), and after
-// a user half-step when the fit stops there.
-struct FitState {
-  int sweep = 0;                // completed sweeps
-  bool user_half_done = false;  // plus the user half-step of sweep + 1
-  bool stopping = false;        // the fit ends here because of stop_requested
-  const Factors& factors;
-  const SweepRecord* pending = nullptr;  // with user_half_done: sweep + 1's record so far
-  Exchange exchange = Exchange::kShip;   // the pattern in use
-  // With FitConfig::extrapolate, the rest of the state (this rank's rows, like factors): U and
-  // Z before their last push (nullptr: none yet), and the factor's adaptation.
-  const std::vector<double>* u_prev = nullptr;
-  const std::vector<double>* z_prev = nullptr;
-  ExtrapolationState extrapolation;
-  const PopulationPrior* prior = nullptr;  // with the population prior: the state's prior
-  // With an item model: all of theta (ItemModel::all_params, every rank the same); with
-  // --residual the head's values followed by the residuals'.
-  const std::vector<double>* item_params = nullptr;
-};
-
 struct FitHooks {
   // On every rank after each record (for progress and metrics files).
   std::function<void(const SweepRecord&)> on_sweep;
@@ -159,13 +136,17 @@ struct FitHooks {
   // (e.g. an allreduce of a signal flag). True: offer the state (stopping) and end the fit,
   // unless the fit ends at that point anyway.
   std::function<bool()> stop_requested;
-  // On every rank (collectively) for each state offered; the CLI writes checkpoints here.
-  std::function<void(const FitState&)> on_state;
+  // On every rank (collectively) for each state offered: after every completed sweep (0
+  // included), and after a user half-step when the fit stops there. `stopping`: the fit ends
+  // here because of stop_requested; `exchange`: the pattern in use. The CLI writes checkpoints
+  // here.
+  std::function<void(const FitState&, bool stopping, Exchange exchange)> on_state;
 };
 
-// train and validation are consumed (their label arrays become the solver's own).
+// train and validation are consumed (their label arrays become the solver's own). `state` is
+// FitState::start(init) for a fresh fit or a checkpoint's state to resume.
 FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatrix> validation,
-              Factors init, const FitConfig& cfg, const FitStart& start, const FitHooks& hooks);
+              FitState state, const FitConfig& cfg, const FitHooks& hooks);
 // A fresh fit; on_sweep is called on every rank after each record.
 FitResult fit(const mpi::Comm& comm, LabelMatrix train, std::optional<LabelMatrix> validation,
               Factors init, const FitConfig& cfg,

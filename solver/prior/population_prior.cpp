@@ -88,6 +88,20 @@ PopulationPrior PopulationPrior::isotropic(int J, double mu, std::uint64_t users
   return p;
 }
 
+PopulationPrior PopulationPrior::of_start(const mpi::Comm& comm, int J, std::span<const double> U,
+                                          std::uint64_t users, double mu) {
+  const std::vector<double> zero(std::size_t(J) * J, 0.0);
+  PopulationPrior p;
+  try {
+    p = update_prior(comm, J, U, zero, users);
+  } catch (const Error&) {
+    // (Every rank computed the same replicated covariance, so every rank falls back alike.)
+    return isotropic(J, mu, users);
+  }
+  for (std::size_t k = 0; k < p.spread.size(); ++k) p.spread[k] = double(users) * p.covariance[k];
+  return p;
+}
+
 void PopulationPrior::set_covariance(std::vector<double> cov) {
   const Eigen::Map<const Matrix> c(cov.data(), J, J);
   Eigen::LLT<Matrix> llt(c);

@@ -33,6 +33,13 @@ struct PopulationPrior {
   // N(0, I / mu), the ridge as a prior: the start of a fit (before its first user half-step,
   // each user's posterior spread is taken to be the prior's own, so spread = n I / mu).
   static PopulationPrior isotropic(int J, double mu, std::uint64_t users);
+  // N(mean, covariance) of a start's own user rows U (this rank's, J columns; users: all
+  // ranks'), the spread again taken to be the prior's (n Sigma): a first prior that moves with
+  // the start along the factorization's gauge (U -> U A^-T takes it to A^-1 Sigma A^-T).
+  // Falls back to isotropic(J, mu, users) when that covariance is not positive definite (e.g.
+  // a start of fewer distinct rows than J). Collective.
+  static PopulationPrior of_start(const mpi::Comm& comm, int J, std::span<const double> U,
+                                  std::uint64_t users, double mu);
   // Sets covariance and derives precision and log_det. Throws pref::Error when it is not
   // positive definite.
   void set_covariance(std::vector<double> cov);

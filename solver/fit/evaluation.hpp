@@ -1,0 +1,29 @@
+#pragma once
+// The measurement of the fit's state after each sweep (docs/design.md, "Metrics"): the
+// objective, the training log-loss, the validation split's log-loss, accuracy and mean
+// per-user AUC, and, when asked for (`full`), the global validation ROC-AUC (a distributed
+// sort) and the gradient norm (users' gradients need a pass over the training labels). The Z
+// rows are fetched again first (the users' ghost table then holds the state's Z).
+#include "solver/fit/context.hpp"
+#include "solver/fit/state.hpp"
+
+namespace pref {
+
+class Evaluation {
+ public:
+  explicit Evaluation(FitContext& ctx) : ctx_(ctx) {}
+  // scale_start: where the calibrated log-loss's scale search starts (the last record's scale).
+  // Collective.
+  SweepRecord measure(bool full, double scale_start = 1.0);
+
+ private:
+  double comparison_gradients(bool measured);
+  FitContext& ctx_;
+  // Buffers kept so that every sweep does not fault in fresh pages.
+  std::vector<double> loss_, gu_, gz_, quad_;
+  MetricsAccumulator val_acc_;
+  std::vector<double> monitor_margins_;  // FitConfig::monitor_calibrated: the sample's labels
+  std::vector<float> monitor_labels_;
+};
+
+}  // namespace pref

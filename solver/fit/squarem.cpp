@@ -1,0 +1,158 @@
+#include "solver/fit/squarem.hpp"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "solver/base/error.hpp"
+
+namespace pref {
+
+namespace {
+constexpr double kStepFactor = 4;  // Du and Varadhan's mstep
+
+// The prior's free numbers as one vector: mean, then covariance.
+std::vector<double> prior_vector(const PopulationPrior& p) {
+  std::vector<double> v = p.mean;
+  v.insert(v.end(), p.covariance.begin(), p.covariance.end());
+  return v;
+}
+}  // namespace
+
+Snapshot Squarem::copy_current() const {
+  Snapshot s;
+  s.factors = ctx_.cur.factors;
+  s.prior = ctx_.cur.prior;
+  return s;
+}
+
+double Squarem::dot(const Snapshot& a, const Snapshot& b) const {
+  double local = 0;
+  for (std::size_t k = 0; k < a.factors.U.size(); ++k) local += a.factors.U[k] * b.factors.U[k];
+  for (std::size_t k = 0; k < a.factors.Z.size(); ++k) local += a.factors.Z[k] * b.factors.Z[k];
+  const double sum = mpi::allreduce_sum(ctx_.comm, local);
+  const std::vector<double> pa = prior_vector(*a.prior), pb = prior_vector(*b.prior);
+  double replicated = 0;
+  for (std::size_t k = 0; k < pa.size(); ++k) replicated += pa[k] * pb[k];
+  return sum + replicated;
+}
+
+bool Squarem::set_current(FitState& st, Snapshot&& s) {
+  bool ok = true;
+  try {
+    s.prior->set_covariance(s.prior->covariance);
+  } catch (const Error&) {
+    ok = false;
+  }
+  if (mpi::allreduce_sum(ctx_.comm, std::uint64_t(ok ? 0 : 1)) != 0) return false;
+  st.current.factors = std::move(s.factors);
+  st.current.prior = std::move(s.prior);
+  ctx_.fetch_z();
+  ctx_.ughost_fresh = false;
+  return true;
+}
+
+double Squarem::before_sweep(FitState& st, std::string& note) {
+  SquaremState& sq = st.squarem;
+  note.clear();
+  if (sq.phase == 0) {
+    sq.saved.clear();
+    sq.saved.push_back(copy_current());  // x0
+    return 0;
+  }
+  if (sq.phase == 1) {
+    sq.saved.push_back(copy_current());  // x1
+    return 0;
+  }
+  // Phase 2: at x2. r = x1 - x0 and v = x2 - 2 x1 + x0, formed in the saved states' buffers.
+  Snapshot& r = sq.saved[1];
+  Snapshot v = copy_current();
+  const Snapshot& x0 = sq.saved[0];
+  auto combine = [](std::vector<double>& x2v, std::vector<double>& x1r,
+                    const std::vector<double>& x0v) {
+    for (std::size_t k = 0; k < x2v.size(); ++k) {
+      x2v[k] = x2v[k] - 2 * x1r[k] + x0v[k];
+      x1r[k] = x1r[k] - x0v[k];
+    }
+  };
+  combine(v.factors.U, r.factors.U, x0.factors.U);
+  combine(v.factors.Z, r.factors.Z, x0.factors.Z);
+  combine(v.prior->mean, r.prior->mean, x0.prior->mean);
+  combine(v.prior->covariance, r.prior->covariance, x0.prior->covariance);
+  const double rr = dot(r, r), vv = dot(v, v);
+  double alpha = vv > 0 ? -std::sqrt(rr / vv) : -1.0;
+  if (!std::isfinite(alpha)) alpha = -1.0;
+  alpha = std::clamp(alpha, -sq.step_max, -1.0);
+  const bool reached = -alpha >= sq.step_max;
+  if (alpha == -1.0) {
+    // x' = x2: no jump; the next cycle starts here.
+    if (reached) sq.step_max *= kStepFactor;
+    sq.phase = 0;
+    sq.saved.clear();
+    sq.saved.push_back(copy_current());
+    note = fmt::format("squarem: step -1 (x2 itself), step limit now {:g}", sq.step_max);
+    return 0;
+  }
+  // x' = x0 - 2 alpha r + alpha^2 v, into x0's buffers.
+  Snapshot next = std::move(sq.saved[0]);
+  auto jump = [alpha](std::vector<double>& x, const std::vector<double>& rv,
+                      const std::vector<double>& vv_) {
+    for (std::size_t k = 0; k < x.size(); ++k)
+      x[k] = x[k] - 2 * alpha * rv[k] + alpha * alpha * vv_[k];
+  };
+  jump(next.factors.U, r.factors.U, v.factors.U);
+  jump(next.factors.Z, r.factors.Z, v.factors.Z);
+  jump(next.prior->mean, r.prior->mean, v.prior->mean);
+  jump(next.prior->covariance, r.prior->covariance, v.prior->covariance);
+  next.prior->spread = ctx_.cur.prior->spread;  // recomputed by the next E-step
+  sq.saved.clear();
+  Snapshot x2 = copy_current();
+  if (!set_current(st, std::move(next))) {
+    sq.step_max = std::max(1.0, sq.step_max / kStepFactor);
+    sq.phase = 0;
+    sq.saved.push_back(std::move(x2));
+    note = fmt::format(
+        "squarem: step {:.3g} gives a prior covariance that is not positive definite; a plain "
+        "sweep from x2 (step limit now {:g})",
+        alpha, sq.step_max);
+    return 0;
+  }
+  if (reached) sq.step_max *= kStepFactor;
+  sq.saved.push_back(std::move(x2));
+  sq.objective2 = st.history.back().objective;
+  sq.phase = 3;
+  note = fmt::format("squarem: step {:.3g} (limit {:g})", alpha, sq.step_max);
+  return alpha;
+}
+
+bool Squarem::after_sweep(FitState& st, double objective, std::string& note) {
+  SquaremState& sq = st.squarem;
+  note.clear();
+  if (sq.phase < 2) {
+    ++sq.phase;
+    return false;
+  }
+  // Phase 3: the stabilizing sweep's result x3 against x2.
+  if (std::isfinite(objective) && objective <= sq.objective2) {
+    sq.phase = 0;
+    sq.saved.clear();
+    return false;
+  }
+  note = fmt::format(
+      "squarem: the extrapolated cycle ends at objective {:.8e}, above the plain sweeps' "
+      "{:.8e}: back to them",
+      objective, sq.objective2);
+  Snapshot x2 = std::move(sq.saved[0]);
+  sq.saved.clear();
+  st.current.factors = std::move(x2.factors);
+  st.current.prior = std::move(x2.prior);
+  ctx_.fetch_z();
+  ctx_.ughost_fresh = false;
+  ctx_.comparisons_measured = false;
+  sq.step_max = std::max(1.0, sq.step_max / kStepFactor);
+  sq.phase = 0;
+  return true;
+}
+
+}  // namespace pref
