@@ -80,6 +80,18 @@ TEST(SffEndToEnd, DefaultsReachThreeQuartersOfTheTrueLift) {
     EXPECT_EQ(attr_double(f, "at_chance"), 0.0);
   }
   {
+    // The free comparisons' ridge of 3 on each z_p collapses the factors at about one label per
+    // comparison: the fit says so, though the calibration keeps the predictions ranking.
+    const RunResult strong =
+        run_pref(2, {"fit", "--data", dir + "/data.h5", "--items", "embeddings", "--rank", "4",
+                     "--mu-z", "3", "--out", dir + "/model3.h5"});
+    ASSERT_EQ(strong.exit_code, 0) << strong.err;
+    EXPECT_TRUE(contains(strong.err, "pref: warning: the factors collapsed towards 0"))
+        << strong.err;
+    H5Id f = h5_open(dir + "/model3.h5");
+    EXPECT_DOUBLE_EQ(attr_double(f, "mu_z"), 3.0);
+  }
+  {
     // A requeued --resume of the finished fit finds its model (the default mu_z is resolved
     // before the options are compared with the model's).
     const RunResult again =

@@ -342,6 +342,13 @@ void FitRun::write_model(const FitResult& res, const Calibration& cal) {
   io::write_model(out_->temp_path(), comm_, hd, parts_.users, res.factors.U, parts_.comparisons,
                   res.factors.Z, items ? &*items : nullptr, residual ? &*residual : nullptr);
   out_->commit();
+  if (chance.empty() && collapsed(final.train_logloss))
+    log::warn(comm_,
+              "the factors collapsed towards 0: the training log-loss is {:.4f}, a coin's "
+              "0.6931, so the uncalibrated predictions are all about 1/2 (the validation AUC "
+              "says they still rank; calibration scale {:.4g}): the ridge --mu-z or --mu-w is "
+              "too strong for these labels (docs/design.md, \"Item models\")",
+              final.train_logloss, cal.scale);
   std::string quality;
   if (final.validation)
     quality = fmt::format(", validation log-loss {:.4f} AUC {:.4f}", final.validation->logloss,

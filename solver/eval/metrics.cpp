@@ -218,11 +218,6 @@ SplitMetrics MetricsAccumulator::finish(const mpi::Comm& comm, std::vector<doubl
 
 std::string chance_verdict(double train_logloss, const SplitMetrics* validation) {
   constexpr double kLn2 = 0.69314718055994531;
-  if (std::isfinite(train_logloss) && train_logloss > kLn2 - 1e-3)
-    return fmt::format(
-        "its training log-loss is {:.4f}, a coin's is {:.4f}: every prediction is "
-        "about 1/2 (the factors collapsed)",
-        train_logloss, kLn2);
   if (validation && validation->labels > 0 && std::isfinite(validation->auc)) {
     const double n = static_cast<double>(validation->labels);
     const double se = std::sqrt((n + 1) / (3 * n * n));
@@ -231,8 +226,19 @@ std::string chance_verdict(double train_logloss, const SplitMetrics* validation)
           "its validation ROC-AUC {:.4f} over {} labels is within 3 standard "
           "errors ({:.4f} each) of a coin's 0.5",
           validation->auc, validation->labels, se);
+    return {};
   }
+  if (collapsed(train_logloss))
+    return fmt::format(
+        "its training log-loss is {:.4f}, a coin's is {:.4f}: every prediction is "
+        "about 1/2 (the factors collapsed)",
+        train_logloss, kLn2);
   return {};
+}
+
+bool collapsed(double train_logloss) {
+  constexpr double kLn2 = 0.69314718055994531;
+  return std::isfinite(train_logloss) && train_logloss > kLn2 - 1e-3;
 }
 
 }  // namespace pref
