@@ -6,6 +6,32 @@
 
 namespace pref::io {
 
+namespace {
+void write_selection(hid_t h, const AdaptedHeader::Selection& s, const mpi::Comm& comm,
+                     const std::string& what) {
+  h5::Handle g = h5::create_group(h, "selection", what);
+  h5::write_string_attribute(g.get(), "mode", "auto", what);
+  h5::write_string_attribute(g.get(), "chosen", s.chosen, what);
+  h5::write_string_attribute(g.get(), "candidates", s.candidates, what);
+  h5::write_string_attribute(g.get(), "held_out", s.held_out, what);
+  h5::write_attribute<std::uint64_t>(g.get(), "users", s.users, what);
+  if (s.score.empty()) return;
+  const hsize_t C = s.score.size(), B = s.budgets.size();
+  const bool root = comm.rank() == 0;
+  const hsize_t d1[1] = {B};
+  h5::Handle db = h5::create_dataset(g.get(), "budgets", H5T_STD_U32LE, d1, what);
+  h5::write_rows<std::uint32_t>(db.get(), 0, root ? B : 0, s.budgets, comm,
+                                what + ": /selection/budgets");
+  h5::Handle du = h5::create_dataset(g.get(), "evidence_users", H5T_STD_U64LE, d1, what);
+  h5::write_rows<std::uint64_t>(du.get(), 0, root ? B : 0, s.evidence_users, comm,
+                                what + ": /selection/evidence_users");
+  write_replicated(g.get(), "evidence", std::array<hsize_t, 2>{C, B}, s.evidence, comm,
+                   what + ": /selection");
+  write_replicated(g.get(), "score", std::array<hsize_t, 1>{C}, s.score, comm,
+                   what + ": /selection");
+}
+}  // namespace
+
 void write_adapted(const std::string& path, const mpi::Comm& comm, const AdaptedHeader& hd,
                    const Partition& users, const AdaptedRows& rows) {
   h5::Handle f;
@@ -74,6 +100,15 @@ void write_adapted(const std::string& path, const mpi::Comm& comm, const Adapted
     write_replicated(g.get(), "covariance", std::array<hsize_t, 3>{C, J, J}, hd.mixture_covariance,
                      comm, what + ": /mixture");
   }
+  if (!hd.types.empty()) h5::write_string_attribute(h, "types", hd.types, what);
+  if (!hd.likelihood.empty()) {
+    h5::write_string_attribute(h, "likelihood", hd.likelihood, what);
+    h5::Handle g = h5::create_group(h, "ordinal", what);
+    h5::write_attribute<double>(g.get(), "r", hd.ordinal[0], what);
+    h5::write_attribute<double>(g.get(), "s", hd.ordinal[1], what);
+    h5::write_attribute<double>(g.get(), "a", hd.ordinal[2], what);
+  }
+  if (hd.selection) write_selection(h, *hd.selection, comm, what);
   mpi::agree(comm, [&] { f.close(path); });
 }
 

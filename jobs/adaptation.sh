@@ -2,10 +2,12 @@
 # The adaptation experiment of issue 13 (docs/results.md, "New users"): on the quick start's
 # Attributes population with held-out new users, the held-out ROC-AUC of each new user after
 # 1, 2, 5, 10, 20, 40 answers for every question choice (random, active, bayes) and estimator
-# (population prior MAP, the paper's MLE), beside the shared model (standard RLHF) and the
-# oracles. Prints a table; writes adaptation.csv, adaptation.png and adaptation.json into the
-# run directory. Optional scale run: PREF_ADAPT_SCALE=1 adds 10^6 new users x 40 bayes and active
-# questions from pools of 100 at 2 ranks (timed). Usage:
+# (population prior MAP, the paper's MLE), the mixture prior, the discrete types, the tie-aware
+# Gaussian rule and the default (--select auto with --model and --types; issue 24), beside the
+# shared model (standard RLHF) and the oracles. Prints a table; writes adaptation.csv,
+# adaptation.png and adaptation.json into the run directory. Optional scale run:
+# PREF_ADAPT_SCALE=1 adds 10^6 new users x 40 questions from pools of 100 at 2 ranks by the
+# default rule, bayes/MAP and active/MLE (timed). Usage:
 #
 #   bash jobs/adaptation.sh           # or sbatch jobs/adaptation.sh from the repository root
 #
@@ -66,6 +68,15 @@ for select in info random; do
   pref_mpirun "$RANKS" "$PREF_BIN" adapt --types "$TYPES" --data "$DATA" \
     --out "$RUN_DIR/adapted_${select}_types.h5" --select "$select" "${ADAPT_ARGS[@]}" --overwrite >/dev/null
 done
+# The tie-aware Gaussian rule, and the default: --select auto weighs bayes/MAP, its tie-aware
+# variant and info/types on the training users (docs/design.md "Choosing the rule").
+pref_log "adapt: --select bayes --likelihood ordinal"
+pref_mpirun "$RANKS" "$PREF_BIN" adapt --model "$MODEL" --data "$DATA" \
+  --out "$RUN_DIR/adapted_bayes_ordinal.h5" --select bayes --likelihood ordinal "${ADAPT_ARGS[@]}" \
+  --overwrite >/dev/null
+pref_log "adapt: default (--select auto) with --model and --types"
+pref_mpirun "$RANKS" "$PREF_BIN" adapt --model "$MODEL" --types "$TYPES" --data "$DATA" \
+  --out "$RUN_DIR/adapted_auto_auto.h5" "${ADAPT_ARGS[@]}" --overwrite >/dev/null
 /usr/bin/python3 "$PREF_ROOT/jobs/adaptation_report.py" --run-dir "$RUN_DIR" --data "$DATA" \
   --model "$MODEL" --shared "$SHARED" --test-answers 100
 
@@ -75,11 +86,13 @@ if [ "${PREF_ADAPT_SCALE:-0}" = 1 ]; then
     --comparisons 2000 --answers-per-user 40 --labels deterministic --tie-band 0.2 \
     --label-noise 0.1 --new-users 1e6 --new-user-answers 100 --seed 1 --out "$BIG"
   uptime | tee "$RUN_DIR/scale.txt"
-  for run in "bayes population" "active none"; do
+  for run in "auto auto" "bayes population" "active none"; do
     read -r select prior <<<"$run"
+    rule=(--select "$select" --prior "$prior")
+    [ "$select" = auto ] && rule=(--types "$TYPES")  # the default, with the types file
     start=$(date +%s%N)
     pref_mpirun "$RANKS" "$PREF_BIN" adapt --model "$MODEL" --data "$BIG" \
-      --out "$RUN_DIR/scale_adapted.h5" --answers 40 --select "$select" --prior "$prior" \
+      --out "$RUN_DIR/scale_adapted.h5" --answers 40 "${rule[@]}" \
       --overwrite 2>&1 | tee -a "$RUN_DIR/scale.txt"
     echo "$select/$prior end to end (mpirun included): $(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}') s" |
       tee -a "$RUN_DIR/scale.txt"

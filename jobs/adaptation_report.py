@@ -20,7 +20,11 @@ MIXTURE_RUNS = [("random", "mixture"), ("info", "mixture")]
 # Runs of `pref adapt --types` (the discrete posterior over `pref types`' atoms): reported when
 # their files exist.
 TYPES_RUNS = [("info", "types"), ("random", "types")]
-EST = {"population": "MAP", "none": "MLE", "mixture": "mixture", "types": "types"}
+# Issue 24: the tie-aware Gaussian rule (--select bayes --likelihood ordinal) and the default
+# (--select auto with --model and --types), reported when their files exist.
+EXTRA_RUNS = [("bayes", "ordinal"), ("auto", "auto")]
+EST = {"population": "MAP", "none": "MLE", "mixture": "mixture", "types": "types",
+       "ordinal": "MAP, ties", "auto": "chosen"}
 PAPER = {5: 0.80, 10: 0.83, 20: 0.845, 40: 0.88}
 PAPER_RLHF = 0.645
 
@@ -70,7 +74,7 @@ def main():
     per_user = {}  # (rule, prior) -> N x B AUCs
     budgets = None
     runs = [(r, p) for r in RULES for p in PRIORS] + MIXTURE_RUNS
-    types_runs = [rp for rp in TYPES_RUNS
+    types_runs = [rp for rp in TYPES_RUNS + EXTRA_RUNS
                   if os.path.exists(os.path.join(a.run_dir, f"adapted_{rp[0]}_{rp[1]}.h5"))]
     runs += types_runs
     for rule, prior in runs:
@@ -179,7 +183,8 @@ def main():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = {"random": "tab:gray", "active": "tab:blue", "bayes": "tab:green", "info": "tab:orange"}
+    colors = {"random": "tab:gray", "active": "tab:blue", "bayes": "tab:green", "info": "tab:orange",
+              "auto": "black"}
     for rule in RULES:
         for prior, style in (("population", "-"), ("none", "--")):
             m = [next(r[3] for r in rows if r[:3] == (rule, prior, b))["mean"] for b in budgets]
@@ -190,7 +195,7 @@ def main():
         ax.plot(budgets, m, "-.", marker="^", color=colors[rule], label=f"{rule}, mixture prior")
     for rule, prior in types_runs:
         m = [next(r[3] for r in rows if r[:3] == (rule, prior, b))["mean"] for b in budgets]
-        ax.plot(budgets, m, "-", lw=2, marker="D", color=colors[rule], label=f"{rule}, types")
+        ax.plot(budgets, m, "-", lw=2, marker="D", color=colors[rule], label=f"{rule}, {EST[prior]}")
     ax.plot(sorted(PAPER), [PAPER[b] for b in sorted(PAPER)], "k:", marker="s", label="paper PReF")
     ax.axhline(baselines["shared (standard RLHF)"]["mean"], color="tab:red", lw=1, label="shared (RLHF)")
     ax.axhline(baselines["oracle: true utilities projected on fitted Z"]["mean"], color="tab:purple", lw=1,

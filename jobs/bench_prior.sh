@@ -3,7 +3,9 @@
 # at several population sizes. For each size, a low-rank population (or the Attributes one) is
 # generated once; then, on --ranks MPI ranks, every fit uses `pref fit`'s defaults otherwise:
 #   prior    the default (--prior population), no tuning;
-#   ridge    --prior ridge with --mu-u = --mu-z = mu for each mu of --mus;
+#   ridge    --prior ridge with its default strengths (the time reference of the default fit:
+#            the summary prints prior's wall time over ridge's, measured in the same run);
+#   ridge-muM  --prior ridge with --mu-u = --mu-z = M for each M of --mus (--mus "" for none);
 #   bayes    the known-comparisons Bayes ceiling (`pref evaluate --reference bayes`): each user's
 #            MAP estimate with the true comparison factors and the true population's mean and
 #            covariance: what a perfect fit of Z and of the prior gives from the same answers;
@@ -86,6 +88,7 @@ for size in $sizes; do
     printf '%s,%s,%s,%s,,\n' "$size" "$ref" "$auc" "$ll" >>"$csv"
   done
   fit_and_evaluate "$size" prior "$data"
+  fit_and_evaluate "$size" ridge "$data" --prior ridge
   for mu in $mus; do
     fit_and_evaluate "$size" "ridge-mu$mu" "$data" --prior ridge --mu-u "$mu" --mu-z "$mu"
   done
@@ -105,6 +108,11 @@ for s in sizes:
               f"{r['sweeps']:>6} {r['seconds']:>8}")
     get = {r["fit"]: r for r in rs}
     ridges = [r for r in rs if r["fit"].startswith("ridge")]
+    pr, rd = get.get("prior"), get.get("ridge")
+    if pr and rd:
+        print(f"{s:>8} default fit's wall time / ridge's: "
+              f"{float(pr['seconds']) / float(rd['seconds']):.2f} "
+              f"({pr['seconds']} s, {pr['sweeps']} sweeps / {rd['seconds']} s, {rd['sweeps']} sweeps)")
     best = max(ridges, key=lambda r: float(r["auc"])) if ridges else None
     best_ll = min(ridges, key=lambda r: float(r["logloss"])) if ridges else None
     p, b, k = get["prior"], get["bayes"], get["known-users"]

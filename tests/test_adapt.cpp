@@ -8,7 +8,12 @@
 //    and so does every step of a whole question loop, replayed;
 //  - the posterior covariance is the inverse of the Hessian recomputed independently;
 //  - the held-out AUC at each budget is the Mann-Whitney AUC of the estimate at that budget;
-//  - the population moments used as the fallback prior are the same at every rank count.
+//  - the population moments used as the fallback prior are the same at every rank count;
+//  - the tie-aware answer model (issue 24): its margin derivatives and sensitivity match finite
+//    differences of log P and P; the tie-aware MAP has a zero gradient (finite differences of
+//    the objective written here) and is a local minimum, its V is P + sum F z z^T recomputed;
+//    a question loop with it picks the brute-force argmax of the sensitivity criterion; the
+//    maximum likelihood of (r, s, a) recovers a planted answer model from its draws.
 // Runs at 1, 2 and 4 ranks: every rank computes the same cases (and must agree).
 #include <gtest/gtest.h>
 
@@ -20,6 +25,7 @@
 
 #include "solver/adapt/adapt.hpp"
 #include "solver/base/mpi.hpp"
+#include "solver/newton/ordinal.hpp"
 
 using namespace pref;
 using Matrix = Eigen::MatrixXd;
@@ -519,4 +525,194 @@ TEST(Adapt, InfoQuestionLoopMatchesBruteForceAtEveryStep) {
       c.y.push_back(val[best]);
     }
   }
+}
+
+namespace {
+
+// f of the tie-aware MAP, written from the model's definition.
+double ordinal_objective(const Vector& u, const Case& c, const ordinal::Params& p) {
+  double f = 0;
+  for (std::size_t k = 0; k < c.idx.size(); ++k) {
+    const double m = c.Z.row(c.idx[k]).dot(u);
+    const double pt = p.r * std::exp(-m * m / (2 * p.s * p.s));
+    const double first = ref_sigmoid(p.a * m);
+    const double prob = c.y[k] == 0.5f ? pt : (1 - pt) * (c.y[k] == 1.0f ? first : 1 - first);
+    f -= std::log(prob);
+  }
+  const Vector d = u - c.prior.mean;
+  return f + 0.5 * d.dot(c.prior.precision * d);
+}
+
+// A case whose answers are 0, 0.5 or 1: ties where the planted margin is small.
+Case make_tie_case(unsigned seed, int J, int M, int answers) {
+  Case c = make_case(seed, J, M, answers, false);
+  std::mt19937_64 gen(seed + 1);
+  std::normal_distribution<double> nd;
+  Vector truth(J);
+  for (auto& x : truth) x = nd(gen);
+  for (std::size_t k = 0; k < c.idx.size(); ++k) {
+    const double m = c.Z.row(c.idx[k]).dot(truth);
+    c.y[k] = std::abs(m) < 0.4 ? 0.5f : (m > 0 ? 1.0f : 0.0f);
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST(AdaptOrdinal, MarginDerivativesAndSensitivityMatchFiniteDifferences) {
+  const ordinal::Params p{0.8, 0.4, 1.7};
+  for (int o = 0; o < 3; ++o)
+    for (double m : {-2.1, -0.5, -0.05, 0.0, 0.03, 0.3, 1.2, 3.0}) {
+      const double h = 1e-5;
+      const ordinal::MDerivs2 d = ordinal::m_derivs2(o, m, p);
+      EXPECT_NEAR(d.value, ordinal::log_lik(o, m, p), 1e-12);
+      EXPECT_NEAR(d.dm, (ordinal::log_lik(o, m + h, p) - ordinal::log_lik(o, m - h, p)) / (2 * h),
+                  1e-6 * (1 + std::abs(d.dm)));
+      const double dmm = (ordinal::log_lik(o, m + h, p) - 2 * ordinal::log_lik(o, m, p) +
+                          ordinal::log_lik(o, m - h, p)) /
+                         (h * h);
+      EXPECT_NEAR(d.dmm, dmm, 1e-3 * (1 + std::abs(d.dmm))) << o << " " << m;
+    }
+  for (double m : {-1.5, -0.2, 0.0, 0.1, 0.7, 2.5}) {
+    const double h = 1e-6;
+    double want = 0;
+    const auto a = ordinal::probs(m + h, p), b = ordinal::probs(m - h, p);
+    for (int o = 0; o < 3; ++o) want += std::pow((a[o] - b[o]) / (2 * h), 2);
+    EXPECT_NEAR(ordinal::sensitivity(m, p), want, 1e-7 * (1 + want)) << m;
+  }
+}
+
+// F(m) = sum_o P'(o | m)^2 / P(o | m): the Fisher information from its definition.
+double ref_fisher(double m, const ordinal::Params& p) {
+  const double h = 1e-6;
+  const auto a = ordinal::probs(m + h, p), b = ordinal::probs(m - h, p), q = ordinal::probs(m, p);
+  double f = 0;
+  for (int o = 0; o < 3; ++o) f += std::pow((a[o] - b[o]) / (2 * h), 2) / q[o];
+  return f;
+}
+
+Matrix ref_fisher_precision(const Case& c, const std::vector<std::uint32_t>& idx, const Vector& u,
+                            const Matrix& P, const ordinal::Params& p) {
+  Matrix V = P;
+  for (std::uint32_t i : idx) {
+    const Vector z = c.Z.row(i).transpose();
+    V += ref_fisher(z.dot(u), p) * z * z.transpose();
+  }
+  return V;
+}
+
+TEST(AdaptOrdinal, MapIsAStationaryLocalMinimumWithTheFisherPrecision) {
+  const ordinal::Params p{0.7, 0.5, 1.4};
+  std::mt19937_64 gen(3);
+  std::normal_distribution<double> nd;
+  for (unsigned seed = 1; seed <= 12; ++seed) {
+    const int J = 2 + int(seed % 4), answers = 3 + 3 * int(seed);
+    const Case c = make_tie_case(seed, J, 60, answers);
+    SCOPED_TRACE(::testing::Message() << "seed " << seed << " J " << J << " answers " << answers);
+    adapt::Workspace ws;
+    Vector u = c.prior.mean;
+    adapt::solve(u, answers_of(c), c.prior, ws);  // pref adapt starts from the logistic MAP
+    const adapt::SolveStats st = adapt::solve_ordinal(u, answers_of(c), c.prior, p, ws);
+    EXPECT_LE(st.grad_inf, 1e-8);
+    const double f0 = ordinal_objective(u, c, p), h = 1e-6;
+    for (int j = 0; j < J; ++j) {
+      Vector e = Vector::Zero(J);
+      e[j] = h;
+      const double g = (ordinal_objective(u + e, c, p) - ordinal_objective(u - e, c, p)) / (2 * h);
+      EXPECT_NEAR(g, 0.0, 1e-6 * (1 + std::abs(f0)));
+    }
+    for (int k = 0; k < 20; ++k) {
+      Vector v(J);
+      for (auto& x : v) x = nd(gen);
+      EXPECT_GE(ordinal_objective(u + 1e-3 * v, c, p), f0 - 1e-12 * std::abs(f0));
+    }
+    const Matrix V = ref_fisher_precision(c, c.idx, u, c.prior.precision, p);
+    EXPECT_LE((ws.H - V).cwiseAbs().maxCoeff(), 1e-6 * V.cwiseAbs().maxCoeff());
+  }
+}
+
+// A whole bayes question loop with the tie-aware model: every question is the unasked pool entry
+// maximizing sensitivity(u.z) z^T V^-1 z (finite-difference sensitivity, V from its definition)
+// at the estimate of the answers so far, and the reported covariance is V^-1 at the end.
+TEST(AdaptOrdinal, BayesQuestionLoopPicksTheBruteForceArgmax) {
+  const ordinal::Params p{0.6, 0.4, 1.6};
+  for (unsigned seed = 1; seed <= 6; ++seed) {
+    const int J = 3, pool_size = 30, K = 8;
+    const Case c = make_tie_case(100 + seed, J, 60, pool_size);
+    std::vector<std::uint32_t> pool = c.idx;
+    std::vector<float> vals = c.y;
+    adapt::UserPool up{pool, vals, {}, {}};
+    adapt::Plan plan;
+    plan.select = adapt::Select::kBayes;
+    plan.answers = K;
+    plan.estimate = plan.selection = &c.prior;
+    plan.answer_model = &p;
+    adapt::Workspace ws;
+    adapt::UserResult res;
+    adapt::adapt_user(seed, c.Z.data(), J, up, plan, ws, res);
+    ASSERT_EQ(res.asked.size(), std::size_t(K));
+    std::vector<char> asked(pool_size, 0);
+    std::vector<std::uint32_t> answered;
+    std::vector<float> ys;
+    Vector u = c.prior.mean;
+    for (int t = 0; t < K; ++t) {
+      // The estimate after t answers, as adapt computes it (its optimality is checked above).
+      if (t > 0) {
+        adapt::Answers a{c.Z.data(), J, answered, ys};
+        adapt::solve(u, a, c.prior, ws);
+        adapt::solve_ordinal(u, a, c.prior, p, ws);
+      }
+      const Matrix Vinv = ref_fisher_precision(c, answered, u, c.prior.precision, p).inverse();
+      int best = -1;
+      double top = -1;
+      for (int k = 0; k < pool_size; ++k) {
+        if (asked[k]) continue;
+        const Vector z = c.Z.row(pool[k]).transpose();
+        const double m = z.dot(u), h = 1e-6;
+        const auto a = ordinal::probs(m + h, p), b = ordinal::probs(m - h, p);
+        double sens = 0;
+        for (int o = 0; o < 3; ++o) sens += std::pow((a[o] - b[o]) / (2 * h), 2);
+        const double score = sens * z.dot(Vinv * z);
+        if (best < 0 || score > top) best = k, top = score;
+      }
+      ASSERT_EQ(res.asked[t], pool[best]) << "seed " << seed << " question " << t;
+      asked[best] = 1;
+      answered.push_back(pool[best]);
+      ys.push_back(vals[best]);
+    }
+    adapt::Answers a{c.Z.data(), J, answered, ys};
+    adapt::solve(u, a, c.prior, ws);
+    adapt::solve_ordinal(u, a, c.prior, p, ws);
+    EXPECT_LE((res.u - u).cwiseAbs().maxCoeff(), 1e-12);
+    const Matrix cov = ref_fisher_precision(c, answered, u, c.prior.precision, p).inverse();
+    EXPECT_LE((res.covariance - cov).cwiseAbs().maxCoeff(), 1e-5 * cov.cwiseAbs().maxCoeff());
+  }
+}
+
+// maximize_params on draws from a planted answer model recovers it.
+TEST(AdaptOrdinal, MaximumLikelihoodRecoversAPlantedAnswerModel) {
+  const ordinal::Params truth{0.55, 0.6, 1.8};
+  std::mt19937_64 gen(9);
+  std::normal_distribution<double> nd;
+  std::uniform_real_distribution<double> ud;
+  std::vector<double> margins;
+  std::vector<int> outcomes;
+  for (int i = 0; i < 40000; ++i) {
+    const double m = 1.5 * nd(gen);
+    const auto q = ordinal::probs(m, truth);
+    const double x = ud(gen);
+    margins.push_back(m);
+    outcomes.push_back(x < q[0] ? 0 : x < q[0] + q[1] ? 1 : 2);
+  }
+  ordinal::Params p{0.5, 0.5, 1.0};
+  ordinal::maximize_params(
+      p, 1e-10 * double(margins.size()), 30, [&](const ordinal::Params& q, bool derivs) {
+        std::vector<double> out(derivs ? 10 : 1, 0.0);
+        for (std::size_t i = 0; i < margins.size(); ++i)
+          ordinal::add_param_sums(outcomes[i], margins[i], q, derivs, out.data());
+        return out;
+      });
+  EXPECT_NEAR(p.r, truth.r, 0.03);
+  EXPECT_NEAR(std::log(p.s), std::log(truth.s), 0.05);
+  EXPECT_NEAR(std::log(p.a), std::log(truth.a), 0.05);
 }

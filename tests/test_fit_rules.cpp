@@ -99,7 +99,7 @@ struct FitRun {
 
 // A fit from `init` (this rank's rows of the start; random_factors when empty).
 FitRun run(const mpi::Comm& comm, const Planted& pl, const FitConfig& cfg,
-        const std::function<void(Factors&)>& move_start = {}) {
+           const std::function<void(Factors&)>& move_start = {}) {
   LabelMatrix train = distribute_problem(comm, pl.train);
   const LabelColumns mine = share_of(comm, pl.validation.cols);
   LabelMatrix val = distribute(comm, mine, train.parts, pl.validation.users,
@@ -156,8 +156,8 @@ TEST_F(FitRules, PredictionsRuleIsGaugeInvariantAndKeepsTheBestState) {
   Matrix R(3, 3);
   R << 0.3, -1.2, 0.5, 0.9, 0.4, -0.7, -0.2, 0.8, 1.1;
   const Matrix Q = Eigen::HouseholderQR<Matrix>(R).householderQ();
-  const std::vector<std::pair<const char*, Matrix>> moves = {{"scaled", 2.5 * Matrix::Identity(3, 3)},
-                                                             {"rotated", Q}};
+  const std::vector<std::pair<const char*, Matrix>> moves = {
+      {"scaled", 2.5 * Matrix::Identity(3, 3)}, {"rotated", Q}};
   for (const auto& [name, A] : moves) {
     const Matrix Ait = A.inverse().transpose();
     const FitRun moved = run(comm, pl, cfg, [&](Factors& f) {

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 #include <span>
@@ -24,6 +25,8 @@
 
 #include "solver/adapt/adapt.hpp"
 #include "solver/base/mpi.hpp"
+#include "solver/base/rng.hpp"
+#include "solver/discrete/kmeans.hpp"
 #include "solver/discrete/types.hpp"
 #include "solver/newton/ordinal.hpp"
 #include "tests/fit_util.hpp"
@@ -135,31 +138,36 @@ TEST(TypesInfo, PicksWhatBruteForcePicks) {
     Eigen::VectorXd w(K);
     for (auto& x : w) x = std::exp(nd(gen));
     w /= w.sum();
-    std::array<Eigen::MatrixXd, 3> Q;
-    for (auto& q : Q) q.resize(n, K);
-    Eigen::MatrixXd Hq(n, K);
     const Eigen::MatrixXd M = Zc * A.transpose();
-    for (int i = 0; i < n; ++i)
-      for (int k = 0; k < K; ++k) {
-        const auto q = ordinal::probs(M(i, k), p);
-        double h = 0;
-        for (int o = 0; o < 3; ++o) {
-          Q[o](i, k) = q[o];
-          if (q[o] > 0) h -= q[o] * std::log(q[o]);
-        }
-        Hq(i, k) = h;
-      }
-    Eigen::VectorXd scores;
-    adapt::discrete_information(w, Q, Hq, scores);
+    // The candidates' answer rows as pref adapt makes them (Types::answer_row).
+    std::vector<double> atoms(K * J);
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j < J; ++j) atoms[k * J + j] = A(k, j);
+    const adapt::Types ty = adapt::Types::from_file(atoms, std::vector<double>(K, 1.0), J, p);
+    std::vector<double> table(std::size_t(n) * adapt::Types::kTableRow * K);
+    std::vector<const double*> rows(n);
+    for (int i = 0; i < n; ++i) {
+      const Eigen::VectorXd z = Zc.row(i).transpose();
+      rows[i] = table.data() + std::size_t(i) * adapt::Types::kTableRow * K;
+      ty.answer_row(z.data(), table.data() + std::size_t(i) * adapt::Types::kTableRow * K);
+    }
     std::vector<char> asked(n, 0);
     for (int i = 0; i < n; i += 5) asked[i] = 1;  // some already asked
+    Eigen::VectorXd scores;
+    std::vector<int> all(K);
+    for (int k = 0; k < K; ++k) all[k] = k;
+    adapt::discrete_information(std::vector<double>(w.begin(), w.end()), all, rows, K, asked,
+                                scores);
     int best = -1;
     double top = -1;
     for (int i = 0; i < n; ++i) {
       std::vector<double> m(K);
       for (int k = 0; k < K; ++k) m[k] = M(i, k);
       const double mi = brute_information(w, m, p);
-      EXPECT_NEAR(scores[i], mi, 1e-12);
+      if (asked[i])
+        EXPECT_TRUE(std::isnan(scores[i]));
+      else
+        EXPECT_NEAR(scores[i], mi, 1e-12);
       if (!asked[i] && mi > top) top = mi, best = i;
     }
     EXPECT_EQ(adapt::best_unasked(scores, asked), best) << "case " << c;
@@ -221,7 +229,12 @@ types::Model fit_planted(const mpi::Comm& comm, const Planted& pl, int rounds = 
   opt.K = pl.K;
   opt.rounds = rounds;
   opt.seed = 5;
-  return types::fit(comm, lm, pl.U0, pl.Z0, pl.J, opt, [](const std::string&) {});
+  // This rank's even share of the fitted users (the distributed k-means start).
+  const Partition part = Partition::uniform(pl.users, comm.size());
+  const std::vector<double> U(pl.U0.begin() + part.begin(comm.rank()) * pl.J,
+                              pl.U0.begin() + part.end(comm.rank()) * pl.J);
+  return types::fit(comm, lm, U, part.begin(comm.rank()), pl.Z0, pl.J, opt,
+                    [](const std::string&) {});
 }
 
 TEST(TypesFit, PlantedPopulationIsRecoveredAndTheObjectiveNeverDecreases) {
@@ -352,6 +365,192 @@ TEST(TypesAdapt, TabulatedAndPerUserAnswerModelsGiveTheSameUser) {
       EXPECT_TRUE(a.u == b.u) << user;
       EXPECT_TRUE(a.covariance == b.covariance) << user;
       EXPECT_EQ(a.asked.size(), 15u);
+    }
+  }
+}
+
+namespace {
+// The one-process k-means as pref had it before it was distributed (issue 24), written out here:
+// the distributed one must give exactly its centres and assignment.
+KMeans reference_kmeans(const double* rows, std::size_t n, int J, int K, std::uint64_t seed) {
+  using RowM = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const RowM> X(rows, static_cast<Eigen::Index>(n), J);
+  K = static_cast<int>(std::min<std::size_t>(std::size_t(K), n));
+  Rng rng(seed, static_cast<Stream>(kKMeansStream), 0);
+  KMeans out;
+  out.K = K;
+  out.centres.resize(std::size_t(K) * J);
+  Eigen::Map<RowM> C(out.centres.data(), K, J);
+  std::vector<double> d2(n, std::numeric_limits<double>::infinity());
+  C.row(0) = X.row(static_cast<Eigen::Index>(rng.below(n)));
+  for (int k = 1; k < K; ++k) {
+    double total = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      d2[i] = std::min(d2[i], (X.row(i) - C.row(k - 1)).squaredNorm());
+      total += d2[i];
+    }
+    std::size_t pick = n - 1;
+    if (total > 0) {
+      const double r = rng.uniform() * total;
+      double acc = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        acc += d2[i];
+        if (r < acc) {
+          pick = i;
+          break;
+        }
+      }
+    } else {
+      pick = rng.below(n);
+    }
+    C.row(k) = X.row(pick);
+  }
+  out.assign.assign(n, -1);
+  std::vector<std::size_t> count(K);
+  for (int it = 0; it < kKMeansIterations; ++it) {
+    bool changed = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      int best = 0;
+      double bd = (X.row(i) - C.row(0)).squaredNorm();
+      for (int k = 1; k < K; ++k) {
+        const double d = (X.row(i) - C.row(k)).squaredNorm();
+        if (d < bd) bd = d, best = k;
+      }
+      if (out.assign[i] != best) changed = true, out.assign[i] = best;
+    }
+    if (!changed) break;
+    RowM S = RowM::Zero(K, J);
+    std::fill(count.begin(), count.end(), 0);
+    for (std::size_t i = 0; i < n; ++i) S.row(out.assign[i]) += X.row(i), ++count[out.assign[i]];
+    for (int k = 0; k < K; ++k)
+      if (count[k] > 0) C.row(k) = S.row(k) / double(count[k]);
+  }
+  return out;
+}
+}  // namespace
+
+// The distributed k-means (each rank its even share, or an uneven one, of the rows) gives the
+// one-process k-means' centres and assignment bitwise, at any rank count; duplicate rows (ties
+// between centres, zero distances) included.
+TEST(KMeans, DistributedIsTheOneProcessKMeansBitwise) {
+  const mpi::Comm world = mpi::Comm::world();
+  for (unsigned seed = 1; seed <= 6; ++seed) {
+    std::mt19937_64 gen(seed);
+    std::normal_distribution<double> nd;
+    const int J = 1 + int(seed % 5), K = 3 + int(seed * 7 % 20);
+    const std::size_t n = 200 + 131 * seed;
+    std::vector<double> X(n * J);
+    for (auto& x : X) x = nd(gen) + (seed % 2 ? std::round(nd(gen)) * 3 : 0.0);
+    for (std::size_t i = 0; i < n / 10; ++i)  // some duplicate rows
+      std::copy(X.begin() + i * J, X.begin() + (i + 1) * J, X.begin() + (n - 1 - i) * J);
+    const KMeans ref = reference_kmeans(X.data(), n, J, K, seed);
+    // Even shares, and shares of unequal sizes (the first rank's larger).
+    for (bool even : {true, false}) {
+      const int P = world.size(), me = world.rank();
+      std::vector<std::uint64_t> bounds(P + 1);
+      for (int r = 0; r <= P; ++r)
+        bounds[r] =
+            even || r == 0 || r == P ? n * r / P : 2 * n / 3 + (n - 2 * n / 3) * (r - 1) / (P - 1);
+      const std::size_t local = bounds[me + 1] - bounds[me];
+      const KMeans km = kmeans(world, X.data() + bounds[me] * J, bounds[me], local, n, J, K, seed);
+      ASSERT_EQ(km.K, ref.K);
+      EXPECT_EQ(km.centres, ref.centres) << "seed " << seed << (even ? " even" : " uneven");
+      EXPECT_EQ(km.assign, std::vector<int>(ref.assign.begin() + bounds[me],
+                                            ref.assign.begin() + bounds[me + 1]));
+      const KMeans serial = kmeans(X.data(), n, J, K, seed);
+      EXPECT_EQ(serial.centres, ref.centres);
+      EXPECT_EQ(serial.assign, ref.assign);
+    }
+  }
+}
+
+// info over the posterior's support: leaving out atoms more than kPosteriorCut below the best
+// changes no score beyond rounding.
+TEST(TypesInfo, TheSupportChangesNoScoreBeyondRounding) {
+  std::mt19937_64 gen(4);
+  std::normal_distribution<double> nd;
+  const int K = 40, J = 4, n = 30;
+  const ordinal::Params p{0.9, 0.3, 1.5};
+  std::vector<double> atoms(K * J);
+  for (auto& x : atoms) x = nd(gen);
+  const adapt::Types ty = adapt::Types::from_file(atoms, std::vector<double>(K, 1.0), J, p);
+  std::vector<double> table(std::size_t(n) * adapt::Types::kTableRow * K);
+  std::vector<const double*> rows(n);
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> z(J);
+    for (auto& x : z) x = nd(gen);
+    rows[i] = table.data() + std::size_t(i) * adapt::Types::kTableRow * K;
+    ty.answer_row(z.data(), table.data() + std::size_t(i) * adapt::Types::kTableRow * K);
+  }
+  // Log weights: a few atoms near the top, the rest 50 to 400 nats below it.
+  std::vector<double> lw(K);
+  for (int k = 0; k < K; ++k) lw[k] = k < 5 ? nd(gen) : -50.5 - 350 * std::abs(nd(gen));
+  std::vector<int> all, support;
+  std::vector<double> w_all, w_support;
+  double total = 0, total_support = 0;
+  for (int k = 0; k < K; ++k) total += std::exp(lw[k]);
+  for (int k = 0; k < K; ++k) {
+    all.push_back(k);
+    w_all.push_back(std::exp(lw[k]) / total);
+    if (lw[k] >= *std::max_element(lw.begin(), lw.end()) - adapt::kPosteriorCut) {
+      support.push_back(k);
+      total_support += std::exp(lw[k]);
+    }
+  }
+  for (int k : support) w_support.push_back(std::exp(lw[k]) / total_support);
+  ASSERT_EQ(support.size(), 5u);
+  const std::vector<char> asked(n, 0);
+  Eigen::VectorXd full, cut;
+  adapt::discrete_information(w_all, all, rows, K, asked, full);
+  adapt::discrete_information(w_support, support, rows, K, asked, cut);
+  for (int i = 0; i < n; ++i) EXPECT_NEAR(full[i], cut[i], 1e-15) << i;
+}
+
+// One user's successive questions: InfoTerms keeps a working set of atoms as the support shrinks
+// (and grows back) and gives every question the scores computed afresh for that support.
+TEST(TypesInfo, TheWorkingSetGivesTheScoresOfEachSupport) {
+  std::mt19937_64 gen(6);
+  std::normal_distribution<double> nd;
+  const int K = 24, J = 3, n = 20;
+  const ordinal::Params p{0.8, 0.4, 1.3};
+  std::vector<double> atoms(K * J);
+  for (auto& x : atoms) x = nd(gen);
+  const adapt::Types ty = adapt::Types::from_file(atoms, std::vector<double>(K, 1.0), J, p);
+  std::vector<double> table(std::size_t(n) * adapt::Types::kTableRow * K);
+  std::vector<const double*> rows(n);
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> z(J);
+    for (auto& x : z) x = nd(gen);
+    rows[i] = table.data() + std::size_t(i) * adapt::Types::kTableRow * K;
+    ty.answer_row(z.data(), table.data() + std::size_t(i) * adapt::Types::kTableRow * K);
+  }
+  adapt::InfoTerms terms;
+  terms.start(rows, K);
+  std::vector<char> asked(n, 0);
+  // Supports: all, most, a third, a quarter, back to half (atoms that had left), two.
+  const std::vector<std::vector<int>> supports = {
+      {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23},
+      {0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21, 23},
+      {1, 3, 5, 7, 9, 11, 13, 15},
+      {3, 7, 11, 15, 19, 23},
+      {3, 4, 7, 11, 12, 15, 19, 20, 21, 22, 23},
+      {11, 15}};
+  for (std::size_t t = 0; t < supports.size(); ++t) {
+    std::vector<double> w;
+    double total = 0;
+    for (std::size_t i = 0; i < supports[t].size(); ++i)
+      w.push_back(std::exp(nd(gen))), total += w.back();
+    for (double& x : w) x /= total;
+    asked[t * 3] = 1;
+    Eigen::VectorXd kept, fresh;
+    terms.scores(supports[t], w, asked, kept);
+    adapt::discrete_information(w, supports[t], rows, K, asked, fresh);
+    for (int i = 0; i < n; ++i) {
+      if (asked[i]) {
+        EXPECT_TRUE(std::isnan(kept[i]));
+        continue;
+      }
+      EXPECT_NEAR(kept[i], fresh[i], 1e-14) << "question " << t << " candidate " << i;
     }
   }
 }

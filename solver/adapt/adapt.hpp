@@ -10,17 +10,29 @@
 #include <Eigen/Core>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "solver/adapt/discrete_posterior.hpp"
 #include "solver/adapt/mixture.hpp"
 #include "solver/adapt/new_user.hpp"
+#include "solver/adapt/ordinal_user.hpp"
 #include "solver/adapt/questions.hpp"
 
 namespace pref::adapt {
 
+// The question rule, the estimator's prior and the answer model of a rule (`pref adapt
+// --select --prior --likelihood`), each named as on the command line and in the adapted file.
 enum class Select { kRandom, kActive, kBayes, kInfo };
+enum class Prior { kPopulation, kMixture, kNone, kTypes };
+enum class AnswerModel { kLogistic, kOrdinal };
 const char* select_name(Select s);
+const char* prior_name(Prior p);
+const char* answer_model_name(AnswerModel m);
+// Parse the names above; throw InputError naming `option` for any other.
+Select parse_select(const std::string& name, const std::string& option);
+Prior parse_prior(const std::string& name, const std::string& option);
+AnswerModel parse_answer_model(const std::string& name, const std::string& option);
 
 struct UserPool {
   std::span<const std::uint32_t> comparison;  // askable part, in pool order
@@ -43,6 +55,9 @@ struct Plan {
   // the selection random or info (discrete_information); estimate, selection and mixture are
   // unused.
   const Types* types = nullptr;
+  // When set, the Gaussian estimator and criterion use this tie-aware answer model
+  // (solver/adapt/ordinal_user.hpp) instead of the logistic one; not with a mixture or types.
+  const ordinal::Params* answer_model = nullptr;
 };
 
 struct UserResult {
@@ -58,8 +73,6 @@ struct UserResult {
 // Runs one user's question loop. user is the global id (it keys the random stream).
 void adapt_user(std::uint64_t user, const double* Z, int J, const UserPool& pool, const Plan& plan,
                 Workspace& ws, UserResult& out);
-
-// The Philox stream of the random question choices (and of `active`'s first question):
 
 // The Philox stream of the random question choices (and of `active`'s first question):
 // draw t of user i picks uniformly among the unasked pool entries, Rng(seed, kAdaptStream, i).

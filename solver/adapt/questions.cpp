@@ -5,7 +5,8 @@
 namespace pref::adapt {
 
 void criterion(const Eigen::VectorXd& u, const Eigen::LLT<Eigen::MatrixXd>& V,
-               const Eigen::MatrixXd& candidates, Eigen::VectorXd& scores, Eigen::MatrixXd& W) {
+               const Eigen::MatrixXd& candidates, Eigen::VectorXd& scores, Eigen::MatrixXd& W,
+               const ordinal::Params* lik) {
   const Eigen::Index n = candidates.rows();
   const int J = static_cast<int>(u.size());
   // z^T V^-1 z = |L^-1 z|^2 for the whole pool at once: a forward substitution on the
@@ -20,6 +21,11 @@ void criterion(const Eigen::VectorXd& u, const Eigen::LLT<Eigen::MatrixXd>& V,
     for (int j = 0; j < i; ++j) W.col(i) -= L(i, j) * W.col(j);
     W.col(i) *= 1.0 / L(i, i);
     norm2 += W.col(i).array().square();
+  }
+  if (lik) {
+    for (Eigen::Index c = 0; c < n; ++c)
+      scores[c] = ordinal::sensitivity(scores[c], *lik) * norm2[c];
+    return;
   }
   // sigma'(m) = e / (1 + e)^2 with e = exp(-|m|) (symmetric, never inf / inf), by Eigen's
   // vectorized exp.

@@ -15,13 +15,18 @@
 
 #include "solver/adapt/mixture.hpp"
 #include "solver/adapt/new_user.hpp"
+#include "solver/newton/ordinal.hpp"
 
 namespace pref::adapt {
 
 // scores[c] = sigma'(u . x_c)^2 x_c^T V^-1 x_c for the rows x_c of `candidates`, V = L L^T;
-// W is scratch.
+// W is scratch. With the tie-aware answer model (lik given; solver/adapt/ordinal_user.hpp) the
+// weight sigma'(m)^2 becomes ordinal::sensitivity(m), sum_o (dP(o | m) / dm)^2: the variance of
+// the predicted answer distribution under the Laplace posterior, as sigma'^2 z^T V^-1 z is that
+// of the predicted probability for the logistic model.
 void criterion(const Eigen::VectorXd& u, const Eigen::LLT<Eigen::MatrixXd>& V,
-               const Eigen::MatrixXd& candidates, Eigen::VectorXd& scores, Eigen::MatrixXd& W);
+               const Eigen::MatrixXd& candidates, Eigen::VectorXd& scores, Eigen::MatrixXd& W,
+               const ordinal::Params* lik = nullptr);
 
 // The index of the largest score among candidates not yet asked; the lowest index among equal
 // scores; -1 when all are asked. NaN scores never win.

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -147,6 +148,26 @@ template <class T>
 std::vector<T> allgather(const Comm& comm, T v) {
   std::vector<T> out(comm.size());
   PREF_MPI_CHECK(MPI_Allgather(&v, 1, datatype<T>(), out.data(), 1, datatype<T>(), comm.get()));
+  return out;
+}
+
+// Every rank's `mine`, concatenated in rank order, on every rank (small data: the total must
+// stay below INT_MAX items; a collective Error otherwise).
+template <class T>
+std::vector<T> allgatherv(const Comm& comm, std::span<const T> mine) {
+  const std::vector<std::uint64_t> n = allgather<std::uint64_t>(comm, mine.size());
+  std::vector<int> counts(n.size()), displs(n.size());
+  std::uint64_t total = 0;
+  for (std::size_t r = 0; r < n.size(); ++r) {
+    displs[r] = static_cast<int>(total);
+    counts[r] = static_cast<int>(n[r]);
+    total += n[r];
+  }
+  if (total > std::uint64_t(std::numeric_limits<int>::max()))
+    throw Error("allgatherv: more than INT_MAX items");
+  std::vector<T> out(total);
+  PREF_MPI_CHECK(MPI_Allgatherv(mine.data(), counts[comm.rank()], datatype<T>(), out.data(),
+                                counts.data(), displs.data(), datatype<T>(), comm.get()));
   return out;
 }
 

@@ -98,7 +98,7 @@ DataIdentity data_identity(const mpi::Comm& comm, const LabelMatrix& train) {
   for (std::size_t r = 0; r < c.rows(); ++r)
     for (std::uint64_t k = c.ptr[r]; k < c.ptr[r + 1]; ++k)
       s += hash::label(u0 + r, c.col[k], c.val[k]);
-  return {train.users, train.comparisons, train.labels, mpi::allreduce_sum(comm, s)};
+  return {train.users, train.comparisons, train.labels, mpi::allreduce_sum(comm, s), {}};
 }
 
 std::string checkpoint_name(int sweep, bool user_half_done) {

@@ -278,21 +278,18 @@ FitHooks FitRun::hooks() {
 }
 
 // --calibrate validation: the probabilities' scale s fitted on the validation split with the
-// final factors (solver/eval/calibration.hpp); the split is read again, since the fit has freed its
-// copy.
+// returned state (solver/eval/calibration.hpp), on the margins the fit scored at its end.
 Calibration FitRun::calibrate(const FitResult& res) {
   Calibration cal;
   if (o_.calibrate == "none") return cal;
-  if (!data_->has(io::Split::kValidation)) {
+  if (!res.validation_scored) {
     log::info(comm_,
-              "calibration: {} has no validation split; probabilities sigmoid(u.z) as fitted",
+              "calibration: {} has no validation labels; probabilities sigmoid(u.z) as fitted",
               o_.data);
     return cal;
   }
   const double t0 = MPI_Wtime();
-  const LabelMatrix val = load_split(*data_, io::Split::kValidation, comm_, parts_,
-                                     {parse_duplicates(o_.duplicates), false});
-  cal = calibrate_scale(comm_, val, res.factors);
+  cal = calibrate_scores(comm_, res.validation_margins, res.validation_labels);
   log::info(comm_,
             "calibration: probabilities sigmoid(s u.z) with s = {:.6g} ({} Newton steps, {:.3f}s): "
             "validation log-loss {:.4f} -> {:.4f} over {} labels",

@@ -17,11 +17,6 @@ namespace pref::types {
 
 namespace {
 
-// A label of row `row` with partner x; `unit` numbers this rank's users in user order (the
-// atoms' refit) and is unused otherwise.
-using Visitor = std::function<void(int row, const double* x, int outcome, std::size_t unit)>;
-using Visit = std::function<void(const Visitor&)>;
-
 double dot(const double* a, const double* b, int J) {
   double s = 0;
   for (int i = 0; i < J; ++i) s += a[i] * b[i];
@@ -39,83 +34,65 @@ double norm2(const double* a, std::size_t n) {
 template <class T>
 void allgather_rows(const mpi::Comm& comm, const Partition& part, int width,
                     const std::vector<T>& local, std::vector<T>& full) {
-  const int P = comm.size();
-  std::vector<int> counts(P), displs(P);
-  for (int r = 0; r < P; ++r) {
-    counts[r] = static_cast<int>(part.count(r) * width);
-    displs[r] = static_cast<int>(part.begin(r) * width);
-  }
-  full.resize(part.size() * width);
-  PREF_MPI_CHECK(MPI_Allgatherv(local.data(), counts[comm.rank()], mpi::datatype<T>(), full.data(),
-                                counts.data(), displs.data(), mpi::datatype<T>(), comm.get()));
+  full =
+      mpi::allgatherv<T>(comm, std::span<const T>(local.data(), part.count(comm.rank()) * width));
 }
 
-// out (R x width) = the sum, over every rank's units in global order, of unit u's `width`
-// values (unit_acc row u) added into row unit_row[u] (-1: none): a running sum passed from rank
-// to rank, each adding its own units in order, then broadcast from the last. The additions are
-// those of one rank adding every unit in order, whatever the rank count.
-void chain_fold(const mpi::Comm& comm, const std::vector<int>& unit_row,
-                const std::vector<double>& unit_acc, int width, std::vector<double>& out) {
-  const int me = comm.rank(), P = comm.size();
-  const int n = static_cast<int>(out.size());
-  std::fill(out.begin(), out.end(), 0.0);
-  if (me > 0)
-    PREF_MPI_CHECK(MPI_Recv(out.data(), n, MPI_DOUBLE, me - 1, 0, comm.get(), MPI_STATUS_IGNORE));
-  for (std::size_t u = 0; u < unit_row.size(); ++u) {
-    if (unit_row[u] < 0) continue;
-    double* o = &out[std::size_t(unit_row[u]) * width];
-    const double* a = &unit_acc[u * width];
-    for (int i = 0; i < width; ++i) o[i] += a[i];
+// A row's labels grouped by partner and outcome: every label of the row with that partner (an
+// atom for a comparison's row, a comparison for an atom's) and outcome has the same terms, so
+// the row's sums are sum over groups of count x the group's term, in (partner, outcome) order.
+struct Group {
+  std::uint32_t partner;
+  int outcome;
+  double count;
+};
+struct Groups {
+  std::vector<std::uint64_t> ptr{0};  // rows + 1
+  std::vector<Group> group;
+  // Appends a row from counts[partner * 3 + outcome] (partners x 3).
+  void add_row(const std::vector<std::uint32_t>& counts) {
+    for (std::size_t i = 0; i < counts.size(); ++i)
+      if (counts[i] > 0)
+        group.push_back(
+            {static_cast<std::uint32_t>(i / 3), static_cast<int>(i % 3), double(counts[i])});
+    ptr.push_back(group.size());
   }
-  if (me + 1 < P) PREF_MPI_CHECK(MPI_Send(out.data(), n, MPI_DOUBLE, me + 1, 0, comm.get()));
-  if (P > 1) PREF_MPI_CHECK(MPI_Bcast(out.data(), n, MPI_DOUBLE, P - 1, comm.get()));
-}
+};
 
 // Maximizes, row by row, sum_{labels of the row} log P(y | w_row . x) - kRidge/2 |w_row|^2
-// (rows x J, row-major W) by Newton with the Fisher curvature and a per-row Armijo ladder.
-// visit calls its argument for every label this rank holds; with `reduce` the rows' sums
-// run over every rank (the atoms): each of this rank's `units` users' sums is formed apart and
-// the users are added in global user order (chain_fold), so every rank takes the same
-// decisions); without, every row is this rank's alone (no communication). Returns the Newton
-// steps taken (the most of any row).
-int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, const Visit& visit,
-               bool reduce, std::size_t units, const ordinal::Params& p) {
+// (R x J, row-major W) by Newton with the Fisher curvature and a per-row Armijo ladder, the
+// labels given as groups (partner rows of X, J columns). Every row's sums run over its groups in
+// order, so the result is a function of the groups alone. Returns the Newton steps taken (the
+// most of any row).
+int refit_rows(int R, int J, std::vector<double>& W, const Groups& g, const double* X,
+               const ordinal::Params& p) {
   const int nh = J * (J + 1) / 2, stride = 1 + J + nh;
   std::vector<char> active(R, 1);
-  std::vector<int> unit_row;
-  std::vector<double> unit_acc;
-  std::vector<double> acc(std::size_t(R) * stride), lad(std::size_t(R) * kLadder),
-      dir(std::size_t(R) * J), slope(R);
+  std::vector<double> acc(std::size_t(R) * stride), dir(std::size_t(R) * J), slope(R), trial(J), mq;
   double steps[kLadder];
   for (int j = 0; j < kLadder; ++j) steps[j] = std::ldexp(1.0, -j);
   Eigen::MatrixXd H(J, J);
   Eigen::VectorXd G(J);
   int it = 0;
   for (; it < kMaxNewtonSteps; ++it) {
-    std::fill(acc.begin(), acc.end(), 0.0);
-    if (reduce) {
-      unit_row.assign(units, -1);
-      unit_acc.assign(units * stride, 0.0);
-    }
-    visit([&](int r, const double* x, int o, std::size_t unit) {
-      if (!active[r]) return;
-      const double m = dot(&W[std::size_t(r) * J], x, J);
-      const ordinal::MDerivs md = ordinal::m_derivs(o, m, p);
-      const double w = ordinal::fisher_m(m, p);
-      if (reduce) unit_row[unit] = r;
-      double* a = reduce ? &unit_acc[unit * stride] : &acc[std::size_t(r) * stride];
-      a[0] += md.value;
-      for (int i = 0; i < J; ++i) a[1 + i] += md.dm * x[i];
-      double* h = a + 1 + J;
-      for (int i = 0, c = 0; i < J; ++i)
-        for (int j = 0; j <= i; ++j, ++c) h[c] += w * x[i] * x[j];
-    });
-    if (reduce) chain_fold(comm, unit_row, unit_acc, stride, acc);
     bool any = false;
     for (int r = 0; r < R; ++r) {
       if (!active[r]) continue;
-      const double* a = &acc[std::size_t(r) * stride];
+      double* a = &acc[std::size_t(r) * stride];
+      std::fill(a, a + stride, 0.0);
       const double* w = &W[std::size_t(r) * J];
+      for (std::uint64_t e = g.ptr[r]; e < g.ptr[r + 1]; ++e) {
+        const Group& gr = g.group[e];
+        const double* x = X + std::size_t(gr.partner) * J;
+        const double m = dot(w, x, J), c = gr.count;
+        const ordinal::MDerivs md = ordinal::m_derivs(gr.outcome, m, p);
+        const double f = c * ordinal::fisher_m(m, p);
+        a[0] += c * md.value;
+        for (int i = 0; i < J; ++i) a[1 + i] += c * md.dm * x[i];
+        double* h = a + 1 + J;
+        for (int i = 0, k = 0; i < J; ++i)
+          for (int j = 0; j <= i; ++j, ++k) h[k] += f * x[i] * x[j];
+      }
       double gmax = 0;
       for (int i = 0; i < J; ++i) {
         G[i] = a[1 + i] - kRidge * w[i];
@@ -126,8 +103,8 @@ int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, cons
         continue;
       }
       const double* h = a + 1 + J;
-      for (int i = 0, c = 0; i < J; ++i)
-        for (int j = 0; j <= i; ++j, ++c) H(i, j) = H(j, i) = h[c] + (i == j ? kRidge : 0.0);
+      for (int i = 0, k = 0; i < J; ++i)
+        for (int j = 0; j <= i; ++j, ++k) H(i, j) = H(j, i) = h[k] + (i == j ? kRidge : 0.0);
       Eigen::LLT<Eigen::MatrixXd> llt(H);
       if (llt.info() != Eigen::Success) {
         active[r] = 0;
@@ -141,59 +118,69 @@ int refit_rows(const mpi::Comm& comm, int R, int J, std::vector<double>& W, cons
         continue;
       }
       any = true;
-    }
-    if (!any) break;
-    std::fill(lad.begin(), lad.end(), 0.0);
-    if (reduce) {
-      unit_row.assign(units, -1);
-      unit_acc.assign(units * kLadder, 0.0);
-    }
-    visit([&](int r, const double* x, int o, std::size_t unit) {
-      if (!active[r]) return;
-      const double m = dot(&W[std::size_t(r) * J], x, J);
-      const double q = dot(&dir[std::size_t(r) * J], x, J);
-      if (reduce) unit_row[unit] = r;
-      double* l = reduce ? &unit_acc[unit * kLadder] : &lad[std::size_t(r) * kLadder];
-      for (int j = 0; j < kLadder; ++j) l[j] += ordinal::log_lik(o, m + steps[j] * q, p);
-    });
-    if (reduce) chain_fold(comm, unit_row, unit_acc, kLadder, lad);
-    std::vector<double> trial(J);
-    for (int r = 0; r < R; ++r) {
-      if (!active[r]) continue;
-      double* w = &W[std::size_t(r) * J];
-      const double* d = &dir[std::size_t(r) * J];
-      const double f0 = acc[std::size_t(r) * stride] - 0.5 * kRidge * norm2(w, J);
+      // The ladder, one step length at a time (usually the first passes): the row's
+      // log-likelihood there, over the groups in order.
+      const std::size_t n = g.ptr[r + 1] - g.ptr[r];
+      mq.resize(2 * n);
+      for (std::size_t e = 0; e < n; ++e) {
+        const double* x = X + std::size_t(g.group[g.ptr[r] + e].partner) * J;
+        mq[2 * e] = dot(w, x, J);
+        mq[2 * e + 1] = dot(d.data(), x, J);
+      }
+      double* wr = &W[std::size_t(r) * J];
+      const double f0 = a[0] - 0.5 * kRidge * norm2(wr, J);
       bool moved = false;
       for (int j = 0; j < kLadder && !moved; ++j) {
-        for (int i = 0; i < J; ++i) trial[i] = w[i] + steps[j] * d[i];
-        const double f = lad[std::size_t(r) * kLadder + j] - 0.5 * kRidge * norm2(trial.data(), J);
+        double l = 0;
+        for (std::size_t e = 0; e < n; ++e) {
+          const Group& gr = g.group[g.ptr[r] + e];
+          l += gr.count * ordinal::log_lik(gr.outcome, mq[2 * e] + steps[j] * mq[2 * e + 1], p);
+        }
+        for (int i = 0; i < J; ++i) trial[i] = wr[i] + steps[j] * d[i];
+        const double f = l - 0.5 * kRidge * norm2(trial.data(), J);
         if (f >= f0 + kArmijo * steps[j] * slope[r]) {
-          std::copy(trial.begin(), trial.end(), w);
+          std::copy(trial.begin(), trial.end(), wr);
           moved = true;
         }
       }
       if (!moved) active[r] = 0;
     }
+    if (!any) break;
   }
   return it;
 }
 
-// Sums over this rank's comparisons' labels of `width` values per comparison (fill adds a
-// label's into its comparison's), gathered and added in comparison order: the total does not
-// depend on the rank count.
-std::vector<double> comparison_sums(
-    const mpi::Comm& comm, const LabelMatrix& lm, const Model& m, int width,
-    const std::function<void(double margin, int outcome, double* out)>& fill) {
+// Sums over this rank's comparisons' labels of `width` values per comparison (fill(margin,
+// outcome, out) adds a label's into its comparison's), gathered and added in comparison order:
+// the total does not depend on the rank count. A comparison's K margins are computed once, not
+// once per label (the same values).
+template <class Fill>
+std::vector<double> comparison_sums(const mpi::Comm& comm, const LabelMatrix& lm, const Model& m,
+                                    int width, Fill&& fill) {
   const int J = m.J;
   const std::uint64_t c0 = lm.parts.comparisons.begin(comm.rank());
   const std::size_t rows = lm.by_comparison.rows();
-  std::vector<double> local(rows * width, 0.0), full;
+  std::vector<double> local(rows * width, 0.0), full, margin(m.K);
+  // A label's share depends only on (atom, outcome): made once per comparison and pair (fill
+  // into zeros gives the values fill adds) and added label by label, in the same order.
+  std::vector<double> share(std::size_t(m.K) * 3 * width);
+  std::vector<std::uint32_t> stamp(std::size_t(m.K) * 3, 0);
   for (std::size_t r = 0; r < rows; ++r) {
     const double* z = &m.Z[(c0 + r) * J];
+    for (int k = 0; k < m.K; ++k) margin[k] = dot(&m.atoms[std::size_t(k) * J], z, J);
+    double* out = &local[r * width];
+    const auto pass = static_cast<std::uint32_t>(r + 1);
     for (std::uint64_t e = lm.by_comparison.ptr[r]; e < lm.by_comparison.ptr[r + 1]; ++e) {
       const int k = m.assign[lm.by_comparison.col[e]];
-      const double mg = dot(&m.atoms[std::size_t(k) * J], z, J);
-      fill(mg, ordinal::outcome(lm.by_comparison.val[e]), &local[r * width]);
+      const int o = ordinal::outcome(lm.by_comparison.val[e]);
+      const std::size_t i = std::size_t(k) * 3 + o;
+      double* v = &share[i * width];
+      if (stamp[i] != pass) {
+        stamp[i] = pass;
+        std::fill(v, v + width, 0.0);
+        fill(margin[k], o, v);
+      }
+      for (int j = 0; j < width; ++j) out[j] += v[j];
     }
   }
   allgather_rows(comm, lm.parts.comparisons, width, local, full);
@@ -203,58 +190,15 @@ std::vector<double> comparison_sums(
   return total;
 }
 
-// (r, s, a) by Newton in theta = (logit r, log s, log a): the 3 x 3 Hessian of -L with its
-// eigenvalues made positive (|lambda|, at least 1e-10 of the largest), Armijo backtracking.
+// (r, s, a) by maximum likelihood (ordinal::maximize_params) with sums in comparison order.
 int refit_params(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
-  auto value = [&](const ordinal::Params& p) {
-    return comparison_sums(comm, lm, m, 1, [&](double mg, int o, double* out) {
-      out[0] += ordinal::log_lik(o, mg, p);
-    })[0];
-  };
   const double tol = 1e-10 * double(std::max<std::uint64_t>(lm.labels, 1));
-  int it = 0;
-  for (; it < kMaxNewtonSteps; ++it) {
-    const ordinal::Params p = m.params;
-    const std::vector<double> s =
-        comparison_sums(comm, lm, m, 10, [&](double mg, int o, double* out) {
-          const ordinal::Derivs d = ordinal::derivs(o, mg, p);
-          out[0] += d.value;
-          for (int i = 0; i < 3; ++i) out[1 + i] += d.g[1 + i];
-          for (int i = 0, c = 0; i < 3; ++i)
-            for (int j = 0; j <= i; ++j, ++c) out[4 + c] += d.h[1 + i][1 + j];
+  return ordinal::maximize_params(
+      m.params, tol, kMaxNewtonSteps, [&](const ordinal::Params& p, bool derivs) {
+        return comparison_sums(comm, lm, m, derivs ? 10 : 1, [&](double mg, int o, double* out) {
+          ordinal::add_param_sums(o, mg, p, derivs, out);
         });
-    Eigen::Vector3d g(s[1], s[2], s[3]);
-    if (!(g.cwiseAbs().maxCoeff() > tol)) break;
-    Eigen::Matrix3d H;
-    for (int i = 0, c = 0; i < 3; ++i)
-      for (int j = 0; j <= i; ++j, ++c) H(i, j) = H(j, i) = -s[4 + c];
-    Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d> es(H);
-    Eigen::Vector3d ev = es.eigenvalues().cwiseAbs();
-    const double floor = std::max(1e-10 * ev.maxCoeff(), 1e-300);
-    for (int i = 0; i < 3; ++i) ev[i] = std::max(ev[i], floor);
-    const Eigen::Vector3d d =
-        es.eigenvectors() * (es.eigenvectors().transpose() * g).cwiseQuotient(ev);
-    const double slope = g.dot(d);
-    const std::array<double, 3> th = p.theta();
-    bool moved = false;
-    double gain = 0;
-    for (int j = 0; j < 2 * kLadder && !moved; ++j) {
-      const double t = std::ldexp(1.0, -j);
-      const ordinal::Params q =
-          ordinal::Params::from_theta({th[0] + t * d[0], th[1] + t * d[1], th[2] + t * d[2]});
-      if (!(q.r > 0 && q.r < 1 && q.s > 0 && q.a > 0 && std::isfinite(q.s) && std::isfinite(q.a)))
-        continue;
-      const double f = value(q);
-      if (f >= s[0] + kArmijo * t * slope) {
-        m.params = q;
-        moved = true;
-        gain = f - s[0];
-      }
-    }
-    // Done when no step passes, or when the gain is at the level of rounding in L.
-    if (!moved || gain <= 1e-12 * std::abs(s[0])) break;
-  }
-  return it;
+      });
 }
 
 // Each of this rank's users to the atom maximizing its labels' log-likelihood (-1 without
@@ -266,12 +210,31 @@ std::uint64_t assign_users(const mpi::Comm& comm, const LabelMatrix& lm, Model& 
   std::vector<int> local(rows, -1);
   std::vector<double> ll(K);
   std::uint64_t changed = 0;
+  // log P(o | a_k . z_p) of every comparison, outcome and atom, made once when it takes at most
+  // kAssignTableBytes (the same values as computed label by label: 3 M K evaluations instead of
+  // one per label and atom).
+  std::vector<double> table;
+  const std::uint64_t M = lm.comparisons;
+  if (M * 3 * std::uint64_t(K) * sizeof(double) <= kAssignTableBytes) {
+    table.resize(M * 3 * K);
+    for (std::uint64_t p = 0; p < M; ++p)
+      for (int k = 0; k < K; ++k) {
+        const double mg = dot(&m.atoms[std::size_t(k) * J], &m.Z[p * J], J);
+        for (int o = 0; o < 3; ++o) table[(p * 3 + o) * K + k] = ordinal::log_lik(o, mg, m.params);
+      }
+  }
   for (std::size_t r = 0; r < rows; ++r) {
     if (lm.by_user.row_size(r) == 0) continue;
     std::fill(ll.begin(), ll.end(), 0.0);
     for (std::uint64_t e = lm.by_user.ptr[r]; e < lm.by_user.ptr[r + 1]; ++e) {
-      const double* z = &m.Z[std::size_t(lm.by_user.col[e]) * J];
+      const std::size_t p = lm.by_user.col[e];
       const int o = ordinal::outcome(lm.by_user.val[e]);
+      if (!table.empty()) {
+        const double* t = &table[(p * 3 + o) * K];
+        for (int k = 0; k < K; ++k) ll[k] += t[k];
+        continue;
+      }
+      const double* z = &m.Z[p * J];
       for (int k = 0; k < K; ++k)
         ll[k] += ordinal::log_lik(o, dot(&m.atoms[std::size_t(k) * J], z, J), m.params);
     }
@@ -287,36 +250,47 @@ std::uint64_t assign_users(const mpi::Comm& comm, const LabelMatrix& lm, Model& 
   return mpi::allreduce_sum(comm, changed);
 }
 
+// The atoms: each atom's labels are its members', grouped by (comparison, outcome); the counts
+// are summed over the ranks (integers: exact in any order), so every rank refits every atom
+// from the same groups.
 void refit_atoms(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
-  const int J = m.J;
   const std::uint64_t u0 = lm.parts.users.begin(comm.rank());
-  refit_rows(
-      comm, m.K, J, m.atoms,
-      [&](const Visitor& f) {
-        for (std::size_t r = 0; r < lm.by_user.rows(); ++r) {
-          const int k = m.assign[u0 + r];
-          if (k < 0) continue;
-          for (std::uint64_t e = lm.by_user.ptr[r]; e < lm.by_user.ptr[r + 1]; ++e)
-            f(k, &m.Z[std::size_t(lm.by_user.col[e]) * J], ordinal::outcome(lm.by_user.val[e]), r);
-        }
-      },
-      true, lm.by_user.rows(), m.params);
+  const std::size_t M = lm.comparisons, width = M * 3;
+  std::vector<std::uint32_t> counts(std::size_t(m.K) * width, 0);
+  for (std::size_t r = 0; r < lm.by_user.rows(); ++r) {
+    const int k = m.assign[u0 + r];
+    if (k < 0) continue;
+    for (std::uint64_t e = lm.by_user.ptr[r]; e < lm.by_user.ptr[r + 1]; ++e)
+      ++counts[std::size_t(k) * width + std::size_t(lm.by_user.col[e]) * 3 +
+               ordinal::outcome(lm.by_user.val[e])];
+  }
+  mpi::allreduce(comm, std::span<std::uint32_t>(counts), MPI_SUM);
+  Groups g;
+  std::vector<std::uint32_t> row(width);
+  for (int k = 0; k < m.K; ++k) {
+    std::copy(counts.begin() + std::size_t(k) * width, counts.begin() + std::size_t(k + 1) * width,
+              row.begin());
+    g.add_row(row);
+  }
+  refit_rows(m.K, m.J, m.atoms, g, m.Z.data(), m.params);
 }
 
+// Z: each of this rank's comparisons from its labels grouped by (labeler's atom, outcome).
 void refit_z(const mpi::Comm& comm, const LabelMatrix& lm, Model& m) {
   const int J = m.J;
   const std::uint64_t c0 = lm.parts.comparisons.begin(comm.rank());
   const std::size_t rows = lm.by_comparison.rows();
   std::vector<double> local(m.Z.begin() + c0 * J, m.Z.begin() + (c0 + rows) * J);
-  refit_rows(
-      comm, static_cast<int>(rows), J, local,
-      [&](const Visitor& f) {
-        for (std::size_t r = 0; r < rows; ++r)
-          for (std::uint64_t e = lm.by_comparison.ptr[r]; e < lm.by_comparison.ptr[r + 1]; ++e)
-            f(static_cast<int>(r), &m.atoms[std::size_t(m.assign[lm.by_comparison.col[e]]) * J],
-              ordinal::outcome(lm.by_comparison.val[e]), 0);
-      },
-      false, 0, m.params);
+  Groups g;
+  std::vector<std::uint32_t> counts(std::size_t(m.K) * 3);
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::fill(counts.begin(), counts.end(), 0u);
+    for (std::uint64_t e = lm.by_comparison.ptr[r]; e < lm.by_comparison.ptr[r + 1]; ++e)
+      ++counts[std::size_t(m.assign[lm.by_comparison.col[e]]) * 3 +
+               ordinal::outcome(lm.by_comparison.val[e])];
+    g.add_row(counts);
+  }
+  refit_rows(static_cast<int>(rows), J, local, g, m.atoms.data(), m.params);
   allgather_rows(comm, lm.parts.comparisons, J, local, m.Z);
 }
 
@@ -331,18 +305,23 @@ double objective(const mpi::Comm& comm, const LabelMatrix& labels, const Model& 
 }
 
 Model fit(const mpi::Comm& comm, const LabelMatrix& labels, const std::vector<double>& U,
-          std::vector<double> Z, int J, const Options& opt,
+          std::uint64_t U_first, std::vector<double> Z, int J, const Options& opt,
           const std::function<void(const std::string&)>& log) {
   Model m;
   m.J = J;
   m.comparisons = labels.comparisons;
   m.Z = std::move(Z);
-  // The k-means of the fitted users (the same on every rank), then users without training
-  // labels set aside (-1).
-  KMeans km = kmeans(U.data(), labels.users, J, opt.K, opt.seed);
+  // The k-means of the fitted users (distributed; the same at any rank count), its assignment
+  // gathered on every rank, then users without training labels set aside (-1).
+  const auto t_kmeans = std::chrono::steady_clock::now();
+  KMeans km =
+      kmeans(comm, U.data(), U_first, U.size() / std::size_t(J), labels.users, J, opt.K, opt.seed);
   m.K = km.K;
   m.atoms = std::move(km.centres);
-  m.assign = std::move(km.assign);
+  m.assign = mpi::allgatherv<int>(comm, km.assign);
+  log(fmt::format(
+      "types: k-means of {} fitted users into {} atoms ({:.1f} s)", labels.users, m.K,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_kmeans).count()));
   {
     const std::uint64_t u0 = labels.parts.users.begin(comm.rank());
     std::vector<int> local(labels.by_user.rows());

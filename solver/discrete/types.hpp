@@ -18,9 +18,10 @@
 // distribute() places them; Z, the atoms, the assignment and (r, s, a) replicated. Sums over
 // comparisons (the objective, the likelihood parameters' gradient and Hessian) are gathered per
 // comparison and added in comparison order, and each z_p is refit by its owner alone, so they
-// do not depend on the rank count; the atoms' sums over users are formed user by user and
-// added in global user order by a running sum passed from rank to rank. So the fit is bitwise
-// the same at every rank count (the tests check it at 1, 2 and 4 ranks).
+// do not depend on the rank count; the atoms' labels are counted per (atom, comparison,
+// outcome), the counts summed over the ranks (exact), and every rank refits every atom from
+// them. So the fit is bitwise the same at every rank count (the tests check it at 1, 2 and 4
+// ranks). A row's Newton sums run over its labels grouped by (partner, outcome): count x term.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -39,6 +40,8 @@ inline constexpr int kMaxNewtonSteps = 30;
 inline constexpr int kLadder = 12;  // step lengths 1, 1/2, ..., 2^-11
 inline constexpr double kArmijo = 1e-4;
 inline constexpr double kGradTol = 1e-8;  // per row: max |gradient coordinate|
+// The users' assignment tabulates log P(outcome | atom . z_p) when it takes at most this per rank.
+inline constexpr std::uint64_t kAssignTableBytes = std::uint64_t{1} << 29;
 
 struct Options {
   int K = 128;
@@ -60,10 +63,12 @@ struct Model {
 };
 
 // labels: the training split, distributed (by_user and by_comparison both present).
-// U: every fitted user of the model (labels.users x J, row-major, replicated); Z: the model's
-// comparison factors (replicated). log receives one line per step (rank 0 prints it).
+// U: this rank's rows [U_first, U_first + U.size() / J) of the model's fitted users (the ranks'
+// ranges contiguous and in rank order, together every one of the labels.users rows: the
+// distributed k-means of solver/discrete/kmeans.hpp); Z: the model's comparison factors
+// (replicated). log receives one line per step (rank 0 prints it).
 Model fit(const mpi::Comm& comm, const LabelMatrix& labels, const std::vector<double>& U,
-          std::vector<double> Z, int J, const Options& opt,
+          std::uint64_t U_first, std::vector<double> Z, int J, const Options& opt,
           const std::function<void(const std::string&)>& log);
 
 // The objective L of the current state. Collective.

@@ -69,6 +69,11 @@ Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> mar
   return c;
 }
 
+Calibration calibrate_scores(const mpi::Comm& comm, std::span<const double> margins,
+                             std::span<const float> labels) {
+  return calibrate_margins(comm, margins, labels);
+}
+
 Calibration calibrate_scale(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f) {
   std::vector<double> margins;
   std::vector<float> labels;
@@ -79,7 +84,7 @@ Calibration calibrate_scale(const mpi::Comm& comm, const LabelMatrix& m, const F
                           margins.insert(margins.end(), mg.begin(), mg.end());
                           labels.insert(labels.end(), y.begin(), y.end());
                         });
-  return calibrate_margins(comm, margins, labels);
+  return calibrate_scores(comm, margins, labels);
 }
 
 }  // namespace pref

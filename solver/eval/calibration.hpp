@@ -32,6 +32,11 @@ struct Calibration {
 Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> margins,
                               std::span<const float> labels, double start = 1.0);
 
+// The calibration `pref fit` stores in the model, over held-out (margins, labels) of every rank.
+// Collective.
+Calibration calibrate_scores(const mpi::Comm& comm, std::span<const double> margins,
+                             std::span<const float> labels);
+
 // The same over the labels of m scored with f (solver/eval/split_scores.hpp). Collective.
 Calibration calibrate_scale(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f);
 

@@ -118,6 +118,26 @@ SweepRecord Evaluation::measure(bool full, double scale_start) {
   return rec;
 }
 
+void Evaluation::score_validation(std::vector<double>& margins, std::vector<float>& labels) {
+  FitContext& c = ctx_;
+  c.fetch_z();
+  const LocalRows& val = c.layout.users_val;
+  margins.assign(val.y.size(), 0.0);
+  labels.clear();
+  labels.reserve(val.y.size());
+  RowWorkspace& ws = c.ws[0];
+  std::size_t at = 0;
+  for (std::size_t r = 0; r < val.rows(); ++r) {
+    auto idx = val.idx_of(r);
+    auto y = val.y_of(r);
+    LabelPass pass;
+    pass.margins = margins.data() + at;
+    accumulate(c.cur.factors.U.data() + r * c.J, c.J, c.zghost.data(), idx, y, pass, ws);
+    labels.insert(labels.end(), y.begin(), y.end());
+    at += idx.size();
+  }
+}
+
 // The comparisons' squared gradient norms into gz_; returns this rank's share of theta's
 // (item models).
 double Evaluation::comparison_gradients(bool measured) {

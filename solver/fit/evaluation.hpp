@@ -15,6 +15,10 @@ class Evaluation {
   // scale_start: where the calibrated log-loss's scale search starts (the last record's scale).
   // Collective.
   SweepRecord measure(bool full, double scale_start = 1.0);
+  // The current state's margins of this rank's validation labels, with the labels (in the
+  // order of its users' rows): what the calibration of the returned state is fitted on, without
+  // reading the split again. Collective (the Z rows are fetched first).
+  void score_validation(std::vector<double>& margins, std::vector<float>& labels);
 
  private:
   double comparison_gradients(bool measured);

@@ -336,14 +336,14 @@ bool Sweeps::sweep(int s, int last, FitResult& res) {
   r.calibration_scale = m.calibration_scale;
   r.prior = m.prior;
   require_finite(comm_, {}, r.objective, fmt::format("sweep {} (its objective)", s));
-  const double prev = st_.reference_objective;
-  r.rel_change = std::abs(prev - r.objective) / std::max(std::abs(r.objective), 1e-300);
+  const double reference = st_.reference_objective;
+  r.rel_change = std::abs(reference - r.objective) / std::max(std::abs(r.objective), 1e-300);
   if (cfg_.extrapolate) {
     // Extrapolated sweeps can raise the objective, and one of them can change it little by
     // chance: converged takes two decreasing sweeps in a row below the tolerance.
     // Under the population prior the objective is not a Lyapunov function of the sweeps (the
     // E-step moves it either way): there a calm sweep is any below the tolerance.
-    const bool decreased = r.objective <= prev;
+    const bool decreased = r.objective <= reference;
     st_.extrapolation.update(
         decreased, r.rel_change < cfg_.tol && (decreased || st_.current.prior.has_value()));
   }
@@ -447,6 +447,10 @@ FitResult Sweeps::finish(FitResult res) {
       res.final_record = eval_.measure(true, std::isfinite(scale) ? scale : 1.0);
       res.final_record.sweep = res.state_sweep;
     }
+  }
+  if (!res.stopped && ctx_.layout.has_validation) {
+    eval_.score_validation(res.validation_margins, res.validation_labels);
+    res.validation_scored = true;
   }
   if (st_.current.prior) res.prior = *st_.current.prior;
   res.item_rows = steps_.item_rows();

@@ -127,6 +127,11 @@ struct FitResult {
   // With --residual (ItemConfig::residual): the residuals' rows (by response) and this rank's.
   Partition residual_rows;
   std::vector<double> residual_params;
+  // The returned state's margins of this rank's validation labels, with the labels (when the fit
+  // had a validation split and was not stopped): the calibration is fitted on them.
+  bool validation_scored = false;
+  std::vector<double> validation_margins;
+  std::vector<float> validation_labels;
 };
 
 struct FitHooks {

@@ -26,8 +26,5 @@ void balance_start(FitContext& ctx);
 // extrapolation's previous factors; null entries are skipped.
 void rotate_to_prior_basis(FitContext& ctx, std::vector<double>* u_more,
                            std::vector<double>* z_more);
-// Returns the smallest and largest a_j (for the log).
-std::pair<double, double> expand_parameters(FitContext& ctx, std::vector<double>* u_more,
-                                            std::vector<double>* z_more);
 
 }  // namespace pref

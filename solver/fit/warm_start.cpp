@@ -31,8 +31,8 @@ WarmStart warm_start(const mpi::Comm& comm, const std::string& path, const std::
       throw InputError(fmt::format("{}: {}: {}", option, path, why));
     };
     if (hd.kind != "factor" || cfg.shared)
-      refuse(fmt::format("a warm start needs a factor model and fit (the model is {}{})",
-                         hd.kind, cfg.shared ? ", the fit --model shared" : ""));
+      refuse(fmt::format("a warm start needs a factor model and fit (the model is {}{})", hd.kind,
+                         cfg.shared ? ", the fit --model shared" : ""));
     if (hd.rank != static_cast<std::uint32_t>(J))
       refuse(fmt::format("the model has rank {}, the fit --rank {}", hd.rank, J));
     auto items = hd.attributes.find("items");
@@ -63,12 +63,11 @@ WarmStart warm_start(const mpi::Comm& comm, const std::string& path, const std::
                                    u0 + std::uint64_t(bad_u - U.begin()) / J),
                        u0 + std::uint64_t(bad_u - U.begin()) / J);
     if (bad_z != Z.end())
-      throw InputError(fmt::format("{}: {}: /comparison_factors row {} is not finite", option,
-                                   path, z0 + std::uint64_t(bad_z - Z.begin()) / J),
+      throw InputError(fmt::format("{}: {}: /comparison_factors row {} is not finite", option, path,
+                                   z0 + std::uint64_t(bad_z - Z.begin()) / J),
                        hd.users + z0 + std::uint64_t(bad_z - Z.begin()) / J);
   });
-  ws.checksum = mpi::allreduce_sum(
-      comm, hash::rows(u0, U, J) + hash::rows(hd.users + z0, Z, J));
+  ws.checksum = mpi::allreduce_sum(comm, hash::rows(u0, U, J) + hash::rows(hd.users + z0, Z, J));
   const bool under_prior = cfg.prior == UserPrior::kPopulation;
   Factors f;
   f.J = J;

@@ -18,8 +18,8 @@
 namespace pref {
 
 struct WarmStart {
-  FitState state;               // a fresh state (empty history) at the model's factors
-  std::uint64_t checksum = 0;   // of the model's factor rows (with their global ids)
+  FitState state;                            // a fresh state (empty history) at the model's factors
+  std::uint64_t checksum = 0;                // of the model's factor rows (with their global ids)
   std::uint64_t users = 0, comparisons = 0;  // the model's
 };
 

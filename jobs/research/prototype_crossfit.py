@@ -4,7 +4,7 @@
 # half-step cross-fitted: each label's partner is its user without that label, one Newton step
 # away, u_i + C_i z_p (sigma(u_i . z_p) - y). It prints test AUC / log-loss every 5 sweeps.
 #
-#   python3 jobs/prototype_crossfit.py DATA.h5 map|crossfit SWEEPS
+#   python3 jobs/research/prototype_crossfit.py DATA.h5 map|crossfit SWEEPS
 #
 # On the 10^5-user lowrank file of docs/results.md it takes about 30 s per sweep (2 shared cores).
 # Needs python3-numpy, python3-h5py and python3-scipy (Debian packages).

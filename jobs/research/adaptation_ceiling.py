@@ -11,7 +11,7 @@ P(y = 1) (ties excluded, as pref adapt's AUC). Questions come from the same aska
 (uniform) or `infogain` (the unasked comparison minimizing the expected posterior entropy of
 the type, over the three outcomes 0, 0.5, 1). Prints the mean held-out AUC per budget.
 
-  /usr/bin/python3 jobs/adaptation_ceiling.py --data data.h5 --users 1000 --rule random
+  /usr/bin/python3 jobs/research/adaptation_ceiling.py --data data.h5 --users 1000 --rule random
 """
 import argparse, math
 import h5py

@@ -1,4 +1,4 @@
-"""Shared loading and the generic discrete-atom Bayes adaptation (after jobs/adaptation_ceiling.py)."""
+"""Shared loading and the generic discrete-atom Bayes adaptation (after jobs/research/adaptation_ceiling.py)."""
 import math, os, sys
 import h5py
 import numpy as np
@@ -9,7 +9,7 @@ D = os.environ.get("PREF_ADAPT_RUN", "runs/adaptation-prior").rstrip("/") + "/"
 BUDGETS = [1, 2, 5, 10, 20, 40]
 
 # The held-out AUC of pref adapt and of the ceiling (ties excluded, mid-ranks): jobs/'s one copy.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from adaptation_ceiling import auc  # noqa: E402
 
 
