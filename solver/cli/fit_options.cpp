@@ -249,8 +249,8 @@ const std::vector<FitField>& fit_fields() {
       field(at(&FitOptions::auc_every),
             {.option = "--auc-every",
              .help = "Measure the validation ROC-AUC (a distributed sort) and the gradient norm "
-                     "every N sweeps (and at sweep 0 and for the final state; 0: only then); 1 "
-                     "for every sweep's record in --metrics",
+                     "every N sweeps (and for the state written; 0: only then); 1 for every "
+                     "sweep's record in --metrics, the initial state's too",
              .at_least = 0}),
       field(at(&FitConfig::seed), {.option = "--seed",
                                    .help = "Random seed (initialization)",

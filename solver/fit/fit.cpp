@@ -135,8 +135,10 @@ class Sweeps {
   void settle(const StopDecision& d);
   FitResult finish(FitResult res);
   bool stop_requested() { return hooks_.stop_requested && hooks_.stop_requested(); }
+  // The sweeps whose record has the validation ROC-AUC and the gradient norm: every
+  // auc_every-th (with 1 every one, the initial state's too); the returned state's always.
   bool full_evaluation(int s) const {
-    return s == 0 || (cfg_.auc_every > 0 && s % cfg_.auc_every == 0);
+    return cfg_.auc_every == 1 || (cfg_.auc_every > 0 && s > 0 && s % cfg_.auc_every == 0);
   }
 
   const mpi::Comm& comm_;
@@ -208,7 +210,7 @@ bool Sweeps::fresh_start(FitResult& res) {
                                                     ctx_.layout.parts.users.size(), cfg_.mu_u);
   }
   steps_.init_items(cfg_.item_init_steps);
-  SweepRecord rec = eval_.measure(true);
+  SweepRecord rec = eval_.measure(full_evaluation(0));
   rec.seconds_eval = since(t);
   rec.bytes_exchanged = ctx_.take_bytes();
   require_finite(comm_, st_.current.factors.U, rec.objective, "the initialization (sweep 0)");
