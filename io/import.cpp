@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -17,6 +18,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "io/embeddings_file.hpp"
+#include "io/import_text.hpp"
 #include "io/output_file.hpp"
 #include "solver/base/log.hpp"
 
@@ -41,128 +44,7 @@ std::string IdTable::id(std::uint64_t k) const {
 
 namespace {
 
-constexpr std::uint64_t kProgressEvery = 5'000'000;
-constexpr std::uint8_t kRemoved = 0xFF;  // split code of a label folded into an earlier one
-
-// A value for a one-line message: quoted, control characters escaped (an id may hold a newline
-// from a quoted CSV field), long values shortened.
-std::string shown(std::string_view s) {
-  constexpr std::size_t kMax = 60;
-  std::string out = "'";
-  for (std::size_t i = 0; i < s.size() && i < kMax; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7F)
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out += static_cast<char>(c);
-  }
-  if (s.size() > kMax) out += "...";
-  return out + "'";
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-// Parses a whole field as a decimal number (leading '+' and surrounding blanks allowed).
-bool parse_number(std::string_view text, double& v) {
-  std::string_view t = trim(text);
-  if (!t.empty() && t.front() == '+') t.remove_prefix(1);
-  if (t.empty()) return false;
-  const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-  if (end != t.data() + t.size()) return false;
-  if (ec == std::errc::result_out_of_range) {
-    // from_chars leaves v unset on overflow and underflow; strtod gives the tiny value, and an
-    // overflow is a (finite) value far outside [0, 1] rather than infinity, which no one wrote.
-    v = std::strtod(std::string(t).c_str(), nullptr);
-    if (std::isinf(v)) v = std::copysign(std::numeric_limits<double>::max(), v);
-    return true;
-  }
-  return ec == std::errc();
-}
-
-// Splits one CSV record (RFC 4180: fields separated by commas; a field in double quotes may
-// hold commas, newlines and doubled quotes). Blanks around a field are dropped.
-enum class CsvStatus { kOk, kOpenQuote, kBadQuote };
-CsvStatus split_csv(std::string_view rec, std::vector<std::string>& fields, std::size_t& bad) {
-  fields.clear();
-  std::size_t i = 0;
-  const std::size_t n = rec.size();
-  while (true) {
-    std::string& f = fields.emplace_back();
-    while (i < n && (rec[i] == ' ' || rec[i] == '\t')) ++i;
-    if (i < n && rec[i] == '"') {
-      ++i;
-      while (true) {
-        const std::size_t q = rec.find('"', i);
-        if (q == std::string_view::npos) return CsvStatus::kOpenQuote;
-        f.append(rec.substr(i, q - i));
-        i = q + 1;
-        if (i < n && rec[i] == '"') {
-          f += '"';
-          ++i;
-        } else {
-          break;
-        }
-      }
-      while (i < n && (rec[i] == ' ' || rec[i] == '\t')) ++i;
-      if (i < n && rec[i] != ',') {
-        bad = fields.size();
-        return CsvStatus::kBadQuote;
-      }
-    } else {
-      // A quote inside an unquoted field is kept as it is (as Python's csv module does).
-      const std::size_t c = std::min(rec.find(',', i), n);
-      f.assign(trim(rec.substr(i, c - i)));
-      i = c;
-    }
-    if (i >= n) return CsvStatus::kOk;
-    ++i;  // the comma; a trailing comma yields a last, empty field
-  }
-}
-
-struct TransparentHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
-// String ids to dense ints in order of first appearance.
-class IdMap {
- public:
-  static constexpr std::uint32_t kFull = 0xFFFFFFFF;  // kMaxIds ids taken: no id is left
-  // Returns the id of s (the caller has checked that s is a valid id), or kFull.
-  std::uint32_t get(std::string_view s) {
-    auto it = map_.find(s);
-    if (it != map_.end()) return it->second;
-    if (map_.size() >= kMaxIds) return kFull;
-    const auto id = static_cast<std::uint32_t>(map_.size());
-    map_.emplace(std::string(s), id);
-    width_ = std::max(width_, s.size());
-    return id;
-  }
-  // Moves the map into the fixed-width layout of the file and frees it.
-  IdTable take() {
-    IdTable t;
-    t.size = map_.size();
-    t.width = width_;
-    t.chars.assign(t.size * t.width, '\0');
-    for (const auto& [s, id] : map_) std::memcpy(t.chars.data() + id * t.width, s.data(), s.size());
-    map_ = {};
-    return t;
-  }
-
- private:
-  std::unordered_map<std::string, std::uint32_t, TransparentHash, std::equal_to<>> map_;
-  std::size_t width_ = 1;
-};
+using namespace detail;
 
 // The names a header line may give the label column (the third).
 bool is_label_header(std::string_view field) {
@@ -174,60 +56,39 @@ class TableReader {
  public:
   TableReader(std::string path, Duplicates duplicates,
               const std::function<void(std::uint64_t)>& progress)
-      : path_(std::move(path)), duplicates_(duplicates), progress_(progress) {}
+      : path_(std::move(path)), duplicates_(duplicates), progress_(progress) {
+    files_.paths = {path_};
+  }
 
   LabelTable read(InputFormat format) {
-    std::ifstream in;
-    open(in);
+    LineReader in(path_, progress_);
     if (format == InputFormat::kJsonLines)
       read_jsonl(in);
     else
       read_csv(in);
-    if (in.bad()) throw InputError(path_ + ": read error after line " + std::to_string(lines_));
+    in.check_end();
+    lines_ = in.line();
     return finish();
   }
 
  private:
   [[noreturn]] void fail(std::uint64_t line, const std::string& msg) const {
-    throw InputError(fmt::format("{}: line {}: {}", path_, line, msg), line);
+    files_.fail(position(0, line), msg);
   }
 
-  void open(std::ifstream& in) {
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    if (!fs::exists(path_, ec)) throw InputError(path_ + ": no such file");
-    if (fs::is_directory(path_, ec)) throw InputError(path_ + ": is a directory");
-    in.rdbuf()->pubsetbuf(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
-    in.open(path_, std::ios::binary);
-    if (!in) throw InputError(path_ + ": cannot be read: " + std::strerror(errno));
-  }
-
-  // Reads the next physical line without its line ending; counts lines, drops a UTF-8 byte
-  // order mark at the start of the file and reports progress.
-  bool next_line(std::istream& in, std::string& line) {
-    if (!std::getline(in, line)) return false;
-    ++lines_;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (lines_ == 1 && line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
-    if (progress_ && lines_ % kProgressEvery == 0) progress_(lines_);
-    return true;
-  }
-
-  static bool blank(std::string_view s) { return trim(s).empty(); }
-
-  void read_csv(std::istream& in) {
+  void read_csv(LineReader& in) {
     std::string line, record;
     std::vector<std::string> fields;
     std::size_t columns = 0;  // set by the first record
     std::uint64_t first_record = 0;
-    while (next_line(in, line)) {
+    while (in.next(line)) {
       if (blank(line)) continue;
-      const std::uint64_t start = lines_;
+      const std::uint64_t start = in.line();
       record.swap(line);
       std::size_t bad = 0;
       CsvStatus st;
       while ((st = split_csv(record, fields, bad)) == CsvStatus::kOpenQuote) {
-        if (!next_line(in, line)) fail(start, "a quoted field is never closed (unmatched '\"')");
+        if (!in.next(line)) fail(start, "a quoted field is never closed (unmatched '\"')");
         record += '\n';
         record += line;
       }
@@ -263,23 +124,17 @@ class TableReader {
     }
   }
 
-  void read_jsonl(std::istream& in) {
+  void read_jsonl(LineReader& in) {
     std::string line;
-    while (next_line(in, line)) {
+    while (in.next(line)) {
       if (blank(line)) continue;
-      const std::uint64_t n = lines_;
+      const std::uint64_t n = in.line();
       nlohmann::json j;
       try {
         j = nlohmann::json::parse(line);
       } catch (const nlohmann::json::exception& e) {
-        // Syntax errors and number overflows. Drop nlohmann's "[json.exception...] " and
-        // "parse error at line 1, ": the line is ours.
-        std::string_view what = e.what();
-        if (what.starts_with('[') && what.find("] ") != std::string_view::npos)
-          what.remove_prefix(what.find("] ") + 2);
-        if (const std::size_t col = what.find("column "); col != std::string_view::npos)
-          what.remove_prefix(col);
-        fail(n, fmt::format("not valid JSON: {}", what));
+        // Syntax errors and number overflows.
+        fail(n, fmt::format("not valid JSON: {}", json_syntax_message(e.what())));
       }
       if (!j.is_object())
         fail(n, fmt::format("expected a JSON object with keys user, comparison, label, found "
@@ -310,10 +165,10 @@ class TableReader {
   }
 
   Split split_of(std::uint64_t n, std::string_view name) const {
-    const std::optional<Split> s = kSplitNames.find(lower(trim(name)));
-    if (s && *s != Split::kNewUsers) return *s;
-    fail(n, fmt::format("unknown split {} (expected {})", shown(name),
-                        kSplitNames.list({Split::kNewUsers})));
+    Split s;
+    if (!split_named(name, s))
+      fail(n, fmt::format("unknown split {} (expected train, validation or test)", shown(name)));
+    return s;
   }
 
   void check_id(std::uint64_t n, std::string_view id, const char* kind) const {
@@ -327,121 +182,59 @@ class TableReader {
            std::string_view text, Split s) {
     check_id(n, user, "user");
     check_id(n, comparison, "comparison");
-    if (std::isnan(v))
-      fail(n, fmt::format("label {} is NaN, expected a number in [0, 1]", shown(text)));
-    if (std::isinf(v))
-      fail(n, fmt::format("label {} is infinite, expected a number in [0, 1]", shown(text)));
-    if (v < 0 || v > 1) fail(n, fmt::format("label {} is outside [0, 1]", shown(text)));
+    if (const std::string p = label_problem(v, text); !p.empty()) fail(n, p);
     const std::uint32_t u = users_.get(user), c = comparisons_.get(comparison);
     if (u == IdMap::kFull || c == IdMap::kFull)
       fail(n, fmt::format("more than {} distinct {} ids", kMaxIds,
                           u == IdMap::kFull ? "user" : "comparison"));
-    user_.push_back(u);
-    comparison_.push_back(c);
-    value_.push_back(static_cast<float>(v));
-    split_.push_back(static_cast<std::uint8_t>(s));
-    line_.push_back(n);
-  }
-
-  // Finds labels of one (user, comparison) given twice: in two splits (always an error: the
-  // held-out label would leak into training), or twice in one split (an error, or averaged).
-  // Sorting (user, comparison, row) keys needs 16 bytes a label, less than a map of pairs.
-  void check_duplicates(const IdTable& users, const IdTable& comparisons) {
-    const std::size_t rows = user_.size();
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> keys(rows);
-    for (std::size_t r = 0; r < rows; ++r)
-      keys[r] = {(std::uint64_t{user_[r]} << 32) | comparison_[r], r};
-    std::sort(keys.begin(), keys.end());
-    // Report the problem a reader going down the file meets first: the smallest later line.
-    std::uint64_t bad_line = InputError::kNoOrder;
-    std::string bad_msg;
-    for (std::size_t i = 0; i < rows;) {
-      std::size_t e = i + 1;
-      while (e < rows && keys[e].first == keys[i].first) ++e;
-      if (e - i > 1) {
-        const std::uint64_t r0 = keys[i].second;
-        double sum = value_[r0];
-        for (std::size_t k = i + 1; k < e; ++k) {
-          const std::uint64_t r = keys[k].second;
-          const bool leak = split_[r] != split_[r0];
-          if (leak || duplicates_ == Duplicates::kError) {
-            if (line_[r] < bad_line) {
-              bad_line = line_[r];
-              const std::string pair =
-                  fmt::format("user {} and comparison {}", shown(users.id(user_[r])),
-                              shown(comparisons.id(comparison_[r])));
-              bad_msg = leak ? fmt::format(
-                                   "{} in split {} were already labelled in split {} on line "
-                                   "{}: one pair must not be in two splits",
-                                   pair, split_name(static_cast<Split>(split_[r])),
-                                   split_name(static_cast<Split>(split_[r0])), line_[r0])
-                             : fmt::format(
-                                   "{} were already labelled on line {} (split {}); pass "
-                                   "--duplicates mean to average repeated labels",
-                                   pair, line_[r0], split_name(static_cast<Split>(split_[r])));
-            }
-            break;
-          }
-          sum += value_[r];
-          split_[r] = kRemoved;
-        }
-        if (bad_line == InputError::kNoOrder) {
-          value_[r0] = static_cast<float>(sum / static_cast<double>(e - i));
-          merged_ += e - i - 1;
-        }
-      }
-      i = e;
-    }
-    if (bad_line != InputError::kNoOrder) fail(bad_line, bad_msg);
+    rows_.add(position(0, n), u, c, static_cast<float>(v), s);
   }
 
   LabelTable finish() {
     LabelTable t;
     t.lines = lines_;
-    if (user_.empty())
+    if (rows_.size() == 0)
       throw InputError(fmt::format("{}: no labels ({})", path_,
                                    lines_ == 0 ? "the file is empty"
                                    : header_   ? "only a header line"
                                                : "only blank lines"));
     t.users = users_.take();
     t.comparisons = comparisons_.take();
-    check_duplicates(t.users, t.comparisons);
-    line_ = {};
-    std::array<std::uint64_t, 3> count{};
-    for (std::uint8_t s : split_)
-      if (s != kRemoved) ++count[s];
-    if (count[0] == 0)
-      throw InputError(
-          fmt::format("{}: no train labels ({} validation, {} test): /labels needs at least one",
-                      path_, count[1], count[2]));
-    if (count[0] == split_.size()) {
-      // Everything is train: hand over the columns as they are.
-      t.splits[0].user = std::move(user_);
-      t.splits[0].comparison = std::move(comparison_);
-      t.splits[0].value = std::move(value_);
-    } else {
-      for (int s = 0; s < 3; ++s) t.splits[s].reserve(count[s]);
-      for (std::size_t r = 0; r < split_.size(); ++r)
-        if (split_[r] != kRemoved)
-          t.splits[split_[r]].push_back(user_[r], comparison_[r], value_[r]);
-    }
-    t.merged = merged_;
+    LabelRows::Result r =
+        rows_.finish(duplicates_, files_, path_, [&](std::uint32_t u, std::uint32_t c) {
+          return fmt::format("user {} and comparison {}", shown(t.users.id(u)),
+                             shown(t.comparisons.id(c)));
+        });
+    t.splits = std::move(r.splits);
+    t.merged = r.merged;
     return t;
   }
 
   std::string path_;
   Duplicates duplicates_;
   std::function<void(std::uint64_t)> progress_;
-  std::vector<char> buffer_ = std::vector<char>(std::size_t{1} << 20);
-  std::uint64_t lines_ = 0, merged_ = 0;
+  Files files_;
+  std::uint64_t lines_ = 0;
   bool header_ = false;
   IdMap users_, comparisons_;
-  // All labels in input order; split_ holds the Split (or kRemoved).
-  std::vector<std::uint32_t> user_, comparison_;
-  std::vector<float> value_;
-  std::vector<std::uint8_t> split_;
-  std::vector<std::uint64_t> line_;
+  LabelRows rows_;
 };
+
+// Runs fn on rank 0 while the other ranks sleep at a barrier (they would spin in the agreement's
+// collective otherwise, taking the cores of a shared node from the parse). fn's error is
+// rethrown on rank 0 after the barrier, so that every rank reaches it.
+void on_root_while_others_sleep(const mpi::Comm& comm, const std::function<void()>& fn) {
+  std::exception_ptr error;
+  if (comm.rank() == 0) {
+    try {
+      fn();
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  mpi::sleeping_barrier(comm);
+  if (error) std::rethrow_exception(error);
+}
 
 void write_ids(hid_t group, const char* name, const IdTable& t, std::uint64_t size,
                std::uint64_t width, const mpi::Comm& comm, const std::string& what) {
@@ -453,6 +246,221 @@ void write_ids(hid_t group, const char* name, const IdTable& t, std::uint64_t si
                      what);
 }
 
+// What every rank needs to create the same datasets (every create() is collective and must see
+// identical arguments), filled on rank 0 and broadcast.
+struct Meta {
+  std::array<std::uint64_t, 3> labels{};
+  std::array<std::uint64_t, 3> quantized{};
+  void of(const std::array<LabelColumns, 3>& splits) {
+    for (int s = 0; s < 3; ++s) {
+      const auto& v = splits[s].value;
+      labels[s] = v.size();
+      quantized[s] = std::all_of(v.begin(), v.end(), [](float x) { return is_quantizable(x); });
+    }
+  }
+};
+
+// The label splits: /labels always (the readers made sure it is not empty), the held-out
+// splits only when present. Rank 0 holds the rows.
+void write_splits(LabelFileWriter& writer, std::array<LabelColumns, 3>& splits, const Meta& m,
+                  const mpi::Comm& comm) {
+  const LabelColumns none;
+  for (int s = 0; s < 3; ++s) {
+    if (s != 0 && m.labels[s] == 0) continue;
+    writer.create(kImportSplits[s], m.labels[s], m.quantized[s] != 0);
+    writer.write(kImportSplits[s], 0, comm.rank() == 0 ? splits[s] : none);
+    splits[s] = {};
+  }
+}
+
+// The embeddings' rows for the responses (rank 0): src[r] is the row of EMB.h5 of response r
+// once the responses are renumbered in the order of those rows (ties by first appearance), which
+// renumber() does. A response without an embedding is an InputError naming it.
+struct EmbeddingMatch {
+  std::vector<std::uint64_t> src;  // per response (new order): its row of EMB.h5
+  std::uint64_t unused = 0;        // rows of EMB.h5 no response uses
+};
+
+EmbeddingMatch match_embeddings(const std::string& path, const std::vector<std::string>& ids,
+                                ResponseLabelTable& t) {
+  IdMap row_of;  // ids are unique, so an id's number is its row
+  for (std::uint64_t k = 0; k < ids.size(); ++k) {
+    const std::uint32_t row = row_of.get(ids[k]);
+    if (row != k)
+      throw InputError(
+          fmt::format("{}: /ids: row {} repeats the id {} of row {}", path, k, shown(ids[k]), row),
+          k);
+  }
+  const std::uint64_t R = t.responses.size;
+  std::vector<std::uint64_t> row(R);
+  for (std::uint64_t r = 0; r < R; ++r) {
+    const std::string id = t.responses.id(r);
+    const std::uint32_t k = row_of.find(id);
+    if (k == IdMap::kFull)
+      throw InputError(fmt::format("{}: no embedding for response {} (prompt {}, first used at {})",
+                                   path, shown(id), shown(t.prompts.id(t.response_prompt[r])),
+                                   t.where(r)));
+    row[r] = k;
+  }
+  // New order: by row of EMB.h5, then by first appearance.
+  std::vector<std::uint32_t> order(R);
+  for (std::uint64_t r = 0; r < R; ++r) order[r] = static_cast<std::uint32_t>(r);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::uint32_t a, std::uint32_t b) { return row[a] < row[b]; });
+  std::vector<std::uint32_t> new_of(R);
+  for (std::uint64_t k = 0; k < R; ++k) new_of[order[k]] = static_cast<std::uint32_t>(k);
+  EmbeddingMatch m;
+  m.src.resize(R);
+  std::uint64_t distinct = 0;
+  for (std::uint64_t k = 0; k < R; ++k) {
+    m.src[k] = row[order[k]];
+    if (k == 0 || m.src[k] != m.src[k - 1]) ++distinct;
+  }
+  m.unused = ids.size() - distinct;
+  // Renumber the responses.
+  IdTable ids_new;
+  ids_new.size = R;
+  ids_new.width = t.responses.width;
+  ids_new.chars.assign(t.responses.chars.size(), '\0');
+  std::vector<std::uint32_t> prompt_new(R);
+  std::vector<std::uint64_t> where_new(R);
+  for (std::uint64_t r = 0; r < R; ++r) {
+    const std::uint32_t k = new_of[r];
+    std::memcpy(ids_new.chars.data() + k * t.responses.width,
+                t.responses.chars.data() + r * t.responses.width, t.responses.width);
+    prompt_new[k] = t.response_prompt[r];
+    where_new[k] = t.response_where[r];
+  }
+  t.responses = std::move(ids_new);
+  t.response_prompt = std::move(prompt_new);
+  t.response_where = std::move(where_new);
+  for (auto* col : {&t.first, &t.second})
+    for (std::uint32_t& r : *col) r = new_of[r];
+  return m;
+}
+
+ImportSummary import_label_layout(const ImportOptions& o, const mpi::Comm& comm) {
+  // The output is checked first: a refused --out should not wait for a long parse.
+  AtomicOutput output(o.out, o.overwrite, comm, "--out", {o.input});
+  LabelTable t;
+  mpi::agree(comm, [&] {
+    on_root_while_others_sleep(comm, [&] {
+      t = read_label_table(o.input, o.read.format, o.duplicates, [&](std::uint64_t lines) {
+        log::info(comm, "{}: read {} lines", o.input, lines);
+      });
+    });
+  });
+  std::array<std::uint64_t, 6> ids{t.users.size,        t.users.width, t.comparisons.size,
+                                   t.comparisons.width, t.lines,       t.merged};
+  Meta m;
+  if (comm.rank() == 0) m.of(t.splits);
+  mpi::broadcast(comm, std::span<std::uint64_t>(ids));
+  mpi::broadcast(comm, std::span<std::uint64_t>(m.labels));
+  mpi::broadcast(comm, std::span<std::uint64_t>(m.quantized));
+  ImportSummary sum;
+  sum.users = ids[0];
+  sum.comparisons = ids[2];
+  sum.lines = ids[4];
+  sum.merged = ids[5];
+  sum.labels = m.labels;
+
+  LabelFileWriter writer(output.temp_path(), comm, sum.users, sum.comparisons);
+  write_splits(writer, t.splits, m, comm);
+  const std::string what = output.path() + ": /ids";
+  h5::Handle g = h5::create_group(writer.handle(), "/ids", what);
+  h5::write_string_attribute(g.get(), "source", o.input, what);
+  write_ids(g.get(), "users", t.users, sum.users, ids[1], comm, what + "/users");
+  write_ids(g.get(), "comparisons", t.comparisons, sum.comparisons, ids[3], comm,
+            what + "/comparisons");
+  g.reset();
+  writer.close();
+  output.commit();
+  return sum;
+}
+
+ImportSummary import_response_layout(const ImportOptions& o, const mpi::Comm& comm) {
+  std::vector<std::string> inputs = {o.input};
+  if (!o.embeddings.empty()) inputs.push_back(o.embeddings);
+  AtomicOutput output(o.out, o.overwrite, comm, "--out", inputs);
+  const bool with_embeddings = !o.embeddings.empty();
+  ResponseLabelTable t;
+  EmbeddingsInfo info;
+  EmbeddingMatch match;
+  ResponseOptions ro = o.read;
+  ro.duplicates = o.duplicates;
+  mpi::agree(comm, [&] {
+    on_root_while_others_sleep(comm, [&] {
+      // The embeddings file is checked (and its ids read) before the long parse.
+      std::vector<std::string> emb_ids;
+      if (with_embeddings) emb_ids = read_embedding_ids(o.embeddings, info);
+      t = read_response_labels(o.input, o.layout, ro, [&](std::uint64_t lines) {
+        log::info(comm, "{}: read {} lines", o.input, lines);
+      });
+      if (with_embeddings) match = match_embeddings(o.embeddings, emb_ids, t);
+    });
+  });
+  std::array<std::uint64_t, 18> meta{};
+  Meta m;
+  if (comm.rank() == 0) {
+    m.of(t.splits);
+    meta = {t.users.size,     t.users.width,     t.prompts.size, t.prompts.width,
+            t.responses.size, t.responses.width, t.first.size(), t.lines,
+            t.merged,         t.flipped,         t.skipped,      t.files.size(),
+            info.rows,        info.dim,          info.type_size, match.unused};
+  }
+  mpi::broadcast(comm, std::span<std::uint64_t>(meta));
+  mpi::broadcast(comm, std::span<std::uint64_t>(m.labels));
+  mpi::broadcast(comm, std::span<std::uint64_t>(m.quantized));
+  ImportSummary sum;
+  sum.users = meta[0];
+  sum.prompts = meta[2];
+  sum.responses = meta[4];
+  sum.comparisons = meta[6];
+  sum.lines = meta[7];
+  sum.merged = meta[8];
+  sum.flipped = meta[9];
+  sum.skipped = meta[10];
+  sum.files = meta[11];
+  sum.labels = m.labels;
+  sum.skipped_what = mpi::broadcast(comm, t.skipped_what);
+  info.rows = meta[12];
+  info.dim = meta[13];
+  info.type_size = meta[14];
+  if (with_embeddings) {
+    sum.embedding_dim = info.dim;
+    sum.embeddings_unused = meta[15];
+    sum.embedding_type = info.type_name();
+    match.src.resize(sum.responses);
+    mpi::broadcast(comm, std::span<std::uint64_t>(match.src));
+  }
+
+  LabelFileWriter writer(output.temp_path(), comm, sum.users, sum.comparisons,
+                         /*with_responses=*/true);
+  write_splits(writer, t.splits, m, comm);
+  const std::string rwhat = output.path() + ": /responses";
+  const h5::Handle etype = embedding_file_type(info.type_size, rwhat);
+  writer.create_responses(sum.responses, sum.prompts, with_embeddings ? info.dim : 0, etype.get());
+  const bool root = comm.rank() == 0;
+  const std::vector<std::uint32_t> empty;
+  writer.write_response_prompts(0, root ? t.response_prompt : empty);
+  writer.write_pairs(0, root ? t.first : empty, root ? t.second : empty);
+  if (with_embeddings)
+    copy_embedding_rows(o.embeddings, info, match.src, writer.embedding_dataset(), comm,
+                        rwhat + "/embedding");
+  const std::string what = output.path() + ": /ids";
+  h5::Handle g = h5::create_group(writer.handle(), "/ids", what);
+  h5::write_string_attribute(g.get(), "source", o.input, what);
+  h5::write_string_attribute(g.get(), "layout", layout_name(o.layout), what);
+  if (with_embeddings) h5::write_string_attribute(g.get(), "embeddings", o.embeddings, what);
+  write_ids(g.get(), "users", t.users, sum.users, meta[1], comm, what + "/users");
+  write_ids(g.get(), "prompts", t.prompts, sum.prompts, meta[3], comm, what + "/prompts");
+  write_ids(g.get(), "responses", t.responses, sum.responses, meta[5], comm, what + "/responses");
+  g.reset();
+  writer.close();
+  output.commit();
+  return sum;
+}
+
 }  // namespace
 
 LabelTable read_label_table(const std::string& path, InputFormat format, Duplicates duplicates,
@@ -461,57 +469,51 @@ LabelTable read_label_table(const std::string& path, InputFormat format, Duplica
   return reader.read(resolve_input_format(path, format));
 }
 
+Layout parse_layout(const std::string& name, const std::string& option) {
+  if (const std::optional<Layout> l = kLayoutNames.find(name)) return *l;
+  throw InputError(option + ": unknown layout '" + name + "' (expected " + kLayoutNames.list() +
+                   ")");
+}
+
+const char* layout_name(Layout l) {
+  return kLayoutNames.name(l);
+}
+
+PrismPairs parse_prism_pairs(const std::string& name, const std::string& option) {
+  if (const std::optional<PrismPairs> p = kPrismPairsNames.find(name)) return *p;
+  throw InputError(option + ": unknown pairing '" + name + "' (expected " +
+                   kPrismPairsNames.list() + ")");
+}
+
+Duplicates default_duplicates(Layout l) {
+  return l == Layout::kLabels ? Duplicates::kError : Duplicates::kMean;
+}
+
+std::string ResponseLabelTable::where(std::uint64_t r) const {
+  const detail::Position p = response_where.at(r);
+  return fmt::format("{}: line {}", files.at(detail::file_of(p)), detail::line_of(p));
+}
+
+ImportSummary import_file(const ImportOptions& o, const mpi::Comm& comm) {
+  mpi::agree(comm, [&] {
+    if (o.layout == Layout::kLabels && !o.embeddings.empty())
+      throw InputError(
+          "--embeddings: needs a layout with responses (--layout responses, "
+          "summarize-from-feedback, prism or multipref), not --layout labels");
+  });
+  return o.layout == Layout::kLabels ? import_label_layout(o, comm)
+                                     : import_response_layout(o, comm);
+}
+
 ImportSummary import_labels(const std::string& input, InputFormat format, Duplicates duplicates,
                             const std::string& out, bool overwrite, const mpi::Comm& comm) {
-  // The output is checked first: a refused --out should not wait for a long parse.
-  AtomicOutput output(out, overwrite, comm, "--out", {input});
-  LabelTable t;
-  mpi::agree(comm, [&] {
-    if (comm.rank() != 0) return;
-    t = read_label_table(input, format, duplicates, [&](std::uint64_t lines) {
-      log::info(comm, "{}: read {} lines", input, lines);
-    });
-  });
-  // What the other ranks need to create the same datasets: every create() is collective and
-  // must see identical arguments.
-  std::array<std::uint64_t, 12> meta{};
-  if (comm.rank() == 0) {
-    meta = {t.users.size,        t.users.width, t.comparisons.size,
-            t.comparisons.width, t.lines,       t.merged};
-    for (int s = 0; s < 3; ++s) {
-      const auto& v = t.splits[s].value;
-      meta[6 + s] = v.size();
-      meta[9 + s] = std::all_of(v.begin(), v.end(), [](float x) { return is_quantizable(x); });
-    }
-  }
-  mpi::broadcast(comm, std::span<std::uint64_t>(meta));
-  ImportSummary sum;
-  sum.users = meta[0];
-  sum.comparisons = meta[2];
-  sum.lines = meta[4];
-  sum.merged = meta[5];
-
-  LabelFileWriter writer(output.temp_path(), comm, sum.users, sum.comparisons);
-  const LabelColumns none;
-  for (int s = 0; s < 3; ++s) {
-    sum.labels[s] = meta[6 + s];
-    // /labels is always written (read_label_table made sure it is not empty); the held-out
-    // splits only when present.
-    if (s != 0 && sum.labels[s] == 0) continue;
-    writer.create(kImportSplits[s], sum.labels[s], meta[9 + s] != 0);
-    writer.write(kImportSplits[s], 0, comm.rank() == 0 ? t.splits[s] : none);
-    t.splits[s] = {};
-  }
-  const std::string what = output.path() + ": /ids";
-  h5::Handle ids = h5::create_group(writer.handle(), "/ids", what);
-  h5::write_string_attribute(ids.get(), "source", input, what);
-  write_ids(ids.get(), "users", t.users, sum.users, meta[1], comm, what + "/users");
-  write_ids(ids.get(), "comparisons", t.comparisons, sum.comparisons, meta[3], comm,
-            what + "/comparisons");
-  ids.reset();
-  writer.close();
-  output.commit();
-  return sum;
+  ImportOptions o;
+  o.input = input;
+  o.read.format = format;
+  o.duplicates = duplicates;
+  o.out = out;
+  o.overwrite = overwrite;
+  return import_file(o, comm);
 }
 
 }  // namespace pref::io

@@ -346,6 +346,24 @@ LabelColumns LabelFile::read(Split s, const mpi::Comm& comm) const {
   return out;
 }
 
+IdsSummary read_ids_summary(const LabelFile& f, const mpi::Comm& comm) {
+  IdsSummary s;
+  mpi::agree(comm, [&] {
+    const hid_t h = f.handle();
+    if (!h5::exists(h, "/ids")) return;
+    s.present = true;
+    const std::string what = f.path() + ": /ids";
+    h5::Handle g = h5::open_group(h, "/ids", what);
+    for (const char* name : {"users", "comparisons", "prompts", "responses"})
+      if (h5::exists(g.get(), name)) s.datasets.push_back(name);
+    for (auto [name, out] : {std::pair<const char*, std::string*>{"source", &s.source},
+                             {"layout", &s.layout},
+                             {"embeddings", &s.embeddings}})
+      if (h5::has_attribute(g.get(), name)) *out = h5::read_string_attribute(g.get(), name, what);
+  });
+  return s;
+}
+
 LabelFileWriter::LabelFileWriter(const std::string& path, const mpi::Comm& comm,
                                  std::uint64_t users, std::uint64_t comparisons,
                                  bool with_responses)
@@ -409,7 +427,7 @@ void LabelFileWriter::write(Split s, std::uint64_t row0, const LabelColumns& col
 }
 
 void LabelFileWriter::create_responses(std::uint64_t responses, std::uint64_t prompts,
-                                       std::uint64_t embedding_dim) {
+                                       std::uint64_t embedding_dim, hid_t embedding_type) {
   const std::string what = path_ + ": /responses";
   h5::Handle grp = h5::create_group(file_.get(), "/responses", what);
   h5::write_attribute<std::uint64_t>(grp.get(), "responses", responses, what);
@@ -419,7 +437,7 @@ void LabelFileWriter::create_responses(std::uint64_t responses, std::uint64_t pr
   embedding_dim_ = embedding_dim;
   if (embedding_dim > 0) {
     const hsize_t edims[2] = {responses, embedding_dim};
-    embedding_ = h5::create_dataset(grp.get(), "embedding", H5T_IEEE_F32LE, edims, what);
+    embedding_ = h5::create_dataset(grp.get(), "embedding", embedding_type, edims, what);
   }
   const std::string cwhat = path_ + ": /comparisons";
   h5::Handle cg = h5::create_group(file_.get(), "/comparisons", cwhat);
@@ -435,6 +453,12 @@ void LabelFileWriter::write_responses(std::uint64_t row0, std::span<const std::u
   if (embedding_.valid())
     h5::write_rows<float>(embedding_.get(), row0, prompt.size(), embedding, comm_,
                           what + "/embedding");
+}
+
+void LabelFileWriter::write_response_prompts(std::uint64_t row0,
+                                             std::span<const std::uint32_t> prompt) {
+  h5::write_rows<std::uint32_t>(response_prompt_.get(), row0, prompt.size(), prompt, comm_,
+                                path_ + ": /responses/prompt");
 }
 
 void LabelFileWriter::write_pairs(std::uint64_t row0, std::span<const std::uint32_t> first,

@@ -127,6 +127,16 @@ class LabelFile {
   ResponseTable responses_;
 };
 
+// What /ids of an imported file says (docs/import.md): the id datasets it holds and the
+// import's attributes.
+struct IdsSummary {
+  bool present = false;
+  std::vector<std::string> datasets;       // e.g. users, prompts, responses
+  std::string source, layout, embeddings;  // empty when absent
+};
+// Collective (the file is the same on every rank; a bad attribute ends every rank alike).
+IdsSummary read_ids_summary(const LabelFile& f, const mpi::Comm& comm);
+
 // Writes a label file collectively. Each split is created with its total number of rows, then
 // written by every rank at its own row offset.
 class LabelFileWriter {
@@ -145,13 +155,19 @@ class LabelFileWriter {
   // Collective: every rank calls, each with its rows [row0, row0 + cols.size()).
   void write(Split s, std::uint64_t row0, const LabelColumns& cols);
   // Collective (files made with with_responses): creates /responses (R responses of P prompts,
-  // an embedding of embedding_dim float32 columns unless 0) and /comparisons/{first,second}.
-  void create_responses(std::uint64_t responses, std::uint64_t prompts,
-                        std::uint64_t embedding_dim);
+  // an embedding of embedding_dim columns of embedding_type unless 0) and
+  // /comparisons/{first,second}.
+  void create_responses(std::uint64_t responses, std::uint64_t prompts, std::uint64_t embedding_dim,
+                        hid_t embedding_type = H5T_IEEE_F32LE);
   // Collective: every rank its rows [row0, row0 + prompt.size()) of /responses; embedding holds
   // prompt.size() x embedding_dim values (ignored without an embedding).
   void write_responses(std::uint64_t row0, std::span<const std::uint32_t> prompt,
                        std::span<const float> embedding);
+  // Collective: every rank its rows [row0, row0 + prompt.size()) of /responses/prompt only.
+  void write_response_prompts(std::uint64_t row0, std::span<const std::uint32_t> prompt);
+  // /responses/embedding (after create_responses with an embedding), for writers that fill it
+  // themselves (pref import --embeddings copies rows of another file into it).
+  hid_t embedding_dataset() const { return embedding_.get(); }
   // Collective: every rank its rows [row0, row0 + first.size()) of /comparisons.
   void write_pairs(std::uint64_t row0, std::span<const std::uint32_t> first,
                    std::span<const std::uint32_t> second);

@@ -209,8 +209,28 @@ TEST_F(Reliability, OutputsNeverReplaceInputs) {
         path("adapted.h5")},
        {"--model", "--responses", "--adapted"}},
       {"import", {"import", "--input", path("labels.csv")}, {"--input"}},
+      {"import",
+       {"import", "--layout", "responses", "--input", path("responses.csv"), "--embeddings",
+        path("emb.h5")},
+       {"--input", "--embeddings"}},
   };
   write_text(path("labels.csv"), "user,comparison,label\na,x,1\nb,x,0\na,y,0.5\n");
+  write_text(path("responses.csv"),
+             "user,prompt,first,second,label\na,p,r1,r2,1\nb,p,r1,r2,0\na,q,r3,r1,1\n");
+  {
+    // The embeddings file: /ids as variable-length strings, /embedding one row per id.
+    H5Id f = h5_create(path("emb.h5"));
+    H5Id type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(type, H5T_VARIABLE);
+    const std::vector<const char*> ids = {"r1", "r2", "r3"};
+    const hsize_t n = ids.size();
+    H5Id space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+    H5Id d(h5check(H5Dcreate2(f, "/ids", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                   "create ids"),
+           H5Dclose);
+    h5check(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids.data()), "write ids");
+    h5_write_matrix(f, "/embedding", std::vector<float>{1, 0, 0, 1, 1, 1}, 3);
+  }
   // The help of every command: the options that name a file read are the ones above.
   for (const std::string cmd : {"generate", "fit", "adapt", "types", "score", "import"}) {
     const RunResult h = run_pref(1, {cmd, "--help"});

@@ -1,5 +1,8 @@
 #include "solver/base/mpi.hpp"
 
+#include <chrono>
+#include <thread>
+
 #include <cstring>
 #include <exception>
 #include <map>
@@ -98,6 +101,17 @@ std::string broadcast(const Comm& comm, const std::string& s, int root) {
   std::string out = comm.rank() == root ? s : std::string(n, '\0');
   broadcast(comm, std::span<char>(out.data(), out.size()), root);
   return out;
+}
+
+void sleeping_barrier(const Comm& comm, int poll_us) {
+  MPI_Request req;
+  PREF_MPI_CHECK(MPI_Ibarrier(comm.get(), &req));
+  int done = 0;
+  while (true) {
+    PREF_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    std::this_thread::sleep_for(std::chrono::microseconds(poll_us));
+  }
 }
 
 void agree(const Comm& comm, const std::function<void()>& fn) {

@@ -179,6 +179,11 @@ void alltoallv_rounds(const Comm& comm, std::span<const std::uint64_t> send_coun
                       std::span<const std::uint64_t> recv_counts, std::uint64_t cap, Pack&& pack,
                       Take&& take);
 
+// A barrier whose waiting ranks sleep between polls (every poll_us microseconds) instead of
+// spinning, for ranks that wait on a long serial step of another (pref import's parse on rank
+// 0): on a shared or oversubscribed node the working rank keeps the cores.
+void sleeping_barrier(const Comm& comm, int poll_us = 1000);
+
 // Runs fn on every rank and makes its outcome collective: if fn threw on any rank, every rank
 // throws the same error (the InputError with the smallest order, then the lowest rank),
 // marked collective. Must be called by every rank of comm.

@@ -36,6 +36,7 @@ class FitRun {
   bool set_up_checkpoints();
   void load();
   void load_items();
+  void default_mu_z();
   void find_checkpoint();
   void open_metrics();
   FitState initial_state();
@@ -62,6 +63,7 @@ class FitRun {
 
 int FitRun::run() {
   mpi::agree(comm_, [&] { validate_fit_options(o_); });
+  default_mu_z();
   if (!set_up_checkpoints()) return 0;
   std::vector<std::string> inputs = {o_.data};
   if (o_.init.rfind("model:", 0) == 0) inputs.push_back(o_.init.substr(6));
@@ -118,8 +120,23 @@ void FitRun::load_items() {
   cfg_.items = std::move(d);
 }
 
-void FitRun::load() {
+// --items responses|embeddings without --mu-z: the item models' ridge on every z_p by default
+// totals one per user on the mean |z_p|^2 (mu_z = users / comparisons per comparison): a ridge
+// of 3 on each z_p outweighs the labels when comparisons have about one label each, and the fit
+// collapses (docs/design.md, "Item models"). Resolved before anything compares the options with
+// a model or checkpoint written with them (a requeued --resume of a finished fit).
+void FitRun::default_mu_z() {
+  if (o_.items == "comparisons" || o_.given("--mu-z")) return;
   data_.emplace(io::LabelFile::open(o_.data, comm_));
+  cfg_.mu_z = static_cast<double>(data_->users()) / static_cast<double>(data_->comparisons());
+  log::info(comm_,
+            "items {}: ridge mu_z = {:.4g} on each z_p ({} users / {} comparisons; --mu-z "
+            "sets it)",
+            o_.items, cfg_.mu_z, data_->users(), data_->comparisons());
+}
+
+void FitRun::load() {
+  if (!data_) data_.emplace(io::LabelFile::open(o_.data, comm_));
   load_items();
   const LoadOptions lo{parse_duplicates(o_.duplicates), o_.drop_ties};
   train_ = load_split(*data_, io::Split::kTrain, comm_, std::nullopt, lo);
@@ -288,6 +305,9 @@ Calibration FitRun::calibrate(const FitResult& res) {
 void FitRun::write_model(const FitResult& res, const Calibration& cal) {
   const SweepRecord& last = res.history.back();
   const SweepRecord& final = res.final_record;
+  // The verdict of the state written (the best one under the predictions rule).
+  const std::string chance =
+      chance_verdict(final.train_logloss, final.validation ? &*final.validation : nullptr);
   io::ModelHeader hd;
   hd.users = data_->users();
   hd.comparisons = data_->comparisons();
@@ -298,6 +318,7 @@ void FitRun::write_model(const FitResult& res, const Calibration& cal) {
       {"sweeps", static_cast<std::int64_t>(last.sweep)},
       {"state_sweep", static_cast<std::int64_t>(res.state_sweep)},
       {"converged", static_cast<std::int64_t>(res.converged)},
+      {"at_chance", static_cast<std::int64_t>(!chance.empty())},
       {"stop_reason", res.reason},
       {"objective", final.objective},
       {"grad_norm", final.grad_norm},
@@ -324,10 +345,29 @@ void FitRun::write_model(const FitResult& res, const Calibration& cal) {
   io::write_model(out_->temp_path(), comm_, hd, parts_.users, res.factors.U, parts_.comparisons,
                   res.factors.Z, items ? &*items : nullptr, residual ? &*residual : nullptr);
   out_->commit();
+  if (chance.empty() && collapsed(final.train_logloss))
+    log::warn(comm_,
+              "the factors collapsed towards 0: the training log-loss is {:.4f}, a coin's "
+              "0.6931, so the uncalibrated predictions are all about 1/2 (the validation AUC "
+              "says they still rank; calibration scale {:.4g}): the ridge --mu-z or --mu-w is "
+              "too strong for these labels (docs/design.md, \"Item models\")",
+              final.train_logloss, cal.scale);
   std::string quality;
   if (final.validation)
     quality = fmt::format(", validation log-loss {:.4f} AUC {:.4f}", final.validation->logloss,
                           final.validation->auc);
+  if (!chance.empty()) {
+    log::warn(comm_,
+              "the fit ends at chance: {}. Its predictions are worth no more than a coin's; see "
+              "docs/design.md, \"Item models\" and \"Where it falls short\"",
+              chance);
+    log::info(comm_,
+              "ended at chance after {} sweeps ({}): the state of sweep {}: objective {:.8e}, "
+              "|grad| {:.3e}{}; wrote {}",
+              last.sweep, res.reason, res.state_sweep, final.objective, final.grad_norm, quality,
+              out_->path());
+    return;
+  }
   log::info(
       comm_,
       "{} after {} sweeps ({}): the state of sweep {}: objective {:.8e}, |grad| {:.3e}{}; wrote {}",

@@ -271,7 +271,10 @@ const std::vector<FitField>& fit_fields() {
              .checks = {finite_number()},
              .at_least = 0}),
       field(at(&FitConfig::mu_z), {.option = "--mu-z",
-                                   .help = "L2 regularization of comparison factors",
+                                   .help = "L2 regularization (mu_z/2)|z_p|^2 of each comparison's "
+                                           "factors; with --items responses|embeddings the "
+                                           "default is users / comparisons (one per user on the "
+                                           "mean |z_p|^2)",
                                    .attribute = "mu_z",
                                    .role = R::kIdentity,
                                    .in_model = true,

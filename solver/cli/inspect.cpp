@@ -64,7 +64,15 @@ Runner add_inspect(CLI::App& app) {
                            {"ties", st.ties},
                            {"tie_share", st.labels ? double(st.ties) / st.labels : 0.0},
                            {"answers_per_user", to_json(st.per_user)},
-                           {"answers_per_comparison", to_json(st.per_comparison)}};
+                           {"answers_per_comparison", to_json(st.per_comparison)},
+                           {"labelled_users", st.labelled_users},
+                           {"labelled_comparisons", st.labelled_comparisons},
+                           {"single_label_comparisons", st.single_label_comparisons}};
+      if (s == io::Split::kTrain && f.has_responses()) {
+        const ResponseStats rs = response_stats(comm, f.responses(), m);
+        j["labelled_responses"] = rs.labelled_responses;
+        j["responses_per_prompt"] = to_json(rs.per_prompt);
+      }
       if (s == io::Split::kNewUsers) js["users"] = users;
       j["splits"][io::split_name(s)] = js;
       if (s == io::Split::kTrain) {
@@ -73,6 +81,8 @@ Runner add_inspect(CLI::App& app) {
         j["tie_share"] = js["tie_share"];
         j["answers_per_user"] = js["answers_per_user"];
         j["answers_per_comparison"] = js["answers_per_comparison"];
+        j["single_label_comparisons"] = st.single_label_comparisons;
+        j["labelled_comparisons"] = st.labelled_comparisons;
         j["partition"] = {{"ranks", comm.size()},
                           {"user_bounds", parts.users.bounds()},
                           {"comparison_bounds", parts.comparisons.bounds()}};
@@ -81,7 +91,13 @@ Runner add_inspect(CLI::App& app) {
     j["truth"] = f.has_truth();
     const io::LabelFile::Generator g = f.generator(comm);
     if (g.present) j["generator"] = {{"model", g.model}, {"seed", g.seed}};
-    j["ids"] = f.has_ids();
+    const io::IdsSummary ids = io::read_ids_summary(f, comm);
+    j["ids"] = ids.present;
+    if (ids.present) {
+      j["imported"] = {{"ids", ids.datasets}, {"source", ids.source}};
+      if (!ids.layout.empty()) j["imported"]["layout"] = ids.layout;
+      if (!ids.embeddings.empty()) j["imported"]["embeddings"] = ids.embeddings;
+    }
     if (comm.rank() != 0) return 0;
     if (o->json) {
       fmt::print("{}\n", j.dump());
@@ -94,10 +110,13 @@ Runner add_inspect(CLI::App& app) {
     fmt::print("{}: {} v{}\n", o->file, io::kLabelFile.format, f.version());
     fmt::print("  users        {}\n  comparisons  {}\n", f.users(), f.comparisons());
     if (f.has_responses()) {
-      fmt::print("  responses    {} of {} prompts", f.responses().responses, f.responses().prompts);
+      fmt::print("  prompts      {}\n  responses    {}", f.responses().prompts,
+                 f.responses().responses);
       if (f.responses().embedding_dim)
         fmt::print(", embeddings of dimension {}", f.responses().embedding_dim);
-      fmt::print("\n");
+      fmt::print("\n               with training labels:   {}\n",
+                 j["labelled_responses"].get<std::uint64_t>());
+      fmt::print("               responses per prompt:   {}\n", summary(j["responses_per_prompt"]));
     }
     for (io::Split sp : io::kAllSplits) {
       if (!j["splits"].contains(io::split_name(sp))) continue;
@@ -106,11 +125,25 @@ Runner add_inspect(CLI::App& app) {
       fmt::print("  {:<11}  {} labels, ties {:.2f}%", name, s["labels"].get<std::uint64_t>(),
                  100.0 * s["tie_share"].get<double>());
       if (s.contains("users")) fmt::print(", {} users", s["users"].get<std::uint64_t>());
-      fmt::print("\n               answers per user:       {}\n", summary(s["answers_per_user"]));
-      fmt::print("               answers per comparison: {}\n",
-                 summary(s["answers_per_comparison"]));
+      fmt::print("\n               labels per user:        {}\n", summary(s["answers_per_user"]));
+      fmt::print(
+          "               labels per comparison:  {}; {} comparisons labelled, {} of them "
+          "once\n",
+          summary(s["answers_per_comparison"]), s["labelled_comparisons"].get<std::uint64_t>(),
+          s["single_label_comparisons"].get<std::uint64_t>());
     }
     fmt::print("  ground truth {}\n", j["truth"].get<bool>() ? "yes" : "no");
+    if (j.contains("imported")) {
+      const nlohmann::json& im = j["imported"];
+      std::string names;
+      for (const auto& n : im["ids"]) names += (names.empty() ? "" : ", ") + n.get<std::string>();
+      fmt::print("  imported     from {}{}; ids of {}{}\n", im["source"].get<std::string>(),
+                 im.contains("layout") ? " (" + im["layout"].get<std::string>() + ")" : "",
+                 names.empty() ? "none" : names,
+                 im.contains("embeddings")
+                     ? ", embeddings from " + im["embeddings"].get<std::string>()
+                     : "");
+    }
     if (j.contains("generator"))
       fmt::print("  generator    {} (seed {})\n", j["generator"]["model"].get<std::string>(),
                  j["generator"]["seed"].get<std::uint64_t>());

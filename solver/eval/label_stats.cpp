@@ -55,9 +55,42 @@ SplitStats split_stats(const mpi::Comm& comm, const LabelMatrix& m) {
   std::vector<std::uint64_t> c(m.by_user.rows());
   for (std::size_t r = 0; r < c.size(); ++r) c[r] = m.by_user.row_size(r);
   s.per_user = summarize_counts(comm, c);
+  std::uint64_t users = 0;
+  for (auto k : c) users += k > 0;
   c.resize(m.by_comparison.rows());
-  for (std::size_t r = 0; r < c.size(); ++r) c[r] = m.by_comparison.row_size(r);
+  std::uint64_t labelled = 0, single = 0;
+  for (std::size_t r = 0; r < c.size(); ++r) {
+    c[r] = m.by_comparison.row_size(r);
+    labelled += c[r] > 0;
+    single += c[r] == 1;
+  }
   s.per_comparison = summarize_counts(comm, c);
+  s.labelled_users = mpi::allreduce_sum(comm, users);
+  s.labelled_comparisons = mpi::allreduce_sum(comm, labelled);
+  s.single_label_comparisons = mpi::allreduce_sum(comm, single);
+  return s;
+}
+
+ResponseStats response_stats(const mpi::Comm& comm, const io::ResponseTable& responses,
+                             const LabelMatrix& m) {
+  ResponseStats s;
+  // A response is labelled when a comparison of it has a label on some rank: an OR over ranks.
+  std::vector<std::uint8_t> used(responses.responses, 0);
+  const std::uint64_t c0 = m.parts.comparisons.begin(comm.rank());
+  for (std::size_t r = 0; r < m.by_comparison.rows(); ++r) {
+    if (m.by_comparison.row_size(r) == 0) continue;
+    used[responses.first[c0 + r]] = 1;
+    used[responses.second[c0 + r]] = 1;
+  }
+  mpi::allreduce(comm, std::span<std::uint8_t>(used), MPI_MAX);
+  for (auto u : used) s.labelled_responses += u;
+  // Responses per prompt: every rank holds the whole table; each counts its even share of the
+  // prompts.
+  const Partition prompts = Partition::uniform(responses.prompts, comm.size());
+  std::vector<std::uint64_t> per(prompts.count(comm.rank()), 0);
+  for (std::uint32_t q : responses.prompt)
+    if (prompts.owner(q) == comm.rank()) ++per[q - prompts.begin(comm.rank())];
+  s.per_prompt = summarize_counts(comm, per);
   return s;
 }
 

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <limits>
 
+#include <fmt/core.h>
+
 #include "solver/newton/newton.hpp"
 
 namespace pref {
@@ -212,6 +214,31 @@ SplitMetrics MetricsAccumulator::finish(const mpi::Comm& comm, std::vector<doubl
   loss_ = correct_ = 0;
   decided_ = 0;
   return m;
+}
+
+std::string chance_verdict(double train_logloss, const SplitMetrics* validation) {
+  constexpr double kLn2 = 0.69314718055994531;
+  if (validation && validation->labels > 0 && std::isfinite(validation->auc)) {
+    const double n = static_cast<double>(validation->labels);
+    const double se = std::sqrt((n + 1) / (3 * n * n));
+    if (validation->auc < 0.5 + 3 * se)
+      return fmt::format(
+          "its validation ROC-AUC {:.4f} over {} labels is within 3 standard "
+          "errors ({:.4f} each) of a coin's 0.5",
+          validation->auc, validation->labels, se);
+    return {};
+  }
+  if (collapsed(train_logloss))
+    return fmt::format(
+        "its training log-loss is {:.4f}, a coin's is {:.4f}: every prediction is "
+        "about 1/2 (the factors collapsed)",
+        train_logloss, kLn2);
+  return {};
+}
+
+bool collapsed(double train_logloss) {
+  constexpr double kLn2 = 0.69314718055994531;
+  return std::isfinite(train_logloss) && train_logloss > kLn2 - 1e-3;
 }
 
 }  // namespace pref

@@ -4,6 +4,7 @@
 // distributed sample sort orders all scores, then the Mann-Whitney count runs across ranks.
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "solver/base/mpi.hpp"
@@ -36,6 +37,18 @@ struct SplitMetrics {
   double user_auc_mean = 0;  // mean over users having both classes
   std::uint64_t users_with_auc = 0;
 };
+
+// Why a fit's predictions are no better than a coin, or an empty string when they are: with a
+// validation split, its ROC-AUC within 3 standard errors of 1/2 (the Hanley-McNeil standard
+// error of a coin's AUC, sqrt((n + 1) / (3 n^2)) with n labels taken as half each class);
+// without one, collapsed(train_logloss). The fit says so loudly instead of "converged"
+// (docs/design.md, "Item models").
+std::string chance_verdict(double train_logloss, const SplitMetrics* validation);
+
+// The factors collapsed towards 0: the training log-loss within 1e-3 of ln 2, every
+// uncalibrated prediction within about 0.02 of 1/2. With a validation split the calibration
+// scale may still make them rank well (then the fit warns but is not at chance).
+bool collapsed(double train_logloss);
 
 // Accumulates metrics of per-user groups of scored labels; finish() is collective. Kept across
 // calls (e.g. one per sweep), it reuses its buffers.

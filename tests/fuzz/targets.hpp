@@ -39,8 +39,45 @@ namespace pref::fuzz {
     }                                                                                    \
   } while (0)
 
-// The import parser (io/import.cpp). The first byte picks the format (bit 0: JSON lines, else
-// CSV) and the duplicate policy (bit 1: mean, else error); the rest is the file.
+// The response layouts' parser (io/import_responses.cpp) on the file at `path`: what the label
+// file writer relies on.
+inline void import_responses_one(const std::string& path, io::Layout layout,
+                                 const io::ResponseOptions& o) {
+  io::ResponseLabelTable t;
+  try {
+    t = io::read_response_labels(path, layout, o);
+  } catch (const InputError&) {
+    return;
+  }
+  PREF_FUZZ_EXPECT(t.users.size >= 1 && t.prompts.size >= 1 && t.responses.size >= 2);
+  for (const io::IdTable* ids : {&t.users, &t.prompts, &t.responses}) {
+    PREF_FUZZ_EXPECT(ids->width >= 1);
+    PREF_FUZZ_EXPECT(ids->chars.size() == ids->size * ids->width);
+    for (std::uint64_t k = 0; k < ids->size; ++k) PREF_FUZZ_EXPECT(!ids->id(k).empty());
+  }
+  PREF_FUZZ_EXPECT(t.response_prompt.size() == t.responses.size);
+  PREF_FUZZ_EXPECT(t.response_where.size() == t.responses.size);
+  for (std::uint32_t q : t.response_prompt) PREF_FUZZ_EXPECT(q < t.prompts.size);
+  PREF_FUZZ_EXPECT(t.first.size() == t.second.size() && !t.first.empty());
+  for (std::size_t p = 0; p < t.first.size(); ++p) {
+    PREF_FUZZ_EXPECT(t.first[p] < t.responses.size && t.second[p] < t.responses.size);
+    PREF_FUZZ_EXPECT(t.first[p] != t.second[p]);
+    PREF_FUZZ_EXPECT(t.response_prompt[t.first[p]] == t.response_prompt[t.second[p]]);
+  }
+  PREF_FUZZ_EXPECT(t.splits[0].size() >= 1);
+  for (const LabelColumns& s : t.splits)
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      PREF_FUZZ_EXPECT(s.user[i] < t.users.size);
+      PREF_FUZZ_EXPECT(s.comparison[i] < t.first.size());
+      PREF_FUZZ_EXPECT(std::isfinite(s.value[i]) && s.value[i] >= 0.0f && s.value[i] <= 1.0f);
+    }
+  if (o.duplicates == Duplicates::kError) PREF_FUZZ_EXPECT(t.merged == 0);
+}
+
+// The import parsers (io/import.cpp, io/import_responses.cpp). The first byte picks the format
+// (bit 0: JSON lines, else CSV), the duplicate policy (bit 1: mean, else error) and the layout
+// (bits 2-4: 1 responses, 2 summarize-from-feedback, 3 prism, 4 prism --pairs scores,
+// 5 multipref, else labels); the rest is the file.
 inline void import_one(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return;
   const std::uint8_t mode = data[0];
@@ -53,6 +90,19 @@ inline void import_one(const std::uint8_t* data, std::size_t size) {
   }
   const auto format = mode & 1 ? io::InputFormat::kJsonLines : io::InputFormat::kCsv;
   const auto duplicates = mode & 2 ? Duplicates::kMean : Duplicates::kError;
+  const int layout = (mode >> 2) & 7;
+  if (layout >= 1 && layout <= 5) {
+    io::ResponseOptions o;
+    o.format = format;
+    o.duplicates = duplicates;
+    o.pairs = layout == 4 ? io::PrismPairs::kScores : io::PrismPairs::kChosen;
+    const io::Layout l = layout == 1   ? io::Layout::kResponses
+                         : layout == 2 ? io::Layout::kSummarizeFromFeedback
+                         : layout == 5 ? io::Layout::kMultiPref
+                                       : io::Layout::kPrism;
+    import_responses_one(path, l, o);
+    return;
+  }
   io::LabelTable t;
   try {
     t = io::read_label_table(path, format, duplicates);
@@ -116,6 +166,11 @@ inline void options_one(const std::uint8_t* data, std::size_t size) {
     }
     try {
       PREF_FUZZ_EXPECT(kDuplicatesNames.name(cli::parse_duplicates(a)) == a);
+    } catch (const InputError&) {
+    }
+    try {
+      const io::Layout l = io::parse_layout(a, "--layout");
+      PREF_FUZZ_EXPECT(io::layout_name(l) == a);
     } catch (const InputError&) {
     }
   }
