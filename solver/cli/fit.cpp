@@ -288,7 +288,10 @@ Calibration FitRun::calibrate(const FitResult& res) {
     return cal;
   }
   const double t0 = MPI_Wtime();
-  cal = calibrate_scores(comm_, res.validation_margins, res.validation_labels);
+  // Newton's method from the scale the fit's monitor found for this state (on its sample).
+  const double start = res.final_record.calibration_scale;
+  cal = calibrate_scores(comm_, res.validation_margins, res.validation_labels,
+                         std::isfinite(start) && start > 0 ? start : 1.0);
   // Too few labels to estimate s is a warning; a scale the labels do not tell from 1 is not.
   if (!cal.kept.empty() && cal.labels < kCalibrationMinLabels)
     log::warn(comm_, "calibration: {}; probabilities sigmoid(u.z) as fitted (s = 1)", cal.kept);

@@ -47,9 +47,25 @@ Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> mar
   }
   for (int it = 0; it < kMaxSteps; ++it) {
     if (s == 0 && a[1] >= 0) break;  // the minimum is at the boundary
+    if (!(a[2] > 0)) break;
+    // Converged: Newton's predicted decrease g^2 / 2h is below 1e-20 of the loss (the mean
+    // derivative is then below about 1e-10).
+    if (a[1] * a[1] <= 2e-20 * a[2] * std::abs(a[0])) break;
+    double step = -a[1] / a[2];
+    // Near the minimum the predicted decrease falls below what the sum of the loss can resolve
+    // (1e-12 of it): comparing two losses would then decide at random, and the step would be
+    // halved until it vanished (up to 60 passes over the margins). There the full Newton step
+    // of this convex function of one variable is taken as it is.
+    if (a[1] * a[1] <= 2e-12 * a[2] * std::abs(a[0])) {
+      const double t = std::max(0.0, s + step);
+      ++c.newton_steps;
+      if (t == s) break;
+      s = t;
+      a = sums_at(comm, margins, labels, s);
+      continue;
+    }
     // Newton's step on a convex function; where it leaves [0, inf) or does not lower the
     // loss, it is halved (the sum is convex, so a short enough step along -g lowers it).
-    double step = -a[1] / a[2];
     double taken = 0;
     for (int h = 0; h < kHalvings; ++h, step *= 0.5) {
       const double t = std::max(0.0, s + step);
@@ -73,7 +89,7 @@ Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> mar
 }
 
 Calibration calibrate_scores(const mpi::Comm& comm, std::span<const double> margins,
-                             std::span<const float> labels) {
+                             std::span<const float> labels, double start) {
   const std::uint64_t count = mpi::allreduce_sum(comm, static_cast<std::uint64_t>(margins.size()));
   if (count > 0 && count < kCalibrationMinLabels) {
     Calibration c;
@@ -86,7 +102,7 @@ Calibration calibrate_scores(const mpi::Comm& comm, std::span<const double> marg
         c.labels, kCalibrationMinLabels);
     return c;
   }
-  Calibration c = calibrate_margins(comm, margins, labels);
+  Calibration c = calibrate_margins(comm, margins, labels, start);
   if (c.scale == 1.0) return c;  // nothing fitted (no labels, margins all zero) or s = 1 exactly
   const double n = static_cast<double>(c.labels);
   const double ratio = 2 * n * (c.logloss_before - c.logloss_after);

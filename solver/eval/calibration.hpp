@@ -60,7 +60,7 @@ Calibration calibrate_margins(const mpi::Comm& comm, std::span<const double> mar
 // logloss_after = logloss_before and `kept` says why; below kCalibrationMinLabels labels s is not
 // estimated at all). Collective.
 Calibration calibrate_scores(const mpi::Comm& comm, std::span<const double> margins,
-                             std::span<const float> labels);
+                             std::span<const float> labels, double start = 1.0);
 
 // The same over the labels of m scored with f (solver/eval/split_scores.hpp). Collective.
 Calibration calibrate_scale(const mpi::Comm& comm, const LabelMatrix& m, const Factors& f);
