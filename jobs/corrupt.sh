@@ -11,7 +11,8 @@
 #   bash jobs/corrupt.sh [N] [DIR]       N damaged copies per kind (default 100), in DIR
 #                                         (default /tmp/pref-corrupt.$$; removed when all pass)
 # Environment: PREF_BUILD_DIR (default build/), PREF_RANKS (default "1 2": runs alternate),
-# PREF_TIMEOUT (seconds per run, default 120), PREF_SEED (default 1).
+# PREF_TIMEOUT (seconds per run, default 120), PREF_SEED (default 1), PREF_KINDS (the kinds to run,
+# default all: labels responses model embeddings types adapted checkpoint scores).
 # Prints one line per kind and a summary; exits 1 when any run broke a rule (listed in
 # DIR/failures.txt, with each failing copy kept).
 set -uo pipefail
@@ -104,7 +105,7 @@ EOF
 fail=0
 total=0
 k=0
-for kind in labels responses model embeddings types adapted checkpoint scores; do
+for kind in ${PREF_KINDS:-labels responses model embeddings types adapted checkpoint scores}; do
   counts=""
   declare -A seen=([0]=0 [2]=0)
   for f in "$DIR/damaged/$kind"-*.h5; do
