@@ -158,7 +158,9 @@ TEST_F(FitRules, PredictionsRuleIsGaugeInvariantAndKeepsTheBestState) {
   const Matrix Q = Eigen::HouseholderQR<Matrix>(R).householderQ();
   const std::vector<std::pair<const char*, Matrix>> moves = {
       {"scaled", 2.5 * Matrix::Identity(3, 3)}, {"rotated", Q}};
-  for (const auto& [name, A] : moves) {
+  for (const auto& move : moves) {
+    const char* name = move.first;
+    const Matrix& A = move.second;  // a plain reference: C++17 lambdas cannot capture bindings
     const Matrix Ait = A.inverse().transpose();
     const FitRun moved = run(comm, pl, cfg, [&](Factors& f) {
       for (std::size_t r = 0; r < f.U.size() / 3; ++r) {

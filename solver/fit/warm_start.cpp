@@ -53,8 +53,11 @@ WarmStart warm_start(const mpi::Comm& comm, const std::string& path, const std::
   ws.users = hd.users;
   ws.comparisons = hd.comparisons;
   const int me = comm.rank();
-  const auto [u0, nu] = held(parts.users, me, hd.users);
-  const auto [z0, nz] = held(parts.comparisons, me, hd.comparisons);
+  // Plain names, not structured bindings: C++17 lambdas cannot capture those (clang refuses).
+  const auto user_rows = held(parts.users, me, hd.users);
+  const auto comp_rows = held(parts.comparisons, me, hd.comparisons);
+  const std::uint64_t u0 = user_rows.first, nu = user_rows.second;
+  const std::uint64_t z0 = comp_rows.first, nz = comp_rows.second;
   const std::vector<double> U = io::read_model_rows(path, comm, "user_factors", u0, nu, J);
   const std::vector<double> Z = io::read_model_rows(path, comm, "comparison_factors", z0, nz, J);
   mpi::agree(comm, [&] {
