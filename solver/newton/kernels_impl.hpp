@@ -222,8 +222,11 @@ double accumulate_small(const double* w, int Jrt, const double* table,
     gather_rows<JJ>(table, J, Jp, idx.data() + k0, c, X);
     dot_rows(X, Jp, c, wp, m);
     for (int k = 0; k < c; ++k) yb[k] = y[k0 + k];
-    for (int k = c; k < kBlock; ++k) yb[k] = m[k] = 0;
-    for (int k = 0; k < kBlock; ++k) {
+    // The sigmoid loops run over whole vectors of labels: up to cv, not the whole block (a
+    // user's 40 labels are a block of 32 and one of 8).
+    const int cv = (c + kV - 1) / kV * kV;
+    for (int k = c; k < cv; ++k) yb[k] = m[k] = 0;
+    for (int k = 0; k < cv; ++k) {
       const double mk = m[k];
       const double ek = exp_nonpos(mk >= 0 ? -mk : mk);
       e[k] = ek;
@@ -233,7 +236,7 @@ double accumulate_small(const double* w, int Jrt, const double* table,
       sw[k] = pk * (1 - pk);
     }
     if (out.loss) {
-      for (int k = 0; k < kBlock; ++k)
+      for (int k = 0; k < cv; ++k)
         lossb[k] = (m[k] > 0 ? m[k] : 0.0) + log1p_pos(e[k]) - yb[k] * m[k];
       for (int k = 0; k < c; ++k) loss += lossb[k];
     }

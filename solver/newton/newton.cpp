@@ -72,6 +72,30 @@ void project(const double* d, int J, const double* table, std::span<const std::u
     q[k] = Eigen::Map<const Eigen::RowVectorXd>(table + std::size_t(idx[k]) * J, J).dot(dv);
 }
 
+std::span<const std::uint32_t> gather_partners(int J, const double* table,
+                                               std::span<const std::uint32_t> idx,
+                                               RowWorkspace& ws) {
+  const std::size_t n = idx.size();
+  if (ws.partners.size() < n * J) ws.partners.resize(n * J);
+  if (ws.order.size() < n) {
+    const std::size_t have = ws.order.size();
+    ws.order.resize(n);
+    for (std::size_t k = have; k < n; ++k) ws.order[k] = static_cast<std::uint32_t>(k);
+  }
+  constexpr std::size_t kAhead = 16;
+  double* out = ws.partners.data();
+  for (std::size_t k = 0; k < n; ++k) {
+    if (k + kAhead < n) {
+      const double* ahead = table + std::size_t(idx[k + kAhead]) * J;
+      __builtin_prefetch(ahead);
+      __builtin_prefetch(ahead + J - 1);
+    }
+    const double* x = table + std::size_t(idx[k]) * J;
+    std::copy(x, x + J, out + k * J);
+  }
+  return {ws.order.data(), n};
+}
+
 double accumulate(const double* w, int J, const double* table, std::span<const std::uint32_t> idx,
                   std::span<const float> y, const LabelPass& out, RowWorkspace& ws) {
   const std::size_t n = idx.size();
