@@ -298,7 +298,10 @@ bool Sweeps::sweep(int s, int last, FitResult& res) {
   require_finite(comm_, f.Z, 0.0, fmt::format("sweep {}, comparison half-step", s));
   t = Clock::now();
   const double scale = st_.history.back().calibration_scale;
-  const SweepRecord m = eval_.measure(full_evaluation(s), std::isfinite(scale) ? scale : 1.0);
+  // The last sweep the limit allows is measured in full: when it is the returned state (a
+  // warm refit of one sweep, --stop objective) finish() then need not measure it again.
+  const SweepRecord m =
+      eval_.measure(full_evaluation(s) || s == last, std::isfinite(scale) ? scale : 1.0);
   r.seconds_eval = since(t);
   r.objective = m.objective;
   r.train_logloss = m.train_logloss;
@@ -410,7 +413,8 @@ FitResult Sweeps::finish(FitResult res) {
     // The returned state measured with every metric, unless its record already was.
     const SweepRecord& lastrec = st_.history.back();
     const bool measured = res.state_sweep == lastrec.sweep && !squarem_on_ &&
-                          full_evaluation(lastrec.sweep) && lastrec.extrapolation == 0;
+                          (full_evaluation(lastrec.sweep) || std::isfinite(lastrec.grad_norm)) &&
+                          lastrec.extrapolation == 0;
     if (measured) {
       res.final_record = lastrec;
     } else {
