@@ -182,7 +182,9 @@ Checkpoint read_checkpoint(const std::string& path, const mpi::Comm& comm, const
       throw InputError(path + ": header checksum mismatch (attributes or history corrupt)");
     std::vector<std::string> links;
     hsize_t at = 0;
-    PREF_H5_CHECK(H5Literate(h, H5_INDEX_NAME, H5_ITER_INC, &at, collect_link, &links), what);
+    // A damaged link table is the file's fault: an input error, as every other read here.
+    PREF_H5_READ(H5Literate(h, H5_INDEX_NAME, H5_ITER_INC, &at, collect_link, &links),
+                 what + ": the list of datasets");
     for (const std::string& name : links)
       if (factor_name(name)) sets.push_back({name, by_user(name), {}});
     for (const char* required : {"user_factors", "comparison_factors"})

@@ -114,17 +114,64 @@ check_fuzz() {
       extra=(-malloc_limit_mb=1048576 -detect_leaks=0)
     fi
     # New inputs go to the first corpus directory (the build's), never into the repository.
-    if env "${env[@]}" "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-      "${extra[@]}" -print_final_stats=1 -artifact_prefix="$crashes/" "$corpus" \
-      "$PREF_ROOT/tests/fuzz/corpus/$t" >"$PREF_BUILD_DIR/fuzz_$t.log" 2>&1; then
-      pref_log "fuzz: $t: $(grep -E '^stat::number_of_executed_units' "$PREF_BUILD_DIR/fuzz_$t.log" | awk '{print $2}') inputs, no failure"
-    else
+    # A memory error inside HDF5's own decoder of a damaged file (the first frame below the
+    # sanitizer's interceptors is in libhdf5) is a defect of the Debian package, not of pref:
+    # its input is kept in crashes/<target>/hdf5/, reported, and fuzzing goes on for the rest
+    # of the time. Any other failure fails the check.
+    local start=$SECONDS left restarts=0 log="$PREF_BUILD_DIR/fuzz_$t.log" units=0
+    while :; do
+      left=$((seconds - (SECONDS - start)))
+      [ "$left" -ge 1 ] || break
+      if env "${env[@]}" "$bin" -max_total_time="$left" -timeout=10 -rss_limit_mb=2048 \
+        "${extra[@]}" -print_final_stats=1 -artifact_prefix="$crashes/" "$corpus" \
+        "$PREF_ROOT/tests/fuzz/corpus/$t" >"$log" 2>&1; then
+        units=$((units + $(fuzz_units "$log")))
+        local aside=""
+        [ "$restarts" -eq 0 ] || aside=" ($restarts HDF5 defects set aside)"
+        pref_log "fuzz: $t: $units inputs, no failure$aside"
+        break
+      fi
+      if hdf5_defect "$log"; then
+        restarts=$((restarts + 1))
+        mkdir -p "$crashes/hdf5"
+        local a
+        for a in "$crashes"/crash-* "$crashes"/leak-* "$crashes"/oom-*; do
+          [ -e "$a" ] || continue
+          mv "$a" "$crashes/hdf5/"
+        done
+        # The restart begins again from the repository's seeds: the inputs found so far lie
+        # near the defect (they reach it again within seconds, and HDF5's error paths leak).
+        find "$corpus" -mindepth 1 -delete
+        units=$((units + $(fuzz_units "$log")))
+        grep -m1 -A6 -E '^==[0-9]+==ERROR' "$log" >&2
+        pref_log "fuzz: $t: a memory error inside libhdf5 on a damaged file (HDF5's defect, not pref's; input in $crashes/hdf5/); fuzzing on"
+        cp "$log" "$crashes/hdf5/fuzz_$t.$restarts.log"
+        continue
+      fi
       status=1
-      tail -n 40 "$PREF_BUILD_DIR/fuzz_$t.log" >&2
+      tail -n 40 "$log" >&2
       pref_log "fuzz: $t FAILED; input(s) in $crashes (keep as tests/fuzz/regressions/$t/ once fixed)"
-    fi
+      break
+    done
   done
   return "$status"
+}
+
+# The inputs a libFuzzer log says it ran (0 when it printed no statistics).
+fuzz_units() {
+  awk '/^stat::number_of_executed_units/ { n = $2 } END { print n + 0 }' "$1"
+}
+
+# True when the first sanitizer report of a libFuzzer log has, as its first stack frame outside
+# the sanitizer runtime, a frame in libhdf5 (HDF5 is not instrumented: such a report comes from
+# an interceptor, e.g. memcpy, called by HDF5's decoder, or from a SEGV inside HDF5).
+hdf5_defect() {
+  awk '/^==[0-9]+==ERROR: AddressSanitizer/ { in_report = 1; next }
+       in_report && /^ *#[0-9]+ / {
+         if ($0 ~ /__interceptor_|__asan_|__sanitizer|libclang_rt|compiler-rt/) next
+         found = ($0 ~ /libhdf5/); exit
+       }
+       END { exit found ? 0 : 1 }' "$1"
 }
 
 check_format() {
