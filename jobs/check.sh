@@ -164,11 +164,15 @@ fuzz_units() {
 
 # True when the first sanitizer report of a libFuzzer log has, as its first stack frame outside
 # the sanitizer runtime, a frame in libhdf5 (HDF5 is not instrumented: such a report comes from
-# an interceptor, e.g. memcpy, called by HDF5's decoder, or from a SEGV inside HDF5).
+# an interceptor, e.g. memcpy or strdup, called by HDF5's decoder, or from a SEGV inside HDF5).
+# The runtime's frames are those in the fuzz target's own executable whose function is a plain C
+# name (the interceptors: memcpy, strdup, __interceptor_*, __asan_*); pref's code there has
+# C++ names.
 hdf5_defect() {
   awk '/^==[0-9]+==ERROR: AddressSanitizer/ { in_report = 1; next }
        in_report && /^ *#[0-9]+ / {
          if ($0 ~ /__interceptor_|__asan_|__sanitizer|libclang_rt|compiler-rt/) next
+         if ($0 ~ / in [A-Za-z_][A-Za-z_0-9]* \(/ && $0 ~ /\/fuzz_[a-z]+\+0x/) next
          found = ($0 ~ /libhdf5/); exit
        }
        END { exit found ? 0 : 1 }' "$1"
