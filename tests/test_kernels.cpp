@@ -133,3 +133,43 @@ TEST(Kernels, DirectionMatchesEigenCholesky) {
     }
   }
 }
+
+// The comparison half-step solves each row from a copy of its partner rows (gather_partners):
+// the copy must give bitwise the same Newton step and loss as the scattered table, and a row
+// too large for the copy must be handed through untouched.
+TEST(Kernels, GatheredPartnersGiveTheSameRowSolve) {
+  for (int J : {3, 8, 17, 40}) {
+    for (std::size_t n : {0, 1, 33, 500}) {
+      SCOPED_TRACE("J=" + std::to_string(J) + " n=" + std::to_string(n));
+      Problem pr(J, n, 23);
+      RowWorkspace ws_table, ws_copy;
+      const Partners copy = gather_partners(J, pr.table.data(), pr.idx, ws_copy);
+      ASSERT_EQ(copy.idx.size(), n);
+      if (n > 0) {
+        EXPECT_NE(copy.table, pr.table.data());
+      }
+      for (std::size_t k = 0; k < n; ++k) {
+        for (int a = 0; a < J; ++a) {
+          ASSERT_EQ(copy.table[std::size_t(copy.idx[k]) * J + a], pr.x(k)[a]);
+        }
+      }
+      std::vector<double> w1 = pr.w, w2 = pr.w;
+      solve_row(w1.data(), J, pr.table.data(), pr.idx, pr.y, 0.3, 2, ws_table);
+      solve_row(w2.data(), J, copy.table, copy.idx, pr.y, 0.3, 2, ws_copy);
+      for (int a = 0; a < J; ++a) EXPECT_EQ(w1[a], w2[a]);
+      LabelPass pass;
+      pass.loss = true;
+      EXPECT_EQ(accumulate(w1.data(), J, pr.table.data(), pr.idx, pr.y, pass, ws_table),
+                accumulate(w2.data(), J, copy.table, copy.idx, pr.y, pass, ws_copy));
+    }
+  }
+  // Beyond kMaxGatheredValues the table and indices come back as given.
+  const int J = 8;
+  std::vector<double> table(4 * J, 1.0);
+  std::vector<std::uint32_t> idx(kMaxGatheredValues / J + 1, 2);
+  RowWorkspace ws;
+  const Partners big = gather_partners(J, table.data(), idx, ws);
+  EXPECT_EQ(big.table, table.data());
+  EXPECT_EQ(big.idx.data(), idx.data());
+  EXPECT_TRUE(ws.partners.empty());
+}

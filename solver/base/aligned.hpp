@@ -3,8 +3,9 @@
 // from are kept in it: with J = 8 a row is exactly one 64-byte line, while malloc's 16-byte
 // alignment would split every row over two lines, doubling the lines a random gather touches.
 // Large tables are also asked to be backed by transparent huge pages: a random gather over a
-// table of tens of megabytes otherwise misses the TLB on almost every row (the comparison
-// half-step at 10^6 users spent a third of its label kernel waiting on page walks).
+// table of tens of megabytes otherwise misses the TLB on almost every row (at 10^6 users the
+// comparison half-step's label kernel spent a third of its time stalled at its gathers'
+// prefetches; with huge pages its sweeps ran 15-20% faster, docs/results.md).
 #include <sys/mman.h>
 
 #include <cstddef>

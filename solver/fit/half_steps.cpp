@@ -91,14 +91,13 @@ void HalfSteps::ship_comparison_half_step() {
     double* z = c.cur.factors.Z.data() + r * J;
     // The row's U rows are scattered over a table of every user: copied once, then read by
     // the Newton step's passes and the measurement from the copy.
-    const auto idx = gather_partners(J, c.ughost.data(), comps.idx_of(r), ws);
-    const double* rows = ws.partners.data();
-    solve_row(z, J, rows, idx, comps.y_of(r), c.cfg.mu_z, c.cfg.newton_steps, ws);
+    const Partners u = gather_partners(J, c.ughost.data(), comps.idx_of(r), ws);
+    solve_row(z, J, u.table, u.idx, comps.y_of(r), c.cfg.mu_z, c.cfg.newton_steps, ws);
     ws.g.setZero(J);
     LabelPass pass;
     pass.g = ws.g.data();
     pass.loss = true;
-    c.end_loss[r] = accumulate(z, J, rows, idx, comps.y_of(r), pass, ws);
+    c.end_loss[r] = accumulate(z, J, u.table, u.idx, comps.y_of(r), pass, ws);
     c.end_gz[r] = (ws.g + c.cfg.mu_z * Eigen::Map<const Eigen::VectorXd>(z, J)).squaredNorm();
   });
   c.comparisons_measured = true;

@@ -72,10 +72,10 @@ void project(const double* d, int J, const double* table, std::span<const std::u
     q[k] = Eigen::Map<const Eigen::RowVectorXd>(table + std::size_t(idx[k]) * J, J).dot(dv);
 }
 
-std::span<const std::uint32_t> gather_partners(int J, const double* table,
-                                               std::span<const std::uint32_t> idx,
-                                               RowWorkspace& ws) {
+Partners gather_partners(int J, const double* table, std::span<const std::uint32_t> idx,
+                         RowWorkspace& ws) {
   const std::size_t n = idx.size();
+  if (n * std::size_t(J) > kMaxGatheredValues) return {table, idx};
   if (ws.partners.size() < n * J) ws.partners.resize(n * J);
   if (ws.order.size() < n) {
     const std::size_t have = ws.order.size();
@@ -93,7 +93,7 @@ std::span<const std::uint32_t> gather_partners(int J, const double* table,
     const double* x = table + std::size_t(idx[k]) * J;
     std::copy(x, x + J, out + k * J);
   }
-  return {ws.order.data(), n};
+  return {out, {ws.order.data(), n}};
 }
 
 double accumulate(const double* w, int J, const double* table, std::span<const std::uint32_t> idx,

@@ -45,13 +45,22 @@ struct RowWorkspace {
   std::vector<std::uint32_t> order;  // 0, 1, 2, ...: the block's own row numbers
 };
 
-// Copies the partner rows table[idx[k]] into ws.partners (row k at k J) and returns the
-// indices 0..n-1 into it: the passes of a row over a table far larger than the caches (the
-// comparison half-step's U rows) then miss the caches once per label instead of once per pass.
-// Values and the order of every sum are unchanged.
-std::span<const std::uint32_t> gather_partners(int J, const double* table,
-                                               std::span<const std::uint32_t> idx,
-                                               RowWorkspace& ws);
+// A row's partners: rows idx[k] of table.
+struct Partners {
+  const double* table;
+  std::span<const std::uint32_t> idx;
+};
+// The copy of gather_partners holds at most this many values (16 MiB per thread).
+inline constexpr std::size_t kMaxGatheredValues = std::size_t(1) << 21;
+
+// Copies the partner rows table[idx[k]] into ws.partners (row k at k J) and returns them as
+// that block with the indices 0..n-1: the passes of a row over a table far larger than the
+// caches (the comparison half-step's U rows) then miss the caches once per label instead of
+// once per pass. A row with more than kMaxGatheredValues values is returned as given (table,
+// idx), so the copy never costs more than that. Values and the order of every sum are the same
+// either way.
+Partners gather_partners(int J, const double* table, std::span<const std::uint32_t> idx,
+                         RowWorkspace& ws);
 
 // One LabelPass (solver/newton/loss.hpp) over a row's labels by the label kernels.
 double accumulate(const double* w, int J, const double* table, std::span<const std::uint32_t> idx,
