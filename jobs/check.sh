@@ -97,6 +97,7 @@ check_fuzz() {
     --target $(printf 'fuzz_%s ' "${targets[@]}") 2>&1 |
     { grep -v -E '^\[ *[0-9]+%\] (Built target|Building|Linking)|^-- ' || true; }
   [ "${PIPESTATUS[0]}" -eq 0 ] || pref_die "build failed"
+  check_triage || return 1
   for t in "${targets[@]}"; do
     local bin="$PREF_BUILD_DIR/tests/fuzz/fuzz_$t"
     [ -x "$bin" ] || pref_die "build produced no $bin"
@@ -117,8 +118,9 @@ check_fuzz() {
       extra=(-malloc_limit_mb=1048576 -detect_leaks=0)
     fi
     # New inputs go to the first corpus directory (the build's), never into the repository.
-    # A memory error inside HDF5's own decoder of a damaged file (the first frame below the
-    # sanitizer's interceptors is in libhdf5) is a defect of the Debian package, not of pref:
+    # A memory error inside HDF5's own decoder of a damaged file, or HDF5 looping on one (the
+    # first frame below the sanitizer's and libFuzzer's runtime and the C library is in
+    # libhdf5), is a defect of the Debian package, not of pref:
     # its input is kept in crashes/<target>/hdf5/, reported, and fuzzing goes on for the rest
     # of the time. Any other failure fails the check.
     local start=$SECONDS left restarts=0 log="$PREF_BUILD_DIR/fuzz_$t.log" units=0 failed=0
@@ -135,7 +137,7 @@ check_fuzz() {
         restarts=$((restarts + 1))
         mkdir -p "$crashes/hdf5"
         local a
-        for a in "$crashes"/crash-* "$crashes"/leak-* "$crashes"/oom-*; do
+        for a in "$crashes"/crash-* "$crashes"/leak-* "$crashes"/oom-* "$crashes"/timeout-*; do
           [ -e "$a" ] || continue
           mv "$a" "$crashes/hdf5/"
         done
@@ -162,21 +164,40 @@ check_fuzz() {
   return "$status"
 }
 
+# The triage below, on the reports kept in tests/fuzz/triage/: those under hdf5/ are HDF5's
+# defects, those under pref/ are not (a wrong triage either fails CI on HDF5's defects or, worse,
+# hides one of pref's).
+check_triage() {
+  local f bad=0
+  for f in "$PREF_ROOT"/tests/fuzz/triage/hdf5/*.log; do
+    hdf5_defect "$f" || { pref_log "fuzz: triage takes $f for pref's failure"; bad=1; }
+  done
+  for f in "$PREF_ROOT"/tests/fuzz/triage/pref/*.log; do
+    ! hdf5_defect "$f" || { pref_log "fuzz: triage takes $f for HDF5's defect"; bad=1; }
+  done
+  [ "$bad" -eq 0 ] && pref_log "fuzz: triage of the kept reports: right"
+  return "$bad"
+}
+
 # The inputs a libFuzzer log says it ran (0 when it printed no statistics).
 fuzz_units() {
   awk '/^stat::number_of_executed_units/ { n = $2 } END { print n + 0 }' "$1"
 }
 
-# True when the first sanitizer report of a libFuzzer log has, as its first stack frame outside
-# the sanitizer runtime, a frame in libhdf5 (HDF5 is not instrumented: such a report comes from
-# an interceptor, e.g. memcpy or strdup, called by HDF5's decoder, or from a SEGV inside HDF5).
-# The runtime's frames are those in the fuzz target's own executable whose function is a plain C
-# name (the interceptors: memcpy, strdup, __interceptor_*, __asan_*); pref's code there has
-# C++ names.
+# True when the first sanitizer report (or libFuzzer timeout) of a libFuzzer log has, as its
+# first stack frame outside the runtime, a frame in libhdf5 (HDF5 is not instrumented: such a
+# report comes from an interceptor, e.g. memcpy or strdup, called by HDF5's decoder, from a
+# SEGV inside HDF5 or inside the C library's memcpy called by HDF5, or from HDF5 looping on a
+# damaged file). The runtime's frames are the C library's (glibc's sources under sysdeps/ or
+# libc.so), libFuzzer's (fuzzer::) and those in the fuzz target's own executable whose function
+# is a plain C name (the interceptors: memcpy, strdup, __interceptor_*, __asan_*); pref's code
+# there has C++ names. (A CI run of 2026-12-07 failed on a SEGV whose frame #0 was glibc's
+# memcpy, #1 the interceptor and #2 HDF5's H5F__accum_read.)
 hdf5_defect() {
-  awk '/^==[0-9]+==ERROR: AddressSanitizer/ { in_report = 1; next }
+  awk '/^==[0-9]+== ?ERROR: (AddressSanitizer|libFuzzer: timeout)/ { in_report = 1; next }
        in_report && /^ *#[0-9]+ / {
          if ($0 ~ /__interceptor_|__asan_|__sanitizer|libclang_rt|compiler-rt/) next
+         if ($0 ~ /sysdeps\/|\/libc\.so|\(libc\.so| in fuzzer::/) next
          if ($0 ~ / in [A-Za-z_][A-Za-z_0-9]* \(/ && $0 ~ /\/fuzz_[a-z]+\+0x/) next
          found = ($0 ~ /libhdf5/); exit
        }
