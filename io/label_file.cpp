@@ -271,12 +271,14 @@ LabelColumns LabelFile::read(Split s, const mpi::Comm& comm) const {
     out.comparison.resize(n);
     out.value.resize(n);
   });
-  // Read in chunks: ids through a signed 64-bit buffer so that negative and too-large ids are
-  // seen as they are, values through double.
+  // Read in chunks: ids of an unsigned column of at most 32 bits straight into the columns (the
+  // writer's types), other ids through a signed 64-bit buffer so that negative and too-large
+  // ids are seen as they are; values of a quantized column as its bytes, others through double.
   const std::uint64_t chunk = std::uint64_t{1} << 22;
   const std::uint64_t chunks = mpi::allreduce_max(comm, (n + chunk - 1) / chunk);
   std::vector<std::int64_t> ibuf;
   std::vector<double> vbuf;
+  std::vector<std::uint8_t> qbuf;
   struct Bad {
     std::uint64_t row = InputError::kNoOrder;
     std::string msg;
@@ -288,49 +290,75 @@ LabelColumns LabelFile::read(Split s, const mpi::Comm& comm) const {
     h5::Handle du = h5::open_dataset(file_.get(), group + "/user", path_);
     h5::Handle dc = h5::open_dataset(file_.get(), group + "/comparison", path_);
     h5::Handle dv = h5::open_dataset(file_.get(), group + "/value", path_);
+    const char* col_names[2] = {"user", "comparison"};
+    const std::uint64_t limits[2] = {n_users, comparisons_};
+    std::uint32_t* dest[2] = {out.user.data(), out.comparison.data()};
+    hid_t dsets[2] = {du.get(), dc.get()};
+    bool narrow[2];
+    for (int c = 0; c < 2; ++c) {
+      const h5::DatasetShape sh = h5::shape_of(dsets[c], path_ + ": " + group + "/" + col_names[c]);
+      narrow[c] = !sh.is_signed && sh.type_size <= 4;
+    }
     for (std::uint64_t k = 0; k < chunks; ++k) {
       const std::uint64_t lo = std::min(n, k * chunk);
       const std::uint64_t m = std::min(n, lo + chunk) - lo;
-      ibuf.resize(m);
-      vbuf.resize(m);
-      const char* col_names[2] = {"user", "comparison"};
-      const std::uint64_t limits[2] = {n_users, comparisons_};
-      std::uint32_t* dest[2] = {out.user.data(), out.comparison.data()};
-      hid_t dsets[2] = {du.get(), dc.get()};
       for (int c = 0; c < 2; ++c) {
         const std::string what = path_ + ": " + group + "/" + col_names[c];
+        auto out_of_range = [&](std::uint64_t i, std::int64_t id) {
+          note(row0 + lo + i, fmt::format("{}: row {}: {} id {} out of range [0, {})", what,
+                                          row0 + lo + i, col_names[c], id, limits[c]));
+        };
+        if (narrow[c]) {
+          std::span<std::uint32_t> ids(dest[c] + lo, m);
+          h5::read_rows<std::uint32_t>(dsets[c], row0 + lo, m, ids, comm, what);
+          for (std::uint64_t i = 0; i < m; ++i)
+            if (ids[i] >= limits[c]) {
+              out_of_range(i, ids[i]);
+              break;
+            }
+          continue;
+        }
+        ibuf.resize(m);
         h5::read_rows<std::int64_t>(dsets[c], row0 + lo, m, ibuf, comm, what);
         for (std::uint64_t i = 0; i < m; ++i) {
           const std::int64_t id = ibuf[i];
           if (id < 0 || static_cast<std::uint64_t>(id) >= limits[c]) {
-            note(row0 + lo + i, fmt::format("{}: row {}: {} id {} out of range [0, {})", what,
-                                            row0 + lo + i, col_names[c], id, limits[c]));
+            out_of_range(i, id);
             break;
           }
           dest[c][lo + i] = static_cast<std::uint32_t>(id);
         }
       }
       const std::string what = path_ + ": " + group + "/value";
-      h5::read_rows<double>(dv.get(), row0 + lo, m, vbuf, comm, what);
-      for (std::uint64_t i = 0; i < m; ++i) {
-        double v = vbuf[i];
-        if (denominator) {
+      if (denominator) {
+        qbuf.resize(m);
+        h5::read_rows<std::uint8_t>(dv.get(), row0 + lo, m, qbuf, comm, what);
+        for (std::uint64_t i = 0; i < m; ++i) {
+          const double v = qbuf[i];
           if (v > denominator) {
             note(row0 + lo + i, fmt::format("{}: row {}: value {}/{} = {} outside [0, 1]", what,
                                             row0 + lo + i, v, denominator, v / denominator));
             break;
           }
-          v /= denominator;
-        } else if (!std::isfinite(v)) {
-          note(row0 + lo + i, fmt::format("{}: row {}: value {} is not a finite number in [0, 1]",
-                                          what, row0 + lo + i, v));
-          break;
-        } else if (v < 0 || v > 1) {
-          note(row0 + lo + i,
-               fmt::format("{}: row {}: value {} outside [0, 1]", what, row0 + lo + i, v));
-          break;
+          out.value[lo + i] = static_cast<float>(v / denominator);
         }
-        out.value[lo + i] = static_cast<float>(v);
+      } else {
+        vbuf.resize(m);
+        h5::read_rows<double>(dv.get(), row0 + lo, m, vbuf, comm, what);
+        for (std::uint64_t i = 0; i < m; ++i) {
+          const double v = vbuf[i];
+          if (!std::isfinite(v)) {
+            note(row0 + lo + i,
+                 fmt::format("{}: row {}: value {} is not a finite number in [0, 1]", what,
+                             row0 + lo + i, v));
+            break;
+          } else if (v < 0 || v > 1) {
+            note(row0 + lo + i,
+                 fmt::format("{}: row {}: value {} outside [0, 1]", what, row0 + lo + i, v));
+            break;
+          }
+          out.value[lo + i] = static_cast<float>(v);
+        }
       }
       if (bad.row != InputError::kNoOrder) {
         // Keep taking part in the remaining collective reads, then report.

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <numeric>
+#include <random>
+#include <span>
 
 #include "solver/base/enum_names.hpp"
 #include "solver/base/mpi.hpp"
@@ -46,6 +48,44 @@ TEST(Partition, UniformAndOwner) {
   const Partition e({0, 0, 5, 5, 9});  // empty ranges are skipped by owner()
   EXPECT_EQ(e.owner(0), 1);
   EXPECT_EQ(e.owner(5), 3);
+}
+
+// Per-id counts of ids spread over the ranks, against a serial count: ids in a narrow range per
+// rank (counted on the rank first), ids spread thinly over a wide range (sent one by one), and
+// ranks without ids.
+TEST(Partition, CountByBlockMatchesSerialCount) {
+  auto world = mpi::Comm::world();
+  const int p = world.size(), me = world.rank();
+  struct Shape {
+    const char* name;
+    GlobalId n;
+    std::uint64_t labels;
+    bool sorted;
+  };
+  const Shape shapes[] = {{"narrow, sorted", 5000, 60000, true},
+                          {"wide, thin", 3000000, 2000, false},
+                          {"wide, sorted", 3000000, 2000, true},
+                          {"few labels", 10, 3, false}};
+  for (const Shape& sh : shapes) {
+    SCOPED_TRACE(sh.name);
+    std::mt19937_64 gen(11);
+    std::vector<std::uint32_t> all(sh.labels);
+    // Skewed: low ids far more often, so the counts differ from id to id.
+    for (auto& id : all) {
+      const double x = std::uniform_real_distribution<double>(0, 1)(gen);
+      id = static_cast<std::uint32_t>(static_cast<double>(sh.n) * x * x * x);
+    }
+    if (sh.sorted) std::sort(all.begin(), all.end());
+    std::vector<std::uint64_t> want(sh.n, 0);
+    for (auto id : all) ++want[id];
+    const Partition rows = Partition::uniform(sh.labels, p);
+    const std::span<const std::uint32_t> mine(all.data() + rows.begin(me), rows.count(me));
+    const std::vector<std::uint64_t> got = count_by_block(world, sh.n, mine);
+    const Partition blocks = Partition::uniform(sh.n, p);
+    ASSERT_EQ(got.size(), blocks.count(me));
+    for (std::size_t k = 0; k < got.size(); ++k)
+      ASSERT_EQ(got[k], want[blocks.begin(me) + k]) << "id " << blocks.begin(me) + k;
+  }
 }
 
 TEST(Partition, BalancedMatchesSerialReference) {

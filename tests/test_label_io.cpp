@@ -370,6 +370,82 @@ TEST(LabelIo, DuplicatesAreAnErrorOrAveraged) {
   remove_shared(world, path);
 }
 
+// distribute and balanced_partitions on label sets of other shapes than make_labels' (given as
+// columns, no file): many labels per id in file order, in reverse and shuffled (the exchange
+// places a row's labels by source rank and sorts only rows out of order), and ids far more
+// numerous than labels (per-id counts sent id by id, owners found by search, labels placed
+// without the per-source slots). Against a serial reference computed here.
+TEST(LabelIo, DistributeLabelSetsOfEveryShape) {
+  auto world = mpi::Comm::world();
+  const int p = world.size(), me = world.rank();
+  struct Shape {
+    const char* name;
+    std::uint32_t users, comparisons, per_user;
+    int order;  // 0: by (user, comparison), 1: reversed, 2: shuffled
+  };
+  const Shape shapes[] = {{"dense, file order", 300, 50, 40, 0},
+                          {"dense, reversed", 300, 50, 40, 1},
+                          {"dense, shuffled", 300, 50, 40, 2},
+                          {"sparse users, shuffled", 400000, 3000, 0, 2},
+                          {"sparse users, file order", 400000, 3000, 0, 0}};
+  for (const Shape& sh : shapes) {
+    SCOPED_TRACE(sh.name);
+    std::mt19937 gen(7);
+    std::vector<Label> labels;
+    if (sh.per_user) {
+      for (std::uint32_t u = 0; u < sh.users; ++u)
+        for (std::uint32_t c = 0; c < sh.comparisons; ++c)
+          if (gen() % sh.comparisons < sh.per_user * (u % 3 == 0 ? 1 : 0.3))
+            labels.push_back({u, c, static_cast<float>(gen() % 3) / 2});
+    } else {
+      // About one label per comparison, each from a different user spread over many ids.
+      for (std::uint32_t c = 0; c < sh.comparisons; ++c)
+        labels.push_back({static_cast<std::uint32_t>(gen() % sh.users), c,
+                          static_cast<float>(gen() % 2)});
+      std::sort(labels.begin(), labels.end(), [](const Label& a, const Label& b) {
+        return a.user != b.user ? a.user < b.user : a.comparison < b.comparison;
+      });
+      labels.erase(std::unique(labels.begin(), labels.end(),
+                               [](const Label& a, const Label& b) {
+                                 return a.user == b.user && a.comparison == b.comparison;
+                               }),
+                   labels.end());
+    }
+    if (sh.order == 1) std::reverse(labels.begin(), labels.end());
+    if (sh.order == 2) std::shuffle(labels.begin(), labels.end(), gen);
+    std::vector<std::map<std::uint32_t, float>> by_user(sh.users), by_comparison(sh.comparisons);
+    for (const Label& l : labels) {
+      by_user[l.user][l.comparison] = l.value;
+      by_comparison[l.comparison][l.user] = l.value;
+    }
+    const Partition rows = Partition::uniform(labels.size(), p);
+    LabelColumns mine;
+    mine.first_row = rows.begin(me);
+    for (std::uint64_t i = rows.begin(me); i < rows.end(me); ++i)
+      mine.push_back(labels[i].user, labels[i].comparison, labels[i].value);
+    const Partitions parts = balanced_partitions(world, mine, sh.users, sh.comparisons);
+    std::vector<std::uint64_t> wu(sh.users), wc(sh.comparisons);
+    for (std::uint32_t u = 0; u < sh.users; ++u) wu[u] = by_user[u].size();
+    for (std::uint32_t c = 0; c < sh.comparisons; ++c) wc[c] = by_comparison[c].size();
+    EXPECT_EQ(parts.users.bounds(), serial_bounds(wu, p));
+    EXPECT_EQ(parts.comparisons.bounds(), serial_bounds(wc, p));
+    const LabelMatrix m = distribute(world, std::move(mine), parts, sh.users, sh.comparisons,
+                                     Duplicates::kError, "shape");
+    EXPECT_EQ(m.labels, labels.size());
+    auto expect_rows = [&](const Csr& csr, const Partition& part,
+                           const std::vector<std::map<std::uint32_t, float>>& ref) {
+      ASSERT_EQ(csr.rows(), part.count(me));
+      for (std::size_t r = 0; r < csr.rows(); ++r) {
+        const auto& want = ref[part.begin(me) + r];
+        const Row got = csr_row(csr, r);
+        ASSERT_EQ(got, Row(want.begin(), want.end())) << "row " << part.begin(me) + r;
+      }
+    };
+    expect_rows(m.by_user, parts.users, by_user);
+    expect_rows(m.by_comparison, parts.comparisons, by_comparison);
+  }
+}
+
 TEST(LabelIo, BadRowIsReportedByEveryRankWithTheSmallestRow) {
   auto world = mpi::Comm::world();
   std::vector<Label> labels = make_labels(5, false);

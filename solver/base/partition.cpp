@@ -1,6 +1,7 @@
 #include "solver/base/partition.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <stdexcept>
 
 #include "solver/base/rng.hpp"
@@ -59,16 +60,43 @@ std::vector<std::uint64_t> count_by_block(const mpi::Comm& comm, GlobalId n,
                                           std::span<const std::uint32_t> ids) {
   const int p = comm.size();
   const Partition blocks = Partition::uniform(n, p);
-  std::vector<std::uint64_t> send_counts(p, 0);
-  for (auto id : ids) ++send_counts[blocks.owner(id)];
-  std::vector<std::uint64_t> off(p, 0);
-  for (int r = 1; r < p; ++r) off[r] = off[r - 1] + send_counts[r - 1];
-  std::vector<std::uint32_t> send(ids.size());
-  for (auto id : ids) send[off[blocks.owner(id)]++] = id;
-  auto recv = mpi::alltoallv<std::uint32_t>(comm, send, send_counts);
+  // What goes to an owner: (count << 32 | id) for ids of its block. Where this rank's ids lie
+  // in a range not much wider than their number (a file sorted or grouped by id, or few
+  // distinct ids such as comparisons), they are counted here first and each id present is sent
+  // once; otherwise every id is sent with a count of 1. Either way the owner adds the counts,
+  // so the result does not depend on which way a rank chose.
+  std::uint32_t lo_id = std::numeric_limits<std::uint32_t>::max(), hi_id = 0;
+  for (auto id : ids) {
+    lo_id = std::min(lo_id, id);
+    hi_id = std::max(hi_id, id);
+  }
+  const std::uint64_t span = ids.empty() ? 0 : std::uint64_t{hi_id} - lo_id + 1;
+  const bool dense = span <= 2 * std::uint64_t{ids.size()} + (1u << 16) &&
+                     ids.size() < std::numeric_limits<std::uint32_t>::max();
+  std::vector<std::uint64_t> send_counts(p, 0), send;
+  if (dense) {
+    std::vector<std::uint32_t> hist(span, 0);
+    for (auto id : ids) ++hist[id - lo_id];
+    // ids ascend, so each owner's ids are one run: walk the blocks along.
+    int r = span ? blocks.owner(lo_id) : 0;
+    for (std::uint64_t k = 0; k < span; ++k) {
+      if (!hist[k]) continue;
+      const GlobalId id = lo_id + k;
+      while (id >= blocks.end(r)) ++r;
+      ++send_counts[r];
+      send.push_back(std::uint64_t{hist[k]} << 32 | id);
+    }
+  } else {
+    for (auto id : ids) ++send_counts[blocks.owner(id)];
+    std::vector<std::uint64_t> off(p, 0);
+    for (int r = 1; r < p; ++r) off[r] = off[r - 1] + send_counts[r - 1];
+    send.resize(ids.size());
+    for (auto id : ids) send[off[blocks.owner(id)]++] = std::uint64_t{1} << 32 | id;
+  }
+  auto recv = mpi::alltoallv<std::uint64_t>(comm, send, send_counts);
   std::vector<std::uint64_t> counts(blocks.count(comm.rank()), 0);
   const GlobalId lo = blocks.begin(comm.rank());
-  for (auto id : recv) ++counts[id - lo];
+  for (auto v : recv) counts[(v & 0xffffffffu) - lo] += v >> 32;
   return counts;
 }
 

@@ -58,11 +58,41 @@ struct Triple {
   float value;
 };
 
+// The owner of each id of [lo, lo + span) in one table when that is not larger than the
+// labels it serves (a lookup instead of a binary search, twice per label), else by search.
+class Owners {
+ public:
+  Owners(const Partition& part, std::span<const std::uint32_t> ids) : part_(part) {
+    if (ids.empty()) return;
+    const auto [mn, mx] = std::minmax_element(ids.begin(), ids.end());
+    const std::uint64_t span = std::uint64_t{*mx} - *mn + 1;
+    if (span > ids.size() + 4096) return;
+    lo_ = *mn;
+    table_.resize(span);
+    int r = part.owner(lo_);
+    for (std::uint64_t k = 0; k < span; ++k) {
+      while (lo_ + k >= part.end(r)) ++r;
+      table_[k] = r;
+    }
+  }
+  int operator()(std::uint32_t id) const {
+    return table_.empty() ? part_.owner(id) : table_[id - lo_];
+  }
+
+ private:
+  const Partition& part_;
+  std::uint64_t lo_ = 0;
+  std::vector<int> table_;
+};
+
 // Sends label i = (rows[i], partner(d, i), values[i]) to the owner d of rows[i] and builds the
 // owner's CSR, rows sorted by (partner, value). Two passes in bounded rounds: the row ids alone
 // (counted, not stored: they give the CSR's row sizes), then the labels, placed at their row's
-// next free slot. Memory beyond the inputs and the CSR: the send order (4 bytes per label) and
-// the round buffers.
+// next free slot. Where a slot per row and source rank costs no more than 4 bytes per label,
+// each source's labels of a row are placed together, in the source's order: a row is then in
+// the order of the file (or of the other orientation's rows, which ascend by source rank), and
+// only rows that are not already in order are sorted. Memory beyond the inputs and the CSR: the
+// send order (4 bytes per label), those slots and the round buffers.
 template <class Partner>
 Csr exchange_and_build(const mpi::Comm& comm, std::span<const std::uint32_t> rows,
                        Partner&& partner, std::span<const float> values, const Partition& part) {
@@ -74,15 +104,15 @@ Csr exchange_and_build(const mpi::Comm& comm, std::span<const std::uint32_t> row
         fmt::format("{} labels of a file slice on one rank: more than 2^32; use more ranks", most),
         /*collective=*/true);
   // The send order: label indices grouped by destination, in input order within each.
+  const Owners owner(part, rows);
   std::vector<std::uint64_t> counts(p, 0);
-  for (std::size_t i = 0; i < n; ++i) ++counts[part.owner(rows[i])];
+  for (std::size_t i = 0; i < n; ++i) ++counts[owner(rows[i])];
   std::vector<std::uint64_t> soff(p + 1, 0);
   for (int r = 0; r < p; ++r) soff[r + 1] = soff[r] + counts[r];
   std::vector<std::uint32_t> order(n);
   {
     std::vector<std::uint64_t> at(soff.begin(), soff.end() - 1);
-    for (std::size_t i = 0; i < n; ++i)
-      order[at[part.owner(rows[i])]++] = static_cast<std::uint32_t>(i);
+    for (std::size_t i = 0; i < n; ++i) order[at[owner(rows[i])]++] = static_cast<std::uint32_t>(i);
   }
   std::vector<std::uint64_t> rcounts(p);
   PREF_MPI_CHECK(
@@ -91,31 +121,52 @@ Csr exchange_and_build(const mpi::Comm& comm, std::span<const std::uint32_t> row
   for (auto c : rcounts) m += c;
   const std::uint64_t cap = round_cap(p);
   const std::uint64_t lo = part.begin(comm.rank());
+  const std::uint64_t nrows = part.count(comm.rank());
+  const bool by_source = nrows * std::uint64_t(p) <= m / 2;
 
   Csr csr;
-  csr.ptr.assign(part.count(comm.rank()) + 1, 0);
+  csr.ptr.assign(nrows + 1, 0);
+  // by_source: fill[row * p + source], first the labels of each (row, source), then the slots.
+  std::vector<std::uint64_t> fill(by_source ? nrows * p : 0);
   mpi::alltoallv_rounds<std::uint32_t>(
       comm, counts, rcounts, cap,
       [&](int d, std::uint64_t from, std::uint64_t c, std::uint32_t* out) {
         const std::uint32_t* o = order.data() + soff[d] + from;
         for (std::uint64_t k = 0; k < c; ++k) out[k] = rows[o[k]];
       },
-      [&](int, std::uint64_t, std::span<const std::uint32_t> got) {
-        for (auto r : got) ++csr.ptr[r - lo + 1];
+      [&](int src, std::uint64_t, std::span<const std::uint32_t> got) {
+        if (by_source)
+          for (auto r : got) ++fill[(r - lo) * p + src];
+        else
+          for (auto r : got) ++csr.ptr[r - lo + 1];
       });
-  std::partial_sum(csr.ptr.begin(), csr.ptr.end(), csr.ptr.begin());
+  if (by_source) {
+    std::uint64_t at = 0;
+    for (std::uint64_t r = 0; r < nrows; ++r) {
+      csr.ptr[r] = at;
+      for (int q = 0; q < p; ++q) {
+        const std::uint64_t c = fill[r * p + q];
+        fill[r * p + q] = at;
+        at += c;
+      }
+    }
+    csr.ptr[nrows] = at;
+  } else {
+    std::partial_sum(csr.ptr.begin(), csr.ptr.end(), csr.ptr.begin());
+    fill.assign(csr.ptr.begin(), csr.ptr.end() - 1);
+  }
   csr.col.resize(m);
   csr.val.resize(m);
-  std::vector<std::uint64_t> fill(csr.ptr.begin(), csr.ptr.end() - 1);
   mpi::alltoallv_rounds<Triple>(
       comm, counts, rcounts, cap,
       [&](int d, std::uint64_t from, std::uint64_t c, Triple* out) {
         const std::uint32_t* o = order.data() + soff[d] + from;
         for (std::uint64_t k = 0; k < c; ++k) out[k] = {rows[o[k]], partner(d, o[k]), values[o[k]]};
       },
-      [&](int, std::uint64_t, std::span<const Triple> got) {
+      [&](int src, std::uint64_t, std::span<const Triple> got) {
+        const std::uint64_t stride = by_source ? p : 1, shift = by_source ? src : 0;
         for (const Triple& t : got) {
-          const std::uint64_t at = fill[t.row - lo]++;
+          const std::uint64_t at = fill[(t.row - lo) * stride + shift]++;
           csr.col[at] = t.partner;
           csr.val[at] = t.value;
         }
@@ -123,14 +174,19 @@ Csr exchange_and_build(const mpi::Comm& comm, std::span<const std::uint32_t> row
   order = {};
   fill = {};
   // Each row sorted by (partner, value): the layout does not depend on where labels came from.
+  const auto before = [](const Entry& x, const Entry& y) {
+    return x.partner != y.partner ? x.partner < y.partner : x.value < y.value;
+  };
   std::vector<Entry> tmp;
   for (std::size_t r = 0; r < csr.rows(); ++r) {
     const std::uint64_t b = csr.ptr[r], e = csr.ptr[r + 1];
+    bool sorted = true;
+    for (std::uint64_t k = b + 1; k < e && sorted; ++k)
+      sorted = !before({csr.col[k], csr.val[k]}, {csr.col[k - 1], csr.val[k - 1]});
+    if (sorted) continue;
     tmp.resize(e - b);
     for (std::uint64_t k = b; k < e; ++k) tmp[k - b] = {csr.col[k], csr.val[k]};
-    std::sort(tmp.begin(), tmp.end(), [](const Entry& x, const Entry& y) {
-      return x.partner != y.partner ? x.partner < y.partner : x.value < y.value;
-    });
+    std::sort(tmp.begin(), tmp.end(), before);
     for (std::uint64_t k = b; k < e; ++k) {
       csr.col[k] = tmp[k - b].partner;
       csr.val[k] = tmp[k - b].value;
