@@ -60,11 +60,11 @@ std::vector<std::uint64_t> count_by_block(const mpi::Comm& comm, GlobalId n,
                                           std::span<const std::uint32_t> ids) {
   const int p = comm.size();
   const Partition blocks = Partition::uniform(n, p);
-  // What goes to an owner: (count << 32 | id) for ids of its block. Where this rank's ids lie
-  // in a range not much wider than their number (a file sorted or grouped by id, or few
-  // distinct ids such as comparisons), they are counted here first and each id present is sent
-  // once; otherwise every id is sent with a count of 1. Either way the owner adds the counts,
-  // so the result does not depend on which way a rank chose.
+  // Where this rank's ids lie in a range not much wider than their number (a file sorted or
+  // grouped by id, or few distinct ids such as comparisons), they are counted here first and
+  // each id present goes to its owner once, as (count << 32 | id); otherwise every id is sent
+  // as it is (4 bytes, as the file slice's own column). The owner adds both, so the result does
+  // not depend on which way a rank chose.
   std::uint32_t lo_id = std::numeric_limits<std::uint32_t>::max(), hi_id = 0;
   for (auto id : ids) {
     lo_id = std::min(lo_id, id);
@@ -73,7 +73,8 @@ std::vector<std::uint64_t> count_by_block(const mpi::Comm& comm, GlobalId n,
   const std::uint64_t span = ids.empty() ? 0 : std::uint64_t{hi_id} - lo_id + 1;
   const bool dense = span <= 2 * std::uint64_t{ids.size()} + (1u << 16) &&
                      ids.size() < std::numeric_limits<std::uint32_t>::max();
-  std::vector<std::uint64_t> send_counts(p, 0), send;
+  std::vector<std::uint64_t> pair_counts(p, 0), id_counts(p, 0), pairs;
+  std::vector<std::uint32_t> raw;
   if (dense) {
     std::vector<std::uint32_t> hist(span, 0);
     for (auto id : ids) ++hist[id - lo_id];
@@ -83,20 +84,22 @@ std::vector<std::uint64_t> count_by_block(const mpi::Comm& comm, GlobalId n,
       if (!hist[k]) continue;
       const GlobalId id = lo_id + k;
       while (id >= blocks.end(r)) ++r;
-      ++send_counts[r];
-      send.push_back(std::uint64_t{hist[k]} << 32 | id);
+      ++pair_counts[r];
+      pairs.push_back(std::uint64_t{hist[k]} << 32 | id);
     }
   } else {
-    for (auto id : ids) ++send_counts[blocks.owner(id)];
+    for (auto id : ids) ++id_counts[blocks.owner(id)];
     std::vector<std::uint64_t> off(p, 0);
-    for (int r = 1; r < p; ++r) off[r] = off[r - 1] + send_counts[r - 1];
-    send.resize(ids.size());
-    for (auto id : ids) send[off[blocks.owner(id)]++] = std::uint64_t{1} << 32 | id;
+    for (int r = 1; r < p; ++r) off[r] = off[r - 1] + id_counts[r - 1];
+    raw.resize(ids.size());
+    for (auto id : ids) raw[off[blocks.owner(id)]++] = id;
   }
-  auto recv = mpi::alltoallv<std::uint64_t>(comm, send, send_counts);
   std::vector<std::uint64_t> counts(blocks.count(comm.rank()), 0);
   const GlobalId lo = blocks.begin(comm.rank());
-  for (auto v : recv) counts[(v & 0xffffffffu) - lo] += v >> 32;
+  for (auto v : mpi::alltoallv<std::uint64_t>(comm, pairs, pair_counts))
+    counts[(v & 0xffffffffu) - lo] += v >> 32;
+  pairs = {};
+  for (auto id : mpi::alltoallv<std::uint32_t>(comm, raw, id_counts)) ++counts[id - lo];
   return counts;
 }
 

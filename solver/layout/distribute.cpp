@@ -88,11 +88,12 @@ class Owners {
 // Sends label i = (rows[i], partner(d, i), values[i]) to the owner d of rows[i] and builds the
 // owner's CSR, rows sorted by (partner, value). Two passes in bounded rounds: the row ids alone
 // (counted, not stored: they give the CSR's row sizes), then the labels, placed at their row's
-// next free slot. Where a slot per row and source rank costs no more than 4 bytes per label,
+// next free slot. Where a slot per row and source rank costs no more than 1 byte per label,
 // each source's labels of a row are placed together, in the source's order: a row is then in
 // the order of the file (or of the other orientation's rows, which ascend by source rank), and
 // only rows that are not already in order are sorted. Memory beyond the inputs and the CSR: the
-// send order (4 bytes per label), those slots and the round buffers.
+// send order (4 bytes per label), those slots and the round buffers (the owner table, at most 4
+// bytes per label, is freed before the CSR is allocated).
 template <class Partner>
 Csr exchange_and_build(const mpi::Comm& comm, std::span<const std::uint32_t> rows,
                        Partner&& partner, std::span<const float> values, const Partition& part) {
@@ -104,13 +105,12 @@ Csr exchange_and_build(const mpi::Comm& comm, std::span<const std::uint32_t> row
         fmt::format("{} labels of a file slice on one rank: more than 2^32; use more ranks", most),
         /*collective=*/true);
   // The send order: label indices grouped by destination, in input order within each.
-  const Owners owner(part, rows);
-  std::vector<std::uint64_t> counts(p, 0);
-  for (std::size_t i = 0; i < n; ++i) ++counts[owner(rows[i])];
-  std::vector<std::uint64_t> soff(p + 1, 0);
-  for (int r = 0; r < p; ++r) soff[r + 1] = soff[r] + counts[r];
+  std::vector<std::uint64_t> counts(p, 0), soff(p + 1, 0);
   std::vector<std::uint32_t> order(n);
   {
+    const Owners owner(part, rows);  // freed before the CSR is allocated
+    for (std::size_t i = 0; i < n; ++i) ++counts[owner(rows[i])];
+    for (int r = 0; r < p; ++r) soff[r + 1] = soff[r] + counts[r];
     std::vector<std::uint64_t> at(soff.begin(), soff.end() - 1);
     for (std::size_t i = 0; i < n; ++i) order[at[owner(rows[i])]++] = static_cast<std::uint32_t>(i);
   }
@@ -122,7 +122,7 @@ Csr exchange_and_build(const mpi::Comm& comm, std::span<const std::uint32_t> row
   const std::uint64_t cap = round_cap(p);
   const std::uint64_t lo = part.begin(comm.rank());
   const std::uint64_t nrows = part.count(comm.rank());
-  const bool by_source = nrows * std::uint64_t(p) <= m / 2;
+  const bool by_source = nrows * std::uint64_t(p) <= m / 8;
 
   Csr csr;
   csr.ptr.assign(nrows + 1, 0);
