@@ -400,8 +400,8 @@ TEST(LabelIo, DistributeLabelSetsOfEveryShape) {
     } else {
       // About one label per comparison, each from a different user spread over many ids.
       for (std::uint32_t c = 0; c < sh.comparisons; ++c)
-        labels.push_back({static_cast<std::uint32_t>(gen() % sh.users), c,
-                          static_cast<float>(gen() % 2)});
+        labels.push_back(
+            {static_cast<std::uint32_t>(gen() % sh.users), c, static_cast<float>(gen() % 2)});
       std::sort(labels.begin(), labels.end(), [](const Label& a, const Label& b) {
         return a.user != b.user ? a.user < b.user : a.comparison < b.comparison;
       });

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "solver/layout/exchange.hpp"
+#include "solver/newton/kernels.hpp"
 #include "solver/newton/loss.hpp"
 
 namespace pref {
@@ -35,15 +36,21 @@ SplitMetrics evaluate_split(const mpi::Comm& comm, const LabelMatrix& m, const F
                             double* logloss_unscaled) {
   MetricsAccumulator acc;
   std::vector<Scored> items;
+  std::vector<double> terms;  // each label's log-loss (the label kernels' vectorized exp, log1p)
+  const auto lt = kernels::best().logistic_terms;
   double unscaled = 0;  // summed per user, as the accumulator sums the scaled loss
   for_each_user_margins(
       comm, m, f, [&](std::size_t, std::span<const double> margins, std::span<const float> labels) {
-        items.resize(margins.size());
+        const std::size_t n = margins.size();
+        items.resize(n);
+        terms.resize(n);
         double loss = 0, raw = 0;
-        for (std::size_t k = 0; k < margins.size(); ++k) {
-          items[k] = {margins[k], labels[k]};
-          loss += bce(scale * margins[k], labels[k]);
-          if (logloss_unscaled && scale != 1.0) raw += bce(margins[k], labels[k]);
+        for (std::size_t k = 0; k < n; ++k) items[k] = {margins[k], labels[k]};
+        lt(margins.data(), labels.data(), n, scale, terms.data(), nullptr);
+        for (std::size_t k = 0; k < n; ++k) loss += terms[k];
+        if (logloss_unscaled && scale != 1.0) {
+          lt(margins.data(), labels.data(), n, 1.0, terms.data(), nullptr);
+          for (std::size_t k = 0; k < n; ++k) raw += terms[k];
         }
         acc.add_user(items, loss);
         unscaled += raw;

@@ -28,6 +28,10 @@ struct Table {
   bool (*direction)(int J, const double* H, const double* g, double min_pivot, double* d);
   double (*loss_change)(const double* m, const double* p, const double* q, const float* y,
                         std::size_t n, double t, std::vector<double>& scratch);
+  // Per label at x = scale m[k]: loss[k] = BCE(sigmoid(x), y[k]) and, where p is not null,
+  // p[k] = sigmoid(x) (the evaluation's log-loss and the calibration's sums).
+  void (*logistic_terms)(const double* m, const float* y, std::size_t n, double scale, double* loss,
+                         double* p);
   const char* isa;
 };
 

@@ -415,10 +415,25 @@ double loss_change(const double* m, const double* p, const double* q, const floa
   return sum;
 }
 
+void logistic_terms(const double* m, const float* y, std::size_t n, double scale, double* loss,
+                    double* p) {
+  for (std::size_t k = 0; k < n; ++k) {
+    const double x = scale * m[k];
+    const double e = exp_nonpos(x >= 0 ? -x : x);
+    loss[k] = (x > 0 ? x : 0.0) + log1p_pos(e) - static_cast<double>(y[k]) * x;
+  }
+  if (p)
+    for (std::size_t k = 0; k < n; ++k) {
+      const double x = scale * m[k];
+      const double e = exp_nonpos(x >= 0 ? -x : x);
+      p[k] = (x >= 0 ? 1.0 : e) / (1.0 + e);
+    }
+}
+
 }  // namespace
 
 Table table() {
-  return {&accumulate, &project, &direction, &loss_change, PREF_KERNEL_ISA_NAME};
+  return {&accumulate, &project, &direction, &loss_change, &logistic_terms, PREF_KERNEL_ISA_NAME};
 }
 
 }  // namespace pref::kernels::PREF_KERNEL_ISA
