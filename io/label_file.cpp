@@ -348,9 +348,8 @@ LabelColumns LabelFile::read(Split s, const mpi::Comm& comm) const {
         for (std::uint64_t i = 0; i < m; ++i) {
           const double v = vbuf[i];
           if (!std::isfinite(v)) {
-            note(row0 + lo + i,
-                 fmt::format("{}: row {}: value {} is not a finite number in [0, 1]", what,
-                             row0 + lo + i, v));
+            note(row0 + lo + i, fmt::format("{}: row {}: value {} is not a finite number in [0, 1]",
+                                            what, row0 + lo + i, v));
             break;
           } else if (v < 0 || v > 1) {
             note(row0 + lo + i,
