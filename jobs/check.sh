@@ -184,20 +184,20 @@ fuzz_units() {
   awk '/^stat::number_of_executed_units/ { n = $2 } END { print n + 0 }' "$1"
 }
 
-# True when the first sanitizer report (or libFuzzer timeout, deadly signal or out-of-memory) of
-# a libFuzzer log has, as its first stack frame outside the runtime, a frame in libhdf5 (HDF5 is
-# not instrumented: such a report comes from an interceptor, e.g. memcpy or strdup, called by
-# HDF5's decoder, from a SEGV inside HDF5 or inside the C library's memcpy called by HDF5, from
-# HDF5 aborting, or from HDF5 looping on a damaged file, which may end as a timeout or, when the
-# loop allocates, as an out-of-memory report whose largest live allocations HDF5 made). The runtime's frames are the C library's
-# (glibc's sources under sysdeps/ or libc.so), libFuzzer's (fuzzer::) and those in the fuzz
-# target's own executable whose function is a plain C name (the interceptors: memcpy, strdup,
-# __interceptor_*, __asan_*); pref's code there has C++ names, and an abort of pref's (an
-# uncaught exception) passes through libstdc++, which is not skipped. (A CI run of 2026-12-07
-# failed on a SEGV whose frame #0 was glibc's memcpy, #1 the interceptor and #2 HDF5's
+# True when the first sanitizer report (or libFuzzer timeout, deadly signal, out-of-memory or exit)
+# of a libFuzzer log has, as its first stack frame outside the runtime, a frame in libhdf5 (HDF5 is
+# not instrumented: such a report comes from an interceptor, e.g. memcpy or strdup, called by HDF5's
+# decoder, from a SEGV inside HDF5 or inside the C library's memcpy called by HDF5, from HDF5
+# aborting, or from HDF5 looping on a damaged file, which may end as a timeout or, when the loop
+# allocates, as an out-of-memory report whose largest live allocations HDF5 made). The runtime's
+# frames are the C library's (glibc's sources under sysdeps/ or libc.so), libFuzzer's (fuzzer::) and
+# those in the fuzz target's own executable whose function is a plain C name (the interceptors:
+# memcpy, strdup, __interceptor_*, __asan_*); pref's code there has C++ names, and an abort of
+# pref's (an uncaught exception) passes through libstdc++, which is not skipped. (A CI run of
+# 2026-12-07 failed on a SEGV whose frame #0 was glibc's memcpy, #1 the interceptor and #2 HDF5's
 # H5F__accum_read.)
 hdf5_defect() {
-  awk '/^==[0-9]+== ?ERROR: (AddressSanitizer|libFuzzer: (timeout|deadly signal|out-of-memory))/ { in_report = 1; next }
+  awk '/^==[0-9]+== ?ERROR: (AddressSanitizer|libFuzzer: (timeout|deadly signal|out-of-memory|fuzz target exited))/ { in_report = 1; next }
        in_report && /^ *#[0-9]+ / {
          if ($0 ~ /__interceptor_|__asan_|__asan::|__lsan|__ubsan|__interception|__sanitizer|libclang_rt|compiler-rt/) next
          if ($0 ~ /sysdeps\/|\/libc\.so|\(libc\.so| in fuzzer::/) next
