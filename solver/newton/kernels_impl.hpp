@@ -417,16 +417,19 @@ double loss_change(const double* m, const double* p, const double* q, const floa
 
 void logistic_terms(const double* m, const float* y, std::size_t n, double scale, double* loss,
                     double* p) {
-  for (std::size_t k = 0; k < n; ++k) {
-    const double x = scale * m[k];
-    const double e = exp_nonpos(x >= 0 ? -x : x);
-    loss[k] = (x > 0 ? x : 0.0) + log1p_pos(e) - static_cast<double>(y[k]) * x;
-  }
+  // One loop per case (not a test per label), so that each vectorizes and exp is taken once.
   if (p)
     for (std::size_t k = 0; k < n; ++k) {
       const double x = scale * m[k];
       const double e = exp_nonpos(x >= 0 ? -x : x);
+      loss[k] = (x > 0 ? x : 0.0) + log1p_pos(e) - static_cast<double>(y[k]) * x;
       p[k] = (x >= 0 ? 1.0 : e) / (1.0 + e);
+    }
+  else
+    for (std::size_t k = 0; k < n; ++k) {
+      const double x = scale * m[k];
+      const double e = exp_nonpos(x >= 0 ? -x : x);
+      loss[k] = (x > 0 ? x : 0.0) + log1p_pos(e) - static_cast<double>(y[k]) * x;
     }
 }
 
