@@ -232,6 +232,9 @@ void FitRun::log_sweep(const SweepRecord& r) const {
     std::string ev;
     for (double e : r.prior->top_eigenvalues) ev += fmt::format(" {:.3g}", e);
     v += fmt::format(" | prior tr {:.4g} eig{}", r.prior->trace, ev);
+    // The over-relaxed M-step's safeguard shortened the step.
+    if (r.prior_step != 0 && r.prior_step < cfg_.prior_relax)
+      v += fmt::format(" (M-step x{:.3g})", r.prior_step);
   }
   if (r.validation)
     v += fmt::format(" | val logloss {:.4f}{} acc {:.4f}{} user-auc {:.4f}", r.validation->logloss,

@@ -366,6 +366,19 @@ const std::vector<FitField>& fit_fields() {
              .absent = 10.0,  // its default since --residual exists
              .checks = {finite_number()},
              .above = 0}),
+      field(at(&FitOptions::prior_relax),
+            {.option = "--prior-relax",
+             .help = "--prior population: the over-relaxed M-step's factor w in [1, 2) (1: EM's "
+                     "own update; the prior moves w times as far along its update, shortened "
+                     "when that would raise the objective; docs/design.md, \"Over-relaxed "
+                     "M-step\")",
+             .attribute = "prior_relax",
+             .role = R::kIdentity,
+             .in_model = true,
+             .absent = 1.0,  // EM's own update before --prior-relax
+             .checks = {finite_number()},
+             .at_least = 1,
+             .at_most = 1.99}),
       field(at(&FitOptions::accelerate),
             {.option = "--accelerate",
              .help = "none (plain sweeps) or squarem (under the population prior with free "
@@ -464,6 +477,7 @@ void validate_fit_options(FitOptions& o) {
       kCalibrateOnNames.parse(o.calibrate, "--calibrate") == CalibrateOn::kValidation;
   cfg.canonical_start = true;
   cfg.auc_every = o.auc_every;
+  cfg.prior_relax = o.prior_relax;
   // SQUAREM needs the population prior and free comparison factors: refused where it does not
   // apply.
   const Acceleration accelerate = kAccelerationNames.parse(o.accelerate, "--accelerate");

@@ -49,6 +49,7 @@ struct FitOptions {
   std::string stop = "predictions";      // --stop: predictions or objective
   std::string accelerate = "none";       // --accelerate: none or squarem
   int auc_every = 10;                    // --auc-every (FitConfig::auc_every)
+  double prior_relax = 1.8;              // --prior-relax (FitConfig::prior_relax)
   bool overwrite = false, drop_ties = false;
   // The parsed options by name, to tell an option given from its default.
   std::map<std::string, const CLI::Option*> parsed;

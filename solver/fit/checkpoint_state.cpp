@@ -25,6 +25,8 @@ nlohmann::json record_to_json(const SweepRecord& r, bool with_timings) {
                       {"rel_change", r.rel_change}, {"train_logloss", r.train_logloss},
                       {"grad_norm", r.grad_norm},   {"bytes_exchanged", r.bytes_exchanged}};
   if (r.prior) j["prior"] = {{"trace", r.prior->trace}, {"eigenvalues", r.prior->top_eigenvalues}};
+  // (Set by the user half-step: a half-sweep checkpoint's pending record has it, not yet prior.)
+  if (r.prior_step != 0) j["prior_step"] = r.prior_step;
   if (r.extrapolation != 0) j["extrapolation"] = r.extrapolation;
   if (r.validation) {
     const SplitMetrics& v = *r.validation;
@@ -58,6 +60,7 @@ SweepRecord record_from_json(const nlohmann::json& j, const std::string& what) {
     r.grad_norm = num(j.at("grad_norm"));
     r.bytes_exchanged = j.at("bytes_exchanged").get<std::uint64_t>();
     r.extrapolation = j.value("extrapolation", 0.0);
+    r.prior_step = j.value("prior_step", 0.0);
     if (j.contains("prior")) {
       PriorSummary p;
       p.trace = num(j["prior"].at("trace"));

@@ -270,6 +270,7 @@ bool Sweeps::sweep(int s, int last, FitResult& res) {
     }
     if (cfg_.extrapolate && !cfg_.shared && !st_.u_prev) st_.u_prev.emplace(f.U.begin(), f.U.end());
     user_half_step();
+    r.prior_step = steps_.prior_step();
     if (cfg_.extrapolate && !cfg_.shared) {
       // U_hat = U + beta (U - U_prev), which the comparison half-step and the evaluation then
       // use as U, and the next user half-step starts from.

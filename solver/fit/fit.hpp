@@ -97,6 +97,10 @@ struct FitConfig {
   // default is the plain EM of the tests' references.
   bool canonical_start = false;
   int newton_steps = 1;
+  // With the population prior: the over-relaxed M-step's factor w (relax_prior, solver/prior/
+  // population_prior.hpp; 1: EM's own update, the library's default and the tests' references;
+  // `pref fit`'s is 1.8).
+  double prior_relax = 1.0;
   // Extrapolated alternating sweeps (docs/design.md, "Extrapolation"): each half-step's result
   // is pushed further along its last change, by a factor adapted from the objective (Ang and
   // Gillis 2019). Off: plain alternating sweeps (the dense reference of tests/test_fit.cpp).

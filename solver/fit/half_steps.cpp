@@ -35,6 +35,7 @@ HalfSteps::HalfSteps(FitContext& ctx) : ctx_(ctx) {
 
 void HalfSteps::user_half_step() {
   FitContext& c = ctx_;
+  prior_step_ = 0;
   if (c.cfg.shared) return;
   c.ughost_fresh = false;
   Factors& f = c.cur.factors;
@@ -69,7 +70,10 @@ void HalfSteps::user_half_step() {
   std::vector<double> spread(JJ, 0.0);
   for (std::size_t b = 0; b < blocks; ++b)
     for (std::size_t k = 0; k < JJ; ++k) spread[k] += spread_blocks_[b * JJ + k];
-  c.cur.prior = update_prior(c.comm, J, f.U, spread, c.layout.parts.users.size());
+  RelaxedPrior next = relax_prior(
+      p, update_prior(c.comm, J, f.U, spread, c.layout.parts.users.size()), c.cfg.prior_relax);
+  prior_step_ = next.step;
+  c.cur.prior = std::move(next.prior);
 }
 
 void HalfSteps::comparison_half_step() {

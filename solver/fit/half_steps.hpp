@@ -21,6 +21,8 @@ class HalfSteps {
   void user_half_step();
   // Every comparison row (or theta). Collective.
   void comparison_half_step();
+  // The over-relaxed M-step's factor the last user half-step took (0: it made none).
+  double prior_step() const { return prior_step_; }
 
   // Item models: theta from 0 fitted to the initial U (before sweep 0 of a fresh fit).
   void init_items(int steps);
@@ -49,6 +51,7 @@ class HalfSteps {
 
   FitContext& ctx_;
   std::vector<double> spread_blocks_;  // per block of users: sum of posterior covariances
+  double prior_step_ = 0;
 };
 
 }  // namespace pref

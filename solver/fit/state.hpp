@@ -27,6 +27,9 @@ struct SweepRecord {
   double calibrated_logloss = std::numeric_limits<double>::quiet_NaN();
   double calibration_scale = std::numeric_limits<double>::quiet_NaN();
   std::optional<PriorSummary> prior;  // with the population prior: the prior of the state
+  // The over-relaxed M-step's factor the sweep's user half-step took (FitConfig::prior_relax;
+  // 0: no M-step).
+  double prior_step = 0;
   // SQUAREM (FitConfig::accelerate): the sweep started from an extrapolated state, with this
   // step length alpha (0: a plain sweep).
   double extrapolation = 0;

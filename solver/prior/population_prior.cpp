@@ -176,6 +176,45 @@ PopulationPrior update_prior(const mpi::Comm& comm, int J, std::span<const doubl
   return p;
 }
 
+RelaxedPrior relax_prior(const PopulationPrior& previous, PopulationPrior em, double relax) {
+  if (!(relax > 1.0)) return {std::move(em), 1.0};
+  const int J = em.J;
+  const Eigen::Map<const Matrix> S0(previous.covariance.data(), J, J);
+  const Eigen::Map<const Matrix> S1(em.covariance.data(), J, J);
+  // Eigenvalues in ascending order, both.
+  Eigen::SelfAdjointEigenSolver<Matrix> e0(S0, Eigen::EigenvaluesOnly), e1(S1);
+  if (e0.info() != Eigen::Success || e1.info() != Eigen::Success ||
+      !(e0.eigenvalues().minCoeff() > 0) || !(e1.eigenvalues().minCoeff() > 0))
+    return {std::move(em), 1.0};
+  const Eigen::VectorXd log0 = e0.eigenvalues().array().log(),
+                        log1 = e1.eigenvalues().array().log();
+  // The safeguard's reference: F(m0, S0) (per user, times 2, without constants).
+  const Eigen::VectorXd d = Eigen::Map<const Eigen::VectorXd>(em.mean.data(), J) -
+                            Eigen::Map<const Eigen::VectorXd>(previous.mean.data(), J);
+  const Eigen::LLT<Matrix> llt0(S0);
+  if (llt0.info() != Eigen::Success) return {std::move(em), 1.0};
+  const double before = llt0.solve(Matrix(S1) + d * d.transpose()).trace() + log0.sum();
+  double w = relax;
+  for (int halving = 0; halving <= 4; ++halving, w = 1.0 + 0.5 * (w - 1.0)) {
+    // S = V1 diag(s) V1^T with log s = w log lambda1 + (1 - w) log lambda0:
+    // F(m1, S) = sum lambda1 / s + sum log s.
+    const Eigen::VectorXd log_s = w * log1 + (1.0 - w) * log0;
+    const Eigen::VectorXd s = log_s.array().exp();
+    const double after = (e1.eigenvalues().array() / s.array()).sum() + log_s.sum();
+    if (!(after <= before)) continue;
+    Matrix cov = e1.eigenvectors() * s.asDiagonal() * e1.eigenvectors().transpose();
+    cov = (0.5 * (cov + cov.transpose())).eval();
+    PopulationPrior p = em;
+    try {
+      p.set_covariance(std::vector<double>(cov.data(), cov.data() + std::size_t(J) * J));
+    } catch (const Error&) {
+      continue;  // not positive definite to working precision: a shorter step
+    }
+    return {std::move(p), w};
+  }
+  return {std::move(em), 1.0};
+}
+
 double prior_rows_term(const PopulationPrior& p, std::span<const double> U) {
   const int J = p.J;
   const Eigen::Map<const Matrix> P(p.precision.data(), J, J);

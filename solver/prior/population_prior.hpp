@@ -60,6 +60,30 @@ void add_spd_inverse(int J, const double* H, double* acc);
 PopulationPrior update_prior(const mpi::Comm& comm, int J, std::span<const double> U,
                              std::span<const double> spread_lower, std::uint64_t users);
 
+// The over-relaxed M-step (docs/design.md, "Over-relaxed M-step"): the covariance's spectrum
+// is moved past EM's update by a factor w >= 1 in the logarithm, in the eigenbasis of EM's
+// update, and the mean is EM's:
+//   S = V1 diag(lambda1^w lambda0^(1-w)) V1^T,   m = m1,
+// lambda0 and lambda1 the previous prior's and EM's eigenvalues (paired in order), V1 EM's
+// eigenvectors (w = 1: EM's update). Only the spectrum is extrapolated, not the orientation:
+// EM leaves the rotations of the factorization neutral, and an extrapolated rotation would keep
+// turning the state instead of converging (a full affine-invariant extrapolation, tried, ends in
+// such a turning state off EM's fixed points). A state the relaxed M-step leaves unchanged up to a
+// rotation is one EM's own update leaves so. Near a fixed point, a slow mode of the spectrum
+// with EM's rate r contracts at 1 - w (1 - r) per sweep instead of r (the prior's growth when
+// the users' labels say little: r about 0.8 on the quick start). The safeguard keeps it a
+// generalized EM step: the prior's part of the objective at the current users,
+//   F(m, S) = (n/2) [tr(S^-1 (S1 + (m1 - m)(m1 - m)^T)) + log det S],
+// which (m1, S1) minimizes, must not exceed F(m0, S0); else w - 1 is halved (at most 4 times,
+// then w = 1, which always passes). em: update_prior's result (its spread and users are kept).
+// It moves with the start along the gauge's rotations and scalings. Every rank computes the same
+// from the same numbers.
+struct RelaxedPrior {
+  PopulationPrior prior;
+  double step = 1;  // the w taken
+};
+RelaxedPrior relax_prior(const PopulationPrior& previous, PopulationPrior em, double relax);
+
 // The prior's terms of the fit's objective, for this rank's rows (the caller sums over ranks):
 //   sum_i (1/2)(u_i - m)^T P (u_i - m)
 // and, once for all ranks (returned by prior_constant):
