@@ -363,6 +363,17 @@ void project_small(const double* d, int Jrt, const double* table,
   }
 }
 
+// c[0..j] = 0 by whole vectors (the vector holding j keeps its lanes past j): a loop of scalar
+// stores compiles to `rep stos`, whose start-up cost was most of a J = 8 factorization.
+inline void clear_through(double* c, int j) {
+  const int v0 = j / kV * kV;
+  for (int i = 0; i < v0; i += kV) store(c + i, vd{});
+  vd lane;
+  for (int a = 0; a < kV; ++a) lane[a] = v0 + a;
+  const vd keep = load(c + v0);
+  store(c + v0, lane > static_cast<double>(j) ? keep : vd{});
+}
+
 // d = -H^-1 g by an LDL^T factorization of the lower triangle of H (J x J column-major): no
 // square roots, one division per column. Fails (returns false) when a pivot (the square of
 // the Cholesky factor's diagonal entry) is not above min_pivot or d is not finite: the caller
@@ -388,7 +399,7 @@ bool direction_small(int Jrt, const double* H, const double* g, double min_pivot
     // Clear column j down to its diagonal (the updates below leave values above the diagonal
     // of later columns, which are never needed), so that whole-vector updates and solves only
     // see its strictly lower part.
-    for (int a = 0; a <= j; ++a) cj[a] = 0;
+    clear_through(cj, j);
     // Right-looking: column b -= (L_bj / piv) column j for the trailing columns.
     const int i0 = (j + 1) / kV * kV;
     for (int b = j + 1; b < J; ++b) {
@@ -408,7 +419,9 @@ bool direction_small(int Jrt, const double* H, const double* g, double min_pivot
     const double* cj = L + j * Jp;
     for (int i = (j + 1) / kV * kV; i < Jp; i += kV) store(v + i, load(v + i) - load(cj + i) * vj);
   }
-  for (int a = 0; a < J; ++a) v[a] *= dinv[a];
+  for (int a = J; a < Jp; ++a) dinv[a] = 0;
+  // (Whole vectors: scalar stores read back as a vector would wait on store forwarding.)
+  for (int i = 0; i < Jp; i += kV) store(v + i, load(v + i) * load(dinv + i));
   for (int j = J - 1; j >= 0; --j) {
     const double* cj = L + j * Jp;
     const int i0 = (j + 1) / kV * kV;
