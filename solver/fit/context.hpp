@@ -39,12 +39,13 @@ struct FitContext {
   bool ughost_fresh = false;
   std::optional<ItemModel> items;     // FitConfig::items responses or embeddings
   std::optional<ItemModel> residual;  // --residual: d_r per response (kind responses)
-  // Loss and squared gradient norm of each comparison row at its new z, from the ship
-  // pattern's comparison half-step (item models: the labels' gradients in z_p, end_g); valid
-  // for the next evaluation only.
+  // Loss and (with comparisons_gradients) squared gradient norm of each comparison row at its
+  // new z, from the ship pattern's comparison half-step (item models: the labels' gradients in
+  // z_p, end_g); valid for the next evaluation only.
   std::vector<double> end_loss, end_gz, end_g;
   bool comparisons_measured = false;
-  std::uint64_t bytes = 0;  // exchanged by this rank since the last take_bytes
+  bool comparisons_gradients = false;  // with comparisons_measured (ship): end_gz too
+  std::uint64_t bytes = 0;             // exchanged by this rank since the last take_bytes
 
   // Runs fn(row, workspace) for rows [0, n) on the rank's threads. Rows are independent, so
   // results do not depend on the thread count.

@@ -152,7 +152,7 @@ double Evaluation::comparison_gradients(bool measured) {
     // The line search's pass measured the labels at this Z (label_change).
     items_share = c.items->gradient_norm2_share(f.Z, c.end_g);
     if (c.residual) items_share += c.residual->gradient_norm2_share(f.Z, c.end_g);
-  } else if (measured) {
+  } else if (measured && c.comparisons_gradients) {
     gz_ = c.end_gz;
   } else if (c.items) {
     // The gradient in theta: A^T (g + mu_z z) + mu_w theta.

@@ -294,15 +294,15 @@ bool Sweeps::sweep(int s, int last, FitResult& res) {
     }
   }
   auto t = Clock::now();
-  steps_.comparison_half_step();
+  const bool full = full_evaluation(s) || s == last;
+  steps_.comparison_half_step(full);
   r.seconds_comparison = since(t);
   require_finite(comm_, f.Z, 0.0, fmt::format("sweep {}, comparison half-step", s));
   t = Clock::now();
   const double scale = st_.history.back().calibration_scale;
   // The last sweep the limit allows is measured in full: when it is the returned state (a
   // warm refit of one sweep, --stop objective) finish() then need not measure it again.
-  const SweepRecord m =
-      eval_.measure(full_evaluation(s) || s == last, std::isfinite(scale) ? scale : 1.0);
+  const SweepRecord m = eval_.measure(full, std::isfinite(scale) ? scale : 1.0);
   r.seconds_eval = since(t);
   r.objective = m.objective;
   r.train_logloss = m.train_logloss;

@@ -76,27 +76,35 @@ void HalfSteps::user_half_step() {
   c.cur.prior = std::move(next.prior);
 }
 
-void HalfSteps::comparison_half_step() {
+void HalfSteps::comparison_half_step(bool gradients) {
   if (ctx_.items) return item_half_step(ctx_.cfg.newton_steps);
-  if (ctx_.layout.exchange == Exchange::kShip) return ship_comparison_half_step();
+  if (ctx_.layout.exchange == Exchange::kShip) return ship_comparison_half_step(gradients);
   for (int step = 0; step < ctx_.cfg.newton_steps; ++step) reduce_newton_step();
 }
 
-void HalfSteps::ship_comparison_half_step() {
+void HalfSteps::ship_comparison_half_step(bool gradients) {
   FitContext& c = ctx_;
   const LocalRows& comps = c.layout.comps;
   const int J = c.J;
   c.refresh_ughost();
-  // Each row is also measured at its new z while its labels and partner rows are in cache:
-  // its loss and gradient are the evaluation's (the rows partition the training labels).
+  // Each row is also measured at its new z: its loss (and, when the evaluation asks, its
+  // gradient) are the evaluation's (the rows partition the training labels). The loss comes
+  // from the Newton step's own passes (the loss at its start plus the accepted step's change);
+  // the gradient takes one more pass while the row's labels and partner rows are in cache.
   c.end_loss.resize(comps.rows());
-  c.end_gz.resize(comps.rows());
+  c.end_gz.assign(gradients ? comps.rows() : 0, 0.0);
   c.parallel_rows(comps.rows(), [&](std::size_t r, RowWorkspace& ws) {
     double* z = c.cur.factors.Z.data() + r * J;
     // The row's U rows are scattered over a table of every user: copied once, then read by
     // the Newton step's passes and the measurement from the copy.
     const Partners u = gather_partners(J, c.ughost.data(), comps.idx_of(r), ws);
-    solve_row(z, J, u.table, u.idx, comps.y_of(r), c.cfg.mu_z, c.cfg.newton_steps, ws);
+    const RowStats st =
+        solve_row(z, J, u.table, u.idx, comps.y_of(r), c.cfg.mu_z, c.cfg.newton_steps, ws,
+                  /*track_loss=*/!gradients);
+    if (!gradients) {
+      c.end_loss[r] = st.loss;
+      return;
+    }
     ws.g.setZero(J);
     LabelPass pass;
     pass.g = ws.g.data();
@@ -105,6 +113,7 @@ void HalfSteps::ship_comparison_half_step() {
     c.end_gz[r] = (ws.g + c.cfg.mu_z * Eigen::Map<const Eigen::VectorXd>(z, J)).squaredNorm();
   });
   c.comparisons_measured = true;
+  c.comparisons_gradients = gradients;
 }
 
 // One Newton step of every comparison by reduction of partial sums to the owners.

@@ -19,8 +19,9 @@ class HalfSteps {
   // ghost Z; under the population prior, the rows' posterior spreads are summed and the prior
   // updated from all users (the M-step). Collective.
   void user_half_step();
-  // Every comparison row (or theta). Collective.
-  void comparison_half_step();
+  // Every comparison row (or theta). Collective. gradients: the evaluation that follows
+  // measures the gradient norm (the ship pattern then measures the comparisons' own).
+  void comparison_half_step(bool gradients);
   // The over-relaxed M-step's factor the last user half-step took (0: it made none).
   double prior_step() const { return prior_step_; }
 
@@ -42,7 +43,7 @@ class HalfSteps {
   }
 
  private:
-  void ship_comparison_half_step();
+  void ship_comparison_half_step(bool gradients);
   void reduce_newton_step();
   void item_half_step(int steps);
   ComparisonDerivs comparison_derivs();

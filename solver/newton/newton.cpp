@@ -153,18 +153,22 @@ double loss_change(const double* m, const double* p, const double* q, const floa
 
 int ladder_search(double scale, double lin, double quad, double gd, const double* m,
                   const double* p, const double* q, const float* y, std::size_t n,
-                  std::vector<double>& scratch) {
+                  std::vector<double>& scratch, double* label_change) {
   for (int k = 0; k < kLadder; ++k) {
     const double t = ladder_step(k);
-    double df = scale * t * (lin + 0.5 * t * quad);
-    if (n > 0) df += loss_change(m, p, q, y, n, t, scratch);
-    if (df <= kArmijo * t * gd) return k;
+    const double labels = n > 0 ? loss_change(m, p, q, y, n, t, scratch) : 0.0;
+    const double df = scale * t * (lin + 0.5 * t * quad) + labels;
+    if (df <= kArmijo * t * gd) {
+      if (label_change) *label_change = labels;
+      return k;
+    }
   }
   return -1;
 }
 
 RowStats solve_row(double* w, int J, const double* table, std::span<const std::uint32_t> idx,
-                   std::span<const float> y, const RowPrior& prior, int steps, RowWorkspace& ws) {
+                   std::span<const float> y, const RowPrior& prior, int steps, RowWorkspace& ws,
+                   bool track_loss) {
   RowStats st;
   Eigen::Map<Eigen::VectorXd> wv(w, J);
   const std::size_t n = idx.size();
@@ -180,8 +184,10 @@ RowStats solve_row(double* w, int J, const double* table, std::span<const std::u
     out.H = ws.h.data();
     out.margins = ws.margins.data();
     out.probs = ws.probs.data();
-    // The objective itself is not needed: the line search works on its changes.
-    accumulate(w, J, table, idx, y, out, ws);
+    // The objective itself is not needed (the line search works on its changes), unless asked.
+    out.loss = track_loss;
+    const double loss = accumulate(w, J, table, idx, y, out, ws);
+    if (track_loss) st.loss = loss;
     if (prior.precision) {
       // pr = P (w - m): the prior's gradient; H += P (its lower triangle is what is read).
       const Eigen::Map<const Eigen::MatrixXd> P(prior.precision, J, J);
@@ -211,10 +217,13 @@ RowStats solve_row(double* w, int J, const double* table, std::span<const std::u
       wd = wv.dot(ws.d);
       dd = ws.d.squaredNorm();
     }
-    const int chosen = ladder_search(gaussian ? 1.0 : mu, wd, dd, gd, ws.margins.data(),
-                                     ws.probs.data(), ws.steps.data(), y.data(), n, ws.change);
+    double change = 0;
+    const int chosen =
+        ladder_search(gaussian ? 1.0 : mu, wd, dd, gd, ws.margins.data(), ws.probs.data(),
+                      ws.steps.data(), y.data(), n, ws.change, &change);
     if (chosen < 0) break;
     wv += ladder_step(chosen) * ws.d;
+    if (track_loss) st.loss += change;
     ++st.steps_taken;
   }
   return st;

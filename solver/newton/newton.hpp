@@ -7,6 +7,7 @@
 #include <Eigen/Core>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -32,6 +33,10 @@ void project(const double* d, int J, const double* table, std::span<const std::u
 struct RowStats {
   double grad_norm2 = 0;  // |gradient|^2 at the starting w of the last step tried
   int steps_taken = 0;
+  // With solve_row's track_loss: the labels' loss sum_k BCE at the returned w, as the loss at
+  // the start of the last step tried plus the accepted step's change (ladder_search's sum),
+  // which equals a pass at the new w up to rounding; NaN otherwise.
+  double loss = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Scratch space of one thread, reused across rows so rows allocate nothing.
@@ -78,9 +83,10 @@ double loss_change(const double* m, const double* p, const double* q, const floa
 // ridge scale mu, lin w.d, quad |d|^2; for a Gaussian prior scale 1, lin d.P(w - m), quad
 // d.P d), the sum the labels' (loss_change, with p_k = sigmoid(m_k) and q_k = x_k . d), each
 // summed apart as loss.hpp explains. The row solver and adapt's new-user solve share it.
+// label_change (optional): the labels' part of the accepted step's change.
 int ladder_search(double scale, double lin, double quad, double gd, const double* m,
                   const double* p, const double* q, const float* y, std::size_t n,
-                  std::vector<double>& scratch);
+                  std::vector<double>& scratch, double* label_change = nullptr);
 
 // The regularization of a row: the ridge (mu/2)|w|^2, or a Gaussian prior
 // (1/2)(w - mean)^T precision (w - mean) (precision J x J symmetric, mean J; both outlive the
@@ -96,9 +102,10 @@ struct RowPrior {
 // Solves one row in place: partners are rows idx[k] of `table` (row-major, J columns), labels
 // y[k]. steps Newton steps (each with line search). On return ws.h holds the objective's
 // Hessian (lower triangle) at the start of the last step: at convergence the Laplace
-// approximation's posterior precision of the row.
+// approximation's posterior precision of the row. track_loss: RowStats::loss too.
 RowStats solve_row(double* w, int J, const double* table, std::span<const std::uint32_t> idx,
-                   std::span<const float> y, const RowPrior& prior, int steps, RowWorkspace& ws);
+                   std::span<const float> y, const RowPrior& prior, int steps, RowWorkspace& ws,
+                   bool track_loss = false);
 
 // Accumulates, for w, the loss sum_k BCE(x_k.w, y_k), the gradient sum_k (s(m_k)-y_k) x_k and the
 // Hessian sum_k s'(m_k) x_k x_k^T (its lower triangle, as LabelPass) of the given partners. g and
