@@ -368,10 +368,10 @@ const std::vector<FitField>& fit_fields() {
              .above = 0}),
       field(at(&FitOptions::prior_relax),
             {.option = "--prior-relax",
-             .help = "--prior population: the over-relaxed M-step's factor w in [1, 2) (1: EM's "
-                     "own update; the prior moves w times as far along its update, shortened "
-                     "when that would raise the objective; docs/design.md, \"Over-relaxed "
-                     "M-step\")",
+             .help = "--prior population: the over-relaxed M-step's factor w in [1, 1.99] (1: "
+                     "EM's own update; the prior covariance's eigenvalues move w times as far "
+                     "as EM's update, in the logarithm, shortened when that would raise the "
+                     "objective; docs/design.md, \"Over-relaxed M-step\")",
              .attribute = "prior_relax",
              .role = R::kIdentity,
              .in_model = true,
