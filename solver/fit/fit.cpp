@@ -99,7 +99,9 @@ class Sweeps {
   bool resume_start(FitResult& res);
   // One sweep; false when the fit ends (converged, stopped, or by a signal).
   bool sweep(int s, int last, FitResult& res);
-  void user_half_step();
+  // The user half-step, then (under the prior) the turn into the prior's basis; returns the
+  // M-step's factor taken (HalfSteps::user_half_step).
+  double user_half_step();
   void offer(bool stopping);
   // Ends the fit with the stopping rule's decision (restoring the best state if it says so).
   void settle(const StopDecision& d);
@@ -142,12 +144,13 @@ void Sweeps::log_start() {
             squarem_on_ ? "; acceleration: squarem" : "");
 }
 
-void Sweeps::user_half_step() {
-  steps_.user_half_step();
-  if (!st_.current.prior || cfg_.shared) return;
+double Sweeps::user_half_step() {
+  const double prior_step = steps_.user_half_step();
+  if (!st_.current.prior || cfg_.shared) return prior_step;
   std::vector<double>* u_more = st_.u_prev ? &*st_.u_prev : nullptr;
   std::vector<double>* z_more = st_.z_prev ? &*st_.z_prev : nullptr;
   if (rotate_each_) rotate_to_prior_basis(ctx_, u_more, z_more);
+  return prior_step;
 }
 
 void Sweeps::offer(bool stopping) {
@@ -269,8 +272,7 @@ bool Sweeps::sweep(int s, int last, FitResult& res) {
       if (!note.empty()) log::info(comm_, "{}", note);
     }
     if (cfg_.extrapolate && !cfg_.shared && !st_.u_prev) st_.u_prev.emplace(f.U.begin(), f.U.end());
-    user_half_step();
-    r.prior_step = steps_.prior_step();
+    r.prior_step = user_half_step();
     if (cfg_.extrapolate && !cfg_.shared) {
       // U_hat = U + beta (U - U_prev), which the comparison half-step and the evaluation then
       // use as U, and the next user half-step starts from.

@@ -33,10 +33,9 @@ HalfSteps::HalfSteps(FitContext& ctx) : ctx_(ctx) {
   }
 }
 
-void HalfSteps::user_half_step() {
+double HalfSteps::user_half_step() {
   FitContext& c = ctx_;
-  prior_step_ = 0;
-  if (c.cfg.shared) return;
+  if (c.cfg.shared) return 0;
   c.ughost_fresh = false;
   Factors& f = c.cur.factors;
   const LocalRows& users = c.layout.users;
@@ -46,7 +45,7 @@ void HalfSteps::user_half_step() {
       solve_row(f.U.data() + r * J, J, c.zghost.data(), users.idx_of(r), users.y_of(r), c.cfg.mu_u,
                 c.cfg.newton_steps, ws);
     });
-    return;
+    return 0;
   }
   // Under the prior, each row's posterior covariance (the inverse of its Hessian at the start
   // of its last Newton step, still in the workspace) is summed for the M-step. Rows go in
@@ -72,8 +71,8 @@ void HalfSteps::user_half_step() {
     for (std::size_t k = 0; k < JJ; ++k) spread[k] += spread_blocks_[b * JJ + k];
   RelaxedPrior next = relax_prior(
       p, update_prior(c.comm, J, f.U, spread, c.layout.parts.users.size()), c.cfg.prior_relax);
-  prior_step_ = next.step;
   c.cur.prior = std::move(next.prior);
+  return next.step;
 }
 
 void HalfSteps::comparison_half_step(bool gradients) {

@@ -17,13 +17,12 @@ class HalfSteps {
 
   // Every user row: one Newton solve (FitConfig::newton_steps steps) against the current
   // ghost Z; under the population prior, the rows' posterior spreads are summed and the prior
-  // updated from all users (the M-step). Collective.
-  void user_half_step();
+  // updated from all users (the M-step). Collective. Returns the over-relaxed M-step's factor
+  // taken (0: no M-step).
+  double user_half_step();
   // Every comparison row (or theta). Collective. gradients: the evaluation that follows
   // measures the gradient norm (the ship pattern then measures the comparisons' own).
   void comparison_half_step(bool gradients);
-  // The over-relaxed M-step's factor the last user half-step took (0: it made none).
-  double prior_step() const { return prior_step_; }
 
   // Item models: theta from 0 fitted to the initial U (before sweep 0 of a fresh fit).
   void init_items(int steps);
@@ -52,7 +51,6 @@ class HalfSteps {
 
   FitContext& ctx_;
   std::vector<double> spread_blocks_;  // per block of users: sum of posterior covariances
-  double prior_step_ = 0;
 };
 
 }  // namespace pref

@@ -209,6 +209,20 @@ constexpr bool kDotBy8 = false;
 inline void dot_rows_by8(const double*, int, const double*, double*) {}
 #endif
 
+// The margins of a block's c gathered rows (stride Jp) with v into m, which has room for whole
+// vectors of labels: eight at a time where a row is one vector of eight (JJ: the compile-time J;
+// the rows past c are zeroed first), else dot_rows.
+template <int JJ>
+inline void block_margins(double* X, int Jp, int c, const double* v, double* m) {
+  if constexpr (JJ > 0 && padded(JJ) == kV && kDotBy8) {
+    for (int k = c; k < (c + kV - 1) / kV * kV; ++k)
+      for (int a = 0; a < kV; ++a) X[k * kV + a] = 0;
+    dot_rows_by8(X, c, v, m);
+  } else {
+    dot_rows(X, Jp, c, v, m);
+  }
+}
+
 // The gradient and the Hessian's columns of a block for rows of one vector (Jp == kV) and a
 // compile-time J: one pass over the labels with the gradient and the J columns in registers
 // (J + 1 independent accumulations per label, where hessian_tile's passes of kNR columns each
@@ -280,13 +294,7 @@ double accumulate_small(const double* w, int Jrt, const double* table,
     // The sigmoid loops run over whole vectors of labels: up to cv, not the whole block (a
     // user's 40 labels are a block of 32 and one of 8).
     const int cv = (c + kV - 1) / kV * kV;
-    if constexpr (kOneVector && kDotBy8) {
-      for (int k = c; k < cv; ++k)
-        for (int a = 0; a < kV; ++a) X[k * kV + a] = 0;
-      dot_rows_by8(X, c, wp, m);
-    } else {
-      dot_rows(X, Jp, c, wp, m);
-    }
+    block_margins<JJ>(X, Jp, c, wp, m);
     for (int k = 0; k < c; ++k) yb[k] = y[k0 + k];
     for (int k = c; k < cv; ++k) yb[k] = m[k] = 0;
     for (int k = 0; k < cv; ++k) {
@@ -351,15 +359,10 @@ void project_small(const double* d, int Jrt, const double* table,
     const int c = static_cast<int>(std::min<std::size_t>(kBlock, n - k0));
     prefetch_rows(table, J, idx.data(), k0 + kBlock, std::min<std::size_t>(n, k0 + 2 * kBlock));
     gather_rows<JJ>(table, J, Jp, idx.data() + k0, c, X);
-    if constexpr (JJ > 0 && kMaxJp == kV && kDotBy8) {
-      alignas(64) double qb[kBlock];
-      for (int k = c; k < (c + kV - 1) / kV * kV; ++k)
-        for (int a = 0; a < kV; ++a) X[k * kV + a] = 0;
-      dot_rows_by8(X, c, dp, qb);
-      for (int k = 0; k < c; ++k) q[k0 + k] = qb[k];
-    } else {
-      dot_rows(X, Jp, c, dp, q + k0);
-    }
+    // (Through a block-sized buffer: q has room for the row's labels only.)
+    alignas(64) double qb[kBlock];
+    block_margins<JJ>(X, Jp, c, dp, qb);
+    for (int k = 0; k < c; ++k) q[k0 + k] = qb[k];
   }
 }
 

@@ -188,12 +188,12 @@ RelaxedPrior relax_prior(const PopulationPrior& previous, PopulationPrior em, do
     return {std::move(em), 1.0};
   const Eigen::VectorXd log0 = e0.eigenvalues().array().log(),
                         log1 = e1.eigenvalues().array().log();
-  // The safeguard's reference: F(m0, S0) (per user, times 2, without constants).
+  // The safeguard's reference: F(m0, S0) (per user, times 2, without constants), from the
+  // previous prior's own precision and log-determinant.
   const Eigen::VectorXd d = Eigen::Map<const Eigen::VectorXd>(em.mean.data(), J) -
                             Eigen::Map<const Eigen::VectorXd>(previous.mean.data(), J);
-  const Eigen::LLT<Matrix> llt0(S0);
-  if (llt0.info() != Eigen::Success) return {std::move(em), 1.0};
-  const double before = llt0.solve(Matrix(S1) + d * d.transpose()).trace() + log0.sum();
+  const Eigen::Map<const Matrix> P0(previous.precision.data(), J, J);
+  const double before = P0.cwiseProduct(S1 + d * d.transpose()).sum() + previous.log_det;
   double w = relax;
   for (int halving = 0; halving <= 4; ++halving, w = 1.0 + 0.5 * (w - 1.0)) {
     // S = V1 diag(s) V1^T with log s = w log lambda1 + (1 - w) log lambda0:
