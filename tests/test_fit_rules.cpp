@@ -21,6 +21,7 @@
 #include "solver/base/mpi.hpp"
 #include "solver/eval/calibration.hpp"
 #include "solver/fit/fit.hpp"
+#include "solver/fit/stopping.hpp"
 #include "tests/fit_util.hpp"
 
 using namespace pref;
@@ -227,3 +228,63 @@ TEST_F(FitRules, SquaremSafeguardNeverEndsACycleAboveThePlainSweeps) {
 }
 
 }  // namespace
+
+// Aitken's projection in the predictions rule, on monitored log-losses given here (no fit):
+//  - geometric improvements L_k = L + c r^k: the fit ends at the first sweep k >= 3 where the
+//    projected rest, (L_{k-1} - L_k) a / (1 - a) with a = r (= c r^k exactly), is within the
+//    tolerance, computed here apart from the rule; without Aitken the patience decides, later;
+//  - improvements that do not shrink (a >= 1), a worse sweep, or an extrapolated trial among
+//    the last three never end the fit by the projection.
+TEST(StoppingAitken, EndsWhereTheGeometricRestIsWithinTheTolerance) {
+  FitConfig cfg;
+  cfg.stop = StopRule::kPredictions;
+  cfg.monitor_calibrated = true;
+  cfg.aitken = true;
+  cfg.stop_tol = 3e-5;
+  cfg.patience = 3;
+  const double L = 0.67, c = 2e-3, r = 0.6;
+  // Runs the rule over losses(k), k = 1.., with trial(k) marking extrapolated sweeps; returns
+  // the sweep it stops at (-1: not within 60 sweeps) and the reason.
+  auto run = [&](const FitConfig& conf, auto&& losses, auto&& trial, std::string* why) {
+    StoppingRule rule(conf, 100000);
+    StopState st;
+    std::vector<SweepRecord> history(1);  // sweep 0
+    history[0].calibrated_logloss = losses(0);
+    for (int k = 1; k <= 60; ++k) {
+      SweepRecord rec;
+      rec.sweep = k;
+      rec.calibrated_logloss = losses(k);
+      rec.extrapolation = trial(k) ? 1.5 : 0.0;
+      const StopDecision d = rule.observe(rec, st, nullptr, &history);
+      history.push_back(rec);
+      if (d.stop) {
+        if (why) *why = d.reason;
+        return k;
+      }
+    }
+    return -1;
+  };
+  auto none = [](int) { return false; };
+  auto geometric = [&](int k) { return L + c * std::pow(r, k); };
+  int expected = -1;
+  for (int k = 3; k <= 60 && expected < 0; ++k)
+    if (c * std::pow(r, k) <= cfg.stop_tol * geometric(k)) expected = k;
+  ASSERT_GT(expected, 3);
+  std::string why;
+  EXPECT_EQ(run(cfg, geometric, none, &why), expected);
+  EXPECT_NE(why.find("Aitken"), std::string::npos) << why;
+  FitConfig patience_only = cfg;
+  patience_only.aitken = false;
+  const int later = run(patience_only, geometric, none, &why);
+  EXPECT_GT(later, expected);
+  EXPECT_EQ(why.find("Aitken"), std::string::npos) << why;
+  // Improvements that do not shrink: the patience alone (both ways the same sweep).
+  auto linear = [&](int k) { return L + 1e-3 - 2.5e-5 * k; };
+  EXPECT_EQ(run(cfg, linear, none, nullptr), run(patience_only, linear, none, nullptr));
+  // A sweep worse than the one before it among the last three: no projection from it.
+  auto bump = [&](int k) { return geometric(k) + (k == expected - 1 ? 1e-3 : 0.0); };
+  EXPECT_NE(run(cfg, bump, none, nullptr), expected);
+  // An extrapolated trial among the last three: no projection at that sweep.
+  auto trial = [&](int k) { return k == expected - 1; };
+  EXPECT_NE(run(cfg, geometric, trial, nullptr), expected);
+}

@@ -6,6 +6,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <Eigen/LU>
 #include <cmath>
 #include <vector>
 
@@ -130,6 +131,173 @@ TEST(Kernels, DirectionMatchesEigenCholesky) {
         Eigen::MatrixXd S = Eigen::MatrixXd::Zero(J, J);
         S.topLeftCorner(J - 1, J - 1) = B.transpose() * B;
         EXPECT_FALSE(t->direction(J, S.data(), g.data(), 1e-8 * S.diagonal().maxCoeff(), d.data()));
+      }
+    }
+  }
+}
+
+// Rows side by side, one per vector lane: each row's direction and inverse Hessian against
+// Eigen's, only the lower triangles read and written, a singular row refused alone, and each
+// row's results bitwise the same whichever rows share the call and whichever lane it takes.
+TEST(Kernels, DirectionsOfRowsSideBySide) {
+  for (const auto* t : tables()) {
+    for (int J = 1; J <= kernels::kMaxBatchJ; ++J) {
+      SCOPED_TRACE(std::string(t->isa) + " J=" + std::to_string(J));
+      constexpr int R = kernels::kMaxRows;
+      Rng rng(5, Stream::kSketch, J);
+      std::vector<Eigen::MatrixXd> H(R);
+      std::vector<Eigen::VectorXd> g(R), d(R);
+      std::vector<Eigen::MatrixXd> inv(R);
+      const double* Hp[R];
+      const double* gp[R];
+      double* dp[R];
+      double* ip[R];
+      double minp[R];
+      const int singular = J > 1 ? 3 : -1;
+      for (int l = 0; l < R; ++l) {
+        Eigen::MatrixXd A(J + 2, J);
+        for (int i = 0; i < A.size(); ++i) A.data()[i] = rng.normal();
+        if (l == singular) A.col(J - 1) = A.col(0);  // rank J - 1
+        H[l] = A.transpose() * A +
+               (l == singular ? 0.0 : 0.05 * (l + 1)) * Eigen::MatrixXd::Identity(J, J);
+        minp[l] = 1e-8 * H[l].diagonal().maxCoeff();
+        for (int b = 0; b < J; ++b)
+          for (int a = 0; a < b; ++a) H[l](a, b) = std::nan("");  // only the lower triangle
+        g[l].resize(J);
+        for (int i = 0; i < J; ++i) g[l][i] = rng.normal();
+        d[l] = Eigen::VectorXd::Constant(J, -7.0);
+        inv[l] = Eigen::MatrixXd::Constant(J, J, -7.0);
+        Hp[l] = H[l].data();
+        gp[l] = g[l].data();
+        dp[l] = d[l].data();
+        ip[l] = inv[l].data();
+      }
+      const unsigned ok = t->directions(J, R, Hp, gp, minp, dp, ip);
+      for (int l = 0; l < R; ++l) {
+        SCOPED_TRACE("row " + std::to_string(l));
+        if (l == singular) {
+          EXPECT_FALSE(ok >> l & 1);
+          EXPECT_TRUE((d[l].array() == -7.0).all());
+          EXPECT_TRUE((inv[l].array() == -7.0).all());
+          continue;
+        }
+        ASSERT_TRUE(ok >> l & 1);
+        const Eigen::MatrixXd full = H[l].selfadjointView<Eigen::Lower>();
+        const Eigen::VectorXd ref = -full.llt().solve(g[l]);
+        EXPECT_LT((d[l] - ref).norm() / ref.norm(), 1e-10);
+        const Eigen::MatrixXd ref_inv = full.inverse();
+        double worst = 0;
+        for (int b = 0; b < J; ++b)
+          for (int a = 0; a < J; ++a) {
+            if (a >= b) {
+              worst = std::max(worst, std::abs(inv[l](a, b) - ref_inv(a, b)));
+            } else {
+              EXPECT_EQ(inv[l](a, b), -7.0);
+            }
+          }
+        EXPECT_LT(worst, 1e-10 * ref_inv.cwiseAbs().maxCoeff());
+        // Alone, and in the last lane of a call of other rows: bitwise the same.
+        for (int at : {0, R - 1}) {
+          Eigen::VectorXd d1 = Eigen::VectorXd::Zero(J);
+          Eigen::MatrixXd i1 = Eigen::MatrixXd::Zero(J, J);
+          const double* Hq[R];
+          const double* gq[R];
+          double* dq[R];
+          double* iq[R];
+          double mq[R];
+          std::vector<Eigen::VectorXd> dd(R, Eigen::VectorXd::Zero(J));
+          std::vector<Eigen::MatrixXd> ii(R, Eigen::MatrixXd::Zero(J, J));
+          const int k = (l + 1) % R == singular ? (l + 2) % R : (l + 1) % R;  // another row
+          for (int q = 0; q <= at; ++q) {
+            const int src = q == at ? l : k;
+            Hq[q] = Hp[src];
+            gq[q] = gp[src];
+            mq[q] = minp[src];
+            dq[q] = q == at ? d1.data() : dd[q].data();
+            iq[q] = q == at ? i1.data() : ii[q].data();
+          }
+          ASSERT_TRUE(t->directions(J, at + 1, Hq, gq, mq, dq, iq) >> at & 1);
+          for (int a = 0; a < J; ++a) EXPECT_EQ(d1[a], d[l][a]);
+          for (int b = 0; b < J; ++b)
+            for (int a = b; a < J; ++a) EXPECT_EQ(i1(a, b), inv[l](a, b));
+        }
+      }
+    }
+  }
+}
+
+// solve_rows is solve_row on each row, with add_spd_inverse of each row's last Hessian: the same
+// steps to rounding (the directions' factorizations sum in another order), under the ridge and
+// under a Gaussian prior, for rows with many, few and no labels, one and several Newton steps,
+// and J past the lanes' limit (there: bitwise). Each row's results do not depend on its group.
+TEST(Kernels, SolveRowsIsSolveRowPerRow) {
+  for (int J : {1, 3, 8, 16, 17}) {
+    for (bool gaussian : {false, true}) {
+      for (int steps : {1, 3}) {
+        SCOPED_TRACE("J=" + std::to_string(J) + (gaussian ? " prior" : " ridge") +
+                     " steps=" + std::to_string(steps));
+        constexpr int kRows = 13;
+        const std::size_t counts[kRows] = {40, 0, 1, 7, 120, 33, 2, 60, 5, 0, 17, 90, 3};
+        std::vector<Problem> rows;
+        for (int r = 0; r < kRows; ++r) rows.emplace_back(J, counts[r], 100 + r);
+        Eigen::MatrixXd P = Eigen::MatrixXd::Identity(J, J) * 0.8;
+        for (int a = 1; a < J; ++a) P(a, a - 1) = P(a - 1, a) = 0.2;
+        Eigen::VectorXd mean = Eigen::VectorXd::Constant(J, 0.1);
+        const RowPrior prior = gaussian ? RowPrior(P.data(), mean.data()) : RowPrior(0.4);
+        const std::size_t JJ = std::size_t(J) * J;
+        // The reference: row by row.
+        std::vector<std::vector<double>> ref(kRows);
+        std::vector<double> ref_acc(JJ, 0.0);
+        RowWorkspace ws;
+        for (int r = 0; r < kRows; ++r) {
+          ref[r] = rows[r].w;
+          solve_row(ref[r].data(), J, rows[r].table.data(), rows[r].idx, rows[r].y, prior, steps,
+                    ws);
+          add_spd_inverse(J, ws.h.data(), ref_acc.data());
+        }
+        // Groups of each size: rows share a table only within a Problem, so each group's rows
+        // use one shared table built from theirs.
+        std::vector<std::vector<double>> first;
+        for (int size : {1, 5, kernels::kMaxRows}) {
+          std::vector<std::vector<double>> w(kRows);
+          std::vector<double> acc(JJ, 0.0);
+          for (int r0 = 0; r0 < kRows; r0 += size) {
+            const int n = std::min(size, kRows - r0);
+            std::vector<double> table;
+            std::vector<std::vector<std::uint32_t>> idx(n);
+            std::vector<GroupRow> group(n);
+            for (int i = 0; i < n; ++i) {
+              const Problem& pr = rows[r0 + i];
+              const auto offset = static_cast<std::uint32_t>(table.size() / J);
+              table.insert(table.end(), pr.table.begin(), pr.table.end());
+              for (auto k : pr.idx) idx[i].push_back(k + offset);
+              w[r0 + i] = pr.w;
+            }
+            for (int i = 0; i < n; ++i) group[i] = {w[r0 + i].data(), idx[i], rows[r0 + i].y};
+            solve_rows(group, J, table.data(), prior, steps, ws, acc.data());
+          }
+          for (int r = 0; r < kRows; ++r)
+            for (int a = 0; a < J; ++a) {
+              if (J > kernels::kMaxBatchJ) {
+                EXPECT_EQ(w[r][a], ref[r][a]) << "row " << r;
+              } else {
+                EXPECT_LT(rel(w[r][a], ref[r][a]), 1e-11) << "row " << r;
+              }
+            }
+          double worst = 0, scale = 0;
+          for (int b = 0; b < J; ++b)
+            for (int a = b; a < J; ++a) {
+              worst = std::max(worst, std::abs(acc[b * J + a] - ref_acc[b * J + a]));
+              scale = std::max(scale, std::abs(ref_acc[b * J + a]));
+            }
+          EXPECT_LT(worst, 1e-11 * scale);
+          if (first.empty()) {
+            first = w;
+          } else {
+            for (int r = 0; r < kRows; ++r)
+              for (int a = 0; a < J; ++a) EXPECT_EQ(w[r][a], first[r][a]) << "row " << r;
+          }
+        }
       }
     }
   }

@@ -246,6 +246,9 @@ void FitRun::log_sweep(const SweepRecord& r) const {
                      std::isnan(r.validation->auc) ? std::string()
                                                    : fmt::format(" auc {:.4f}", r.validation->auc),
                      r.validation->user_auc_mean);
+  else if (!std::isnan(r.calibrated_logloss))
+    v += fmt::format(" | val sample calibrated logloss {:.4f} (s {:.3g}, {} labels)",
+                     r.calibrated_logloss, r.calibration_scale, r.monitor_labels);
   log::info(comm_,
             "sweep {:3d}: objective {:.8e} (rel {:.2e}){} train logloss {:.4f}{}{} | "
             "user {:.3f}s comparison {:.3f}s eval {:.3f}s | {:.3g} MB exchanged",

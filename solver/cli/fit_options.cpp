@@ -240,6 +240,17 @@ const std::vector<FitField>& fit_fields() {
              .in_model = true,
              .absent = std::int64_t{3},
              .at_least = 1}),
+      field(at(&FitOptions::aitken),
+            {.option = "--aitken",
+             .help = "--stop predictions: also end the fit when the validation log-loss's last "
+                     "improvements shrink so that their geometric continuation (Aitken's "
+                     "projection) adds up to at most --stop-tol (relative), without waiting out "
+                     "--patience (docs/design.md, \"Stopping\"); --no-aitken: --patience only",
+             .attribute = "aitken",
+             .role = R::kVariable,
+             .in_model = true,
+             .absent = std::int64_t{0},  // --patience only before --aitken
+             .negation = "--no-aitken"}),
       field(at(&FitConfig::stop_tol),
             {.option = "--stop-tol",
              .help = "--stop predictions: the smallest relative change of the monitored "
@@ -478,6 +489,7 @@ void validate_fit_options(FitOptions& o) {
   cfg.canonical_start = true;
   cfg.auc_every = o.auc_every;
   cfg.prior_relax = o.prior_relax;
+  cfg.aitken = o.aitken;
   // SQUAREM needs the population prior and free comparison factors: refused where it does not
   // apply.
   const Acceleration accelerate = kAccelerationNames.parse(o.accelerate, "--accelerate");

@@ -50,6 +50,7 @@ struct FitOptions {
   std::string accelerate = "none";       // --accelerate: none or squarem
   int auc_every = 10;                    // --auc-every (FitConfig::auc_every)
   double prior_relax = 1.8;              // --prior-relax (FitConfig::prior_relax)
+  bool aitken = true;                    // --aitken / --no-aitken (FitConfig::aitken)
   bool overwrite = false, drop_ties = false;
   // The parsed options by name, to tell an option given from its default.
   std::map<std::string, const CLI::Option*> parsed;

@@ -39,7 +39,13 @@ nlohmann::json record_to_json(const SweepRecord& r, bool with_timings) {
     if (!std::isnan(r.calibrated_logloss)) {
       j["validation"]["logloss_calibrated"] = r.calibrated_logloss;
       j["validation"]["calibration_scale"] = r.calibration_scale;
+      j["validation"]["monitor_labels"] = r.monitor_labels;
     }
+  } else if (!std::isnan(r.calibrated_logloss)) {
+    // A sweep measured on the stopping rule's sample alone.
+    j["monitor"] = {{"labels", r.monitor_labels},
+                    {"logloss_calibrated", r.calibrated_logloss},
+                    {"calibration_scale", r.calibration_scale}};
   }
   if (with_timings) {
     j["seconds_user"] = r.seconds_user;
@@ -79,7 +85,13 @@ SweepRecord record_from_json(const nlohmann::json& j, const std::string& what) {
       if (v.contains("logloss_calibrated")) {
         r.calibrated_logloss = num(v.at("logloss_calibrated"));
         r.calibration_scale = num(v.at("calibration_scale"));
+        r.monitor_labels = v.value("monitor_labels", std::uint64_t{0});
       }
+    } else if (j.contains("monitor")) {
+      const auto& m = j["monitor"];
+      r.monitor_labels = m.at("labels").get<std::uint64_t>();
+      r.calibrated_logloss = num(m.at("logloss_calibrated"));
+      r.calibration_scale = num(m.at("calibration_scale"));
     }
     r.seconds_user = j.value("seconds_user", 0.0);
     r.seconds_comparison = j.value("seconds_comparison", 0.0);

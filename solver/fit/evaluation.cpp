@@ -8,7 +8,8 @@
 
 namespace pref {
 
-SweepRecord Evaluation::measure(bool full, double scale_start) {
+SweepRecord Evaluation::measure(Validation level, double scale_start) {
+  const bool full = level == Validation::kFull;
   FitContext& c = ctx_;
   const FitConfig& cfg = c.cfg;
   const int J = c.J;
@@ -75,44 +76,67 @@ SweepRecord Evaluation::measure(bool full, double scale_start) {
   }
   rec.grad_norm = full ? std::sqrt(sums[3]) : std::numeric_limits<double>::quiet_NaN();
   if (c.layout.has_validation) {
-    // Margins and log-loss by the label kernels; the accumulator keeps its buffers.
-    const LocalRows& val = c.layout.users_val;
-    std::vector<Scored> items;
-    std::vector<double> margins;
-    RowWorkspace& ws = c.ws[0];
     // The calibrated log-loss's sample: users whose id hashes below a threshold, so that about
     // cfg.monitor_labels labels are in it whatever the rank count.
+    const LocalRows& val = c.layout.users_val;
     const bool monitor = cfg.monitor_calibrated;
-    const double share =
-        std::min(1.0, double(cfg.monitor_labels) /
-                          double(std::max<std::uint64_t>(1, c.layout.validation_labels)));
-    const std::uint64_t threshold =
-        share >= 1.0 ? ~std::uint64_t{0} : static_cast<std::uint64_t>(share * 0x1p64);
-    const std::uint64_t first_user = c.layout.parts.users.begin(c.comm.rank());
+    if (monitor && !monitor_found_) {
+      const double share =
+          std::min(1.0, double(cfg.monitor_labels) /
+                            double(std::max<std::uint64_t>(1, c.layout.validation_labels)));
+      const std::uint64_t threshold =
+          share >= 1.0 ? ~std::uint64_t{0} : static_cast<std::uint64_t>(share * 0x1p64);
+      const std::uint64_t first_user = c.layout.parts.users.begin(c.comm.rank());
+      for (std::size_t r = 0; r < val.rows(); ++r)
+        if (!val.idx_of(r).empty() && hash::mix(first_user + r) <= threshold)
+          monitor_rows_.push_back(static_cast<std::uint32_t>(r));
+      monitor_found_ = true;
+    }
     monitor_margins_.clear();
     monitor_labels_.clear();
-    for (std::size_t r = 0; r < val.rows(); ++r) {
-      auto idx = val.idx_of(r);
-      auto y = val.y_of(r);
-      margins.resize(idx.size());
-      LabelPass pass;
-      pass.loss = true;
-      pass.margins = margins.data();
-      const double l = accumulate(f.U.data() + r * J, J, c.zghost.data(), idx, y, pass, ws);
-      if (monitor && hash::mix(first_user + r) <= threshold) {
-        monitor_margins_.insert(monitor_margins_.end(), margins.begin(), margins.end());
+    RowWorkspace& ws = c.ws[0];
+    std::vector<double> margins;
+    if (level == Validation::kSample && monitor) {
+      // The sample's rows alone: their margins, nothing else.
+      for (std::uint32_t r : monitor_rows_) {
+        auto idx = val.idx_of(r);
+        auto y = val.y_of(r);
+        const std::size_t at = monitor_margins_.size();
+        monitor_margins_.resize(at + idx.size());
+        LabelPass pass;
+        pass.margins = monitor_margins_.data() + at;
+        accumulate(f.U.data() + std::size_t(r) * J, J, c.zghost.data(), idx, y, pass, ws);
         monitor_labels_.insert(monitor_labels_.end(), y.begin(), y.end());
       }
-      items.resize(idx.size());
-      for (std::size_t k = 0; k < idx.size(); ++k) items[k] = {margins[k], y[k]};
-      val_acc_.add_user(items, l);
+    } else {
+      // Margins and log-loss by the label kernels; the accumulator keeps its buffers.
+      std::vector<Scored> items;
+      std::size_t next = 0;  // the next sample row
+      for (std::size_t r = 0; r < val.rows(); ++r) {
+        auto idx = val.idx_of(r);
+        auto y = val.y_of(r);
+        margins.resize(idx.size());
+        LabelPass pass;
+        pass.loss = true;
+        pass.margins = margins.data();
+        const double l = accumulate(f.U.data() + r * J, J, c.zghost.data(), idx, y, pass, ws);
+        if (monitor && next < monitor_rows_.size() && monitor_rows_[next] == r) {
+          ++next;
+          monitor_margins_.insert(monitor_margins_.end(), margins.begin(), margins.end());
+          monitor_labels_.insert(monitor_labels_.end(), y.begin(), y.end());
+        }
+        items.resize(idx.size());
+        for (std::size_t k = 0; k < idx.size(); ++k) items[k] = {margins[k], y[k]};
+        val_acc_.add_user(items, l);
+      }
+      rec.validation = val_acc_.finish(c.comm, nullptr, full);
     }
-    rec.validation = val_acc_.finish(c.comm, nullptr, full);
     if (monitor) {
       const Calibration cal =
           calibrate_margins(c.comm, monitor_margins_, monitor_labels_, scale_start);
       rec.calibrated_logloss = cal.logloss_after;
       rec.calibration_scale = cal.scale;
+      rec.monitor_labels = cal.labels;
     }
   }
   return rec;

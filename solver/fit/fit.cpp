@@ -183,7 +183,7 @@ bool Sweeps::fresh_start(FitResult& res) {
                                                     ctx_.layout.parts.users.size(), cfg_.mu_u);
   }
   steps_.init_items(cfg_.item_init_steps);
-  SweepRecord rec = eval_.measure(full_evaluation(0));
+  SweepRecord rec = eval_.measure(full_evaluation(0) ? Validation::kFull : Validation::kSplit);
   rec.seconds_eval = since(t);
   rec.bytes_exchanged = ctx_.take_bytes();
   require_finite(comm_, st_.current.factors.U, rec.objective, "the initialization (sweep 0)");
@@ -304,7 +304,11 @@ bool Sweeps::sweep(int s, int last, FitResult& res) {
   const double scale = st_.history.back().calibration_scale;
   // The last sweep the limit allows is measured in full: when it is the returned state (a
   // warm refit of one sweep, --stop objective) finish() then need not measure it again.
-  const SweepRecord m = eval_.measure(full, std::isfinite(scale) ? scale : 1.0);
+  // Between full measurements, with the calibrated monitor, only the stopping rule's sample.
+  const Validation level = full                      ? Validation::kFull
+                           : cfg_.monitor_calibrated ? Validation::kSample
+                                                     : Validation::kSplit;
+  const SweepRecord m = eval_.measure(level, std::isfinite(scale) ? scale : 1.0);
   r.seconds_eval = since(t);
   r.objective = m.objective;
   r.train_logloss = m.train_logloss;
@@ -312,6 +316,7 @@ bool Sweeps::sweep(int s, int last, FitResult& res) {
   r.validation = m.validation;
   r.calibrated_logloss = m.calibrated_logloss;
   r.calibration_scale = m.calibration_scale;
+  r.monitor_labels = m.monitor_labels;
   r.prior = m.prior;
   require_finite(comm_, {}, r.objective, fmt::format("sweep {} (its objective)", s));
   const double reference = st_.reference_objective;
@@ -327,7 +332,7 @@ bool Sweeps::sweep(int s, int last, FitResult& res) {
   }
   st_.reference_objective = r.objective;
   const StopDecision d =
-      rule_.observe(r, st_.stop, cfg_.extrapolate ? &st_.extrapolation : nullptr);
+      rule_.observe(r, st_.stop, cfg_.extrapolate ? &st_.extrapolation : nullptr, &st_.history);
   if (d.take_copy) {
     Snapshot best;
     best.factors = f;
@@ -423,7 +428,7 @@ FitResult Sweeps::finish(FitResult res) {
     } else {
       ctx_.comparisons_measured = false;
       const double scale = st_.history.back().calibration_scale;
-      res.final_record = eval_.measure(true, std::isfinite(scale) ? scale : 1.0);
+      res.final_record = eval_.measure(Validation::kFull, std::isfinite(scale) ? scale : 1.0);
       res.final_record.sweep = res.state_sweep;
     }
   }

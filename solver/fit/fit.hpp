@@ -81,6 +81,10 @@ struct FitConfig {
   // (relative) for `patience` sweeps.
   int patience = 3;
   double stop_tol = 3e-5;
+  // kPredictions with the validation split: also stop when Aitken's projection of the
+  // improvements still to come is within stop_tol (solver/fit/stopping.hpp). The library's
+  // default is the patience alone; `pref fit`'s is on.
+  bool aitken = false;
   // The monitored validation log-loss is the calibrated one (calibrated_logloss: the model will
   // be calibrated after the sweeps, `pref fit --calibrate validation`), over the validation
   // labels of a sample of users chosen by their ids, of about monitor_labels labels.

@@ -40,31 +40,39 @@ double HalfSteps::user_half_step() {
   Factors& f = c.cur.factors;
   const LocalRows& users = c.layout.users;
   const int J = c.J;
+  // Rows go in groups of kernels::kMaxRows (solve_rows: their directions side by side); a
+  // row's result does not depend on its group.
+  const std::size_t nu = users.rows(), G = kernels::kMaxRows;
+  auto solve = [&](std::size_t r0, std::size_t r1, const RowPrior& rp, RowWorkspace& ws,
+                   double* acc) {
+    GroupRow rows[kernels::kMaxRows];
+    for (std::size_t r = r0; r < r1; ++r)
+      rows[r - r0] = {f.U.data() + r * J, users.idx_of(r), users.y_of(r)};
+    solve_rows(std::span<const GroupRow>(rows, r1 - r0), J, c.zghost.data(), rp, c.cfg.newton_steps,
+               ws, acc);
+  };
   if (!c.cur.prior) {
-    c.parallel_rows(users.rows(), [&](std::size_t r, RowWorkspace& ws) {
-      solve_row(f.U.data() + r * J, J, c.zghost.data(), users.idx_of(r), users.y_of(r), c.cfg.mu_u,
-                c.cfg.newton_steps, ws);
+    c.parallel_rows((nu + G - 1) / G, [&](std::size_t b, RowWorkspace& ws) {
+      solve(b * G, std::min(nu, (b + 1) * G), c.cfg.mu_u, ws, nullptr);
     });
     return 0;
   }
   // Under the prior, each row's posterior covariance (the inverse of its Hessian at the start
-  // of its last Newton step, still in the workspace) is summed for the M-step. Rows go in
-  // fixed blocks, each summed in row order and the blocks in block order, so that the sum
-  // does not depend on the thread count; blocks of at least J^2 rows keep their partial sums
-  // at 8 bytes per user or less.
+  // of its last Newton step) is summed for the M-step. Rows go in fixed blocks, each summed in
+  // row order and the blocks in block order, so that the sum does not depend on the thread
+  // count; blocks of at least J^2 rows (a multiple of the group) keep their partial sums at 8
+  // bytes per user or less.
   const PopulationPrior& p = *c.cur.prior;
   const RowPrior rp(p.precision.data(), p.mean.data());
-  const std::size_t nu = users.rows(), JJ = std::size_t(J) * J;
-  const std::size_t per_block = std::max<std::size_t>(64, JJ);
+  const std::size_t JJ = std::size_t(J) * J;
+  const std::size_t per_block = (std::max<std::size_t>(64, JJ) + G - 1) / G * G;
   const std::size_t blocks = (nu + per_block - 1) / per_block;
   spread_blocks_.assign(blocks * JJ, 0.0);
   c.parallel_rows(blocks, [&](std::size_t b, RowWorkspace& ws) {
     double* acc = spread_blocks_.data() + b * JJ;
-    for (std::size_t r = b * per_block; r < std::min(nu, (b + 1) * per_block); ++r) {
-      solve_row(f.U.data() + r * J, J, c.zghost.data(), users.idx_of(r), users.y_of(r), rp,
-                c.cfg.newton_steps, ws);
-      add_spd_inverse(J, ws.h.data(), acc);
-    }
+    const std::size_t end = std::min(nu, (b + 1) * per_block);
+    for (std::size_t r = b * per_block; r < end; r += G)
+      solve(r, std::min(end, r + G), rp, ws, acc);
   });
   std::vector<double> spread(JJ, 0.0);
   for (std::size_t b = 0; b < blocks; ++b)

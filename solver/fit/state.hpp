@@ -26,6 +26,9 @@ struct SweepRecord {
   // validation users (FitConfig::monitor_calibrated; NaN: not measured).
   double calibrated_logloss = std::numeric_limits<double>::quiet_NaN();
   double calibration_scale = std::numeric_limits<double>::quiet_NaN();
+  // The sample's labels (all ranks; 0: not measured). A sweep measured on the sample alone
+  // (Evaluation::measure's kSample) has no `validation`.
+  std::uint64_t monitor_labels = 0;
   std::optional<PriorSummary> prior;  // with the population prior: the prior of the state
   // The over-relaxed M-step's factor the sweep's user half-step took (FitConfig::prior_relax;
   // 0: no M-step).

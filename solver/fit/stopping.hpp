@@ -9,6 +9,11 @@
 //     most over-fitted state) it ends when the training log-loss has changed by less than
 //     stop_tol for `patience` sweeps, keeping the last state. Both are invariant to the
 //     factorization's gauge (U A^-T, Z A): they watch predictions, not factors.
+//     With the validation split it also ends, without waiting out the patience, when the last
+//     three plain sweeps improved it by shrinking amounts whose geometric continuation (Aitken's
+//     projection, the EM stopping rule of Lindsay 1995 and McNicholas et al. 2010) adds up to
+//     at most stop_tol (relative): the sweeps to come could not improve it by more than the
+//     tolerance if they went on as they were going (FitConfig::aitken).
 //   - objective: at the EM fixed point, when the objective's relative change falls below --tol
 //     (with extrapolation, two calm sweeps in a row); SQUAREM's stabilizing sweeps, which start
 //     from an extrapolated state, do not count.
@@ -21,6 +26,7 @@
 // uninterrupted one would have.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "solver/fit/fit.hpp"
 #include "solver/fit/state.hpp"
@@ -43,12 +49,15 @@ class StoppingRule {
   // Observes the record of the state after `r.sweep` sweeps (sweep 0: the initial state) and
   // updates `st`. The same on every rank (it reads only replicated numbers).
   // ex: the extrapolation's state (already updated with this sweep) when it runs, else null.
-  StopDecision observe(const SweepRecord& r, StopState& st, const ExtrapolationState* ex) const;
+  // history: the records before r (Aitken's projection reads the last two), or null.
+  StopDecision observe(const SweepRecord& r, StopState& st, const ExtrapolationState* ex,
+                       const std::vector<SweepRecord>* history = nullptr) const;
   bool watches_validation() const { return validation_; }
   // What it watches, for the log.
   std::string describe() const;
 
  private:
+  double monitored(const SweepRecord& r) const;  // the loss the rule watches
   const FitConfig& cfg_;
   bool validation_ = false;
 };

@@ -443,6 +443,74 @@ bool direction_small(int Jrt, const double* H, const double* g, double min_pivot
   return true;
 }
 
+// Several rows' Newton directions at once, one row per vector lane: a row's LDL^T is a chain
+// of dependent divisions and updates whose latency, not its arithmetic, is its cost, and kV
+// rows' chains fill the vector units side by side. Each lane does the arithmetic of the others
+// on its own row alone, so a row's result does not depend on the rows beside it or on its
+// lane. The same factorization (no pivoting) gives, when inv is not null, the lower triangle of
+// H^-1 by W = L^-1 and H^-1 = W^T D^-1 W. Lanes past `rows` factor the identity.
+template <int J>
+unsigned directions_lanes(int rows, const double* const* H, const double* const* g,
+                          const double* min_pivot, double* const* d, double* const* inv) {
+  using vm = decltype(vd{} < vd{});
+  vd A[J * J];  // (a, b) at b * J + a, a >= b: H, then L below the diagonal
+  for (int b = 0; b < J; ++b)
+    for (int a = b; a < J; ++a) {
+      vd v;
+      for (int l = 0; l < kV; ++l) v[l] = l < rows ? H[l][b * J + a] : (a == b ? 1.0 : 0.0);
+      A[b * J + a] = v;
+    }
+  vd minp;
+  for (int l = 0; l < kV; ++l) minp[l] = l < rows ? min_pivot[l] : 0.0;
+  vm ok = minp == minp;  // all lanes
+  vd dinv[J];
+  for (int j = 0; j < J; ++j) {
+    const vd piv = A[j * J + j];
+    ok &= piv > minp;
+    const vd r = 1.0 / piv;
+    dinv[j] = r;
+    for (int b = j + 1; b < J; ++b) {
+      const vd f = A[j * J + b] * r;
+      for (int a = b; a < J; ++a) A[b * J + a] -= A[j * J + a] * f;
+    }
+    for (int a = j + 1; a < J; ++a) A[j * J + a] *= r;
+  }
+  // L v = -g, v = D^-1 v, L^T x = v (in v).
+  vd v[J];
+  for (int a = 0; a < J; ++a)
+    for (int l = 0; l < kV; ++l) v[a][l] = l < rows ? -g[l][a] : 0.0;
+  for (int j = 0; j < J; ++j)
+    for (int i = j + 1; i < J; ++i) v[i] -= A[j * J + i] * v[j];
+  for (int j = 0; j < J; ++j) v[j] *= dinv[j];
+  for (int j = J - 1; j >= 0; --j)
+    for (int i = j + 1; i < J; ++i) v[j] -= A[j * J + i] * v[i];
+  for (int a = 0; a < J; ++a) ok &= (v[a] - v[a]) == 0.0;  // finite
+  unsigned mask = 0;
+  for (int l = 0; l < rows; ++l)
+    if (ok[l]) {
+      mask |= 1u << l;
+      for (int a = 0; a < J; ++a) d[l][a] = v[a][l];
+    }
+  if (!inv || !mask) return mask;
+  // W = L^-1 (unit lower): W(i, j) = -L(i, j) - sum_{j < k < i} L(i, k) W(k, j); then
+  // H^-1(a, b) = sum_{k >= a} W(k, a) W(k, b) / D(k) for a >= b, with W(k, k) = 1.
+  vd W[J * J];
+  for (int j = 0; j < J; ++j)
+    for (int i = j + 1; i < J; ++i) {
+      vd s = -A[j * J + i];
+      for (int k = j + 1; k < i; ++k) s -= A[k * J + i] * W[j * J + k];
+      W[j * J + i] = s;
+    }
+  for (int b = 0; b < J; ++b)
+    for (int a = b; a < J; ++a) {
+      vd s = (a == b ? dinv[a] : W[b * J + a] * dinv[a]);
+      for (int k = a + 1; k < J; ++k) s += W[a * J + k] * (W[b * J + k] * dinv[k]);
+      for (int l = 0; l < rows; ++l)
+        if (mask >> l & 1) inv[l][b * J + a] = s[l];
+    }
+  return mask;
+}
+
 // Calls F::run<J>(args...) for the compile-time J equal to the runtime one (1..kMaxSmallJ).
 template <class F, int... Js, class... Args>
 auto dispatch(std::integer_sequence<int, Js...>, int J, Args&&... args) {
@@ -477,6 +545,25 @@ struct Direction {
   }
 };
 
+struct Directions {
+  template <int JJ>
+  static unsigned run(int rows, const double* const* H, const double* const* g,
+                      const double* min_pivot, double* const* d, double* const* inv) {
+    if constexpr (JJ == 0) {
+      return 0;
+    } else {
+      unsigned mask = 0;
+      for (int r0 = 0; r0 < rows; r0 += kV) {
+        const int n = std::min(kV, rows - r0);
+        mask |= directions_lanes<JJ>(n, H + r0, g + r0, min_pivot + r0, d + r0,
+                                     inv ? inv + r0 : nullptr)
+                << r0;
+      }
+      return mask;
+    }
+  }
+};
+
 double accumulate(int J, const double* w, const double* table, std::span<const std::uint32_t> idx,
                   std::span<const float> y, const LabelPass& out) {
   return dispatch<Accumulate>(kSmallJs, J, J, w, table, idx, y, out);
@@ -493,21 +580,36 @@ bool direction(int J, const double* H, const double* g, double min_pivot, double
 
 double loss_change(const double* m, const double* p, const double* q, const float* y, std::size_t n,
                    double t, std::vector<double>& scratch) {
-  // Per label into scratch (a loop that vectorizes), then summed in label order. Steps with
-  // |t q| > 1 (rare: far from the optimum) take the exact softplus difference instead.
+  // Per label into scratch (a loop that vectorizes), then summed in a fixed order: kV lanes of
+  // every kV-th label, their lanes by hsum's tree, then the last n mod kV labels. Steps with
+  // |t q| > 1 (rare: far from the optimum) take the exact softplus difference instead, in a
+  // second loop over the labels only when there are any.
   scratch.resize(n);
   double* out = scratch.data();
+  std::size_t big = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const double delta = t * q[i];
     const double dc = delta > 1.0 ? 1.0 : (delta < -1.0 ? -1.0 : delta);
     out[i] = log1p_pos(p[i] * expm1_small(dc)) - y[i] * delta;
+    big += std::abs(delta) > 1.0;
   }
-  double sum = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double delta = t * q[i];
-    sum += std::abs(delta) <= 1.0 ? out[i] : bce_change(m[i], p[i], delta, y[i]);
-  }
+  if (big)
+    for (std::size_t i = 0; i < n; ++i) {
+      const double delta = t * q[i];
+      if (std::abs(delta) > 1.0) out[i] = bce_change(m[i], p[i], delta, y[i]);
+    }
+  vd acc = {};
+  std::size_t i = 0;
+  for (; i + kV <= n; i += kV) acc += load(out + i);
+  double sum = hsum<kV>(acc);
+  for (; i < n; ++i) sum += out[i];
   return sum;
+}
+
+unsigned directions(int J, int rows, const double* const* H, const double* const* g,
+                    const double* min_pivot, double* const* d, double* const* inv) {
+  return dispatch<Directions>(std::make_integer_sequence<int, kMaxBatchJ>{}, J, rows, H, g,
+                              min_pivot, d, inv);
 }
 
 void logistic_terms(const double* m, const float* y, std::size_t n, double scale, double* loss,
@@ -531,7 +633,8 @@ void logistic_terms(const double* m, const float* y, std::size_t n, double scale
 }  // namespace
 
 Table table() {
-  return {&accumulate, &project, &direction, &loss_change, &logistic_terms, PREF_KERNEL_ISA_NAME};
+  return {&accumulate,  &project,        &direction,          &directions,
+          &loss_change, &logistic_terms, PREF_KERNEL_ISA_NAME};
 }
 
 }  // namespace pref::kernels::PREF_KERNEL_ISA

@@ -166,67 +166,238 @@ int ladder_search(double scale, double lin, double quad, double gd, const double
   return -1;
 }
 
+namespace {
+
+// A Newton step in two parts around its direction, so that solve_rows can find the directions
+// of several rows together. The first part: at w, g and H (lower triangle) with the prior's
+// terms, and the margins and probabilities for the line search; false when g is zero.
+bool step_begin(const double* w, int J, const double* table, std::span<const std::uint32_t> idx,
+                std::span<const float> y, const RowPrior& prior, RowWorkspace& ws, bool track_loss,
+                RowStats& st) {
+  const Eigen::Map<const Eigen::VectorXd> wv(w, J);
+  const std::size_t n = idx.size();
+  ws.margins.resize(n);
+  ws.probs.resize(n);
+  ws.steps.resize(n);
+  ws.g.setZero(J);
+  ws.h.setZero(J, J);
+  LabelPass out;
+  out.g = ws.g.data();
+  out.H = ws.h.data();
+  out.margins = ws.margins.data();
+  out.probs = ws.probs.data();
+  // The objective itself is not needed (the line search works on its changes), unless asked.
+  out.loss = track_loss;
+  const double loss = accumulate(w, J, table, idx, y, out, ws);
+  if (track_loss) st.loss = loss;
+  if (prior.precision) {
+    // pr = P (w - m): the prior's gradient; H += P (its lower triangle is what is read).
+    const Eigen::Map<const Eigen::MatrixXd> P(prior.precision, J, J);
+    ws.pr.noalias() = P * (wv - Eigen::Map<const Eigen::VectorXd>(prior.mean, J));
+    ws.g += ws.pr;
+    ws.h += P;
+  } else {
+    ws.g += prior.mu * wv;
+    ws.h.diagonal().array() += prior.mu;
+  }
+  st.grad_norm2 = ws.g.squaredNorm();
+  return st.grad_norm2 != 0;
+}
+
+// The second part, along the direction ws.d: the slope's test, the line search and the move of
+// w. False when the step is not taken.
+bool step_finish(double* w, int J, const double* table, std::span<const std::uint32_t> idx,
+                 std::span<const float> y, const RowPrior& prior, RowWorkspace& ws, bool track_loss,
+                 RowStats& st) {
+  Eigen::Map<Eigen::VectorXd> wv(w, J);
+  const double gd = ws.g.dot(ws.d);
+  if (!(gd < 0)) return false;
+  // q_k = x_k . d, then the change of the objective along the ladder.
+  project(ws.d.data(), J, table, idx, ws.steps.data());
+  // The regularization's change along t d: ridge mu t (w.d + t |d|^2 / 2), prior
+  // t d.P(w - m) + t^2 d.P d / 2.
+  const bool gaussian = prior.precision != nullptr;
+  double wd, dd;
+  if (gaussian) {
+    const Eigen::Map<const Eigen::MatrixXd> P(prior.precision, J, J);
+    wd = ws.d.dot(ws.pr);
+    ws.pd.noalias() = P * ws.d;  // (into the workspace: no allocation per row)
+    dd = ws.d.dot(ws.pd);
+  } else {
+    wd = wv.dot(ws.d);
+    dd = ws.d.squaredNorm();
+  }
+  const double scale = gaussian ? 1.0 : prior.mu;
+  if (!track_loss) {
+    // The full step on a quadratic upper bound first: softplus(m + q) <= softplus(m) +
+    // sigmoid(m) q + q^2 / 8, so the objective's change along d is at most
+    // g.d + sum_k q_k^2 / 8 + scale quad / 2. When that passes the Armijo test, the exact
+    // change does too, and the ladder's first step is taken without the labels' exp and log.
+    // (Margins near 0, where p (1 - p) is near 1/4, pass; saturated ones go to the ladder.)
+    const double* q = ws.steps.data();
+    double s2 = 0;
+    for (std::size_t k = 0; k < idx.size(); ++k) s2 += q[k] * q[k];
+    if (gd + 0.125 * s2 + 0.5 * scale * dd <= kArmijo * gd) {
+      wv += ws.d;
+      ++st.steps_taken;
+      return true;
+    }
+  }
+  double change = 0;
+  const int chosen = ladder_search(scale, wd, dd, gd, ws.margins.data(), ws.probs.data(),
+                                   ws.steps.data(), y.data(), idx.size(), ws.change, &change);
+  if (chosen < 0) return false;
+  wv += ladder_step(chosen) * ws.d;
+  if (track_loss) st.loss += change;
+  ++st.steps_taken;
+  return true;
+}
+
+double min_pivot(const Eigen::MatrixXd& H) {
+  return kSingularPivot * H.diagonal().cwiseAbs().maxCoeff();
+}
+
+// H^-1 added to acc by H = L D L^T (unit lower L), W = L^-1, H^-1 = W^T D^-1 W: about J^3/2
+// multiply-adds with no square root, in fixed-size loops the compiler unrolls for JJ > 0.
+// False when a pivot is not positive (H not positive definite to working precision).
+template <int JJ>
+bool add_inverse_fixed(int Jrt, const double* H, double* acc) {
+  constexpr int kMax = JJ > 0 ? JJ : 32;
+  const int J = JJ > 0 ? JJ : Jrt;
+  double L[kMax * kMax], W[kMax * kMax], D[kMax], Dinv[kMax];  // column-major: (i, j) at j*J + i
+  for (int j = 0; j < J; ++j) {
+    double d = H[j * J + j];
+    for (int k = 0; k < j; ++k) d -= L[k * J + j] * L[k * J + j] * D[k];
+    if (!(d > 0) || !std::isfinite(d)) return false;
+    D[j] = d;
+    Dinv[j] = 1.0 / d;
+    L[j * J + j] = 1.0;
+    for (int i = j + 1; i < J; ++i) {
+      double v = H[j * J + i];
+      for (int k = 0; k < j; ++k) v -= L[k * J + i] * L[k * J + j] * D[k];
+      L[j * J + i] = v * Dinv[j];
+    }
+  }
+  // W = L^-1, unit lower triangular, column by column.
+  for (int j = 0; j < J; ++j) {
+    W[j * J + j] = 1.0;
+    for (int i = j + 1; i < J; ++i) {
+      double v = 0;
+      for (int k = j; k < i; ++k) v -= L[k * J + i] * W[j * J + k];
+      W[j * J + i] = v;
+    }
+  }
+  // (H^-1)(a, b) = sum_{k >= max(a, b)} W(k, a) W(k, b) / D(k), lower triangle a >= b.
+  for (int b = 0; b < J; ++b)
+    for (int a = b; a < J; ++a) {
+      double v = 0;
+      for (int k = a; k < J; ++k) v += W[a * J + k] * W[b * J + k] * Dinv[k];
+      acc[b * J + a] += v;
+    }
+  return true;
+}
+
+template <int... Js>
+bool add_inverse_dispatch(std::integer_sequence<int, Js...>, int J, const double* H, double* acc) {
+  bool ok = false;
+  const bool done =
+      ((J == Js + 1 ? (ok = add_inverse_fixed<Js + 1>(J, H, acc), true) : false) || ...);
+  if (!done) ok = add_inverse_fixed<0>(J, H, acc);
+  return ok;
+}
+
+}  // namespace
+
+void add_spd_inverse(int J, const double* H, double* acc) {
+  if (J <= 32 && add_inverse_dispatch(std::make_integer_sequence<int, 32>{}, J, H, acc)) return;
+  // Large J, or a pivot lost to rounding: Eigen's pivoted LDL^T of the lower triangle.
+  Eigen::MatrixXd h(J, J);
+  for (int b = 0; b < J; ++b)
+    for (int a = b; a < J; ++a) h(a, b) = h(b, a) = H[b * J + a];
+  const Eigen::MatrixXd inv = h.ldlt().solve(Eigen::MatrixXd::Identity(J, J));
+  for (int b = 0; b < J; ++b)
+    for (int a = b; a < J; ++a) acc[b * J + a] += inv(a, b);
+}
+
 RowStats solve_row(double* w, int J, const double* table, std::span<const std::uint32_t> idx,
                    std::span<const float> y, const RowPrior& prior, int steps, RowWorkspace& ws,
                    bool track_loss) {
   RowStats st;
-  Eigen::Map<Eigen::VectorXd> wv(w, J);
-  const std::size_t n = idx.size();
-  const double mu = prior.mu;
-  ws.margins.resize(n);
-  ws.probs.resize(n);
-  ws.steps.resize(n);
   for (int step = 0; step < steps; ++step) {
-    ws.g.setZero(J);
-    ws.h.setZero(J, J);
-    LabelPass out;
-    out.g = ws.g.data();
-    out.H = ws.h.data();
-    out.margins = ws.margins.data();
-    out.probs = ws.probs.data();
-    // The objective itself is not needed (the line search works on its changes), unless asked.
-    out.loss = track_loss;
-    const double loss = accumulate(w, J, table, idx, y, out, ws);
-    if (track_loss) st.loss = loss;
-    if (prior.precision) {
-      // pr = P (w - m): the prior's gradient; H += P (its lower triangle is what is read).
-      const Eigen::Map<const Eigen::MatrixXd> P(prior.precision, J, J);
-      ws.pr.noalias() = P * (wv - Eigen::Map<const Eigen::VectorXd>(prior.mean, J));
-      ws.g += ws.pr;
-      ws.h += P;
-    } else {
-      ws.g += mu * wv;
-      ws.h.diagonal().array() += mu;
-    }
-    st.grad_norm2 = ws.g.squaredNorm();
-    if (st.grad_norm2 == 0) break;
+    if (!step_begin(w, J, table, idx, y, prior, ws, track_loss, st)) break;
     if (!direction(ws.h, ws.g, ws.d)) break;
-    const double gd = ws.g.dot(ws.d);
-    if (!(gd < 0)) break;
-    // q_k = x_k . d, then the change of the objective along the ladder.
-    project(ws.d.data(), J, table, idx, ws.steps.data());
-    // The regularization's change along t d: ridge mu t (w.d + t |d|^2 / 2), prior
-    // t d.P(w - m) + t^2 d.P d / 2.
-    const bool gaussian = prior.precision != nullptr;
-    double wd, dd;
-    if (gaussian) {
-      const Eigen::Map<const Eigen::MatrixXd> P(prior.precision, J, J);
-      wd = ws.d.dot(ws.pr);
-      dd = ws.d.dot(P * ws.d);
-    } else {
-      wd = wv.dot(ws.d);
-      dd = ws.d.squaredNorm();
-    }
-    double change = 0;
-    const int chosen =
-        ladder_search(gaussian ? 1.0 : mu, wd, dd, gd, ws.margins.data(), ws.probs.data(),
-                      ws.steps.data(), y.data(), n, ws.change, &change);
-    if (chosen < 0) break;
-    wv += ladder_step(chosen) * ws.d;
-    if (track_loss) st.loss += change;
-    ++st.steps_taken;
+    if (!step_finish(w, J, table, idx, y, prior, ws, track_loss, st)) break;
   }
   return st;
+}
+
+void solve_rows(std::span<const GroupRow> rows, int J, const double* table, const RowPrior& prior,
+                int steps, RowWorkspace& ws, double* inverse_acc) {
+  const int n = static_cast<int>(rows.size());
+  const bool lanes = J <= kernels::kMaxBatchJ && n <= kernels::kMaxRows && steps >= 1;
+  if (!lanes) {
+    for (const GroupRow& r : rows) {
+      solve_row(r.w, J, table, r.idx, r.y, prior, steps, ws);
+      if (inverse_acc) add_spd_inverse(J, ws.h.data(), inverse_acc);
+    }
+    return;
+  }
+  const std::size_t JJ = std::size_t(J) * J;
+  if (ws.group.size() < std::size_t(n)) ws.group.resize(n);
+  if (inverse_acc) ws.inverses.resize(n * JJ);
+  bool active[kernels::kMaxRows], descend[kernels::kMaxRows], inverted[kernels::kMaxRows] = {};
+  RowStats st[kernels::kMaxRows];
+  std::fill(active, active + n, true);
+  for (int step = 0; step < steps; ++step) {
+    // The rows still moving: their g and H at this step (H is the one whose inverse counts,
+    // also for a row whose gradient is zero).
+    int m = 0, slot[kernels::kMaxRows];
+    const double* H[kernels::kMaxRows];
+    const double* g[kernels::kMaxRows];
+    double minp[kernels::kMaxRows];
+    double* d[kernels::kMaxRows];
+    double* inv[kernels::kMaxRows];
+    for (int l = 0; l < n; ++l) {
+      if (!active[l]) continue;
+      RowWorkspace& w = ws.group[l];
+      descend[l] = step_begin(rows[l].w, J, table, rows[l].idx, rows[l].y, prior, w, false, st[l]);
+      if (!descend[l]) active[l] = false;
+      w.d.resize(J);
+      slot[m] = l;
+      H[m] = w.h.data();
+      g[m] = w.g.data();
+      minp[m] = min_pivot(w.h);
+      d[m] = w.d.data();
+      inv[m] = inverse_acc ? ws.inverses.data() + l * JJ : nullptr;
+      ++m;
+    }
+    if (m == 0) break;
+    const unsigned ok =
+        kernels::best().directions(J, m, H, g, minp, d, inverse_acc ? inv : nullptr);
+    for (int i = 0; i < m; ++i) {
+      const int l = slot[i];
+      RowWorkspace& w = ws.group[l];
+      inverted[l] = ok >> i & 1;
+      if (!descend[l]) continue;
+      // A row the lanes refused (H singular to working precision) takes direction's shifted path.
+      if (!inverted[l] && !direction(w.h, w.g, w.d)) {
+        active[l] = false;
+        continue;
+      }
+      if (!step_finish(rows[l].w, J, table, rows[l].idx, rows[l].y, prior, w, false, st[l]))
+        active[l] = false;
+    }
+  }
+  if (!inverse_acc) return;
+  for (int l = 0; l < n; ++l) {
+    if (!inverted[l]) {
+      add_spd_inverse(J, ws.group[l].h.data(), inverse_acc);
+      continue;
+    }
+    const double* v = ws.inverses.data() + l * JJ;
+    for (int b = 0; b < J; ++b)
+      for (int a = b; a < J; ++a) inverse_acc[b * J + a] += v[b * J + a];
+  }
 }
 
 }  // namespace pref

@@ -43,11 +43,15 @@ struct RowStats {
 struct RowWorkspace {
   RowMatrix x;  // gathered partner rows (chunk x J)
   Eigen::VectorXd m, q, r, s, g, d, pr;
+  Eigen::VectorXd pd;  // P d: the prior's curvature along the direction
   Eigen::MatrixXd h;
   std::vector<double> margins, probs, steps, change;
   // A row's partner rows copied into one contiguous block (gather_partners).
   AlignedVector<double> partners;
   std::vector<std::uint32_t> order;  // 0, 1, 2, ...: the block's own row numbers
+  // solve_rows: one workspace per row of the group, and the rows' inverse Hessians.
+  std::vector<RowWorkspace> group;
+  std::vector<double> inverses;
 };
 
 // A row's partners: rows idx[k] of table.
@@ -106,6 +110,29 @@ struct RowPrior {
 RowStats solve_row(double* w, int J, const double* table, std::span<const std::uint32_t> idx,
                    std::span<const float> y, const RowPrior& prior, int steps, RowWorkspace& ws,
                    bool track_loss = false);
+
+// A row of solve_rows: its w (J values, solved in place), its partners' indices and labels.
+struct GroupRow {
+  double* w;
+  std::span<const std::uint32_t> idx;
+  std::span<const float> y;
+};
+
+// solve_row on each of `rows` (at most kernels::kMaxRows) against the same table and prior,
+// with the rows' Newton directions found together, one row per vector lane
+// (kernels::Table::directions): a row's J x J factorization is a chain of dependent steps, and
+// rows side by side fill the vector units. Each row's result is its own, whichever rows share
+// its group (a row the lanes refuse, H singular to working precision, takes `direction`'s
+// path alone). inverse_acc (J x J lower triangle, column-major), when not null: the inverse of
+// each row's Hessian at the start of its last Newton step (as solve_row leaves it in ws.h) is
+// added to it, row after row (add_spd_inverse; from the same factorization as the direction).
+void solve_rows(std::span<const GroupRow> rows, int J, const double* table, const RowPrior& prior,
+                int steps, RowWorkspace& ws, double* inverse_acc);
+
+// acc (J x J column-major, lower triangle) += H^-1 for a symmetric positive definite H (lower
+// triangle read): the Laplace approximation's posterior covariance of a row whose Hessian is H.
+// Fixed-size code for J <= 32.
+void add_spd_inverse(int J, const double* H, double* acc);
 
 // Accumulates, for w, the loss sum_k BCE(x_k.w, y_k), the gradient sum_k (s(m_k)-y_k) x_k and the
 // Hessian sum_k s'(m_k) x_k x_k^T (its lower triangle, as LabelPass) of the given partners. g and

@@ -17,55 +17,6 @@ namespace {
 
 using Matrix = Eigen::MatrixXd;
 
-// H^-1 added to acc by H = L D L^T (unit lower L), W = L^-1, H^-1 = W^T D^-1 W: about J^3/2
-// multiply-adds with no square root, in fixed-size loops the compiler unrolls for JJ > 0.
-// False when a pivot is not positive (H not positive definite to working precision).
-template <int JJ>
-bool add_inverse_fixed(int Jrt, const double* H, double* acc) {
-  constexpr int kMax = JJ > 0 ? JJ : 32;
-  const int J = JJ > 0 ? JJ : Jrt;
-  double L[kMax * kMax], W[kMax * kMax], D[kMax], Dinv[kMax];  // column-major: (i, j) at j*J + i
-  for (int j = 0; j < J; ++j) {
-    double d = H[j * J + j];
-    for (int k = 0; k < j; ++k) d -= L[k * J + j] * L[k * J + j] * D[k];
-    if (!(d > 0) || !std::isfinite(d)) return false;
-    D[j] = d;
-    Dinv[j] = 1.0 / d;
-    L[j * J + j] = 1.0;
-    for (int i = j + 1; i < J; ++i) {
-      double v = H[j * J + i];
-      for (int k = 0; k < j; ++k) v -= L[k * J + i] * L[k * J + j] * D[k];
-      L[j * J + i] = v * Dinv[j];
-    }
-  }
-  // W = L^-1, unit lower triangular, column by column.
-  for (int j = 0; j < J; ++j) {
-    W[j * J + j] = 1.0;
-    for (int i = j + 1; i < J; ++i) {
-      double v = 0;
-      for (int k = j; k < i; ++k) v -= L[k * J + i] * W[j * J + k];
-      W[j * J + i] = v;
-    }
-  }
-  // (H^-1)(a, b) = sum_{k >= max(a, b)} W(k, a) W(k, b) / D(k), lower triangle a >= b.
-  for (int b = 0; b < J; ++b)
-    for (int a = b; a < J; ++a) {
-      double v = 0;
-      for (int k = a; k < J; ++k) v += W[a * J + k] * W[b * J + k] * Dinv[k];
-      acc[b * J + a] += v;
-    }
-  return true;
-}
-
-template <int... Js>
-bool add_inverse_dispatch(std::integer_sequence<int, Js...>, int J, const double* H, double* acc) {
-  bool ok = false;
-  const bool done =
-      ((J == Js + 1 ? (ok = add_inverse_fixed<Js + 1>(J, H, acc), true) : false) || ...);
-  if (!done) ok = add_inverse_fixed<0>(J, H, acc);
-  return ok;
-}
-
 Matrix symmetric_from_lower(int J, std::span<const double> lower_colmajor) {
   Matrix m(J, J);
   for (int b = 0; b < J; ++b)
@@ -132,17 +83,6 @@ std::vector<double> PopulationPrior::eigenvalues() const {
   return ev;
 }
 
-void add_spd_inverse(int J, const double* H, double* acc) {
-  if (J <= 32 && add_inverse_dispatch(std::make_integer_sequence<int, 32>{}, J, H, acc)) return;
-  // Large J, or a pivot lost to rounding: Eigen's pivoted LDL^T of the lower triangle.
-  Matrix h(J, J);
-  for (int b = 0; b < J; ++b)
-    for (int a = b; a < J; ++a) h(a, b) = h(b, a) = H[b * J + a];
-  const Matrix inv = h.ldlt().solve(Matrix::Identity(J, J));
-  for (int b = 0; b < J; ++b)
-    for (int a = b; a < J; ++a) acc[b * J + a] += inv(a, b);
-}
-
 PopulationPrior update_prior(const mpi::Comm& comm, int J, std::span<const double> U,
                              std::span<const double> spread_lower, std::uint64_t users) {
   const std::size_t rows = U.size() / J;
@@ -155,11 +95,18 @@ PopulationPrior update_prior(const mpi::Comm& comm, int J, std::span<const doubl
   // Lower triangles, column-major: the centred second moments, then the spread.
   const std::size_t JJ = std::size_t(J) * J;
   std::vector<double> sums(2 * JJ, 0.0);
-  std::vector<double> c(J);
-  for (std::size_t r = 0; r < rows; ++r) {
-    for (int a = 0; a < J; ++a) c[a] = U[r * J + a] - mean[a];
+  {
+    // By blocks of rows, each block's C^T C a matrix product (rows in order, blocks in order).
+    constexpr std::size_t kRows = 256;
+    Matrix C(kRows, J), M = Matrix::Zero(J, J);
+    for (std::size_t r0 = 0; r0 < rows; r0 += kRows) {
+      const std::size_t n = std::min(kRows, rows - r0);
+      for (std::size_t k = 0; k < n; ++k)
+        for (int a = 0; a < J; ++a) C(k, a) = U[(r0 + k) * J + a] - mean[a];
+      M.noalias() += C.topRows(n).transpose() * C.topRows(n);
+    }
     for (int b = 0; b < J; ++b)
-      for (int a = b; a < J; ++a) sums[b * J + a] += c[a] * c[b];
+      for (int a = b; a < J; ++a) sums[b * J + a] = M(a, b);
   }
   for (int b = 0; b < J; ++b)
     for (int a = b; a < J; ++a) sums[JJ + b * J + a] = spread_lower[b * J + a];

@@ -49,10 +49,6 @@ struct PopulationPrior {
   std::vector<double> eigenvalues() const;
 };
 
-// Adds the inverse of the symmetric positive definite H (J x J, column-major, lower triangle
-// read) to the lower triangle of acc (J x J, column-major). Fixed-size code for J <= 32.
-void add_spd_inverse(int J, const double* H, double* acc);
-
 // The M-step: the new prior from this rank's user rows U (row-major, J columns) and the sum of
 // their posterior covariances (lower triangle, column-major J x J), over all ranks. users is
 // the global count. Two passes (mean, then centred second moments), each one allreduce.
