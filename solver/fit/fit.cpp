@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "solver/base/log.hpp"
 #include "solver/fit/context.hpp"
@@ -183,7 +184,11 @@ bool Sweeps::fresh_start(FitResult& res) {
                                                     ctx_.layout.parts.users.size(), cfg_.mu_u);
   }
   steps_.init_items(cfg_.item_init_steps);
-  SweepRecord rec = eval_.measure(full_evaluation(0) ? Validation::kFull : Validation::kSplit);
+  // (The stopping rule never takes sweep 0; the over-fitting warning compares its calibrated
+  // log-loss, on the same sample.)
+  SweepRecord rec = eval_.measure(full_evaluation(0)        ? Validation::kFull
+                                  : cfg_.monitor_calibrated ? Validation::kSample
+                                                            : Validation::kSplit);
   rec.seconds_eval = since(t);
   rec.bytes_exchanged = ctx_.take_bytes();
   require_finite(comm_, st_.current.factors.U, rec.objective, "the initialization (sweep 0)");
@@ -442,14 +447,27 @@ FitResult Sweeps::finish(FitResult res) {
   res.residual_rows = steps_.residual_rows();
   res.residual_params = steps_.residual_params();
   res.factors = std::move(st_.current.factors);
+  // Worse on held-out labels than where it started: on the calibrated log-loss when the fit
+  // monitors it (what the written, calibrated model gives), else on the validation log-loss.
   const auto& h = res.history;
-  if (!res.stopped && h.size() > 1 && h.front().validation && res.final_record.validation &&
-      res.final_record.validation->logloss > h.front().validation->logloss)
-    log::warn(comm_,
-              "the fit ends at a validation log-loss of {:.4f}, worse than its "
-              "initialization's {:.4f} (over-fitting: docs/design.md, \"The population "
-              "prior\")",
-              res.final_record.validation->logloss, h.front().validation->logloss);
+  if (!res.stopped && h.size() > 1) {
+    const SweepRecord& start = h.front();
+    const SweepRecord& end = res.final_record;
+    const bool calibrated =
+        std::isfinite(start.calibrated_logloss) && std::isfinite(end.calibrated_logloss);
+    const double at_start = calibrated         ? start.calibrated_logloss
+                            : start.validation ? start.validation->logloss
+                                               : std::numeric_limits<double>::quiet_NaN();
+    const double at_end = calibrated       ? end.calibrated_logloss
+                          : end.validation ? end.validation->logloss
+                                           : std::numeric_limits<double>::quiet_NaN();
+    if (at_end > at_start)
+      log::warn(comm_,
+                "the fit ends at a {}validation log-loss of {:.4f}, worse than its "
+                "initialization's {:.4f} (over-fitting: docs/design.md, \"The population "
+                "prior\")",
+                calibrated ? "calibrated " : "", at_end, at_start);
+  }
   return res;
 }
 
