@@ -4,7 +4,9 @@
 //    (U A^-T, Z A; a scale and a rotation) stop at the same sweep with the same predictions;
 //  - it keeps the best state: the kept state's calibrated validation log-loss, recomputed here
 //    from the gathered factors, is the lowest of the records;
-//  - the same sweep and predictions at every rank count (against a one-rank run);
+//  - the same sweep and predictions at every rank count (against a one-rank run), with
+//    SQUAREM and with `pref fit`'s defaults, where Aitken's projection ends the fit;
+//  - Aitken's projection on given losses: where it ends a geometric sequence, and where not;
 //  - SQUAREM's safeguard: every extrapolated cycle ends at an objective not above the plain
 //    sweeps' (a return to them is exercised).
 #include <gtest/gtest.h>
@@ -182,17 +184,30 @@ TEST_F(FitRules, PredictionsRuleIsGaugeInvariantAndKeepsTheBestState) {
 TEST_F(FitRules, SameSweepAndPredictionsAtAnyRankCount) {
   auto comm = mpi::Comm::world();
   const Planted pl = make_planted(2000, 50, 20, 4, 6);
-  const FitConfig cfg = default_config();
-  const FitRun a = run(comm, pl, cfg);
-  const FitRun b = run(comm, pl, cfg);
-  EXPECT_TRUE(a.X == b.X) << "not bitwise repeatable";
-  if (comm.rank() == 0) {
-    const FitRun one = run(mpi::Comm::self(), pl, cfg);
-    EXPECT_EQ(one.res.history.back().sweep, a.res.history.back().sweep);
-    EXPECT_EQ(one.res.state_sweep, a.res.state_sweep);
-    EXPECT_LT(relative_difference(one.X, a.X), 1e-8);
+  // With SQUAREM, and with `pref fit`'s defaults (plain sweeps, the over-relaxed M-step,
+  // Aitken's projection in the rule; the users' directions side by side in both).
+  FitConfig fit_defaults = default_config();
+  fit_defaults.accelerate = Acceleration::kNone;
+  fit_defaults.prior_relax = 1.8;
+  fit_defaults.aitken = true;
+  for (const FitConfig& cfg : {default_config(), fit_defaults}) {
+    const FitRun a = run(comm, pl, cfg);
+    const FitRun b = run(comm, pl, cfg);
+    EXPECT_TRUE(a.X == b.X) << "not bitwise repeatable";
+    if (comm.rank() == 0) {
+      const FitRun one = run(mpi::Comm::self(), pl, cfg);
+      EXPECT_EQ(one.res.history.back().sweep, a.res.history.back().sweep);
+      EXPECT_EQ(one.res.state_sweep, a.res.state_sweep);
+      EXPECT_EQ(one.res.reason.find("Aitken") == std::string::npos,
+                a.res.reason.find("Aitken") == std::string::npos);
+      EXPECT_LT(relative_difference(one.X, a.X), 1e-8);
+      // (Here the projection ends the defaults' fit, so the check above is not vacuous.)
+      if (cfg.aitken) {
+        EXPECT_NE(a.res.reason.find("Aitken"), std::string::npos) << a.res.reason;
+      }
+    }
+    comm.barrier();
   }
-  comm.barrier();
 }
 
 // SQUAREM's safeguard: every extrapolated cycle ends at an objective not above the plain
