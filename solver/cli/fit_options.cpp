@@ -263,9 +263,11 @@ const std::vector<FitField>& fit_fields() {
              .at_least = 0}),
       field(at(&FitOptions::auc_every),
             {.option = "--auc-every",
-             .help = "Measure the validation ROC-AUC (a distributed sort) and the gradient norm "
-                     "every N sweeps (and for the state written; 0: only then); 1 for every "
-                     "sweep's record in --metrics, the initial state's too",
+             .help = "Measure the validation split in full (its log-loss, accuracy, per-user "
+                     "and global ROC-AUC, a distributed sort) and the gradient norm every N "
+                     "sweeps (and for the state written; 0: only then); with --calibrate "
+                     "validation the sweeps between score only the stopping rule's sample; 1 "
+                     "for every sweep's record in --metrics in full, the initial state's too",
              .at_least = 0}),
       field(at(&FitConfig::seed), {.option = "--seed",
                                    .help = "Random seed (initialization)",
