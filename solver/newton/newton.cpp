@@ -16,6 +16,11 @@ namespace {
 constexpr std::size_t kChunk = 512;
 // Relative size of a squared Cholesky pivot below which H counts as singular.
 constexpr double kSingularPivot = 1e-8;
+// A pivot at or below this is singular to working precision (the rule of direction and
+// solve_rows' lanes alike).
+double min_pivot(const Eigen::MatrixXd& H) {
+  return kSingularPivot * H.diagonal().cwiseAbs().maxCoeff();
+}
 }  // namespace
 
 bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::VectorXd& d) {
@@ -56,10 +61,8 @@ bool newton_direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::Vecto
 bool direction(Eigen::MatrixXd& H, const Eigen::VectorXd& g, Eigen::VectorXd& d) {
   const int J = static_cast<int>(g.size());
   if (J <= kernels::kMaxSmallJ) {
-    const double max_diag = H.diagonal().cwiseAbs().maxCoeff();
     d.resize(J);
-    if (kernels::best().direction(J, H.data(), g.data(), kSingularPivot * max_diag, d.data()))
-      return true;
+    if (kernels::best().direction(J, H.data(), g.data(), min_pivot(H), d.data())) return true;
   }
   return newton_direction(H, g, d);
 }
@@ -251,10 +254,6 @@ bool step_finish(double* w, int J, const double* table, std::span<const std::uin
   if (track_loss) st.loss += change;
   ++st.steps_taken;
   return true;
-}
-
-double min_pivot(const Eigen::MatrixXd& H) {
-  return kSingularPivot * H.diagonal().cwiseAbs().maxCoeff();
 }
 
 // H^-1 added to acc by H = L D L^T (unit lower L), W = L^-1, H^-1 = W^T D^-1 W: about J^3/2
