@@ -215,7 +215,7 @@ TEST_F(FitRules, SameSweepAndPredictionsAtAnyRankCount) {
 // x2's objective. The planted problem makes it undo some (the check is not vacuous).
 TEST_F(FitRules, SquaremSafeguardNeverEndsACycleAboveThePlainSweeps) {
   auto comm = mpi::Comm::world();
-  const Planted pl = make_planted(3000, 60, 24, 4, 7);
+  const Planted pl = make_planted(3000, 60, 12, 4, 7);
   FitConfig sq = default_config();
   sq.stop = StopRule::kObjective;
   sq.accelerate = Acceleration::kSquarem;

@@ -560,4 +560,43 @@ TEST_F(Prior, OverRelaxedFitReachesTheSameFixedPoint) {
     std::printf("to tol 1e-13: %zu sweeps with EM's update, %zu over-relaxed\n", sp - 1, sr - 1);
 }
 
+// SQUAREM (--accelerate squarem) reaches the plain sweeps' fixed point: the same predictions and
+// prior spectrum, on the planted problem above, with EM's update and with the over-relaxed one.
+// Plain sweeps there end in a relative equilibrium that turns the factor pair a little each
+// sweep; SQUAREM measures its cycle's change in x0's frame (align_to). Without that turn taken
+// out it extrapolates the turn and does not converge: the objective keeps falling below the
+// plain fixed point's (docs/design.md, "Accelerating the EM"). Every extrapolated cycle that ends
+// above the plain sweeps' objective is undone (the safeguard, tests/test_fit_rules.cpp).
+TEST_F(Prior, SquaremReachesThePlainSweepsFixedPoint) {
+  auto comm = mpi::Comm::world();
+  const Planted pl = make_planted(400, 50, 12, 31);
+  FitConfig cfg = prior_config();
+  cfg.newton_steps = 2;
+  cfg.max_sweeps = 2000;
+  cfg.tol = 1e-13;
+  for (const double relax : {1.0, 1.8}) {
+    cfg.prior_relax = relax;
+    cfg.accelerate = Acceleration::kNone;
+    const DistFit plain = run_fit(comm, pl.problem, cfg);
+    cfg.accelerate = Acceleration::kSquarem;
+    const DistFit sq = run_fit(comm, pl.problem, cfg);
+    ASSERT_TRUE(plain.res.converged) << relax;
+    ASSERT_TRUE(sq.res.converged) << "SQUAREM did not reach --tol, w " << relax;
+    int trials = 0;
+    for (const SweepRecord& r : sq.res.history) trials += r.extrapolation != 0;
+    EXPECT_GT(trials, 10) << relax;
+    const Matrix Xp = as_matrix(plain.U, cfg.J) * as_matrix(plain.Z, cfg.J).transpose();
+    const Matrix Xs = as_matrix(sq.U, cfg.J) * as_matrix(sq.Z, cfg.J).transpose();
+    EXPECT_LT((Xp - Xs).cwiseAbs().maxCoeff(), 1e-6 * Xp.cwiseAbs().maxCoeff()) << relax;
+    const std::vector<double> ep = plain.res.prior->eigenvalues(), es = sq.res.prior->eigenvalues();
+    for (int k = 0; k < cfg.J; ++k) EXPECT_NEAR(ep[k], es[k], 1e-6 * ep[0]) << relax;
+    EXPECT_NEAR(sq.res.history.back().objective, plain.res.history.back().objective,
+                1e-9 * std::abs(plain.res.history.back().objective))
+        << relax;
+    if (comm.rank() == 0 && std::getenv("PREF_TEST_VERBOSE"))
+      std::printf("w %g, to tol 1e-13: %zu plain sweeps, %zu with SQUAREM (%d trials)\n", relax,
+                  plain.res.history.size() - 1, sq.res.history.size() - 1, trials);
+  }
+}
+
 }  // namespace

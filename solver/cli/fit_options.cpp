@@ -396,8 +396,8 @@ const std::vector<FitField>& fit_fields() {
             {.option = "--accelerate",
              .help = "none (plain sweeps) or squarem (under the population prior with free "
                      "comparison factors: SQUAREM cycles over sweeps, kept when they do not "
-                     "raise the objective; an experiment: the objective is not bounded below "
-                     "along every direction, docs/design.md, \"Accelerating the EM\")",
+                     "raise the objective; docs/design.md, \"Accelerating the EM\"). Default: "
+                     "squarem with --stop objective where it applies, else none",
              .attribute = "accelerate",
              .role = R::kIdentity,
              .in_model = true,
@@ -493,7 +493,14 @@ void validate_fit_options(FitOptions& o) {
   cfg.prior_relax = o.prior_relax;
   cfg.aitken = o.aitken;
   // SQUAREM needs the population prior and free comparison factors: refused where it does not
-  // apply.
+  // apply. By default it accelerates the sweeps to the EM fixed point (--stop objective) where
+  // it applies; the predictions rule stops long before the fixed point, on plain sweeps.
+  if (o.accelerate.empty())
+    o.accelerate = cfg.stop == StopRule::kObjective && !cfg.shared &&
+                           cfg.prior == UserPrior::kPopulation && items == Items::kComparisons &&
+                           !cfg.extrapolate
+                       ? "squarem"
+                       : "none";
   const Acceleration accelerate = kAccelerationNames.parse(o.accelerate, "--accelerate");
   const char* no_acceleration = cfg.shared                       ? "--model shared"
                                 : cfg.prior == UserPrior::kRidge ? "--prior ridge"

@@ -47,10 +47,12 @@ struct FitOptions {
   std::string items = "comparisons";  // --items; FitConfig::item holds --mu-w
   std::string calibrate = "validation";  // --calibrate: validation or none
   std::string stop = "predictions";      // --stop: predictions or objective
-  std::string accelerate = "none";       // --accelerate: none or squarem
-  int auc_every = 10;                    // --auc-every (FitConfig::auc_every)
-  double prior_relax = 1.8;              // --prior-relax (FitConfig::prior_relax)
-  bool aitken = true;                    // --aitken / --no-aitken (FitConfig::aitken)
+  // --accelerate: none or squarem; empty: squarem with --stop objective where it applies
+  // (the population prior, free comparison factors, no --extrapolate), else none
+  std::string accelerate;
+  int auc_every = 10;        // --auc-every (FitConfig::auc_every)
+  double prior_relax = 1.8;  // --prior-relax (FitConfig::prior_relax)
+  bool aitken = true;        // --aitken / --no-aitken (FitConfig::aitken)
   bool overwrite = false, drop_ties = false;
   // The parsed options by name, to tell an option given from its default.
   std::map<std::string, const CLI::Option*> parsed;

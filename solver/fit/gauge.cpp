@@ -1,6 +1,7 @@
 #include "solver/fit/gauge.hpp"
 
 #include <Eigen/Eigenvalues>
+#include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
 
@@ -32,6 +33,22 @@ void transform_state(FitContext& ctx, const Eigen::MatrixXd& Au, const Eigen::Ma
   ctx.ughost_fresh = false;
 }
 
+// The prior's numbers turned by the orthogonal Q: mean <- Q^T mean, covariance <- Q^T S Q and
+// spread <- Q^T spread Q (symmetrized). Returns the turned covariance; the caller decides
+// whether to derive its precision (set_covariance).
+std::vector<double> turn_prior(PopulationPrior& p, int J, const Eigen::MatrixXd& Q) {
+  Eigen::VectorXd m = Q.transpose() * Eigen::Map<const Eigen::VectorXd>(p.mean.data(), J);
+  p.mean.assign(m.data(), m.data() + J);
+  const Eigen::Map<const Eigen::MatrixXd> S(p.covariance.data(), J, J);
+  Eigen::MatrixXd c = Q.transpose() * S * Q;
+  c = (0.5 * (c + c.transpose())).eval();
+  const Eigen::Map<const Eigen::MatrixXd> spread(p.spread.data(), J, J);
+  Eigen::MatrixXd sp = Q.transpose() * spread * Q;
+  sp = (0.5 * (sp + sp.transpose())).eval();
+  p.spread.assign(sp.data(), sp.data() + J * J);
+  return std::vector<double>(c.data(), c.data() + J * J);
+}
+
 }  // namespace
 
 void rotate_to_prior_basis(FitContext& ctx, std::vector<double>* u_more,
@@ -50,15 +67,24 @@ void rotate_to_prior_basis(FitContext& ctx, std::vector<double>* u_more,
   transform_state(ctx, Q, Q, u_more, z_more);
   if (ctx.items) ctx.items->rotate(Q);
   if (ctx.residual) ctx.residual->rotate(Q);
-  Eigen::VectorXd m = Q.transpose() * Eigen::Map<const Eigen::VectorXd>(p.mean.data(), J);
-  p.mean.assign(m.data(), m.data() + J);
-  Eigen::MatrixXd c = Q.transpose() * S * Q;
-  c = (0.5 * (c + c.transpose())).eval();
-  const Eigen::Map<const Eigen::MatrixXd> spread(p.spread.data(), J, J);
-  Eigen::MatrixXd sp = Q.transpose() * spread * Q;
-  sp = (0.5 * (sp + sp.transpose())).eval();
-  p.spread.assign(sp.data(), sp.data() + J * J);
-  p.set_covariance(std::vector<double>(c.data(), c.data() + J * J));
+  p.set_covariance(turn_prior(p, J, Q));
+}
+
+void align_to(const mpi::Comm& comm, int J, Snapshot& a, const Snapshot& b) {
+  Eigen::MatrixXd M = Eigen::MatrixXd::Zero(J, J);
+  auto add = [&M, J](const std::vector<double>& x, const std::vector<double>& y) {
+    for (std::size_t r = 0; r < x.size() / J; ++r)
+      M.noalias() += Eigen::Map<const Eigen::VectorXd>(x.data() + r * J, J) *
+                     Eigen::Map<const Eigen::RowVectorXd>(y.data() + r * J, J);
+  };
+  add(a.factors.U, b.factors.U);
+  add(a.factors.Z, b.factors.Z);
+  mpi::allreduce(comm, std::span<double>(M.data(), std::size_t(J) * J), MPI_SUM);
+  const Eigen::JacobiSVD<Eigen::MatrixXd> svd(M, Eigen::ComputeFullU | Eigen::ComputeFullV);
+  const Eigen::MatrixXd Q = svd.matrixU() * svd.matrixV().transpose();
+  transform_rows(a.factors.U.data(), a.factors.U.size() / J, J, Q);
+  transform_rows(a.factors.Z.data(), a.factors.Z.size() / J, J, Q);
+  if (a.prior) a.prior->covariance = turn_prior(*a.prior, J, Q);
 }
 
 namespace {

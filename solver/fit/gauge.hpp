@@ -4,10 +4,13 @@
 // matrix A; only Z's ridge and the prior's log det see A. Two uses of that freedom:
 //   - rotate_to_prior_basis, after each M-step: A orthogonal, the prior's eigenbasis (largest
 //     variance first, each eigenvector's largest entry positive): fixes the frame of the output;
-//   - balance_start, once before a fresh fit: the start's balanced form (below).
+//   - balance_start, once before a fresh fit: the start's balanced form (below);
+//   - align_to, in SQUAREM's cycle: A orthogonal, the turn that brings one state closest to
+//     another.
 #include <vector>
 
 #include "solver/fit/context.hpp"
+#include "solver/fit/state.hpp"
 
 namespace pref {
 
@@ -26,5 +29,14 @@ void balance_start(FitContext& ctx);
 // extrapolation's previous factors; null entries are skipped.
 void rotate_to_prior_basis(FitContext& ctx, std::vector<double>* u_more,
                            std::vector<double>* z_more);
+
+// The orthogonal turn of the factor space that brings the state `a` closest to `b` (orthogonal
+// Procrustes): Q = W V^T from the SVD W S V^T of U_a^T U_b + Z_a^T Z_b (every rank's rows, one
+// allreduce), which minimizes |U_a Q - U_b|^2 + |Z_a Q - Z_b|^2 over orthogonal Q; then
+// a <- a Q: its U and Z rows, and the prior's mean, covariance and spread (not its precision and
+// log det: `a` may be a difference of states). No prediction, and no term of the objective, sees
+// the turn. SQUAREM uses it to measure a cycle's change without the turn that plain sweeps add
+// each sweep (docs/design.md, "Accelerating the EM"). Every rank turns by the same Q. Collective.
+void align_to(const mpi::Comm& comm, int J, Snapshot& a, const Snapshot& b);
 
 }  // namespace pref

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "solver/base/error.hpp"
+#include "solver/fit/gauge.hpp"
 
 namespace pref {
 
@@ -65,10 +66,15 @@ double Squarem::before_sweep(FitState& st, std::string& note) {
     sq.saved.push_back(copy_current());  // x1
     return 0;
   }
-  // Phase 2: at x2. r = x1 - x0 and v = x2 - 2 x1 + x0, formed in the saved states' buffers.
+  // Phase 2: at x2. x1 and a copy of x2 are turned to x0's frame (align_to: without it, r and
+  // v would hold the turn plain sweeps add each sweep, a change that does not shrink, and the
+  // jump would extrapolate that turn instead of the convergence). Then r = x1 - x0 and
+  // v = x2 - 2 x1 + x0, formed in the saved states' buffers.
   Snapshot& r = sq.saved[1];
   Snapshot v = copy_current();
   const Snapshot& x0 = sq.saved[0];
+  align_to(ctx_.comm, ctx_.J, r, x0);
+  align_to(ctx_.comm, ctx_.J, v, x0);
   auto combine = [](std::vector<double>& x2v, std::vector<double>& x1r,
                     const std::vector<double>& x0v) {
     for (std::size_t k = 0; k < x2v.size(); ++k) {

@@ -3,7 +3,11 @@
 // the convergence of any EM algorithm", Scand. J. Statist. 35) over whole sweeps, under the
 // population prior (FitConfig::accelerate squarem; docs/design.md, "Accelerating the EM"). A
 // sweep F maps the state x = (U, Z, prior mean, prior covariance) to the next. From x0 the cycle
-// takes two plain sweeps, x1 = F(x0) and x2 = F(x1), then, with r = x1 - x0, v = x2 - 2 x1 + x0
+// takes two plain sweeps, x1 = F(x0) and x2 = F(x1), turns x1 and x2 to x0's frame (align_to in
+// gauge.hpp: the orthogonal turn of the factor space that brings each closest to x0, which no
+// prediction sees; plain sweeps end in a relative equilibrium that turns the state a little each
+// sweep, and extrapolating that turn, a change that does not shrink, kept the cycles from
+// converging), then, with r = x1 - x0, v = x2 - 2 x1 + x0
 // and alpha = -|r| / |v| clamped to [-step_max, -1], jumps to x' = x0 - 2 alpha r + alpha^2 v
 // and takes one stabilizing sweep x3 = F(x'). x3 is kept when its objective is not above x2's;
 // otherwise (or when x' has no positive definite prior covariance) the fit returns to x2: the
