@@ -29,14 +29,6 @@ namespace {
 constexpr int kUsers = 240, kComparisons = 90, kTrainComps = 60, kTrain = 24, kValid = 10,
               kRank = 3, kNewUsers = 12, kPool = 50;
 
-std::string h5_string_attr(hid_t file, const std::string& obj, const std::string& name) {
-  H5Id a(H5Aopen_by_name(file, obj.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  std::string desc;
-  std::string s = detail::raw_attribute(a, &desc);
-  while (!s.empty() && s.back() == '\0') s.pop_back();
-  return s;
-}
-
 class AutoCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {

@@ -403,6 +403,17 @@ inline std::string raw_attribute(hid_t a, std::string* desc) {
 }
 }  // namespace detail
 
+// A string attribute of the object at obj ("/" for the root), without its padding.
+inline std::string h5_string_attr(hid_t file, const std::string& obj, const std::string& name) {
+  H5Id a(h5check(H5Aopen_by_name(file, obj.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT),
+                 name.c_str()),
+         H5Aclose);
+  std::string desc;
+  std::string s = detail::raw_attribute(a, &desc);
+  while (!s.empty() && s.back() == '\0') s.pop_back();
+  return s;
+}
+
 // The differences between two HDF5 files (empty when they hold the same objects, and every
 // dataset and attribute has the same type, shape and bytes).
 inline std::vector<std::string> h5_differences(const std::string& a, const std::string& b) {
