@@ -181,6 +181,7 @@ void encode_state(const FitState& st, bool extrapolate, io::CheckpointHeader& hd
   hd.attributes["squarem_phase"] = static_cast<std::int64_t>(sq.phase);
   hd.attributes["squarem_step_max"] = sq.step_max;
   hd.attributes["squarem_objective2"] = sq.objective2;
+  hd.attributes["squarem_residual1"] = sq.residual1;
   hd.attributes["squarem_saved"] = static_cast<std::int64_t>(sq.saved.size());
   for (std::size_t k = 0; k < sq.saved.size(); ++k)
     encode_snapshot(sq.saved[k], fmt::format("squarem{}_", k), hd, factors);
@@ -247,6 +248,9 @@ FitState decode_state(io::Checkpoint& ck) {
     sq.phase = static_cast<int>(ck.attribute<std::int64_t>("squarem_phase"));
     sq.step_max = ck.attribute<double>("squarem_step_max");
     sq.objective2 = ck.attribute<double>("squarem_objective2");
+    // (Absent before the residual's safeguard: phase 3 then holds x2 alone and never reads it.)
+    if (hd.attributes.count("squarem_residual1"))
+      sq.residual1 = ck.attribute<double>("squarem_residual1");
     const std::int64_t saved = ck.attribute<std::int64_t>("squarem_saved");
     if (saved < 0 || saved > 2 || sq.phase < 0 || sq.phase > 3)
       throw InputError(fmt::format("{}: SQUAREM phase {} with {} saved states is not valid",

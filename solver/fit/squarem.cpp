@@ -87,6 +87,12 @@ double Squarem::before_sweep(FitState& st, std::string& note) {
   combine(v.prior->mean, r.prior->mean, x0.prior->mean);
   combine(v.prior->covariance, r.prior->covariance, x0.prior->covariance);
   const double rr = dot(r, r), vv = dot(v, v);
+  // The safeguard's measure (after_sweep): where the cycle's plain sweeps raised the objective
+  // (x2's above x1's), the objective is not what they lower, and the stabilizing sweep is judged
+  // by its fixed-point residual instead, against |x2 - x1| = |r + v|.
+  const std::size_t nh = st.history.size();
+  const bool rising = nh >= 2 && st.history[nh - 1].objective > st.history[nh - 2].objective;
+  const double residual1 = rising ? std::sqrt(std::max(0.0, rr + 2 * dot(r, v) + vv)) : 0.0;
   double alpha = vv > 0 ? -std::sqrt(rr / vv) : -1.0;
   if (!std::isfinite(alpha)) alpha = -1.0;
   alpha = std::clamp(alpha, -sq.step_max, -1.0);
@@ -126,7 +132,9 @@ double Squarem::before_sweep(FitState& st, std::string& note) {
   }
   if (reached) sq.step_max *= kStepFactor;
   sq.saved.push_back(std::move(x2));
+  if (rising) sq.saved.push_back(copy_current());  // x', whose residual F(x') - x' decides
   sq.objective2 = st.history.back().objective;
+  sq.residual1 = residual1;
   sq.phase = 3;
   note = fmt::format("squarem: step {:.3g} (limit {:g})", alpha, sq.step_max);
   return alpha;
@@ -139,16 +147,41 @@ bool Squarem::after_sweep(FitState& st, double objective, std::string& note) {
     ++sq.phase;
     return false;
   }
-  // Phase 3: the stabilizing sweep's result x3 against x2.
-  if (std::isfinite(objective) && objective <= sq.objective2) {
+  // Phase 3: the stabilizing sweep's result x3 = F(x') against x2: by the objective, or, where
+  // the cycle's plain sweeps raised it (x' saved beside x2), by the residual |x3 - x'| in x''s
+  // frame against |x2 - x1|.
+  const bool by_residual = sq.saved.size() == 2;
+  double residual = 0;
+  if (by_residual) {
+    Snapshot d = copy_current();
+    align_to(ctx_.comm, ctx_.J, d, sq.saved[1]);
+    const Snapshot& xj = sq.saved[1];
+    auto minus = [](std::vector<double>& a, const std::vector<double>& b) {
+      for (std::size_t k = 0; k < a.size(); ++k) a[k] -= b[k];
+    };
+    minus(d.factors.U, xj.factors.U);
+    minus(d.factors.Z, xj.factors.Z);
+    minus(d.prior->mean, xj.prior->mean);
+    minus(d.prior->covariance, xj.prior->covariance);
+    residual = std::sqrt(dot(d, d));
+  }
+  const bool keep = std::isfinite(objective) &&
+                    (by_residual ? residual <= sq.residual1 : objective <= sq.objective2);
+  if (keep) {
     sq.phase = 0;
     sq.saved.clear();
     return false;
   }
-  note = fmt::format(
-      "squarem: the extrapolated cycle ends at objective {:.8e}, above the plain sweeps' "
-      "{:.8e}: back to them",
-      objective, sq.objective2);
+  note = by_residual
+             ? fmt::format(
+                   "squarem: the extrapolated cycle's residual |F(x') - x'| = {:.4e} is above "
+                   "the plain sweeps' |x2 - x1| = {:.4e} (which raised the objective): back to "
+                   "them",
+                   residual, sq.residual1)
+             : fmt::format(
+                   "squarem: the extrapolated cycle ends at objective {:.8e}, above the plain "
+                   "sweeps' {:.8e}: back to them",
+                   objective, sq.objective2);
   Snapshot x2 = std::move(sq.saved[0]);
   sq.saved.clear();
   st.current.factors = std::move(x2.factors);

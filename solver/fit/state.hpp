@@ -79,12 +79,15 @@ struct StopState {
 
 // SQUAREM's cycle (solver/fit/squarem.hpp): x0 -> F(x0) = x1 -> F(x1) = x2, then a step from
 // x0 along the two changes and one stabilizing sweep from there, kept only if its objective is
-// not above x2's. phase: the sweeps of the cycle done (0: at x0, 1: at x1, 2: at x2, 3: in the
-// stabilizing sweep). saved: x0 (phases 1, 2), x1 (phase 2), x2 (phase 3).
+// not above x2's (or, where the cycle's plain sweeps raised the objective, when its fixed-point
+// residual is not above theirs). phase: the sweeps of the cycle done (0: at x0, 1: at x1, 2: at
+// x2, 3: in the stabilizing sweep). saved: x0 (phases 1, 2), x1 (phase 2), x2 and, judged by the
+// residual, the jump's x' (phase 3).
 struct SquaremState {
   int phase = 0;
   double step_max = 1;    // the largest |alpha| allowed; grows after steps that reached it
   double objective2 = 0;  // x2's objective (phase 3)
+  double residual1 = 0;   // |x2 - x1| in x0's frame (phase 3, judged by the residual)
   std::vector<Snapshot> saved;
 };
 
