@@ -396,8 +396,9 @@ const std::vector<FitField>& fit_fields() {
             {.option = "--accelerate",
              .help = "none (plain sweeps) or squarem (under the population prior with free "
                      "comparison factors: SQUAREM cycles over sweeps, kept when they do not "
-                     "raise the objective; docs/design.md, \"Accelerating the EM\"). Default: "
-                     "squarem with --stop objective where it applies, else none",
+                     "end above the plain sweeps' objective, or, where those raised it, their "
+                     "fixed-point residual; docs/design.md, \"Accelerating the EM\"). "
+                     "Default: squarem with --stop objective where it applies, else none",
              .attribute = "accelerate",
              .role = R::kIdentity,
              .in_model = true,

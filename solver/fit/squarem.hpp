@@ -9,9 +9,13 @@
 // sweep, and extrapolating that turn, a change that does not shrink, kept the cycles from
 // converging), then, with r = x1 - x0, v = x2 - 2 x1 + x0
 // and alpha = -|r| / |v| clamped to [-step_max, -1], jumps to x' = x0 - 2 alpha r + alpha^2 v
-// and takes one stabilizing sweep x3 = F(x'). x3 is kept when its objective is not above x2's;
-// otherwise (or when x' has no positive definite prior covariance) the fit returns to x2: the
-// safeguard, so an accelerated cycle never ends above the plain sweeps' objective. step_max
+// and takes one stabilizing sweep x3 = F(x'). The safeguard: where the cycle's plain sweeps
+// lowered the objective (x2's not above x1's), x3 is kept when its objective is not above x2's,
+// so such a cycle never ends above the plain sweeps' objective; where they raised it (the
+// objective is no Lyapunov function of these sweeps: the users' new posterior spreads enter it,
+// and with few labels per user the sweeps raise it for long stretches), x3 is kept when its
+// fixed-point residual |x3 - x'| (in x''s frame) is not above |x2 - x1|. Otherwise (or when x'
+// has no positive definite prior covariance) the fit returns to x2. step_max
 // starts at 1 and grows fourfold after a step that reached it, shrinks fourfold after a
 // return (Du and Varadhan's rule). alpha = -1 is x2 itself (no jump). |.| sums the local rows
 // of U and Z over the ranks, and the replicated prior once.
