@@ -361,10 +361,10 @@ TEST_F(DefaultFitCli, RuleStopsAtTheSameSweepAtOneTwoAndFourRanks) {
 }
 
 // --stop objective accelerates the sweeps by SQUAREM unless told otherwise (--accelerate's
-// default resolves by the rule and recorded as used), and the accelerated and the plain sweeps
-// reach the same fixed point (predictions within what --tol 1e-9 leaves), the accelerated one in
-// fewer sweeps (21 against 38 here). Where SQUAREM does not
-// apply (--prior ridge) the default is none, and asking for it there is refused.
+// default resolves by the rule, and the value used is recorded), and the accelerated and the
+// plain sweeps reach the same fixed point (predictions within what --tol 1e-9 leaves), the
+// accelerated one in fewer sweeps (21 against 38 here). Where SQUAREM does not apply (--prior
+// ridge) the default is none, and asking for it there is refused.
 TEST_F(DefaultFitCli, StopObjectiveIsAcceleratedToThePlainSweepsFixedPoint) {
   const std::vector<std::string> objective = {"--stop", "objective",    "--tol",
                                               "1e-9",   "--max-sweeps", "400"};
