@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "solver/base/error.hpp"
@@ -12,6 +13,14 @@ namespace pref {
 
 namespace {
 constexpr double kStepFactor = 4;  // Du and Varadhan's mstep
+
+// The numbers a cycle extrapolates, part by part: U, Z, the prior's mean and covariance.
+std::array<std::vector<double>*, 4> parts(Snapshot& s) {
+  return {&s.factors.U, &s.factors.Z, &s.prior->mean, &s.prior->covariance};
+}
+std::array<const std::vector<double>*, 4> parts(const Snapshot& s) {
+  return {&s.factors.U, &s.factors.Z, &s.prior->mean, &s.prior->covariance};
+}
 
 // The prior's free numbers as one vector: mean, then covariance.
 std::vector<double> prior_vector(const PopulationPrior& p) {
@@ -82,10 +91,7 @@ double Squarem::before_sweep(FitState& st, std::string& note) {
       x1r[k] = x1r[k] - x0v[k];
     }
   };
-  combine(v.factors.U, r.factors.U, x0.factors.U);
-  combine(v.factors.Z, r.factors.Z, x0.factors.Z);
-  combine(v.prior->mean, r.prior->mean, x0.prior->mean);
-  combine(v.prior->covariance, r.prior->covariance, x0.prior->covariance);
+  for (int k = 0; k < 4; ++k) combine(*parts(v)[k], *parts(r)[k], *parts(x0)[k]);
   const double rr = dot(r, r), vv = dot(v, v);
   // The safeguard's measure (after_sweep): where the cycle's plain sweeps raised the objective
   // (x2's above x1's), the objective is not what they lower, and the stabilizing sweep is judged
@@ -113,10 +119,7 @@ double Squarem::before_sweep(FitState& st, std::string& note) {
     for (std::size_t k = 0; k < x.size(); ++k)
       x[k] = x[k] - 2 * alpha * rv[k] + alpha * alpha * vv_[k];
   };
-  jump(next.factors.U, r.factors.U, v.factors.U);
-  jump(next.factors.Z, r.factors.Z, v.factors.Z);
-  jump(next.prior->mean, r.prior->mean, v.prior->mean);
-  jump(next.prior->covariance, r.prior->covariance, v.prior->covariance);
+  for (int k = 0; k < 4; ++k) jump(*parts(next)[k], *parts(r)[k], *parts(v)[k]);
   next.prior->spread = ctx_.cur.prior->spread;  // recomputed by the next E-step
   sq.saved.clear();
   Snapshot x2 = copy_current();
@@ -159,10 +162,7 @@ bool Squarem::after_sweep(FitState& st, double objective, std::string& note) {
     auto minus = [](std::vector<double>& a, const std::vector<double>& b) {
       for (std::size_t k = 0; k < a.size(); ++k) a[k] -= b[k];
     };
-    minus(d.factors.U, xj.factors.U);
-    minus(d.factors.Z, xj.factors.Z);
-    minus(d.prior->mean, xj.prior->mean);
-    minus(d.prior->covariance, xj.prior->covariance);
+    for (int k = 0; k < 4; ++k) minus(*parts(d)[k], *parts(xj)[k]);
     residual = std::sqrt(dot(d, d));
   }
   const bool keep = std::isfinite(objective) &&
